@@ -1,0 +1,42 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+// loadPassword reads a password from file when given, else from the env var.
+// A missing source is a usage error naming both ways to give it.
+func loadPassword(env, file, flagName string) (secret.Secret, error) {
+	s, err := secret.Load(env, file)
+	if err != nil {
+		return secret.Secret{}, usageError{fmt.Errorf("%w (set %s or --%s)", err, env, flagName)}
+	}
+	return s, nil
+}
+
+// tlsConfig returns a TLS configuration with verification on, trusting the
+// system roots plus the PEM certificates in caFile when it is not empty.
+func tlsConfig(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("read --ca-file: %w", err)}
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usageError{fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)}
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}

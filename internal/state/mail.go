@@ -1,0 +1,4 @@
+package state
+
+// mailSchema holds the tables behind imapcopy's checkpoint (issue 3).
+var mailSchema = []string{}
