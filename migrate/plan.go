@@ -1,0 +1,791 @@
+package migrate
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+// Phase names a step of a migration. Global phases run once per run; account
+// phases run once per account, in the account pool.
+type Phase string
+
+// The phases, in the order the documented procedure runs them.
+const (
+	PhaseMTAStop           Phase = "mta_stop"           // global: stop the destination MTA
+	PhaseSmartScan         Phase = "smartscan"          // global: backup SmartScan on the destination
+	PhaseProvisioning      Phase = "provisioning"       // global: external restore, provisioning only
+	PhaseProvisioningCheck Phase = "provisioning_check" // global: every selected account exists on the destination
+	PhaseMail              Phase = "mail"               // account: IMAP copy
+	PhaseCalendars         Phase = "calendars"          // account: CalDAV copy
+	PhaseContacts          Phase = "contacts"           // account: CardDAV copy
+	PhaseVerify            Phase = "verify"             // account: source-versus-destination proof
+	PhaseDedup             Phase = "dedup"              // global: volume deduplication
+	PhaseMTAStart          Phase = "mta_start"          // global: start the destination MTA
+)
+
+// AllPhases lists every phase in run order.
+var AllPhases = []Phase{
+	PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
+	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseDedup, PhaseMTAStart,
+}
+
+// DefaultPhases is what a plan runs when it lists no phases: the procedure
+// without the optional MTA stop/start and deduplication.
+var DefaultPhases = []Phase{
+	PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
+	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify,
+}
+
+// IsAccountPhase reports whether p runs per account (in the pool).
+func (p Phase) IsAccountPhase() bool {
+	switch p {
+	case PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify:
+		return true
+	}
+	return false
+}
+
+// Defaults for zero-valued plan fields.
+const (
+	DefaultConcurrentAccounts   = 4
+	DefaultFoldersPerAccount    = 4
+	DefaultConnectionsPerServer = 32
+	DefaultStatePath            = "zxmigrate.db"
+	DefaultReportDir            = "zxmigrate-report"
+)
+
+// Plan is a whole-domain migration: where from, where to, which accounts,
+// which phases, and how hard to push. Load it with LoadPlan or ParsePlan;
+// programs may also fill it in directly and call Validate.
+//
+// A Plan is read-only once a Runner uses it.
+type Plan struct {
+	// Name is a free label shown in reports.
+	Name string `yaml:"name"`
+	// Source is the Zextras Suite (Zimbra) side.
+	Source Endpoint `yaml:"source"`
+	// Destination is the Carbonio side.
+	Destination Endpoint `yaml:"destination"`
+	// Domains lists the source domains to migrate.
+	Domains []string `yaml:"domains"`
+	// Accounts selects the accounts of those domains.
+	Accounts Selection `yaml:"accounts"`
+	// Map renames addresses from source to destination.
+	Map Mapping `yaml:"map"`
+	// Phases lists the phases to run; empty means DefaultPhases. Order in
+	// the file does not matter: phases always run in AllPhases order.
+	Phases []Phase `yaml:"phases"`
+	// Provisioning configures the external restore and its neighbours.
+	Provisioning Provisioning `yaml:"provisioning"`
+	// Mail configures the IMAP copy.
+	Mail MailOptions `yaml:"mail"`
+	// Calendars configures the CalDAV copy.
+	Calendars DAVOptions `yaml:"calendars"`
+	// Contacts configures the CardDAV copy.
+	Contacts DAVOptions `yaml:"contacts"`
+	// Concurrency bounds the work in flight.
+	Concurrency Concurrency `yaml:"concurrency"`
+	// State is the path of the SQLite state file; "" means DefaultStatePath.
+	State string `yaml:"state"`
+	// Report is the directory the JSON and HTML reports go to; "" means
+	// DefaultReportDir.
+	Report string `yaml:"report"`
+
+	hash string
+}
+
+// Endpoint is one side of the migration.
+type Endpoint struct {
+	// Kind is "zimbra" (Zextras Suite or Carbonio: virtual folders are
+	// found through the admin API and skipped) or "imap" (a generic server).
+	// "" means "zimbra".
+	Kind string `yaml:"kind"`
+	// Admin is the admin SOAP endpoint.
+	Admin AdminEndpoint `yaml:"admin"`
+	// IMAP is the IMAP endpoint used with admin (SASL PLAIN authzid) login.
+	IMAP IMAPEndpoint `yaml:"imap"`
+	// DAV is the CalDAV/CardDAV endpoint.
+	DAV DAVEndpoint `yaml:"dav"`
+}
+
+// Credential names where a password comes from. Inline passwords are refused
+// by the parser; Password is filled by Plan.LoadSecrets or by a program.
+type Credential struct {
+	// PasswordEnv names an environment variable holding the password.
+	PasswordEnv string `yaml:"password_env"`
+	// PasswordFile names a file whose first line is the password.
+	PasswordFile string `yaml:"password_file"`
+	// Password is the loaded secret; never read from or written to YAML.
+	Password secret.Secret `yaml:"-" json:"-"`
+}
+
+// AdminEndpoint is an admin SOAP endpoint, e.g.
+// https://mail.example.com:7071/service/admin/soap.
+type AdminEndpoint struct {
+	URL        string `yaml:"url"`
+	User       string `yaml:"user"`
+	Credential `yaml:",inline"`
+	// CAFile adds PEM certificates to the trusted roots. Verification is
+	// always on.
+	CAFile string `yaml:"ca_file"`
+}
+
+// IMAPEndpoint is an IMAP server reached with admin login.
+type IMAPEndpoint struct {
+	// Address is host:port.
+	Address string `yaml:"address"`
+	// Security is "tls" (implicit TLS, the default), "starttls" or "none".
+	Security string `yaml:"security"`
+	// Admin is the SASL PLAIN authcid; each account is the authzid.
+	Admin      string `yaml:"admin"`
+	Credential `yaml:",inline"`
+	CAFile     string `yaml:"ca_file"`
+}
+
+// DAVEndpoint is a CalDAV/CardDAV server.
+type DAVEndpoint struct {
+	// URL is the DAV root, e.g. https://mail.example.com/dav/ ; each
+	// account's home is URL + account + "/".
+	URL string `yaml:"url"`
+	// Auth is "token" (a per-user token obtained through the admin API,
+	// the default) or "basic" (User and the credential, for servers whose
+	// admin may read every home).
+	Auth       string `yaml:"auth"`
+	User       string `yaml:"user"`
+	Credential `yaml:",inline"`
+	CAFile     string `yaml:"ca_file"`
+}
+
+// Selection picks accounts.
+type Selection struct {
+	// FromDirectory lists all accounts of Domains from the source admin
+	// API. It is the default when ListFile is empty.
+	FromDirectory *bool `yaml:"from_directory"`
+	// ListFile names a file with one source address per line (# comments).
+	ListFile string `yaml:"list_file"`
+	// Include keeps only addresses matching one of these patterns
+	// (path.Match syntax, e.g. "*@example.com"); empty keeps all.
+	Include []string `yaml:"include"`
+	// Exclude drops addresses matching any of these patterns.
+	Exclude []string `yaml:"exclude"`
+}
+
+// Mapping renames addresses.
+type Mapping struct {
+	// Domains maps a source domain to a destination domain.
+	Domains map[string]string `yaml:"domains"`
+	// Accounts maps one source address to a destination address; it wins
+	// over Domains.
+	Accounts map[string]string `yaml:"accounts"`
+}
+
+// Provisioning configures the restore-based provisioning.
+type Provisioning struct {
+	// BackupPath is the source export as the destination sees it.
+	BackupPath string `yaml:"backup_path"`
+	// ProvisioningOnly restores accounts without items; nil means true, as
+	// the procedure requires.
+	ProvisioningOnly *bool `yaml:"provisioning_only"`
+	// ConcurrentAccounts is the restore's own concurrency (0: server default).
+	ConcurrentAccounts int `yaml:"concurrent_accounts"`
+	// SkipDomainProvisioning restores account attributes only.
+	SkipDomainProvisioning bool `yaml:"skip_domain_provisioning"`
+	// SkipDistributionLists and SkipCOS skip those objects.
+	SkipDistributionLists bool `yaml:"skip_distribution_lists"`
+	SkipCOS               bool `yaml:"skip_cos"`
+	// DedupVolume is the volume the dedup phase deduplicates ("" lets the
+	// server pick the current primary).
+	DedupVolume string `yaml:"dedup_volume"`
+}
+
+// MailOptions configures the IMAP copy.
+type MailOptions struct {
+	// Include and Exclude select folders by name (path.Match on the
+	// '/'-separated name); empty Include keeps all.
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+	// Folders renames folders: source name to destination name.
+	Folders map[string]string `yaml:"folders"`
+	// SkipDeleted leaves messages flagged \Deleted behind (reported).
+	SkipDeleted bool `yaml:"skip_deleted"`
+	// MaxSize skips (and reports) messages larger than this many bytes;
+	// 0 means no limit.
+	MaxSize int64 `yaml:"max_size"`
+	// WritersPerAccount bounds APPENDs in flight per destination mailbox;
+	// 0 means the copier's default.
+	WritersPerAccount int `yaml:"writers_per_account"`
+}
+
+// DAVOptions configures a calendar or contact copy.
+type DAVOptions struct {
+	// Include and Exclude select collections by name; empty Include keeps all.
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+}
+
+// Concurrency holds the separate knobs for separate resources.
+type Concurrency struct {
+	// ConcurrentAccounts is how many accounts run at once
+	// (0: DefaultConcurrentAccounts).
+	ConcurrentAccounts int `yaml:"concurrent_accounts"`
+	// FoldersPerAccount is how many folders or collections of one account
+	// copy at once (0: DefaultFoldersPerAccount).
+	FoldersPerAccount int `yaml:"folders_per_account"`
+	// ConnectionsPerServer caps IMAP connections per server across all
+	// accounts (0: DefaultConnectionsPerServer).
+	ConnectionsPerServer int `yaml:"connections_per_server"`
+}
+
+// PlanError is a problem with a plan, naming the key (and the line when it
+// came from a file).
+type PlanError struct {
+	File string // the plan file, "" when parsed from memory
+	Line int    // 1-based, 0 when unknown
+	Key  string // dotted key path, e.g. "source.imap.password"
+	Msg  string
+}
+
+func (e *PlanError) Error() string {
+	var b strings.Builder
+	b.WriteString("migrate: plan")
+	if e.File != "" {
+		b.WriteString(" " + e.File)
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		b.WriteString(": " + e.Key)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// LoadPlan reads, parses and validates the plan file at name. Relative paths
+// inside it are relative to the file's directory. It does not load secrets:
+// call LoadSecrets.
+func LoadPlan(name string) (*Plan, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read plan: %w", err)
+	}
+	p, err := parsePlan(b, name)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(name))
+	if err != nil {
+		return nil, fmt.Errorf("migrate: plan path: %w", err)
+	}
+	p.resolvePaths(dir)
+	return p, nil
+}
+
+// ParsePlan parses and validates a plan from YAML. Unknown keys and inline
+// secrets are errors naming the key and line.
+func ParsePlan(r io.Reader) (*Plan, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read plan: %w", err)
+	}
+	return parsePlan(b, "")
+}
+
+// secretKeys are keys that would put a secret into the plan file.
+var secretKeys = []string{"password", "pass", "secret", "token", "auth_token"}
+
+func parsePlan(b []byte, file string) (*Plan, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, &PlanError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if err := rejectInlineSecrets(&root, "", file); err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	p := &Plan{}
+	if err := dec.Decode(p); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &PlanError{File: file, Msg: "empty plan"}
+		}
+		return nil, yamlPlanError(err, file)
+	}
+	sum := sha256.Sum256(b)
+	p.hash = hex.EncodeToString(sum[:8])
+	if err := p.validate(file, &root); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// yamlPlanError turns yaml.v3's "line N: field x not found in type T" into
+// a PlanError naming the key.
+func yamlPlanError(err error, file string) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) || len(te.Errors) == 0 {
+		return &PlanError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var errs []error
+	for _, m := range te.Errors {
+		pe := &PlanError{File: file, Msg: m}
+		var line int
+		var rest string
+		if n, _ := fmt.Sscanf(m, "line %d:", &line); n == 1 {
+			pe.Line = line
+			_, rest, _ = strings.Cut(m, ": ")
+			pe.Msg = rest
+		}
+		if strings.HasPrefix(pe.Msg, "field ") && strings.Contains(pe.Msg, " not found in type ") {
+			key := strings.TrimPrefix(pe.Msg, "field ")
+			key, _, _ = strings.Cut(key, " ")
+			pe.Key = key
+			pe.Msg = "unknown key"
+		}
+		errs = append(errs, pe)
+	}
+	return errors.Join(errs...)
+}
+
+func rejectInlineSecrets(n *yaml.Node, prefix, file string) error {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			if err := rejectInlineSecrets(c, prefix, file); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if prefix != "" {
+				key = prefix + "." + k.Value
+			}
+			if slices.Contains(secretKeys, strings.ToLower(k.Value)) {
+				return &PlanError{File: file, Line: k.Line, Key: key,
+					Msg: "inline secrets are not allowed in a plan; use password_env or password_file"}
+			}
+			if err := rejectInlineSecrets(v, key, file); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lineOf returns the line of the key at dotted path in the document, or 0.
+func lineOf(root *yaml.Node, dotted string) int {
+	if root == nil {
+		return 0
+	}
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(dotted, ".") {
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				line = n.Content[i].Line
+				n = n.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return line
+		}
+	}
+	return line
+}
+
+// Validate checks a plan filled in by a program. ParsePlan and LoadPlan
+// call it.
+func (p *Plan) Validate() error { return p.validate("", nil) }
+
+func (p *Plan) validate(file string, root *yaml.Node) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &PlanError{File: file, Line: lineOf(root, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	for i, ph := range p.Phases {
+		if !slices.Contains(AllPhases, ph) {
+			bad(fmt.Sprintf("phases[%d]", i), "unknown phase %q (want one of %s)", ph, phaseList(AllPhases))
+		}
+	}
+	if len(p.Domains) == 0 && p.Accounts.ListFile == "" {
+		bad("domains", "list at least one domain (or give accounts.list_file)")
+	}
+	for i, d := range p.Domains {
+		if d == "" || strings.ContainsAny(d, "@/ \t") {
+			bad(fmt.Sprintf("domains[%d]", i), "%q is not a domain name", d)
+		}
+	}
+	checkPatterns := func(key string, pats []string) {
+		for i, pat := range pats {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" {
+				bad(fmt.Sprintf("%s[%d]", key, i), "bad pattern %q", pat)
+			}
+		}
+	}
+	checkPatterns("accounts.include", p.Accounts.Include)
+	checkPatterns("accounts.exclude", p.Accounts.Exclude)
+	checkPatterns("mail.include", p.Mail.Include)
+	checkPatterns("mail.exclude", p.Mail.Exclude)
+	checkPatterns("calendars.include", p.Calendars.Include)
+	checkPatterns("calendars.exclude", p.Calendars.Exclude)
+	checkPatterns("contacts.include", p.Contacts.Include)
+	checkPatterns("contacts.exclude", p.Contacts.Exclude)
+	for from, to := range p.Map.Domains {
+		if from == "" || to == "" || strings.Contains(from+to, "@") {
+			bad("map.domains", "bad domain mapping %q: %q", from, to)
+		}
+	}
+	for from, to := range p.Map.Accounts {
+		if !strings.Contains(from, "@") || !strings.Contains(to, "@") {
+			bad("map.accounts", "bad address mapping %q: %q", from, to)
+		}
+	}
+	for side, ep := range map[string]*Endpoint{"source": &p.Source, "destination": &p.Destination} {
+		switch ep.Kind {
+		case "", "zimbra", "imap":
+		default:
+			bad(side+".kind", "unknown kind %q (want zimbra or imap)", ep.Kind)
+		}
+		switch ep.IMAP.Security {
+		case "", "tls", "starttls", "none":
+		default:
+			bad(side+".imap.security", "unknown security %q (want tls, starttls or none)", ep.IMAP.Security)
+		}
+		switch ep.DAV.Auth {
+		case "", "token", "basic":
+		default:
+			bad(side+".dav.auth", "unknown auth %q (want token or basic)", ep.DAV.Auth)
+		}
+		if ep.Admin.PasswordEnv != "" && ep.Admin.PasswordFile != "" {
+			bad(side+".admin", "give password_env or password_file, not both")
+		}
+	}
+	need := p.needs()
+	if need.srcAdmin {
+		p.requireAdmin(bad, "source", &p.Source)
+	}
+	if need.dstAdmin {
+		p.requireAdmin(bad, "destination", &p.Destination)
+	}
+	if need.imap {
+		p.requireIMAP(bad, "source", &p.Source)
+		p.requireIMAP(bad, "destination", &p.Destination)
+	}
+	if need.dav {
+		p.requireDAV(bad, "source", &p.Source)
+		p.requireDAV(bad, "destination", &p.Destination)
+	}
+	if p.HasPhase(PhaseProvisioning) && p.Provisioning.BackupPath == "" {
+		bad("provisioning.backup_path", "required by the provisioning phase")
+	}
+	if p.Provisioning.ConcurrentAccounts < 0 {
+		bad("provisioning.concurrent_accounts", "must not be negative")
+	}
+	if p.Mail.MaxSize < 0 {
+		bad("mail.max_size", "must not be negative")
+	}
+	if p.Concurrency.ConcurrentAccounts < 0 {
+		bad("concurrency.concurrent_accounts", "must not be negative")
+	}
+	if p.Concurrency.FoldersPerAccount < 0 {
+		bad("concurrency.folders_per_account", "must not be negative")
+	}
+	if p.Concurrency.ConnectionsPerServer < 0 {
+		bad("concurrency.connections_per_server", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+type needs struct{ srcAdmin, dstAdmin, imap, dav bool }
+
+func (p *Plan) needs() needs {
+	var n needs
+	for _, ph := range p.EffectivePhases() {
+		switch ph {
+		case PhaseMTAStop, PhaseMTAStart, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck, PhaseDedup:
+			n.dstAdmin = true
+		case PhaseMail:
+			n.imap = true
+		case PhaseCalendars, PhaseContacts:
+			n.dav = true
+		case PhaseVerify:
+		}
+	}
+	if p.Accounts.ListFile == "" && p.Accounts.FromDirectory == nil || p.Accounts.FromDirectory != nil && *p.Accounts.FromDirectory {
+		n.srcAdmin = true
+	}
+	if n.dav {
+		if p.Source.DAV.Auth == "" || p.Source.DAV.Auth == "token" {
+			n.srcAdmin = true
+		}
+		if p.Destination.DAV.Auth == "" || p.Destination.DAV.Auth == "token" {
+			n.dstAdmin = true
+		}
+	}
+	if n.imap && p.Source.Kind != "imap" {
+		n.srcAdmin = true // virtual folders come from the admin API
+	}
+	return n
+}
+
+type badFunc func(key, format string, args ...any)
+
+func requireCred(bad badFunc, key string, c *Credential) {
+	if c.PasswordEnv == "" && c.PasswordFile == "" && c.Password.IsZero() {
+		bad(key, "missing credential: give password_env or password_file")
+	}
+	if c.PasswordEnv != "" && c.PasswordFile != "" {
+		bad(key, "give password_env or password_file, not both")
+	}
+}
+
+func (p *Plan) requireAdmin(bad badFunc, side string, ep *Endpoint) {
+	if ep.Admin.URL == "" {
+		bad(side+".admin.url", "required")
+	}
+	if ep.Admin.User == "" {
+		bad(side+".admin.user", "required")
+	}
+	requireCred(bad, side+".admin", &ep.Admin.Credential)
+}
+
+func (p *Plan) requireIMAP(bad badFunc, side string, ep *Endpoint) {
+	if ep.IMAP.Address == "" {
+		bad(side+".imap.address", "required by the mail phase")
+	}
+	if ep.IMAP.Admin == "" {
+		bad(side+".imap.admin", "required by the mail phase")
+	}
+	requireCred(bad, side+".imap", &ep.IMAP.Credential)
+}
+
+func (p *Plan) requireDAV(bad badFunc, side string, ep *Endpoint) {
+	if ep.DAV.URL == "" {
+		bad(side+".dav.url", "required by the calendars and contacts phases")
+	}
+	if ep.DAV.Auth == "basic" {
+		if ep.DAV.User == "" {
+			bad(side+".dav.user", "required with auth: basic")
+		}
+		requireCred(bad, side+".dav", &ep.DAV.Credential)
+	}
+}
+
+func phaseList(ps []Phase) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = string(p)
+	}
+	return strings.Join(s, ", ")
+}
+
+// EffectivePhases returns the phases the plan runs, in run order.
+func (p *Plan) EffectivePhases() []Phase {
+	if len(p.Phases) == 0 {
+		return DefaultPhases
+	}
+	var out []Phase
+	for _, ph := range AllPhases {
+		if slices.Contains(p.Phases, ph) {
+			out = append(out, ph)
+		}
+	}
+	return out
+}
+
+// HasPhase reports whether the plan runs ph.
+func (p *Plan) HasPhase(ph Phase) bool { return slices.Contains(p.EffectivePhases(), ph) }
+
+// Hash identifies the plan text (empty for a plan built in code).
+func (p *Plan) Hash() string { return p.hash }
+
+// StatePath returns the state file path.
+func (p *Plan) StatePath() string {
+	if p.State == "" {
+		return DefaultStatePath
+	}
+	return p.State
+}
+
+// ReportDir returns the report directory.
+func (p *Plan) ReportDir() string {
+	if p.Report == "" {
+		return DefaultReportDir
+	}
+	return p.Report
+}
+
+func (p *Plan) resolvePaths(dir string) {
+	abs := func(s *string) {
+		if *s != "" && !filepath.IsAbs(*s) && *s != ":memory:" {
+			*s = filepath.Join(dir, *s)
+		}
+	}
+	abs(&p.State)
+	abs(&p.Report)
+	abs(&p.Accounts.ListFile)
+	for _, ep := range []*Endpoint{&p.Source, &p.Destination} {
+		abs(&ep.Admin.PasswordFile)
+		abs(&ep.Admin.CAFile)
+		abs(&ep.IMAP.PasswordFile)
+		abs(&ep.IMAP.CAFile)
+		abs(&ep.DAV.PasswordFile)
+		abs(&ep.DAV.CAFile)
+	}
+}
+
+// LoadSecrets reads every credential the plan's phases need from its
+// environment variable or file. A missing one is a *PlanError naming the key.
+// Credentials already set (Password not zero) are kept.
+func (p *Plan) LoadSecrets() error {
+	var errs []error
+	load := func(key string, c *Credential) {
+		if !c.Password.IsZero() {
+			return
+		}
+		s, err := secret.Load(c.PasswordEnv, c.PasswordFile)
+		if err != nil {
+			errs = append(errs, &PlanError{Key: key, Msg: strings.TrimPrefix(err.Error(), "secret: ")})
+			return
+		}
+		c.Password = s
+	}
+	need := p.needs()
+	if need.srcAdmin {
+		load("source.admin", &p.Source.Admin.Credential)
+	}
+	if need.dstAdmin {
+		load("destination.admin", &p.Destination.Admin.Credential)
+	}
+	if need.imap {
+		load("source.imap", &p.Source.IMAP.Credential)
+		load("destination.imap", &p.Destination.IMAP.Credential)
+	}
+	if need.dav {
+		if p.Source.DAV.Auth == "basic" {
+			load("source.dav", &p.Source.DAV.Credential)
+		}
+		if p.Destination.DAV.Auth == "basic" {
+			load("destination.dav", &p.Destination.DAV.Credential)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MapAddress returns the destination address of a source address.
+func (p *Plan) MapAddress(src string) string {
+	if d, ok := p.Map.Accounts[src]; ok {
+		return d
+	}
+	local, dom, ok := strings.Cut(src, "@")
+	if !ok {
+		return src
+	}
+	if to, ok := p.Map.Domains[strings.ToLower(dom)]; ok {
+		return local + "@" + to
+	}
+	return src
+}
+
+// Selects reports whether the account address passes the include and
+// exclude patterns.
+func (s *Selection) Selects(addr string) bool {
+	return matchFilter(s.Include, s.Exclude, strings.ToLower(addr))
+}
+
+func matchFilter(include, exclude []string, name string) bool {
+	if len(include) > 0 {
+		ok := false
+		for _, p := range include {
+			if m, _ := path.Match(p, name); m {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, p := range exclude {
+		if m, _ := path.Match(p, name); m {
+			return false
+		}
+	}
+	return true
+}
+
+// readListFile reads one address per line, skipping blanks and # comments.
+func readListFile(name string) ([]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: accounts.list_file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = strings.TrimSpace(s[:i])
+		}
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "@") {
+			return nil, &PlanError{File: name, Line: line, Key: "accounts.list_file", Msg: fmt.Sprintf("%q is not an address", s)}
+		}
+		out = append(out, strings.ToLower(s))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: accounts.list_file: %w", err)
+	}
+	return out, nil
+}
+
+func (c Concurrency) accounts() int {
+	if c.ConcurrentAccounts > 0 {
+		return c.ConcurrentAccounts
+	}
+	return DefaultConcurrentAccounts
+}
+
+func (c Concurrency) folders() int {
+	if c.FoldersPerAccount > 0 {
+		return c.FoldersPerAccount
+	}
+	return DefaultFoldersPerAccount
+}
+
+func (c Concurrency) connections() int {
+	if c.ConnectionsPerServer > 0 {
+		return c.ConnectionsPerServer
+	}
+	return DefaultConnectionsPerServer
+}
