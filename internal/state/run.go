@@ -1,0 +1,247 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// This file holds the orchestrator's tables: runs, accounts and phases
+// (declared in coreSchema). Package migrate is their only user.
+
+// GlobalAccount is the account key under which run-wide phases (SmartScan,
+// provisioning, dedup, MTA) record their status.
+const GlobalAccount = "*"
+
+// AccountRow is one account of the migration.
+type AccountRow struct {
+	Source      string
+	Destination string
+	// Phase is the last phase that started; Status the account's status.
+	Phase   string
+	Status  string
+	Error   string
+	Size    int64
+	Updated time.Time
+}
+
+// PhaseRow is the status of one phase of one account (or of GlobalAccount).
+type PhaseRow struct {
+	Account string
+	Phase   string
+	Status  string
+	// Detail is the phase's result as the orchestrator serialised it.
+	Detail  string
+	Updated time.Time
+}
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// StartRun records a new run and returns its id.
+func (s *Store) StartRun(ctx context.Context, planHash string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO runs(plan_hash, started) VALUES(?, ?)`, planHash, now())
+	if err != nil {
+		return 0, fmt.Errorf("state: start run: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("state: start run: %w", err)
+	}
+	return id, nil
+}
+
+// FinishRun records the end of run id with its outcome.
+func (s *Store) FinishRun(ctx context.Context, id int64, outcome string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE runs SET finished=?, outcome=? WHERE id=?`, now(), outcome, id); err != nil {
+		return fmt.Errorf("state: finish run %d: %w", id, err)
+	}
+	return nil
+}
+
+// RunInfo is one row of the runs table.
+type RunInfo struct {
+	ID       int64
+	PlanHash string
+	Started  time.Time
+	Finished time.Time // zero while running or after a crash
+	Outcome  string
+}
+
+// Runs lists the runs, oldest first.
+func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, plan_hash, started, COALESCE(finished,''), outcome FROM runs ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("state: runs: %w", err)
+	}
+	defer rows.Close()
+	var out []RunInfo
+	for rows.Next() {
+		var r RunInfo
+		var st, fin string
+		if err := rows.Scan(&r.ID, &r.PlanHash, &st, &fin, &r.Outcome); err != nil {
+			return nil, fmt.Errorf("state: runs: %w", err)
+		}
+		r.Started, r.Finished = parseTime(st), parseTime(fin)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// PutAccount inserts the account or updates its destination and size,
+// keeping its status and phases.
+func (s *Store) PutAccount(ctx context.Context, source, destination string, size int64) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO accounts(source, destination, size, updated) VALUES(?,?,?,?)
+		ON CONFLICT(source) DO UPDATE SET destination=excluded.destination,
+		size=CASE WHEN excluded.size>0 THEN excluded.size ELSE accounts.size END`,
+		source, destination, size, now())
+	if err != nil {
+		return fmt.Errorf("state: account %s: %w", source, err)
+	}
+	return nil
+}
+
+// SetAccountStatus records an account's status, its current phase and error.
+func (s *Store) SetAccountStatus(ctx context.Context, source, phase, status, errText string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE accounts SET phase=?, status=?, error=?, updated=? WHERE source=?`,
+		phase, status, errText, now(), source)
+	if err != nil {
+		return fmt.Errorf("state: account %s: %w", source, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("state: account %s: not recorded", source)
+	}
+	return nil
+}
+
+// Account returns one account, or ok=false.
+func (s *Store) Account(ctx context.Context, source string) (AccountRow, bool, error) {
+	var a AccountRow
+	var upd string
+	err := s.db.QueryRowContext(ctx, `SELECT source, destination, phase, status, error, size, updated FROM accounts WHERE source=?`, source).
+		Scan(&a.Source, &a.Destination, &a.Phase, &a.Status, &a.Error, &a.Size, &upd)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AccountRow{}, false, nil
+	}
+	if err != nil {
+		return AccountRow{}, false, fmt.Errorf("state: account %s: %w", source, err)
+	}
+	a.Updated = parseTime(upd)
+	return a, true, nil
+}
+
+// Accounts lists all accounts, by source address.
+func (s *Store) Accounts(ctx context.Context) ([]AccountRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT source, destination, phase, status, error, size, updated FROM accounts ORDER BY source`)
+	if err != nil {
+		return nil, fmt.Errorf("state: accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []AccountRow
+	for rows.Next() {
+		var a AccountRow
+		var upd string
+		if err := rows.Scan(&a.Source, &a.Destination, &a.Phase, &a.Status, &a.Error, &a.Size, &upd); err != nil {
+			return nil, fmt.Errorf("state: accounts: %w", err)
+		}
+		a.Updated = parseTime(upd)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// SetPhase records the status and detail of one phase of an account (or of
+// GlobalAccount).
+func (s *Store) SetPhase(ctx context.Context, account, phase, status, detail string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO phases(account, phase, status, detail, updated) VALUES(?,?,?,?,?)
+		ON CONFLICT(account, phase) DO UPDATE SET status=excluded.status, detail=excluded.detail, updated=excluded.updated`,
+		account, phase, status, detail, now())
+	if err != nil {
+		return fmt.Errorf("state: phase %s of %s: %w", phase, account, err)
+	}
+	return nil
+}
+
+// Phase returns one phase row, or ok=false.
+func (s *Store) Phase(ctx context.Context, account, phase string) (PhaseRow, bool, error) {
+	p := PhaseRow{Account: account, Phase: phase}
+	var upd string
+	err := s.db.QueryRowContext(ctx, `SELECT status, detail, updated FROM phases WHERE account=? AND phase=?`, account, phase).
+		Scan(&p.Status, &p.Detail, &upd)
+	if errors.Is(err, sql.ErrNoRows) {
+		return PhaseRow{}, false, nil
+	}
+	if err != nil {
+		return PhaseRow{}, false, fmt.Errorf("state: phase %s of %s: %w", phase, account, err)
+	}
+	p.Updated = parseTime(upd)
+	return p, true, nil
+}
+
+// Phases lists every phase row, by account then phase name.
+func (s *Store) Phases(ctx context.Context) ([]PhaseRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT account, phase, status, detail, updated FROM phases ORDER BY account, phase`)
+	if err != nil {
+		return nil, fmt.Errorf("state: phases: %w", err)
+	}
+	defer rows.Close()
+	var out []PhaseRow
+	for rows.Next() {
+		var p PhaseRow
+		var upd string
+		if err := rows.Scan(&p.Account, &p.Phase, &p.Status, &p.Detail, &upd); err != nil {
+			return nil, fmt.Errorf("state: phases: %w", err)
+		}
+		p.Updated = parseTime(upd)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ResetPhases sets every phase whose status is one of from back to
+// "pending", and returns how many it changed. migrate uses it for
+// --retry-failed.
+func (s *Store) ResetPhases(ctx context.Context, from ...string) (int64, error) {
+	var n int64
+	for _, st := range from {
+		res, err := s.db.ExecContext(ctx, `UPDATE phases SET status='pending', updated=? WHERE status=?`, now(), st)
+		if err != nil {
+			return n, fmt.Errorf("state: reset phases: %w", err)
+		}
+		c, _ := res.RowsAffected()
+		n += c
+	}
+	return n, nil
+}
+
+const lastReportKey = "migrate.last_report"
+
+// SaveReport stores the latest report (JSON) so that it can be rendered
+// again without the servers.
+func (s *Store) SaveReport(ctx context.Context, report []byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES(?, ?)
+		ON CONFLICT(key) DO UPDATE SET value=excluded.value`, lastReportKey, string(report))
+	if err != nil {
+		return fmt.Errorf("state: save report: %w", err)
+	}
+	return nil
+}
+
+// LastReport returns the report stored by SaveReport, or ok=false.
+func (s *Store) LastReport(ctx context.Context) ([]byte, bool, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, lastReportKey).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: last report: %w", err)
+	}
+	return []byte(v), true, nil
+}

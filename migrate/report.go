@@ -1,0 +1,385 @@
+package migrate
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ReportVersion is the version of the JSON report format.
+const ReportVersion = 1
+
+// Status is the outcome of a phase, an account or a run.
+type Status string
+
+// Statuses.
+const (
+	StatusPending     Status = "pending"     // not started yet
+	StatusRunning     Status = "running"     // started, not finished (a crash leaves this)
+	StatusDone        Status = "done"        // finished, nothing skipped or failed
+	StatusPartial     Status = "partial"     // finished with skipped or failed items
+	StatusFailed      Status = "failed"      // could not finish
+	StatusNotRun      Status = "not_run"     // did not run; Reason says why
+	StatusInterrupted Status = "interrupted" // stopped by cancellation; resumable
+)
+
+// Report is the outcome of a run: data first, rendered by WriteHTML and
+// WriteText. It never holds a secret.
+type Report struct {
+	Version  int       `json:"version"`
+	Plan     string    `json:"plan,omitempty"`
+	PlanHash string    `json:"plan_hash,omitempty"`
+	RunID    int64     `json:"run_id"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Outcome is done, partial, failed or interrupted.
+	Outcome Status `json:"outcome"`
+	// Phases holds the global phases (provisioning and friends).
+	Phases   []PhaseResult   `json:"phases"`
+	Accounts []AccountReport `json:"accounts"`
+	// NotMigrated lists what this procedure does not move (shares,
+	// Files/Briefcase items, mountpoints), so nobody is surprised.
+	NotMigrated []NotMigrated `json:"not_migrated"`
+	// Throughput samples cumulative progress over the run.
+	Throughput []Sample `json:"throughput"`
+	Totals     Totals   `json:"totals"`
+}
+
+// AccountReport is one account's outcome.
+type AccountReport struct {
+	Source      string        `json:"source"`
+	Destination string        `json:"destination"`
+	Size        int64         `json:"size"`
+	Status      Status        `json:"status"`
+	Error       string        `json:"error,omitempty"`
+	Phases      []PhaseResult `json:"phases"`
+}
+
+// PhaseResult is one phase's outcome, for an account or for the run.
+type PhaseResult struct {
+	Phase    Phase     `json:"phase"`
+	Status   Status    `json:"status"`
+	Reason   string    `json:"reason,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Copied items were written in this run; Existing were already on the
+	// destination (an earlier run, or found by content).
+	Copied   int64 `json:"copied"`
+	Existing int64 `json:"existing"`
+	Skipped  int64 `json:"skipped"`
+	Failed   int64 `json:"failed"`
+	Bytes    int64 `json:"bytes"`
+	// Details holds per-folder or per-collection rows.
+	Details []Detail `json:"details,omitempty"`
+	// Problems names skipped and failed items with reasons.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Detail is one folder or collection of a phase.
+type Detail struct {
+	Name        string `json:"name"`
+	Destination string `json:"destination,omitempty"`
+	// SourceCount and DestCount are the item counts seen on each side
+	// (verification); -1 when not counted.
+	SourceCount int64  `json:"source_count"`
+	DestCount   int64  `json:"dest_count"`
+	Copied      int64  `json:"copied"`
+	Existing    int64  `json:"existing"`
+	Skipped     int64  `json:"skipped"`
+	Failed      int64  `json:"failed"`
+	Note        string `json:"note,omitempty"`
+}
+
+// Problem is a skipped or failed item.
+type Problem struct {
+	Item    string `json:"item"`
+	Skipped bool   `json:"skipped"`
+	Reason  string `json:"reason"`
+}
+
+// NotMigrated is something the procedure leaves behind on purpose.
+type NotMigrated struct {
+	Account string `json:"account"`
+	Kind    string `json:"kind"` // "share", "mountpoint", "search", "files"
+	Name    string `json:"name"`
+	Reason  string `json:"reason"`
+}
+
+// Sample is cumulative progress at a moment of the run.
+type Sample struct {
+	// Seconds since the run started.
+	Seconds float64 `json:"seconds"`
+	Items   int64   `json:"items"`
+	Bytes   int64   `json:"bytes"`
+}
+
+// Totals sums the accounts.
+type Totals struct {
+	Accounts int   `json:"accounts"`
+	Done     int   `json:"done"`
+	Partial  int   `json:"partial"`
+	Failed   int   `json:"failed"`
+	Pending  int   `json:"pending"`
+	Messages int64 `json:"messages"`
+	Events   int64 `json:"calendar_objects"`
+	Contacts int64 `json:"contacts"`
+	Existing int64 `json:"existing"`
+	Skipped  int64 `json:"skipped"`
+	FailedN  int64 `json:"failed_items"`
+	Bytes    int64 `json:"bytes"`
+}
+
+// Account returns the report of the account with source address src, or nil.
+func (r *Report) Account(src string) *AccountReport {
+	for i := range r.Accounts {
+		if r.Accounts[i].Source == src {
+			return &r.Accounts[i]
+		}
+	}
+	return nil
+}
+
+// Phase returns the account's result for ph, or nil.
+func (a *AccountReport) Phase(ph Phase) *PhaseResult {
+	for i := range a.Phases {
+		if a.Phases[i].Phase == ph {
+			return &a.Phases[i]
+		}
+	}
+	return nil
+}
+
+// OK reports whether every account and global phase finished with nothing
+// skipped, failed or unverified.
+func (r *Report) OK() bool { return r.Outcome == StatusDone }
+
+// finalize recomputes totals, statuses and the outcome from the phases.
+func (r *Report) finalize() {
+	r.Version = ReportVersion
+	t := Totals{Accounts: len(r.Accounts)}
+	worst := StatusDone
+	for i := range r.Accounts {
+		a := &r.Accounts[i]
+		a.Status = rollup(a.Phases, a.Error)
+		switch a.Status {
+		case StatusDone:
+			t.Done++
+		case StatusPartial:
+			t.Partial++
+		case StatusFailed:
+			t.Failed++
+		default:
+			t.Pending++
+		}
+		worst = worse(worst, a.Status)
+		for _, p := range a.Phases {
+			switch p.Phase {
+			case PhaseMail:
+				t.Messages += p.Copied
+			case PhaseCalendars:
+				t.Events += p.Copied
+			case PhaseContacts:
+				t.Contacts += p.Copied
+			}
+			if p.Phase != PhaseVerify {
+				t.Existing += p.Existing
+				t.Bytes += p.Bytes
+			}
+			t.Skipped += p.Skipped
+			t.FailedN += p.Failed
+		}
+	}
+	for _, p := range r.Phases {
+		worst = worse(worst, p.Status)
+	}
+	r.Totals = t
+	if r.Outcome != StatusInterrupted {
+		r.Outcome = worst
+	}
+}
+
+var severity = map[Status]int{
+	StatusDone: 0, StatusNotRun: 0, StatusPartial: 1, StatusPending: 2, StatusRunning: 2,
+	StatusInterrupted: 3, StatusFailed: 4,
+}
+
+func worse(a, b Status) Status {
+	if b == StatusNotRun {
+		return a
+	}
+	if severity[b] > severity[a] {
+		return b
+	}
+	return a
+}
+
+// rollup is an account's status from its phases.
+func rollup(phases []PhaseResult, accErr string) Status {
+	if accErr != "" {
+		return StatusFailed
+	}
+	st := StatusDone
+	ran := false
+	for _, p := range phases {
+		if p.Status == StatusNotRun {
+			continue
+		}
+		ran = true
+		if p.Status == StatusPending || p.Status == StatusRunning {
+			st = worse(st, StatusPending)
+			continue
+		}
+		st = worse(st, p.Status)
+	}
+	if !ran {
+		return StatusPending
+	}
+	if st == StatusFailed {
+		// Some phases may have done their part: still failed, the account
+		// needs attention.
+		return StatusFailed
+	}
+	return st
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("migrate: write report json: %w", err)
+	}
+	return nil
+}
+
+// ReadReport reads a JSON report and checks its version.
+func ReadReport(rd io.Reader) (*Report, error) {
+	var r Report
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+		return nil, fmt.Errorf("migrate: read report: %w", err)
+	}
+	if r.Version != ReportVersion {
+		return nil, fmt.Errorf("migrate: report version %d is not supported (want %d)", r.Version, ReportVersion)
+	}
+	return &r, nil
+}
+
+// WriteFiles writes report.json and report.html into dir (created 0700 when
+// missing; files 0600) and returns their paths.
+func (r *Report) WriteFiles(dir string) (jsonPath, htmlPath string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("migrate: report dir: %w", err)
+	}
+	jsonPath = filepath.Join(dir, "report.json")
+	htmlPath = filepath.Join(dir, "report.html")
+	write := func(p string, fn func(io.Writer) error) error {
+		tmp := p + ".tmp"
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("migrate: write report: %w", err)
+		}
+		if err := fn(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("migrate: write report: %w", err)
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return fmt.Errorf("migrate: write report: %w", err)
+		}
+		return nil
+	}
+	if err := write(jsonPath, r.WriteJSON); err != nil {
+		return "", "", err
+	}
+	if err := write(htmlPath, r.WriteHTML); err != nil {
+		return "", "", err
+	}
+	return jsonPath, htmlPath, nil
+}
+
+// WriteText writes a one-screen summary.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	t := r.Totals
+	fmt.Fprintf(&b, "Run %d: %s", r.RunID, strings.ToUpper(string(r.Outcome)))
+	if r.Plan != "" {
+		fmt.Fprintf(&b, " (%s)", r.Plan)
+	}
+	if !r.Finished.IsZero() {
+		fmt.Fprintf(&b, " in %s", r.Finished.Sub(r.Started).Round(100*time.Millisecond))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "Accounts: %d total, %d done, %d partial, %d failed, %d pending\n",
+		t.Accounts, t.Done, t.Partial, t.Failed, t.Pending)
+	fmt.Fprintf(&b, "Copied:   %d messages (%s), %d calendar objects, %d contacts; %d already present\n",
+		t.Messages, humanBytes(t.Bytes), t.Events, t.Contacts, t.Existing)
+	fmt.Fprintf(&b, "Problems: %d skipped, %d failed items\n", t.Skipped, t.FailedN)
+	for _, p := range r.Phases {
+		if p.Status == StatusDone || p.Status == StatusNotRun && p.Reason == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "  phase %s: %s", p.Phase, p.Status)
+		if p.Reason != "" {
+			fmt.Fprintf(&b, ": %s", p.Reason)
+		}
+		b.WriteString("\n")
+	}
+	shown := 0
+	for _, a := range r.Accounts {
+		if a.Status == StatusDone {
+			continue
+		}
+		if shown == 10 {
+			fmt.Fprintf(&b, "  ... and more: see the HTML or JSON report\n")
+			break
+		}
+		shown++
+		fmt.Fprintf(&b, "  %s: %s", a.Source, a.Status)
+		if a.Error != "" {
+			fmt.Fprintf(&b, ": %s", a.Error)
+		}
+		for _, p := range a.Phases {
+			if p.Status == StatusFailed || p.Status == StatusPartial {
+				fmt.Fprintf(&b, "; %s %s", p.Phase, p.Status)
+				if p.Reason != "" {
+					fmt.Fprintf(&b, " (%s)", p.Reason)
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
+	if n := len(r.NotMigrated); n > 0 {
+		kinds := map[string]int{}
+		for _, nm := range r.NotMigrated {
+			kinds[nm.Kind]++
+		}
+		var ks []string
+		for k, c := range kinds {
+			ks = append(ks, fmt.Sprintf("%d %s", c, k))
+		}
+		sort.Strings(ks)
+		fmt.Fprintf(&b, "Not migrated by this procedure: %s\n", strings.Join(ks, ", "))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

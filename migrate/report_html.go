@@ -1,0 +1,184 @@
+package migrate
+
+import (
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"strings"
+)
+
+// WriteHTML writes the report as one self-contained HTML page: inline CSS
+// and an inline SVG chart, no scripts, no network.
+func (r *Report) WriteHTML(w io.Writer) error {
+	if err := reportTmpl.Execute(w, htmlData{R: r, Chart: throughputChart(r.Throughput)}); err != nil {
+		return fmt.Errorf("migrate: write report html: %w", err)
+	}
+	return nil
+}
+
+type htmlData struct {
+	R     *Report
+	Chart template.HTML
+}
+
+var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"bytes": humanBytes,
+	"phase": func(a AccountReport, p Phase) *PhaseResult { return a.Phase(p) },
+	"accountPhases": func() []Phase {
+		return []Phase{PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify}
+	},
+	"dur": func(r *Report) string {
+		if r.Finished.IsZero() {
+			return "unfinished"
+		}
+		return r.Finished.Sub(r.Started).Round(1e8).String()
+	},
+	"hasProblems": func(a AccountReport) bool {
+		for _, p := range a.Phases {
+			if len(p.Problems) > 0 || len(p.Details) > 0 || p.Reason != "" {
+				return true
+			}
+		}
+		return a.Error != ""
+	},
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>zxmigrate report – run {{.R.RunID}} – {{.R.Outcome}}</title>
+<style>
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;width:100%;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.done{color:#176f2c}.partial{color:#a05a00}.failed,.interrupted{color:#b00020;font-weight:bold}
+.not_run,.pending,.running{color:#777}
+.badge{display:inline-block;padding:1px 8px;border-radius:9px;background:#eee}
+details{margin:.3em 0}summary{cursor:pointer}
+.kpi{display:flex;gap:1em;flex-wrap:wrap}.kpi div{background:#f6f8fa;border:1px solid #ddd;border-radius:6px;padding:.5em 1em}
+.kpi b{display:block;font-size:1.3em}
+svg text{font:11px sans-serif;fill:#555}
+</style></head><body>
+<h1>zxmigrate report{{if .R.Plan}}: {{.R.Plan}}{{end}}</h1>
+<p>Run {{.R.RunID}} · started {{.R.Started.Format "2006-01-02 15:04:05 MST"}} · {{dur .R}} ·
+outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report format version {{.R.Version}}</p>
+<div class="kpi">
+<div><b>{{.R.Totals.Accounts}}</b>accounts</div>
+<div><b class="done">{{.R.Totals.Done}}</b>done</div>
+<div><b class="partial">{{.R.Totals.Partial}}</b>partial</div>
+<div><b class="failed">{{.R.Totals.Failed}}</b>failed</div>
+<div><b>{{.R.Totals.Messages}}</b>messages copied ({{bytes .R.Totals.Bytes}})</div>
+<div><b>{{.R.Totals.Events}}</b>calendar objects</div>
+<div><b>{{.R.Totals.Contacts}}</b>contacts</div>
+<div><b>{{.R.Totals.Existing}}</b>already present</div>
+<div><b>{{.R.Totals.Skipped}}</b>skipped</div>
+<div><b>{{.R.Totals.FailedN}}</b>failed items</div>
+</div>
+
+<h2>Global phases</h2>
+<table><tr><th>phase</th><th>status</th><th>detail</th></tr>
+{{range .R.Phases}}<tr><td>{{.Phase}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Reason}}</td></tr>
+{{else}}<tr><td colspan="3">none</td></tr>{{end}}</table>
+
+<h2>Throughput</h2>
+{{.Chart}}
+
+<h2>Accounts</h2>
+<table><tr><th>source</th><th>destination</th><th>status</th>
+{{range accountPhases}}<th>{{.}}</th>{{end}}</tr>
+{{range $a := .R.Accounts}}<tr><td>{{$a.Source}}</td><td>{{$a.Destination}}</td><td class="{{$a.Status}}">{{$a.Status}}</td>
+{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
+</tr>
+{{end}}</table>
+
+<h2>Per-account details</h2>
+{{range $a := .R.Accounts}}{{if hasProblems $a}}<details{{if ne $a.Status "done"}} open{{end}}><summary><b>{{$a.Source}}</b> → {{$a.Destination}} <span class="{{$a.Status}}">{{$a.Status}}</span>{{if $a.Error}}: {{$a.Error}}{{end}}</summary>
+{{range $a.Phases}}{{if or .Details .Problems .Reason}}<h3>{{.Phase}} <span class="{{.Status}}">{{.Status}}</span></h3>
+{{if .Reason}}<p>{{.Reason}}</p>{{end}}
+{{if .Details}}<table><tr><th>folder / collection</th><th>destination</th><th>source</th><th>dest.</th><th>copied</th><th>present</th><th>skipped</th><th>failed</th><th>note</th></tr>
+{{range .Details}}<tr><td>{{.Name}}</td><td>{{.Destination}}</td><td class="n">{{if ge .SourceCount 0}}{{.SourceCount}}{{end}}</td><td class="n">{{if ge .DestCount 0}}{{.DestCount}}{{end}}</td><td class="n">{{.Copied}}</td><td class="n">{{.Existing}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Failed}}</td><td>{{.Note}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Problems}}<table><tr><th>item</th><th>outcome</th><th>reason</th></tr>
+{{range .Problems}}<tr><td>{{.Item}}</td><td class="{{if .Skipped}}partial{{else}}failed{{end}}">{{if .Skipped}}skipped{{else}}failed{{end}}</td><td>{{.Reason}}</td></tr>
+{{end}}</table>{{end}}{{end}}{{end}}
+</details>
+{{end}}{{end}}
+
+<h2>Not migrated by this procedure</h2>
+<p>Shares and Files/Briefcase items are not migrated by the provisioning-only procedure; mountpoints and saved searches are
+views of other data and are skipped. They are listed here so nobody is surprised.</p>
+<table><tr><th>account</th><th>kind</th><th>name</th><th>reason</th></tr>
+{{range .R.NotMigrated}}<tr><td>{{.Account}}</td><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Reason}}</td></tr>
+{{else}}<tr><td colspan="4">nothing found</td></tr>{{end}}</table>
+<p style="color:#777;margin-top:3em">Generated by zxmigrate. This page is self-contained: no scripts, no network.</p>
+</body></html>
+`))
+
+// throughputChart draws items per second over time as an inline SVG.
+func throughputChart(samples []Sample) template.HTML {
+	const w, h, left, bottom, top, right = 760.0, 220.0, 60.0, 30.0, 10.0, 10.0
+	if len(samples) < 2 {
+		return template.HTML(`<p>Not enough samples for a chart.</p>`)
+	}
+	type pt struct{ x, y float64 }
+	var pts []pt
+	for i := 1; i < len(samples); i++ {
+		dt := samples[i].Seconds - samples[i-1].Seconds
+		if dt <= 0 {
+			continue
+		}
+		rate := float64(samples[i].Items-samples[i-1].Items) / dt
+		if rate < 0 {
+			rate = 0
+		}
+		pts = append(pts, pt{samples[i].Seconds, rate})
+	}
+	if len(pts) == 0 {
+		return template.HTML(`<p>Not enough samples for a chart.</p>`)
+	}
+	maxX, maxY := samples[len(samples)-1].Seconds, 0.0
+	for _, p := range pts {
+		maxY = math.Max(maxY, p.y)
+	}
+	if maxX <= 0 {
+		maxX = 1
+	}
+	if maxY <= 0 {
+		maxY = 1
+	}
+	maxY = niceCeil(maxY)
+	sx := func(x float64) float64 { return left + x/maxX*(w-left-right) }
+	sy := func(y float64) float64 { return h - bottom - y/maxY*(h-bottom-top) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-label="items per second over time">`, w, h, w, h)
+	fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="#fbfbfb" stroke="#ccc"/>`, left, top, w-left-right, h-bottom-top)
+	for i := 0; i <= 4; i++ {
+		y := maxY * float64(i) / 4
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e5e5e5"/>`, left, sy(y), w-right, sy(y))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%.0f</text>`, left-4, sy(y)+4, y)
+	}
+	for i := 0; i <= 4; i++ {
+		x := maxX * float64(i) / 4
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.1fs</text>`, sx(x), h-bottom+16, x)
+	}
+	b.WriteString(`<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="`)
+	fmt.Fprintf(&b, "%.1f,%.1f ", sx(samples[0].Seconds), sy(0))
+	for _, p := range pts {
+		fmt.Fprintf(&b, "%.1f,%.1f ", sx(p.x), sy(p.y))
+	}
+	b.WriteString(`"/>`)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">items/s (messages + DAV objects)</text>`, left+6, top+14)
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()) // built from numbers only
+}
+
+func niceCeil(v float64) float64 {
+	e := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*e >= v {
+			return m * e
+		}
+	}
+	return 10 * e
+}
