@@ -1,0 +1,328 @@
+package faultproxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// ZimbraRepeatLimit is Zimbra's default imap_throttle_command_limit.
+const ZimbraRepeatLimit = 25
+
+// maxLine bounds one IMAP line (without literals) the proxy will buffer.
+const maxLine = 16 << 20
+
+// maxBufferedLiteral bounds a server literal held in memory to forward a
+// response in one piece.
+const maxBufferedLiteral = 64 << 20
+
+// IMAPRules makes the proxy behave like a Zimbra/Carbonio IMAP server on top
+// of any IMAP server (PROTOCOLS.md §6). The proxy parses client commands and
+// server responses line by line, literals included, and answers some commands
+// itself. A nil *IMAPRules in Options turns IMAP parsing off.
+//
+// Limits: an APPEND whose mailbox name is sent as a literal is forwarded
+// unchecked; MULTIAPPEND is checked on its first message only.
+type IMAPRules struct {
+	// RejectFlag reports whether an APPEND carrying flag must fail with
+	// "NO APPEND failed". nil means ZimbraTagFlag.
+	RejectFlag func(flag string) bool
+	// MaxLiteral answers APPENDs whose message literal is larger than this
+	// many bytes with "NO maximum message size exceeded". 0 means no limit.
+	MaxLiteral int64
+	// RepeatLimit drops the connection with "* BYE too many repeated ...
+	// requests dropping connection" when more than this many identical
+	// commands arrive in a row. 0 means no throttle.
+	RepeatLimit int
+	// ArgsIgnored lists the commands counted by name alone for RepeatLimit,
+	// as Zimbra does for CREATE; other commands repeat only when their text
+	// (tag and literal contents excluded) is identical. nil means {"CREATE"}.
+	ArgsIgnored []string
+}
+
+// ZimbraTagFlag reports whether flag looks like a Zimbra tag keyword
+// ("NAME:FLAG123"), which Carbonio refuses on APPEND.
+func ZimbraTagFlag(flag string) bool { return strings.Contains(flag, ":") }
+
+// ZimbraRules returns the rules of a default Zimbra/Carbonio server:
+// tag keywords refused, the 10,240,000-byte message limit and the 25-repeat
+// throttle.
+func ZimbraRules() *IMAPRules {
+	return &IMAPRules{MaxLiteral: 10_240_000, RepeatLimit: ZimbraRepeatLimit}
+}
+
+func (r *IMAPRules) argsIgnored(name string) bool {
+	list := r.ArgsIgnored
+	if list == nil {
+		list = []string{"CREATE"}
+	}
+	for _, n := range list {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// readLine reads up to and including '\n'. At the end of input it returns
+// what it read and io.EOF.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var out []byte
+	for {
+		b, err := br.ReadSlice('\n')
+		out = append(out, b...)
+		if err == nil {
+			return out, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return out, err
+		}
+		if len(out) > maxLine {
+			return out, fmt.Errorf("faultproxy: IMAP line longer than %d bytes", maxLine)
+		}
+	}
+}
+
+// literalAt returns the size of the literal announced at the end of line and
+// whether it is synchronizing ({N} from a client); -1 when there is none.
+func literalAt(line []byte) (n int64, sync bool) {
+	l := bytes.TrimRight(line, "\r\n")
+	if len(l) < 3 || l[len(l)-1] != '}' {
+		return -1, false
+	}
+	open := bytes.LastIndexByte(l, '{')
+	if open < 0 {
+		return -1, false
+	}
+	num := l[open+1 : len(l)-1]
+	sync = true
+	if len(num) > 0 && (num[len(num)-1] == '+' || num[len(num)-1] == '-') {
+		num, sync = num[:len(num)-1], false
+	}
+	v, err := strconv.ParseInt(string(num), 10, 64)
+	if err != nil || v < 0 {
+		return -1, false
+	}
+	return v, sync
+}
+
+// parseCommand splits "tag NAME args" and upper-cases NAME ("UID FETCH" for
+// UID commands). ok is false for lines that are not commands (SASL
+// continuation lines, DONE).
+func parseCommand(line []byte) (tag, name, args string, ok bool) {
+	s := strings.TrimRight(string(line), "\r\n")
+	tag, rest, found := strings.Cut(s, " ")
+	if !found || tag == "" || rest == "" {
+		return "", "", "", false
+	}
+	name, args, _ = strings.Cut(rest, " ")
+	name = strings.ToUpper(name)
+	if name == "UID" {
+		var sub string
+		sub, args, _ = strings.Cut(args, " ")
+		name += " " + strings.ToUpper(sub)
+	}
+	return tag, name, args, true
+}
+
+// appendVerdict returns the NO text for an APPEND whose first line is args,
+// or "" to forward it.
+func (r *IMAPRules) appendVerdict(args string, first []byte) string {
+	rest, ok := skipMailbox(args)
+	if !ok {
+		return ""
+	}
+	rest = strings.TrimLeft(rest, " ")
+	if strings.HasPrefix(rest, "(") {
+		end := strings.IndexByte(rest, ')')
+		if end < 0 {
+			return ""
+		}
+		reject := r.RejectFlag
+		if reject == nil {
+			reject = ZimbraTagFlag
+		}
+		for _, f := range strings.Fields(rest[1:end]) {
+			if reject(f) {
+				return "APPEND failed"
+			}
+		}
+	}
+	if n, _ := literalAt(first); r.MaxLiteral > 0 && n > r.MaxLiteral {
+		return "maximum message size exceeded"
+	}
+	return ""
+}
+
+// skipMailbox skips the mailbox argument (atom or quoted string) and returns
+// the rest; ok is false for a literal mailbox or a malformed one.
+func skipMailbox(args string) (string, bool) {
+	if args == "" || args[0] == '{' || args[0] == '~' {
+		return "", false
+	}
+	if args[0] != '"' {
+		i := strings.IndexByte(args, ' ')
+		if i < 0 {
+			return "", true
+		}
+		return args[i:], true
+	}
+	for i := 1; i < len(args); i++ {
+		switch args[i] {
+		case '\\':
+			i++
+		case '"':
+			return args[i+1:], true
+		}
+	}
+	return "", false
+}
+
+// pumpCommands forwards client commands to the server through w, applying
+// the rules. It returns nil when the client ended its side cleanly.
+func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error {
+	var (
+		lastKey string
+		repeats int
+	)
+	for {
+		line, err := readLine(br)
+		if len(line) == 0 && errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if _, werr := w.Write(line); werr != nil {
+				return werr
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		tag, name, args, ok := parseCommand(line)
+		if ok && r.RepeatLimit > 0 {
+			key := name
+			if !r.argsIgnored(name) {
+				key += " " + strings.TrimRight(args, "\r\n")
+			}
+			if key == lastKey {
+				repeats++
+			} else {
+				lastKey, repeats = key, 1
+			}
+			if repeats > r.RepeatLimit {
+				pc.p.c.dropped.Add(1)
+				_ = pc.writeClient([]byte("* BYE too many repeated " + name + " requests dropping connection\r\n"))
+				pc.shutdown()
+				return errFault
+			}
+		}
+		if ok && name == "APPEND" {
+			if text := r.appendVerdict(args, line); text != "" {
+				if err := swallow(br, line); err != nil {
+					return err
+				}
+				pc.p.c.rejected.Add(1)
+				if err := pc.writeClient([]byte(tag + " NO " + text + "\r\n")); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := forwardCommand(br, line, w); err != nil {
+			return err
+		}
+	}
+}
+
+// forwardCommand writes line and, while it ends with a literal, the literal
+// and the following line.
+func forwardCommand(br *bufio.Reader, line []byte, w io.Writer) error {
+	for {
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		n, _ := literalAt(line)
+		if n < 0 {
+			return nil
+		}
+		if _, err := io.CopyN(w, br, n); err != nil {
+			return err
+		}
+		var err error
+		if line, err = readLine(br); err != nil {
+			if _, werr := w.Write(line); werr != nil {
+				return werr
+			}
+			return err
+		}
+	}
+}
+
+// swallow consumes the rest of a refused command: non-synchronizing literals
+// and their continuation lines. A synchronizing literal is never sent by a
+// client that gets a tagged answer instead of "+".
+func swallow(br *bufio.Reader, line []byte) error {
+	for {
+		n, sync := literalAt(line)
+		if n < 0 || sync {
+			return nil
+		}
+		if _, err := io.CopyN(io.Discard, br, n); err != nil {
+			return err
+		}
+		var err error
+		if line, err = readLine(br); err != nil {
+			return err
+		}
+	}
+}
+
+// pumpResponses forwards server responses to the client through w, one whole
+// response (literals included) per Write so that answers from the rules never
+// land inside one.
+func pumpResponses(br *bufio.Reader, w io.Writer) error {
+	var buf []byte
+	for {
+		line, err := readLine(br)
+		buf = append(buf, line...)
+		if err != nil {
+			if len(buf) > 0 {
+				_, _ = w.Write(buf)
+			}
+			return err
+		}
+		n, _ := literalAt(line)
+		if n > maxBufferedLiteral {
+			// Too big to hold: stream it, giving up atomicity.
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+			if _, err := io.CopyN(w, br, n); err != nil {
+				return err
+			}
+			continue
+		}
+		if n >= 0 {
+			start := len(buf)
+			buf = append(buf, make([]byte, n)...)
+			if m, err := io.ReadFull(br, buf[start:]); err != nil {
+				_, _ = w.Write(buf[:start+m])
+				return err
+			}
+			continue
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		buf = buf[:0]
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+	}
+}
