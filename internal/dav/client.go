@@ -1,0 +1,350 @@
+// Package dav holds what caldav and carddav share: a raw WebDAV client
+// (PROPFIND listings with ETags, multiget REPORTs in batches with per-item
+// fallback, conditional PUT, MKCALENDAR and extended MKCOL, ETag parsing), the
+// HTTP error type that internal/retry classifies, auth transports (Basic and
+// the Zimbra/Carbonio token cookie), and the copy engine both packages drive
+// with their own validation rules.
+//
+// go-webdav v0.6.0 is used for its types and server; the client calls here
+// are raw because its client cannot send If-Match/If-None-Match, re-encodes
+// objects, fails a whole query on one bad object and rejects weak ETags.
+package dav
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/emersion/go-webdav"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+// XML namespaces.
+const (
+	NSDAV     = "DAV:"
+	NSCalDAV  = "urn:ietf:params:xml:ns:caldav"
+	NSCardDAV = "urn:ietf:params:xml:ns:carddav"
+	NSApple   = "http://apple.com/ns/ical/"
+)
+
+// maxErrorBody bounds how much of a server's error answer is kept.
+const maxErrorBody = 512
+
+// HTTPError is a non-success answer from a server. StatusCode lets
+// internal/retry classify it; a 401 also matches retry.ErrAuth.
+type HTTPError struct {
+	Method string
+	URL    string
+	Code   int
+	// Body is the start of the server's answer, for the report.
+	Body string
+}
+
+// Error implements error.
+func (e *HTTPError) Error() string {
+	s := fmt.Sprintf("dav: %s %s: %d %s", e.Method, e.URL, e.Code, http.StatusText(e.Code))
+	if b := strings.TrimSpace(e.Body); b != "" {
+		s += ": " + b
+	}
+	return s
+}
+
+// StatusCode returns the HTTP status code.
+func (e *HTTPError) StatusCode() int { return e.Code }
+
+// Is makes a 401 match retry.ErrAuth.
+func (e *HTTPError) Is(target error) bool {
+	return target == retry.ErrAuth && e.Code == http.StatusUnauthorized
+}
+
+// IsStatus reports whether err is an *HTTPError with the given code.
+func IsStatus(err error, code int) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && he.Code == code
+}
+
+// Client sends raw WebDAV requests relative to a base URL. It is safe for
+// concurrent use when its HTTPClient is.
+type Client struct {
+	http webdav.HTTPClient
+	base *url.URL
+}
+
+// NewClient returns a client for the server at base. hc nil means
+// http.DefaultClient.
+func NewClient(hc webdav.HTTPClient, base string) (*Client, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("dav: parse URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("dav: URL %q: scheme must be http or https", base)
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	u.User = nil
+	return &Client{http: hc, base: u}, nil
+}
+
+// Base returns the base URL.
+func (c *Client) Base() *url.URL { u := *c.base; return &u }
+
+// ResolveHref turns an href (absolute path or URL) into a full URL.
+func (c *Client) ResolveHref(href string) *url.URL {
+	ref, err := url.Parse(href)
+	if err != nil {
+		u := *c.base
+		u.Path = href
+		u.RawPath = ""
+		return &u
+	}
+	return c.base.ResolveReference(ref)
+}
+
+// NewRequest builds a request for href.
+func (c *Client) NewRequest(ctx context.Context, method, href string, body []byte) (*http.Request, error) {
+	u := c.ResolveHref(href)
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
+	if err != nil {
+		return nil, fmt.Errorf("dav: %s %s: %w", method, href, err)
+	}
+	if body != nil {
+		b := body
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	return req, nil
+}
+
+// Do sends req and returns the response when its status is below 300; any
+// other status becomes an *HTTPError and the body is closed.
+func (c *Client) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("dav: %s %s: %w", req.Method, req.URL.Redacted(), err)
+	}
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		resp.Body.Close()
+		return nil, &HTTPError{Method: req.Method, URL: req.URL.Redacted(), Code: resp.StatusCode, Body: string(b)}
+	}
+	return resp, nil
+}
+
+// Prop is one property in a multistatus answer.
+type Prop struct {
+	XMLName  xml.Name
+	Attrs    []xml.Attr `xml:",any,attr"`
+	Text     string     `xml:",chardata"`
+	Children []Prop     `xml:",any"`
+}
+
+// Child returns the first child named space/local, or nil.
+func (p *Prop) Child(space, local string) *Prop {
+	for i := range p.Children {
+		if p.Children[i].XMLName.Space == space && p.Children[i].XMLName.Local == local {
+			return &p.Children[i]
+		}
+	}
+	return nil
+}
+
+// Href returns the text of the first DAV:href child.
+func (p *Prop) Href() string {
+	if h := p.Child(NSDAV, "href"); h != nil {
+		return strings.TrimSpace(h.Text)
+	}
+	return ""
+}
+
+// Response is one resource of a multistatus answer, with the properties the
+// server returned with status 200.
+type Response struct {
+	Href string
+	// Status is the response-level status (0 when the response carries
+	// propstats instead).
+	Status int
+	Props  []Prop
+	// Missing lists properties answered with a non-200 status.
+	Missing []xml.Name
+}
+
+// Prop returns the property named space/local, or nil.
+func (r *Response) Prop(space, local string) *Prop {
+	for i := range r.Props {
+		if r.Props[i].XMLName.Space == space && r.Props[i].XMLName.Local == local {
+			return &r.Props[i]
+		}
+	}
+	return nil
+}
+
+type multistatus struct {
+	Responses []struct {
+		Hrefs    []string `xml:"DAV: href"`
+		Status   string   `xml:"DAV: status"`
+		Propstat []struct {
+			Prop struct {
+				Props []Prop `xml:",any"`
+			} `xml:"DAV: prop"`
+			Status string `xml:"DAV: status"`
+		} `xml:"DAV: propstat"`
+	} `xml:"DAV: response"`
+}
+
+// parseStatus reads "HTTP/1.1 200 OK".
+func parseStatus(s string) int {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return 0
+	}
+	var n int
+	fmt.Sscanf(f[1], "%d", &n)
+	return n
+}
+
+func decodeMultistatus(r io.Reader) ([]Response, error) {
+	var ms multistatus
+	if err := xml.NewDecoder(r).Decode(&ms); err != nil {
+		return nil, fmt.Errorf("dav: decode multistatus: %w", err)
+	}
+	out := make([]Response, 0, len(ms.Responses))
+	for _, r := range ms.Responses {
+		if len(r.Hrefs) == 0 {
+			continue
+		}
+		resp := Response{Href: strings.TrimSpace(r.Hrefs[0]), Status: parseStatus(r.Status)}
+		for _, ps := range r.Propstat {
+			code := parseStatus(ps.Status)
+			for _, p := range ps.Prop.Props {
+				if code == 0 || (code >= 200 && code < 300) {
+					resp.Props = append(resp.Props, p)
+				} else {
+					resp.Missing = append(resp.Missing, p.XMLName)
+				}
+			}
+		}
+		out = append(out, resp)
+	}
+	return out, nil
+}
+
+// Propfind asks for props on href with the given depth ("0" or "1").
+func (c *Client) Propfind(ctx context.Context, href, depth string, props ...xml.Name) ([]Response, error) {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>`)
+	for _, p := range props {
+		fmt.Fprintf(&b, `<x:%s xmlns:x="%s"/>`, p.Local, p.Space)
+	}
+	b.WriteString(`</D:prop></D:propfind>`)
+	req, err := c.NewRequest(ctx, "PROPFIND", href, []byte(b.String()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Depth", depth)
+	req.Header.Set("Content-Type", "application/xml; charset=utf-8")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return decodeMultistatus(resp.Body)
+}
+
+// SamePath reports whether two hrefs name the same path (decoded, ignoring
+// a trailing slash and scheme/host).
+func SamePath(a, b string) bool { return CleanPath(a) == CleanPath(b) }
+
+// CleanPath returns the decoded path of href without a trailing slash.
+func CleanPath(href string) string {
+	p := href
+	if u, err := url.Parse(href); err == nil {
+		p = u.Path
+	}
+	p = path.Clean("/" + p)
+	return p
+}
+
+// DirHref returns href with exactly one trailing slash.
+func DirHref(href string) string { return strings.TrimRight(href, "/") + "/" }
+
+// EscapeSegment escapes one path segment.
+func EscapeSegment(s string) string { return url.PathEscape(s) }
+
+// ParseETag removes quotes and a weak marker from an ETag header or property;
+// it never fails.
+func ParseETag(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "W/")
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	return s
+}
+
+// QuoteETag formats an ETag for If-Match.
+func QuoteETag(etag string) string { return `"` + etag + `"` }
+
+// BasicAuth returns an HTTP client that sends Basic credentials. The
+// password is revealed only on the wire.
+func BasicAuth(hc webdav.HTTPClient, user string, pw secret.Secret) webdav.HTTPClient {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &basicClient{hc: hc, user: user, pw: pw}
+}
+
+type basicClient struct {
+	hc   webdav.HTTPClient
+	user string
+	pw   secret.Secret
+}
+
+func (b *basicClient) Do(req *http.Request) (*http.Response, error) {
+	req.SetBasicAuth(b.user, b.pw.Reveal())
+	return b.hc.Do(req)
+}
+
+// TokenFunc returns the current auth token.
+type TokenFunc func(ctx context.Context) (secret.Secret, error)
+
+// CookieAuth returns an HTTP client that sends the token from tok as the
+// named cookie (ZM_AUTH_TOKEN for user ports, ZM_ADMIN_AUTH_TOKEN for the
+// admin port). A token error fails the request, wrapped with retry.ErrAuth.
+func CookieAuth(hc webdav.HTTPClient, name string, tok TokenFunc) webdav.HTTPClient {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &cookieClient{hc: hc, name: name, tok: tok}
+}
+
+type cookieClient struct {
+	hc   webdav.HTTPClient
+	name string
+	tok  TokenFunc
+}
+
+func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
+	t, err := c.tok(req.Context())
+	if err != nil {
+		return nil, fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, retry.ErrAuth, err)
+	}
+	req.AddCookie(&http.Cookie{Name: c.name, Value: t.Reveal()})
+	return c.hc.Do(req)
+}

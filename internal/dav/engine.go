@@ -1,0 +1,867 @@
+package dav
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
+)
+
+// Defaults for Engine's zero fields.
+const (
+	DefaultConcurrency = 4
+	DefaultBatchSize   = 50
+)
+
+// Item is one resource as it will be written: all components sharing one
+// UID (calendars) or one vCard.
+type Item struct {
+	UID string
+	// Component is the iCalendar component ("VEVENT", "VTODO", ...); empty
+	// for vCards.
+	Component string
+	Data      []byte
+	// Hash is the semantic fingerprint of Data (see Rules.Fingerprint).
+	Hash string
+	// Notes lists repairs and warnings, e.g. "VTIMEZONE moved before use".
+	Notes []string
+}
+
+// Rules validate, repair and fingerprint objects of one protocol. They live
+// in caldav (golang-ical) and carddav (go-vcard).
+type Rules interface {
+	// Split validates data (one source resource, CRLF line ends), repairs
+	// what it can and returns one item per UID. An error means the whole
+	// resource cannot be copied; its text is the reason shown to the user.
+	Split(data []byte) ([]Item, error)
+	// Fingerprint returns the UID of one resource and a hash that is equal
+	// for semantically equal resources (servers may reorder or re-encode).
+	Fingerprint(data []byte) (uid, hash string, err error)
+}
+
+// Source is where objects come from.
+type Source interface {
+	// Collections lists the calendars or address books to copy.
+	Collections(ctx context.Context) ([]Collection, error)
+	// List returns the objects of a collection with their ETags.
+	List(ctx context.Context, c Collection) ([]Ref, error)
+	// Read reads the objects refs and calls fn once per ref.
+	Read(ctx context.Context, c Collection, refs []Ref, fn ReadFunc) error
+}
+
+// Destination is where objects go.
+type Destination interface {
+	Source
+	// CreateCollection creates a collection like c (Name, DisplayName,
+	// Description, Color, Components) and returns it with its Href.
+	CreateCollection(ctx context.Context, c Collection) (Collection, error)
+	// Put writes one object at href in c under cond and returns its ETag.
+	Put(ctx context.Context, c Collection, href string, data []byte, cond Cond) (etag string, err error)
+}
+
+// Record is what a checkpoint keeps per copied item.
+type Record struct {
+	SrcHref string
+	SrcETag string
+	UID     string
+	// Hash is the item's semantic fingerprint when it was written.
+	Hash    string
+	DstHref string
+	DstETag string
+}
+
+// Checkpoint remembers copied items per collection pair so that a re-run
+// skips unchanged objects, updates changed ones and never duplicates.
+// Implementations must be safe for concurrent use.
+type Checkpoint interface {
+	// Records returns the records of a collection pair.
+	Records(ctx context.Context, collection string) ([]Record, error)
+	// Save stores r, replacing the record with the same SrcHref and UID.
+	Save(ctx context.Context, collection string, r Record) error
+}
+
+// Action is what happened to one item.
+type Action string
+
+// Actions.
+const (
+	Created   Action = "created"
+	Updated   Action = "updated"
+	Unchanged Action = "unchanged"
+)
+
+// Event is one progress event: CollectionStarted, ObjectDone, ObjectFailed
+// or CollectionDone.
+type Event interface{ isEvent() }
+
+// CollectionStarted is sent when a collection starts.
+type CollectionStarted struct {
+	Source, Destination string
+	Objects             int
+}
+
+// ObjectDone is sent for each item written or found unchanged.
+type ObjectDone struct {
+	Collection string
+	Href, UID  string
+	Action     Action
+}
+
+// ObjectFailed is sent for each object or item that could not be copied.
+type ObjectFailed struct {
+	Collection string
+	Item, UID  string
+	Err        error
+}
+
+// CollectionDone is sent when a collection ends, with its stats.
+type CollectionDone struct{ Stats CollectionStats }
+
+func (CollectionStarted) isEvent() {}
+func (ObjectDone) isEvent()        {}
+func (ObjectFailed) isEvent()      {}
+func (CollectionDone) isEvent()    {}
+
+// ItemError is a per-item failure.
+type ItemError struct {
+	// Item is the source href.
+	Item   string `json:"item"`
+	UID    string `json:"uid,omitempty"`
+	Reason string `json:"reason"`
+	Err    error  `json:"-"`
+}
+
+// ItemNote is a repair or warning about an item that was copied.
+type ItemNote struct {
+	Item string `json:"item"`
+	UID  string `json:"uid,omitempty"`
+	Note string `json:"note"`
+}
+
+// CollectionStats counts what happened to one source collection.
+type CollectionStats struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Name        string `json:"name"`
+	// Nested is the original nested path when Name was flattened.
+	Nested string `json:"nested,omitempty"`
+	// CollectionCreated is set when the destination collection was created.
+	CollectionCreated bool `json:"collection_created,omitempty"`
+	// Objects is the number of source resources listed.
+	Objects   int `json:"objects"`
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	// Skipped counts resources that cannot be copied as they are (invalid
+	// data); Errors names them with the reason.
+	Skipped int `json:"skipped"`
+	// Failed counts items the servers refused or could not deliver.
+	Failed int `json:"failed"`
+	// Repaired counts items written after a repair (see Notes).
+	Repaired int `json:"repaired"`
+	// Routed counts items written to a companion collection because the
+	// destination collection does not accept their component.
+	Routed int        `json:"routed,omitempty"`
+	Errors []ItemError `json:"errors,omitempty"`
+	Notes  []ItemNote  `json:"notes,omitempty"`
+	// DryRun is set when nothing was written: Created and Updated are what
+	// a real run would do.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// Stats is the outcome of Copy.
+type Stats struct {
+	Collections []CollectionStats `json:"collections"`
+}
+
+// Totals sums the per-collection counts.
+func (s *Stats) Totals() CollectionStats {
+	var t CollectionStats
+	for _, c := range s.Collections {
+		t.Objects += c.Objects
+		t.Created += c.Created
+		t.Updated += c.Updated
+		t.Unchanged += c.Unchanged
+		t.Skipped += c.Skipped
+		t.Failed += c.Failed
+		t.Repaired += c.Repaired
+		t.Routed += c.Routed
+	}
+	return t
+}
+
+// OK reports whether nothing was skipped or failed.
+func (s *Stats) OK() bool { t := s.Totals(); return t.Skipped == 0 && t.Failed == 0 }
+
+// Engine copies collections from a Source to a Destination. The exported
+// Copier types of caldav and carddav fill it. It is safe for one Copy at a
+// time.
+type Engine struct {
+	Protocol *Protocol
+	Rules    Rules
+	// Concurrency bounds parallel requests to each server; 0 means
+	// DefaultConcurrency.
+	Concurrency int
+	// BatchSize is the number of objects per multiget; 0 means
+	// DefaultBatchSize.
+	BatchSize int
+	// Checkpoint, when not nil, remembers copied items.
+	Checkpoint Checkpoint
+	// DryRun reads and validates everything but writes nothing.
+	DryRun bool
+	// OnEvent, when not nil, receives progress; it may be called
+	// concurrently and must return quickly.
+	OnEvent func(Event)
+	// OnError, when not nil, is called for each failed item: nil continues,
+	// an error aborts Copy with it.
+	OnError func(item string, err error) error
+	// Logger, when not nil, gets debug logs.
+	Logger *slog.Logger
+	// Retry is the policy for transient errors; zero means 4 attempts
+	// from 200ms.
+	Retry retry.Policy
+}
+
+func (e *Engine) conc() int {
+	if e.Concurrency > 0 {
+		return e.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+func (e *Engine) batch() int {
+	if e.BatchSize > 0 {
+		return e.BatchSize
+	}
+	return DefaultBatchSize
+}
+
+func (e *Engine) policy() retry.Policy {
+	p := e.Retry
+	if p.Attempts == 0 {
+		p.Attempts = 4
+	}
+	return p
+}
+
+func (e *Engine) emit(ev Event) {
+	if e.OnEvent != nil {
+		e.OnEvent(ev)
+	}
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.New(discardHandler{})
+}
+
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+
+// fixedTarget is implemented by destinations addressed by a collection URL:
+// every source collection goes there.
+type fixedTarget interface {
+	Fixed() (Collection, bool)
+}
+
+// run is the state of one Copy.
+type run struct {
+	e       *Engine
+	src     Source
+	dst     Destination
+	sem     chan struct{}
+	abortMu sync.Mutex
+	abort   error
+	cancel  context.CancelFunc
+
+	colMu   sync.Mutex
+	dstCols map[string]*dstColl // by Name
+}
+
+// dstColl is one destination collection with its lazily built UID index.
+type dstColl struct {
+	col     Collection
+	created bool
+	mu      sync.Mutex
+	built   bool
+	byUID   map[string]indexed
+	// writing guards one UID at a time.
+	uidLocks map[string]*sync.Mutex
+	// seen maps UIDs written in this run to the source href.
+	seen map[string]string
+}
+
+type indexed struct {
+	Ref
+	Hash string
+}
+
+// Copy copies every source collection to the destination collection of the
+// same name (created when missing). Per-item problems are in the returned
+// stats; the error is non-nil only when the copy could not go on (listing
+// collections failed, authentication refused, OnError aborted, ctx ended).
+func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats, error) {
+	if e.Protocol == nil || e.Rules == nil {
+		return nil, errors.New("dav: engine needs a protocol and rules")
+	}
+	srcCols, err := src.Collections(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dav: source %ss: %w", e.Protocol.Name, err)
+	}
+	dstCols, err := dst.Collections(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dav: destination %ss: %w", e.Protocol.Name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &run{e: e, src: src, dst: dst, sem: make(chan struct{}, e.conc()), cancel: cancel, dstCols: map[string]*dstColl{}}
+	for _, c := range dstCols {
+		r.dstCols[c.Name] = &dstColl{col: c}
+	}
+	stats := &Stats{Collections: make([]CollectionStats, len(srcCols))}
+	var g errgroup.Group
+	g.SetLimit(e.conc())
+	for i, sc := range srcCols {
+		g.Go(func() error {
+			stats.Collections[i] = r.copyCollection(ctx, sc)
+			return nil
+		})
+	}
+	g.Wait()
+	if r.abort != nil {
+		return stats, r.abort
+	}
+	if err := ctx.Err(); err != nil {
+		return stats, err
+	}
+	return stats, nil
+}
+
+// fail records an abort error and cancels the run.
+func (r *run) fail(err error) {
+	r.abortMu.Lock()
+	if r.abort == nil {
+		r.abort = err
+	}
+	r.abortMu.Unlock()
+	r.cancel()
+}
+
+func (r *run) aborted() bool {
+	r.abortMu.Lock()
+	defer r.abortMu.Unlock()
+	return r.abort != nil
+}
+
+// collStats is CollectionStats under a mutex.
+type collStats struct {
+	mu sync.Mutex
+	CollectionStats
+}
+
+func (cs *collStats) add(f func(s *CollectionStats)) {
+	cs.mu.Lock()
+	f(&cs.CollectionStats)
+	cs.mu.Unlock()
+}
+
+// itemFailed records a failure and asks OnError; fatal errors abort.
+func (r *run) itemFailed(cs *collStats, item, uid string, err error, skipped bool) {
+	cs.add(func(s *CollectionStats) {
+		if skipped {
+			s.Skipped++
+		} else {
+			s.Failed++
+		}
+		s.Errors = append(s.Errors, ItemError{Item: item, UID: uid, Reason: err.Error(), Err: err})
+	})
+	r.e.emit(ObjectFailed{Collection: cs.Source, Item: item, UID: uid, Err: err})
+	r.e.log().Debug("dav: item failed", "item", item, "uid", uid, "err", err)
+	if retry.Classify(err) == retry.Fatal {
+		r.fail(err)
+		return
+	}
+	if r.e.OnError != nil {
+		if aerr := r.e.OnError(item, err); aerr != nil {
+			r.fail(aerr)
+		}
+	}
+}
+
+// target finds or creates the destination collection for name.
+func (r *run) target(ctx context.Context, want Collection) (*dstColl, error) {
+	r.colMu.Lock()
+	defer r.colMu.Unlock()
+	if ft, ok := r.dst.(fixedTarget); ok {
+		if c, ok := ft.Fixed(); ok && !strings.Contains(want.Name, "-tasks") && !strings.Contains(want.Name, "-events") {
+			if d, ok := r.dstCols[c.Name]; ok {
+				return d, nil
+			}
+		}
+	}
+	if d, ok := r.dstCols[want.Name]; ok {
+		return d, nil
+	}
+	d := &dstColl{col: want, created: true, built: true, byUID: map[string]indexed{}}
+	if !r.e.DryRun {
+		c, err := r.dst.CreateCollection(ctx, want)
+		if err != nil {
+			return nil, fmt.Errorf("dav: create %s %q: %w", r.e.Protocol.Name, want.Name, err)
+		}
+		d.col = c
+	}
+	r.dstCols[want.Name] = d
+	return d, nil
+}
+
+func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats {
+	cs := &collStats{CollectionStats: CollectionStats{Source: sc.Href, Name: sc.Name, Nested: sc.Nested, DryRun: r.e.DryRun}}
+	if sc.Nested != "" {
+		cs.Notes = append(cs.Notes, ItemNote{Item: sc.Href, Note: fmt.Sprintf("nested collection %q flattened to %q", sc.Nested, sc.Name)})
+	}
+	main, err := r.target(ctx, Collection{Name: sc.Name, DisplayName: sc.DisplayName, Description: sc.Description, Color: sc.Color, Components: sc.Components})
+	if err != nil {
+		r.itemFailed(cs, sc.Href, "", err, false)
+		return cs.CollectionStats
+	}
+	cs.Destination = main.col.Href
+	cs.CollectionCreated = main.created
+	var refs []Ref
+	err = retry.Do(ctx, r.e.policy(), func(int) error {
+		var err error
+		refs, err = r.src.List(ctx, sc)
+		return err
+	}, nil)
+	if err != nil {
+		r.itemFailed(cs, sc.Href, "", fmt.Errorf("dav: list %s: %w", sc.Href, err), false)
+		return cs.CollectionStats
+	}
+	cs.Objects = len(refs)
+	r.e.emit(CollectionStarted{Source: sc.Href, Destination: main.col.Href, Objects: len(refs)})
+	key := sc.Href + " => " + main.col.Href
+	recs := map[string][]Record{}
+	if r.e.Checkpoint != nil {
+		list, err := r.e.Checkpoint.Records(ctx, key)
+		if err != nil {
+			r.fail(fmt.Errorf("dav: read checkpoint: %w", err))
+			return cs.CollectionStats
+		}
+		for _, rec := range list {
+			recs[rec.SrcHref] = append(recs[rec.SrcHref], rec)
+		}
+	}
+	// Unchanged by ETag: skip without reading.
+	var toRead []Ref
+	for _, ref := range refs {
+		if rs := recs[ref.Href]; len(rs) > 0 && ref.ETag != "" && allETag(rs, ref.ETag) {
+			cs.Unchanged += len(rs)
+			for _, rec := range rs {
+				r.e.emit(ObjectDone{Collection: sc.Href, Href: rec.DstHref, UID: rec.UID, Action: Unchanged})
+			}
+			continue
+		}
+		toRead = append(toRead, ref)
+	}
+	p := &pair{r: r, sc: sc, main: main, cs: cs, key: key, recs: recs}
+	var g errgroup.Group
+	for start := 0; start < len(toRead); start += r.e.batch() {
+		batch := toRead[start:min(start+r.e.batch(), len(toRead))]
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			defer func() { <-r.sem }()
+			var objs []readObj
+			err := r.src.Read(ctx, sc, batch, func(ref Ref, data []byte, err error) {
+				objs = append(objs, readObj{ref, data, err})
+			})
+			if err != nil {
+				if retry.Classify(err) == retry.Fatal {
+					r.fail(err)
+					return nil
+				}
+				for _, ref := range batch {
+					r.itemFailed(cs, ref.Href, "", fmt.Errorf("dav: read: %w", err), false)
+				}
+				return nil
+			}
+			for _, o := range objs {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.object(ctx, o)
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	out := cs.CollectionStats
+	sort.Slice(out.Errors, func(i, j int) bool { return out.Errors[i].Item < out.Errors[j].Item })
+	r.e.emit(CollectionDone{Stats: out})
+	return out
+}
+
+type readObj struct {
+	ref  Ref
+	data []byte
+	err  error
+}
+
+func allETag(rs []Record, etag string) bool {
+	for _, r := range rs {
+		if r.SrcETag != etag {
+			return false
+		}
+	}
+	return true
+}
+
+// pair is one source collection being copied.
+type pair struct {
+	r    *run
+	sc   Collection
+	main *dstColl
+	cs   *collStats
+	key  string
+	recs map[string][]Record // read-only after start
+}
+
+func (p *pair) object(ctx context.Context, o readObj) {
+	r := p.r
+	if o.err != nil {
+		r.itemFailed(p.cs, o.ref.Href, "", fmt.Errorf("dav: read: %w", o.err), false)
+		return
+	}
+	items, err := r.e.Rules.Split(CRLF(o.data))
+	if err != nil {
+		r.itemFailed(p.cs, o.ref.Href, "", err, true)
+		return
+	}
+	if len(items) > 1 {
+		p.cs.add(func(s *CollectionStats) {
+			s.Notes = append(s.Notes, ItemNote{Item: o.ref.Href, Note: fmt.Sprintf("resource holds %d UIDs: split into one resource per UID", len(items))})
+		})
+	}
+	for _, it := range items {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := p.item(ctx, o.ref, it); err != nil {
+			r.itemFailed(p.cs, o.ref.Href, it.UID, err, false)
+		}
+	}
+}
+
+// companion names the collection for items the main one does not accept.
+func companion(name, comp string) string {
+	switch comp {
+	case "VTODO":
+		return name + "-tasks"
+	case "VEVENT":
+		return name + "-events"
+	default:
+		return name + "-" + strings.ToLower(strings.TrimPrefix(comp, "V"))
+	}
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9._@+=-]{1,120}$`)
+
+// ObjectName is the resource name for a UID: the UID itself when it is a
+// safe path segment, else a hash of it.
+func ObjectName(uid, ext string) string {
+	if safeName.MatchString(uid) && !strings.HasPrefix(uid, ".") {
+		return uid + ext
+	}
+	h := sha1.Sum([]byte(uid))
+	return hex.EncodeToString(h[:]) + ext
+}
+
+func (p *pair) item(ctx context.Context, src Ref, it Item) error {
+	r := p.r
+	dc := p.main
+	if !dc.col.Accepts(it.Component) {
+		var err error
+		dc, err = r.target(ctx, Collection{Name: companion(p.sc.Name, it.Component), DisplayName: strings.TrimSpace(p.sc.DisplayName + " " + companionLabel(it.Component)), Components: []string{it.Component}})
+		if err != nil {
+			return err
+		}
+		p.cs.add(func(s *CollectionStats) { s.Routed++ })
+	}
+	for _, n := range it.Notes {
+		p.cs.add(func(s *CollectionStats) { s.Notes = append(s.Notes, ItemNote{Item: src.Href, UID: it.UID, Note: n}) })
+	}
+	lock := dc.lockUID(it.UID)
+	lock.Lock()
+	defer lock.Unlock()
+	if prev, dup := dc.markSeen(it.UID, src.Href); dup {
+		return fmt.Errorf("dav: UID %q also in source object %s: not written twice", it.UID, prev)
+	}
+	var rec Record
+	hasRec := false
+	for _, x := range p.recs[src.Href] {
+		if x.UID == it.UID {
+			rec, hasRec = x, true
+		}
+	}
+	done := func(a Action, href, etag string) error {
+		nr := Record{SrcHref: src.Href, SrcETag: src.ETag, UID: it.UID, Hash: it.Hash, DstHref: href, DstETag: etag}
+		if r.e.Checkpoint != nil && !r.e.DryRun && nr != rec {
+			if err := r.e.Checkpoint.Save(ctx, p.key, nr); err != nil {
+				r.fail(fmt.Errorf("dav: write checkpoint: %w", err))
+				return err
+			}
+		}
+		dc.remember(it.UID, indexed{Ref{href, etag}, it.Hash})
+		p.cs.add(func(s *CollectionStats) {
+			switch a {
+			case Created:
+				s.Created++
+			case Updated:
+				s.Updated++
+			default:
+				s.Unchanged++
+			}
+			if len(it.Notes) > 0 && a != Unchanged {
+				s.Repaired++
+			}
+		})
+		r.e.emit(ObjectDone{Collection: p.sc.Href, Href: href, UID: it.UID, Action: a})
+		return nil
+	}
+	if hasRec && rec.Hash == it.Hash {
+		return done(Unchanged, rec.DstHref, rec.DstETag)
+	}
+	var (
+		href string
+		cond Cond
+		act  = Created
+	)
+	switch {
+	case hasRec && rec.DstETag != "":
+		href, cond, act = rec.DstHref, Cond{IfMatch: rec.DstETag}, Updated
+	default:
+		x, ok, err := p.lookup(ctx, dc, it.UID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if x.Hash == it.Hash {
+				return done(Unchanged, x.Href, x.ETag)
+			}
+			href, cond, act = x.Href, Cond{IfMatch: x.ETag}, Updated
+			if x.ETag == "" {
+				return fmt.Errorf("dav: %s exists at the destination without an ETag: not overwritten", x.Href)
+			}
+		} else {
+			href, cond = dc.col.Href+EscapeSegment(ObjectName(it.UID, r.e.Protocol.Ext)), Cond{Create: true}
+		}
+	}
+	if r.e.DryRun {
+		return done(act, href, "")
+	}
+	etag, err := p.put(ctx, dc, href, it.Data, cond)
+	switch {
+	case err == nil:
+		return done(act, href, etag)
+	case IsStatus(err, http.StatusPreconditionFailed) && cond.Create:
+		// Something is there: adopt it if it holds our UID.
+		var got indexed
+		var uid string
+		var rerr error
+		gerr := r.dst.Read(ctx, dc.col, []Ref{{Href: href}}, func(ref Ref, data []byte, err error) {
+			if err != nil {
+				rerr = err
+				return
+			}
+			got.Ref = ref
+			uid, got.Hash, rerr = r.e.Rules.Fingerprint(CRLF(data))
+		})
+		if gerr == nil {
+			gerr = rerr
+		}
+		if gerr != nil {
+			return fmt.Errorf("dav: %s exists at the destination and cannot be read: %w", href, gerr)
+		}
+		if uid != it.UID {
+			return fmt.Errorf("dav: %s exists at the destination with another UID %q: not overwritten", href, uid)
+		}
+		if got.Hash == it.Hash {
+			return done(Unchanged, href, got.ETag)
+		}
+		etag, err := p.put(ctx, dc, href, it.Data, Cond{IfMatch: got.ETag})
+		if err != nil {
+			return err
+		}
+		return done(Updated, href, etag)
+	case IsStatus(err, http.StatusPreconditionFailed):
+		return fmt.Errorf("dav: %s changed at the destination since the last copy: not overwritten: %w", href, err)
+	case IsStatus(err, http.StatusNotFound) && !cond.Create:
+		etag, err := p.put(ctx, dc, href, it.Data, Cond{Create: true})
+		if err != nil {
+			return err
+		}
+		return done(Created, href, etag)
+	default:
+		return err
+	}
+}
+
+func companionLabel(comp string) string {
+	switch comp {
+	case "VTODO":
+		return "(tasks)"
+	case "VEVENT":
+		return "(events)"
+	}
+	return "(" + strings.ToLower(comp) + ")"
+}
+
+func (p *pair) put(ctx context.Context, dc *dstColl, href string, data []byte, cond Cond) (string, error) {
+	var etag string
+	err := retry.Do(ctx, p.r.e.policy(), func(int) error {
+		var err error
+		etag, err = p.r.dst.Put(ctx, dc.col, href, data, cond)
+		return err
+	}, nil)
+	return etag, err
+}
+
+func (d *dstColl) lockUID(uid string) *sync.Mutex {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.uidLocks == nil {
+		d.uidLocks = map[string]*sync.Mutex{}
+	}
+	l := d.uidLocks[uid]
+	if l == nil {
+		l = &sync.Mutex{}
+		d.uidLocks[uid] = l
+	}
+	return l
+}
+
+func (d *dstColl) markSeen(uid, href string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen = map[string]string{}
+	}
+	if prev, ok := d.seen[uid]; ok && prev != href {
+		return prev, true
+	}
+	d.seen[uid] = href
+	return "", false
+}
+
+func (d *dstColl) remember(uid string, x indexed) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.built {
+		d.byUID[uid] = x
+	}
+}
+
+// lookup finds uid in the destination collection, building the UID index
+// on first use (one listing and a read of every object).
+func (p *pair) lookup(ctx context.Context, d *dstColl, uid string) (indexed, bool, error) {
+	d.mu.Lock()
+	if d.built {
+		x, ok := d.byUID[uid]
+		d.mu.Unlock()
+		return x, ok, nil
+	}
+	d.mu.Unlock()
+	idx, dups, err := Index(ctx, p.r.dst, d.col, p.r.e.Rules, p.r.e.batch())
+	if err != nil {
+		return indexed{}, false, fmt.Errorf("dav: index destination %s: %w", d.col.Href, err)
+	}
+	d.mu.Lock()
+	if !d.built {
+		d.byUID = map[string]indexed{}
+		for u, xs := range idx {
+			d.byUID[u] = xs[0]
+		}
+		d.built = true
+		for _, u := range dups {
+			p.cs.add(func(s *CollectionStats) {
+				s.Notes = append(s.Notes, ItemNote{Item: d.col.Href, UID: u, Note: "destination already holds this UID more than once"})
+			})
+		}
+	}
+	x, ok := d.byUID[uid]
+	d.mu.Unlock()
+	return x, ok, nil
+}
+
+// Index reads every object of c and returns them by UID; dups lists UIDs
+// held by more than one object. Unreadable objects are skipped.
+func Index(ctx context.Context, s Source, c Collection, rules Rules, batch int) (map[string][]indexed, []string, error) {
+	refs, err := s.List(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string][]indexed{}
+	var dups []string
+	for start := 0; start < len(refs); start += batch {
+		err := s.Read(ctx, c, refs[start:min(start+batch, len(refs))], func(ref Ref, data []byte, err error) {
+			if err != nil {
+				return
+			}
+			uid, h, err := rules.Fingerprint(CRLF(data))
+			if err != nil || uid == "" {
+				return
+			}
+			if len(out[uid]) == 1 {
+				dups = append(dups, uid)
+			}
+			out[uid] = append(out[uid], indexed{ref, h})
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, dups, nil
+}
+
+// CRLF returns data with every line ending as CRLF (XML transport turns
+// CRLF into LF).
+func CRLF(data []byte) []byte {
+	n := 0
+	for i, b := range data {
+		if b == '\n' && (i == 0 || data[i-1] != '\r') {
+			n++
+		}
+	}
+	if n == 0 {
+		return data
+	}
+	out := make([]byte, 0, len(data)+n)
+	for i, b := range data {
+		if b == '\n' && (i == 0 || data[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, b)
+	}
+	return out
+}

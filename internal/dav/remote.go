@@ -1,0 +1,111 @@
+package dav
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Remote is a CalDAV or CardDAV server seen as a Source and Destination. It
+// discovers its collections on first use. It is safe for concurrent use.
+type Remote struct {
+	P      *Protocol
+	Client *Client
+	// BatchSize is the number of objects per multiget; 0 means DefaultBatchSize.
+	BatchSize int
+
+	mu     sync.Mutex
+	done   bool
+	home   string
+	cols   []Collection
+	single bool
+}
+
+func (r *Remote) discover(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return nil
+	}
+	home, cols, err := r.Client.Discover(ctx, r.P)
+	if err != nil {
+		return err
+	}
+	r.home, r.cols, r.done = home, cols, true
+	base := r.Client.Base().Path
+	r.single = len(cols) == 1 && SamePath(cols[0].Href, base)
+	return nil
+}
+
+// Collections implements Source.
+func (r *Remote) Collections(ctx context.Context) ([]Collection, error) {
+	if err := r.discover(ctx); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Collection(nil), r.cols...), nil
+}
+
+// Fixed reports the collection when the URL named one collection.
+func (r *Remote) Fixed() (Collection, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.single {
+		return r.cols[0], true
+	}
+	return Collection{}, false
+}
+
+// List implements Source.
+func (r *Remote) List(ctx context.Context, c Collection) ([]Ref, error) {
+	return r.Client.List(ctx, c.Href)
+}
+
+// Read implements Source: multiget in batches, with a GET per object the
+// REPORT did not return.
+func (r *Remote) Read(ctx context.Context, c Collection, refs []Ref, fn ReadFunc) error {
+	b := r.BatchSize
+	if b <= 0 {
+		b = DefaultBatchSize
+	}
+	for start := 0; start < len(refs); start += b {
+		if err := r.Client.MultiGet(ctx, r.P, c.Href, refs[start:min(start+b, len(refs))], fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateCollection implements Destination: MKCALENDAR or extended MKCOL in
+// the home set.
+func (r *Remote) CreateCollection(ctx context.Context, c Collection) (Collection, error) {
+	if err := r.discover(ctx); err != nil {
+		return Collection{}, err
+	}
+	r.mu.Lock()
+	home := r.home
+	r.mu.Unlock()
+	if home == "" {
+		return Collection{}, fmt.Errorf("dav: no home set to create %q in", c.Name)
+	}
+	c.Href = DirHref(home) + EscapeSegment(c.Name) + "/"
+	err := r.Client.MakeCollection(ctx, r.P, c.Href, CollectionProps{DisplayName: c.DisplayName, Description: c.Description, Color: c.Color, Components: c.Components})
+	if err != nil {
+		return Collection{}, err
+	}
+	r.mu.Lock()
+	r.cols = append(r.cols, c)
+	r.mu.Unlock()
+	return c, nil
+}
+
+// Put implements Destination; when the server returns no ETag it asks for
+// one with PROPFIND.
+func (r *Remote) Put(ctx context.Context, c Collection, href string, data []byte, cond Cond) (string, error) {
+	etag, err := r.Client.Put(ctx, href, r.P.ContentType, data, cond)
+	if err != nil || etag != "" {
+		return etag, err
+	}
+	return r.Client.ETag(ctx, href)
+}
