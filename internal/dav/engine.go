@@ -172,7 +172,7 @@ type CollectionStats struct {
 	Repaired int `json:"repaired"`
 	// Routed counts items written to a companion collection because the
 	// destination collection does not accept their component.
-	Routed int        `json:"routed,omitempty"`
+	Routed int         `json:"routed,omitempty"`
 	Errors []ItemError `json:"errors,omitempty"`
 	Notes  []ItemNote  `json:"notes,omitempty"`
 	// DryRun is set when nothing was written: Created and Updated are what
