@@ -1,0 +1,140 @@
+package carboniotest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Fixture is directory content: of the fake server at start, or of a
+// backup that ExternalRestore provisions from. It loads from JSON.
+type Fixture struct {
+	Domains           []string         `json:"domains"`
+	Accounts          []FixtureAccount `json:"accounts"`
+	Aliases           []FixtureAlias   `json:"aliases,omitempty"`
+	DistributionLists []FixtureList    `json:"distribution_lists,omitempty"`
+	Servers           []FixtureServer  `json:"servers,omitempty"`
+	Volumes           []FixtureVolume  `json:"volumes,omitempty"`
+}
+
+// FixtureAccount is an account. Folders nil means the default tree.
+type FixtureAccount struct {
+	Name    string              `json:"name"`
+	Attrs   map[string][]string `json:"attrs,omitempty"`
+	System  bool                `json:"system,omitempty"`
+	Folders []FixtureFolder     `json:"folders,omitempty"`
+}
+
+// FixtureAlias is an alias of an account or list.
+type FixtureAlias struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+}
+
+// FixtureList is a distribution list.
+type FixtureList struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members,omitempty"`
+}
+
+// FixtureServer is a server; Services lists e.g. "mailbox", "mta".
+type FixtureServer struct {
+	Name     string   `json:"name"`
+	Services []string `json:"services"`
+}
+
+// FixtureVolume is a mailstore volume; Type 1 primary, 2 secondary, 10 index.
+type FixtureVolume struct {
+	Name     string `json:"name"`
+	Type     int    `json:"type"`
+	Current  bool   `json:"current"`
+	RootPath string `json:"rootpath,omitempty"`
+}
+
+// FixtureFolder is a folder; Kind is "folder" (default), "link" or "search".
+type FixtureFolder struct {
+	Name    string          `json:"name"`
+	View    string          `json:"view,omitempty"`
+	Kind    string          `json:"kind,omitempty"`
+	Count   int64           `json:"count,omitempty"`
+	Size    int64           `json:"size,omitempty"`
+	UIDNext int64           `json:"uidnext,omitempty"`
+	ModSeq  int64           `json:"modseq,omitempty"`
+	Folders []FixtureFolder `json:"folders,omitempty"`
+}
+
+// LoadFixture reads a JSON fixture file.
+func LoadFixture(path string) (*Fixture, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("carboniotest: %w", err)
+	}
+	var f Fixture
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("carboniotest: fixture %s: %w", path, err)
+	}
+	return &f, nil
+}
+
+// DefaultFolders is the folder tree of a new account.
+func DefaultFolders() []FixtureFolder {
+	return []FixtureFolder{
+		{Name: "Inbox", View: "message", UIDNext: 1},
+		{Name: "Sent", View: "message", UIDNext: 1},
+		{Name: "Drafts", View: "message", UIDNext: 1},
+		{Name: "Junk", View: "message", UIDNext: 1},
+		{Name: "Trash", UIDNext: 1},
+		{Name: "Calendar", View: "appointment"},
+		{Name: "Contacts", View: "contact"},
+		{Name: "Emailed Contacts", View: "contact"},
+		{Name: "Tasks", View: "task"},
+		{Name: "Briefcase", View: "document"},
+	}
+}
+
+// DefaultFixture is a small source-like directory: domain example.com with
+// three users, a system account, an alias, a list, one mailbox server and
+// its volumes. alice has a subfolder, a mountpoint and a saved search.
+func DefaultFixture() *Fixture {
+	alice := DefaultFolders()
+	alice[0].Count, alice[0].Size, alice[0].UIDNext, alice[0].ModSeq = 3, 12000, 4, 10
+	alice[0].Folders = []FixtureFolder{{Name: "Projects", View: "message", Count: 2, Size: 5000, UIDNext: 3, ModSeq: 7}}
+	alice = append(alice,
+		FixtureFolder{Name: "Bob's Calendar", View: "appointment", Kind: "link"},
+		FixtureFolder{Name: "Unread", View: "message", Kind: "search"})
+	return &Fixture{
+		Domains: []string{"example.com"},
+		Accounts: []FixtureAccount{
+			{Name: "alice@example.com", Attrs: map[string][]string{"displayName": {"Alice"}, "zimbraMailHost": {"mbox1.example.com"}}, Folders: alice},
+			{Name: "bob@example.com", Attrs: map[string][]string{"displayName": {"Bob"}, "zimbraMailHost": {"mbox1.example.com"}}},
+			{Name: "carol@example.com", Attrs: map[string][]string{"displayName": {"Carol"}, "zimbraMailHost": {"mbox1.example.com"}}},
+			{Name: "galsync@example.com", System: true},
+		},
+		Aliases:           []FixtureAlias{{Name: "al@example.com", Target: "alice@example.com"}},
+		DistributionLists: []FixtureList{{Name: "team@example.com", Members: []string{"alice@example.com", "bob@example.com"}}},
+		Servers:           []FixtureServer{{Name: "mbox1.example.com", Services: []string{"mailbox", "mta", "proxy"}}},
+		Volumes: []FixtureVolume{
+			{Name: "message1", Type: 1, Current: true, RootPath: "/opt/zextras/store"},
+			{Name: "hsm1", Type: 2, RootPath: "/mnt/hsm"},
+			{Name: "index1", Type: 10, Current: true, RootPath: "/opt/zextras/index"},
+		},
+	}
+}
+
+// DestinationFixture is an empty Carbonio as the migration procedure wants
+// it: a local domain (carbonio.local) with its admin, one server, volumes.
+func DestinationFixture() *Fixture {
+	f := DefaultFixture()
+	return &Fixture{
+		Domains:  []string{"carbonio.local"},
+		Accounts: []FixtureAccount{{Name: "admin@carbonio.local"}},
+		Servers:  []FixtureServer{{Name: "mbox1.carbonio.local", Services: []string{"mailbox", "mta", "proxy"}}},
+		Volumes:  f.Volumes,
+	}
+}
+
+func domainOf(addr string) string {
+	_, d, _ := strings.Cut(strings.ToLower(addr), "@")
+	return d
+}
