@@ -1,0 +1,210 @@
+package carddav
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/emersion/go-webdav"
+	webcarddav "github.com/emersion/go-webdav/carddav"
+
+	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+// TokenSource gives a Carbonio auth token for one user (DelegateAuth), sent as the ZM_AUTH_TOKEN cookie.
+type TokenSource interface {
+	UserToken(ctx context.Context, account string) (secret.Secret, error) // secret = internal/secret
+}
+
+// Shared types; see internal/dav for their fields.
+type (
+	// Collection is an address book.
+	Collection = dav.Collection
+	// Ref is an object href with its ETag.
+	Ref = dav.Ref
+	// ReadFunc receives one object read from a source.
+	ReadFunc = dav.ReadFunc
+	// Cond is the precondition of a write.
+	Cond = dav.Cond
+	// Source is where contacts come from: a DAV server (NewDAV) or a
+	// Zimbra REST vcf export (NewZimbraREST).
+	Source = dav.Source
+	// Destination is where contacts go: a DAV server (NewDAV). There is
+	// deliberately no REST fallback: REST vcf/csv imports duplicate on re-run.
+	Destination = dav.Destination
+	// Checkpoint maps source href + ETag + hash to destination href + ETag
+	// per collection pair. internal/state implements it over SQLite.
+	Checkpoint = dav.Checkpoint
+	// Record is one checkpoint entry.
+	Record = dav.Record
+	// Stats is the outcome of Copy.
+	Stats = dav.Stats
+	// CollectionStats counts one collection.
+	CollectionStats = dav.CollectionStats
+	// ItemError names a failed object with the reason.
+	ItemError = dav.ItemError
+	// ItemNote names a repaired object with the repair.
+	ItemNote = dav.ItemNote
+	// Event is CollectionStarted, ObjectDone, ObjectFailed or CollectionDone.
+	Event = dav.Event
+	// CollectionStarted is sent when a collection starts.
+	CollectionStarted = dav.CollectionStarted
+	// ObjectDone is sent per item written or found unchanged.
+	ObjectDone = dav.ObjectDone
+	// ObjectFailed is sent per item that failed.
+	ObjectFailed = dav.ObjectFailed
+	// CollectionDone is sent when a collection ends.
+	CollectionDone = dav.CollectionDone
+	// Action is created, updated or unchanged.
+	Action = dav.Action
+	// Verification is the outcome of Verify.
+	Verification = dav.Verification
+	// CollectionCheck compares one collection.
+	CollectionCheck = dav.CollectionCheck
+)
+
+// Actions.
+const (
+	Created   = dav.Created
+	Updated   = dav.Updated
+	Unchanged = dav.Unchanged
+)
+
+// DefaultConcurrency is the number of parallel requests per server when
+// Copier.Concurrency is 0.
+const DefaultConcurrency = dav.DefaultConcurrency
+
+// Endpoint is a CardDAV server and how to log in.
+type Endpoint struct {
+	// URL is a server, principal, address-book home or address-book URL.
+	URL string
+	// User and Password are sent as Basic credentials when Token is nil.
+	User     string
+	Password secret.Secret
+	// Token, when not nil, gives the ZM_AUTH_TOKEN cookie for Account
+	// (Carbonio: admin DelegateAuth, no user password needed).
+	Token   TokenSource
+	Account string
+	// HTTPClient sends the requests; nil means an http.Client with TLS
+	// verification on.
+	HTTPClient webdav.HTTPClient
+}
+
+// HTTP returns the endpoint's authenticated HTTP client.
+func (e Endpoint) HTTP() webdav.HTTPClient {
+	hc := e.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	switch {
+	case e.Token != nil:
+		acct := e.Account
+		if acct == "" {
+			acct = e.User
+		}
+		return dav.CookieAuth(hc, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
+			return e.Token.UserToken(ctx, acct)
+		})
+	case e.User != "":
+		return dav.BasicAuth(hc, e.User, e.Password)
+	}
+	return hc
+}
+
+// DAV is a CardDAV server used as a Source or a Destination. It is safe for
+// concurrent use.
+type DAV struct {
+	dav.Remote
+}
+
+// NewDAV returns the CardDAV server at e. Nothing is sent until first use.
+func NewDAV(e Endpoint) (*DAV, error) {
+	c, err := dav.NewClient(e.HTTP(), e.URL)
+	if err != nil {
+		return nil, fmt.Errorf("carddav: %w", err)
+	}
+	return &DAV{Remote: dav.Remote{P: dav.CardDAV, Client: c}}, nil
+}
+
+// FindAddressBooks lists address books with go-webdav's client (for callers that
+// want its view; Copy uses its own discovery).
+func FindAddressBooks(ctx context.Context, e Endpoint) ([]webcarddav.AddressBook, error) {
+	c, err := webcarddav.NewClient(e.HTTP(), e.URL)
+	if err != nil {
+		return nil, fmt.Errorf("carddav: %w", err)
+	}
+	p, err := c.FindCurrentUserPrincipal(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("carddav: principal: %w", err)
+	}
+	home, err := c.FindAddressBookHomeSet(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("carddav: home set: %w", err)
+	}
+	return c.FindAddressBooks(ctx, home)
+}
+
+// Copier copies address books. Its fields are its options; the
+// zero value works. A Copier is safe for one Copy or Verify at a time.
+type Copier struct {
+	// Concurrency bounds parallel requests per server; 0 means
+	// DefaultConcurrency.
+	Concurrency int
+	// BatchSize is the number of objects per multiget REPORT; 0 means 50.
+	BatchSize int
+	// Checkpoint, when not nil, remembers what was copied so that a re-run
+	// skips unchanged objects and updates changed ones. Without it objects
+	// are matched by UID at the destination.
+	Checkpoint Checkpoint
+	// DryRun reads and validates everything and reports what would be
+	// written, writing nothing.
+	DryRun bool
+	// OnEvent, when not nil, receives progress events. It may be called
+	// concurrently and must return quickly.
+	OnEvent func(Event)
+	// OnError, when not nil, is called for each failed object: returning
+	// nil skips it, an error aborts Copy. By default failures are recorded
+	// in the stats and the copy goes on.
+	OnError func(item string, err error) error
+	// Logger, when not nil, receives debug logs.
+	Logger *slog.Logger
+}
+
+func (c *Copier) engine() *dav.Engine {
+	return &dav.Engine{Protocol: dav.CardDAV, Rules: Rules{}, Concurrency: c.Concurrency, BatchSize: c.BatchSize,
+		Checkpoint: c.Checkpoint, DryRun: c.DryRun, OnEvent: c.OnEvent, OnError: c.OnError, Logger: c.Logger}
+}
+
+// Copy copies every address book of src to the address book of the same
+// name in dst (created with its display name and description when missing).
+// Each source resource is validated by Rules, split into one vCard per
+// resource, and written byte for byte with a conditional PUT. Per-object
+// failures are in the stats; the error is non-nil only when the copy could
+// not go on.
+func (c *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats, error) {
+	if dst == nil || src == nil {
+		return nil, errors.New("carddav: Copy needs a destination and a source")
+	}
+	s, err := c.engine().Copy(ctx, dst, src)
+	if err != nil {
+		return s, fmt.Errorf("carddav: %w", err)
+	}
+	return s, nil
+}
+
+// Verify compares src and dst by UID and semantic fingerprint: every valid
+// source object must be at the destination exactly once and equal.
+func (c *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
+	v, err := c.engine().Verify(ctx, dst, src)
+	if err != nil {
+		return v, fmt.Errorf("carddav: %w", err)
+	}
+	return v, nil
+}
+
+// NewMemoryCheckpoint returns a Checkpoint held in memory, for tests and
+// one-off runs.
+func NewMemoryCheckpoint() Checkpoint { return dav.NewMemoryCheckpoint() }

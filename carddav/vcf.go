@@ -1,0 +1,167 @@
+package carddav
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-vcard"
+
+	"github.com/zxmigrate/zxmigrate/internal/dav"
+)
+
+// ErrInvalid marks a vCard that cannot be copied as it is; the error text
+// says why.
+var ErrInvalid = errors.New("invalid vCard")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("carddav: %w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Rules is the one place where vCards are validated, repaired, split and
+// fingerprinted. Its zero value is ready to use and it is safe for
+// concurrent use.
+type Rules struct{}
+
+var _ dav.Rules = Rules{}
+
+// ignored are properties that do not count when comparing cards.
+var ignored = map[string]bool{"PRODID": true, "REV": true}
+
+// Split implements dav.Rules. Each BEGIN:VCARD block becomes one item, kept
+// byte for byte (vCard 3.0 and 4.0 as given). A card must parse and carry
+// VERSION and at least one field besides it; a card without UID gets one
+// derived from its content (the same on every run). Groups (vCard 4
+// KIND:group, Apple X-ADDRESSBOOKSERVER-KIND:group) are carried; members
+// that are not e-mail addresses are noted, since Carbonio keeps only
+// address members.
+func (Rules) Split(data []byte) ([]dav.Item, error) {
+	blocks, closed := dav.Blocks(dav.Lines(data))
+	if len(blocks) == 0 {
+		return nil, invalid("no BEGIN:VCARD")
+	}
+	if !closed {
+		return nil, invalid("unterminated BEGIN:VCARD")
+	}
+	seen := map[string]bool{}
+	var out []dav.Item
+	for i, b := range blocks {
+		if b.Kind != "VCARD" {
+			return nil, invalid("block %d is %s, not VCARD", i+1, b.Kind)
+		}
+		raw := b.Raw()
+		if len(blocks) == 1 {
+			raw = data
+		}
+		card, err := vcard.NewDecoder(bytes.NewReader(raw)).Decode()
+		if err != nil {
+			return nil, invalid("card %d does not parse: %v", i+1, err)
+		}
+		if _, ok := b.Top("VERSION"); !ok {
+			return nil, invalid("card %d has no VERSION", i+1)
+		}
+		fields := 0
+		for k := range card {
+			if k != "VERSION" && k != "UID" {
+				fields++
+			}
+		}
+		if fields == 0 {
+			return nil, invalid("card %d has no fields", i+1)
+		}
+		var notes []string
+		uidLine, _ := b.Top("UID")
+		uid := strings.TrimSpace(uidLine.Value)
+		if uid == "" {
+			h := sha1.Sum(b.Raw())
+			uid = "zxmigrate-" + hex.EncodeToString(h[:12])
+			raw = addUID(b, uid)
+			notes = append(notes, "UID "+uid+" added (the card had none)")
+		}
+		if seen[uid] {
+			return nil, invalid("UID %q appears twice in one resource", uid)
+		}
+		seen[uid] = true
+		if isGroup(card) {
+			n := 0
+			for _, k := range []string{"MEMBER", "X-ADDRESSBOOKSERVER-MEMBER"} {
+				for _, f := range card[k] {
+					if !strings.HasPrefix(strings.ToLower(f.Value), "mailto:") {
+						n++
+					}
+				}
+			}
+			if n > 0 {
+				notes = append(notes, fmt.Sprintf("contact group with %d members that are not e-mail addresses (Carbonio keeps only address members)", n))
+			}
+		}
+		_, h, err := Rules{}.Fingerprint(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dav.Item{UID: uid, Data: raw, Hash: h, Notes: notes})
+	}
+	return out, nil
+}
+
+func isGroup(c vcard.Card) bool {
+	return strings.EqualFold(c.Value("KIND"), "group") || strings.EqualFold(c.Value("X-ADDRESSBOOKSERVER-KIND"), "group")
+}
+
+// addUID inserts a UID line after VERSION.
+func addUID(b dav.Block, uid string) []byte {
+	var out []byte
+	done := false
+	for _, l := range b.Lines {
+		out = append(out, l.Raw...)
+		if n := len(out); out[n-1] != '\n' {
+			out = append(out, '\r', '\n')
+		}
+		if !done && l.Name == "VERSION" {
+			out = append(out, []byte("UID:"+uid+"\r\n")...)
+			done = true
+		}
+	}
+	return out
+}
+
+// Fingerprint implements dav.Rules: the card's UID and a hash of its fields
+// with parameters sorted, ignoring PRODID and REV.
+func (Rules) Fingerprint(data []byte) (string, string, error) {
+	dec := vcard.NewDecoder(bytes.NewReader(data))
+	card, err := dec.Decode()
+	if err != nil {
+		return "", "", invalid("does not parse: %v", err)
+	}
+	if _, err := dec.Decode(); err != io.EOF {
+		return "", "", invalid("more than one card")
+	}
+	var lines []string
+	for k, fs := range card {
+		if ignored[k] {
+			continue
+		}
+		for _, f := range fs {
+			var ps []string
+			for pk, pv := range f.Params {
+				vv := append([]string(nil), pv...)
+				for i := range vv {
+					vv[i] = strings.ToLower(vv[i])
+				}
+				sort.Strings(vv)
+				ps = append(ps, strings.ToUpper(pk)+"="+strings.Join(vv, ","))
+			}
+			sort.Strings(ps)
+			lines = append(lines, k+";"+strings.Join(ps, ";")+":"+f.Value)
+		}
+	}
+	sort.Strings(lines)
+	h := sha256.Sum256([]byte(strings.Join(lines, "\x1f")))
+	return strings.TrimSpace(card.Value("UID")), hex.EncodeToString(h[:]), nil
+}
