@@ -47,6 +47,12 @@ type Message struct {
 	// `\Draft`) and keywords (`$Forwarded`, `Work`, ...), sorted.
 	Flags        []string
 	InternalDate time.Time
+	// Kind says how the generator built the message: "text", "alternative",
+	// "mixed", "forward", "huge", or "edge/<name>" for the malformed and
+	// unusual messages of the EdgeCases folder (e.g. "edge/bad-boundary",
+	// "edge/nul"). Exact duplicates carry the Kind of their original with
+	// "+dup" appended. It is informational: servers do not store it.
+	Kind string
 }
 
 // Collection is a calendar (or task list) or an address book.
