@@ -301,7 +301,9 @@ func addressBooks(r *rand.Rand, o Options) []Collection {
 	add := func(c *Collection, uid string, data []byte) {
 		c.Objects = append(c.Objects, Object{UID: uid, Name: objName(strings.TrimPrefix(uid, "urn:uuid:"), ".vcf"), Data: data})
 	}
-	photo := func() string { return base64.StdEncoding.EncodeToString(append([]byte{0xff, 0xd8, 0xff, 0xe0}, randomBytes(r, 1200+r.IntN(2000))...)) }
+	photo := func() string {
+		return base64.StdEncoding.EncodeToString(append([]byte{0xff, 0xd8, 0xff, 0xe0}, randomBytes(r, 1200+r.IntN(2000))...))
+	}
 	card := func(version string, ls ...string) []byte {
 		b := &davBuilder{}
 		b.lines("BEGIN:VCARD", "VERSION:"+version)

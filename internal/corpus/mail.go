@@ -27,12 +27,12 @@ const (
 )
 
 var vocab = [numLangs][]string{
-	langEN: strings.Fields("the meeting project report budget review please find attached invoice schedule team update release deadline customer server migration mailbox calendar contact quarter results thanks regards question answer draft proposal agenda minutes travel office holiday weekend network backup storage issue ticket"),
-	langDE: strings.Fields("Besprechung Übersicht Rechnung Grüße Änderung bitte danke für die Woche nächste Straße Größe Prüfung Angebot Lieferung Kündigung Frühstück Bürozeiten Tagesordnung Mitarbeiter Ärger schön müssen können Zusammenfassung"),
-	langFR: strings.Fields("réunion facture reçu déjà été très à bientôt cordialement prochaine semaine garçon élève façon ça leçon où être même problème résumé délai équipe projet sécurité mise à jour"),
-	langEL: strings.Fields("καλημέρα συνάντηση τιμολόγιο ευχαριστώ παρακαλώ εβδομάδα έργο ομάδα αναφορά προθεσμία πελάτης διακομιστής ημερολόγιο επαφή ερώτηση απάντηση"),
-	langJA: strings.Fields("会議 請求書 よろしく お願いします 来週 プロジェクト 報告 締め切り お客様 サーバー 移行 カレンダー 連絡先 質問 回答 ありがとう ございます 資料 添付"),
-	langRU: strings.Fields("встреча счёт спасибо пожалуйста неделя проект команда отчёт срок клиент сервер перенос календарь контакт вопрос ответ привет уважением"),
+	langEN:    strings.Fields("the meeting project report budget review please find attached invoice schedule team update release deadline customer server migration mailbox calendar contact quarter results thanks regards question answer draft proposal agenda minutes travel office holiday weekend network backup storage issue ticket"),
+	langDE:    strings.Fields("Besprechung Übersicht Rechnung Grüße Änderung bitte danke für die Woche nächste Straße Größe Prüfung Angebot Lieferung Kündigung Frühstück Bürozeiten Tagesordnung Mitarbeiter Ärger schön müssen können Zusammenfassung"),
+	langFR:    strings.Fields("réunion facture reçu déjà été très à bientôt cordialement prochaine semaine garçon élève façon ça leçon où être même problème résumé délai équipe projet sécurité mise à jour"),
+	langEL:    strings.Fields("καλημέρα συνάντηση τιμολόγιο ευχαριστώ παρακαλώ εβδομάδα έργο ομάδα αναφορά προθεσμία πελάτης διακομιστής ημερολόγιο επαφή ερώτηση απάντηση"),
+	langJA:    strings.Fields("会議 請求書 よろしく お願いします 来週 プロジェクト 報告 締め切り お客様 サーバー 移行 カレンダー 連絡先 質問 回答 ありがとう ございます 資料 添付"),
+	langRU:    strings.Fields("встреча счёт спасибо пожалуйста неделя проект команда отчёт срок клиент сервер перенос календарь контакт вопрос ответ привет уважением"),
 	langEmoji: strings.Fields("party 🎉 coffee ☕ ok 👍 launch 🚀 great ✨ sun ☀️ pizza 🍕 deadline ⏰ thanks 🙏 love ❤️ done ✅"),
 }
 
@@ -104,11 +104,18 @@ const crlf = "\r\n"
 // msgWriter accumulates a message.
 type msgWriter struct{ bytes.Buffer }
 
-func (w *msgWriter) line(s string)                 { w.WriteString(s); w.WriteString(crlf) }
-func (w *msgWriter) hdr(k, v string)               { w.WriteString(k); w.WriteString(": "); w.WriteString(v); w.WriteString(crlf) }
-func (w *msgWriter) linef(f string, a ...any)      { fmt.Fprintf(w, f, a...); w.WriteString(crlf) }
-func (w *msgWriter) hdrf(k, f string, a ...any)    { w.hdr(k, fmt.Sprintf(f, a...)) }
-func (w *msgWriter) boundary(b string, last bool) { w.line("--" + b + map[bool]string{true: "--"}[last]) }
+func (w *msgWriter) line(s string) { w.WriteString(s); w.WriteString(crlf) }
+func (w *msgWriter) hdr(k, v string) {
+	w.WriteString(k)
+	w.WriteString(": ")
+	w.WriteString(v)
+	w.WriteString(crlf)
+}
+func (w *msgWriter) linef(f string, a ...any)   { fmt.Fprintf(w, f, a...); w.WriteString(crlf) }
+func (w *msgWriter) hdrf(k, f string, a ...any) { w.hdr(k, fmt.Sprintf(f, a...)) }
+func (w *msgWriter) boundary(b string, last bool) {
+	w.line("--" + b + map[bool]string{true: "--"}[last])
+}
 
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
