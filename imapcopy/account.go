@@ -1,0 +1,241 @@
+package imapcopy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+// Security is how a connection is protected.
+type Security int
+
+const (
+	// ImplicitTLS opens TLS before IMAP (imaps://, port 993).
+	ImplicitTLS Security = iota
+	// StartTLS upgrades a plain connection with STARTTLS (imap://, port 143)
+	// and fails when the server does not offer it.
+	StartTLS
+	// Plaintext sends everything, the password included, in clear. Use it
+	// only on loopback or trusted networks.
+	Plaintext
+)
+
+// String returns "imaps", "starttls" or "plaintext".
+func (s Security) String() string {
+	switch s {
+	case StartTLS:
+		return "starttls"
+	case Plaintext:
+		return "plaintext"
+	default:
+		return "imaps"
+	}
+}
+
+// Dialer opens authenticated IMAP connections to one mailbox.
+type Dialer interface {
+	// Dial connects and logs in. It must honour ctx while connecting.
+	Dial(ctx context.Context) (*imapclient.Client, error)
+	// String names the mailbox for reports, without any secret.
+	String() string
+}
+
+// serverKeyer is implemented by Dialers that know which server they reach;
+// ConnBudget counts connections per server key.
+type serverKeyer interface{ serverKey() string }
+
+// Account is an IMAP mailbox reached with a user or admin login. It
+// implements Dialer. The zero Security is ImplicitTLS.
+//
+// An Account is safe for concurrent use once set up.
+type Account struct {
+	// Addr is host:port.
+	Addr string
+	// Security selects implicit TLS, STARTTLS or plaintext.
+	Security Security
+	// TLSConfig is used for TLS; nil means the system roots with
+	// verification on and ServerName taken from Addr.
+	TLSConfig *tls.Config
+	// User is the mailbox to open.
+	User string
+	// Admin, when set, logs in with SASL PLAIN as Admin on behalf of User
+	// (authzid = User, authcid = Admin); Password is then the admin's.
+	Admin string
+	// Password is the user's password, or the admin's when Admin is set.
+	Password secret.Secret
+	// DialTimeout bounds connecting and logging in; 0 means 30s.
+	DialTimeout time.Duration
+}
+
+// ParseURL parses imap[s]://USER@HOST[:PORT]. imaps:// selects ImplicitTLS
+// (port 993), imap:// selects StartTLS (port 143). A password in the URL is
+// refused: secrets never travel in arguments.
+func ParseURL(raw string) (*Account, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("imapcopy: parse url: %w", err)
+	}
+	a := &Account{}
+	port := ""
+	switch strings.ToLower(u.Scheme) {
+	case "imaps":
+		a.Security, port = ImplicitTLS, "993"
+	case "imap":
+		a.Security, port = StartTLS, "143"
+	default:
+		return nil, fmt.Errorf("imapcopy: url %q: scheme must be imap or imaps", redactURL(raw))
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return nil, fmt.Errorf("imapcopy: url %q: no user (imap[s]://USER@HOST[:PORT])", redactURL(raw))
+	}
+	if _, set := u.User.Password(); set {
+		return nil, fmt.Errorf("imapcopy: url %q: passwords are not accepted in URLs; use the environment or a password file", redactURL(raw))
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("imapcopy: url %q: no host", redactURL(raw))
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("imapcopy: url %q: unexpected path %q", redactURL(raw), u.Path)
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	a.User = u.User.Username()
+	a.Addr = net.JoinHostPort(u.Hostname(), port)
+	return a, nil
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, set := u.User.Password(); set {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
+}
+
+// String returns scheme://user@host:port, naming the admin when one is used.
+func (a *Account) String() string {
+	scheme := "imaps"
+	if a.Security != ImplicitTLS {
+		scheme = "imap"
+	}
+	s := scheme + "://" + a.User + "@" + a.Addr
+	if a.Admin != "" {
+		s += " (as admin " + a.Admin + ")"
+	}
+	return s
+}
+
+func (a *Account) serverKey() string { return a.Addr }
+
+// Dial connects, secures and authenticates a connection. Authentication
+// failures wrap retry.ErrAuth.
+func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
+	timeout := a.DialTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := &net.Dialer{}
+	conn, err := d.DialContext(ctx, "tcp", a.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
+	}
+	// go-imap has no context: close the connection to abort a handshake.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	host, _, _ := net.SplitHostPort(a.Addr)
+	tcfg := a.TLSConfig
+	if tcfg == nil {
+		tcfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		tcfg = tcfg.Clone()
+	}
+	if tcfg.ServerName == "" {
+		tcfg.ServerName = host
+	}
+	opts := &imapclient.Options{TLSConfig: tcfg}
+	var c *imapclient.Client
+	switch a.Security {
+	case ImplicitTLS:
+		tc := tls.Client(conn, tcfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("imapcopy: tls %s: %w", a.Addr, err)
+		}
+		c = imapclient.New(tc, opts)
+	case StartTLS:
+		c, err = imapclient.NewStartTLS(conn, opts)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("imapcopy: starttls %s: %w", a.Addr, ctxErr(ctx, err))
+		}
+	case Plaintext:
+		c = imapclient.New(conn, opts)
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("imapcopy: unknown security %d", a.Security)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("imapcopy: greeting from %s: %w", a.Addr, ctxErr(ctx, err))
+	}
+	if err := a.login(c); err != nil {
+		c.Close()
+		return nil, ctxErr(ctx, err)
+	}
+	if ctx.Err() != nil {
+		c.Close()
+		return nil, fmt.Errorf("imapcopy: login to %s: %w", a.Addr, ctx.Err())
+	}
+	return c, nil
+}
+
+func (a *Account) login(c *imapclient.Client) error {
+	pass := a.Password.Reveal()
+	var err error
+	switch {
+	case a.Admin != "":
+		if !c.Caps().Has(imap.Cap("AUTH=PLAIN")) && !c.Caps().Has(imap.CapIMAP4rev2) {
+			return fmt.Errorf("imapcopy: %s: admin login needs AUTH=PLAIN, which the server does not offer", a)
+		}
+		err = c.Authenticate(sasl.NewPlainClient(a.User, a.Admin, pass))
+	case c.Caps().Has(imap.CapLoginDisabled):
+		err = c.Authenticate(sasl.NewPlainClient("", a.User, pass))
+	default:
+		err = c.Login(a.User, pass).Wait()
+	}
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad) &&
+		ie.Code != imap.ResponseCodeUnavailable {
+		return fmt.Errorf("imapcopy: login to %s: %w: %w", a, retry.ErrAuth, err)
+	}
+	return fmt.Errorf("imapcopy: login to %s: %w", a, err)
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errors.Join(err, ctx.Err())
+	}
+	return err
+}

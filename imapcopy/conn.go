@@ -1,0 +1,170 @@
+package imapcopy
+
+import (
+	"context"
+	"sync"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// DefaultConnsPerServer is the per-server connection budget when a Copier has
+// no Budget.
+const DefaultConnsPerServer = 16
+
+// ConnBudget caps how many connections are open at once to each server,
+// across every Copier that shares it (Zimbra and Carbonio refuse clients
+// beyond zimbraImapMaxConnections and lock up with many writers).
+//
+// A *ConnBudget is safe for concurrent use.
+type ConnBudget struct {
+	n  int
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// NewConnBudget returns a budget of n connections per server; n <= 0 means
+// DefaultConnsPerServer.
+func NewConnBudget(n int) *ConnBudget {
+	if n <= 0 {
+		n = DefaultConnsPerServer
+	}
+	return &ConnBudget{n: n, m: map[string]chan struct{}{}}
+}
+
+func (b *ConnBudget) sem(key string) chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.m[key]
+	if !ok {
+		s = make(chan struct{}, b.n)
+		b.m[key] = s
+	}
+	return s
+}
+
+func (b *ConnBudget) acquire(ctx context.Context, key string) error {
+	select {
+	case b.sem(key) <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *ConnBudget) release(key string) { <-b.sem(key) }
+
+func dialerKey(d Dialer) string {
+	if k, ok := d.(serverKeyer); ok {
+		return k.serverKey()
+	}
+	return d.String()
+}
+
+// pool keeps idle logged-in connections of one Dialer for reuse between
+// folders. Every connection it hands out counts against the budget until it
+// is closed.
+type pool struct {
+	d      Dialer
+	budget *ConnBudget
+	key    string
+
+	mu   sync.Mutex
+	idle []*conn
+}
+
+// conn is one connection with the bookkeeping our manners need.
+type conn struct {
+	*imapclient.Client
+	p        *pool
+	lastCmd  string
+	repeats  int
+	maxRep   int
+	selected string
+}
+
+func newPool(d Dialer, b *ConnBudget) *pool {
+	return &pool{d: d, budget: b, key: dialerKey(d)}
+}
+
+// get returns an idle connection or dials a new one.
+func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		select {
+		case <-c.Closed():
+			p.budget.release(p.key)
+			continue
+		default:
+		}
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	if err := p.budget.acquire(ctx, p.key); err != nil {
+		return nil, err
+	}
+	cl, err := p.d.Dial(ctx)
+	if err != nil {
+		p.budget.release(p.key)
+		return nil, err
+	}
+	return &conn{Client: cl, p: p, maxRep: maxRepeat}, nil
+}
+
+// put returns a healthy connection to the pool; a broken one is closed.
+func (p *pool) put(c *conn, healthy bool) {
+	if c == nil {
+		return
+	}
+	if !healthy {
+		c.discard()
+		return
+	}
+	p.mu.Lock()
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// discard closes the connection and frees its budget slot.
+func (c *conn) discard() {
+	c.Client.Close()
+	c.p.budget.release(c.p.key)
+}
+
+// closeAll logs out and closes every idle connection.
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range idle {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.Logout().Wait()
+			c.discard()
+		}()
+	}
+	wg.Wait()
+}
+
+// tick records that the command name is about to be sent and, after
+// maxRep identical commands in a row, interleaves a NOOP: Zimbra drops
+// connections that send more than 25 identical commands in a row.
+func (c *conn) tick(name string) {
+	if c.maxRep <= 0 {
+		return
+	}
+	if name == c.lastCmd {
+		c.repeats++
+	} else {
+		c.lastCmd, c.repeats = name, 1
+	}
+	if c.repeats >= c.maxRep {
+		_ = c.Noop() // answered asynchronously; errors surface on the next command
+		c.lastCmd, c.repeats = "NOOP", 1
+	}
+}

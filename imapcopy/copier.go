@@ -1,0 +1,513 @@
+package imapcopy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
+)
+
+// Defaults for zero Copier fields.
+const (
+	DefaultConcurrency    = 4         // folders in parallel per account
+	DefaultMaxWriters     = 4         // APPEND connections per destination mailbox
+	DefaultSpillThreshold = 256 << 10 // bytes held in RAM per message before spooling to a temp file
+	DefaultMaxRepeat      = 20        // identical commands in a row before a NOOP
+	fetchChunk            = 200       // UIDs per FETCH of message bodies
+	uidChunk              = 500       // UIDs per STORE (keeps command lines well under 8 KB)
+)
+
+// Copier copies every folder of one IMAP mailbox to another: exact bytes,
+// flags, keywords and INTERNALDATE, resumable through its Checkpoint. The
+// fields are its options; zero values mean the documented defaults.
+//
+// A Copier may be used for several Copy calls, also concurrently, as long as
+// its fields are not changed meanwhile.
+type Copier struct {
+	// Concurrency is how many folders are copied in parallel, each on its
+	// own connections; 0 means DefaultConcurrency.
+	Concurrency int
+	// MaxWriters caps APPEND connections per destination mailbox; 0 means
+	// DefaultMaxWriters (Zimbra has ~15 lock waiters per mailbox).
+	MaxWriters int
+	// Budget caps connections per server across every Copier sharing it;
+	// nil means a private budget of DefaultConnsPerServer.
+	Budget *ConnBudget
+	// Checkpoint remembers copies for resume and re-runs; nil means an
+	// in-memory one (nothing survives the process).
+	Checkpoint Checkpoint
+	// Include, when not empty, limits the copy to source folders matching
+	// one of its patterns; Exclude skips folders matching one of its
+	// patterns. Patterns match the source name written with '/' as
+	// separator; '*' matches anything (separators too), '?' one character.
+	Include, Exclude []string
+	// Map renames folders explicitly: source name → destination name, both
+	// written with '/' as separator.
+	Map map[string]string
+	// SkipFolder, when set, may skip a folder (e.g. a Zimbra mountpoint or
+	// saved search) with a reason. It gets the name with '/' separators.
+	SkipFolder func(name string) (skip bool, reason string)
+	// SkipDeleted leaves out messages flagged \Deleted (not yet expunged).
+	// By default they are copied with the flag.
+	SkipDeleted bool
+	// MaxSize skips and reports messages larger than this many bytes; 0
+	// means no limit besides the destination's APPENDLIMIT.
+	MaxSize int64
+	// DryRun reads both sides and reports what would be done, writing
+	// nothing to the destination or the checkpoint.
+	DryRun bool
+	// DeepVerify hashes whole messages on both sides in the final proof
+	// instead of comparing size, Message-ID and Date.
+	DeepVerify bool
+	// SpillThreshold is the message size above which a message is spooled
+	// to a temporary file rather than held in memory; 0 means
+	// DefaultSpillThreshold.
+	SpillThreshold int64
+	// TempDir holds spooled messages; "" means os.TempDir.
+	TempDir string
+	// MaxRepeat is how many identical commands may be sent in a row on one
+	// connection before a NOOP is interleaved; 0 means DefaultMaxRepeat,
+	// negative disables.
+	MaxRepeat int
+	// RetryAttempts is how many times a folder pass is tried when the
+	// connection drops or the server is busy; 0 means 6.
+	RetryAttempts int
+	// OnEvent, when set, receives progress events. It may be called
+	// concurrently and must return quickly.
+	OnEvent func(Event)
+	// OnError, when set, decides per failed item (a message or a folder):
+	// nil records the failure and goes on, non-nil aborts Copy with it.
+	// It may be called concurrently.
+	OnError func(item string, err error) error
+	// Logger receives debug and warning logs; nil means silent.
+	Logger *slog.Logger
+}
+
+// fatalError marks errors that must abort the whole Copy (checkpoint
+// writes, aborts asked by OnError).
+type fatalError struct{ err error }
+
+func (f fatalError) Error() string           { return f.err.Error() }
+func (f fatalError) Unwrap() error           { return f.err }
+func (f fatalError) RetryClass() retry.Class { return retry.Fatal }
+
+func (c *Copier) emit(e Event) {
+	if c.OnEvent != nil {
+		c.OnEvent(e)
+	}
+}
+
+func (c *Copier) log() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(discardHandler{})
+	}
+	return c.Logger
+}
+
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+
+// itemError lets OnError abort; nil means go on.
+func (c *Copier) itemError(item string, err error) error {
+	if c.OnError == nil {
+		return nil
+	}
+	if abort := c.OnError(item, err); abort != nil {
+		return fatalError{abort}
+	}
+	return nil
+}
+
+func (c *Copier) concurrency() int {
+	if c.Concurrency > 0 {
+		return c.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+func (c *Copier) maxWriters() int {
+	if c.MaxWriters > 0 {
+		return c.MaxWriters
+	}
+	return DefaultMaxWriters
+}
+
+func (c *Copier) spill() int64 {
+	if c.SpillThreshold > 0 {
+		return c.SpillThreshold
+	}
+	return DefaultSpillThreshold
+}
+
+func (c *Copier) maxRepeat() int {
+	switch {
+	case c.MaxRepeat < 0:
+		return 0
+	case c.MaxRepeat == 0:
+		return DefaultMaxRepeat
+	}
+	return c.MaxRepeat
+}
+
+// session is the state of one Copy call.
+type session struct {
+	c        *Copier
+	src, dst *pool
+	cp       Checkpoint
+	srcInfo  sideInfo
+	dstInfo  sideInfo
+}
+
+// sideInfo is what one LIST pass learned about a server.
+type sideInfo struct {
+	ns          nsInfo
+	caps        imap.CapSet
+	list        []*imap.ListData
+	byName      map[string]*imap.ListData
+	appendLimit int64
+}
+
+func (s sideInfo) has(cp imap.Cap) bool { return s.caps.Has(cp) }
+
+// Copy copies every selected folder of src into dst and verifies the
+// result. Per-item problems are reported in Stats; the error is non-nil only
+// when the copy could not go on (authentication, cancelled context,
+// unwritable checkpoint, an abort from OnError, or a failed folder listing).
+func (c *Copier) Copy(ctx context.Context, dst, src Dialer) (*Stats, error) {
+	return c.run(ctx, dst, src, false)
+}
+
+// Verify compares src and dst folder by folder without copying anything: the
+// fingerprint proof of Copy, usable alone. Folders missing on dst are
+// reported with every source message missing.
+func (c *Copier) Verify(ctx context.Context, dst, src Dialer) (*Stats, error) {
+	return c.run(ctx, dst, src, true)
+}
+
+func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*Stats, error) {
+	budget := c.Budget
+	if budget == nil {
+		budget = NewConnBudget(0)
+	}
+	s := &session{c: c, src: newPool(src, budget), dst: newPool(dst, budget), cp: c.Checkpoint}
+	if s.cp == nil {
+		s.cp = NewMemoryCheckpoint()
+	}
+	if c.DryRun || verifyOnly {
+		s.cp = readOnlyCheckpoint{s.cp}
+	}
+	defer s.src.closeAll()
+	defer s.dst.closeAll()
+	stats := &Stats{Source: src.String(), Destination: dst.String(), DryRun: c.DryRun}
+
+	// Log in to both sides first: an authentication failure stops here,
+	// before any fan-out can lock an account.
+	var err error
+	if s.srcInfo, err = s.listSide(ctx, s.src, true); err != nil {
+		return stats, err
+	}
+	if s.dstInfo, err = s.listSide(ctx, s.dst, false); err != nil {
+		return stats, err
+	}
+	folders := s.sourceFolders()
+	plans, err := c.planFolders(folders, s.srcInfo.ns, s.dstInfo.ns, s.dstInfo.list, s.srcInfo.has(imap.CapSpecialUse))
+	if err != nil {
+		return stats, err
+	}
+	if !c.DryRun && !verifyOnly {
+		if err := s.createFolders(ctx, plans); err != nil {
+			return stats, err
+		}
+	}
+	stats.Folders = make([]FolderStats, len(plans))
+	conc := c.concurrency()
+	if n := budget.n / 2; conc > n {
+		conc = max(n, 1)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	// Largest folders first so that the long ones start early.
+	order := largestFirst(plans)
+	for _, i := range order {
+		p := plans[i]
+		fs := &stats.Folders[i]
+		fs.Source, fs.Destination, fs.Renamed, fs.Skipped, fs.NoSelect = p.Src.Name, p.Dst, p.Renamed, p.Skip, p.NoSelect
+		if p.Skip != "" || p.NoSelect {
+			if p.Skip != "" {
+				c.emit(FolderDone{Stats: *fs})
+			}
+			continue
+		}
+		g.Go(func() error {
+			err := s.folderWithRetry(gctx, p, fs, verifyOnly)
+			if err != nil {
+				fs.Err = err.Error()
+				if retry.Classify(err) == retry.Fatal || gctx.Err() != nil {
+					c.emit(FolderDone{Stats: *fs})
+					return err
+				}
+				if abort := c.itemError("folder "+p.Display, err); abort != nil {
+					return abort
+				}
+			}
+			c.emit(FolderDone{Stats: *fs})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return stats, errors.Join(err, ctx.Err())
+		}
+		return stats, err
+	}
+	return stats, ctx.Err()
+}
+
+func largestFirst(plans []folderPlan) []int {
+	idx := make([]int, len(plans))
+	for i := range idx {
+		idx[i] = i
+	}
+	size := func(p folderPlan) uint32 {
+		if p.Src.Status != nil && p.Src.Status.NumMessages != nil {
+			return *p.Src.Status.NumMessages
+		}
+		return 0
+	}
+	sortStable(idx, func(a, b int) bool { return size(plans[a]) > size(plans[b]) })
+	return idx
+}
+
+func sortStable(idx []int, less func(a, b int) bool) {
+	for i := 1; i < len(idx); i++ {
+		for j := i; j > 0 && less(idx[j], idx[j-1]); j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+}
+
+// listSide logs in, reads NAMESPACE, capabilities and one LIST (with
+// SUBSCRIBED, SPECIAL-USE and STATUS where offered).
+func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, error) {
+	cn, err := p.get(ctx, s.c.maxRepeat())
+	if err != nil {
+		return sideInfo{}, err
+	}
+	healthy := false
+	defer func() { p.put(cn, healthy) }()
+	stop := context.AfterFunc(ctx, func() { cn.Client.Close() })
+	defer stop()
+	info := sideInfo{caps: cn.Caps(), byName: map[string]*imap.ListData{}}
+	if lim, ok := cn.Caps().AppendLimit(); ok && lim != nil {
+		info.appendLimit = int64(*lim)
+	}
+	if info.has(imap.CapNamespace) || info.has(imap.CapIMAP4rev2) {
+		nd, err := cn.Namespace().Wait()
+		if err != nil {
+			return info, fmt.Errorf("imapcopy: namespace on %s: %w", p.d, err)
+		}
+		if len(nd.Personal) > 0 {
+			info.ns = nsInfo{Prefix: nd.Personal[0].Prefix, Delim: nd.Personal[0].Delim}
+		}
+	}
+	var opts *imap.ListOptions
+	if info.has(imap.CapListExtended) || info.has(imap.CapIMAP4rev2) {
+		opts = &imap.ListOptions{ReturnSubscribed: true}
+		if info.has(imap.CapSpecialUse) {
+			opts.ReturnSpecialUse = true
+		}
+		if info.has(imap.CapListStatus) || info.has(imap.CapIMAP4rev2) {
+			opts.ReturnStatus = &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
+				HighestModSeq: info.has(imap.CapCondStore)}
+		}
+	}
+	list, err := cn.List("", "*", opts).Collect()
+	if err != nil {
+		return info, fmt.Errorf("imapcopy: list folders on %s: %w", p.d, err)
+	}
+	if isSrc && len(list) == 0 {
+		return info, fmt.Errorf("imapcopy: %s listed no folders at all (broken mountpoint?)", p.d)
+	}
+	info.list = list
+	for _, d := range list {
+		info.byName[d.Mailbox] = d
+		if info.ns.Delim == 0 && d.Delim != 0 {
+			info.ns.Delim = d.Delim
+		}
+	}
+	healthy = true
+	return info, nil
+}
+
+func (s *session) sourceFolders() []srcFolder {
+	var out []srcFolder
+	subscribedKnown := s.srcInfo.has(imap.CapListExtended) || s.srcInfo.has(imap.CapIMAP4rev2)
+	for _, d := range s.srcInfo.list {
+		out = append(out, srcFolder{
+			Name:       d.Mailbox,
+			Path:       splitName(d.Mailbox, s.srcInfo.ns),
+			NoSelect:   hasAttr(d.Attrs, imap.MailboxAttrNoSelect) || hasAttr(d.Attrs, imap.MailboxAttrNonExistent),
+			Subscribed: !subscribedKnown || hasAttr(d.Attrs, imap.MailboxAttrSubscribed),
+			SpecialUse: specialUseOf(d.Attrs),
+			Status:     d.Status,
+		})
+	}
+	return out
+}
+
+// createFolders creates missing destination folders (parents first, never
+// \Noselect parents as real folders) and copies subscriptions.
+func (s *session) createFolders(ctx context.Context, plans []folderPlan) error {
+	cn, err := s.dst.get(ctx, s.c.maxRepeat())
+	if err != nil {
+		return err
+	}
+	healthy := false
+	defer func() { s.dst.put(cn, healthy) }()
+	stop := context.AfterFunc(ctx, func() { cn.Client.Close() })
+	defer stop()
+	useTaken := map[imap.MailboxAttr]bool{}
+	for _, d := range s.dstInfo.list {
+		if su := specialUseOf(d.Attrs); su != "" {
+			useTaken[su] = true
+		}
+	}
+	for i := range plans {
+		p := &plans[i]
+		if p.Skip != "" || p.Dst == "" {
+			continue
+		}
+		existing, exists := s.dstInfo.byName[p.Dst]
+		if !exists && !p.NoSelect {
+			var opts *imap.CreateOptions
+			if p.DstUse != "" && !useTaken[p.DstUse] && s.dstInfo.has(imap.CapCreateSpecialUse) {
+				opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{p.DstUse}}
+				useTaken[p.DstUse] = true
+			}
+			cn.tick("CREATE")
+			err := cn.Create(p.Dst, opts).Wait()
+			var ie *imap.Error
+			if err != nil && opts != nil && errors.As(err, &ie) && ie.Code != imap.ResponseCodeAlreadyExists {
+				// Some servers refuse the USE attribute: create plainly.
+				cn.tick("CREATE")
+				err = cn.Create(p.Dst, nil).Wait()
+			}
+			if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
+				if retry.Classify(err) == retry.Transient || retry.Classify(err) == retry.Fatal {
+					return fmt.Errorf("imapcopy: create %q: %w", p.Dst, err)
+				}
+				p.Skip = fmt.Sprintf("cannot create destination folder %q: %v", p.Dst, err)
+				continue
+			}
+		}
+		if p.Src.Subscribed && (existing == nil || !hasAttr(existing.Attrs, imap.MailboxAttrSubscribed)) {
+			if p.NoSelect && !exists {
+				// The parent appears once its children exist; subscribe
+				// after the loop.
+				continue
+			}
+			cn.tick("SUBSCRIBE")
+			if err := cn.Subscribe(p.Dst).Wait(); err != nil {
+				s.c.log().Warn("subscribe failed", "folder", p.Dst, "err", err)
+			}
+		}
+	}
+	// Subscriptions of \Noselect parents, which exist now as parents.
+	for _, p := range plans {
+		if p.NoSelect && p.Src.Subscribed && p.Skip == "" && s.dstInfo.byName[p.Dst] == nil {
+			cn.tick("SUBSCRIBE")
+			if err := cn.Subscribe(p.Dst).Wait(); err != nil {
+				s.c.log().Warn("subscribe failed", "folder", p.Dst, "err", err)
+			}
+		}
+	}
+	healthy = true
+	return nil
+}
+
+// folderWithRetry runs folder passes until one succeeds, a non-transient
+// error occurs or the attempts run out. Counters survive the attempts.
+func (s *session) folderWithRetry(ctx context.Context, p folderPlan, fs *FolderStats, verifyOnly bool) error {
+	copied := map[imap.UID]bool{}
+	return retry.Do(ctx, retry.Policy{Attempts: s.c.RetryAttempts}, func(attempt int) error {
+		keepCopied, keepBytes := fs.Copied, fs.Bytes
+		*fs = FolderStats{Source: fs.Source, Destination: fs.Destination, Renamed: fs.Renamed,
+			Copied: keepCopied, Bytes: keepBytes}
+		if verifyOnly {
+			return s.verifyOnly(ctx, p, fs)
+		}
+		return s.copyFolder(ctx, p, fs, copied)
+	}, func(attempt int, err error, wait time.Duration) {
+		s.c.log().Warn("folder pass failed; retrying", "folder", p.Display, "attempt", attempt, "wait", wait, "err", err)
+	})
+}
+
+// folderConns holds the connections of one folder pass and closes them all
+// when the context ends (go-imap has no context support).
+type folderConns struct {
+	mu     sync.Mutex
+	conns  []*conn
+	pools  []*pool
+	broken bool
+}
+
+func (f *folderConns) add(c *conn, p *pool) {
+	f.mu.Lock()
+	f.conns = append(f.conns, c)
+	f.pools = append(f.pools, p)
+	f.mu.Unlock()
+}
+
+func (f *folderConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Client.Close()
+	}
+}
+
+func (f *folderConns) release(healthy bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.conns {
+		if healthy && c.selected != "" {
+			if err := c.Unselect().Wait(); err != nil {
+				healthy = false
+			}
+			c.selected = ""
+		}
+		f.pools[i].put(c, healthy)
+	}
+	f.conns = nil
+}
+
+func errIsIMAPNo(err error) (*imap.Error, bool) {
+	var ie *imap.Error
+	if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad) {
+		return ie, true
+	}
+	return nil, false
+}
+
+func itemName(folder string, uid imap.UID) string {
+	return fmt.Sprintf("%s uid %d", folder, uid)
+}
+
+func isTransientOrFatal(err error) bool {
+	cl := retry.Classify(err)
+	return cl == retry.Transient || cl == retry.Fatal
+}
+
+func joinLines(l []string) string { return strings.Join(l, "; ") }

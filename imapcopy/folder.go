@@ -1,0 +1,798 @@
+package imapcopy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
+)
+
+// msgInfo is what a light FETCH tells about one message.
+type msgInfo struct {
+	UID   imap.UID
+	Flags []imap.Flag
+	Date  int64 // INTERNALDATE, Unix seconds
+	Time  imapTime
+	Size  int64
+}
+
+// imapTime keeps INTERNALDATE with its zone.
+type imapTime = fetchTime
+
+// fetchMeta runs UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE).
+func fetchMeta(cn *conn, n uint32) ([]msgInfo, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	cn.tick("FETCH")
+	cmd := cn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
+	out := make([]msgInfo, 0, n)
+	for {
+		m := cmd.Next()
+		if m == nil {
+			break
+		}
+		var mi msgInfo
+		for {
+			it := m.Next()
+			if it == nil {
+				break
+			}
+			switch it := it.(type) {
+			case imapclient.FetchItemDataUID:
+				mi.UID = it.UID
+			case imapclient.FetchItemDataFlags:
+				mi.Flags = it.Flags
+			case imapclient.FetchItemDataInternalDate:
+				mi.Time = fetchTime{it.Time}
+				mi.Date = it.Time.Unix()
+			case imapclient.FetchItemDataRFC822Size:
+				mi.Size = it.Size
+			}
+		}
+		if mi.UID != 0 {
+			out = append(out, mi)
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out, nil
+}
+
+// copyFolder is one pass over a folder: reconcile, propagate flags, append
+// what is missing, verify.
+func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats, copiedEarlier map[imap.UID]bool) error {
+	c := s.c
+	st, hasState, err := s.cp.Folder(ctx, p.Src.Name)
+	if err != nil {
+		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	}
+	// Skip without SELECT when both sides look exactly as after the last
+	// verified pass. Needs HIGHESTMODSEQ, else flag changes are invisible.
+	if hasState && st.Destination == p.Dst && st.SourceStatus.HighestModSeq != 0 {
+		srcNow := statusOf(p.Src.Status)
+		dstNow := statusOf(listStatus(s.dstInfo.byName[p.Dst]))
+		if srcNow == st.SourceStatus && dstNow == st.DestStatus && dstNow.UIDValidity != 0 {
+			fs.Unchanged = true
+			fs.SourceCount, fs.DestCount = int(srcNow.Messages), int(dstNow.Messages)
+			fs.AlreadyPresent = fs.SourceCount
+			return nil
+		}
+	}
+
+	fc := &folderConns{}
+	stop := context.AfterFunc(ctx, fc.closeAll)
+	defer stop()
+	healthy := false
+	defer func() { fc.release(healthy) }()
+
+	srcConn, err := s.src.get(ctx, c.maxRepeat())
+	if err != nil {
+		return err
+	}
+	fc.add(srcConn, s.src)
+	srcSel, err := srcConn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true, CondStore: s.srcInfo.has(imap.CapCondStore)}).Wait()
+	if err != nil {
+		return fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
+	}
+	srcConn.selected = p.Src.Name
+	srcStatusAtStart := FolderStatus{UIDValidity: srcSel.UIDValidity, UIDNext: uint32(srcSel.UIDNext), Messages: srcSel.NumMessages, HighestModSeq: srcSel.HighestModSeq}
+	srcMsgs, err := fetchMeta(srcConn, srcSel.NumMessages)
+	if err != nil {
+		return fmt.Errorf("imapcopy: list messages of source %q: %w", p.Src.Name, err)
+	}
+	fs.SourceCount = len(srcMsgs)
+
+	dstConn, err := s.dst.get(ctx, c.maxRepeat())
+	if err != nil {
+		return err
+	}
+	fc.add(dstConn, s.dst)
+	dstSel, err := dstConn.Select(p.Dst, nil).Wait()
+	if err != nil {
+		if c.DryRun {
+			// The folder would be created: everything would be copied.
+			fs.Copied = len(srcMsgs)
+			healthy = true
+			return nil
+		}
+		return fmt.Errorf("imapcopy: select destination %q: %w", p.Dst, err)
+	}
+	dstConn.selected = p.Dst
+	rule := newFlagRule(dstSel.PermanentFlags)
+	uidPlus := s.dstInfo.has(imap.CapUIDPlus) || s.dstInfo.has(imap.CapIMAP4rev2)
+
+	// The UID map is void when either UIDVALIDITY changed.
+	mapValid := hasState && st.SourceUIDValidity == srcSel.UIDValidity && st.DestUIDValidity == dstSel.UIDValidity && st.Destination == p.Dst
+	if hasState && !mapValid {
+		c.log().Info("UIDVALIDITY or destination changed; reconciling by fingerprint", "folder", p.Display)
+		if err := s.cp.ResetFolder(ctx, p.Src.Name); err != nil {
+			return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+		}
+	}
+	// A pass is under way: no snapshot may claim the folder is complete.
+	if err := s.cp.SaveFolder(ctx, FolderState{Source: p.Src.Name, Destination: p.Dst,
+		SourceUIDValidity: srcSel.UIDValidity, DestUIDValidity: dstSel.UIDValidity}); err != nil {
+		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	}
+	dstMsgs, err := fetchMeta(dstConn, dstSel.NumMessages)
+	if err != nil {
+		return fmt.Errorf("imapcopy: list messages of destination %q: %w", p.Dst, err)
+	}
+	dstByUID := make(map[imap.UID]*msgInfo, len(dstMsgs))
+	for i := range dstMsgs {
+		dstByUID[dstMsgs[i].UID] = &dstMsgs[i]
+	}
+
+	done, inFlight, err := s.cp.Mappings(ctx, p.Src.Name)
+	if err != nil {
+		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	}
+	srcToDst := make(map[imap.UID]imap.UID, len(done))
+	claimed := make(map[imap.UID]bool, len(done))
+	for _, m := range done {
+		if m.Dst != 0 && dstByUID[m.Dst] == nil {
+			continue // the copy is gone from the destination: copy again
+		}
+		srcToDst[m.Src] = m.Dst
+		if m.Dst != 0 {
+			claimed[m.Dst] = true
+		}
+	}
+	alreadyBefore := 0
+	for _, m := range srcMsgs {
+		if _, ok := srcToDst[m.UID]; ok && !copiedEarlier[m.UID] {
+			alreadyBefore++
+		}
+	}
+
+	// Reconcile by fingerprint: everything when there is no usable map (or
+	// no UIDPLUS to trust it), else only the messages that were in flight.
+	var srcCands []msgInfo
+	full := !mapValid || !uidPlus
+	if full {
+		for _, m := range srcMsgs {
+			if _, ok := srcToDst[m.UID]; !ok || !uidPlus {
+				srcCands = append(srcCands, m)
+			}
+		}
+	} else if len(inFlight) > 0 {
+		want := map[imap.UID]bool{}
+		for _, u := range inFlight {
+			want[u] = true
+		}
+		for _, m := range srcMsgs {
+			if want[m.UID] {
+				if _, ok := srcToDst[m.UID]; !ok {
+					srcCands = append(srcCands, m)
+				}
+			}
+		}
+	}
+	var dstCands []msgInfo
+	if len(srcCands) > 0 {
+		for _, m := range dstMsgs {
+			if !claimed[m.UID] || !uidPlus {
+				dstCands = append(dstCands, m)
+			}
+		}
+	}
+	if len(srcCands) > 0 && len(dstCands) > 0 {
+		pairs, err := s.reconcile(srcConn, dstConn, srcCands, dstCands)
+		if err != nil {
+			return err
+		}
+		if !uidPlus {
+			srcToDst = map[imap.UID]imap.UID{}
+			alreadyBefore = 0
+		}
+		for _, m := range pairs {
+			srcToDst[m.Src] = m.Dst
+			if !copiedEarlier[m.Src] {
+				alreadyBefore++
+			}
+		}
+		if err := s.cp.Done(ctx, p.Src.Name, pairs); err != nil {
+			return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+		}
+	} else if !uidPlus {
+		srcToDst = map[imap.UID]imap.UID{}
+		alreadyBefore = 0
+	}
+	if len(inFlight) > 0 && !c.DryRun {
+		// Marks of messages that turned out present were cleared by Done;
+		// the rest are appended again below (new marks are written first).
+		if err := s.cp.ClearInFlight(ctx, p.Src.Name, inFlight); err != nil {
+			return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+		}
+	}
+	fs.AlreadyPresent = alreadyBefore
+
+	// Propagate flag changes of copies already there.
+	if err := s.propagateFlags(dstConn, p, fs, srcMsgs, srcToDst, dstByUID, rule); err != nil {
+		return err
+	}
+
+	// What to append.
+	limit := c.MaxSize
+	if s.dstInfo.appendLimit > 0 && (limit == 0 || s.dstInfo.appendLimit < limit) {
+		limit = s.dstInfo.appendLimit
+	}
+	var todo []msgInfo
+	skipped := map[imap.UID]bool{}
+	for _, m := range srcMsgs {
+		if _, ok := srcToDst[m.UID]; ok {
+			continue
+		}
+		if c.SkipDeleted && hasFlag(m.Flags, imap.FlagDeleted) {
+			skipped[m.UID] = true
+			continue
+		}
+		if limit > 0 && m.Size > limit {
+			skipped[m.UID] = true
+			reason := fmt.Sprintf("size %d bytes exceeds the limit of %d bytes", m.Size, limit)
+			fs.SkippedItems = append(fs.SkippedItems, ItemIssue{UID: m.UID, Reason: reason})
+			c.emit(MessageSkipped{Folder: p.Display, UID: m.UID, Reason: reason})
+			if err := c.itemError(itemName(p.Display, m.UID), errors.New("imapcopy: "+reason)); err != nil {
+				return err
+			}
+			continue
+		}
+		todo = append(todo, m)
+	}
+	c.emit(FolderStarted{Folder: p.Display, Destination: p.Dst, ToCopy: len(todo)})
+	if c.DryRun {
+		fs.Copied = len(todo)
+		fs.DestCount = len(dstMsgs)
+		healthy = true
+		return nil
+	}
+	if len(todo) > 0 {
+		if err := s.appendAll(ctx, fc, srcConn, dstConn, p, fs, todo, rule, copiedEarlier); err != nil {
+			return err
+		}
+	}
+
+	// The proof.
+	v, dstStatus, err := s.verifyFolder(ctx, srcConn, dstConn, p, fs, skipped, rule)
+	if err != nil {
+		return err
+	}
+	fs.Verify = v
+	if fs.OK() {
+		if err := s.cp.SaveFolder(ctx, FolderState{Source: p.Src.Name, Destination: p.Dst,
+			SourceUIDValidity: srcSel.UIDValidity, DestUIDValidity: dstSel.UIDValidity,
+			SourceStatus: srcStatusAtStart, DestStatus: dstStatus}); err != nil {
+			return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+		}
+	}
+	healthy = true
+	return nil
+}
+
+func statusOf(sd *imap.StatusData) FolderStatus {
+	if sd == nil {
+		return FolderStatus{}
+	}
+	fs := FolderStatus{UIDValidity: sd.UIDValidity, UIDNext: uint32(sd.UIDNext), HighestModSeq: sd.HighestModSeq}
+	if sd.NumMessages != nil {
+		fs.Messages = *sd.NumMessages
+	}
+	return fs
+}
+
+func listStatus(d *imap.ListData) *imap.StatusData {
+	if d == nil {
+		return nil
+	}
+	return d.Status
+}
+
+func hasFlag(flags []imap.Flag, f imap.Flag) bool {
+	for _, x := range flags {
+		if equalFold(string(x), string(f)) {
+			return true
+		}
+	}
+	return false
+}
+
+// propagateFlags stores the source's (sanitised) flags on copies whose flags
+// differ, grouped by flag set and chunked.
+func (s *session) propagateFlags(dstConn *conn, p folderPlan, fs *FolderStats, srcMsgs []msgInfo, srcToDst map[imap.UID]imap.UID, dstByUID map[imap.UID]*msgInfo, rule flagRule) error {
+	groups := map[string][]imap.UID{}
+	flagsOf := map[string][]imap.Flag{}
+	for _, m := range srcMsgs {
+		du, ok := srcToDst[m.UID]
+		if !ok || du == 0 {
+			continue
+		}
+		d := dstByUID[du]
+		if d == nil {
+			continue
+		}
+		want, changes := sanitize(m.Flags, rule)
+		if flagKey(want) == flagKey(d.Flags) {
+			continue
+		}
+		if len(changes) > 0 {
+			fs.Keywords = append(fs.Keywords, ItemIssue{UID: m.UID, Reason: "flags sanitised", Changes: changes})
+			s.c.emit(KeywordsChanged{Folder: p.Display, UID: m.UID, Changes: changes})
+		}
+		k := flagKey(want)
+		groups[k] = append(groups[k], du)
+		flagsOf[k] = want
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		uids := groups[k]
+		fs.FlagUpdates += len(uids)
+		if s.c.DryRun {
+			continue
+		}
+		for start := 0; start < len(uids); start += uidChunk {
+			var set imap.UIDSet
+			set.AddNum(uids[start:min(start+uidChunk, len(uids))]...)
+			dstConn.tick("STORE")
+			err := dstConn.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: flagsOf[k]}, nil).Close()
+			if err != nil {
+				if isTransientOrFatal(err) {
+					return fmt.Errorf("imapcopy: store flags in %q: %w", p.Dst, err)
+				}
+				for _, u := range uids[start:min(start+uidChunk, len(uids))] {
+					fs.Failed = append(fs.Failed, ItemIssue{UID: u, Reason: "flag update refused: " + err.Error()})
+				}
+				if err := s.c.itemError("flags of "+p.Display, err); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// reconcile finds source candidates already on the destination by a
+// digest of their bytes, counting multiplicity, and returns the pairs.
+// Sizes filter first so only plausible pairs are read.
+func (s *session) reconcile(srcConn, dstConn *conn, srcCands, dstCands []msgInfo) ([]Mapping, error) {
+	srcSizes, dstSizes := map[int64]bool{}, map[int64]bool{}
+	for _, m := range srcCands {
+		srcSizes[m.Size] = true
+	}
+	for _, m := range dstCands {
+		dstSizes[m.Size] = true
+	}
+	var srcRead, dstRead []imap.UID
+	for _, m := range srcCands {
+		if dstSizes[m.Size] {
+			srcRead = append(srcRead, m.UID)
+		}
+	}
+	for _, m := range dstCands {
+		if srcSizes[m.Size] {
+			dstRead = append(dstRead, m.UID)
+		}
+	}
+	if len(srcRead) == 0 || len(dstRead) == 0 {
+		return nil, nil
+	}
+	srcDig, err := digestUIDs(srcConn, srcRead)
+	if err != nil {
+		return nil, fmt.Errorf("imapcopy: read source for reconciliation: %w", err)
+	}
+	dstDig, err := digestUIDs(dstConn, dstRead)
+	if err != nil {
+		return nil, fmt.Errorf("imapcopy: read destination for reconciliation: %w", err)
+	}
+	byDigest := map[[32]byte][]imap.UID{}
+	for _, u := range dstRead {
+		if d, ok := dstDig[u]; ok {
+			byDigest[d] = append(byDigest[d], u)
+		}
+	}
+	var pairs []Mapping
+	for _, u := range srcRead {
+		d, ok := srcDig[u]
+		if !ok {
+			continue
+		}
+		if l := byDigest[d]; len(l) > 0 {
+			pairs = append(pairs, Mapping{Src: u, Dst: l[0]})
+			byDigest[d] = l[1:]
+		}
+	}
+	return pairs, nil
+}
+
+// digestUIDs reads BODY.PEEK[] of the UIDs (chunked) and hashes them with
+// SHA-256 while streaming.
+func digestUIDs(cn *conn, uids []imap.UID) (map[imap.UID][32]byte, error) {
+	out := make(map[imap.UID][32]byte, len(uids))
+	section := &imap.FetchItemBodySection{Peek: true}
+	for start := 0; start < len(uids); start += fetchChunk {
+		var set imap.UIDSet
+		set.AddNum(uids[start:min(start+fetchChunk, len(uids))]...)
+		cn.tick("FETCH")
+		cmd := cn.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+		for {
+			m := cmd.Next()
+			if m == nil {
+				break
+			}
+			var uid imap.UID
+			var sum [32]byte
+			got := false
+			for {
+				it := m.Next()
+				if it == nil {
+					break
+				}
+				switch it := it.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = it.UID
+				case imapclient.FetchItemDataBodySection:
+					if it.Literal == nil {
+						continue
+					}
+					h := sha256.New()
+					if _, err := io.Copy(h, it.Literal); err != nil {
+						cmd.Close()
+						return nil, err
+					}
+					copy(sum[:], h.Sum(nil))
+					got = true
+				}
+			}
+			if uid != 0 && got {
+				out[uid] = sum
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// appendAll streams the todo messages from the source into the destination
+// with up to MaxWriters APPEND connections. In-flight marks are written per
+// chunk before the chunk is fetched; finished copies are recorded in batches.
+func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, todo []msgInfo, rule flagRule, copiedEarlier map[imap.UID]bool) error {
+	c := s.c
+	writers := min(c.maxWriters(), len(todo)/50+1)
+	conns := []*conn{dstConn}
+	for len(conns) < writers {
+		if !s.dst.budget.tryAcquireFor(s.dst) {
+			break
+		}
+		cl, err := s.dst.d.Dial(ctx)
+		if err != nil {
+			s.dst.budget.release(s.dst.key)
+			if isTransientOrFatal(err) && retry.Classify(err) == retry.Fatal {
+				return err
+			}
+			break // go on with fewer writers
+		}
+		cn := &conn{Client: cl, p: s.dst, maxRep: c.maxRepeat()}
+		fc.add(cn, s.dst)
+		conns = append(conns, cn)
+	}
+	info := make(map[imap.UID]msgInfo, len(todo))
+	for _, m := range todo {
+		info[m.UID] = m
+	}
+
+	jobs := make(chan *job, 2*len(conns))
+	rec := &recorder{s: s, ctx: ctx, folder: p.Src.Name}
+	var mu sync.Mutex // guards fs and copiedEarlier
+	g, gctx := newGroup(ctx)
+
+	// Reader: fetch bodies chunk by chunk.
+	g.Go(func() error {
+		defer close(jobs)
+		for start := 0; start < len(todo); start += fetchChunk {
+			chunk := todo[start:min(start+fetchChunk, len(todo))]
+			uids := make([]imap.UID, len(chunk))
+			for i, m := range chunk {
+				uids[i] = m.UID
+			}
+			if err := s.cp.MarkInFlight(gctx, p.Src.Name, uids); err != nil {
+				return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+			}
+			var set imap.UIDSet
+			set.AddNum(uids...)
+			srcConn.tick("FETCH")
+			cmd := srcConn.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+			seen := map[imap.UID]bool{}
+			for {
+				m := cmd.Next()
+				if m == nil {
+					break
+				}
+				j, err := readJob(m, c.spill(), c.TempDir)
+				if err != nil {
+					cmd.Close()
+					return fmt.Errorf("imapcopy: read source message in %q: %w", p.Src.Name, err)
+				}
+				if j == nil {
+					continue
+				}
+				mi, ok := info[j.uid]
+				if !ok {
+					j.body.Close()
+					continue
+				}
+				j.info = mi
+				seen[j.uid] = true
+				select {
+				case jobs <- j:
+				case <-gctx.Done():
+					j.body.Close()
+					cmd.Close()
+					return gctx.Err()
+				}
+			}
+			if err := cmd.Close(); err != nil {
+				return fmt.Errorf("imapcopy: fetch from source %q: %w", p.Src.Name, err)
+			}
+			var gone []imap.UID
+			for _, u := range uids {
+				if !seen[u] {
+					gone = append(gone, u) // expunged meanwhile
+				}
+			}
+			if len(gone) > 0 {
+				if err := s.cp.ClearInFlight(gctx, p.Src.Name, gone); err != nil {
+					return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+				}
+			}
+		}
+		return nil
+	})
+
+	for _, cn := range conns {
+		g.Go(func() error {
+			return s.writer(gctx, cn, p, fs, &mu, jobs, rule, rec, copiedEarlier)
+		})
+	}
+	err := g.Wait()
+	// Drain jobs left behind by an error.
+	for j := range jobs {
+		j.body.Close()
+	}
+	if ferr := rec.flush(); ferr != nil && err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// recorder batches Done records.
+type recorder struct {
+	s      *session
+	ctx    context.Context
+	folder string
+	mu     sync.Mutex
+	buf    []Mapping
+}
+
+func (r *recorder) add(m Mapping) error {
+	r.mu.Lock()
+	r.buf = append(r.buf, m)
+	full := len(r.buf) >= 64
+	r.mu.Unlock()
+	if full {
+		return r.flush()
+	}
+	return nil
+}
+
+func (r *recorder) flush() error {
+	r.mu.Lock()
+	buf := r.buf
+	r.buf = nil
+	r.mu.Unlock()
+	if len(buf) == 0 {
+		return nil
+	}
+	// Record even when the copy is being cancelled: these APPENDs happened.
+	if err := r.s.cp.Done(context.WithoutCancel(r.ctx), r.folder, buf); err != nil {
+		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	}
+	return nil
+}
+
+// pending is an APPEND sent and not yet answered.
+type pending struct {
+	cmd   *imapclient.AppendCommand
+	j     *job
+	flags []imap.Flag
+}
+
+// writer appends jobs on one connection, keeping a few APPENDs in flight.
+func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *FolderStats, mu *sync.Mutex, jobs <-chan *job, rule flagRule, rec *recorder, copiedEarlier map[imap.UID]bool) error {
+	c := s.c
+	const window = 4
+	var inflight []pending
+	finish := func(pd pending) error {
+		defer pd.j.body.Close()
+		data, err := pd.cmd.Wait()
+		if err != nil {
+			if isTransientOrFatal(err) {
+				return fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err)
+			}
+			ie, _ := errIsIMAPNo(err)
+			retryable := ie == nil || (ie.Code != imap.ResponseCodeTooBig && ie.Code != imap.ResponseCodeOverQuota &&
+				ie.Code != imap.ResponseCodeTryCreate)
+			if hasKeywords(pd.flags) && retryable {
+				// Retry once without keywords: some servers refuse tags.
+				sys := systemOnly(pd.flags)
+				data2, err2 := s.appendOne(cn, p.Dst, pd.j, sys)
+				if err2 == nil {
+					changes := droppedKeywords(pd.flags, err)
+					mu.Lock()
+					fs.Keywords = append(fs.Keywords, ItemIssue{UID: pd.j.uid, MessageID: pd.j.messageID(), Reason: "keywords refused by the destination", Changes: changes})
+					mu.Unlock()
+					c.emit(KeywordsChanged{Folder: p.Display, UID: pd.j.uid, Changes: changes})
+					return s.recordCopy(p, fs, mu, pd.j, data2, rec, copiedEarlier)
+				}
+				if isTransientOrFatal(err2) {
+					return fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err2)
+				}
+				err = err2
+			}
+			mu.Lock()
+			fs.Failed = append(fs.Failed, ItemIssue{UID: pd.j.uid, MessageID: pd.j.messageID(), Reason: err.Error()})
+			mu.Unlock()
+			c.emit(MessageFailed{Folder: p.Display, UID: pd.j.uid, Err: err})
+			_ = s.cp.ClearInFlight(context.WithoutCancel(ctx), p.Src.Name, []imap.UID{pd.j.uid})
+			return c.itemError(itemName(p.Display, pd.j.uid), err)
+		}
+		return s.recordCopy(p, fs, mu, pd.j, data, rec, copiedEarlier)
+	}
+	drain := func(keep int) error {
+		for len(inflight) > keep {
+			pd := inflight[0]
+			inflight = inflight[1:]
+			if err := finish(pd); err != nil {
+				for _, rest := range inflight {
+					rest.j.body.Close()
+				}
+				inflight = nil
+				return err
+			}
+		}
+		return nil
+	}
+	for j := range jobs {
+		flags, changes := sanitize(j.info.Flags, rule)
+		if len(changes) > 0 {
+			mu.Lock()
+			fs.Keywords = append(fs.Keywords, ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: "flags sanitised", Changes: changes})
+			mu.Unlock()
+			c.emit(KeywordsChanged{Folder: p.Display, UID: j.uid, Changes: changes})
+		}
+		r, err := j.body.Reader()
+		if err != nil {
+			j.body.Close()
+			drain(0)
+			return fmt.Errorf("imapcopy: spool: %w", err)
+		}
+		cn.tick("APPEND")
+		cmd := cn.Append(p.Dst, j.body.size, &imap.AppendOptions{Flags: flags, Time: j.info.Time.Time})
+		_, werr := io.Copy(cmd, r)
+		cerr := cmd.Close()
+		if werr != nil || cerr != nil {
+			j.body.Close()
+			drain(0)
+			// A short literal desynchronises the connection: drop it.
+			cn.Client.Close()
+			return fmt.Errorf("imapcopy: append to %q: %w", p.Dst, errors.Join(werr, cerr, errConnDropped))
+		}
+		inflight = append(inflight, pending{cmd: cmd, j: j, flags: flags})
+		if err := drain(window - 1); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err := drain(0); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// errConnDropped classifies a broken APPEND as transient.
+var errConnDropped = io.ErrUnexpectedEOF
+
+func (s *session) appendOne(cn *conn, mailbox string, j *job, flags []imap.Flag) (*imap.AppendData, error) {
+	r, err := j.body.Reader()
+	if err != nil {
+		return nil, err
+	}
+	cn.tick("APPEND")
+	cmd := cn.Append(mailbox, j.body.size, &imap.AppendOptions{Flags: flags, Time: j.info.Time.Time})
+	_, werr := io.Copy(cmd, r)
+	if cerr := cmd.Close(); werr != nil || cerr != nil {
+		cn.Client.Close()
+		return nil, errors.Join(werr, cerr, errConnDropped)
+	}
+	return cmd.Wait()
+}
+
+func (s *session) recordCopy(p folderPlan, fs *FolderStats, mu *sync.Mutex, j *job, data *imap.AppendData, rec *recorder, copiedEarlier map[imap.UID]bool) error {
+	var dstUID imap.UID
+	if data != nil {
+		dstUID = data.UID
+	}
+	mu.Lock()
+	fs.Copied++
+	fs.Bytes += j.body.size
+	copiedEarlier[j.uid] = true
+	mu.Unlock()
+	s.c.emit(MessageCopied{Folder: p.Display, UID: j.uid, Bytes: j.body.size})
+	return rec.add(Mapping{Src: j.uid, Dst: dstUID})
+}
+
+func hasKeywords(flags []imap.Flag) bool {
+	for _, f := range flags {
+		if len(f) > 0 && f[0] != '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func systemOnly(flags []imap.Flag) []imap.Flag {
+	var out []imap.Flag
+	for _, f := range flags {
+		if len(f) > 0 && f[0] == '\\' {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func droppedKeywords(flags []imap.Flag, cause error) []KeywordChange {
+	var out []KeywordChange
+	for _, f := range flags {
+		if len(f) > 0 && f[0] != '\\' {
+			out = append(out, KeywordChange{From: string(f), Reason: "APPEND with keywords refused: " + cause.Error()})
+		}
+	}
+	return out
+}

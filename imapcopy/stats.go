@@ -1,0 +1,176 @@
+package imapcopy
+
+import (
+	"github.com/emersion/go-imap/v2"
+)
+
+// Stats is the outcome of a Copy or Verify: one entry per source folder.
+type Stats struct {
+	// Source and Destination name the two mailboxes.
+	Source      string        `json:"source"`
+	Destination string        `json:"destination"`
+	DryRun      bool          `json:"dry_run,omitempty"`
+	Folders     []FolderStats `json:"folders"`
+}
+
+// FolderStats is what happened to one source folder.
+type FolderStats struct {
+	// Source is the source folder (server name); Destination its
+	// destination name ("" when the folder was skipped).
+	Source      string `json:"source"`
+	Destination string `json:"destination,omitempty"`
+	// Renamed says why Destination differs from Source, when it does.
+	Renamed string `json:"renamed,omitempty"`
+	// Skipped is the reason the whole folder was not copied.
+	Skipped string `json:"skipped,omitempty"`
+	// NoSelect marks a \Noselect parent: it holds no messages.
+	NoSelect bool `json:"noselect,omitempty"`
+	// Unchanged is set when the STATUS snapshot showed nothing new since
+	// the last verified pass, so the folder was not opened.
+	Unchanged bool `json:"unchanged,omitempty"`
+
+	SourceCount    int   `json:"source_count"`
+	DestCount      int   `json:"dest_count"`
+	Copied         int   `json:"copied"`
+	Bytes          int64 `json:"bytes"`
+	AlreadyPresent int   `json:"already_present"`
+	FlagUpdates    int   `json:"flag_updates"`
+
+	// SkippedItems are messages deliberately not copied (too big, ...).
+	SkippedItems []ItemIssue `json:"skipped_items,omitempty"`
+	// Failed are messages that could not be copied.
+	Failed []ItemIssue `json:"failed,omitempty"`
+	// Keywords lists flags that were sanitised or dropped, per message.
+	Keywords []ItemIssue `json:"keywords,omitempty"`
+
+	// Verify is the fingerprint proof; nil when not run (dry run, error).
+	Verify *Verification `json:"verify,omitempty"`
+	// Err is the error that stopped this folder, if any.
+	Err string `json:"error,omitempty"`
+}
+
+// ItemIssue names one message and what went wrong with it.
+type ItemIssue struct {
+	UID       imap.UID        `json:"uid"`
+	MessageID string          `json:"message_id,omitempty"`
+	Reason    string          `json:"reason"`
+	Changes   []KeywordChange `json:"changes,omitempty"`
+}
+
+// Verification is the per-folder fingerprint proof: every source message's
+// fingerprint (size, Message-ID, Date; with Deep a digest of the bytes) is
+// found on the destination, counting multiplicity.
+type Verification struct {
+	// Deep is set when whole messages were hashed.
+	Deep        bool `json:"deep,omitempty"`
+	SourceCount int  `json:"source_count"`
+	DestCount   int  `json:"dest_count"`
+	// Missing counts source messages without a destination counterpart.
+	Missing int `json:"missing"`
+	// Extra counts destination messages with no source counterpart (mail
+	// already there, or delivered since): reported, not an error.
+	Extra int `json:"extra"`
+	// FlagMismatches counts copies whose flags differ from the source's
+	// (after sanitising); INTERNALDATE mismatches count as well.
+	FlagMismatches int `json:"flag_mismatches"`
+	// Examples names a few missing source UIDs.
+	Examples []imap.UID `json:"examples,omitempty"`
+	// Skipped counts source messages excluded on purpose (too big, ...);
+	// they are not counted as Missing.
+	Skipped int `json:"skipped,omitempty"`
+}
+
+// OK reports whether the verification proved the folder complete.
+func (v *Verification) OK() bool { return v != nil && v.Missing == 0 && v.FlagMismatches == 0 }
+
+// OK reports whether the folder was copied completely and verified: no
+// failed or skipped message, no sanitised keyword, no folder error, and a
+// passing verification (or no messages to verify).
+func (f *FolderStats) OK() bool {
+	if f.Err != "" || len(f.Failed) > 0 || len(f.SkippedItems) > 0 || len(f.Keywords) > 0 {
+		return false
+	}
+	if f.Skipped != "" || f.NoSelect || f.Unchanged {
+		return f.Err == ""
+	}
+	return f.Verify.OK()
+}
+
+// OK reports whether every folder is OK.
+func (s *Stats) OK() bool {
+	for i := range s.Folders {
+		if !s.Folders[i].OK() {
+			return false
+		}
+	}
+	return true
+}
+
+// Totals sums the per-folder counters.
+func (s *Stats) Totals() FolderStats {
+	var t FolderStats
+	for _, f := range s.Folders {
+		t.SourceCount += f.SourceCount
+		t.DestCount += f.DestCount
+		t.Copied += f.Copied
+		t.Bytes += f.Bytes
+		t.AlreadyPresent += f.AlreadyPresent
+		t.FlagUpdates += f.FlagUpdates
+		t.SkippedItems = append(t.SkippedItems, f.SkippedItems...)
+		t.Failed = append(t.Failed, f.Failed...)
+		t.Keywords = append(t.Keywords, f.Keywords...)
+	}
+	return t
+}
+
+// Event is one progress report from a Copier. The set is closed: it is one
+// of FolderStarted, MessageCopied, MessageSkipped, MessageFailed,
+// KeywordsChanged, FolderDone.
+type Event interface{ isEvent() }
+
+// FolderStarted is sent when work on a folder begins.
+type FolderStarted struct {
+	Folder, Destination string
+	// ToCopy is how many messages are about to be appended.
+	ToCopy int
+}
+
+// MessageCopied is sent after each successful APPEND.
+type MessageCopied struct {
+	Folder string
+	UID    imap.UID
+	Bytes  int64
+}
+
+// MessageSkipped is sent for a message deliberately not copied.
+type MessageSkipped struct {
+	Folder string
+	UID    imap.UID
+	Reason string
+}
+
+// MessageFailed is sent for a message that could not be copied.
+type MessageFailed struct {
+	Folder string
+	UID    imap.UID
+	Err    error
+}
+
+// KeywordsChanged is sent when flags of a message were sanitised.
+type KeywordsChanged struct {
+	Folder  string
+	UID     imap.UID
+	Changes []KeywordChange
+}
+
+// FolderDone is sent when a folder is finished, with its statistics.
+type FolderDone struct {
+	Stats FolderStats
+}
+
+func (FolderStarted) isEvent()   {}
+func (MessageCopied) isEvent()   {}
+func (MessageSkipped) isEvent()  {}
+func (MessageFailed) isEvent()   {}
+func (KeywordsChanged) isEvent() {}
+func (FolderDone) isEvent()      {}

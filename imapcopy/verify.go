@@ -1,0 +1,257 @@
+package imapcopy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// printed is one message as the proof sees it.
+type printed struct {
+	msgInfo
+	fp        string
+	messageID string
+}
+
+// fingerprints fetches every message of the selected mailbox with its
+// fingerprint: RFC822.SIZE, Message-ID and Date (unfolded values), or with
+// deep a SHA-256 of the whole message.
+func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID", "Date"}, Peek: true}
+	if deep {
+		section = &imap.FetchItemBodySection{Peek: true}
+	}
+	cn.tick("FETCH")
+	cmd := cn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{section}})
+	out := make([]printed, 0, n)
+	for {
+		m := cmd.Next()
+		if m == nil {
+			break
+		}
+		var pr printed
+		var digest string
+		for {
+			it := m.Next()
+			if it == nil {
+				break
+			}
+			switch it := it.(type) {
+			case imapclient.FetchItemDataUID:
+				pr.UID = it.UID
+			case imapclient.FetchItemDataFlags:
+				pr.Flags = it.Flags
+			case imapclient.FetchItemDataInternalDate:
+				pr.Time = fetchTime{it.Time}
+				pr.Date = it.Time.Unix()
+			case imapclient.FetchItemDataRFC822Size:
+				pr.Size = it.Size
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					continue
+				}
+				if deep {
+					h := sha256.New()
+					if _, err := io.Copy(h, it.Literal); err != nil {
+						cmd.Close()
+						return nil, err
+					}
+					digest = hex.EncodeToString(h.Sum(nil))
+				} else {
+					b, err := io.ReadAll(io.LimitReader(it.Literal, 64<<10))
+					if err != nil {
+						cmd.Close()
+						return nil, err
+					}
+					pr.messageID = headerValue(b, "Message-Id")
+					digest = pr.messageID + "|" + headerValue(b, "Date")
+				}
+			}
+		}
+		if pr.UID == 0 {
+			continue
+		}
+		pr.fp = fmt.Sprintf("%d|%s", pr.Size, digest)
+		out = append(out, pr)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out, nil
+}
+
+// compare builds the Verification from both sides' fingerprints. mapped
+// pairs source UIDs with destination UIDs where known; the others pair in
+// UID order within equal fingerprints.
+func compare(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[imap.UID]bool, rule flagRule, deep bool) *Verification {
+	v := &Verification{Deep: deep, DestCount: len(dst)}
+	dstByUID := map[imap.UID]*printed{}
+	dstByFP := map[string][]*printed{}
+	for i := range dst {
+		d := &dst[i]
+		dstByUID[d.UID] = d
+		dstByFP[d.fp] = append(dstByFP[d.fp], d)
+	}
+	used := map[imap.UID]bool{}
+	var unpaired []*printed
+	checkPair := func(s, d *printed) {
+		want, _ := sanitize(s.Flags, rule)
+		if flagKey(want) != flagKey(d.Flags) || s.Date != d.Date {
+			v.FlagMismatches++
+		}
+	}
+	for i := range src {
+		s := &src[i]
+		if skipped[s.UID] {
+			v.Skipped++
+			continue
+		}
+		v.SourceCount++
+		if du, ok := mapped[s.UID]; ok && du != 0 {
+			if d := dstByUID[du]; d != nil && d.fp == s.fp && !used[du] {
+				used[du] = true
+				checkPair(s, d)
+				continue
+			}
+		}
+		unpaired = append(unpaired, s)
+	}
+	for _, s := range unpaired {
+		var found *printed
+		for _, d := range dstByFP[s.fp] {
+			if !used[d.UID] {
+				found = d
+				break
+			}
+		}
+		if found == nil {
+			v.Missing++
+			if len(v.Examples) < 10 {
+				v.Examples = append(v.Examples, s.UID)
+			}
+			continue
+		}
+		used[found.UID] = true
+		checkPair(s, found)
+	}
+	v.Extra = len(dst) - len(used)
+	return v
+}
+
+// verifyFolder runs the proof at the end of a folder pass. It re-selects
+// the destination to see every APPEND and returns its status snapshot.
+func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, skipped map[imap.UID]bool, rule flagRule) (*Verification, FolderStatus, error) {
+	srcSel, err := srcConn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return nil, FolderStatus{}, fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
+	}
+	srcPrints, err := fingerprints(srcConn, srcSel.NumMessages, s.c.DeepVerify)
+	if err != nil {
+		return nil, FolderStatus{}, fmt.Errorf("imapcopy: verify source %q: %w", p.Src.Name, err)
+	}
+	dstSel, err := dstConn.Select(p.Dst, &imap.SelectOptions{CondStore: s.dstInfo.has(imap.CapCondStore)}).Wait()
+	if err != nil {
+		return nil, FolderStatus{}, fmt.Errorf("imapcopy: select destination %q: %w", p.Dst, err)
+	}
+	dstPrints, err := fingerprints(dstConn, dstSel.NumMessages, s.c.DeepVerify)
+	if err != nil {
+		return nil, FolderStatus{}, fmt.Errorf("imapcopy: verify destination %q: %w", p.Dst, err)
+	}
+	done, _, err := s.cp.Mappings(ctx, p.Src.Name)
+	if err != nil {
+		return nil, FolderStatus{}, fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	}
+	mapped := make(map[imap.UID]imap.UID, len(done))
+	for _, m := range done {
+		mapped[m.Src] = m.Dst
+	}
+	v := compare(srcPrints, dstPrints, mapped, skipped, rule, s.c.DeepVerify)
+	fs.SourceCount, fs.DestCount = len(srcPrints), len(dstPrints)
+	st := FolderStatus{UIDValidity: dstSel.UIDValidity, UIDNext: uint32(dstSel.UIDNext), Messages: dstSel.NumMessages, HighestModSeq: dstSel.HighestModSeq}
+	return v, st, nil
+}
+
+// verifyOnly is the proof without a copy (Copier.Verify).
+func (s *session) verifyOnly(ctx context.Context, p folderPlan, fs *FolderStats) error {
+	fc := &folderConns{}
+	stop := context.AfterFunc(ctx, fc.closeAll)
+	defer stop()
+	healthy := false
+	defer func() { fc.release(healthy) }()
+	srcConn, err := s.src.get(ctx, s.c.maxRepeat())
+	if err != nil {
+		return err
+	}
+	fc.add(srcConn, s.src)
+	srcSel, err := srcConn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
+	}
+	srcConn.selected = p.Src.Name
+	srcPrints, err := fingerprints(srcConn, srcSel.NumMessages, s.c.DeepVerify)
+	if err != nil {
+		return fmt.Errorf("imapcopy: verify source %q: %w", p.Src.Name, err)
+	}
+	dstConn, err := s.dst.get(ctx, s.c.maxRepeat())
+	if err != nil {
+		return err
+	}
+	fc.add(dstConn, s.dst)
+	var dstPrints []printed
+	rule := flagRule{}
+	if _, exists := s.dstInfo.byName[p.Dst]; exists {
+		dstSel, err := dstConn.Select(p.Dst, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			return fmt.Errorf("imapcopy: examine destination %q: %w", p.Dst, err)
+		}
+		dstConn.selected = p.Dst
+		rule = newFlagRule(dstSel.PermanentFlags)
+		if dstPrints, err = fingerprints(dstConn, dstSel.NumMessages, s.c.DeepVerify); err != nil {
+			return fmt.Errorf("imapcopy: verify destination %q: %w", p.Dst, err)
+		}
+	}
+	done, _, err := s.cp.Mappings(ctx, p.Src.Name)
+	if err != nil {
+		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	}
+	mapped := map[imap.UID]imap.UID{}
+	for _, m := range done {
+		mapped[m.Src] = m.Dst
+	}
+	var skipped map[imap.UID]bool
+	if s.c.SkipDeleted {
+		skipped = map[imap.UID]bool{}
+		for _, pr := range srcPrints {
+			if hasFlag(pr.Flags, imap.FlagDeleted) {
+				skipped[pr.UID] = true
+			}
+		}
+	}
+	fs.Verify = compare(srcPrints, dstPrints, mapped, skipped, rule, s.c.DeepVerify)
+	fs.SourceCount, fs.DestCount = len(srcPrints), len(dstPrints)
+	healthy = true
+	return nil
+}
+
+// readOnlyCheckpoint lets a dry run or a verification read the checkpoint
+// without writing it.
+type readOnlyCheckpoint struct{ Checkpoint }
+
+func (readOnlyCheckpoint) SaveFolder(context.Context, FolderState) error          { return nil }
+func (readOnlyCheckpoint) ResetFolder(context.Context, string) error              { return nil }
+func (readOnlyCheckpoint) MarkInFlight(context.Context, string, []imap.UID) error { return nil }
+func (readOnlyCheckpoint) Done(context.Context, string, []Mapping) error          { return nil }
+func (readOnlyCheckpoint) ClearInFlight(context.Context, string, []imap.UID) error {
+	return nil
+}

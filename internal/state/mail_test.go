@@ -1,0 +1,90 @@
+package state
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/zxmigrate/zxmigrate/imapcopy"
+)
+
+func TestMailCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := s.Mail("a -> b")
+	other := s.Mail("c -> d")
+
+	if _, ok, err := cp.Folder(ctx, "INBOX"); err != nil || ok {
+		t.Fatalf("Folder on empty store = ok %v, err %v; want no state", ok, err)
+	}
+	want := imapcopy.FolderState{Source: "INBOX", Destination: "INBOX", SourceUIDValidity: 7, DestUIDValidity: 9,
+		SourceStatus: imapcopy.FolderStatus{UIDValidity: 7, UIDNext: 11, Messages: 10, HighestModSeq: 1 << 40},
+		DestStatus:   imapcopy.FolderStatus{UIDValidity: 9, UIDNext: 12, Messages: 10}}
+	if err := cp.SaveFolder(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.MarkInFlight(ctx, "INBOX", []imap.UID{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Done(ctx, "INBOX", []imapcopy.Mapping{{Src: 1, Dst: 101}, {Src: 2, Dst: 102}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.MarkInFlight(ctx, "INBOX", []imap.UID{5}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// Everything survives a reopen (the write-ahead contract).
+	s, err = Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cp = s.Mail("a -> b")
+	got, ok, err := cp.Folder(ctx, "INBOX")
+	if err != nil || !ok {
+		t.Fatalf("Folder after reopen: ok %v, err %v", ok, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("folder state (-want +got):\n%s", diff)
+	}
+	done, inFlight, err := cp.Mappings(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]imapcopy.Mapping{{Src: 1, Dst: 101}, {Src: 2, Dst: 102}}, done); diff != "" {
+		t.Errorf("done (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]imap.UID{3}, inFlight); diff != "" {
+		t.Errorf("in flight (-want +got):\n%s", diff)
+	}
+	if err := cp.ClearInFlight(ctx, "INBOX", []imap.UID{1, 3}); err != nil {
+		t.Fatal(err)
+	}
+	done, inFlight, _ = cp.Mappings(ctx, "INBOX")
+	if len(done) != 2 || len(inFlight) != 0 {
+		t.Errorf("after ClearInFlight: done %v, in flight %v; want 2 done (ClearInFlight never drops done rows), none in flight", done, inFlight)
+	}
+	if err := cp.ResetFolder(ctx, "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	done, inFlight, _ = cp.Mappings(ctx, "INBOX")
+	if len(done)+len(inFlight) != 0 {
+		t.Errorf("after ResetFolder: %v %v; want empty", done, inFlight)
+	}
+	if _, ok, _ := cp.Folder(ctx, "INBOX"); !ok {
+		t.Error("ResetFolder dropped the folder state; want it kept")
+	}
+	// Accounts are separate.
+	_, inFlight, _ = s.Mail("c -> d").Mappings(ctx, "INBOX")
+	if diff := cmp.Diff([]imap.UID{5}, inFlight); diff != "" {
+		t.Errorf("other account in flight (-want +got):\n%s", diff)
+	}
+}
