@@ -78,6 +78,11 @@ type PhaseResult struct {
 	Details []Detail `json:"details,omitempty"`
 	// Problems names skipped and failed items with reasons.
 	Problems []Problem `json:"problems,omitempty"`
+	// ProblemsOmitted counts problems left out of Problems to keep the
+	// report readable (the counts above include them).
+	ProblemsOmitted int64 `json:"problems_omitted,omitempty"`
+	// NotMigrated lists what the phase found and left alone on purpose.
+	NotMigrated []NotMigrated `json:"not_migrated,omitempty"`
 }
 
 // Detail is one folder or collection of a phase.
