@@ -33,7 +33,7 @@ func sampleReport() *Report {
 			}},
 			{Source: "bob@example.com", Destination: "bob@example.org", Phases: []PhaseResult{
 				{Phase: PhaseMail, Status: StatusPartial, Copied: 10, Skipped: 1, Bytes: 1e5,
-					Problems: []Problem{{Item: "INBOX UID 9", Skipped: true, Reason: "larger than max_size (11000000 > 10240000 bytes)"}},
+					Problems:    []Problem{{Item: "INBOX UID 9", Skipped: true, Reason: "larger than max_size (11000000 > 10240000 bytes)"}},
 					NotMigrated: []NotMigrated{{Account: "bob@example.com", Kind: "mountpoint", Name: "Team <Shared>", Reason: "a view of another account's folder"}}},
 				{Phase: PhaseCalendars, Status: StatusFailed, Reason: "caldav: PROPFIND /dav/bob/: 503 Service Unavailable"},
 				{Phase: PhaseContacts, Status: StatusDone, Existing: 4},
@@ -106,7 +106,7 @@ func TestReportHTMLSelfContained(t *testing.T) {
 		"<svg", "<polyline", // the chart
 		"alice@example.com", "bob@example.org", // account table
 		"INBOX UID 9", "larger than max_size", // skipped item with reason
-		"503 Service Unavailable",              // failed phase reason
+		"503 Service Unavailable", // failed phase reason
 		"Not migrated by this procedure", "Team &lt;Shared&gt;", "Briefcase",
 		"sample &lt;plan&gt;", // escaped
 	} {
