@@ -73,6 +73,7 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if !strings.Contains(b.String(), `"version": 1`) {
 		t.Errorf("JSON lacks the version:\n%s", b.String()[:200])
 	}
+	raw := append([]byte(nil), b.Bytes()...)
 	got, err := ReadReport(&b)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if _, err := ReadReport(strings.NewReader(`{"version":2}`)); err == nil {
 		t.Error("ReadReport accepted version 2")
 	}
-	golden(t, "report.golden.json", b.Bytes())
+	golden(t, "report.golden.json", raw)
 }
 
 func TestReportHTMLSelfContained(t *testing.T) {
