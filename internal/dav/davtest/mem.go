@@ -1,0 +1,29 @@
+package davtest
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/zxmigrate/zxmigrate/internal/memdav"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+// MemSide starts an in-memory go-webdav server with user "user1" on a TLS
+// loopback listener and returns it as a Side (URL is the server root, so
+// discovery runs through the well-known URL and the principal).
+func MemSide(t testing.TB, name string) (Side, *memdav.Server) {
+	t.Helper()
+	srv := memdav.New()
+	srv.AddUser("user1", "pass1")
+	ts := httptest.NewTLSServer(srv)
+	t.Cleanup(ts.Close)
+	return Side{
+		Name:            name,
+		URL:             ts.URL + "/",
+		CalendarHome:    ts.URL + memdav.CalendarHome("user1"),
+		AddressBookHome: ts.URL + memdav.AddressBookHome("user1"),
+		User:            "user1",
+		Password:        secret.New("pass1"),
+		HTTP:            ts.Client(),
+	}, srv
+}

@@ -1,0 +1,235 @@
+package davtest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/internal/dav"
+)
+
+// totals is the part of the stats the suite compares.
+type totals struct {
+	Created, Updated, Unchanged, Skipped, Failed int
+}
+
+func sum(s *dav.Stats) totals {
+	t := s.Totals()
+	return totals{t.Created, t.Updated, t.Unchanged, t.Skipped, t.Failed}
+}
+
+func errorsOf(s *dav.Stats) []dav.ItemError {
+	var out []dav.ItemError
+	for _, c := range s.Collections {
+		out = append(out, c.Errors...)
+	}
+	return out
+}
+
+// RunCalendars runs the calendar conformance suite from src to dst: the
+// fixtures arrive semantically equal, a re-run writes nothing, changing 5
+// events updates exactly 5, a run without state matches by UID, the
+// destination never holds a UID twice, and a malformed object is reported
+// while the others arrive. Both servers must start empty.
+func RunCalendars(t *testing.T, src, dst Side, o Options) {
+	ctx := context.Background()
+	events := EventFixtures(o.Events)
+	SeedCalendar(t, src, "work", "Work ✓", []string{"VEVENT"}, events)
+	SeedCalendar(t, src, "tasks", "Tasks", []string{"VTODO"}, TaskFixtures())
+	want := len(events) + 1
+	malformed := false
+	if o.Malformed {
+		c := src.client(t, src.CalendarHome)
+		href := dav.DirHref(c.Base().Path) + "work/malformed.ics"
+		if _, err := c.Put(ctx, href, dav.CalDAV.ContentType, []byte(Malformed), dav.Cond{Create: true}); err != nil {
+			t.Logf("%s refuses the malformed object (%v): malformed check skipped for this pair", src.Name, err)
+		} else {
+			malformed = true
+		}
+	}
+	s, err := caldav.NewDAV(src.CalEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newDst := func() *caldav.DAV {
+		d, err := caldav.NewDAV(dst.CalEndpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cp := caldav.NewMemoryCheckpoint()
+	cop := &caldav.Copier{Checkpoint: cp}
+
+	st, err := cop.Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatalf("first copy: %v", err)
+	}
+	wantFirst := totals{Created: want}
+	if malformed {
+		wantFirst.Skipped = 1
+	}
+	if diff := cmp.Diff(wantFirst, sum(st)); diff != "" {
+		t.Fatalf("first copy totals (-want +got):\n%s\nerrors: %v", diff, errorsOf(st))
+	}
+	if malformed {
+		errs := errorsOf(st)
+		if len(errs) != 1 || !strings.HasSuffix(errs[0].Item, "malformed.ics") || !strings.Contains(errs[0].Reason, "mixes VEVENT and VTODO") {
+			t.Errorf("malformed object reported as %+v, want malformed.ics with the reason", errs)
+		}
+	}
+	verify(t, &caldav.Copier{}, newDst(), s, want)
+	checkCollections(t, st, 2)
+
+	// Re-run: nothing written.
+	st, err = cop.Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	if got := sum(st); got.Created != 0 || got.Updated != 0 || got.Unchanged != want {
+		t.Fatalf("re-run totals %+v, want 0 created, 0 updated, %d unchanged", got, want)
+	}
+
+	// Change 5 events: exactly those are updated.
+	workHref := dav.DirHref(src.client(t, src.CalendarHome).Base().Path) + "work/"
+	changed := modify(t, src, dav.CalDAV, workHref, 5, caldav.Rules{})
+	var updated []string
+	cop.OnEvent = func(ev caldav.Event) {
+		if d, ok := ev.(caldav.ObjectDone); ok && d.Action == caldav.Updated {
+			updated = append(updated, d.UID)
+		}
+	}
+	st, err = cop.Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatalf("after change: %v", err)
+	}
+	cop.OnEvent = nil
+	if got := sum(st); got.Created != 0 || got.Updated != 5 {
+		t.Fatalf("after changing 5: totals %+v, want 0 created, 5 updated", got)
+	}
+	sort.Strings(changed)
+	sort.Strings(updated)
+	if diff := cmp.Diff(changed, updated); diff != "" {
+		t.Errorf("updated UIDs (-changed +updated):\n%s", diff)
+	}
+	verify(t, &caldav.Copier{}, newDst(), s, want)
+
+	// No state: objects matched by UID at the destination, nothing written.
+	st, err = (&caldav.Copier{}).Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatalf("stateless re-run: %v", err)
+	}
+	if got := sum(st); got.Created != 0 || got.Updated != 0 || got.Unchanged != want {
+		t.Fatalf("stateless re-run totals %+v, want everything unchanged (%d)", got, want)
+	}
+	verify(t, &caldav.Copier{}, newDst(), s, want)
+}
+
+func checkCollections(t *testing.T, st *dav.Stats, n int) {
+	t.Helper()
+	if len(st.Collections) != n {
+		t.Fatalf("%d collections copied, want %d", len(st.Collections), n)
+	}
+	for _, c := range st.Collections {
+		if !c.CollectionCreated {
+			t.Errorf("collection %s: destination not created by the copy", c.Source)
+		}
+	}
+}
+
+type verifier interface {
+	Verify(ctx context.Context, dst dav.Destination, src dav.Source) (*dav.Verification, error)
+}
+
+func verify(t *testing.T, v verifier, dst dav.Destination, src dav.Source, want int) {
+	t.Helper()
+	res, err := v.Verify(context.Background(), dst, src)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	matched := 0
+	for _, c := range res.Collections {
+		if !c.OK() {
+			t.Errorf("verify %s -> %s: missing %v, different %v, duplicates %v", c.Source, c.Destination, c.Missing, c.Different, c.Duplicates)
+		}
+		matched += c.Matched
+	}
+	if matched != want {
+		t.Errorf("verify matched %d objects, want %d", matched, want)
+	}
+}
+
+// RunContacts is RunCalendars for address books.
+func RunContacts(t *testing.T, src, dst Side, o Options) {
+	ctx := context.Background()
+	cards := ContactFixtures(o.Contacts)
+	SeedAddressBook(t, src, "friends", "Friends ✓", cards)
+	SeedAddressBook(t, src, "work", "Work", map[string][]byte{"w1.vcf": GenCard(9000)})
+	want := len(cards) + 1
+	s, err := carddav.NewDAV(src.CardEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newDst := func() *carddav.DAV {
+		d, err := carddav.NewDAV(dst.CardEndpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cp := carddav.NewMemoryCheckpoint()
+	cop := &carddav.Copier{Checkpoint: cp}
+	st, err := cop.Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatalf("first copy: %v", err)
+	}
+	if diff := cmp.Diff(totals{Created: want}, sum(st)); diff != "" {
+		t.Fatalf("first copy totals (-want +got):\n%s\nerrors: %v", diff, errorsOf(st))
+	}
+	// The group with a urn:uuid member is noted.
+	noted := false
+	for _, c := range st.Collections {
+		for _, n := range c.Notes {
+			noted = noted || (n.UID == "urn:uuid:group4-1" && strings.Contains(n.Note, "not e-mail addresses"))
+		}
+	}
+	if !noted {
+		t.Errorf("group with a non-address member not reported")
+	}
+	verify(t, &carddav.Copier{}, newDst(), s, want)
+	checkCollections(t, st, 2)
+
+	st, err = cop.Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(st); got.Created != 0 || got.Updated != 0 || got.Unchanged != want {
+		t.Fatalf("re-run totals %+v, want 0 created, 0 updated, %d unchanged", got, want)
+	}
+	friends := dav.DirHref(src.client(t, src.AddressBookHome).Base().Path) + "friends/"
+	changed := modify(t, src, dav.CardDAV, friends, 5, carddav.Rules{})
+	st, err = cop.Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(st); got.Created != 0 || got.Updated != 5 {
+		t.Fatalf("after changing %v: totals %+v, want 0 created, 5 updated", changed, got)
+	}
+	verify(t, &carddav.Copier{}, newDst(), s, want)
+	st, err = (&carddav.Copier{}).Copy(ctx, newDst(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(st); got.Created != 0 || got.Updated != 0 || got.Unchanged != want {
+		t.Fatalf("stateless re-run totals %+v, want everything unchanged (%d)", got, want)
+	}
+}
+
+// Name formats a pair name.
+func Name(src, dst Side) string { return fmt.Sprintf("%s->%s", src.Name, dst.Name) }
