@@ -1,12 +1,766 @@
 package migrate
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
-// newServerBackend wires the leaf packages (carbonio, imapcopy, caldav,
-// carddav) to the plan's servers.
-func newServerBackend(p *Plan, log *slog.Logger) (backend, error) {
-	return nil, errors.New("migrate: server backend not wired yet")
+// TokenSource gives a per-user token for DAV (sent as the ZM_AUTH_TOKEN
+// cookie). *carbonio.Client satisfies it through admin DelegateAuth.
+type TokenSource interface {
+	UserToken(ctx context.Context, account string) (secret.Secret, error)
+}
+
+// Hooks replace how a Runner reaches the servers, for programs that embed
+// it (and the demo). Nil fields mean: built from the plan.
+type Hooks struct {
+	// SourceTokens and DestinationTokens give DAV tokens when a side's
+	// dav.auth is "token" (default: that side's admin API).
+	SourceTokens, DestinationTokens TokenSource
+	// DestinationCLI runs carbonio and zmmtactl on the destination
+	// (default: the plan's destination.cli).
+	DestinationCLI carbonio.Runner
+	// PollInterval is the first wait between polls of a server operation
+	// (default: the carbonio client's).
+	PollInterval time.Duration
+}
+
+// serverBackend reaches the plan's servers through the leaf packages.
+type serverBackend struct {
+	p        *Plan
+	log      *slog.Logger
+	hooks    Hooks
+	srcAdmin *carbonio.Client // nil when not configured
+	dstAdmin *carbonio.Client
+	srcTLS   *tls.Config
+	dstTLS   *tls.Config
+	srcHTTP  *http.Client
+	dstHTTP  *http.Client
+	budget   *imapcopy.ConnBudget
+	ssh      *carbonio.SSH
+}
+
+func loadTLS(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("migrate: ca_file %s holds no PEM certificate", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+func httpClient(cfg *tls.Config) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = cfg
+	t.MaxIdleConnsPerHost = 32
+	return &http.Client{Transport: t, Timeout: 10 * time.Minute}
+}
+
+func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
+	b := &serverBackend{p: p, log: log, hooks: hooks, budget: imapcopy.NewConnBudget(p.Concurrency.connections())}
+	var err error
+	// One CA file per side: admin, IMAP and DAV usually share a certificate.
+	ca := func(ep *Endpoint) string {
+		for _, f := range []string{ep.Admin.CAFile, ep.IMAP.CAFile, ep.DAV.CAFile} {
+			if f != "" {
+				return f
+			}
+		}
+		return ""
+	}
+	if b.srcTLS, err = loadTLS(ca(&p.Source)); err != nil {
+		return nil, err
+	}
+	if b.dstTLS, err = loadTLS(ca(&p.Destination)); err != nil {
+		return nil, err
+	}
+	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS), httpClient(b.dstTLS)
+	need := p.needs()
+	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
+		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,
+			HTTPClient: b.srcHTTP, Logger: log, PollInterval: hooks.PollInterval}
+	}
+	if p.Destination.Admin.URL != "" {
+		b.dstAdmin = &carbonio.Client{URL: p.Destination.Admin.URL, Admin: p.Destination.Admin.User, Password: p.Destination.Admin.Password,
+			HTTPClient: b.dstHTTP, Logger: log, PollInterval: hooks.PollInterval}
+		if hooks.PollInterval > 0 {
+			b.dstAdmin.PollMax = 4 * hooks.PollInterval
+		}
+		var run carbonio.Runner
+		switch {
+		case hooks.DestinationCLI != nil:
+			run = hooks.DestinationCLI
+		case p.Destination.CLI.Mode == "local":
+			run = carbonio.Local{}
+		case p.Destination.CLI.Mode == "ssh":
+			s := p.Destination.CLI.SSH
+			b.ssh = &carbonio.SSH{Addr: s.Address, User: s.User, KnownHostsFile: s.KnownHostsFile, KeyFiles: s.KeyFiles, RunAs: s.RunAs}
+			run = b.ssh
+		}
+		if run != nil {
+			b.dstAdmin.Transport = &carbonio.CLI{Runner: run, Program: p.Destination.CLI.Program}
+		}
+	}
+	return b, nil
+}
+
+func (b *serverBackend) Close() error {
+	if b.ssh != nil {
+		return b.ssh.Close()
+	}
+	return nil
+}
+
+func (b *serverBackend) HasSourceDirectory() bool { return b.srcAdmin != nil }
+
+// Check logs in to the admin APIs the plan needs and reaches the IMAP and
+// DAV servers. Account-level IMAP logins are checked by checkAccounts.
+func (b *serverBackend) Check(ctx context.Context) error {
+	need := b.p.needs()
+	var errs []error
+	if need.srcAdmin && b.srcAdmin != nil {
+		if err := b.srcAdmin.Login(ctx); err != nil {
+			errs = append(errs, &ServerError{Key: "source.admin", Address: b.p.Source.Admin.URL, Err: err})
+		}
+	}
+	if need.dstAdmin && b.dstAdmin != nil {
+		if err := b.dstAdmin.Login(ctx); err != nil {
+			errs = append(errs, &ServerError{Key: "destination.admin", Address: b.p.Destination.Admin.URL, Err: err})
+		}
+	}
+	if need.imap {
+		errs = append(errs, dialCheck(ctx, "source.imap", b.p.Source.IMAP.Address, b.p.Source.IMAP.Security, b.srcTLS))
+		errs = append(errs, dialCheck(ctx, "destination.imap", b.p.Destination.IMAP.Address, b.p.Destination.IMAP.Security, b.dstTLS))
+	}
+	if need.dav {
+		errs = append(errs, httpCheck(ctx, "source.dav", b.p.Source.DAV.URL, b.srcHTTP))
+		errs = append(errs, httpCheck(ctx, "destination.dav", b.p.Destination.DAV.URL, b.dstHTTP))
+	}
+	return errors.Join(errs...)
+}
+
+// dialCheck connects (and, for implicit TLS, handshakes with verification).
+func dialCheck(ctx context.Context, key, addr, security string, cfg *tls.Config) error {
+	d := net.Dialer{Timeout: 15 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return &ServerError{Key: key, Address: addr, Err: err}
+	}
+	defer conn.Close()
+	if security == "" || security == "tls" {
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			c.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(conn, c)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return &ServerError{Key: key, Address: addr, Err: fmt.Errorf("tls: %w", err)}
+		}
+	}
+	return nil
+}
+
+func httpCheck(ctx context.Context, key, url string, hc *http.Client) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, url, nil)
+	if err != nil {
+		return &ServerError{Key: key, Address: url, Err: err}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return &ServerError{Key: key, Address: url, Err: err}
+	}
+	resp.Body.Close()
+	return nil // any HTTP answer means reachable; logins are per account
+}
+
+func (b *serverBackend) SourceAccounts(ctx context.Context, domain string) ([]AccountPlan, error) {
+	if b.srcAdmin == nil {
+		return nil, errors.New("migrate: no source admin API configured (source.admin)")
+	}
+	accts, err := b.srcAdmin.Accounts(ctx, domain, "zimbraIsSystemAccount", "zimbraIsSystemResource")
+	if err != nil {
+		return nil, err
+	}
+	var out []AccountPlan
+	for _, a := range accts {
+		if a.IsSystem() {
+			continue
+		}
+		ap := AccountPlan{Source: strings.ToLower(a.Name)}
+		if b.p.Source.Kind != "imap" {
+			// Sizes order the pool (largest first); a failure only costs
+			// the ordering.
+			if fs, err := b.srcAdmin.Folders(ctx, a.Name); err == nil {
+				for _, f := range fs {
+					if !f.Virtual() {
+						ap.Size += f.Size
+					}
+				}
+			} else {
+				b.log.Debug("folder sizes", "account", a.Name, "err", err)
+			}
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+func (b *serverBackend) DestinationExists(ctx context.Context, addr string) (bool, error) {
+	if b.dstAdmin == nil {
+		// Without an admin API, the IMAP login of the mail phase is the check.
+		return true, nil
+	}
+	_, err := b.dstAdmin.Account(ctx, addr)
+	if errors.Is(err, carbonio.ErrNoSuchAccount) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// imapName turns a Zimbra folder path ("Inbox/Projects") into the IMAP
+// name the copier sees ("INBOX/Projects").
+func imapName(path string) string {
+	first, rest, ok := strings.Cut(path, "/")
+	if strings.EqualFold(first, "Inbox") {
+		first = "INBOX"
+	}
+	if ok {
+		return first + "/" + rest
+	}
+	return first
+}
+
+func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventory, error) {
+	inv := &Inventory{SkipFolders: map[string]string{}}
+	if b.srcAdmin == nil || b.p.Source.Kind == "imap" {
+		return inv, nil
+	}
+	fs, err := b.srcAdmin.Folders(ctx, a.Source)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fs {
+		switch {
+		case f.Kind == carbonio.KindLink:
+			reason := "mountpoint of another account's folder: shares are not migrated by this procedure"
+			inv.SkipFolders[imapName(f.Path)] = reason
+			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "mountpoint", Name: f.Path, Reason: reason})
+		case f.Kind == carbonio.KindSearch:
+			reason := "saved search: a view of other folders, its messages are copied from their own folders"
+			inv.SkipFolders[imapName(f.Path)] = reason
+			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "search", Name: f.Path, Reason: reason})
+		case f.View == "document" && f.Count > 0:
+			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
+				Reason: fmt.Sprintf("%d Files/Briefcase items: not migrated by this procedure", f.Count)})
+		}
+	}
+	return inv, nil
+}
+
+func (b *serverBackend) wait(ctx context.Context, op carbonio.Operation, opErr error, rec *recorder) error {
+	if opErr != nil {
+		return opErr
+	}
+	rec.add(func(r *PhaseResult) { r.Reason = "operation " + op.ID })
+	final, err := b.dstAdmin.Wait(ctx, op, func(o carbonio.Operation) {
+		if o.Progress >= 0 {
+			rec.Progress(int64(o.Progress), 0, 100)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	rec.add(func(r *PhaseResult) {
+		r.Reason = fmt.Sprintf("operation %s %s", final.ID, strings.ToLower(final.State))
+	})
+	return nil
+}
+
+func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []AccountPlan, rec *recorder) error {
+	if b.dstAdmin == nil {
+		return errors.New("migrate: no destination admin API configured (destination.admin)")
+	}
+	switch ph {
+	case PhaseMTAStop:
+		return b.dstAdmin.MTA(ctx, false)
+	case PhaseMTAStart:
+		return b.dstAdmin.MTA(ctx, true)
+	case PhaseSmartScan:
+		op, err := b.dstAdmin.SmartScan(ctx, carbonio.SmartScanOptions{})
+		return b.wait(ctx, op, err, rec)
+	case PhaseProvisioning:
+		pr := p.Provisioning
+		o := carbonio.RestoreOptions{
+			Domains:                p.Domains,
+			ProvisioningOnly:       pr.ProvisioningOnly == nil || *pr.ProvisioningOnly,
+			ConcurrentAccounts:     pr.ConcurrentAccounts,
+			SkipDomainProvisioning: pr.SkipDomainProvisioning,
+			SkipDistributionLists:  pr.SkipDistributionLists,
+			SkipCOSes:              pr.SkipCOS,
+		}
+		if p.Accounts.ListFile != "" || len(p.Accounts.Include) > 0 || len(p.Accounts.Exclude) > 0 {
+			for _, a := range accts {
+				o.Accounts = append(o.Accounts, a.Source)
+			}
+		}
+		op, err := b.dstAdmin.ExternalRestore(ctx, pr.BackupPath, o)
+		if err := b.wait(ctx, op, err, rec); err != nil {
+			return err
+		}
+		if len(p.Map.Domains) > 0 || len(p.Map.Accounts) > 0 {
+			rec.add(func(r *PhaseResult) {
+				r.Reason += "; note: the restore keeps source addresses, the address map applies to the copy phases"
+			})
+		}
+		return nil
+	case PhaseDedup:
+		op, err := b.dstAdmin.Deduplicate(ctx, p.Provisioning.DedupVolume, false)
+		return b.wait(ctx, op, err, rec)
+	}
+	return fmt.Errorf("migrate: %s is not a global phase", ph)
+}
+
+func security(s string) imapcopy.Security {
+	switch s {
+	case "starttls":
+		return imapcopy.StartTLS
+	case "none":
+		return imapcopy.Plaintext
+	}
+	return imapcopy.ImplicitTLS
+}
+
+func (b *serverBackend) imapAccounts(a AccountPlan) (dst, src *imapcopy.Account) {
+	s, d := b.p.Source.IMAP, b.p.Destination.IMAP
+	src = &imapcopy.Account{Addr: s.Address, Security: security(s.Security), TLSConfig: b.srcTLS,
+		User: a.Source, Admin: s.Admin, Password: s.Password}
+	dst = &imapcopy.Account{Addr: d.Address, Security: security(d.Security), TLSConfig: b.dstTLS,
+		User: a.Destination, Admin: d.Admin, Password: d.Password}
+	return dst, src
+}
+
+func (b *serverBackend) copier(a AccountPlan, inv *Inventory, rec *recorder) *imapcopy.Copier {
+	m := b.p.Mail
+	c := &imapcopy.Copier{
+		Concurrency: b.p.Concurrency.folders(),
+		MaxWriters:  m.WritersPerAccount,
+		Budget:      b.budget,
+		Include:     m.Include,
+		Exclude:     m.Exclude,
+		Map:         m.Folders,
+		SkipDeleted: m.SkipDeleted,
+		MaxSize:     m.MaxSize,
+		Logger:      b.log.With("account", a.Source),
+	}
+	if rec.store != nil {
+		c.Checkpoint = rec.store.Mail(a.Source + " -> " + a.Destination)
+	}
+	if inv != nil && len(inv.SkipFolders) > 0 {
+		c.SkipFolder = func(name string) (bool, string) {
+			r, ok := inv.SkipFolders[name]
+			return ok, r
+		}
+	}
+	return c
+}
+
+// mailAuthError turns a refused admin login into errAdminAuth (the whole run
+// stops) and leaves a refused authorisation (no such mailbox, no right to
+// open it) as the account's own failure.
+func mailAuthError(err error) error {
+	if err == nil || !errors.Is(err, retry.ErrAuth) {
+		return err
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeAuthorizationFailed {
+		return fmt.Errorf("the admin may not open this mailbox (does it exist?): %w", err)
+	}
+	return fmt.Errorf("%w: %w", errAdminAuth, err)
+}
+
+func (b *serverBackend) Account(ctx context.Context, ph Phase, a AccountPlan, inv *Inventory, rec *recorder) error {
+	switch ph {
+	case PhaseMail:
+		return b.mail(ctx, a, inv, rec)
+	case PhaseCalendars:
+		return b.dav(ctx, a, rec, true)
+	case PhaseContacts:
+		return b.dav(ctx, a, rec, false)
+	case PhaseVerify:
+		return b.verify(ctx, a, inv, rec)
+	}
+	return fmt.Errorf("migrate: %s is not an account phase", ph)
+}
+
+func (b *serverBackend) mail(ctx context.Context, a AccountPlan, inv *Inventory, rec *recorder) error {
+	c := b.copier(a, inv, rec)
+	c.OnEvent = func(ev imapcopy.Event) {
+		switch e := ev.(type) {
+		case imapcopy.FolderStarted:
+			rec.AddTotal(int64(e.ToCopy))
+		case imapcopy.MessageCopied:
+			rec.Step(1, e.Bytes)
+		case imapcopy.MessageSkipped:
+			rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), true, e.Reason)
+		case imapcopy.MessageFailed:
+			rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), false, errText(e.Err))
+		}
+	}
+	dst, src := b.imapAccounts(a)
+	st, err := c.Copy(ctx, dst, src)
+	if st != nil {
+		mailResult(st, rec, false)
+	}
+	return mailAuthError(err)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
+
+// mailResult folds imapcopy stats into the phase result.
+func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
+	rec.add(func(r *PhaseResult) {
+		for _, f := range st.Folders {
+			d := Detail{Name: f.Source, Destination: f.Destination, SourceCount: int64(f.SourceCount), DestCount: int64(f.DestCount),
+				Copied: int64(f.Copied), Existing: int64(f.AlreadyPresent), Skipped: int64(len(f.SkippedItems)), Failed: int64(len(f.Failed))}
+			var notes []string
+			switch {
+			case f.Skipped != "":
+				notes = append(notes, "skipped: "+f.Skipped)
+			case f.NoSelect:
+				notes = append(notes, "\\Noselect parent")
+			case f.Unchanged:
+				notes = append(notes, "unchanged since the last pass")
+			}
+			if f.Renamed != "" {
+				notes = append(notes, "renamed: "+f.Renamed)
+			}
+			if len(f.Keywords) > 0 {
+				notes = append(notes, fmt.Sprintf("%d messages with sanitised keywords", len(f.Keywords)))
+			}
+			if f.Err != "" {
+				notes = append(notes, "error: "+f.Err)
+				d.Failed++
+			}
+			if v := f.Verify; v != nil {
+				d.SourceCount, d.DestCount = int64(v.SourceCount), int64(v.DestCount)
+				if verify {
+					d.Failed = int64(v.Missing + v.FlagMismatches)
+					d.Skipped = int64(v.Skipped)
+				}
+				if v.Missing > 0 || v.FlagMismatches > 0 {
+					notes = append(notes, fmt.Sprintf("verify: %d missing, %d flag/date mismatches", v.Missing, v.FlagMismatches))
+				}
+				if v.Extra > 0 {
+					notes = append(notes, fmt.Sprintf("%d extra on the destination", v.Extra))
+				}
+			}
+			d.Note = strings.Join(notes, "; ")
+			r.Details = append(r.Details, d)
+			if verify {
+				r.Failed += d.Failed
+				r.Skipped += d.Skipped
+				if f.Err != "" {
+					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: f.Err})
+				}
+				if v := f.Verify; v != nil && v.Missing > 0 {
+					r.Problems = append(r.Problems, Problem{Item: f.Source,
+						Reason: fmt.Sprintf("%d of %d messages missing on the destination (e.g. UIDs %v)", v.Missing, v.SourceCount, v.Examples)})
+				}
+				if v := f.Verify; v != nil && v.FlagMismatches > 0 {
+					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: fmt.Sprintf("%d messages with different flags or dates", v.FlagMismatches)})
+				}
+				continue
+			}
+			r.Copied += d.Copied
+			r.Existing += d.Existing
+			r.Skipped += d.Skipped
+			r.Failed += d.Failed
+			r.Bytes += f.Bytes
+			if f.Err != "" {
+				r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: f.Err})
+			}
+		}
+	})
+}
+
+func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
+	mk := func(ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
+		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct}
+		if ep.Auth == "basic" {
+			e.User, e.Password = ep.User, ep.Password
+			return e
+		}
+		switch {
+		case hook != nil:
+			e.Token = hook
+		case admin != nil:
+			e.Token = admin
+		}
+		return e
+	}
+	return mk(b.p.Source.DAV, a.Source, b.srcHTTP, b.srcAdmin, b.hooks.SourceTokens),
+		mk(b.p.Destination.DAV, a.Destination, b.dstHTTP, b.dstAdmin, b.hooks.DestinationTokens)
+}
+
+func cardEndpoint(e caldav.Endpoint) carddav.Endpoint {
+	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient}
+}
+
+func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst caldav.Destination, src caldav.Source, err error) {
+	se, de := b.davEndpoints(a)
+	if cal {
+		s, err := caldav.NewDAV(se)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := caldav.NewDAV(de)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, s, nil
+	}
+	s, err := carddav.NewDAV(cardEndpoint(se))
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := carddav.NewDAV(cardEndpoint(de))
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, s, nil
+}
+
+func (b *serverBackend) dav(ctx context.Context, a AccountPlan, rec *recorder, cal bool) error {
+	dst, src, err := b.davSides(a, cal)
+	if err != nil {
+		return err
+	}
+	opts := b.p.Contacts
+	if cal {
+		opts = b.p.Calendars
+	}
+	onEvent := func(ev caldav.Event) {
+		switch e := ev.(type) {
+		case caldav.CollectionStarted:
+			rec.Progress(0, 0, 0)
+		case caldav.ObjectDone:
+			rec.Step(1, 0)
+		case caldav.ObjectFailed:
+			rec.Problem(e.Collection+"/"+e.Item, false, errText(e.Err))
+		}
+	}
+	var st *caldav.Stats
+	cp := b.davCheckpoint(rec, a, cal)
+	filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
+	if cal {
+		c := &caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+		st, err = c.Copy(ctx, dst, filt)
+	} else {
+		c := &carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+		st, err = c.Copy(ctx, dst, filt)
+	}
+	if st != nil {
+		rec.add(func(r *PhaseResult) {
+			for _, c := range st.Collections {
+				d := Detail{Name: c.Source, Destination: c.Destination, SourceCount: int64(c.Objects), DestCount: -1,
+					Copied: int64(c.Created + c.Updated), Existing: int64(c.Unchanged), Skipped: int64(c.Skipped), Failed: int64(c.Failed)}
+				var notes []string
+				if c.CollectionCreated {
+					notes = append(notes, "collection created")
+				}
+				if c.Nested != "" {
+					notes = append(notes, "flattened from "+c.Nested)
+				}
+				if c.Repaired > 0 {
+					notes = append(notes, fmt.Sprintf("%d repaired", c.Repaired))
+				}
+				if c.Routed > 0 {
+					notes = append(notes, fmt.Sprintf("%d routed to a companion collection", c.Routed))
+				}
+				d.Note = strings.Join(notes, "; ")
+				r.Details = append(r.Details, d)
+				r.Copied += d.Copied
+				r.Existing += d.Existing
+				r.Skipped += d.Skipped
+				r.Failed += d.Failed
+				for _, e := range c.Errors {
+					// Failures were reported by ObjectFailed events; the
+					// skipped (invalid) ones only here.
+					if len(r.Problems) < maxProblems && !hasProblem(r.Problems, c.Source+"/"+e.Item) {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + "/" + e.Item, Skipped: true, Reason: e.Reason})
+					}
+				}
+			}
+		})
+	}
+	return err
+}
+
+func hasProblem(ps []Problem, item string) bool {
+	for _, p := range ps {
+		if p.Item == item {
+			return true
+		}
+	}
+	return false
+}
+
+// filteredSource applies the plan's include/exclude to a DAV source's
+// collections.
+type filteredSource struct {
+	caldav.Source
+	include, exclude []string
+}
+
+func (f filteredSource) Collections(ctx context.Context) ([]caldav.Collection, error) {
+	cols, err := f.Source.Collections(ctx)
+	if err != nil || len(f.include)+len(f.exclude) == 0 {
+		return cols, err
+	}
+	var out []caldav.Collection
+	for _, c := range cols {
+		if matchFilter(f.include, f.exclude, c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventory, rec *recorder) error {
+	var errs []error
+	if b.p.HasPhase(PhaseMail) {
+		c := b.copier(a, inv, rec)
+		c.Checkpoint = nil // verification reads both sides only
+		dst, src := b.imapAccounts(a)
+		st, err := c.Verify(ctx, dst, src)
+		if st != nil {
+			mailResult(st, rec, true)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mail: %w", mailAuthError(err)))
+		}
+	}
+	for _, cal := range []bool{true, false} {
+		ph := PhaseContacts
+		if cal {
+			ph = PhaseCalendars
+		}
+		if !b.p.HasPhase(ph) {
+			continue
+		}
+		dst, src, err := b.davSides(a, cal)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		opts := b.p.Contacts
+		if cal {
+			opts = b.p.Calendars
+		}
+		filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
+		var v *caldav.Verification
+		if cal {
+			v, err = (&caldav.Copier{Concurrency: b.p.Concurrency.folders()}).Verify(ctx, dst, filt)
+		} else {
+			v, err = (&carddav.Copier{Concurrency: b.p.Concurrency.folders()}).Verify(ctx, dst, filt)
+		}
+		if v != nil {
+			rec.add(func(r *PhaseResult) {
+				for _, c := range v.Collections {
+					bad := int64(len(c.Missing) + len(c.Different) + len(c.Duplicates))
+					d := Detail{Name: string(ph) + ": " + c.Source, Destination: c.Destination, SourceCount: int64(c.Items),
+						DestCount: int64(c.Matched), Failed: bad, Skipped: int64(len(c.Invalid))}
+					var notes []string
+					if len(c.Missing) > 0 {
+						notes = append(notes, fmt.Sprintf("%d missing", len(c.Missing)))
+					}
+					if len(c.Different) > 0 {
+						notes = append(notes, fmt.Sprintf("%d different", len(c.Different)))
+					}
+					if len(c.Duplicates) > 0 {
+						notes = append(notes, fmt.Sprintf("%d duplicated", len(c.Duplicates)))
+					}
+					if len(c.Invalid) > 0 {
+						notes = append(notes, fmt.Sprintf("%d invalid at the source (not copied)", len(c.Invalid)))
+					}
+					d.Note = strings.Join(notes, "; ")
+					r.Details = append(r.Details, d)
+					r.Failed += bad
+					r.Skipped += d.Skipped
+					for _, u := range c.Missing {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
+					}
+					for _, u := range c.Different {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "different on the destination"})
+					}
+					for _, u := range c.Duplicates {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "more than once on the destination"})
+					}
+				}
+			})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ph, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// davCheckpoint returns the state store's DAV checkpoint of the account pair
+// when the store provides one; without it the copiers match objects by UID
+// at the destination, which is idempotent too.
+func (b *serverBackend) davCheckpoint(rec *recorder, a AccountPlan, cal bool) caldav.Checkpoint {
+	if rec.store == nil {
+		return nil
+	}
+	type davStore interface {
+		Calendars(account string) caldav.Checkpoint
+		Contacts(account string) caldav.Checkpoint
+	}
+	s, ok := any(rec.store).(davStore)
+	if !ok {
+		return nil
+	}
+	key := a.Source + " -> " + a.Destination
+	if cal {
+		return s.Calendars(key)
+	}
+	return s.Contacts(key)
 }

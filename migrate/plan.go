@@ -105,7 +105,8 @@ type Plan struct {
 	// DefaultReportDir.
 	Report string `yaml:"report"`
 
-	hash string
+	hash        string
+	cliInjected bool // a Runner supplies the destination command line
 }
 
 // Endpoint is one side of the migration.
@@ -120,6 +121,31 @@ type Endpoint struct {
 	IMAP IMAPEndpoint `yaml:"imap"`
 	// DAV is the CalDAV/CardDAV endpoint.
 	DAV DAVEndpoint `yaml:"dav"`
+	// CLI runs the carbonio (or zxsuite) and zmmtactl commands on the
+	// server, locally or over SSH. It is needed for the MTA phases; module
+	// commands (SmartScan, restore, dedup) use it when set, else the admin
+	// SOAP API.
+	CLI CLIEndpoint `yaml:"cli"`
+}
+
+// CLIEndpoint says how to run commands on a server.
+type CLIEndpoint struct {
+	// Mode is "" (no command line: admin SOAP only), "local" (this host, as
+	// the zextras user) or "ssh".
+	Mode string `yaml:"mode"`
+	// SSH settings, for mode ssh.
+	SSH SSHEndpoint `yaml:"ssh"`
+	// Program is the module command, "" meaning "carbonio".
+	Program string `yaml:"program"`
+}
+
+// SSHEndpoint is an SSH login. Host keys are always checked.
+type SSHEndpoint struct {
+	Address        string   `yaml:"address"` // host or host:port
+	User           string   `yaml:"user"`
+	KnownHostsFile string   `yaml:"known_hosts_file"` // "" means ~/.ssh/known_hosts
+	KeyFiles       []string `yaml:"key_files"`        // empty means the agent, then ~/.ssh/id_*
+	RunAs          string   `yaml:"run_as"`           // e.g. zextras (through sudo -n)
 }
 
 // Credential names where a password comes from. Inline passwords are refused
@@ -481,6 +507,15 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 		default:
 			bad(side+".dav.auth", "unknown auth %q (want token or basic)", ep.DAV.Auth)
 		}
+		switch ep.CLI.Mode {
+		case "", "local":
+		case "ssh":
+			if ep.CLI.SSH.Address == "" {
+				bad(side+".cli.ssh.address", "required with mode: ssh")
+			}
+		default:
+			bad(side+".cli.mode", "unknown mode %q (want local or ssh)", ep.CLI.Mode)
+		}
 		if ep.Admin.PasswordEnv != "" && ep.Admin.PasswordFile != "" {
 			bad(side+".admin", "give password_env or password_file, not both")
 		}
@@ -499,6 +534,9 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 	if need.dav {
 		p.requireDAV(bad, "source", &p.Source)
 		p.requireDAV(bad, "destination", &p.Destination)
+	}
+	if (p.HasPhase(PhaseMTAStop) || p.HasPhase(PhaseMTAStart)) && p.Destination.CLI.Mode == "" && !p.cliInjected {
+		bad("destination.cli.mode", "the mta_stop and mta_start phases need a command line on the destination (local or ssh)")
 	}
 	if p.HasPhase(PhaseProvisioning) && p.Provisioning.BackupPath == "" {
 		bad("provisioning.backup_path", "required by the provisioning phase")
@@ -656,6 +694,10 @@ func (p *Plan) resolvePaths(dir string) {
 		abs(&ep.IMAP.CAFile)
 		abs(&ep.DAV.PasswordFile)
 		abs(&ep.DAV.CAFile)
+		abs(&ep.CLI.SSH.KnownHostsFile)
+		for i := range ep.CLI.SSH.KeyFiles {
+			abs(&ep.CLI.SSH.KeyFiles[i])
+		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/zxmigrate/zxmigrate/internal/state"
 )
 
 // maxProblems bounds the problems listed per phase; the counts stay exact.
@@ -35,8 +37,8 @@ type backend interface {
 	DestinationExists(ctx context.Context, addr string) (bool, error)
 	// Inventory takes an account's inventory on the source.
 	Inventory(ctx context.Context, a AccountPlan) (*Inventory, error)
-	// Global runs a global phase.
-	Global(ctx context.Context, ph Phase, p *Plan, rec *recorder) error
+	// Global runs a global phase for the selected accounts.
+	Global(ctx context.Context, ph Phase, p *Plan, accts []AccountPlan, rec *recorder) error
 	// Account runs an account phase.
 	Account(ctx context.Context, ph Phase, a AccountPlan, inv *Inventory, rec *recorder) error
 	// Close releases connections.
@@ -48,6 +50,7 @@ type backend interface {
 type recorder struct {
 	r       *Runner
 	account string
+	store   *state.Store
 
 	mu         sync.Mutex
 	res        PhaseResult
@@ -56,8 +59,8 @@ type recorder struct {
 	itemsTotal int64
 }
 
-func (r *Runner) newRecorder(account string, ph Phase) *recorder {
-	return &recorder{r: r, account: account, res: PhaseResult{Phase: ph, Status: StatusRunning, Started: time.Now()}}
+func (r *Runner) newRecorder(store *state.Store, account string, ph Phase) *recorder {
+	return &recorder{r: r, store: store, account: account, res: PhaseResult{Phase: ph, Status: StatusRunning, Started: time.Now()}}
 }
 
 // Progress reports cumulative items and bytes of the phase; total is the
@@ -88,6 +91,16 @@ func (c *recorder) Progress(items, bytes, total int64) {
 func (c *recorder) Step(items, bytes int64) {
 	c.mu.Lock()
 	i, b := c.lastItems+items, c.lastBytes+bytes
+	c.mu.Unlock()
+	c.Progress(i, b, 0)
+}
+
+// AddTotal raises the number of items the phase expects and reports
+// progress.
+func (c *recorder) AddTotal(n int64) {
+	c.mu.Lock()
+	c.itemsTotal += n
+	i, b := c.lastItems, c.lastBytes
 	c.mu.Unlock()
 	c.Progress(i, b, 0)
 }

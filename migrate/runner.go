@@ -51,6 +51,9 @@ type Runner struct {
 	// SampleInterval is the throughput sampling period (0:
 	// DefaultSampleInterval).
 	SampleInterval time.Duration
+	// Hooks replace how the servers are reached (for embedding and the
+	// demo); the zero value builds everything from the plan.
+	Hooks Hooks
 
 	// backend is the servers; nil means built from the plan.
 	backend backend
@@ -114,6 +117,9 @@ func (r *Runner) prepare(ctx context.Context) ([]AccountPlan, error) {
 	if r.Plan == nil {
 		return nil, errors.New("migrate: runner has no plan")
 	}
+	if r.Hooks.DestinationCLI != nil {
+		r.Plan.cliInjected = true
+	}
 	if err := r.Plan.Validate(); err != nil {
 		return nil, err
 	}
@@ -121,7 +127,7 @@ func (r *Runner) prepare(ctx context.Context) ([]AccountPlan, error) {
 		return nil, err
 	}
 	if r.backend == nil {
-		b, err := newServerBackend(r.Plan, r.log())
+		b, err := newServerBackend(r.Plan, r.log(), r.Hooks)
 		if err != nil {
 			return nil, err
 		}
@@ -316,7 +322,7 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 			}
 			continue
 		}
-		st, err := r.globalPhase(ctx, store, ph)
+		st, err := r.globalPhase(ctx, store, ph, accts)
 		if err != nil {
 			return err
 		}
@@ -363,7 +369,7 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 		if ph != PhaseDedup && ph != PhaseMTAStart {
 			continue
 		}
-		if _, err := r.globalPhase(ctx, store, ph); err != nil {
+		if _, err := r.globalPhase(ctx, store, ph, accts); err != nil {
 			return err
 		}
 	}
@@ -385,7 +391,7 @@ func (r *Runner) shouldRun(row state.PhaseRow, ok bool, ph Phase) bool {
 	}
 }
 
-func (r *Runner) globalPhase(ctx context.Context, store *state.Store, ph Phase) (Status, error) {
+func (r *Runner) globalPhase(ctx context.Context, store *state.Store, ph Phase, accts []AccountPlan) (Status, error) {
 	row, ok, err := store.Phase(ctx, state.GlobalAccount, string(ph))
 	if err != nil {
 		return StatusFailed, fmt.Errorf("migrate: %w", err)
@@ -393,12 +399,12 @@ func (r *Runner) globalPhase(ctx context.Context, store *state.Store, ph Phase) 
 	if !r.shouldRun(row, ok, ph) {
 		return Status(row.Status), nil
 	}
-	rec := r.newRecorder("", ph)
+	rec := r.newRecorder(store, "", ph)
 	if err := store.SetPhase(ctx, state.GlobalAccount, string(ph), string(StatusRunning), ""); err != nil {
 		return StatusFailed, fmt.Errorf("migrate: %w", err)
 	}
 	r.emit(PhaseStarted{Phase: ph, Time: rec.res.Started})
-	perr := r.backend.Global(ctx, ph, r.Plan, rec)
+	perr := r.backend.Global(ctx, ph, r.Plan, accts, rec)
 	res := rec.finish(ctx, perr)
 	if err := r.savePhase(ctx, store, state.GlobalAccount, res); err != nil {
 		return StatusFailed, err
@@ -424,7 +430,7 @@ func (r *Runner) savePhase(ctx context.Context, store *state.Store, account stri
 // provisioningCheck looks every account up on the destination. Missing
 // accounts are marked failed and skipped by the pool.
 func (r *Runner) provisioningCheck(ctx context.Context, store *state.Store, accts []AccountPlan) error {
-	rec := r.newRecorder("", PhaseProvisioningCheck)
+	rec := r.newRecorder(store, "", PhaseProvisioningCheck)
 	r.emit(PhaseStarted{Phase: PhaseProvisioningCheck, Time: rec.res.Started})
 	var perr error
 	for _, a := range accts {
@@ -511,7 +517,7 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 		if err := store.SetPhase(ctx, a.Source, string(ph), string(StatusRunning), ""); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
-		rec := r.newRecorder(a.Source, ph)
+		rec := r.newRecorder(store, a.Source, ph)
 		r.emit(PhaseStarted{Account: a.Source, Phase: ph, Time: rec.res.Started})
 		perr := r.backend.Account(ctx, ph, a, inv, rec)
 		if ph == PhaseMail && inv != nil {

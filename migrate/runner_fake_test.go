@@ -55,7 +55,7 @@ func (f *fakeBackend) Inventory(_ context.Context, a AccountPlan) (*Inventory, e
 	return &Inventory{SkipFolders: map[string]string{"Shared": "mountpoint"},
 		NotMigrated: []NotMigrated{{Account: a.Source, Kind: "mountpoint", Name: "Shared", Reason: "a view of another account's folder"}}}, nil
 }
-func (f *fakeBackend) Global(_ context.Context, ph Phase, p *Plan, rec *recorder) error {
+func (f *fakeBackend) Global(_ context.Context, ph Phase, p *Plan, _ []AccountPlan, rec *recorder) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls[string(ph)]++
