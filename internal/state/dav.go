@@ -1,4 +1,81 @@
 package state
 
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/internal/dav"
+)
+
 // davSchema holds the tables behind the caldav and carddav checkpoints (issue 4).
-var davSchema = []string{}
+var davSchema = []string{
+	`CREATE TABLE IF NOT EXISTS dav_objects (
+		kind TEXT NOT NULL,
+		account TEXT NOT NULL,
+		collection TEXT NOT NULL,
+		src_href TEXT NOT NULL,
+		uid TEXT NOT NULL,
+		src_etag TEXT NOT NULL DEFAULT '',
+		hash TEXT NOT NULL DEFAULT '',
+		dst_href TEXT NOT NULL DEFAULT '',
+		dst_etag TEXT NOT NULL DEFAULT '',
+		updated TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (kind, account, collection, src_href, uid)
+	)`,
+}
+
+// Calendars returns the caldav checkpoint of one account.
+func (s *Store) Calendars(account string) caldav.Checkpoint {
+	return &davCheckpoint{s: s, kind: "calendar", account: account}
+}
+
+// Contacts returns the carddav checkpoint of one account.
+func (s *Store) Contacts(account string) carddav.Checkpoint {
+	return &davCheckpoint{s: s, kind: "contacts", account: account}
+}
+
+// davCheckpoint implements caldav.Checkpoint and carddav.Checkpoint (the
+// same interface, declared in internal/dav).
+type davCheckpoint struct {
+	s       *Store
+	kind    string
+	account string
+}
+
+// Records implements the checkpoint interface.
+func (c *davCheckpoint) Records(ctx context.Context, collection string) ([]dav.Record, error) {
+	rows, err := c.s.db.QueryContext(ctx, `SELECT src_href, src_etag, uid, hash, dst_href, dst_etag FROM dav_objects
+		WHERE kind=? AND account=? AND collection=?`, c.kind, c.account, collection)
+	if err != nil {
+		return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
+	}
+	defer rows.Close()
+	var out []dav.Record
+	for rows.Next() {
+		var r dav.Record
+		if err := rows.Scan(&r.SrcHref, &r.SrcETag, &r.UID, &r.Hash, &r.DstHref, &r.DstETag); err != nil {
+			return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
+	}
+	return out, nil
+}
+
+// Save implements the checkpoint interface.
+func (c *davCheckpoint) Save(ctx context.Context, collection string, r dav.Record) error {
+	_, err := c.s.db.ExecContext(ctx, `INSERT INTO dav_objects(kind, account, collection, src_href, uid, src_etag, hash, dst_href, dst_etag, updated)
+		VALUES(?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(kind, account, collection, src_href, uid) DO UPDATE SET
+		src_etag=excluded.src_etag, hash=excluded.hash, dst_href=excluded.dst_href, dst_etag=excluded.dst_etag, updated=excluded.updated`,
+		c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, time.Now().UTC().Format(time.RFC3339))
+	if err != nil {
+		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
+	}
+	return nil
+}
