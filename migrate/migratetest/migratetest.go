@@ -1,0 +1,345 @@
+// Package migratetest starts a whole migration environment in process: a
+// Zextras Suite-like source and a Carbonio-like destination, each with an
+// IMAP server (memimap), a CalDAV/CardDAV server (memdav, per-user tokens)
+// and an admin API (carboniotest), seeded with a generated domain. It
+// returns a ready migrate.Plan. `migrate demo` runs on it, and so can
+// programs that embed the SDK in their own tests.
+//
+// Everything listens on 127.0.0.1 and lives in memory; call Close.
+package migratetest
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/memdav"
+	"github.com/zxmigrate/zxmigrate/internal/memimap"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/migrate"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultAccounts = 20
+	DefaultDomain   = "example.com"
+	DefaultEvents   = 12
+	DefaultContacts = 12
+	// BackupPath is where the fake destination finds the source export.
+	BackupPath = "/opt/zextras/migration/export"
+)
+
+// Options shape the generated domain. Zero values mean the defaults.
+type Options struct {
+	// Accounts is the number of accounts (DefaultAccounts).
+	Accounts int
+	// Domain is the source domain (DefaultDomain).
+	Domain string
+	// Messages per account; the corpus raises small values to its minimum
+	// (about 190 messages covering every folder and edge case).
+	Messages int
+	// Events and Contacts per account (DefaultEvents, DefaultContacts).
+	Events, Contacts int
+	// Seed varies the generated data.
+	Seed int64
+	// Dir holds the state file, the report and the CA files; "" means a
+	// new temporary directory, removed by Close.
+	Dir string
+	// VirtualEvery gives every n-th account a mountpoint and a saved
+	// search (seen as IMAP folders on the source, to be skipped) and a
+	// Briefcase item; 0 means 5, negative none.
+	VirtualEvery int
+}
+
+// Env is a running environment.
+type Env struct {
+	// Plan migrates the whole domain through every phase. Its secrets are
+	// set; programs may change fields before running it.
+	Plan *migrate.Plan
+	// Hooks must be given to the migrate.Runner: they connect the demo's
+	// DAV tokens and the destination's command line.
+	Hooks migrate.Hooks
+	// Accounts lists the source addresses.
+	Accounts []string
+	// Dir holds the state file and the report.
+	Dir string
+	// Messages, Objects and Bytes count what the source holds (copyable
+	// mail, calendar objects and vCards).
+	Messages, Objects int
+	Bytes             int64
+
+	srcIMAP, dstIMAP *memimap.Server
+	srcDAV, dstDAV   *memdav.Server
+	srcHTTP, dstHTTP *httptest.Server
+	srcAdmin         *carboniotest.Server
+	dstAdmin         *carboniotest.Server
+	tempDir          bool
+	mail             map[string]corpus.Mailbox
+}
+
+const (
+	imapAdmin  = "admin"
+	adminPass  = "demo-admin-password"
+	srcSOAPAdm = "admin@example.com"
+	dstSOAPAdm = "admin@carbonio.local"
+)
+
+type tokens struct{ s *memdav.Server }
+
+func (t tokens) UserToken(_ context.Context, account string) (secret.Secret, error) {
+	return secret.New(t.s.IssueToken(account)), nil
+}
+
+// Start builds and seeds the environment.
+func Start(o Options) (env *Env, err error) {
+	if o.Accounts <= 0 {
+		o.Accounts = DefaultAccounts
+	}
+	if o.Domain == "" {
+		o.Domain = DefaultDomain
+	}
+	if o.Events == 0 {
+		o.Events = DefaultEvents
+	}
+	if o.Contacts == 0 {
+		o.Contacts = DefaultContacts
+	}
+	if o.VirtualEvery == 0 {
+		o.VirtualEvery = 5
+	}
+	e := &Env{Dir: o.Dir, mail: map[string]corpus.Mailbox{}}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.Dir == "" {
+		d, err := os.MkdirTemp("", "zxmigrate-demo-")
+		if err != nil {
+			return nil, fmt.Errorf("migratetest: %w", err)
+		}
+		e.Dir, e.tempDir = d, true
+	} else if err := os.MkdirAll(e.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("migratetest: %w", err)
+	}
+	admins := map[string]string{imapAdmin: adminPass}
+	if e.srcIMAP, err = memimap.Start(memimap.Options{Admins: admins}); err != nil {
+		return nil, fmt.Errorf("migratetest: source imap: %w", err)
+	}
+	if e.dstIMAP, err = memimap.Start(memimap.Options{Admins: admins}); err != nil {
+		return nil, fmt.Errorf("migratetest: destination imap: %w", err)
+	}
+	e.srcDAV, e.dstDAV = memdav.New(), memdav.New()
+	e.srcDAV.RequireToken, e.dstDAV.RequireToken = true, true
+	e.srcHTTP, e.dstHTTP = httptest.NewServer(e.srcDAV), httptest.NewServer(e.dstDAV)
+
+	srcFx := &carboniotest.Fixture{Domains: []string{o.Domain},
+		Servers: []carboniotest.FixtureServer{{Name: "zimbra." + o.Domain, Services: []string{"mailbox", "mta", "proxy"}}}}
+	for i := 1; i <= o.Accounts; i++ {
+		user := fmt.Sprintf("user%02d@%s", i, o.Domain)
+		e.Accounts = append(e.Accounts, user)
+		msgs := o.Messages
+		if msgs <= 0 {
+			msgs = 1
+		}
+		// Vary sizes so that the pool's largest-first order shows.
+		acct := corpus.Generate(user, corpus.Options{Seed: o.Seed + int64(i), Messages: msgs + (i%4)*60, Events: o.Events, Contacts: o.Contacts})
+		virtual := o.VirtualEvery > 0 && i%o.VirtualEvery == 0
+		fa, err := e.seed(user, acct, virtual)
+		if err != nil {
+			return nil, err
+		}
+		srcFx.Accounts = append(srcFx.Accounts, fa)
+	}
+	srcFx.Accounts = append(srcFx.Accounts, carboniotest.FixtureAccount{Name: "galsync@" + o.Domain, System: true})
+	e.srcAdmin = carboniotest.New(carboniotest.Options{Admin: srcSOAPAdm, Password: adminPass, Fixture: srcFx})
+	e.dstAdmin = carboniotest.New(carboniotest.Options{Admin: dstSOAPAdm, Password: adminPass,
+		Fixture: carboniotest.DestinationFixture(), Backups: map[string]*carboniotest.Fixture{BackupPath: srcFx}, OperationSteps: 1})
+
+	srcCA, dstCA := filepath.Join(e.Dir, "source-ca.pem"), filepath.Join(e.Dir, "destination-ca.pem")
+	if err := os.WriteFile(srcCA, e.srcAdmin.CertPEM(), 0o600); err != nil {
+		return nil, fmt.Errorf("migratetest: %w", err)
+	}
+	if err := os.WriteFile(dstCA, e.dstAdmin.CertPEM(), 0o600); err != nil {
+		return nil, fmt.Errorf("migratetest: %w", err)
+	}
+	pw := migrate.Credential{Password: secret.New(adminPass)}
+	e.Plan = &migrate.Plan{
+		Name: "demo: " + o.Domain + " from Zextras Suite to Carbonio",
+		Source: migrate.Endpoint{
+			Kind:  "zimbra",
+			Admin: migrate.AdminEndpoint{URL: e.srcAdmin.URL, User: srcSOAPAdm, Credential: pw, CAFile: srcCA},
+			IMAP:  migrate.IMAPEndpoint{Address: e.srcIMAP.Addr(), Security: "none", Admin: imapAdmin, Credential: pw},
+			DAV:   migrate.DAVEndpoint{URL: e.srcHTTP.URL + "/", Auth: "token"},
+		},
+		Destination: migrate.Endpoint{
+			Admin: migrate.AdminEndpoint{URL: e.dstAdmin.URL, User: dstSOAPAdm, Credential: pw, CAFile: dstCA},
+			IMAP:  migrate.IMAPEndpoint{Address: e.dstIMAP.Addr(), Security: "none", Admin: imapAdmin, Credential: pw},
+			DAV:   migrate.DAVEndpoint{URL: e.dstHTTP.URL + "/", Auth: "token"},
+		},
+		Domains:      []string{o.Domain},
+		Phases:       migrate.AllPhases,
+		Provisioning: migrate.Provisioning{BackupPath: BackupPath, ConcurrentAccounts: 5},
+		Concurrency:  migrate.Concurrency{ConcurrentAccounts: 4, FoldersPerAccount: 4, ConnectionsPerServer: 64},
+		State:        filepath.Join(e.Dir, "state.db"),
+		Report:       filepath.Join(e.Dir, "report"),
+	}
+	e.Hooks = migrate.Hooks{
+		SourceTokens:      tokens{e.srcDAV},
+		DestinationTokens: tokens{e.dstDAV},
+		DestinationCLI:    e.dstAdmin.CLIRunner(),
+		PollInterval:      20e6, // 20ms: the fake's operations finish in one poll
+	}
+	return e, nil
+}
+
+// seed loads one account into the source servers and prepares its
+// destination mailboxes (the IMAP and DAV users; the admin API's account is
+// created by the provisioning phase).
+func (e *Env) seed(user string, acct *corpus.Account, virtual bool) (carboniotest.FixtureAccount, error) {
+	e.srcIMAP.AddUser(user, "user-password-unused")
+	e.dstIMAP.AddUser(user, "user-password-unused")
+	mb := acct.Mail
+	fa := carboniotest.FixtureAccount{Name: user, Attrs: map[string][]string{"displayName": {user}}}
+	type agg struct{ n, size int64 }
+	byFolder := map[string]*agg{}
+	for _, m := range mb.Messages {
+		a := byFolder[m.Folder]
+		if a == nil {
+			a = &agg{}
+			byFolder[m.Folder] = a
+		}
+		a.n++
+		a.size += int64(len(m.Raw))
+	}
+	var names []string
+	for _, f := range mb.Folders {
+		names = append(names, f.Name)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		a := byFolder[n]
+		if a == nil {
+			a = &agg{}
+		}
+		zname := n
+		if strings.EqualFold(n, "INBOX") || strings.HasPrefix(strings.ToUpper(n), "INBOX/") {
+			zname = "Inbox" + n[len("INBOX"):]
+		}
+		fa.Folders = append(fa.Folders, carboniotest.FixtureFolder{Name: zname, View: "message", Count: a.n, Size: a.size, UIDNext: a.n + 1})
+	}
+	fa.Folders = append(fa.Folders,
+		carboniotest.FixtureFolder{Name: "Calendar", View: "appointment"},
+		carboniotest.FixtureFolder{Name: "Contacts", View: "contact"})
+	if virtual {
+		// Zimbra shows mountpoints and saved searches as IMAP folders; the
+		// runner must skip them using the admin API's folder tree.
+		shared := "Shared by boss"
+		search := "Unread mail"
+		fa.Folders = append(fa.Folders,
+			carboniotest.FixtureFolder{Name: shared, View: "message", Kind: "link"},
+			carboniotest.FixtureFolder{Name: search, View: "message", Kind: "search"},
+			carboniotest.FixtureFolder{Name: "Briefcase", View: "document", Count: 3, Size: 123456})
+		var extra []corpus.Message
+		for i, m := range mb.Messages {
+			if i >= 3 {
+				break
+			}
+			c := m
+			c.Folder = shared
+			extra = append(extra, c)
+			c2 := m
+			c2.Folder = search
+			extra = append(extra, c2)
+		}
+		mb.Folders = append(append([]corpus.Folder(nil), mb.Folders...),
+			corpus.Folder{Name: shared, Subscribed: true}, corpus.Folder{Name: search, Subscribed: true})
+		mb.Messages = append(append([]corpus.Message(nil), mb.Messages...), extra...)
+	}
+	if err := e.srcIMAP.Seed(user, mb); err != nil {
+		return fa, fmt.Errorf("migratetest: seed %s: %w", user, err)
+	}
+	e.mail[user] = acct.Mail
+	for _, m := range acct.Mail.Messages {
+		e.Messages++
+		e.Bytes += int64(len(m.Raw))
+	}
+	e.srcDAV.AddUser(user, "unused")
+	e.dstDAV.AddUser(user, "unused")
+	for _, c := range acct.Calendars {
+		p := e.srcDAV.AddCalendar(user, c.Name, c.DisplayName, c.Components...)
+		for _, o := range c.Objects {
+			if o.Broken {
+				continue
+			}
+			if err := e.srcDAV.Put(user, p, o.Name, o.Data); err != nil {
+				return fa, fmt.Errorf("migratetest: seed %s calendar %s: %w", user, c.Name, err)
+			}
+			e.Objects++
+		}
+	}
+	for _, c := range acct.AddressBooks {
+		p := e.srcDAV.AddAddressBook(user, c.Name, c.DisplayName)
+		for _, o := range c.Objects {
+			if o.Broken {
+				continue
+			}
+			if err := e.srcDAV.Put(user, p, o.Name, o.Data); err != nil {
+				return fa, fmt.Errorf("migratetest: seed %s address book %s: %w", user, c.Name, err)
+			}
+			e.Objects++
+		}
+	}
+	return fa, nil
+}
+
+// Runner returns a Runner for the environment's plan with its hooks.
+func (e *Env) Runner() *migrate.Runner {
+	return &migrate.Runner{Plan: e.Plan, Hooks: e.Hooks}
+}
+
+// SourceMail returns the generated mailbox of a source account (without the
+// virtual folders), for comparisons.
+func (e *Env) SourceMail(user string) corpus.Mailbox { return e.mail[user] }
+
+// DestinationIMAP returns the address of the destination IMAP server (admin
+// "admin", password as in the plan).
+func (e *Env) DestinationIMAP() string { return e.dstIMAP.Addr() }
+
+// DestinationObjects counts the calendar objects and vCards the destination
+// holds for user.
+func (e *Env) DestinationObjects(user string) int {
+	n := 0
+	for _, p := range e.dstDAV.Collections(user) {
+		n += len(e.dstDAV.Snapshot(user, p))
+	}
+	return n
+}
+
+// Close stops every server and removes a temporary Dir.
+func (e *Env) Close() {
+	for _, s := range []*memimap.Server{e.srcIMAP, e.dstIMAP} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	for _, h := range []*httptest.Server{e.srcHTTP, e.dstHTTP} {
+		if h != nil {
+			h.Close()
+		}
+	}
+	for _, a := range []*carboniotest.Server{e.srcAdmin, e.dstAdmin} {
+		if a != nil {
+			a.Close()
+		}
+	}
+	if e.tempDir {
+		os.RemoveAll(e.Dir)
+	}
+}
