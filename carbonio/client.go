@@ -371,3 +371,11 @@ func (c *Client) UserToken(ctx context.Context, account string) (secret.Secret, 
 	c.mu.Unlock()
 	return t.tok, nil
 }
+
+// String describes the client without its credentials or tokens.
+func (c *Client) String() string {
+	return fmt.Sprintf("carbonio.Client{URL: %q, Admin: %q}", c.URL, c.Admin)
+}
+
+// GoString is String, so that %#v prints no token either.
+func (c *Client) GoString() string { return c.String() }

@@ -174,12 +174,10 @@ func (s *Server) WriteCLIConfig(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "fakecli.json"), b, 0o600)
 }
 
-// BuildFakeCLI builds the fakecli program into a new temporary directory
-// as "carbonio", "zxsuite" and "zmmtactl", writes its configuration for
-// this server, and returns the directory. It needs the go command.
-func (s *Server) BuildFakeCLI(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
+// BuildFakeCLIBinary builds the fakecli program into dir as "carbonio"
+// and returns its path. It needs the go command. Build once per test
+// binary and install it per server with InstallFakeCLI.
+func BuildFakeCLIBinary(dir string) (string, error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		goCmd = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
@@ -187,10 +185,19 @@ func (s *Server) BuildFakeCLI(t testing.TB) string {
 	bin := filepath.Join(dir, "carbonio")
 	cmd := exec.Command(goCmd, "build", "-o", bin, "github.com/zxmigrate/zxmigrate/carbonio/carboniotest/fakecli")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("carboniotest: build fakecli: %v\n%s", err, out)
+		return "", fmt.Errorf("carboniotest: build fakecli: %v\n%s", err, out)
 	}
-	for _, n := range []string{"zxsuite", "zmmtactl"} {
-		if err := os.Symlink(bin, filepath.Join(dir, n)); err != nil {
+	return bin, nil
+}
+
+// InstallFakeCLI makes a new temporary directory holding links to the
+// fakecli binary as "carbonio", "zxsuite" and "zmmtactl" and its
+// configuration for this server, and returns the directory.
+func (s *Server) InstallFakeCLI(t testing.TB, binary string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range []string{"carbonio", "zxsuite", "zmmtactl"} {
+		if err := os.Symlink(binary, filepath.Join(dir, n)); err != nil {
 			t.Fatalf("carboniotest: %v", err)
 		}
 	}
@@ -198,4 +205,15 @@ func (s *Server) BuildFakeCLI(t testing.TB) string {
 		t.Fatalf("carboniotest: %v", err)
 	}
 	return dir
+}
+
+// BuildFakeCLI builds fakecli and installs it for this server (see
+// BuildFakeCLIBinary and InstallFakeCLI); it returns the directory.
+func (s *Server) BuildFakeCLI(t testing.TB) string {
+	t.Helper()
+	bin, err := BuildFakeCLIBinary(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.InstallFakeCLI(t, bin)
 }

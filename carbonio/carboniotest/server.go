@@ -735,3 +735,11 @@ func (s *Server) searchDirectory(body json.RawMessage) (map[string]any, *soapFau
 	}
 	return out, nil
 }
+
+// IssuedTokens returns every token issued so far (admin and user), for
+// tests that check tokens never leak into logs or errors.
+func (s *Server) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedKeys(s.tokens)
+}
