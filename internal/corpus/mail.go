@@ -315,12 +315,12 @@ func attachmentSize(r *rand.Rand) int {
 	return enc / 78 * 57
 }
 
-// attachmentCount draws 1 (70 %), 2 (20 %) or 3 (10 %) attachments.
+// attachmentCount draws 1 (65 %), 2 (25 %) or 3 (10 %) attachments.
 func attachmentCount(r *rand.Rand) int {
-	switch x := r.IntN(10); {
-	case x < 7:
+	switch x := r.IntN(20); {
+	case x < 13:
 		return 1
-	case x < 9:
+	case x < 18:
 		return 2
 	}
 	return 3
@@ -357,7 +357,7 @@ func render(user string, seed int64, p *msgPlan) Message {
 	var w msgWriter
 	w.Grow(4096)
 	writeHeaders(&w, r, user, p)
-	body := func() string { return text(r, p.lang, logNormal(r, 1500, 0.9, 60, 400_000)) }
+	body := func() string { return text(r, p.lang, logNormal(r, 1500, 1.0, 60, 400_000)) }
 	switch strings.TrimSuffix(p.kind, "+dup") {
 	case "text":
 		textPart(&w, r, "plain", p.lang, body())

@@ -29,13 +29,13 @@ type Mailbox struct {
 // Folder is one mailbox of the tree.
 type Folder struct {
 	// Name is the full path with '/' as separator, e.g. "Work/Projects/Alpha".
-	Name string
+	Name string `json:"name"`
 	// Subscribed reports whether the folder is in the subscription list.
-	Subscribed bool
+	Subscribed bool `json:"subscribed"`
 	// NoSelect marks a parent that exists only to hold children (\Noselect).
-	NoSelect bool
+	NoSelect bool `json:"noselect,omitempty"`
 	// SpecialUse is "", or one of `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`.
-	SpecialUse string
+	SpecialUse string `json:"special_use,omitempty"`
 }
 
 // Message is one stored message. Raw uses CRLF line endings and is the exact
