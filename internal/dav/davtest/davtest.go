@@ -183,22 +183,16 @@ END:VCALENDAR
 `, i, 1+i%12, 1+i%28, 8+i%10, i, i, i%50)))
 }
 
-// Malformed is a calendar object the caldav rules reject (one UID with a
-// VEVENT and a VTODO).
+// Malformed is a calendar object the caldav rules reject: a VEVENT without
+// DTSTART (RFC 5545 requires it in a stored object).
 var Malformed = crlf(`BEGIN:VCALENDAR
 VERSION:2.0
 PRODID:-//zxmigrate//davtest//EN
 BEGIN:VEVENT
 UID:malformed-1@zxmigrate.test
 DTSTAMP:20250101T000000Z
-DTSTART:20250101T100000Z
-SUMMARY:Event half
+SUMMARY:Event without a start
 END:VEVENT
-BEGIN:VTODO
-UID:malformed-1@zxmigrate.test
-DTSTAMP:20250101T000000Z
-SUMMARY:Todo half
-END:VTODO
 END:VCALENDAR
 `)
 

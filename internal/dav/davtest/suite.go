@@ -80,7 +80,7 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 	}
 	if malformed {
 		errs := errorsOf(st)
-		if len(errs) != 1 || !strings.HasSuffix(errs[0].Item, "malformed.ics") || !strings.Contains(errs[0].Reason, "mixes VEVENT and VTODO") {
+		if len(errs) != 1 || !strings.HasSuffix(errs[0].Item, "malformed.ics") || !strings.Contains(errs[0].Reason, "has no DTSTART") {
 			t.Errorf("malformed object reported as %+v, want malformed.ics with the reason", errs)
 		}
 	}
