@@ -1,0 +1,245 @@
+package caldav_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/memdav"
+	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+// zimbra starts a memdav that plays a Zimbra source: user alice with the
+// Calendar and Work/Team folders, readable by admin over REST.
+func zimbra(t *testing.T) (*httptest.Server, *memdav.Server) {
+	t.Helper()
+	z := memdav.New()
+	z.AdminUser, z.AdminPassword = "admin", "adminpw"
+	z.AddUser("alice@example.com", "secret-alice")
+	cal := z.AddCalendar("alice@example.com", "Calendar", "Calendar")
+	team := z.AddCalendar("alice@example.com", "Work/Team", "Team")
+	for n, d := range davtest.EventFixtures(20) {
+		if err := z.Put("alice@example.com", cal, n, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for n, d := range davtest.TaskFixtures() {
+		if err := z.Put("alice@example.com", team, n, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := httptest.NewTLSServer(z)
+	t.Cleanup(ts.Close)
+	return ts, z
+}
+
+type tokens struct {
+	srv   *memdav.Server
+	calls int
+}
+
+func (t *tokens) UserToken(_ context.Context, account string) (secret.Secret, error) {
+	t.calls++
+	return secret.New(t.srv.IssueToken(account)), nil
+}
+
+// TestZimbraRESTToTokenDAV: a source served in Zimbra's REST export format
+// copies to a DAV destination that accepts only the ZM_AUTH_TOKEN cookie;
+// the nested folder is flattened and reported; a re-run writes nothing.
+func TestZimbraRESTToTokenDAV(t *testing.T) {
+	ctx := context.Background()
+	zts, _ := zimbra(t)
+	src, err := caldav.NewZimbraREST(caldav.ZimbraREST{URL: zts.URL, User: "admin", Password: secret.New("adminpw"),
+		Account: "alice@example.com", Folders: []string{"Calendar", "Work/Team"}, HTTPClient: zts.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carbonio := memdav.New()
+	carbonio.RequireToken = true
+	carbonio.AddUser("alice@example.com", "unused")
+	cts := httptest.NewTLSServer(carbonio)
+	defer cts.Close()
+	tok := &tokens{srv: carbonio}
+	dst, err := caldav.NewDAV(caldav.Endpoint{URL: cts.URL + "/alice@example.com/", Token: tok, Account: "alice@example.com", HTTPClient: cts.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := caldav.NewMemoryCheckpoint()
+	st, err := (&caldav.Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := st.Totals()
+	if tot.Created != 24 || tot.Failed+tot.Skipped != 0 {
+		t.Fatalf("totals %+v, want 24 created; errors %+v", tot, st.Collections)
+	}
+	if tok.calls == 0 {
+		t.Errorf("token source never asked")
+	}
+	var flattened bool
+	for _, c := range st.Collections {
+		if c.Nested == "Work/Team" && c.Name == "Work-Team" {
+			flattened = true
+		}
+	}
+	if !flattened {
+		t.Errorf("nested folder not reported as flattened: %+v", st.Collections)
+	}
+	want := []string{"/alice@example.com/calendars/Calendar/", "/alice@example.com/calendars/Work-Team/"}
+	if got := carbonio.Collections("alice@example.com"); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("destination collections %v, want %v", got, want)
+	}
+	res, err := (&caldav.Copier{}).Verify(ctx, dst, src)
+	if err != nil || !res.OK() {
+		t.Fatalf("verify: %v %+v", err, res)
+	}
+	st, err = (&caldav.Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created+tot.Updated != 0 || tot.Unchanged != 24 {
+		t.Errorf("re-run totals %+v, want 24 unchanged", tot)
+	}
+}
+
+// TestTokenDestinationRefusesBasic: without a token the Carbonio-like
+// destination refuses and Copy stops with an auth error.
+func TestTokenDestinationRefusesBasic(t *testing.T) {
+	src, _ := davtest.MemSide(t, "src")
+	davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(1))
+	carbonio := memdav.New()
+	carbonio.RequireToken = true
+	carbonio.AddUser("alice", "pw")
+	cts := httptest.NewTLSServer(carbonio)
+	defer cts.Close()
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, _ := caldav.NewDAV(caldav.Endpoint{URL: cts.URL + "/alice/", User: "alice", Password: secret.New("pw"), HTTPClient: cts.Client()})
+	_, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	if !errors.Is(err, retry.ErrAuth) {
+		t.Fatalf("Copy error = %v, want retry.ErrAuth", err)
+	}
+}
+
+// TestRESTDestination: the REST ?fmt=ics POST fallback writes by UID and a
+// second run (without state) changes nothing.
+func TestRESTDestination(t *testing.T) {
+	ctx := context.Background()
+	src, _ := davtest.MemSide(t, "src")
+	davtest.SeedCalendar(t, src, "Calendar", "Calendar", nil, davtest.EventFixtures(5))
+	carbonio := memdav.New()
+	carbonio.AdminUser, carbonio.AdminPassword = "admin", "pw"
+	carbonio.AddUser("bob", "x")
+	carbonio.AddCalendar("bob", "Calendar", "Calendar")
+	cts := httptest.NewTLSServer(carbonio)
+	defer cts.Close()
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, err := caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: cts.URL, User: "admin", Password: secret.New("pw"), Account: "bob", HTTPClient: cts.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := (&caldav.Copier{}).Copy(ctx, d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created != 8 || tot.Failed != 0 {
+		t.Fatalf("totals %+v, errors %+v", tot, st.Collections[0].Errors)
+	}
+	if n := len(carbonio.Snapshot("bob", memdav.CalendarHome("bob")+"Calendar/")); n != 8 {
+		t.Errorf("destination holds %d objects, want 8", n)
+	}
+	st, err = (&caldav.Copier{}).Copy(ctx, d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created+tot.Updated != 0 {
+		t.Errorf("second run totals %+v, want nothing written", tot)
+	}
+	if n := len(carbonio.Snapshot("bob", memdav.CalendarHome("bob")+"Calendar/")); n != 8 {
+		t.Errorf("after re-run destination holds %d objects, want 8", n)
+	}
+}
+
+// TestRouting: a VTODO in a VEVENT-only source calendar goes to a companion
+// task list instead of failing.
+func TestRouting(t *testing.T) {
+	ctx := context.Background()
+	src, ssrv := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	cal := davtest.SeedCalendar(t, src, "events", "Events", []string{"VEVENT"}, davtest.EventFixtures(2))
+	_ = cal
+	if err := ssrv.Put("user1", memdav.CalendarHome("user1")+"events/", "todo.ics", davtest.TaskFixtures()["todo.ics"]); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	st, err := (&caldav.Copier{}).Copy(ctx, d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created != 6 || tot.Routed != 1 || tot.Failed != 0 {
+		t.Fatalf("totals %+v, errors %+v", tot, st.Collections[0].Errors)
+	}
+	if n := len(dsrv.Snapshot("user1", memdav.CalendarHome("user1")+"events-tasks/")); n != 1 {
+		t.Errorf("companion task list holds %d objects, want 1", n)
+	}
+	res, err := (&caldav.Copier{}).Verify(ctx, d, s)
+	if err != nil || !res.OK() {
+		t.Errorf("verify: %v %+v", err, res)
+	}
+}
+
+// TestDryRunWritesNothing: a dry run reports what it would create and
+// sends no PUT, MKCALENDAR or MKCOL.
+func TestDryRunWritesNothing(t *testing.T) {
+	src, _ := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(3))
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	st, err := (&caldav.Copier{DryRun: true}).Copy(context.Background(), d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created != 6 {
+		t.Errorf("dry run would create %d, want 6", tot.Created)
+	}
+	for _, m := range []string{http.MethodPut, "MKCALENDAR", "MKCOL"} {
+		if n := dsrv.Requests(m); n != 0 {
+			t.Errorf("dry run sent %d %s", n, m)
+		}
+	}
+}
+
+// TestServerRefusalIsolated: objects the destination refuses are reported
+// with the server's answer; the others arrive.
+func TestServerRefusalIsolated(t *testing.T) {
+	src, _ := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(10))
+	dsrv.FailPut = func(_, p string) int {
+		if strings.Contains(p, "gen-0003") {
+			return http.StatusUnsupportedMediaType
+		}
+		return 0
+	}
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	st, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := st.Totals()
+	if tot.Created != 12 || tot.Failed != 1 {
+		t.Fatalf("totals %+v", tot)
+	}
+	e := st.Collections[0].Errors[0]
+	if e.UID != "gen-0003@zxmigrate.test" || !strings.Contains(e.Reason, "415") || !strings.Contains(e.Reason, "injected failure") {
+		t.Errorf("error %+v lacks the UID or the server's answer", e)
+	}
+}
