@@ -568,6 +568,14 @@ func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst caldav.Destinatio
 }
 
 func (b *serverBackend) dav(ctx context.Context, a AccountPlan, rec *recorder, cal bool) error {
+	return b.davCopy(ctx, a, rec, cal, false)
+}
+
+func (b *serverBackend) davDry(ctx context.Context, a AccountPlan, rec *recorder, cal bool) error {
+	return b.davCopy(ctx, a, rec, cal, true)
+}
+
+func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorder, cal, dry bool) error {
 	dst, src, err := b.davSides(a, cal)
 	if err != nil {
 		return err
@@ -588,12 +596,15 @@ func (b *serverBackend) dav(ctx context.Context, a AccountPlan, rec *recorder, c
 	}
 	var st *caldav.Stats
 	cp := b.davCheckpoint(rec, a, cal)
+	if dry {
+		cp = nil
+	}
 	filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
 	if cal {
-		c := &caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+		c := &caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
 		st, err = c.Copy(ctx, dst, filt)
 	} else {
-		c := &carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+		c := &carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
 		st, err = c.Copy(ctx, dst, filt)
 	}
 	if st != nil {

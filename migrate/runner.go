@@ -58,12 +58,24 @@ type Runner struct {
 	// backend is the servers; nil means built from the plan.
 	backend backend
 
+	stopped   atomic.Bool
 	mu        sync.Mutex
 	items     atomic.Int64
 	bytes     atomic.Int64
 	samples   []Sample
 	startTime time.Time
 }
+
+// ErrStopped is returned by Run after Stop: in-flight phases finished, the
+// state is saved, and the same run continues where it stopped. It wraps
+// context.Canceled.
+var ErrStopped = fmt.Errorf("migrate: stopped on request, run again to resume: %w", context.Canceled)
+
+// Stop asks a running Run to finish the phases in flight and start nothing
+// new; Run then returns ErrStopped. Cancelling Run's context instead stops
+// in-flight work at once (the write-ahead state still makes it resumable).
+// Stop is safe to call from any goroutine, also before or after Run.
+func (r *Runner) Stop() { r.stopped.Store(true) }
 
 // AccountError names accounts that are missing on one side.
 type AccountError struct {
@@ -285,7 +297,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, errors.Join(runErr, err)
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(runErr, ErrStopped) {
 		rep.Outcome = StatusInterrupted
 	}
 	rep.finalize()
@@ -316,6 +328,9 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 		if ph.IsAccountPhase() || ph == PhaseDedup || ph == PhaseMTAStart {
 			continue
 		}
+		if r.stopped.Load() {
+			return ErrStopped
+		}
 		if ph == PhaseProvisioningCheck {
 			if err := r.provisioningCheck(ctx, store, accts); err != nil {
 				return err
@@ -338,11 +353,11 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 	poolCtx, cancelPool := context.WithCancel(ctx)
 	defer cancelPool()
 	for _, a := range accts {
-		if poolCtx.Err() != nil {
+		if poolCtx.Err() != nil || r.stopped.Load() {
 			break
 		}
 		g.Go(func() error {
-			if poolCtx.Err() != nil {
+			if poolCtx.Err() != nil || r.stopped.Load() {
 				return nil
 			}
 			if err := r.account(poolCtx, store, a); err != nil {
@@ -364,6 +379,9 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if r.stopped.Load() {
+		return ErrStopped
 	}
 	for _, ph := range phases {
 		if ph != PhaseDedup && ph != PhaseMTAStart {
@@ -485,11 +503,13 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 	}
 	var inv *Inventory
 	worst := StatusDone
+	cut := false
 	for _, ph := range r.Plan.EffectivePhases() {
 		if !ph.IsAccountPhase() {
 			continue
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || r.stopped.Load() {
+			cut = true
 			break
 		}
 		prow, ok, err := store.Phase(ctx, a.Source, string(ph))
@@ -537,7 +557,7 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 		}
 	}
 	st := worst
-	if ctx.Err() != nil {
+	if cut || ctx.Err() != nil {
 		st = StatusInterrupted
 	}
 	if err := store.SetAccountStatus(context.WithoutCancel(ctx), a.Source, "", string(st), ""); err != nil {

@@ -1,21 +1,18 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
 )
 
 // newOrchestratorCmds returns demo, preflight, run, verify and report. Owned
-// by the migrate work (issue 6).
+// by the migrate work (issue 6). Shell completion is cobra's own
+// `completion` command.
 func newOrchestratorCmds(e *env) []*cobra.Command {
-	var cmds []*cobra.Command
-	for _, n := range []string{"demo", "preflight", "run", "verify", "report"} {
-		cmds = append(cmds, &cobra.Command{
-			Use:   n,
-			Short: n + " (not implemented yet)",
-			RunE:  func(*cobra.Command, []string) error { return usageError{errors.New(n + ": not implemented yet")} },
-		})
+	return []*cobra.Command{
+		newDemoCmd(e),
+		newPreflightCmd(e),
+		newRunCmd(e),
+		newVerifyCmd(e),
+		newReportCmd(e),
 	}
-	return cmds
 }

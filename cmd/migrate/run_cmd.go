@@ -1,0 +1,266 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/migrate"
+)
+
+// outputFlags are shared by the commands that run a plan.
+type outputFlags struct {
+	plan      string
+	logFormat string
+	logLevel  string
+	progress  string
+	reportDir string
+	only      []string
+}
+
+func (f *outputFlags) add(cmd *cobra.Command, withReport bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.plan, "plan", "", "plan file (YAML; see migrate/testdata/plan.example.yaml)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
+	fl.StringSliceVar(&f.only, "account", nil, "only these source accounts (repeat or comma-separate)")
+	if withReport {
+		fl.StringVar(&f.reportDir, "report-dir", "", "directory for report.json and report.html (default: the plan's report)")
+	}
+	_ = cmd.MarkFlagRequired("plan")
+	_ = cmd.MarkFlagFilename("plan", "yaml", "yml")
+}
+
+// setup loads the plan and builds the runner with progress and logs.
+func (f *outputFlags) setup(e *env) (*migrate.Runner, *progress, error) {
+	plan, err := migrate.LoadPlan(f.plan)
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	prog, err := newProgress(e.stderr, f.progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(prog.Writer(), f.logFormat, f.logLevel)
+	if err != nil {
+		prog.Close()
+		return nil, nil, err
+	}
+	r := &migrate.Runner{Plan: plan, OnEvent: prog.OnEvent, Logger: log, Only: f.only}
+	return r, prog, nil
+}
+
+// classify maps SDK errors to the CLI's exit-code types.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		pe *migrate.PlanError
+		ae *migrate.AccountError
+		se *migrate.ServerError
+	)
+	switch {
+	case errors.As(err, &pe), errors.As(err, &ae):
+		return usageError{err}
+	case errors.As(err, &se) && se.Unreachable():
+		return unreachableError{err}
+	}
+	return err
+}
+
+// finish writes a report's files and summary and turns its outcome into
+// the command's error.
+func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
+	if rep != nil {
+		jsonPath, htmlPath, werr := rep.WriteFiles(dir)
+		_ = rep.WriteText(e.stdout)
+		if werr != nil {
+			runErr = errors.Join(runErr, werr)
+		} else {
+			fmt.Fprintf(e.stdout, "Report: %s\n        %s\n", htmlPath, jsonPath)
+		}
+	}
+	if runErr != nil {
+		return classify(runErr)
+	}
+	if rep != nil && !rep.OK() {
+		return errPartial
+	}
+	return nil
+}
+
+func newRunCmd(e *env) *cobra.Command {
+	var f outputFlags
+	var retryFailed, delta bool
+	cmd := &cobra.Command{
+		Use:   "run --plan FILE",
+		Short: "Run a migration plan (resumable: run it again after a crash or Ctrl-C)",
+		Long: `Run the plan's phases in the procedure's order: optional MTA stop, SmartScan, external restore
+(provisioning only), provisioning check, then the account pool (mail, calendars, contacts,
+verification; largest accounts first), optional dedup and MTA start.
+
+State is kept in the plan's SQLite file: the same command continues exactly where it stopped.
+The first Ctrl-C finishes the phases in flight and saves state; a second stops at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, prog, err := f.setup(e)
+			if err != nil {
+				return err
+			}
+			r.RetryFailed, r.Delta = retryFailed, delta
+			done := watchStop(r.Stop)
+			rep, err := r.Run(e.ctx)
+			done()
+			prog.Close()
+			dir := f.reportDir
+			if dir == "" {
+				dir = r.Plan.ReportDir()
+			}
+			return finish(e, rep, dir, err)
+		},
+	}
+	f.add(cmd, true)
+	cmd.Flags().BoolVar(&retryFailed, "retry-failed", false, "run again the phases that failed or finished partial")
+	cmd.Flags().BoolVar(&delta, "delta", false, "cutover pass: copy again what changed since (mail, calendars, contacts) for accounts already done")
+	return cmd
+}
+
+func newVerifyCmd(e *env) *cobra.Command {
+	var f outputFlags
+	cmd := &cobra.Command{
+		Use:   "verify --plan FILE",
+		Short: "Recompute the source-versus-destination proof for every account (writes nothing to the servers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, prog, err := f.setup(e)
+			if err != nil {
+				return err
+			}
+			rep, err := r.Verify(e.ctx)
+			prog.Close()
+			dir := f.reportDir
+			if dir == "" {
+				dir = filepath.Join(r.Plan.ReportDir(), "verify")
+			}
+			return finish(e, rep, dir, err)
+		},
+	}
+	f.add(cmd, true)
+	return cmd
+}
+
+func newPreflightCmd(e *env) *cobra.Command {
+	var f outputFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "preflight --plan FILE",
+		Short: "Check servers, credentials and accounts; inventory what will not migrate (writes nothing)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.progress = "none"
+			r, prog, err := f.setup(e)
+			if err != nil {
+				return err
+			}
+			pr, err := r.Preflight(e.ctx)
+			prog.Close()
+			if pr != nil {
+				if asJSON {
+					_ = pr.WriteJSON(e.stdout)
+				} else {
+					_ = pr.WriteText(e.stdout)
+				}
+			}
+			if err != nil {
+				return classify(err)
+			}
+			if !pr.OK() {
+				return errPartial
+			}
+			return nil
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the findings as JSON")
+	return cmd
+}
+
+func newReportCmd(e *env) *cobra.Command {
+	var planFile, statePath, from, format, out string
+	cmd := &cobra.Command{
+		Use:   "report (--plan FILE | --state FILE | --from report.json)",
+		Short: "Render the last report again from the state file or a JSON report",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rep *migrate.Report
+			switch {
+			case from != "":
+				fh, err := os.Open(from)
+				if err != nil {
+					return usageError{fmt.Errorf("--from: %w", err)}
+				}
+				defer fh.Close()
+				if rep, err = migrate.ReadReport(fh); err != nil {
+					return usageError{err}
+				}
+			case statePath != "" || planFile != "":
+				var plan *migrate.Plan
+				if planFile != "" {
+					p, err := migrate.LoadPlan(planFile)
+					if err != nil {
+						return classify(err)
+					}
+					plan = p
+					if statePath == "" {
+						statePath = p.StatePath()
+					}
+				}
+				if _, err := os.Stat(statePath); err != nil {
+					return usageError{fmt.Errorf("state file: %w", err)}
+				}
+				st, err := state.Open(e.ctx, statePath)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				if rep, err = migrate.ReportFromStore(e.ctx, st, plan); err != nil {
+					return err
+				}
+			default:
+				return usageError{errors.New("give --plan, --state or --from")}
+			}
+			if out != "" {
+				j, h, err := rep.WriteFiles(out)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "Report: %s\n        %s\n", h, j)
+				return nil
+			}
+			var w io.Writer = e.stdout
+			switch format {
+			case "text":
+				return rep.WriteText(w)
+			case "json":
+				return rep.WriteJSON(w)
+			case "html":
+				return rep.WriteHTML(w)
+			}
+			return usageError{fmt.Errorf("--format %q: want text, json or html", format)}
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&planFile, "plan", "", "plan file (its state file is read)")
+	fl.StringVar(&statePath, "state", "", "state file")
+	fl.StringVar(&from, "from", "", "a report.json to render again")
+	fl.StringVar(&format, "format", "text", "output on stdout: text, json or html")
+	fl.StringVar(&out, "out", "", "write report.json and report.html into this directory instead")
+	return cmd
+}
