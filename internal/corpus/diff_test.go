@@ -67,7 +67,9 @@ func TestDiffMail(t *testing.T) {
 		}, nil, "unexpected message"},
 		{"internaldate", func(mb *Mailbox) { mb.Messages[3].InternalDate = mb.Messages[3].InternalDate.Add(time.Second) }, nil, "internaldate want"},
 		{"wrong folder", func(mb *Mailbox) { mb.Messages[len(mb.Messages)-1].Folder = "INBOX" }, nil, "unexpected message"},
-		{"missing folder", func(mb *Mailbox) { mb.Folders = slices.DeleteFunc(mb.Folders, func(f Folder) bool { return f.Name == "Empty" }) }, nil, `folder "Empty": missing`},
+		{"missing folder", func(mb *Mailbox) {
+			mb.Folders = slices.DeleteFunc(mb.Folders, func(f Folder) bool { return f.Name == "Empty" })
+		}, nil, `folder "Empty": missing`},
 		{"made selectable", func(mb *Mailbox) {
 			for i := range mb.Folders {
 				mb.Folders[i].NoSelect = false

@@ -238,7 +238,7 @@ func snapshotFolder(c *imapclient.Client, server, name string) ([]Message, error
 		return nil, fmt.Errorf("corpus: snapshot: examine %q: %w", name, err)
 	}
 	if c.Caps().Has(imap.CapUnselect) {
-		defer c.Unselect().Wait()
+		defer func() { c.Unselect().Wait() }()
 	}
 	if sel.NumMessages == 0 {
 		return nil, nil
