@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -323,5 +322,3 @@ func writeDAVReport(p string, rep *davReport) error {
 	}
 	return nil
 }
-
-var _ = strings.TrimSpace

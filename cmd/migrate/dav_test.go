@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/memdav"
+	"github.com/zxmigrate/zxmigrate/internal/testpki"
+)
+
+// davCLIServers starts two memdav servers over TLS with a test CA and
+// writes the CA to a file.
+func davCLIServers(t *testing.T) (src, dst *memdav.Server, srcURL, dstURL, caFile string) {
+	t.Helper()
+	ca, err := testpki.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := ca.ServerTLSConfig("127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*memdav.Server, string) {
+		s := memdav.New()
+		s.AddUser("user1", "pass1")
+		ts := httptest.NewUnstartedServer(s)
+		ts.TLS = tlsCfg
+		ts.StartTLS()
+		t.Cleanup(ts.Close)
+		return s, ts.URL
+	}
+	src, srcURL = start()
+	dst, dstURL = start()
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+func TestCalendarsCLI(t *testing.T) {
+	src, dst, srcURL, dstURL, caFile := davCLIServers(t)
+	cal := src.AddCalendar("user1", "work", "Work")
+	for n, d := range davtest.EventFixtures(5) {
+		if err := src.Put("user1", cal, n, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.Put("user1", cal, "bad.ics", []byte(davtest.Malformed)); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIGRATE_FROM_PASSWORD", "pass1")
+	t.Setenv("MIGRATE_TO_PASSWORD", "pass1")
+	dir := t.TempDir()
+	args := []string{"calendars", "--from", srcURL, "--to", dstURL, "--from-user", "user1", "--to-user", "user1",
+		"--ca-file", caFile, "--state", filepath.Join(dir, "state.db"), "--report", filepath.Join(dir, "r.json")}
+
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	if code != exitPartial {
+		t.Fatalf("exit %d, want %d (one malformed object)\nstdout:\n%s\nstderr:\n%s", code, exitPartial, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "8 created") || !strings.Contains(out.String(), "bad.ics") || !strings.Contains(out.String(), "has no DTSTART") {
+		t.Errorf("summary lacks counts or the failed object:\n%s", out.String())
+	}
+	if strings.Contains(out.String()+errb.String(), "pass1") {
+		t.Errorf("password printed")
+	}
+	var rep davReport
+	b, err := os.ReadFile(filepath.Join(dir, "r.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if tot := rep.Stats.Totals(); tot.Created != 8 || tot.Skipped != 1 || rep.Verification == nil {
+		t.Errorf("report totals %+v, verification %v", tot, rep.Verification)
+	}
+	if n := len(dst.Snapshot("user1", memdav.CalendarHome("user1")+"work/")); n != 8 {
+		t.Errorf("destination holds %d objects", n)
+	}
+
+	// Re-run with state: nothing written (still partial: the bad object).
+	out.Reset()
+	errb.Reset()
+	puts := dst.Requests("PUT")
+	if code := run(context.Background(), args, &out, &errb); code != exitPartial {
+		t.Fatalf("re-run exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if dst.Requests("PUT") != puts || !strings.Contains(out.String(), "0 created, 0 updated, 8 unchanged") {
+		t.Errorf("re-run wrote: %d PUTs\n%s", dst.Requests("PUT")-puts, out.String())
+	}
+}
+
+func TestContactsCLIUsageAndAuth(t *testing.T) {
+	_, _, srcURL, dstURL, caFile := davCLIServers(t)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{"missing --to", []string{"contacts", "--from", srcURL}, nil, exitUsage},
+		{"plain http refused", []string{"contacts", "--from", "http://127.0.0.1:1/", "--to", dstURL}, nil, exitUsage},
+		{"credentials in URL", []string{"contacts", "--from", strings.Replace(srcURL, "https://", "https://u:p@", 1), "--to", dstURL}, nil, exitUsage},
+		{"missing password", []string{"contacts", "--from", srcURL, "--to", dstURL, "--from-user", "user1", "--ca-file", caFile}, map[string]string{"MIGRATE_FROM_PASSWORD": ""}, exitUsage},
+		{"wrong password", []string{"contacts", "--from", srcURL, "--to", dstURL, "--from-user", "user1", "--to-user", "user1", "--ca-file", caFile},
+			map[string]string{"MIGRATE_FROM_PASSWORD": "nope", "MIGRATE_TO_PASSWORD": "pass1"}, exitAuth},
+		{"untrusted certificate", []string{"contacts", "--from", srcURL, "--to", dstURL, "--from-user", "user1", "--to-user", "user1"},
+			map[string]string{"MIGRATE_FROM_PASSWORD": "pass1", "MIGRATE_TO_PASSWORD": "pass1"}, exitUnreachable},
+		{"unreachable", []string{"contacts", "--from", "https://127.0.0.1:1/", "--to", dstURL, "--ca-file", caFile}, nil, exitUnreachable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), tt.args, &out, &errb); code != tt.want {
+				t.Errorf("exit %d, want %d\n%s%s", code, tt.want, out.String(), errb.String())
+			}
+			if strings.Contains(out.String()+errb.String(), "nope") {
+				t.Errorf("password printed")
+			}
+		})
+	}
+}
