@@ -785,7 +785,7 @@ func matchFilter(include, exclude []string, name string) bool {
 func readListFile(name string) ([]string, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: accounts.list_file: %w", err)
+		return nil, &PlanError{Key: "accounts.list_file", Msg: err.Error()}
 	}
 	defer f.Close()
 	var out []string
