@@ -34,7 +34,11 @@ func main() {
 		}
 		r = &migrate.Runner{Plan: plan}
 	} else {
-		env, err := migratetest.Start(migratetest.Options{Accounts: 3})
+		dir, err := os.MkdirTemp("", "zxmigrate-runplan-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		env, err := migratetest.Start(migratetest.Options{Accounts: 3, Dir: dir}) // Dir is kept: the report stays
 		if err != nil {
 			log.Fatal(err)
 		}
