@@ -85,7 +85,7 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 		}
 	}
 	verify(t, &caldav.Copier{}, newDst(), s, want)
-	checkCollections(t, st, 2)
+	checkCollections(t, st, "work", "tasks")
 
 	// Re-run: nothing written.
 	st, err = cop.Copy(ctx, newDst(), s)
@@ -131,14 +131,22 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 	verify(t, &caldav.Copier{}, newDst(), s, want)
 }
 
-func checkCollections(t *testing.T, st *dav.Stats, n int) {
+// checkCollections checks that the seeded collections were created at the
+// destination (servers may hold default collections of their own).
+func checkCollections(t *testing.T, st *dav.Stats, names ...string) {
 	t.Helper()
-	if len(st.Collections) != n {
-		t.Fatalf("%d collections copied, want %d", len(st.Collections), n)
-	}
-	for _, c := range st.Collections {
-		if !c.CollectionCreated {
-			t.Errorf("collection %s: destination not created by the copy", c.Source)
+	for _, n := range names {
+		found := false
+		for _, c := range st.Collections {
+			if c.Name == n {
+				found = true
+				if !c.CollectionCreated {
+					t.Errorf("collection %s: destination not created by the copy", c.Source)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("collection %q not copied", n)
 		}
 	}
 }
@@ -147,21 +155,29 @@ type verifier interface {
 	Verify(ctx context.Context, dst dav.Destination, src dav.Source) (*dav.Verification, error)
 }
 
-func verify(t *testing.T, v verifier, dst dav.Destination, src dav.Source, want int) {
+func verify(t *testing.T, v verifier, dst dav.Destination, src dav.Source, want int, lossy ...string) {
 	t.Helper()
 	res, err := v.Verify(context.Background(), dst, src)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
 	matched := 0
+	var different []string
 	for _, c := range res.Collections {
-		if !c.OK() {
-			t.Errorf("verify %s -> %s: missing %v, different %v, duplicates %v", c.Source, c.Destination, c.Missing, c.Different, c.Duplicates)
+		if len(c.Missing)+len(c.Duplicates) > 0 {
+			t.Errorf("verify %s -> %s: missing %v, duplicates %v", c.Source, c.Destination, c.Missing, c.Duplicates)
 		}
+		different = append(different, c.Different...)
 		matched += c.Matched
 	}
-	if matched != want {
-		t.Errorf("verify matched %d objects, want %d", matched, want)
+	sort.Strings(different)
+	lossy = append([]string(nil), lossy...)
+	sort.Strings(lossy)
+	if diff := cmp.Diff(lossy, different); diff != "" {
+		t.Errorf("verify: objects found different (-known server bugs +got):\n%s", diff)
+	}
+	if matched != want-len(lossy) {
+		t.Errorf("verify matched %d objects, want %d", matched, want-len(lossy))
 	}
 }
 
@@ -202,8 +218,8 @@ func RunContacts(t *testing.T, src, dst Side, o Options) {
 	if !noted {
 		t.Errorf("group with a non-address member not reported")
 	}
-	verify(t, &carddav.Copier{}, newDst(), s, want)
-	checkCollections(t, st, 2)
+	verify(t, &carddav.Copier{}, newDst(), s, want, o.Lossy...)
+	checkCollections(t, st, "friends", "work")
 
 	st, err = cop.Copy(ctx, newDst(), s)
 	if err != nil {
@@ -221,13 +237,13 @@ func RunContacts(t *testing.T, src, dst Side, o Options) {
 	if got := sum(st); got.Created != 0 || got.Updated != 5 {
 		t.Fatalf("after changing %v: totals %+v, want 0 created, 5 updated", changed, got)
 	}
-	verify(t, &carddav.Copier{}, newDst(), s, want)
+	verify(t, &carddav.Copier{}, newDst(), s, want, o.Lossy...)
 	st, err = (&carddav.Copier{}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := sum(st); got.Created != 0 || got.Updated != 0 || got.Unchanged != want {
-		t.Fatalf("stateless re-run totals %+v, want everything unchanged (%d)", got, want)
+	if got := sum(st); got.Created != 0 || got.Updated != len(o.Lossy) || got.Unchanged != want-len(o.Lossy) {
+		t.Fatalf("stateless re-run totals %+v, want %d unchanged, %d rewritten (known server bugs)", got, want-len(o.Lossy), len(o.Lossy))
 	}
 }
 
