@@ -146,6 +146,27 @@ func TestReferenceCorpus(t *testing.T) {
 	near("p99", float64(s.P99), 1_100_000)
 	near("without Message-ID", float64(s.NoMessageID), 0.005*9898)
 	checkShape(t, a)
+	kinds := map[string]int{}
+	flags := map[string]int{}
+	for _, m := range a.Mail.Messages {
+		if !strings.HasPrefix(m.Kind, "edge/") {
+			kinds[strings.TrimSuffix(m.Kind, "+dup")]++
+		}
+		for _, f := range m.Flags {
+			flags[f]++
+		}
+	}
+	frac := func(f string) float64 { return float64(flags[f]) / float64(len(a.Mail.Messages)) }
+	for _, f := range []struct {
+		flag   string
+		lo, hi float64
+	}{{`\Seen`, 0.78, 0.88}, {`\Answered`, 0.06, 0.12}, {`\Flagged`, 0.03, 0.07}, {"$Forwarded", 0.025, 0.05}} {
+		if x := frac(f.flag); x < f.lo || x > f.hi {
+			t.Errorf("%s on %.3f of the messages, want %.2f…%.2f", f.flag, x, f.lo, f.hi)
+		}
+	}
+	t.Logf("kinds: %v", kinds)
+	t.Logf("flags: %v", flags)
 	t.Logf("reference corpus: %d messages, %d bytes, p50 %d p90 %d p99 %d max %d, %d without Message-ID, %d duplicate copies",
 		s.Messages, s.Bytes, s.P50, s.P90, s.P99, s.Max, s.NoMessageID, s.Duplicates)
 }

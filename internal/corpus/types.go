@@ -1,11 +1,3 @@
-// Package corpus generates deterministic, realistic test data for zxmigrate:
-// mailboxes (folders, messages with flags, keywords and INTERNALDATEs),
-// calendars (events, recurrences, overrides, time zones, alarms, tasks) and
-// address books (vCard 3.0 and 4.0, photos, groups), together with a manifest
-// that tests compare servers against.
-//
-// The same seed always yields the same bytes. Tests, benchmarks and the
-// embedded demo all use it.
 package corpus
 
 import "time"
