@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -137,8 +138,14 @@ type process struct {
 // startProcess starts bin as a child in its own process group, killed with
 // SIGTERM when the parent dies.
 func startProcess(name, dir, bin string, args ...string) (*process, error) {
+	return startProcessStdin(name, dir, "", bin, args...)
+}
+
+// startProcessStdin is startProcess with stdin for secrets.
+func startProcessStdin(name, dir, stdin, bin string, args ...string) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
 	out := &lockedBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -260,4 +267,21 @@ func cleanupTB(t testing.TB, name string, close func() error, log func() string)
 			t.Errorf("%s: close: %v", name, err)
 		}
 	})
+}
+
+// httpOK succeeds when u answers 200.
+func httpOK(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
 }
