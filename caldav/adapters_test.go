@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
@@ -41,11 +42,11 @@ func zimbra(t *testing.T) (*httptest.Server, *memdav.Server) {
 
 type tokens struct {
 	srv   *memdav.Server
-	calls int
+	calls atomic.Int64
 }
 
 func (t *tokens) UserToken(_ context.Context, account string) (secret.Secret, error) {
-	t.calls++
+	t.calls.Add(1)
 	return secret.New(t.srv.IssueToken(account)), nil
 }
 
@@ -79,7 +80,7 @@ func TestZimbraRESTToTokenDAV(t *testing.T) {
 	if tot.Created != 24 || tot.Failed+tot.Skipped != 0 {
 		t.Fatalf("totals %+v, want 24 created; errors %+v", tot, st.Collections)
 	}
-	if tok.calls == 0 {
+	if tok.calls.Load() == 0 {
 		t.Errorf("token source never asked")
 	}
 	var flattened bool

@@ -15,6 +15,8 @@ import (
 )
 
 // TokenSource gives a Carbonio auth token for one user (DelegateAuth), sent as the ZM_AUTH_TOKEN cookie.
+// It is called for every request, possibly concurrently: implementations
+// cache the token and renew it before it expires.
 type TokenSource interface {
 	UserToken(ctx context.Context, account string) (secret.Secret, error) // secret = internal/secret
 }
