@@ -3,6 +3,8 @@ package carbonio
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,6 +108,23 @@ func (e *HTTPError) Error() string {
 
 // StatusCode returns the HTTP status, for retry classification.
 func (e *HTTPError) StatusCode() int { return e.Status }
+
+// permanent marks an error that retrying cannot fix.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// RetryClass implements retry.Classifier.
+func (p permanent) RetryClass() retry.Class { return retry.Permanent }
+
+// isCertError reports a TLS certificate verification failure.
+func isCertError(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
+}
 
 // Client talks to the Carbonio admin API. Its exported fields must be set
 // before the first call and not changed afterwards; the methods are then
@@ -253,6 +272,10 @@ func (c *Client) post(ctx context.Context, name, want, path string, payload []by
 	start := time.Now()
 	resp, err := c.httpClient().Do(hreq)
 	if err != nil {
+		if isCertError(err) {
+			// Retrying cannot make an untrusted certificate trusted.
+			return nil, permanent{fmt.Errorf("carbonio: %s: %w", name, err)}
+		}
 		return nil, fmt.Errorf("carbonio: %s: %w", name, err)
 	}
 	defer resp.Body.Close()
@@ -379,3 +402,11 @@ func (c *Client) String() string {
 
 // GoString is String, so that %#v prints no token either.
 func (c *Client) GoString() string { return c.String() }
+
+// ForgetUserToken drops the cached token of account, e.g. after a DAV
+// server refused it; the next UserToken asks for a new one.
+func (c *Client) ForgetUserToken(account string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.userTokens, account)
+}

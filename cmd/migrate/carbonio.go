@@ -556,8 +556,13 @@ func carbonioMTACmd(e *env, f *carbonioFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:       "mta stop|start",
 		Short:     "Stop or start the MTA (needs --ssh or --local-cli)",
-		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
 		ValidArgs: []string{"stop", "start"},
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 || (args[0] != "stop" && args[0] != "start") {
+				return usageError{fmt.Errorf("carbonio: mta wants stop or start, got %q", args)}
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			if !f.cliOnly() {
 				return usageError{errors.New("carbonio: mta needs --ssh USER@HOST or --local-cli")}
