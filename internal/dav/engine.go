@@ -405,12 +405,14 @@ func (r *run) itemFailed(cs *collStats, item, uid string, err error, skipped boo
 	}
 }
 
-// target finds or creates the destination collection for name.
-func (r *run) target(ctx context.Context, want Collection) (*dstColl, error) {
+// target finds or creates the destination collection for want. A main
+// collection goes to the destination's fixed collection when its URL named
+// one; companions are always looked up or created by name.
+func (r *run) target(ctx context.Context, want Collection, main bool) (*dstColl, error) {
 	r.colMu.Lock()
 	defer r.colMu.Unlock()
-	if ft, ok := r.dst.(fixedTarget); ok {
-		if c, ok := ft.Fixed(); ok && !strings.Contains(want.Name, "-tasks") && !strings.Contains(want.Name, "-events") {
+	if ft, ok := r.dst.(fixedTarget); ok && main {
+		if c, ok := ft.Fixed(); ok {
 			if d, ok := r.dstCols[c.Name]; ok {
 				return d, nil
 			}
@@ -436,7 +438,7 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 	if sc.Nested != "" {
 		cs.Notes = append(cs.Notes, ItemNote{Item: sc.Href, Note: fmt.Sprintf("nested collection %q flattened to %q", sc.Nested, sc.Name)})
 	}
-	main, err := r.target(ctx, Collection{Name: sc.Name, DisplayName: sc.DisplayName, Description: sc.Description, Color: sc.Color, Components: sc.Components})
+	main, err := r.target(ctx, Collection{Name: sc.Name, DisplayName: sc.DisplayName, Description: sc.Description, Color: sc.Color, Components: sc.Components}, true)
 	if err != nil {
 		r.itemFailed(cs, sc.Href, "", err, false)
 		return cs.CollectionStats
@@ -602,7 +604,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item) error {
 	dc := p.main
 	if !dc.col.Accepts(it.Component) {
 		var err error
-		dc, err = r.target(ctx, Collection{Name: companion(p.sc.Name, it.Component), DisplayName: strings.TrimSpace(p.sc.DisplayName + " " + companionLabel(it.Component)), Components: []string{it.Component}})
+		dc, err = r.target(ctx, Collection{Name: companion(p.sc.Name, it.Component), DisplayName: strings.TrimSpace(p.sc.DisplayName + " " + companionLabel(it.Component)), Components: []string{it.Component}}, false)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
 // Protocol names the parts of CalDAV or CardDAV the raw calls need.
@@ -204,7 +206,13 @@ func (c *Client) MultiGet(ctx context.Context, p *Protocol, coll string, refs []
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		data, etag, err := c.Get(ctx, r.Href)
+		var data []byte
+		var etag string
+		err := retry.Do(ctx, retry.Policy{Attempts: 3}, func(int) error {
+			var err error
+			data, etag, err = c.Get(ctx, r.Href)
+			return err
+		}, nil)
 		if err == nil && etag != "" {
 			r.ETag = etag
 		}
