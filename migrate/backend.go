@@ -41,6 +41,10 @@ type Hooks struct {
 	// PollInterval is the first wait between polls of a server operation
 	// (default: the carbonio client's).
 	PollInterval time.Duration
+	// DAVCredentials, when set, gives per-account Basic credentials for a
+	// side ("source" or "destination"), for DAV servers without admin
+	// access to every home. ok false falls back to the plan.
+	DAVCredentials func(side, account string) (user string, password secret.Secret, ok bool)
 }
 
 // serverBackend reaches the plan's servers through the leaf packages.
@@ -513,6 +517,24 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			r.Skipped += d.Skipped
 			r.Failed += d.Failed
 			r.Bytes += f.Bytes
+			// Sanitised keywords are a documented policy, not a failure:
+			// listed per message so that nobody is surprised.
+			for _, k := range f.Keywords {
+				if len(r.Problems) >= maxProblems {
+					r.ProblemsOmitted++
+					continue
+				}
+				var ch []string
+				for _, c := range k.Changes {
+					to := c.To
+					if to == "" {
+						to = "(dropped)"
+					}
+					ch = append(ch, fmt.Sprintf("%s -> %s (%s)", c.From, to, c.Reason))
+				}
+				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, k.UID), Skipped: true,
+					Reason: "keywords changed: " + strings.Join(ch, "; ")})
+			}
 			if f.Err != "" {
 				r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: f.Err})
 			}
@@ -521,8 +543,14 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 }
 
 func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
-	mk := func(ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
+	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
 		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct}
+		if f := b.hooks.DAVCredentials; f != nil {
+			if u, pw, ok := f(side, acct); ok {
+				e.User, e.Password = u, pw
+				return e
+			}
+		}
 		if ep.Auth == "basic" {
 			e.User, e.Password = ep.User, ep.Password
 			return e
@@ -535,8 +563,8 @@ func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 		}
 		return e
 	}
-	return mk(b.p.Source.DAV, a.Source, b.srcHTTP, b.srcAdmin, b.hooks.SourceTokens),
-		mk(b.p.Destination.DAV, a.Destination, b.dstHTTP, b.dstAdmin, b.hooks.DestinationTokens)
+	return mk("source", b.p.Source.DAV, a.Source, b.srcHTTP, b.srcAdmin, b.hooks.SourceTokens),
+		mk("destination", b.p.Destination.DAV, a.Destination, b.dstHTTP, b.dstAdmin, b.hooks.DestinationTokens)
 }
 
 func cardEndpoint(e caldav.Endpoint) carddav.Endpoint {

@@ -107,6 +107,7 @@ type Plan struct {
 
 	hash        string
 	cliInjected bool // a Runner supplies the destination command line
+	davInjected bool // a Runner supplies per-account DAV credentials
 }
 
 // Endpoint is one side of the migration.
@@ -535,6 +536,7 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 		p.requireDAV(bad, "source", &p.Source)
 		p.requireDAV(bad, "destination", &p.Destination)
 	}
+
 	if (p.HasPhase(PhaseMTAStop) || p.HasPhase(PhaseMTAStart)) && p.Destination.CLI.Mode == "" && !p.cliInjected {
 		bad("destination.cli.mode", "the mta_stop and mta_start phases need a command line on the destination (local or ssh)")
 	}
@@ -577,7 +579,7 @@ func (p *Plan) needs() needs {
 	if p.Accounts.ListFile == "" && p.Accounts.FromDirectory == nil || p.Accounts.FromDirectory != nil && *p.Accounts.FromDirectory {
 		n.srcAdmin = true
 	}
-	if n.dav {
+	if n.dav && !p.davInjected {
 		if p.Source.DAV.Auth == "" || p.Source.DAV.Auth == "token" {
 			n.srcAdmin = true
 		}
@@ -626,7 +628,7 @@ func (p *Plan) requireDAV(bad badFunc, side string, ep *Endpoint) {
 	if ep.DAV.URL == "" {
 		bad(side+".dav.url", "required by the calendars and contacts phases")
 	}
-	if ep.DAV.Auth == "basic" {
+	if ep.DAV.Auth == "basic" && !p.davInjected {
 		if ep.DAV.User == "" {
 			bad(side+".dav.user", "required with auth: basic")
 		}
@@ -728,7 +730,7 @@ func (p *Plan) LoadSecrets() error {
 		load("source.imap", &p.Source.IMAP.Credential)
 		load("destination.imap", &p.Destination.IMAP.Credential)
 	}
-	if need.dav {
+	if need.dav && !p.davInjected {
 		if p.Source.DAV.Auth == "basic" {
 			load("source.dav", &p.Source.DAV.Credential)
 		}

@@ -129,9 +129,8 @@ func (r *Runner) prepare(ctx context.Context) ([]AccountPlan, error) {
 	if r.Plan == nil {
 		return nil, errors.New("migrate: runner has no plan")
 	}
-	if r.Hooks.DestinationCLI != nil {
-		r.Plan.cliInjected = true
-	}
+	r.Plan.cliInjected = r.Hooks.DestinationCLI != nil
+	r.Plan.davInjected = r.Hooks.DAVCredentials != nil
 	if err := r.Plan.Validate(); err != nil {
 		return nil, err
 	}
