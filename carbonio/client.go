@@ -39,6 +39,7 @@ const (
 	CodeNoSuchDomain   = "account.NO_SUCH_DOMAIN"
 	CodeNoSuchDL       = "account.NO_SUCH_DISTRIBUTION_LIST"
 	CodeServiceFailure = "service.FAILURE"
+	CodeTooManyResults = "account.TOO_MANY_SEARCH_RESULTS"
 )
 
 // faultSentinel is an error that a *Fault with the same code matches.
@@ -56,6 +57,7 @@ var (
 	ErrNoSuchDomain     error = &faultSentinel{CodeNoSuchDomain}
 	ErrNoSuchDistList   error = &faultSentinel{CodeNoSuchDL}
 	ErrServiceFailure   error = &faultSentinel{CodeServiceFailure}
+	ErrTooManyResults   error = &faultSentinel{CodeTooManyResults}
 	ErrUnexpectedAnswer       = errors.New("unexpected answer")
 )
 

@@ -459,6 +459,9 @@ func TestFaults(t *testing.T) {
 func TestDirectory(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "soap")
+	f.srv = carboniotest.New(carboniotest.Options{Admin: adminName, Password: sentinelPass, MaxSearchResults: 1000})
+	t.Cleanup(f.srv.Close)
+	f.c.URL, f.c.HTTPClient = f.srv.URL, f.srv.Client()
 	for i := 0; i < 1203; i++ {
 		f.srv.AddAccount(carboniotest.FixtureAccount{Name: fmt.Sprintf("u%04d@big.example", i),
 			Attrs: map[string][]string{"zimbraMailHost": {"mbox1"}, "zimbraMailAlias": {fmt.Sprintf("a%d@big.example", i), fmt.Sprintf("b%d@big.example", i)}}})
@@ -480,14 +483,14 @@ func TestDirectory(t *testing.T) {
 		}
 	}
 	if pages != 3 {
-		t.Errorf("SearchDirectory pages = %d, want 3", pages)
+		t.Errorf("SearchDirectory pages = %d, want 3 (and no TOO_MANY_SEARCH_RESULTS past the server's cap of 1000)", pages)
 	}
 	srvs, err := f.c.Servers(ctx, "mailbox")
-	if err != nil || len(srvs) != 1 || srvs[0].Name != "mbox1.carbonio.local" {
+	if err != nil || len(srvs) != 1 || srvs[0].Name != "mbox1.example.com" {
 		t.Errorf("Servers = %v, %v", srvs, err)
 	}
-	d, err := f.c.Domain(ctx, "carbonio.local")
-	if err != nil || d.Name != "carbonio.local" {
+	d, err := f.c.Domain(ctx, "example.com")
+	if err != nil || d.Name != "example.com" {
 		t.Errorf("Domain = %v, %v", d, err)
 	}
 	if _, err := f.c.Domain(ctx, "nowhere.example"); !errors.Is(err, carbonio.ErrNoSuchDomain) {

@@ -148,7 +148,11 @@ const searchPage = 500
 // each for every entry of key.
 func (c *Client) search(ctx context.Context, types, domain string, attrList []string, each func(kind string, e namedJSON, members []string)) error {
 	for offset := 0; ; {
-		req := map[string]any{"types": types, "limit": searchPage, "offset": offset, "sortBy": "name"}
+		// maxResults 0 lifts the server's overall cap (LC
+		// zimbra_directory_max_search_result, 5000 by default), which
+		// otherwise fails big domains with TOO_MANY_SEARCH_RESULTS even
+		// when paging (SearchDirectory.java).
+		req := map[string]any{"types": types, "limit": searchPage, "offset": offset, "sortBy": "name", "maxResults": 0}
 		if domain != "" {
 			req["domain"] = domain
 		}
@@ -220,7 +224,7 @@ func (c *Client) Account(ctx context.Context, name string) (*Account, error) {
 // DistributionLists lists the distribution lists of domain.
 func (c *Client) DistributionLists(ctx context.Context, domain string) ([]DistributionList, error) {
 	var out []DistributionList
-	err := c.search(ctx, "distributionlists", domain, nil, func(_ string, e namedJSON, m []string) {
+	err := c.search(ctx, "distributionlists,dynamicgroups", domain, nil, func(_ string, e namedJSON, m []string) {
 		out = append(out, DistributionList{Name: string(e.Name), ID: string(e.ID), Members: m})
 	})
 	return out, err

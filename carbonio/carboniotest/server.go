@@ -46,6 +46,10 @@ type Options struct {
 	TokenLifetime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxSearchResults is the server's overall cap of SearchDirectory
+	// results when the request gives no maxResults (LC
+	// zimbra_directory_max_search_result); 0 means 5000.
+	MaxSearchResults int
 	// OperationSteps is how many getAllOperations polls an operation
 	// spends Started before it finishes; 0 means 2.
 	OperationSteps int
@@ -140,6 +144,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxSearchResults <= 0 {
+		opts.MaxSearchResults = 5000
 	}
 	if opts.OperationSteps <= 0 {
 		opts.OperationSteps = 2
@@ -681,6 +688,10 @@ func (s *Server) searchDirectory(body json.RawMessage) (map[string]any, *soapFau
 	types := strings.Split(str(field(body, "types")), ",")
 	dom := strings.ToLower(str(field(body, "domain")))
 	limit, _ := strconv.Atoi(str(field(body, "limit")))
+	maxResults := s.opts.MaxSearchResults
+	if v := str(field(body, "maxResults")); v != "" {
+		maxResults, _ = strconv.Atoi(v)
+	}
 	offset, _ := strconv.Atoi(str(field(body, "offset")))
 	var want []string
 	if a := str(field(body, "attrs")); a != "" {
@@ -713,13 +724,16 @@ func (s *Server) searchDirectory(body json.RawMessage) (map[string]any, *soapFau
 					hits = append(hits, hit{"dl", n, map[string]any{"name": n, "id": "dl-" + n}})
 				}
 			}
-		case "":
+		case "", "dynamicgroups":
 		default:
 			return nil, faultf("service.INVALID_REQUEST", "unknown type %q", t)
 		}
 	}
 	sort.SliceStable(hits, func(i, j int) bool { return hits[i].name < hits[j].name })
 	total := len(hits)
+	if maxResults > 0 && total > maxResults {
+		return nil, faultf(carbonio.CodeTooManyResults, "number of results exceeded the limit: %d", maxResults)
+	}
 	if offset > len(hits) {
 		offset = len(hits)
 	}
