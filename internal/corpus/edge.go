@@ -62,6 +62,19 @@ func (e *edgeCtx) plain(body string) {
 	e.WriteString(body)
 }
 
+// withAttachment writes a multipart/mixed message: a text part, then the
+// part that part writes (its headers and body).
+func (e *edgeCtx) withAttachment(subject, boundary string, part func()) {
+	e.std(subject)
+	e.hdrf("Content-Type", "multipart/mixed; boundary=\"%s\"", boundary)
+	e.line("")
+	e.line("--" + boundary)
+	e.plain(e.body())
+	e.line("--" + boundary)
+	part()
+	e.line("--" + boundary + "--")
+}
+
 func (e *edgeCtx) body() string { return text(e.r, langEN, 300+e.r.IntN(1500)) }
 
 func (e *edgeCtx) b64(n int) { writeBase64(&e.msgWriter, randomBytes(e.r, n)) }
@@ -259,22 +272,17 @@ var edgeTemplates = []struct {
 		e.plain(e.body())
 	}},
 	{"8bit-filename", 2, func(e *edgeCtx) {
-		e.std("8-bit attachment filename")
-		e.hdr("Content-Type", `multipart/mixed; boundary="f8"`)
-		e.line("")
-		e.line("--f8")
-		e.plain(e.body())
-		e.line("--f8")
 		name := "Übersicht März.pdf"
 		if e.v == 1 {
 			name = "R\xe9sum\xe9.pdf"
 		}
-		e.hdrf("Content-Type", "application/pdf; name=\"%s\"", name)
-		e.hdrf("Content-Disposition", "attachment; filename=\"%s\"", name)
-		e.hdr("Content-Transfer-Encoding", "base64")
-		e.line("")
-		e.b64(4000)
-		e.line("--f8--")
+		e.withAttachment("8-bit attachment filename", "f8", func() {
+			e.hdrf("Content-Type", "application/pdf; name=\"%s\"", name)
+			e.hdrf("Content-Disposition", "attachment; filename=\"%s\"", name)
+			e.hdr("Content-Transfer-Encoding", "base64")
+			e.line("")
+			e.b64(4000)
+		})
 	}},
 	{"header-never-ends", 2, func(e *edgeCtx) {
 		e.std("header block without an empty line")
@@ -461,23 +469,18 @@ var edgeTemplates = []struct {
 		e.WriteString(e.body())
 	}},
 	{"rfc2231-continuations", 2, func(e *edgeCtx) {
-		e.std("RFC 2231 continuations")
-		e.hdr("Content-Type", `multipart/mixed; boundary="c"`)
-		e.line("")
-		e.line("--c")
-		e.plain(e.body())
-		e.line("--c")
-		if e.v == 0 {
-			e.hdr("Content-Type", "application/pdf")
-			e.hdr("Content-Disposition", "attachment;\r\n filename*0*=utf-8''%E3%83%AC%E3%83%9D%E3%83%BC%E3%83%88;\r\n filename*1*=%20%E7%AC%AC2%E7%89%88;\r\n filename*2=.pdf")
-		} else {
-			e.hdr("Content-Type", "application/pdf; name*=iso-8859-1'de'%DCbersicht%20M%E4rz.pdf")
-			e.hdr("Content-Disposition", "attachment; filename*=iso-8859-1'de'%DCbersicht%20M%E4rz.pdf")
-		}
-		e.hdr("Content-Transfer-Encoding", "base64")
-		e.line("")
-		e.b64(3000)
-		e.line("--c--")
+		e.withAttachment("RFC 2231 continuations", "c", func() {
+			if e.v == 0 {
+				e.hdr("Content-Type", "application/pdf")
+				e.hdr("Content-Disposition", "attachment;\r\n filename*0*=utf-8''%E3%83%AC%E3%83%9D%E3%83%BC%E3%83%88;\r\n filename*1*=%20%E7%AC%AC2%E7%89%88;\r\n filename*2=.pdf")
+			} else {
+				e.hdr("Content-Type", "application/pdf; name*=iso-8859-1'de'%DCbersicht%20M%E4rz.pdf")
+				e.hdr("Content-Disposition", "attachment; filename*=iso-8859-1'de'%DCbersicht%20M%E4rz.pdf")
+			}
+			e.hdr("Content-Transfer-Encoding", "base64")
+			e.line("")
+			e.b64(3000)
+		})
 	}},
 	{"bad-encoded-words", 3, func(e *edgeCtx) {
 		switch e.v {
@@ -527,18 +530,13 @@ var edgeTemplates = []struct {
 		e.line("end")
 	}},
 	{"tnef", 1, func(e *edgeCtx) {
-		e.std("Outlook TNEF")
-		e.hdr("Content-Type", `multipart/mixed; boundary="tn"`)
-		e.line("")
-		e.line("--tn")
-		e.plain(e.body())
-		e.line("--tn")
-		e.hdr("Content-Type", `application/ms-tnef; name="winmail.dat"`)
-		e.hdr("Content-Disposition", `attachment; filename="winmail.dat"`)
-		e.hdr("Content-Transfer-Encoding", "base64")
-		e.line("")
-		e.b64(8000)
-		e.line("--tn--")
+		e.withAttachment("Outlook TNEF", "tn", func() {
+			e.hdr("Content-Type", `application/ms-tnef; name="winmail.dat"`)
+			e.hdr("Content-Disposition", `attachment; filename="winmail.dat"`)
+			e.hdr("Content-Transfer-Encoding", "base64")
+			e.line("")
+			e.b64(8000)
+		})
 	}},
 	{"html-only-broken", 1, func(e *edgeCtx) {
 		e.std("HTML only, broken markup")
@@ -591,30 +589,20 @@ var edgeTemplates = []struct {
 		e.WriteString(e.body())
 	}},
 	{"path-traversal-filename", 1, func(e *edgeCtx) {
-		e.std("dangerous filename")
-		e.hdr("Content-Type", `multipart/mixed; boundary="pt"`)
-		e.line("")
-		e.line("--pt")
-		e.plain(e.body())
-		e.line("--pt")
-		e.hdr("Content-Type", `application/octet-stream; name="..\..\windows\evil.exe"`)
-		e.hdr("Content-Disposition", `attachment; filename="../../etc/passwd"`)
-		e.hdr("Content-Transfer-Encoding", "base64")
-		e.line("")
-		e.b64(1000)
-		e.line("--pt--")
+		e.withAttachment("dangerous filename", "pt", func() {
+			e.hdr("Content-Type", `application/octet-stream; name="..\..\windows\evil.exe"`)
+			e.hdr("Content-Disposition", `attachment; filename="../../etc/passwd"`)
+			e.hdr("Content-Transfer-Encoding", "base64")
+			e.line("")
+			e.b64(1000)
+		})
 	}},
 	{"zero-length-attachment", 1, func(e *edgeCtx) {
-		e.std("empty attachment")
-		e.hdr("Content-Type", `multipart/mixed; boundary="z"`)
-		e.line("")
-		e.line("--z")
-		e.plain(e.body())
-		e.line("--z")
-		e.hdr("Content-Type", `application/pdf; name="empty.pdf"`)
-		e.hdr("Content-Transfer-Encoding", "base64")
-		e.line("")
-		e.line("--z--")
+		e.withAttachment("empty attachment", "z", func() {
+			e.hdr("Content-Type", `application/pdf; name="empty.pdf"`)
+			e.hdr("Content-Transfer-Encoding", "base64")
+			e.line("")
+		})
 	}},
 	{"multipart-without-mime-version", 1, func(e *edgeCtx) {
 		e.std("no MIME-Version", "MIME-Version")
@@ -822,20 +810,15 @@ var edgeTemplates = []struct {
 		e.plain(e.body())
 	}},
 	{"vcard-attachment", 1, func(e *edgeCtx) {
-		e.std("contact card attached")
-		e.hdr("Content-Type", `multipart/mixed; boundary="vc"`)
-		e.line("")
-		e.line("--vc")
-		e.plain(e.body())
-		e.line("--vc")
-		e.hdr("Content-Type", `text/vcard; charset=utf-8; name="contact.vcf"`)
-		e.line("")
-		e.line("BEGIN:VCARD")
-		e.line("VERSION:3.0")
-		e.line("FN:Jürgen Müller")
-		e.line("EMAIL:juergen@example.de")
-		e.line("END:VCARD")
-		e.line("--vc--")
+		e.withAttachment("contact card attached", "vc", func() {
+			e.hdr("Content-Type", `text/vcard; charset=utf-8; name="contact.vcf"`)
+			e.line("")
+			e.line("BEGIN:VCARD")
+			e.line("VERSION:3.0")
+			e.line("FN:Jürgen Müller")
+			e.line("EMAIL:juergen@example.de")
+			e.line("END:VCARD")
+		})
 	}},
 }
 

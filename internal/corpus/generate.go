@@ -292,7 +292,7 @@ var (
 var zoneOffsets = []int{-8 * 60, -7 * 60, -5 * 60, -4 * 60, 0, 60, 2 * 60, 3 * 60, 5*60 + 30, 8 * 60, 9 * 60}
 
 // plan decides every message of the mailbox.
-func plan(user string, o Options) []msgPlan {
+func plan(o Options) []msgPlan {
 	if o.Messages < 0 {
 		return nil
 	}
@@ -492,7 +492,7 @@ func removeFlag(fl []string, f string) []string {
 // and options always give the same bytes. It renders messages on all CPUs.
 func Generate(user string, o Options) *Account {
 	a := &Account{User: user}
-	plans := plan(user, o)
+	plans := plan(o)
 	if plans != nil {
 		a.Mail.Folders = Folders()
 		a.Mail.Messages = make([]Message, len(plans))
@@ -520,7 +520,7 @@ func Generate(user string, o Options) *Account {
 // returns it. It holds only a few messages in memory, for benchmarks that
 // write the reference corpus to disk or a server.
 func EachMessage(user string, o Options, fn func(Message) error) error {
-	plans := plan(user, o)
+	plans := plan(o)
 	const ahead = 8
 	type slot struct {
 		m    Message
@@ -534,6 +534,11 @@ func EachMessage(user string, o Options, fn func(Message) error) error {
 		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 		for i := range plans {
 			s := &slot{done: make(chan struct{})}
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			select {
 			case slots <- s:
 			case <-stop:
