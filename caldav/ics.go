@@ -65,13 +65,18 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 		late     bool                // a VTIMEZONE came after its use
 		method   bool
 		verbatim = len(cals) == 1
+		first    *ical.Calendar
 	)
 	for ci, cal := range cals {
 		if cal.Kind != "VCALENDAR" {
 			return nil, invalid("top-level %s is not VCALENDAR", cal.Kind)
 		}
-		if _, err := ical.ParseCalendar(bytes.NewReader(cal.Raw())); err != nil {
+		parsed, err := ical.ParseCalendar(bytes.NewReader(cal.Raw()))
+		if err != nil {
 			return nil, invalid("does not parse: %v", err)
+		}
+		if ci == 0 {
+			first = parsed
 		}
 		props, children, ok := cal.Inner()
 		if !ok {
@@ -156,14 +161,17 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 			notes = append(notes, "METHOD removed (not allowed in a CalDAV resource)")
 		}
 		var raw []byte
+		var h string
 		if verbatim && !late && len(notes) == 0 && len(tzs) == len(tzByID) {
 			raw = data
+			_, h = fingerprint(first)
 		} else {
 			raw = assemble(header, tzs, g.blocks)
-		}
-		_, h, err := Rules{}.Fingerprint(raw)
-		if err != nil {
-			return nil, invalid("UID %q: %v", g.uid, err)
+			var err error
+			_, h, err = Rules{}.Fingerprint(raw)
+			if err != nil {
+				return nil, invalid("UID %q: %v", g.uid, err)
+			}
 		}
 		out = append(out, dav.Item{UID: g.uid, Component: g.comp, Data: raw, Hash: h, Notes: notes})
 	}
@@ -221,6 +229,11 @@ func (Rules) Fingerprint(data []byte) (string, string, error) {
 	if err != nil {
 		return "", "", invalid("does not parse: %v", err)
 	}
+	uid, h := fingerprint(cal)
+	return uid, h, nil
+}
+
+func fingerprint(cal *ical.Calendar) (string, string) {
 	var parts []string
 	uid := ""
 	for _, c := range cal.Components {
@@ -239,7 +252,7 @@ func (Rules) Fingerprint(data []byte) (string, string, error) {
 	}
 	sort.Strings(parts)
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x1e")))
-	return uid, hex.EncodeToString(h[:]), nil
+	return uid, hex.EncodeToString(h[:])
 }
 
 func compName(c ical.Component) string {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/emersion/go-webdav"
 	webcarddav "github.com/emersion/go-webdav/carddav"
@@ -99,7 +98,7 @@ type Endpoint struct {
 func (e Endpoint) HTTP() webdav.HTTPClient {
 	hc := e.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		hc = dav.DefaultHTTPClient()
 	}
 	switch {
 	case e.Token != nil:

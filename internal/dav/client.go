@@ -72,6 +72,15 @@ func IsStatus(err error, code int) bool {
 	return errors.As(err, &he) && he.Code == code
 }
 
+// DefaultHTTPClient returns an http.Client with TLS verification on and
+// enough idle connections per host for DefaultConcurrency workers (the
+// standard transport keeps only 2, which makes parallel PUTs reconnect).
+func DefaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return &http.Client{Transport: t}
+}
+
 // Client sends raw WebDAV requests relative to a base URL. It is safe for
 // concurrent use when its HTTPClient is.
 type Client struct {

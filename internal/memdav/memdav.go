@@ -69,6 +69,7 @@ type coll struct {
 
 type obj struct {
 	raw     []byte
+	enc     []byte // encoded form, computed once
 	cal     *ical.Calendar
 	card    vcard.Card
 	etag    string
@@ -233,6 +234,13 @@ func newCardObj(data []byte) (*obj, error) {
 }
 
 func (o *obj) encoded() []byte {
+	if o.enc == nil {
+		o.enc = o.encode()
+	}
+	return o.enc
+}
+
+func (o *obj) encode() []byte {
 	var b bytes.Buffer
 	if o.cal != nil {
 		if err := ical.NewEncoder(&b).Encode(o.cal); err != nil {

@@ -1,0 +1,182 @@
+// Command davbench supports bench/dav.sh: it seeds a Radicale storage
+// directory directly (seeding over HTTP would take minutes) and measures the
+// copy engine against in-process go-webdav servers (the client's own
+// ceiling).
+//
+//	davbench seed-radicale DIR EVENTS CONTACTS
+//	davbench inproc EVENTS CONTACTS
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/memdav"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "davbench:", err)
+		os.Exit(1)
+	}
+}
+
+func atoi(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad count %q", s)
+	}
+	return n, nil
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: davbench seed-radicale DIR EVENTS CONTACTS | inproc EVENTS CONTACTS")
+	}
+	switch args[0] {
+	case "seed-radicale":
+		if len(args) != 4 {
+			return fmt.Errorf("usage: davbench seed-radicale DIR EVENTS CONTACTS")
+		}
+		ne, err := atoi(args[2])
+		if err != nil {
+			return err
+		}
+		nc, err := atoi(args[3])
+		if err != nil {
+			return err
+		}
+		return seedRadicale(args[1], ne, nc)
+	case "inproc":
+		if len(args) != 3 {
+			return fmt.Errorf("usage: davbench inproc EVENTS CONTACTS")
+		}
+		ne, err := atoi(args[1])
+		if err != nil {
+			return err
+		}
+		nc, err := atoi(args[2])
+		if err != nil {
+			return err
+		}
+		return inproc(ne, nc)
+	}
+	return fmt.Errorf("unknown mode %q", args[0])
+}
+
+// seedRadicale writes user1's calendar "bench-cal" and address book
+// "bench-book" into a Radicale filesystem storage root.
+func seedRadicale(dir string, ne, nc int) error {
+	root := filepath.Join(dir, "collections", "collection-root", "user1")
+	cal := filepath.Join(root, "bench-cal")
+	book := filepath.Join(root, "bench-book")
+	for _, d := range []string{cal, book} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cal, ".Radicale.props"), []byte(`{"C:supported-calendar-component-set": "VEVENT,VTODO", "D:displayname": "Bench", "tag": "VCALENDAR"}`), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(book, ".Radicale.props"), []byte(`{"D:displayname": "Bench", "tag": "VADDRESSBOOK"}`), 0o600); err != nil {
+		return err
+	}
+	for i := 0; i < ne; i++ {
+		if err := os.WriteFile(filepath.Join(cal, fmt.Sprintf("gen-%04d.ics", i)), davtest.GenEvent(i), 0o600); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < nc; i++ {
+		if err := os.WriteFile(filepath.Join(book, fmt.Sprintf("gen-%04d.vcf", i)), davtest.GenCard(i), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cpu() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// inproc copies ne events and nc contacts between two in-process memdav
+// servers over loopback HTTP and prints objects per second.
+func inproc(ne, nc int) error {
+	ctx := context.Background()
+	start := func() (*memdav.Server, *httptest.Server) {
+		s := memdav.New()
+		s.AddUser("user1", "pass1")
+		return s, httptest.NewServer(s)
+	}
+	src, sts := start()
+	defer sts.Close()
+	_, dts := start()
+	defer dts.Close()
+	cal := src.AddCalendar("user1", "bench-cal", "Bench")
+	book := src.AddAddressBook("user1", "bench-book", "Bench")
+	for i := 0; i < ne; i++ {
+		if err := src.Put("user1", cal, fmt.Sprintf("gen-%04d.ics", i), davtest.GenEvent(i)); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < nc; i++ {
+		if err := src.Put("user1", book, fmt.Sprintf("gen-%04d.vcf", i), davtest.GenCard(i)); err != nil {
+			return err
+		}
+	}
+	pw := secret.New("pass1")
+	if p := os.Getenv("DAVBENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if p := os.Getenv("DAVBENCH_TRACE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		trace.Start(f)
+		defer trace.Stop()
+	}
+	c0, t0 := cpu(), time.Now()
+	cs, _ := caldav.NewDAV(caldav.Endpoint{URL: sts.URL + "/", User: "user1", Password: pw})
+	cd, _ := caldav.NewDAV(caldav.Endpoint{URL: dts.URL + "/", User: "user1", Password: pw})
+	st1, err := (&caldav.Copier{}).Copy(ctx, cd, cs)
+	if err != nil {
+		return err
+	}
+	as, _ := carddav.NewDAV(carddav.Endpoint{URL: sts.URL + "/", User: "user1", Password: pw})
+	ad, _ := carddav.NewDAV(carddav.Endpoint{URL: dts.URL + "/", User: "user1", Password: pw})
+	st2, err := (&carddav.Copier{}).Copy(ctx, ad, as)
+	if err != nil {
+		return err
+	}
+	wall, used := time.Since(t0), cpu()-c0
+	n := st1.Totals().Created + st2.Totals().Created
+	if n != ne+nc {
+		return fmt.Errorf("copied %d objects, want %d (%+v %+v)", n, ne+nc, st1.Totals(), st2.Totals())
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"objects":               n,
+		"seconds":               wall.Seconds(),
+		"objects_per_second":    float64(n) / wall.Seconds(),
+		"process_cpu_ms_per_obj": float64(used.Microseconds()) / 1000 / float64(n),
+	})
+}
