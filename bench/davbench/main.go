@@ -174,9 +174,9 @@ func inproc(ne, nc int) error {
 		return fmt.Errorf("copied %d objects, want %d (%+v %+v)", n, ne+nc, st1.Totals(), st2.Totals())
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"objects":               n,
-		"seconds":               wall.Seconds(),
-		"objects_per_second":    float64(n) / wall.Seconds(),
+		"objects":                n,
+		"seconds":                wall.Seconds(),
+		"objects_per_second":     float64(n) / wall.Seconds(),
 		"process_cpu_ms_per_obj": float64(used.Microseconds()) / 1000 / float64(n),
 	})
 }
