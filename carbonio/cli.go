@@ -99,15 +99,23 @@ func (c *CLI) Module(ctx context.Context, cmd Command) (json.RawMessage, error) 
 		}
 		return nil, shapeErr(cmd.Request(), "the carbonio command printed no JSON (%d bytes)", len(out))
 	}
+	// Take the first JSON value; the CLI may print more after it.
+	var raw json.RawMessage
+	if derr := json.NewDecoder(bytes.NewReader(out[i:])).Decode(&raw); derr != nil {
+		if err != nil {
+			return nil, fmt.Errorf("carbonio: %s: %w", cmd.Request(), err)
+		}
+		return nil, shapeErr(cmd.Request(), "the carbonio command printed invalid JSON: %v", derr)
+	}
 	if err != nil {
 		// A JSON error answer explains the failure better than the exit
 		// status; parseModule reports its message.
 		var top moduleJSON
-		if json.Unmarshal(out[i:], &top) != nil || top.OK == nil || *top.OK {
+		if json.Unmarshal(raw, &top) != nil || top.OK == nil || *top.OK {
 			return nil, fmt.Errorf("carbonio: %s: %w", cmd.Request(), err)
 		}
 	}
-	return json.RawMessage(bytes.TrimSpace(out[i:])), nil
+	return raw, nil
 }
 
 // MTA runs `zmmtactl stop` or `zmmtactl start`.

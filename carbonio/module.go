@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
 // ModuleTransport runs one module command and returns its JSON result: the
@@ -539,12 +541,41 @@ func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operati
 		maxWait = 30 * time.Second
 	}
 	last := op
-	missing := 0
+	missing, failures := 0, 0
+	// pause waits before the next poll; false when ctx ended.
+	pause := func() bool {
+		t := time.NewTimer(interval)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		interval = min(interval+interval/2, maxWait)
+		return true
+	}
+	// transient tolerates a few consecutive transient poll failures (a
+	// restore can run for hours; one network hiccup must not end the wait).
+	transient := func(err error) bool {
+		if retry.Classify(err) != retry.Transient || failures >= 5 {
+			return false
+		}
+		failures++
+		c.log().Warn("carbonio: polling operation failed, will poll again", "id", op.ID, "err", err, "failures", failures)
+		return true
+	}
 	for {
 		ops, err := c.Operations(ctx)
 		if err != nil {
+			if transient(err) && pause() {
+				continue
+			}
+			if ctx.Err() != nil {
+				return last, ctx.Err()
+			}
 			return last, err
 		}
+		failures = 0
 		found := false
 		for _, o := range ops {
 			if o.ID == op.ID {
@@ -562,6 +593,12 @@ func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operati
 		if !found {
 			done, err := c.OperationLog(ctx)
 			if err != nil {
+				if transient(err) && pause() {
+					continue
+				}
+				if ctx.Err() != nil {
+					return last, ctx.Err()
+				}
 				return last, err
 			}
 			for _, o := range done {
@@ -589,13 +626,8 @@ func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operati
 				return last, fmt.Errorf("carbonio: operation %s %s (%s): %w", op.Module, op.Name, op.ID, ErrOperationLost)
 			}
 		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause() {
 			return last, ctx.Err()
-		case <-t.C:
 		}
-		interval = min(interval+interval/2, maxWait)
 	}
 }

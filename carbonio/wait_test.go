@@ -3,6 +3,7 @@ package carbonio_test
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -102,5 +103,62 @@ func TestTokenLifetime(t *testing.T) {
 	}
 	if expired != 2 {
 		t.Errorf("GetAllVolumesRequest sent %d times, want 2 (refused, then retried)", expired)
+	}
+}
+
+// flakyRunner fails getAllOperations calls number from..to (1-based) with a
+// dropped connection.
+type flakyRunner struct {
+	inner    carbonio.Runner
+	from, to int
+	mu       sync.Mutex
+	n        int
+}
+
+func (r *flakyRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
+	for _, a := range argv {
+		if a == "getAllOperations" {
+			r.mu.Lock()
+			r.n++
+			n := r.n
+			r.mu.Unlock()
+			if n >= r.from && n <= r.to {
+				return nil, io.ErrUnexpectedEOF
+			}
+		}
+	}
+	return r.inner.Run(ctx, argv)
+}
+
+func TestWaitSurvivesTransientPollFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from, to int
+		wantErr  bool
+	}{
+		{"two dropped polls", 2, 3, false},
+		{"connection gone for good", 2, 1000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := carboniotest.New(carboniotest.Options{})
+			defer srv.Close()
+			c := &carbonio.Client{Transport: &carbonio.CLI{Runner: &flakyRunner{inner: srv.CLIRunner(), from: tc.from, to: tc.to}},
+				PollInterval: time.Millisecond, PollMax: time.Millisecond}
+			ctx := context.Background()
+			op, err := c.SmartScan(ctx, carbonio.SmartScanOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			final, err := c.Wait(ctx, op, nil)
+			if tc.wantErr {
+				if !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("Wait = %v, want the connection error after a few tries", err)
+				}
+				return
+			}
+			if err != nil || final.State != carbonio.StateFinished {
+				t.Fatalf("Wait = %+v, %v", final, err)
+			}
+		})
 	}
 }
