@@ -17,6 +17,7 @@ import (
 )
 
 func TestDovecotTLS(t *testing.T) {
+	t.Parallel()
 	d := StartDovecot(t, DovecotOptions{Name: "tls", TLS: true})
 	if d.TLSAddr == "" || d.CA == nil || d.CAFile == "" {
 		t.Fatalf("TLS instance without TLSAddr/CA/CAFile: %+v", d)
@@ -63,6 +64,7 @@ func TestDovecotTLS(t *testing.T) {
 }
 
 func TestDovecotMasterLogin(t *testing.T) {
+	t.Parallel()
 	d := StartDovecot(t, DovecotOptions{Users: map[string]string{"user1": "pass1", "user2": "pass2"}})
 	for _, target := range []string{"user1", "user2"} {
 		t.Run("authzid/"+target, func(t *testing.T) {
@@ -288,6 +290,7 @@ func subject(raw []byte) string {
 }
 
 func TestDovecotSeedBadInput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d := StartDovecot(t, DovecotOptions{})
 	cases := []struct {

@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
 )
 
 // radicaleConf is the configuration of TESTBENCH.md §3.
@@ -150,4 +154,93 @@ func (r *Radicale) Close() error {
 		err = fmt.Errorf("testserver: radicale: %w", rerr)
 	}
 	return err
+}
+
+// SeedFS is a fast path for SeedDAV on Radicale: it writes the collections
+// and objects straight into Radicale's filesystem storage
+// (collection-root/<user>/<collection>/ with a .Radicale.props file and one
+// file per object), as Radicale itself lays them out. Radicale reads the
+// storage on every request, so this is safe while it runs as long as no
+// client writes to the same collections meanwhile.
+//
+// The files hold the bytes as given; Radicale still serves them
+// re-serialised through vobject, as it does after a PUT (so vCard 4.0
+// data: URI photos come back cut at the comma either way). Objects marked
+// Broken are not written: a
+// strict server would refuse them, and one unparsable file would make
+// Radicale fail the whole collection. An object whose file exists already
+// is an error, as with If-None-Match: *.
+func (r *Radicale) SeedFS(user string, calendars, addressBooks []corpus.Collection) error {
+	if _, ok := r.Users[user]; !ok {
+		return fmt.Errorf("testserver: radicale: seed: no user %q", user)
+	}
+	home := filepath.Join(r.Dir, "collections", "collection-root", user)
+	var errs []error
+	write := func(cols []corpus.Collection, cal bool) {
+		for _, col := range cols {
+			if !safeSegment(col.Name) {
+				errs = append(errs, fmt.Errorf("testserver: radicale: collection %q: bad name", col.Name))
+				continue
+			}
+			dir := filepath.Join(home, col.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				errs = append(errs, fmt.Errorf("testserver: radicale: collection %q: %w", col.Name, err))
+				continue
+			}
+			props := map[string]string{"tag": "VADDRESSBOOK"}
+			if cal {
+				props["tag"] = "VCALENDAR"
+				if len(col.Components) > 0 {
+					props["C:supported-calendar-component-set"] = strings.Join(col.Components, ",")
+				}
+				if col.Description != "" {
+					props["C:calendar-description"] = col.Description
+				}
+				if col.Color != "" {
+					props["ICAL:calendar-color"] = col.Color
+				}
+			} else if col.Description != "" {
+				props["CR:addressbook-description"] = col.Description
+			}
+			if col.DisplayName != "" {
+				props["D:displayname"] = col.DisplayName
+			}
+			b, err := json.Marshal(props)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, ".Radicale.props"), b, 0o644)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("testserver: radicale: collection %q: %w", col.Name, err))
+				continue
+			}
+			for _, o := range col.Objects {
+				if o.Broken {
+					continue
+				}
+				if !safeSegment(o.Name) {
+					errs = append(errs, fmt.Errorf("testserver: radicale: collection %q: object %q: bad resource name %q", col.Name, o.UID, o.Name))
+					continue
+				}
+				f, err := os.OpenFile(filepath.Join(dir, o.Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+				if err == nil {
+					_, err = f.Write(o.Data)
+					if cerr := f.Close(); err == nil {
+						err = cerr
+					}
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("testserver: radicale: collection %q: object %q: %w", col.Name, o.UID, err))
+				}
+			}
+		}
+	}
+	write(calendars, true)
+	write(addressBooks, false)
+	return errors.Join(errs...)
+}
+
+// safeSegment reports whether s is a usable single path segment that
+// Radicale does not treat as internal (dot files).
+func safeSegment(s string) bool {
+	return s != "" && !strings.HasPrefix(s, ".") && !strings.ContainsAny(s, "/\\\x00")
 }
