@@ -117,7 +117,7 @@ views of other data and are skipped. They are listed here so nobody is surprised
 
 // throughputChart draws items per second over time as an inline SVG.
 func throughputChart(samples []Sample) template.HTML {
-	const w, h, left, bottom, top, right = 760.0, 220.0, 60.0, 30.0, 10.0, 10.0
+	const w, h, left, bottom, top, right = 760.0, 220.0, 60.0, 30.0, 10.0, 30.0
 	if len(samples) < 2 {
 		return template.HTML(`<p>Not enough samples for a chart.</p>`)
 	}

@@ -186,7 +186,7 @@ func Start(o Options) (env *Env, err error) {
 		Domains:      []string{o.Domain},
 		Phases:       migrate.AllPhases,
 		Provisioning: migrate.Provisioning{BackupPath: BackupPath, ConcurrentAccounts: 5},
-		Concurrency:  migrate.Concurrency{ConcurrentAccounts: 8, FoldersPerAccount: 4, ConnectionsPerServer: 128},
+		Concurrency:  migrate.Concurrency{ConcurrentAccounts: 8, FoldersPerAccount: 8, ConnectionsPerServer: 128},
 		State:        filepath.Join(e.Dir, "state.db"),
 		Report:       filepath.Join(e.Dir, "report"),
 	}
