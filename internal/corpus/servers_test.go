@@ -18,6 +18,7 @@ func TestSeedSnapshotDovecot(t *testing.T) {
 	a := corpus.Generate("user1", corpus.Options{Seed: 11, Messages: 300, Events: -1, Contacts: -1})
 	for _, sep := range []rune{'/', '.'} {
 		t.Run(string(sep), func(t *testing.T) {
+			t.Parallel()
 			d := testserver.StartDovecot(t, testserver.DovecotOptions{Separator: sep})
 			src, err := d.Dial("user1")
 			if err != nil {
@@ -84,10 +85,11 @@ func TestDiffCollectionsServers(t *testing.T) {
 	// Xandikos auto-creates "calendar" and "addressbook", keeps no
 	// collection description and advertises every component type.
 	xandikosDiff := &corpus.DiffOptions{ExtraCollectionsOK: true, SkipCollectionProps: true}
-	a := corpus.Generate("user1", corpus.Options{Seed: 11, Messages: -1})
+	a := corpus.Generate("user1", corpus.Options{Seed: 11, Messages: -1, Events: 20, Contacts: 15})
 	ctx := context.Background()
 	user, pass := testserver.DefaultUser, testserver.DefaultPassword
 	t.Run("radicale", func(t *testing.T) {
+		t.Parallel()
 		r := testserver.StartRadicale(t, nil)
 		if err := testserver.SeedDAV(ctx, r.CalendarHome(user), user, pass, a.Calendars, a.AddressBooks); err != nil {
 			t.Fatalf("SeedDAV: %v", err)
@@ -110,6 +112,7 @@ func TestDiffCollectionsServers(t *testing.T) {
 		}
 	})
 	t.Run("xandikos", func(t *testing.T) {
+		t.Parallel()
 		x := testserver.StartXandikos(t, user, pass)
 		if err := x.Seed(ctx, a.Calendars, a.AddressBooks); err != nil {
 			t.Fatalf("Seed: %v", err)
