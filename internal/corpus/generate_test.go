@@ -366,3 +366,17 @@ func TestHuge(t *testing.T) {
 	}
 	t.Error("Options.Huge gave no huge message")
 }
+
+func TestLayoutTotals(t *testing.T) {
+	for n := 1; n <= 12000; n += 7 {
+		l := newLayout(n)
+		if want := max(n, MinMessages); l.total != want {
+			t.Fatalf("newLayout(%d).total = %d, want %d", n, l.total, want)
+		}
+	}
+	for _, n := range []int{MinMessages, MinMessages + 1, 200, 777, 2500} {
+		if got := len(plan(Options{Messages: n})); got != n {
+			t.Errorf("plan for %d messages has %d", n, got)
+		}
+	}
+}
