@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -112,6 +113,11 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 					return nil, invalid("VEVENT %q has no DTSTART", uid)
 				}
 			}
+			for _, l := range b.Lines {
+				if dateProps[l.Name] && !validDates(l.Value) {
+					return nil, invalid("%s %q: %s value %q is not a DATE or DATE-TIME", b.Kind, uid, l.Name, l.Value)
+				}
+			}
 			g := byUID[uid]
 			if g == nil {
 				g = &group{uid: uid, comp: b.Kind}
@@ -176,6 +182,21 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 		out = append(out, dav.Item{UID: g.uid, Component: g.comp, Data: raw, Hash: h, Notes: notes})
 	}
 	return out, nil
+}
+
+// dateProps hold DATE or DATE-TIME values (lists for EXDATE/RDATE).
+var dateProps = map[string]bool{"DTSTART": true, "DTEND": true, "DUE": true, "RECURRENCE-ID": true, "EXDATE": true, "COMPLETED": true, "DTSTAMP": true, "CREATED": true, "LAST-MODIFIED": true}
+
+var dateRE = regexp.MustCompile(`^[0-9]{8}(T[0-9]{6}Z?)?$`)
+
+// validDates checks a DATE / DATE-TIME value or comma-separated list.
+func validDates(v string) bool {
+	for _, d := range strings.Split(strings.TrimSpace(v), ",") {
+		if !dateRE.MatchString(d) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(xs []string, x string) bool {

@@ -39,6 +39,7 @@ func TestSplit(t *testing.T) {
 		{file: "mixed.ics", wantErr: `UID "mixed-1@example.com" mixes VEVENT and VTODO`},
 		{file: "badtz.ics", wantErr: `TZID "Mars/Olympus_Mons", which has no VTIMEZONE`},
 		{file: "nouid.ics", wantErr: "VEVENT #1 has no UID"},
+		{file: "baddate.ics", wantErr: `DTSTART value "2024-13-45 25:00" is not a DATE or DATE-TIME`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
