@@ -375,15 +375,14 @@ func render(user string, seed int64, p *msgPlan) Message {
 		} else {
 			writeAlternative(&w, r, p.lang, body())
 		}
-		n := attachmentCount(r)
-		for i := 0; i < n; i++ {
+		if p.kind == "huge" {
 			w.boundary(b, false)
-			size := attachmentSize(r)
-			if p.kind == "huge" {
-				size = 38_000_000
-				n = 1
+			attachment(&w, r, 38_000_000) // ≥ 50 MB once encoded
+		} else {
+			for range attachmentCount(r) {
+				w.boundary(b, false)
+				attachment(&w, r, attachmentSize(r))
 			}
-			attachment(&w, r, size)
 		}
 		w.boundary(b, true)
 	case "forward":
