@@ -358,18 +358,18 @@ func TestFailedOperation(t *testing.T) {
 func TestStopOperation(t *testing.T) {
 	f := newFixture(t, "cli")
 	ctx := context.Background()
-	op, err := f.c.SmartScan(ctx, carbonio.SmartScanOptions{Deep: true})
+	op, err := f.c.Deduplicate(ctx, "message1", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.StopOperation(ctx, op); err != nil {
+	if err := f.c.StopOperation(ctx, op.ID); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.c.Wait(ctx, op, nil)
 	if !errors.Is(err, carbonio.ErrOperationStopped) {
 		t.Fatalf("Wait = %v, want ErrOperationStopped", err)
 	}
-	if err := f.c.StopOperation(ctx, op); err == nil {
+	if err := f.c.StopOperation(ctx, op.ID); err == nil {
 		t.Error("stopping a stopped operation succeeded")
 	}
 }

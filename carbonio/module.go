@@ -296,14 +296,19 @@ func (c *Client) OperationLog(ctx context.Context) ([]Operation, error) {
 	return c.operationList(ctx, "getOperationLog")
 }
 
-// StopOperation stops operation op (its Module chooses backup or
-// powerstore doStopOperation; ZxBackup when empty).
-func (c *Client) StopOperation(ctx context.Context, op Operation) error {
-	mod := op.Module
-	if _, ok := LookupCommand(mod, "doStopOperation"); !ok {
-		mod = "ZxBackup"
+// StopOperation stops the running operation id. Its module (backup or
+// powerstore doStopOperation) is looked up in the operation list;
+// ZxBackup when the operation is not listed.
+func (c *Client) StopOperation(ctx context.Context, id string) error {
+	mod := "ZxBackup"
+	if ops, err := c.Operations(ctx); err == nil {
+		for _, o := range ops {
+			if _, ok := LookupCommand(o.Module, "doStopOperation"); ok && o.ID == id {
+				mod = o.Module
+			}
+		}
 	}
-	_, err := c.module(ctx, Command{Module: mod, Action: "doStopOperation", Args: []Arg{{"operation_uuid", op.ID}}})
+	_, err := c.module(ctx, Command{Module: mod, Action: "doStopOperation", Args: []Arg{{"operation_uuid", id}}})
 	return err
 }
 

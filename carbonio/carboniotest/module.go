@@ -213,6 +213,9 @@ func (s *Server) runModule(spec carbonio.CommandSpec, args map[string]string) ma
 		id := args["operation_uuid"]
 		for i, o := range s.ops {
 			if o.ID == id {
+				if o.Module != spec.Module {
+					return moduleErr(fmt.Sprintf("operation %s belongs to %s, not %s", id, o.Module, spec.Module))
+				}
 				o.State, o.ended = carbonio.StateStopped, s.opts.Now()
 				s.ops = slices.Delete(s.ops, i, i+1)
 				s.log = append(s.log, o)

@@ -450,8 +450,7 @@ func carbonioOperationsCmd(e *env, f *carbonioFlags) *cobra.Command {
 }
 
 func carbonioStopCmd(e *env, f *carbonioFlags) *cobra.Command {
-	var module string
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "stop OPERATION_ID",
 		Short: "Stop a running operation",
 		Args:  cobra.ExactArgs(1),
@@ -461,11 +460,9 @@ func carbonioStopCmd(e *env, f *carbonioFlags) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			return classifyCarbonio(s.c.StopOperation(c.Context(), carbonio.Operation{ID: args[0], Module: module}))
+			return classifyCarbonio(s.c.StopOperation(c.Context(), args[0]))
 		},
 	}
-	cmd.Flags().StringVar(&module, "module", "ZxBackup", "module of the operation: ZxBackup or ZxPowerstore")
-	return cmd
 }
 
 func carbonioVerifyCmd(e *env, f *carbonioFlags) *cobra.Command {
