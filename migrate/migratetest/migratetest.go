@@ -51,6 +51,9 @@ type Options struct {
 	// Dir holds the state file, the report and the CA files; "" means a
 	// new temporary directory, removed by Close.
 	Dir string
+	// AppendLimit, when not zero, makes the destination IMAP server refuse
+	// larger messages (advertised as APPENDLIMIT).
+	AppendLimit uint32
 	// VirtualEvery gives every n-th account a mountpoint and a saved
 	// search (seen as IMAP folders on the source, to be skipped) and a
 	// Briefcase item; 0 means 5, negative none.
@@ -132,7 +135,7 @@ func Start(o Options) (env *Env, err error) {
 	if e.srcIMAP, err = memimap.Start(memimap.Options{Admins: admins}); err != nil {
 		return nil, fmt.Errorf("migratetest: source imap: %w", err)
 	}
-	if e.dstIMAP, err = memimap.Start(memimap.Options{Admins: admins}); err != nil {
+	if e.dstIMAP, err = memimap.Start(memimap.Options{Admins: admins, AppendLimit: o.AppendLimit}); err != nil {
 		return nil, fmt.Errorf("migratetest: destination imap: %w", err)
 	}
 	e.srcDAV, e.dstDAV = memdav.New(), memdav.New()

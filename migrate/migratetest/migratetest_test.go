@@ -2,6 +2,8 @@ package migratetest
 
 import (
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -21,6 +23,7 @@ func TestRunAllPhases(t *testing.T) {
 	env.Plan.Map.Accounts = map[string]string{"user03@example.com": "nobody@example.com"}
 	var problems []migrate.ItemProblem
 	var started []string
+	var sizes []int64
 	r := env.Runner()
 	r.OnEvent = func(ev migrate.Event) {
 		switch e := ev.(type) {
@@ -29,6 +32,7 @@ func TestRunAllPhases(t *testing.T) {
 		case migrate.RunStarted:
 			for _, a := range e.Accounts {
 				started = append(started, a.Source)
+				sizes = append(sizes, a.Size)
 			}
 		}
 	}
@@ -82,9 +86,27 @@ func TestRunAllPhases(t *testing.T) {
 	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 {
 		t.Errorf("not migrated = %+v", rep.NotMigrated)
 	}
+	skipped := 0
+	for _, d := range rep.Account("user05@example.com").Phase(migrate.PhaseMail).Details {
+		if d.Name == "Shared by boss" || d.Name == "Unread mail" {
+			if d.Copied != 0 || !strings.Contains(d.Note, "skipped") {
+				t.Errorf("virtual folder %q: %+v", d.Name, d)
+			}
+			skipped++
+		}
+	}
+	if skipped != 2 {
+		t.Errorf("%d virtual folders reported skipped, want 2", skipped)
+	}
 	// Largest first.
 	if len(started) != 5 {
 		t.Fatalf("RunStarted accounts = %v", started)
+	}
+	for i := 1; i < len(sizes); i++ {
+		if sizes[i] > sizes[i-1] || sizes[i] <= 0 {
+			t.Errorf("accounts not largest first: %v %v", started, sizes)
+			break
+		}
 	}
 
 	// A second run copies nothing and keeps the report.
@@ -122,6 +144,123 @@ func TestRunAllPhases(t *testing.T) {
 		}
 		if c := a.Phase(migrate.PhaseCalendars); c.Copied != 0 {
 			t.Errorf("delta pass %s calendars: copied %d", a.Source, c.Copied)
+		}
+	}
+}
+
+// TestPreflight checks that preflight writes nothing, finds the virtual
+// folders and the messages over the destination's size limit, and names
+// accounts missing on the destination.
+func TestPreflight(t *testing.T) {
+	env, err := Start(Options{Accounts: 3, Dir: t.TempDir(), Events: 4, Contacts: 4, VirtualEvery: 3, AppendLimit: 200 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	// Preflight before provisioning: the destination has no accounts yet.
+	pr, err := env.Runner().Preflight(context.Background())
+	if err != nil {
+		t.Fatalf("Preflight = %v", err)
+	}
+	if _, err := os.Stat(env.Plan.StatePath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("preflight wrote the state file (stat: %v)", err)
+	}
+	if len(pr.Accounts) != 3 {
+		t.Fatalf("accounts = %+v", pr.Accounts)
+	}
+	for _, a := range pr.Accounts {
+		if a.OnDestination == nil || *a.OnDestination {
+			t.Errorf("%s: on destination = %v before provisioning", a.Source, a.OnDestination)
+		}
+		if a.Size <= 0 {
+			t.Errorf("%s: size %d", a.Source, a.Size)
+		}
+	}
+	kinds := map[string]int{}
+	for _, n := range pr.NotMigrated {
+		kinds[n.Kind]++
+	}
+	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 {
+		t.Errorf("not migrated = %+v", pr.NotMigrated)
+	}
+
+	// Once provisioned, the dry runs find the oversize messages.
+	r := env.Runner()
+	r.Plan.Phases = []migrate.Phase{migrate.PhaseProvisioning}
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r2 := env.Runner()
+	r2.Plan.Phases = []migrate.Phase{migrate.PhaseMail, migrate.PhaseCalendars, migrate.PhaseContacts}
+	pr, err = r2.Preflight(context.Background())
+	if err != nil {
+		t.Fatalf("Preflight = %v", err)
+	}
+	var oversize int64
+	for _, a := range pr.Accounts {
+		if a.OnDestination == nil || !*a.OnDestination || a.Mail == nil {
+			t.Errorf("%s after provisioning: %+v", a.Source, a)
+			continue
+		}
+		oversize += a.Mail.Skipped
+		if a.Mail.Copied == 0 {
+			t.Errorf("%s: dry run would copy nothing", a.Source)
+		}
+	}
+	if oversize == 0 || pr.OK() {
+		t.Errorf("oversize messages = %d, OK = %v; want some, not OK", oversize, pr.OK())
+	}
+	var b strings.Builder
+	if err := pr.WriteText(&b); err != nil || !strings.Contains(b.String(), "to skip") {
+		t.Errorf("preflight text (%v):\n%s", err, b.String())
+	}
+	// Nothing was copied by the dry runs.
+	for _, u := range env.Accounts {
+		if n := env.DestinationObjects(u); n != 0 {
+			t.Errorf("%s: preflight wrote %d DAV objects", u, n)
+		}
+	}
+}
+
+// TestStopAndVerify stops a run softly, resumes it, then recomputes the
+// proof with Verify.
+func TestStopAndVerify(t *testing.T) {
+	env, err := Start(Options{Accounts: 4, Dir: t.TempDir(), Events: 4, Contacts: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	env.Plan.Concurrency.ConcurrentAccounts = 1
+	r := env.Runner()
+	r.OnEvent = func(ev migrate.Event) {
+		if a, ok := ev.(migrate.AccountFinished); ok && a.Status == migrate.StatusDone {
+			r.Stop() // after the first account
+		}
+	}
+	rep, err := r.Run(context.Background())
+	if !errors.Is(err, migrate.ErrStopped) || rep == nil || rep.Outcome != migrate.StatusInterrupted {
+		t.Fatalf("stopped run = %v, %+v", err, rep)
+	}
+	if rep.Totals.Done != 1 || rep.Totals.Pending != 3 {
+		t.Errorf("after stop: %+v", rep.Totals)
+	}
+	for _, ph := range rep.Phases {
+		if ph.Phase == migrate.PhaseMTAStart && ph.Status != migrate.StatusPending {
+			t.Errorf("mta_start ran after a stop: %s", ph.Status)
+		}
+	}
+	rep, err = env.Runner().Run(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("resumed run = %v, %s", err, rep.Outcome)
+	}
+	v, err := env.Runner().Verify(context.Background())
+	if err != nil || !v.OK() || len(v.Accounts) != 4 {
+		t.Errorf("Verify = %v, %+v", err, v)
+	}
+	for _, a := range v.Accounts {
+		vr := a.Phase(migrate.PhaseVerify)
+		if vr == nil || len(vr.Details) == 0 {
+			t.Errorf("%s: verify has no details", a.Source)
 		}
 	}
 }
