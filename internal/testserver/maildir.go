@@ -202,53 +202,27 @@ func (d *Dovecot) seedFolder(ctx context.Context, user, box string, call int64, 
 			return ctx.Err()
 		}
 		m := msgs[i]
-		var info []byte
-		var letters []byte
-		for _, f := range m.Flags {
-			if strings.HasPrefix(f, `\`) {
-				c, ok := maildirFlags[strings.ToLower(f)]
-				if !ok {
-					errs = append(errs, fmt.Errorf("testserver: %s: seed %q message %d: unknown system flag %q", d.Name, box, n, f))
-					info = nil
-					letters = nil
-					goto next
-				}
-				info = append(info, c)
-				continue
-			}
-			if !validAtom(f) {
-				errs = append(errs, fmt.Errorf("testserver: %s: seed %q message %d: keyword %q is not an IMAP atom", d.Name, box, n, f))
-				goto next
-			}
-			{
-				k, added, err := kw.index(f)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("testserver: %s: seed %q message %d: %w", d.Name, box, n, err))
-					goto next
-				}
-				kwChanged = kwChanged || added
-				letters = append(letters, byte('a'+k))
-			}
+		flags, added, err := maildirFlagLetters(m.Flags, kw)
+		kwChanged = kwChanged || added
+		if err != nil {
+			errs = append(errs, fmt.Errorf("testserver: %s: seed %q message %d: %w", d.Name, box, n, err))
+			continue
 		}
-		{
-			body := bytes.ReplaceAll(m.Raw, []byte("\r\n"), []byte("\n"))
-			vsize := len(body) + bytes.Count(body, []byte("\n"))
-			flags := sortedUnique(append(info, letters...))
-			name := fmt.Sprintf("%d.M%dP%dQ%d.zxm,S=%d,W=%d:2,%s", 1000000000+n, n, pid, call, len(body), vsize, flags)
-			p := filepath.Join(dir, "cur", name)
-			if err := os.WriteFile(p, body, 0o600); err != nil {
+		body := bytes.ReplaceAll(m.Raw, []byte("\r\n"), []byte("\n"))
+		vsize := len(body) + bytes.Count(body, []byte("\n"))
+		name := fmt.Sprintf("%d.M%dP%dQ%d.zxm,S=%d,W=%d:2,%s", 1000000000+n, n, pid, call, len(body), vsize, flags)
+		p := filepath.Join(dir, "cur", name)
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			return fmt.Errorf("testserver: %s: seed %q: %w", d.Name, box, err)
+		}
+		if err := d.chown(p); err != nil {
+			return err
+		}
+		if !m.InternalDate.IsZero() {
+			if err := os.Chtimes(p, m.InternalDate, m.InternalDate); err != nil {
 				return fmt.Errorf("testserver: %s: seed %q: %w", d.Name, box, err)
 			}
-			if err := d.chown(p); err != nil {
-				return err
-			}
-			if !m.InternalDate.IsZero() {
-				if err := os.Chtimes(p, m.InternalDate, m.InternalDate); err != nil {
-					return fmt.Errorf("testserver: %s: seed %q: %w", d.Name, box, err)
-				}
-			}
 		}
-	next:
 	}
 	if kwChanged {
 		p := filepath.Join(dir, "dovecot-keywords")
@@ -320,6 +294,33 @@ func (d *Dovecot) chown(path string) error {
 		return fmt.Errorf("testserver: %s: %w", d.Name, err)
 	}
 	return nil
+}
+
+// maildirFlagLetters returns the sorted info letters for flags: system
+// flags as maildir letters, keywords as the letters of kw (new keywords are
+// added to kw; added reports that).
+func maildirFlagLetters(flags []string, kw *keywords) (letters string, added bool, err error) {
+	var b []byte
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			c, ok := maildirFlags[strings.ToLower(f)]
+			if !ok {
+				return "", added, fmt.Errorf("unknown system flag %q", f)
+			}
+			b = append(b, c)
+			continue
+		}
+		if !validAtom(f) {
+			return "", added, fmt.Errorf("keyword %q is not an IMAP atom", f)
+		}
+		k, isNew, err := kw.index(f)
+		if err != nil {
+			return "", added, err
+		}
+		added = added || isNew
+		b = append(b, byte('a'+k))
+	}
+	return string(sortedUnique(b)), added, nil
 }
 
 // validAtom reports whether s can be sent as an IMAP flag atom.
