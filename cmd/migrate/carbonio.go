@@ -93,7 +93,7 @@ func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
 	if f.ssh != "" && f.localCLI {
 		return nil, usageError{errors.New("carbonio: give --ssh or --local-cli, not both")}
 	}
-	if soap || f.url != "" {
+	if soap {
 		if f.url == "" || f.user == "" {
 			return nil, usageError{errors.New("carbonio: this command needs --url and --user")}
 		}
