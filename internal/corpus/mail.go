@@ -248,7 +248,6 @@ func writeQP(w *msgWriter, b []byte) {
 
 // writeBase64 writes b as base64 in 76-character CRLF lines.
 func writeBase64(w *msgWriter, b []byte) {
-	w.Grow(len(b)/57*78 + 80)
 	var line [78]byte
 	for len(b) > 0 {
 		n := min(57, len(b))
@@ -339,7 +338,22 @@ func attachment(w *msgWriter, r *rand.Rand, size int) {
 	}
 	w.hdr("Content-Transfer-Encoding", "base64")
 	w.line("")
-	writeBase64(w, randomBytes(r, size))
+	writeRandomBase64(w, r, size)
+}
+
+// writeRandomBase64 writes n random bytes as base64 lines without holding
+// them all in memory.
+func writeRandomBase64(w *msgWriter, r *rand.Rand, n int) {
+	w.Grow((n+56)/57*78 + 2)
+	var buf [57 * 64]byte
+	for n > 0 {
+		k := min(n, len(buf))
+		for i := 0; i < k; i += 8 {
+			binary.LittleEndian.PutUint64(buf[i:], r.Uint64())
+		}
+		writeBase64(w, buf[:k])
+		n -= k
+	}
 }
 
 var mailers = []string{"Zimbra 8.8.15_GA_4484 (ZimbraWebClient - FF115 (Linux)/8.8.15_GA_4481)", "Microsoft Outlook 16.0", "Apple Mail (2.3654.120.0.1.13)", "Mozilla Thunderbird 115.3.1", "Roundcube Webmail/1.6.5"}
