@@ -39,24 +39,35 @@ func startFleet(t *testing.T) *fleet {
 	wg.Go(func() { f.xan, errs[3] = NewXandikos(ctx, DefaultUser, DefaultPassword) })
 	wg.Wait()
 	t.Logf("started 2 Dovecots, Radicale and Xandikos in parallel in %v", time.Since(t0).Round(time.Millisecond))
-	closers := []func() error{}
+	var closers []func() error
+	var logs []func()
+	addLog := func(name string, log func() string) {
+		logs = append(logs, func() {
+			if t.Failed() {
+				t.Logf("%s log:\n%s", name, tail(log(), 200))
+			}
+		})
+	}
 	if f.src != nil {
-		cleanupTB(t, "dovecot src", func() error { return nil }, f.src.Log)
 		closers = append(closers, f.src.Close)
+		addLog("dovecot src", f.src.Log)
 	}
 	if f.dst != nil {
-		cleanupTB(t, "dovecot dst", func() error { return nil }, f.dst.Log)
 		closers = append(closers, f.dst.Close)
+		addLog("dovecot dst", f.dst.Log)
 	}
 	if f.rad != nil {
-		cleanupTB(t, "radicale", func() error { return nil }, f.rad.Log)
 		closers = append(closers, f.rad.Close)
+		addLog("radicale", f.rad.Log)
 	}
 	if f.xan != nil {
-		cleanupTB(t, "xandikos", func() error { return nil }, f.xan.Log)
 		closers = append(closers, f.xan.Close)
+		addLog("xandikos", f.xan.Log)
 	}
 	t.Cleanup(func() {
+		for _, l := range logs { // before Close removes the log files
+			l()
+		}
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		cerrs := make([]error, len(closers))
