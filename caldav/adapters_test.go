@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
@@ -243,4 +245,43 @@ func TestServerRefusalIsolated(t *testing.T) {
 	if e.UID != "gen-0003@zxmigrate.test" || !strings.Contains(e.Reason, "415") || !strings.Contains(e.Reason, "injected failure") {
 		t.Errorf("error %+v lacks the UID or the server's answer", e)
 	}
+}
+
+// TestCollectionProps: a created calendar gets the source's display name,
+// description, colour and component set.
+func TestCollectionProps(t *testing.T) {
+	src, _ := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	davtest.SeedCalendar(t, src, "c", "Café ✓", []string{"VEVENT"}, davtest.EventFixtures(0))
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	// The source server (go-webdav) does not serve colours: give one.
+	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	st, err := (&caldav.Copier{}).Copy(context.Background(), d, withColor{s, "#FF8800FF"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.OK() {
+		t.Fatalf("stats %+v", st.Collections)
+	}
+	got, ok := dsrv.Props("user1", memdav.CalendarHome("user1")+"c/")
+	if !ok {
+		t.Fatal("calendar not created")
+	}
+	want := memdav.CollectionProps{DisplayName: "Café ✓", Description: "Seeded c", Color: "#FF8800FF", Components: []string{"VEVENT"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("created calendar (-want +got):\n%s", diff)
+	}
+}
+
+type withColor struct {
+	caldav.Source
+	color string
+}
+
+func (w withColor) Collections(ctx context.Context) ([]caldav.Collection, error) {
+	cs, err := w.Source.Collections(ctx)
+	for i := range cs {
+		cs[i].Color = w.color
+	}
+	return cs, err
 }

@@ -384,3 +384,23 @@ func (s *Server) mkcalendar(w http.ResponseWriter, r *http.Request, u string) {
 func NewTLSServer(s *Server) *httptest.Server { return httptest.NewTLSServer(s) }
 
 var _ webdav.UserPrincipalBackend = (*calBackend)(nil)
+
+// CollectionProps are the properties a collection was created with.
+type CollectionProps struct {
+	DisplayName, Description, Color string
+	Components                      []string
+}
+
+// Props returns the properties of the collection at collPath of u.
+func (s *Server) Props(u, collPath string) (CollectionProps, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.users[u].cals[collPath]
+	if c == nil {
+		c = s.users[u].books[collPath]
+	}
+	if c == nil {
+		return CollectionProps{}, false
+	}
+	return CollectionProps{DisplayName: c.name, Description: c.description, Color: c.color, Components: c.comps}, true
+}

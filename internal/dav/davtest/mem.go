@@ -27,3 +27,21 @@ func MemSide(t testing.TB, name string) (Side, *memdav.Server) {
 		HTTP:            ts.Client(),
 	}, srv
 }
+
+// MemSideHTTP is MemSide over plain HTTP (for seeders with their own
+// client).
+func MemSideHTTP(t testing.TB, name string) (Side, *memdav.Server) {
+	t.Helper()
+	srv := memdav.New()
+	srv.AddUser("user1", "pass1")
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return Side{
+		Name:            name,
+		URL:             ts.URL + "/",
+		CalendarHome:    ts.URL + memdav.CalendarHome("user1"),
+		AddressBookHome: ts.URL + memdav.AddressBookHome("user1"),
+		User:            "user1",
+		Password:        secret.New("pass1"),
+	}, srv
+}
