@@ -238,10 +238,46 @@ func (b *serverBackend) SourceAccounts(ctx context.Context, domain string) ([]Ac
 	return out, nil
 }
 
+// SourceExists looks an account up on the source; without an admin API
+// by an admin IMAP login on its behalf.
+func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, error) {
+	if b.srcAdmin != nil && b.p.Source.Kind != "imap" {
+		_, err := b.srcAdmin.Account(ctx, addr)
+		if errors.Is(err, carbonio.ErrNoSuchAccount) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	if b.p.Source.IMAP.Address == "" {
+		return true, nil
+	}
+	_, src := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
+	return imapExists(ctx, "source.imap", src)
+}
+
+// imapExists logs in as the admin on behalf of the account: a refused
+// authorisation means the mailbox does not exist (or may not be opened).
+func imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {
+	c, err := a.Dial(ctx)
+	if err == nil {
+		_ = c.Logout().Wait()
+		_ = c.Close()
+		return true, nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeAuthorizationFailed {
+		return false, nil
+	}
+	return false, &ServerError{Key: key, Address: a.Addr, Err: err}
+}
+
 func (b *serverBackend) DestinationExists(ctx context.Context, addr string) (bool, error) {
 	if b.dstAdmin == nil {
-		// Without an admin API, the IMAP login of the mail phase is the check.
-		return true, nil
+		if b.p.Destination.IMAP.Address == "" {
+			return true, nil
+		}
+		dst, _ := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
+		return imapExists(ctx, "destination.imap", dst)
 	}
 	_, err := b.dstAdmin.Account(ctx, addr)
 	if errors.Is(err, carbonio.ErrNoSuchAccount) {

@@ -33,6 +33,8 @@ type backend interface {
 	HasSourceDirectory() bool
 	// SourceAccounts lists the accounts of a domain with their sizes.
 	SourceAccounts(ctx context.Context, domain string) ([]AccountPlan, error)
+	// SourceExists reports whether an account exists on the source.
+	SourceExists(ctx context.Context, addr string) (bool, error)
 	// DestinationExists reports whether an account exists on the destination.
 	DestinationExists(ctx context.Context, addr string) (bool, error)
 	// Inventory takes an account's inventory on the source.

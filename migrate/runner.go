@@ -210,6 +210,16 @@ func (r *Runner) selectAccounts(ctx context.Context) ([]AccountPlan, error) {
 			return nil, &AccountError{Side: "source", Accounts: []string{o}}
 		}
 	}
+	if len(dir) == 0 {
+		// No directory to list from: look each account up.
+		missing, err := r.lookUp(ctx, accts, r.backend.SourceExists, func(a AccountPlan) string { return a.Source })
+		if err != nil {
+			return nil, err
+		}
+		if len(missing) > 0 {
+			return nil, &AccountError{Side: "source", Accounts: missing}
+		}
+	}
 	// Largest first, to shorten the tail; then by name for a stable order.
 	sort.Slice(accts, func(i, j int) bool {
 		if accts[i].Size != accts[j].Size {
@@ -220,17 +230,34 @@ func (r *Runner) selectAccounts(ctx context.Context) ([]AccountPlan, error) {
 	return accts, nil
 }
 
-// checkDestination fails, naming them, when accounts are missing on the
-// destination and no provisioning runs first.
+// checkDestination lists the accounts missing on the destination.
 func (r *Runner) checkDestination(ctx context.Context, accts []AccountPlan) ([]string, error) {
+	return r.lookUp(ctx, accts, r.backend.DestinationExists, func(a AccountPlan) string { return a.Destination })
+}
+
+// lookUp runs exists for every account, a few at a time, and returns the
+// addresses it did not find, in account order.
+func (r *Runner) lookUp(ctx context.Context, accts []AccountPlan, exists func(context.Context, string) (bool, error), addr func(AccountPlan) string) ([]string, error) {
+	found := make([]bool, len(accts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * r.Plan.Concurrency.accounts())
+	for i, a := range accts {
+		g.Go(func() error {
+			ok, err := exists(gctx, addr(a))
+			if err != nil {
+				return fmt.Errorf("migrate: look up %s: %w", addr(a), err)
+			}
+			found[i] = ok
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var missing []string
-	for _, a := range accts {
-		ok, err := r.backend.DestinationExists(ctx, a.Destination)
-		if err != nil {
-			return nil, fmt.Errorf("migrate: look up %s on the destination: %w", a.Destination, err)
-		}
-		if !ok {
-			missing = append(missing, a.Destination)
+	for i, a := range accts {
+		if !found[i] {
+			missing = append(missing, addr(a))
 		}
 	}
 	return missing, nil

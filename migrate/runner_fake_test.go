@@ -46,6 +46,12 @@ func (f *fakeBackend) SourceAccounts(_ context.Context, domain string) ([]Accoun
 	}
 	return out, nil
 }
+func (f *fakeBackend) SourceExists(_ context.Context, addr string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.accounts[addr]
+	return ok, nil
+}
 func (f *fakeBackend) DestinationExists(_ context.Context, addr string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
