@@ -818,24 +818,16 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 	return errors.Join(errs...)
 }
 
-// davCheckpoint returns the state store's DAV checkpoint of the account pair
-// when the store provides one; without it the copiers match objects by UID
-// at the destination, which is idempotent too.
+// davCheckpoint returns the state store's DAV checkpoint of the account
+// pair (nil without a store: the copiers then match objects by UID at the
+// destination, which is idempotent too).
 func (b *serverBackend) davCheckpoint(rec *recorder, a AccountPlan, cal bool) caldav.Checkpoint {
 	if rec.store == nil {
 		return nil
 	}
-	type davStore interface {
-		Calendars(account string) caldav.Checkpoint
-		Contacts(account string) caldav.Checkpoint
-	}
-	s, ok := any(rec.store).(davStore)
-	if !ok {
-		return nil
-	}
 	key := a.Source + " -> " + a.Destination
 	if cal {
-		return s.Calendars(key)
+		return rec.store.Calendars(key)
 	}
-	return s.Contacts(key)
+	return rec.store.Contacts(key)
 }
