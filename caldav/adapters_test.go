@@ -285,3 +285,32 @@ func (w withColor) Collections(ctx context.Context) ([]caldav.Collection, error)
 	}
 	return cs, err
 }
+
+// TestCollectionURLs: source and destination given as collection URLs copy
+// that one calendar into that one calendar, whatever their names.
+func TestCollectionURLs(t *testing.T) {
+	src, _ := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	davtest.SeedCalendar(t, src, "a", "A", nil, davtest.EventFixtures(2))
+	davtest.SeedCalendar(t, src, "other", "Other", nil, davtest.TaskFixtures())
+	target := dsrv.AddCalendar("user1", "target", "Target")
+	se := src.CalEndpoint()
+	se.URL = src.CalendarHome + "a/"
+	de := dst.CalEndpoint()
+	de.URL = strings.TrimSuffix(dst.URL, "/") + target
+	s, _ := caldav.NewDAV(se)
+	d, _ := caldav.NewDAV(de)
+	st, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created != 5 || len(st.Collections) != 1 {
+		t.Fatalf("totals %+v over %d collections", tot, len(st.Collections))
+	}
+	if n := len(dsrv.Snapshot("user1", target)); n != 5 {
+		t.Errorf("target holds %d objects, want 5", n)
+	}
+	if got := dsrv.Collections("user1"); len(got) != 1 {
+		t.Errorf("destination collections %v, want only the target", got)
+	}
+}
