@@ -285,7 +285,9 @@ func (r *mailRig) faults(on bool, seed uint64) {
 	r.dstProxy.SetSchedule(mailFaults(seed+100, faultproxy.ToServer))
 }
 
-func (r *mailRig) faultCount() int64 { return r.srcProxy.Stats().Faults() + r.dstProxy.Stats().Faults() }
+func (r *mailRig) faultCount() int64 {
+	return r.srcProxy.Stats().Faults() + r.dstProxy.Stats().Faults()
+}
 
 // check compares the destination with the source and fails on any lost,
 // duplicated or altered message.
