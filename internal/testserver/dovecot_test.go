@@ -215,7 +215,7 @@ func TestDovecotSeedSnapshot(t *testing.T) {
 			if err := d.Seed(ctx, "user1", want); err != nil {
 				t.Fatalf("seed: %v", err)
 			}
-			for _, box := range []string{"INBOX", "Reçus & Factures", "Ελληνικά/Υποφάκελος", "Work/Projects"} {
+			for _, box := range []string{"INBOX", "INBOX/Sub", "Reçus & Factures", "Ελληνικά/Υποφάκελος", "Work/Projects", "a.b", "Emoji 🏢"} {
 				box = strings.ReplaceAll(box, "/", string(sep))
 				out, err := d.Doveadm(ctx, "mailbox", "path", "-u", "user1", box)
 				if err != nil {

@@ -37,7 +37,8 @@ var seedCalls atomic.Int64
 // subscribed) with doveadm; \Noselect folders are not created, so that
 // Dovecot shows them as implicit parents of their children; messages are
 // written in order with their flags, keywords and INTERNALDATE (as the file
-// mtime), then Dovecot indexes them, giving UIDs in corpus order. Raw's
+// mtime: the instant is kept, the zone becomes the server's), then Dovecot
+// indexes them, giving UIDs in corpus order. Raw's
 // CRLF line ends are stored as LF, as Dovecot itself stores them, and served
 // as CRLF again.
 //
