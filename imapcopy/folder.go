@@ -470,7 +470,7 @@ func digestUIDs(cn *conn, uids []imap.UID) (map[imap.UID][32]byte, error) {
 					}
 					h := sha256.New()
 					if _, err := io.Copy(h, it.Literal); err != nil {
-						cmd.Close()
+						cn.Client.Close() // never discard after a read error (go-imap races)
 						return nil, err
 					}
 					copy(sum[:], h.Sum(nil))
@@ -545,7 +545,7 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 				}
 				j, err := readJob(m, c.spill(), c.TempDir)
 				if err != nil {
-					cmd.Close()
+					srcConn.Client.Close() // never discard after a read error (go-imap races)
 					return fmt.Errorf("imapcopy: read source message in %q: %w", p.Src.Name, err)
 				}
 				if j == nil {
@@ -562,7 +562,7 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 				case jobs <- j:
 				case <-gctx.Done():
 					j.body.Close()
-					cmd.Close()
+					_ = cmd.Close() // drains pending literals so that go-imap's reader can stop
 					return gctx.Err()
 				}
 			}

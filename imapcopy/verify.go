@@ -63,14 +63,14 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 				if deep {
 					h := sha256.New()
 					if _, err := io.Copy(h, it.Literal); err != nil {
-						cmd.Close()
+						cn.Client.Close() // never discard after a read error (go-imap races)
 						return nil, err
 					}
 					digest = hex.EncodeToString(h.Sum(nil))
 				} else {
 					b, err := io.ReadAll(io.LimitReader(it.Literal, 64<<10))
 					if err != nil {
-						cmd.Close()
+						cn.Client.Close() // never discard after a read error (go-imap races)
 						return nil, err
 					}
 					pr.messageID = headerValue(b, "Message-Id")

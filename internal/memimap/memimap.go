@@ -1,19 +1,26 @@
 // Package memimap runs an in-memory IMAP server on a 127.0.0.1 listener for
-// unit tests and demos. It wraps go-imap's imapmemserver and adds what the
-// copy engine needs to be tested without Dovecot: several users, admin login
-// by SASL PLAIN authzid (authzid = mailbox, authcid = admin), \Noselect
-// parents, SPECIAL-USE attributes (CREATE-SPECIAL-USE), subscriptions on
-// LIST, an optional APPENDLIMIT, and fault hooks that refuse or drop an APPEND.
+// unit tests and demos, on go-imap's imapserver with its own byte-exact
+// store (imapmemserver re-serialises headers in BODY[] and so alters
+// malformed messages). It offers what the copy engine needs to be tested
+// without Dovecot: several users, admin login by SASL PLAIN authzid
+// (authzid = mailbox, authcid = admin), \Noselect parents, SPECIAL-USE
+// attributes (CREATE-SPECIAL-USE), subscriptions, LIST-STATUS, UIDPLUS, an
+// optional APPENDLIMIT, and a hook that refuses or drops an APPEND.
 //
-// Limits: the hierarchy separator is always '/', there is no NAMESPACE prefix,
-// no CONDSTORE (HIGHESTMODSEQ is never reported), no TLS, no quota. Messages
-// live in memory; keep corpora small. LIST ignores RETURN (CHILDREN).
+// Limits: the hierarchy separator is always '/', there is no namespace
+// prefix, no CONDSTORE (HIGHESTMODSEQ is never reported), no TLS, no quota,
+// no SEARCH, COPY or MOVE, no unilateral updates (sessions see other
+// sessions' changes at their next command, and sequence numbers are not
+// kept stable against another session's EXPUNGE). FETCH BODY[] never sets
+// \Seen. Messages live in memory; keep corpora small.
 //
 // A *Server is safe for concurrent use.
 package memimap
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -22,10 +29,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-sasl"
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
@@ -55,7 +63,6 @@ type Options struct {
 // Server is a running in-memory IMAP server.
 type Server struct {
 	opts  Options
-	mem   *imapmemserver.Server
 	imap  *imapserver.Server
 	ln    net.Listener
 	done  chan struct{}
@@ -65,35 +72,27 @@ type Server struct {
 
 type user struct {
 	name, password string
-	mem            *imapmemserver.User
 
-	mu         sync.Mutex
-	names      map[string]bool // real (selectable) mailboxes
-	noSelect   map[string]bool // \Noselect names (not in mem)
-	specialUse map[string]imap.MailboxAttr
-	subscribed map[string]bool
+	mu        sync.Mutex
+	mailboxes map[string]*mailbox
+	noSelect  map[string]bool // \Noselect parents
+	subs      map[string]bool
+	nextValid uint32
 }
 
-func (u *user) realNames() []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	l := make([]string, 0, len(u.names))
-	for n := range u.names {
-		l = append(l, n)
-	}
-	return l
+type mailbox struct {
+	name        string
+	uidValidity uint32
+	uidNext     imap.UID
+	specialUse  imap.MailboxAttr
+	msgs        []*message
 }
 
-func (u *user) isSubscribed(name string) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.subscribed[name]
-}
-
-func (u *user) setSubscribed(name string, on bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.subscribed[name] = on
+type message struct {
+	uid   imap.UID
+	raw   []byte
+	date  time.Time
+	flags []imap.Flag
 }
 
 // Start listens on a free 127.0.0.1 port and serves until Close.
@@ -102,14 +101,13 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memimap: listen: %w", err)
 	}
-	s := &Server{opts: opts, mem: imapmemserver.New(), ln: ln, done: make(chan struct{}), users: map[string]*user{}}
+	s := &Server{opts: opts, ln: ln, done: make(chan struct{}), users: map[string]*user{}}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
 		Caps: imap.CapSet{
-			imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {}, imap.CapMove: {},
+			imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {},
 			imap.CapListExtended: {}, imap.CapListStatus: {}, imap.CapStatusSize: {},
 			imap.CapSpecialUse: {}, imap.CapCreateSpecialUse: {}, imap.CapLiteralPlus: {},
-			imap.CapChildren: {}, imap.CapESearch: {},
 		},
 		InsecureAuth: true,
 		Logger:       log.New(io.Discard, "", 0),
@@ -131,12 +129,11 @@ func (s *Server) Close() error {
 	return err
 }
 
-// AddUser creates a user with an empty INBOX.
+// AddUser creates a user with an empty, subscribed INBOX.
 func (s *Server) AddUser(name, password string) {
-	u := &user{name: name, password: password, mem: imapmemserver.NewUser(name, password),
-		names: map[string]bool{"INBOX": true}, noSelect: map[string]bool{}, specialUse: map[string]imap.MailboxAttr{}, subscribed: map[string]bool{}}
-	_ = u.mem.Create("INBOX", nil)
-	s.mem.AddUser(u.mem)
+	u := &user{name: name, password: password, mailboxes: map[string]*mailbox{},
+		noSelect: map[string]bool{}, subs: map[string]bool{"INBOX": true}, nextValid: 1000}
+	u.create("INBOX", "")
 	s.mu.Lock()
 	s.users[name] = u
 	s.mu.Unlock()
@@ -150,52 +147,127 @@ func (s *Server) user(name string) *user {
 
 // Seed stores m into the mailbox of an existing user: folders (with their
 // \Noselect, SPECIAL-USE and subscription state) and messages with flags and
-// INTERNALDATE.
+// INTERNALDATE, byte for byte.
 func (s *Server) Seed(name string, m corpus.Mailbox) error {
 	u := s.user(name)
 	if u == nil {
 		return fmt.Errorf("memimap: no user %q", name)
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	for _, f := range m.Folders {
+		n := canonName(f.Name)
 		if f.NoSelect {
-			u.mu.Lock()
-			u.noSelect[f.Name] = true
-			u.subscribed[f.Name] = f.Subscribed
-			u.mu.Unlock()
-			continue
+			u.noSelect[n] = true
+		} else if u.mailboxes[n] == nil {
+			u.create(n, imap.MailboxAttr(f.SpecialUse))
+		} else if f.SpecialUse != "" {
+			u.mailboxes[n].specialUse = imap.MailboxAttr(f.SpecialUse)
 		}
-		if !strings.EqualFold(f.Name, "INBOX") {
-			if err := u.mem.Create(f.Name, nil); err != nil {
-				return fmt.Errorf("memimap: create %q: %w", f.Name, err)
-			}
-			u.mu.Lock()
-			u.names[f.Name] = true
-			u.mu.Unlock()
-		}
-		if f.SpecialUse != "" {
-			u.mu.Lock()
-			u.specialUse[f.Name] = imap.MailboxAttr(f.SpecialUse)
-			u.mu.Unlock()
-		}
-		u.setSubscribed(folderName(f.Name), f.Subscribed)
+		u.subs[n] = f.Subscribed
 	}
 	for i, msg := range m.Messages {
+		mb := u.mailboxes[canonName(msg.Folder)]
+		if mb == nil {
+			return fmt.Errorf("memimap: message %d: no folder %q", i, msg.Folder)
+		}
 		flags := make([]imap.Flag, len(msg.Flags))
 		for j, f := range msg.Flags {
 			flags[j] = imap.Flag(f)
 		}
-		if _, err := u.mem.Append(folderName(msg.Folder), bytes.NewReader(msg.Raw), &imap.AppendOptions{Flags: flags, Time: msg.InternalDate}); err != nil {
-			return fmt.Errorf("memimap: append message %d to %q: %w", i, msg.Folder, err)
-		}
+		mb.add(append([]byte(nil), msg.Raw...), msg.InternalDate, flags)
 	}
 	return nil
 }
 
-func folderName(name string) string {
+func canonName(name string) string {
+	name = strings.TrimRight(name, string(Delim))
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX"
 	}
 	return name
+}
+
+// create adds a mailbox; u.mu must be held.
+func (u *user) create(name string, use imap.MailboxAttr) *mailbox {
+	u.nextValid++
+	mb := &mailbox{name: name, uidValidity: u.nextValid, uidNext: 1, specialUse: use}
+	u.mailboxes[name] = mb
+	delete(u.noSelect, name)
+	return mb
+}
+
+func (mb *mailbox) add(raw []byte, date time.Time, flags []imap.Flag) imap.UID {
+	if date.IsZero() {
+		date = time.Now()
+	}
+	m := &message{uid: mb.uidNext, raw: raw, date: date}
+	m.setFlags(flags)
+	mb.uidNext++
+	mb.msgs = append(mb.msgs, m)
+	return m.uid
+}
+
+func (m *message) setFlags(flags []imap.Flag) {
+	m.flags = nil
+	seen := map[string]bool{}
+	for _, f := range flags {
+		k := strings.ToLower(string(f))
+		if k == `\recent` || seen[k] {
+			continue
+		}
+		seen[k] = true
+		m.flags = append(m.flags, f)
+	}
+}
+
+func (m *message) hasFlag(f imap.Flag) bool {
+	for _, x := range m.flags {
+		if strings.EqualFold(string(x), string(f)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (mb *mailbox) status(o *imap.StatusOptions) *imap.StatusData {
+	d := &imap.StatusData{Mailbox: mb.name}
+	if o.NumMessages {
+		n := uint32(len(mb.msgs))
+		d.NumMessages = &n
+	}
+	if o.UIDNext {
+		d.UIDNext = mb.uidNext
+	}
+	if o.UIDValidity {
+		d.UIDValidity = mb.uidValidity
+	}
+	if o.NumUnseen {
+		var n uint32
+		for _, m := range mb.msgs {
+			if !m.hasFlag(imap.FlagSeen) {
+				n++
+			}
+		}
+		d.NumUnseen = &n
+	}
+	if o.NumDeleted {
+		var n uint32
+		for _, m := range mb.msgs {
+			if m.hasFlag(imap.FlagDeleted) {
+				n++
+			}
+		}
+		d.NumDeleted = &n
+	}
+	if o.Size {
+		var n int64
+		for _, m := range mb.msgs {
+			n += int64(len(m.raw))
+		}
+		d.Size = &n
+	}
+	return d
 }
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -206,12 +278,13 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	return sess, nil, nil
 }
 
-// session wraps an imapmemserver user session with the extras.
+// session is one connection's state.
 type session struct {
-	*imapmemserver.UserSession // nil until authenticated
-	srv                        *Server
-	conn                       *imapserver.Conn
-	u                          *user
+	srv      *Server
+	conn     *imapserver.Conn
+	u        *user
+	selected string
+	readOnly bool
 }
 
 type limitSession struct{ *session }
@@ -222,26 +295,20 @@ func (s *limitSession) AppendLimit() uint32 { return s.srv.opts.AppendLimit }
 var (
 	_ imapserver.SessionSASL      = (*session)(nil)
 	_ imapserver.SessionNamespace = (*session)(nil)
-	_ imapserver.SessionMove      = (*session)(nil)
 )
 
-func (s *session) Close() error {
-	if s.UserSession != nil {
-		return s.UserSession.Close()
-	}
-	return nil
+func noMailbox() error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such mailbox"}
 }
+
+func (s *session) Close() error { return nil }
 
 func (s *session) Login(username, password string) error {
 	u := s.srv.user(username)
-	if u == nil {
+	if u == nil || subtle.ConstantTimeCompare([]byte(password), []byte(u.password)) != 1 {
 		return imapserver.ErrAuthFailed
 	}
-	if err := u.mem.Login(username, password); err != nil {
-		return err
-	}
 	s.u = u
-	s.UserSession = imapmemserver.NewUserSession(u.mem)
 	return nil
 }
 
@@ -259,7 +326,7 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 			return s.Login(username, password)
 		}
 		want, ok := s.srv.opts.Admins[username]
-		if !ok || want != password {
+		if !ok || subtle.ConstantTimeCompare([]byte(password), []byte(want)) != 1 {
 			return imapserver.ErrAuthFailed
 		}
 		u := s.srv.user(identity)
@@ -267,7 +334,6 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed, Text: "no such user"}
 		}
 		s.u = u
-		s.UserSession = imapmemserver.NewUserSession(u.mem)
 		return nil
 	}), nil
 }
@@ -277,187 +343,156 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 }
 
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	if s.isNoSelect(name) {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "\\Noselect mailbox"}
-	}
-	return s.UserSession.Select(name, options)
-}
-
-func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	if s.isNoSelect(name) {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "\\Noselect mailbox"}
-	}
-	return s.UserSession.Status(name, options)
-}
-
-func (s *session) isNoSelect(name string) bool {
+	name = canonName(name)
 	s.u.mu.Lock()
 	defer s.u.mu.Unlock()
-	return s.u.noSelect[name]
+	mb := s.u.mailboxes[name]
+	if mb == nil {
+		return nil, noMailbox()
+	}
+	s.selected, s.readOnly = name, options != nil && options.ReadOnly
+	set := map[string]imap.Flag{}
+	for _, m := range mb.msgs {
+		for _, f := range m.flags {
+			set[strings.ToLower(string(f))] = f
+		}
+	}
+	var flags []imap.Flag
+	for _, f := range set {
+		flags = append(flags, f)
+	}
+	sort.Slice(flags, func(i, j int) bool { return flags[i] < flags[j] })
+	perm := append(append([]imap.Flag(nil), flags...), imap.FlagWildcard)
+	return &imap.SelectData{Flags: flags, PermanentFlags: perm, NumMessages: uint32(len(mb.msgs)),
+		UIDNext: mb.uidNext, UIDValidity: mb.uidValidity}, nil
+}
+
+func (s *session) Unselect() error {
+	s.selected = ""
+	return nil
 }
 
 func (s *session) Create(name string, options *imap.CreateOptions) error {
-	name = strings.TrimRight(name, string(Delim))
-	s.u.mu.Lock()
-	wasNoSelect := s.u.noSelect[name]
-	s.u.mu.Unlock()
-	if err := s.UserSession.Create(name, options); err != nil {
-		return err
-	}
+	name = canonName(name)
 	s.u.mu.Lock()
 	defer s.u.mu.Unlock()
-	s.u.names[name] = true
-	if wasNoSelect {
-		delete(s.u.noSelect, name)
+	if s.u.mailboxes[name] != nil {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
 	}
+	var use imap.MailboxAttr
 	if options != nil && len(options.SpecialUse) > 0 {
-		s.u.specialUse[name] = options.SpecialUse[0]
+		use = options.SpecialUse[0]
+	}
+	s.u.create(name, use)
+	// Parents appear as \Noselect, as on Dovecot's fs layout.
+	parts := strings.Split(name, string(Delim))
+	for i := 1; i < len(parts); i++ {
+		p := strings.Join(parts[:i], string(Delim))
+		if s.u.mailboxes[p] == nil {
+			s.u.noSelect[p] = true
+		}
 	}
 	return nil
 }
 
 func (s *session) Delete(name string) error {
+	name = canonName(name)
 	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
 	if s.u.noSelect[name] {
 		delete(s.u.noSelect, name)
-		s.u.mu.Unlock()
 		return nil
 	}
-	s.u.mu.Unlock()
-	if err := s.UserSession.Delete(name); err != nil {
-		return err
+	if s.u.mailboxes[name] == nil {
+		return noMailbox()
 	}
-	s.u.mu.Lock()
-	delete(s.u.specialUse, name)
-	delete(s.u.names, name)
-	delete(s.u.subscribed, name)
-	s.u.mu.Unlock()
+	delete(s.u.mailboxes, name)
 	return nil
 }
 
-func (s *session) Rename(oldName, newName string, options *imap.RenameOptions) error {
-	newName = strings.TrimRight(newName, string(Delim))
-	if err := s.UserSession.Rename(oldName, newName, options); err != nil {
-		return err
-	}
+func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
+	oldName, newName = canonName(oldName), canonName(newName)
 	s.u.mu.Lock()
 	defer s.u.mu.Unlock()
-	delete(s.u.names, oldName)
-	s.u.names[newName] = true
-	if su, ok := s.u.specialUse[oldName]; ok {
-		delete(s.u.specialUse, oldName)
-		s.u.specialUse[newName] = su
+	mb := s.u.mailboxes[oldName]
+	if mb == nil {
+		return noMailbox()
 	}
-	s.u.subscribed[newName] = s.u.subscribed[oldName]
-	delete(s.u.subscribed, oldName)
+	if s.u.mailboxes[newName] != nil {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
+	}
+	delete(s.u.mailboxes, oldName)
+	mb.name = newName
+	s.u.mailboxes[newName] = mb
 	return nil
 }
 
 func (s *session) Subscribe(name string) error {
-	if !s.isNoSelect(name) {
-		if err := s.UserSession.Subscribe(name); err != nil {
-			return err
-		}
-	}
-	s.u.setSubscribed(name, true)
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	s.u.subs[canonName(name)] = true
 	return nil
 }
 
 func (s *session) Unsubscribe(name string) error {
-	if !s.isNoSelect(name) {
-		if err := s.UserSession.Unsubscribe(name); err != nil {
-			return err
-		}
-	}
-	s.u.setSubscribed(name, false)
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	s.u.subs[canonName(name)] = false
 	return nil
 }
 
-// List answers from the real mailboxes plus the \Noselect names, adding
-// SPECIAL-USE attributes, \Subscribed and STATUS as asked.
+// List writes the real mailboxes and the \Noselect parents, with
+// SPECIAL-USE, \Subscribed and STATUS as asked.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	if len(patterns) == 0 {
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: Delim})
 	}
-	// Collect the real mailboxes through the inner server's List.
-	var real []imap.ListData
-	collector := &listCollector{}
-	if err := s.collect(collector, ref, patterns); err != nil {
-		return err
-	}
-	real = collector.l
-
 	s.u.mu.Lock()
 	var l []imap.ListData
-	for _, d := range real {
-		su, hasSU := s.u.specialUse[d.Mailbox]
-		if options.SelectSpecialUse && !hasSU {
-			continue
-		}
-		if hasSU && (options.ReturnSpecialUse || options.SelectSpecialUse) {
-			d.Attrs = append(d.Attrs, su)
-		}
-		if options.SelectSubscribed && !hasAttr(d.Attrs, imap.MailboxAttrSubscribed) {
-			continue
-		}
-		if !options.ReturnSubscribed && !options.SelectSubscribed {
-			d.Attrs = dropAttr(d.Attrs, imap.MailboxAttrSubscribed)
-		}
-		l = append(l, d)
+	names := map[string]bool{}
+	for n := range s.u.mailboxes {
+		names[n] = true
 	}
-	for name := range s.u.noSelect {
-		if !matchAny(name, ref, patterns) || options.SelectSpecialUse {
+	for n := range s.u.noSelect {
+		names[n] = true
+	}
+	for name := range names {
+		if !matchAny(name, ref, patterns) {
 			continue
 		}
-		d := imap.ListData{Mailbox: name, Delim: Delim, Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}}
-		if s.u.subscribed[name] {
-			if options.ReturnSubscribed || options.SelectSubscribed {
-				d.Attrs = append(d.Attrs, imap.MailboxAttrSubscribed)
-			}
-		} else if options.SelectSubscribed {
+		d := imap.ListData{Mailbox: name, Delim: Delim}
+		mb := s.u.mailboxes[name]
+		if mb == nil {
+			d.Attrs = append(d.Attrs, imap.MailboxAttrNoSelect)
+		}
+		sub := s.u.subs[name]
+		if options.SelectSubscribed && !sub {
 			continue
+		}
+		if sub && (options.ReturnSubscribed || options.SelectSubscribed) {
+			d.Attrs = append(d.Attrs, imap.MailboxAttrSubscribed)
+		}
+		hasUse := mb != nil && mb.specialUse != ""
+		if options.SelectSpecialUse && !hasUse {
+			continue
+		}
+		if hasUse && (options.ReturnSpecialUse || options.SelectSpecialUse) {
+			d.Attrs = append(d.Attrs, mb.specialUse)
+		}
+		if options.ReturnStatus != nil && mb != nil {
+			d.Status = mb.status(options.ReturnStatus)
 		}
 		l = append(l, d)
 	}
 	s.u.mu.Unlock()
 	sort.Slice(l, func(i, j int) bool { return l[i].Mailbox < l[j].Mailbox })
 	for i := range l {
-		d := l[i]
-		if options.ReturnStatus != nil && !hasAttr(d.Attrs, imap.MailboxAttrNoSelect) {
-			st, err := s.u.mem.Status(d.Mailbox, options.ReturnStatus)
-			if err == nil {
-				d.Status = st
-			}
-		}
-		if err := w.WriteList(&d); err != nil {
+		if err := w.WriteList(&l[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
-
-// collect lists the real mailboxes with \Subscribed attributes.
-func (s *session) collect(c *listCollector, ref string, patterns []string) error {
-	// imapmemserver's User.List writes to a concrete *imapserver.ListWriter we
-	// cannot build; ask each mailbox by name instead.
-	for _, name := range s.u.realNames() {
-		if !matchAny(name, ref, patterns) {
-			continue
-		}
-		st, err := s.u.mem.Status(name, &imap.StatusOptions{})
-		if err != nil {
-			continue
-		}
-		d := imap.ListData{Mailbox: st.Mailbox, Delim: Delim}
-		if s.u.isSubscribed(name) {
-			d.Attrs = append(d.Attrs, imap.MailboxAttrSubscribed)
-		}
-		c.l = append(c.l, d)
-	}
-	return nil
-}
-
-type listCollector struct{ l []imap.ListData }
 
 func matchAny(name, ref string, patterns []string) bool {
 	for _, p := range patterns {
@@ -468,37 +503,35 @@ func matchAny(name, ref string, patterns []string) bool {
 	return false
 }
 
-func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
-	for _, x := range attrs {
-		if strings.EqualFold(string(x), string(a)) {
-			return true
-		}
+func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	mb := s.u.mailboxes[canonName(name)]
+	if mb == nil {
+		return nil, noMailbox()
 	}
-	return false
+	return mb.status(options), nil
 }
 
-func dropAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) []imap.MailboxAttr {
-	out := attrs[:0]
-	for _, x := range attrs {
-		if !strings.EqualFold(string(x), string(a)) {
-			out = append(out, x)
-		}
+func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
 	}
-	return out
-}
-
-func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	if lim := s.srv.opts.AppendLimit; lim > 0 && r.Size() > int64(lim) {
-		_, _ = io.Copy(io.Discard, r)
+	if int64(len(raw)) != r.Size() {
+		// The client went away mid-literal: store nothing.
+		return nil, io.ErrUnexpectedEOF
+	}
+	if lim := s.srv.opts.AppendLimit; lim > 0 && int64(len(raw)) > int64(lim) {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "message too big"}
 	}
+	var flags []imap.Flag
+	var date time.Time
+	if options != nil {
+		flags, date = options.Flags, options.Time
+	}
 	if h := s.srv.opts.AppendHook; h != nil {
-		var flags []imap.Flag
-		if options != nil {
-			flags = options.Flags
-		}
-		if err := h(s.u.name, mailbox, flags, r.Size()); err != nil {
-			_, _ = io.Copy(io.Discard, r)
+		if err := h(s.u.name, name, flags, int64(len(raw))); err != nil {
 			if errors.Is(err, ErrDrop) {
 				_ = s.conn.NetConn().Close()
 				return nil, err
@@ -510,9 +543,225 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: err.Error()}
 		}
 	}
-	if s.isNoSelect(mailbox) {
-		_, _ = io.Copy(io.Discard, r)
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "\\Noselect mailbox"}
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	mb := s.u.mailboxes[canonName(name)]
+	if mb == nil {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "No such mailbox"}
 	}
-	return s.UserSession.Append(mailbox, r, options)
+	uid := mb.add(raw, date, flags)
+	return &imap.AppendData{UID: uid, UIDValidity: mb.uidValidity}, nil
+}
+
+func (s *session) Poll(*imapserver.UpdateWriter, bool) error { return nil }
+
+func (s *session) Idle(_ *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	<-stop
+	return nil
+}
+
+// selectedLocked returns the selected mailbox; s.u.mu must be held.
+func (s *session) selectedLocked() (*mailbox, error) {
+	mb := s.u.mailboxes[s.selected]
+	if mb == nil {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "selected mailbox is gone"}
+	}
+	return mb, nil
+}
+
+// each calls f for the messages of numSet in sequence order.
+func each(mb *mailbox, numSet imap.NumSet, f func(seq uint32, m *message) error) error {
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		max := uint32(len(mb.msgs))
+		for i, m := range mb.msgs {
+			seq := uint32(i) + 1
+			if containsSeq(set, seq, max) {
+				if err := f(seq, m); err != nil {
+					return err
+				}
+			}
+		}
+	case imap.UIDSet:
+		max := mb.uidNext - 1
+		for i, m := range mb.msgs {
+			if containsUID(set, m.uid, max) {
+				if err := f(uint32(i)+1, m); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "unsupported number set"}
+	}
+	return nil
+}
+
+func containsSeq(set imap.SeqSet, n, max uint32) bool {
+	for _, r := range set {
+		a, b := r.Start, r.Stop
+		if a == 0 {
+			a = max
+		}
+		if b == 0 {
+			b = max
+		}
+		if a > b {
+			a, b = b, a
+		}
+		if n >= a && n <= b {
+			return true
+		}
+	}
+	return false
+}
+
+func containsUID(set imap.UIDSet, n, max imap.UID) bool {
+	for _, r := range set {
+		a, b := r.Start, r.Stop
+		if a == 0 {
+			a = max
+		}
+		if b == 0 {
+			b = max
+		}
+		if a > b {
+			a, b = b, a
+		}
+		if n >= a && n <= b {
+			return true
+		}
+	}
+	return false
+}
+
+// Fetch answers from the stored bytes: BODY[] is the message exactly as
+// appended; other sections use imapserver's extraction.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	mb, err := s.selectedLocked()
+	if err != nil {
+		return err
+	}
+	return each(mb, numSet, func(seq uint32, m *message) error {
+		return fetchOne(w.CreateMessage(seq), m, options)
+	})
+}
+
+func fetchOne(rw *imapserver.FetchResponseWriter, m *message, o *imap.FetchOptions) error {
+	rw.WriteUID(m.uid)
+	if o.Flags {
+		rw.WriteFlags(m.flags)
+	}
+	if o.InternalDate {
+		rw.WriteInternalDate(m.date)
+	}
+	if o.RFC822Size {
+		rw.WriteRFC822Size(int64(len(m.raw)))
+	}
+	if o.Envelope {
+		if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(m.raw))); err == nil {
+			rw.WriteEnvelope(imapserver.ExtractEnvelope(h))
+		}
+	}
+	if o.BodyStructure != nil {
+		rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(m.raw)))
+	}
+	for _, bs := range o.BodySection {
+		var buf []byte
+		if bs.Specifier == imap.PartSpecifierNone && len(bs.Part) == 0 && len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
+			buf = m.raw
+		} else {
+			buf = imapserver.ExtractBodySection(bytes.NewReader(m.raw), bs)
+		}
+		if bs.Partial != nil {
+			off := min(int64(len(buf)), bs.Partial.Offset)
+			end := int64(len(buf))
+			if bs.Partial.Size > 0 {
+				end = min(end, off+bs.Partial.Size)
+			}
+			buf = buf[off:end]
+		}
+		wc := rw.WriteBodySection(bs, int64(len(buf)))
+		_, werr := wc.Write(buf)
+		if cerr := wc.Close(); werr != nil || cerr != nil {
+			return errors.Join(werr, cerr)
+		}
+	}
+	return rw.Close()
+}
+
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	mb, err := s.selectedLocked()
+	if err != nil {
+		return err
+	}
+	if s.readOnly {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "mailbox is read-only"}
+	}
+	return each(mb, numSet, func(seq uint32, m *message) error {
+		switch flags.Op {
+		case imap.StoreFlagsSet:
+			m.setFlags(flags.Flags)
+		case imap.StoreFlagsAdd:
+			m.setFlags(append(append([]imap.Flag(nil), m.flags...), flags.Flags...))
+		case imap.StoreFlagsDel:
+			var keep []imap.Flag
+			for _, f := range m.flags {
+				drop := false
+				for _, d := range flags.Flags {
+					if strings.EqualFold(string(f), string(d)) {
+						drop = true
+					}
+				}
+				if !drop {
+					keep = append(keep, f)
+				}
+			}
+			m.setFlags(keep)
+		}
+		if flags.Silent {
+			return nil
+		}
+		rw := w.CreateMessage(seq)
+		rw.WriteUID(m.uid)
+		rw.WriteFlags(m.flags)
+		return rw.Close()
+	})
+}
+
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	s.u.mu.Lock()
+	defer s.u.mu.Unlock()
+	mb, err := s.selectedLocked()
+	if err != nil {
+		return err
+	}
+	var keep []*message
+	var gone []uint32
+	for i, m := range mb.msgs {
+		if m.hasFlag(imap.FlagDeleted) && (uids == nil || containsUID(*uids, m.uid, mb.uidNext-1)) {
+			gone = append(gone, uint32(i)+1)
+			continue
+		}
+		keep = append(keep, m)
+	}
+	mb.msgs = keep
+	for i := len(gone) - 1; i >= 0; i-- {
+		if err := w.WriteExpunge(gone[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) Search(imapserver.NumKind, *imap.SearchCriteria, *imap.SearchOptions) (*imap.SearchData, error) {
+	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "memimap: SEARCH not supported"}
+}
+
+func (s *session) Copy(imap.NumSet, string) (*imap.CopyData, error) {
+	return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "memimap: COPY not supported"}
 }

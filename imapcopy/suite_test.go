@@ -1,0 +1,396 @@
+package imapcopy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
+)
+
+// pair is one source/destination server pair of the conformance suite.
+type pair struct {
+	src, dst Dialer
+	// dstDelim is the destination's hierarchy separator.
+	dstDelim rune
+	// seed fills the source mailbox.
+	seed func(t *testing.T, m corpus.Mailbox)
+	// fresh returns a new, empty destination (for resume tests).
+	fresh func(t *testing.T) Dialer
+}
+
+// snapFolder is a folder as a snapshot sees it.
+type snapFolder struct {
+	Name       string
+	NoSelect   bool
+	Subscribed bool
+	Messages   []string // sorted "sha256 flags unixdate"
+}
+
+// snapshot reads a whole mailbox over IMAP.
+func snapshot(t *testing.T, d Dialer) map[string]*snapFolder {
+	t.Helper()
+	ctx := context.Background()
+	c, err := d.Dial(ctx)
+	if err != nil {
+		t.Fatalf("snapshot: dial %s: %v", d, err)
+	}
+	defer c.Close()
+	list, err := c.List("", "*", &imap.ListOptions{ReturnSubscribed: true}).Collect()
+	if err != nil {
+		t.Fatalf("snapshot: list: %v", err)
+	}
+	out := map[string]*snapFolder{}
+	for _, l := range list {
+		f := &snapFolder{Name: l.Mailbox, NoSelect: hasAttr(l.Attrs, imap.MailboxAttrNoSelect), Subscribed: hasAttr(l.Attrs, imap.MailboxAttrSubscribed)}
+		out[l.Mailbox] = f
+		if f.NoSelect {
+			continue
+		}
+		sel, err := c.Select(l.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			t.Fatalf("snapshot: select %q: %v", l.Mailbox, err)
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true, InternalDate: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil {
+			t.Fatalf("snapshot: fetch %q: %v", l.Mailbox, err)
+		}
+		for _, m := range msgs {
+			var raw []byte
+			for _, b := range m.BodySection {
+				raw = b.Bytes
+			}
+			f.Messages = append(f.Messages, msgKey(raw, m.Flags, m.InternalDate))
+		}
+		sort.Strings(f.Messages)
+	}
+	return out
+}
+
+func msgKey(raw []byte, flags []imap.Flag, date time.Time) string {
+	sum := sha256.Sum256(raw)
+	return fmt.Sprintf("%s [%s] %d", hex.EncodeToString(sum[:8]), flagKey(flags), date.Unix())
+}
+
+// expectName maps a corpus name ('/' separated) to the destination name.
+func expectName(name string, delim rune) string {
+	n, _ := joinName(strings.Split(name, "/"), nsInfo{Delim: delim})
+	return n
+}
+
+// want builds the expected destination snapshot of a corpus mailbox:
+// flags sanitised by the documented rule, names translated.
+func want(m corpus.Mailbox, delim rune) map[string]*snapFolder {
+	out := map[string]*snapFolder{}
+	for _, f := range m.Folders {
+		n := expectName(f.Name, delim)
+		out[n] = &snapFolder{Name: n, NoSelect: f.NoSelect, Subscribed: f.Subscribed}
+	}
+	for _, msg := range m.Messages {
+		flags := make([]imap.Flag, len(msg.Flags))
+		for i, f := range msg.Flags {
+			flags[i] = imap.Flag(f)
+		}
+		clean, _ := SanitizeFlags(flags, []imap.Flag{imap.FlagWildcard})
+		n := expectName(msg.Folder, delim)
+		out[n].Messages = append(out[n].Messages, msgKey(msg.Raw, clean, msg.InternalDate))
+	}
+	for _, f := range out {
+		sort.Strings(f.Messages)
+	}
+	return out
+}
+
+// diffMail compares an expected and a got snapshot: every folder with its
+// messages (multiset of bytes, flags, date), subscriptions, \Noselect kept.
+func diffMail(want, got map[string]*snapFolder) []string {
+	var d []string
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			if !w.NoSelect {
+				d = append(d, fmt.Sprintf("folder %q missing", name))
+			}
+			continue
+		}
+		if w.NoSelect && !g.NoSelect {
+			d = append(d, fmt.Sprintf("folder %q: \\Noselect parent became selectable", name))
+		}
+		if w.Subscribed != g.Subscribed && !w.NoSelect {
+			d = append(d, fmt.Sprintf("folder %q: subscribed %v, want %v", name, g.Subscribed, w.Subscribed))
+		}
+		if diff := cmp.Diff(w.Messages, g.Messages); diff != "" {
+			d = append(d, fmt.Sprintf("folder %q: %d messages, want %d (-want +got):\n%s", name, len(g.Messages), len(w.Messages), diff))
+		}
+	}
+	for name, g := range got {
+		if _, ok := want[name]; !ok && len(g.Messages) > 0 && !strings.EqualFold(name, "INBOX") {
+			d = append(d, fmt.Sprintf("unexpected folder %q with %d messages", name, len(g.Messages)))
+		}
+	}
+	sort.Strings(d)
+	return d
+}
+
+// onlyZimbraTags reports whether every issue in s is the documented
+// sanitising of corpus.ZimbraTagKeyword: the one expected deviation.
+func checkStats(t *testing.T, s *Stats) {
+	t.Helper()
+	for _, f := range s.Folders {
+		if f.Err != "" || len(f.Failed) > 0 || len(f.SkippedItems) > 0 {
+			t.Errorf("folder %q: err %q, failed %v, skipped %v", f.Source, f.Err, f.Failed, f.SkippedItems)
+		}
+		for _, k := range f.Keywords {
+			for _, ch := range k.Changes {
+				if ch.From != corpus.ZimbraTagKeyword {
+					t.Errorf("folder %q uid %d: unexpected keyword change %+v", f.Source, k.UID, ch)
+				}
+			}
+		}
+		if f.Skipped == "" && !f.NoSelect && !f.Unchanged && !f.Verify.OK() {
+			t.Errorf("folder %q: verification failed: %+v", f.Source, f.Verify)
+		}
+	}
+}
+
+func totals(s *Stats) FolderStats { return s.Totals() }
+
+// appendMessages adds messages through IMAP (for "new mail" steps).
+func appendMessages(t *testing.T, d Dialer, msgs []corpus.Message) {
+	t.Helper()
+	c, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, m := range msgs {
+		flags := make([]imap.Flag, len(m.Flags))
+		for i, f := range m.Flags {
+			flags[i] = imap.Flag(f)
+		}
+		cmd := c.Append(m.Folder, int64(len(m.Raw)), &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
+		if _, err := cmd.Write(m.Raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatalf("append to %q: %v", m.Folder, err)
+		}
+	}
+}
+
+// toggleSeen flips \Flagged on the first n messages of folder and returns
+// what the corpus now expects.
+func toggleFlagged(t *testing.T, d Dialer, folder string, n int) {
+	t.Helper()
+	c, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: uint32(n)}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		op := imap.StoreFlagsAdd
+		if hasFlag(m.Flags, imap.FlagFlagged) {
+			op = imap.StoreFlagsDel
+		}
+		if err := c.Store(imap.UIDSetNum(m.UID), &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{imap.FlagFlagged, "Important"}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runSuite is the conformance suite every server pair runs.
+func runSuite(t *testing.T, newPair func(t *testing.T) *pair) {
+	acc := corpus.Generate("user1", corpus.Options{Seed: 3, Messages: 300, Events: -1, Contacts: -1})
+
+	t.Run("CopyRerunIncremental", func(t *testing.T) {
+		p := newPair(t)
+		p.seed(t, acc.Mail)
+		ctx := context.Background()
+		cp := NewMemoryCheckpoint()
+		c := &Copier{Checkpoint: cp}
+		st, err := c.Copy(ctx, p.dst, p.src)
+		if err != nil {
+			t.Fatalf("Copy: %v", err)
+		}
+		checkStats(t, st)
+		if got, want := totals(st).Copied, len(acc.Mail.Messages); got != want {
+			t.Errorf("copied %d, want %d", got, want)
+		}
+		exp := want(acc.Mail, p.dstDelim)
+		if d := diffMail(exp, snapshot(t, p.dst)); d != nil {
+			t.Fatalf("destination differs:\n%s", strings.Join(d, "\n"))
+		}
+
+		// A re-run copies nothing.
+		st, err = c.Copy(ctx, p.dst, p.src)
+		if err != nil {
+			t.Fatalf("re-run: %v", err)
+		}
+		checkStats(t, st)
+		if tt := totals(st); tt.Copied != 0 || tt.FlagUpdates != 0 {
+			t.Errorf("re-run copied %d, flag updates %d; want 0, 0", tt.Copied, tt.FlagUpdates)
+		}
+
+		// 10 new messages and 10 flag changes propagate, nothing else.
+		extra := corpus.Generate("user9", corpus.Options{Seed: 99, Messages: 300, Events: -1, Contacts: -1}).Mail.Messages
+		var add []corpus.Message
+		for _, m := range extra {
+			if m.Folder == "INBOX" && len(add) < 10 {
+				add = append(add, m)
+			}
+		}
+		if len(add) != 10 {
+			t.Fatalf("test corpus has %d new INBOX messages, want 10", len(add))
+		}
+		appendMessages(t, p.src, add)
+		toggleFlagged(t, p.src, "INBOX", 10)
+		st, err = c.Copy(ctx, p.dst, p.src)
+		if err != nil {
+			t.Fatalf("incremental run: %v", err)
+		}
+		checkStats(t, st)
+		if tt := totals(st); tt.Copied != 10 || tt.FlagUpdates != 10 {
+			t.Errorf("incremental run copied %d, flag updates %d; want 10, 10; stats %+v", tt.Copied, tt.FlagUpdates, st)
+		}
+		if d := diffMail(snapshotWant(t, p.src, p.dstDelim, acc.Mail), snapshot(t, p.dst)); d != nil {
+			t.Fatalf("after incremental run, destination differs from source:\n%s", strings.Join(d, "\n"))
+		}
+	})
+
+	t.Run("ResumeAfterCancel", func(t *testing.T) {
+		p := newPair(t)
+		p.seed(t, acc.Mail)
+		cp := NewMemoryCheckpoint()
+		for i, stopAfter := range []int64{17, 120} {
+			ctx, cancel := context.WithCancel(context.Background())
+			var n atomic.Int64
+			c := &Copier{Checkpoint: cp, OnEvent: func(e Event) {
+				if _, ok := e.(MessageCopied); ok && n.Add(1) == stopAfter {
+					cancel()
+				}
+			}}
+			_, err := c.Copy(ctx, p.dst, p.src)
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted run %d: err %v, want context.Canceled", i, err)
+			}
+		}
+		st, err := (&Copier{Checkpoint: cp}).Copy(context.Background(), p.dst, p.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStats(t, st)
+		if d := diffMail(want(acc.Mail, p.dstDelim), snapshot(t, p.dst)); d != nil {
+			t.Fatalf("after resume, destination differs (lost or duplicated):\n%s", strings.Join(d, "\n"))
+		}
+	})
+
+	t.Run("StateLost", func(t *testing.T) {
+		p := newPair(t)
+		p.seed(t, acc.Mail)
+		ctx, cancel := context.WithCancel(context.Background())
+		var n atomic.Int64
+		c := &Copier{OnEvent: func(e Event) {
+			if _, ok := e.(MessageCopied); ok && n.Add(1) == 150 {
+				cancel()
+			}
+		}}
+		_, _ = c.Copy(ctx, p.dst, p.src)
+		cancel()
+		// A new, empty checkpoint: reconciliation by fingerprint only.
+		st, err := (&Copier{}).Copy(context.Background(), p.dst, p.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStats(t, st)
+		if tt := totals(st); tt.AlreadyPresent == 0 {
+			t.Errorf("no message found already present after a partial copy; reconciliation did not run")
+		}
+		if d := diffMail(want(acc.Mail, p.dstDelim), snapshot(t, p.dst)); d != nil {
+			t.Fatalf("without state, destination differs (lost or duplicated):\n%s", strings.Join(d, "\n"))
+		}
+		// Verify alone agrees.
+		vs, err := (&Copier{}).Verify(context.Background(), p.dst, p.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range vs.Folders {
+			if f.Verify != nil && (f.Verify.Missing != 0 || f.Verify.Extra != 0) {
+				t.Errorf("Verify %q: %+v", f.Source, f.Verify)
+			}
+		}
+	})
+}
+
+// snapshotWant reads the source and translates it into the expected
+// destination snapshot (flags sanitised, names mapped).
+func snapshotWant(t *testing.T, src Dialer, delim rune, ref corpus.Mailbox) map[string]*snapFolder {
+	t.Helper()
+	ctx := context.Background()
+	c, err := src.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := corpus.Mailbox{Folders: ref.Folders}
+	for _, f := range ref.Folders {
+		if f.NoSelect {
+			continue
+		}
+		sel, err := c.Select(f.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			t.Fatalf("select %q: %v", f.Name, err)
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true, InternalDate: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range msgs {
+			var raw []byte
+			for _, b := range x.BodySection {
+				raw = b.Bytes
+			}
+			var flags []string
+			for _, fl := range x.Flags {
+				if !strings.EqualFold(string(fl), `\Recent`) {
+					flags = append(flags, string(fl))
+				}
+			}
+			m.Messages = append(m.Messages, corpus.Message{Folder: f.Name, Raw: raw, Flags: flags, InternalDate: x.InternalDate})
+		}
+	}
+	return want(m, delim)
+}
+
+var _ = io.EOF
+var _ = imapclient.Options{}
