@@ -89,13 +89,17 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 		}
 		seen[uid] = true
 		if isGroup(card) {
-			n := 0
+			n, all := 0, 0
 			for _, k := range []string{"MEMBER", "X-ADDRESSBOOKSERVER-MEMBER"} {
 				for _, f := range card[k] {
+					all++
 					if !strings.HasPrefix(strings.ToLower(f.Value), "mailto:") {
 						n++
 					}
 				}
+			}
+			if all == 0 {
+				notes = append(notes, "contact group without members (Zimbra's vCard export drops them): recreate its members at the destination")
 			}
 			if n > 0 {
 				notes = append(notes, fmt.Sprintf("contact group with %d members that are not e-mail addresses (Carbonio keeps only address members)", n))

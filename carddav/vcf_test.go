@@ -37,6 +37,8 @@ func TestSplit(t *testing.T) {
 			wantUIDs: []string{"g"}, verbatim: true, wantNotes: "1 members that are not e-mail addresses"},
 		{name: "apple group", data: crlf("BEGIN:VCARD\nVERSION:3.0\nUID:ag\nFN:AG\nX-ADDRESSBOOKSERVER-KIND:group\nX-ADDRESSBOOKSERVER-MEMBER:mailto:a@example.com\nEND:VCARD\n"),
 			wantUIDs: []string{"ag"}, verbatim: true},
+		{name: "group without members", data: crlf("BEGIN:VCARD\nVERSION:3.0\nUID:zg\nFN:ZG\nX-ADDRESSBOOKSERVER-KIND:group\nEND:VCARD\n"),
+			wantUIDs: []string{"zg"}, verbatim: true, wantNotes: "without members"},
 		{name: "empty card", data: crlf("BEGIN:VCARD\nVERSION:3.0\nUID:e\nEND:VCARD\n"), wantErr: "has no fields"},
 		{name: "no version", data: crlf("BEGIN:VCARD\nUID:e\nFN:x\nEND:VCARD\n"), wantErr: "has no VERSION"},
 		{name: "unterminated", data: crlf("BEGIN:VCARD\nVERSION:3.0\nFN:x\n"), wantErr: "unterminated"},
