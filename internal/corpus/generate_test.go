@@ -3,7 +3,9 @@ package corpus
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"flag"
 	"net/mail"
 	"os"
 	"slices"
@@ -41,6 +43,31 @@ func TestGenerateDeterministic(t *testing.T) {
 	c := Generate("user1", Options{Seed: 8, Messages: 300})
 	if manifestSHA(t, a) == manifestSHA(t, c) {
 		t.Fatal("different seeds gave the same manifest")
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/manifest.sha256")
+
+// TestGolden pins the bytes of a small corpus across versions and
+// platforms: a change to the generator must be deliberate (go test -update).
+func TestGolden(t *testing.T) {
+	sum := manifestSHA(t, small())
+	got := hex.EncodeToString(sum[:]) + "\n"
+	const path = "testdata/manifest.sha256"
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("manifest of Generate(\"user1\", Options{Seed: 7, Messages: 300}) has sha256 %s, want %s; if the generator changed on purpose, run go test -update", got, want)
 	}
 }
 

@@ -154,13 +154,16 @@ func MessageID(raw []byte) string {
 
 // Summary is the shape of a corpus in numbers, for benchmarks and the demo.
 type Summary struct {
-	Messages     int
-	Bytes        int64
-	P50, P90     int
-	P99, Max     int
-	NoMessageID  int
-	Duplicates   int // copies beyond the first of identical bytes in one folder or across folders
-	EdgeCases    int
+	Messages    int
+	Bytes       int64
+	P50, P90    int
+	P99, Max    int
+	NoMessageID int
+	Duplicates  int // copies beyond the first of identical bytes in one folder or across folders
+	EdgeCases   int
+	// Kinds counts messages per Message.Kind without the "+dup" suffix;
+	// all edge cases count as "edge".
+	Kinds        map[string]int
 	Folders      []FolderSummary
 	Calendars    int
 	CalObjects   int
@@ -178,7 +181,7 @@ type FolderSummary struct {
 
 // Summary computes the numbers of the manifest.
 func (m *Manifest) Summary() Summary {
-	s := Summary{Messages: len(m.Messages)}
+	s := Summary{Messages: len(m.Messages), Kinds: map[string]int{}}
 	per := map[string]*FolderSummary{}
 	for _, f := range m.Folders {
 		s.Folders = append(s.Folders, FolderSummary{Name: f.Name})
@@ -198,9 +201,12 @@ func (m *Manifest) Summary() Summary {
 			s.Duplicates++
 		}
 		seen[msg.SHA256] = true
-		if strings.HasPrefix(msg.Kind, "edge/") {
+		kind := strings.TrimSuffix(msg.Kind, "+dup")
+		if strings.HasPrefix(kind, "edge/") {
 			s.EdgeCases++
+			kind = "edge"
 		}
+		s.Kinds[kind]++
 		fs := per[msg.Folder]
 		if fs == nil {
 			s.Folders = append(s.Folders, FolderSummary{Name: msg.Folder})
@@ -251,6 +257,14 @@ func (s Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "without Message-ID\t%d\t\n", s.NoMessageID)
 	fmt.Fprintf(tw, "duplicate copies\t%d\t\n", s.Duplicates)
 	fmt.Fprintf(tw, "edge cases\t%d\t\n", s.EdgeCases)
+	kinds := make([]string, 0, len(s.Kinds))
+	for k := range s.Kinds {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "  kind %s\t%d\t\n", k, s.Kinds[k])
+	}
 	for _, f := range s.Folders {
 		fmt.Fprintf(tw, "  %s\t%d\t%d\t\n", f.Name, f.Messages, f.Bytes)
 	}
