@@ -250,7 +250,7 @@ func Summarize(a *Account) Summary { return NewManifest(a).Summary() }
 
 // WriteText prints the summary as a small table.
 func (s Summary) WriteText(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "messages\t%d\t\n", s.Messages)
 	fmt.Fprintf(tw, "bytes\t%d\t\n", s.Bytes)
 	fmt.Fprintf(tw, "size p50/p90/p99/max\t%d / %d / %d / %d\t\n", s.P50, s.P90, s.P99, s.Max)
