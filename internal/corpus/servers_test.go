@@ -45,7 +45,7 @@ func TestSeedSnapshotDovecot(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SnapshotIMAP: %v", err)
 			}
-			if diff := corpus.DiffMail(want, got, &corpus.DiffOptions{SpecialUse: true}); diff != nil {
+			if diff := corpus.DiffMail(want, got, &corpus.DiffOptions{SpecialUse: true, KeywordCase: true}); diff != nil {
 				t.Errorf("DiffMail after a round trip through Dovecot:\n%s", strings.Join(diff, "\n"))
 			}
 			// The harness's own snapshot (from disk and doveadm) agrees.
