@@ -179,7 +179,7 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 				return nil, invalid("UID %q: %v", g.uid, err)
 			}
 		}
-		out = append(out, dav.Item{UID: g.uid, Component: g.comp, Data: raw, Hash: h, Notes: notes})
+		out = append(out, dav.Item{UID: g.uid, Component: g.comp, Data: raw, Hash: h, Notes: notes, Repaired: len(notes) > 0})
 	}
 	return out, nil
 }

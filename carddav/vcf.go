@@ -76,6 +76,7 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 			return nil, invalid("card %d has no fields", i+1)
 		}
 		var notes []string
+		repaired := false
 		uidLine, _ := b.Top("UID")
 		uid := strings.TrimSpace(uidLine.Value)
 		if uid == "" {
@@ -83,6 +84,7 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 			uid = "zxmigrate-" + hex.EncodeToString(h[:12])
 			raw = addUID(b, uid)
 			notes = append(notes, "UID "+uid+" added (the card had none)")
+			repaired = true
 		}
 		if seen[uid] {
 			return nil, invalid("UID %q appears twice in one resource", uid)
@@ -109,7 +111,7 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, dav.Item{UID: uid, Data: raw, Hash: h, Notes: notes})
+		out = append(out, dav.Item{UID: uid, Data: raw, Hash: h, Notes: notes, Repaired: repaired})
 	}
 	return out, nil
 }

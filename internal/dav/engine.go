@@ -36,6 +36,9 @@ type Item struct {
 	Hash string
 	// Notes lists repairs and warnings, e.g. "VTIMEZONE moved before use".
 	Notes []string
+	// Repaired is set when Data differs from the source because of a
+	// repair (not for mere warnings).
+	Repaired bool
 }
 
 // Rules validate, repair and fingerprint objects of one protocol. They live
@@ -644,7 +647,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item) error {
 			default:
 				s.Unchanged++
 			}
-			if len(it.Notes) > 0 && a != Unchanged {
+			if it.Repaired && a != Unchanged {
 				s.Repaired++
 			}
 		})
