@@ -141,8 +141,14 @@ func TestDAVCopyUnderFaults(t *testing.T) {
 		t.Errorf("%d objects lost, %d duplicate UIDs", lost, dup)
 	}
 	for _, v := range []func() (bool, error){
-		func() (bool, error) { v, err := (&caldav.Copier{}).Verify(ctx, cd, cs); return err == nil && v.OK(), err },
-		func() (bool, error) { v, err := (&carddav.Copier{}).Verify(ctx, ad, as); return err == nil && v.OK(), err },
+		func() (bool, error) {
+			v, err := (&caldav.Copier{}).Verify(ctx, cd, cs)
+			return err == nil && v.OK(), err
+		},
+		func() (bool, error) {
+			v, err := (&carddav.Copier{}).Verify(ctx, ad, as)
+			return err == nil && v.OK(), err
+		},
 	} {
 		if ok, err := v(); !ok {
 			t.Errorf("Verify after the chaos: ok=%v err=%v", ok, err)
