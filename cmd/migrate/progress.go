@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -32,9 +33,10 @@ type progress struct {
 
 type acctBar struct {
 	bar      *mpb.Bar
-	size     int64 // bytes expected, 0 when unknown
-	phase    string
+	size     int64        // bytes expected, 0 when unknown
+	phase    atomic.Value // string; read by the bar's render goroutine
 	useItems bool
+	last     time.Time // last progress update, for the ETA's moving average
 }
 
 // isTerminal reports whether w is a character device.
@@ -109,7 +111,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 			a = &acctBar{}
 			p.acct[e.Account] = a
 		}
-		a.phase = string(e.Phase)
+		a.phase.Store(string(e.Phase))
 		if p.bars != nil && a.bar == nil {
 			total := a.size
 			if total <= 0 {
@@ -122,7 +124,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 			}
 			a.bar = p.bars.AddBar(total,
 				mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR),
-					decor.Any(func(decor.Statistics) string { p.mu.Lock(); defer p.mu.Unlock(); return a.phase }, decor.WCSyncSpaceR),
+					decor.Any(func(decor.Statistics) string { s, _ := a.phase.Load().(string); return s }, decor.WCSyncSpaceR),
 					counter),
 				mpb.AppendDecorators(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace)),
 				mpb.BarRemoveOnComplete())
@@ -146,7 +148,12 @@ func (p *progress) OnEvent(ev migrate.Event) {
 				a.size = cur + 1
 				a.bar.SetTotal(a.size, false)
 			}
-			a.bar.EwmaSetCurrent(cur, 200*time.Millisecond)
+			now := time.Now()
+			if a.last.IsZero() {
+				a.last = now
+			}
+			a.bar.EwmaSetCurrent(cur, now.Sub(a.last))
+			a.last = now
 		}
 	case migrate.ItemProblem:
 		what := "failed"
