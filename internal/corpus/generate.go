@@ -375,10 +375,10 @@ func plan(o Options) []msgPlan {
 					p.subject = replyPrefix[p.lang%len(replyPrefix)] + strings.TrimPrefix(parent.subject, replyPrefix[p.lang%len(replyPrefix)])
 					if !p.date.After(parent.date) {
 						p.date = parent.date.Add(time.Duration(1+r.IntN(86400)) * time.Second)
-						if fs.year != 0 && p.date.Year() != fs.year {
-							p.date = parent.date
-						}
 						p.internal = p.date.Add(time.Duration(r.IntN(3*3600+1)) * time.Second)
+						if (fs.year != 0 && p.internal.UTC().Year() != fs.year) || p.date.After(corpusEnd) {
+							p.date, p.internal = parent.date, parent.internal // stay inside the year and the range
+						}
 					}
 				}
 			}
