@@ -314,3 +314,36 @@ func TestCollectionURLs(t *testing.T) {
 		t.Errorf("destination collections %v, want only the target", got)
 	}
 }
+
+// TestRecreatesDeletedAtDestination: objects the checkpoint records as
+// copied but deleted at the destination since are created again, the rest
+// stay untouched.
+func TestRecreatesDeletedAtDestination(t *testing.T) {
+	ctx := context.Background()
+	src, _ := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(6))
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	cop := &caldav.Copier{Checkpoint: caldav.NewMemoryCheckpoint()}
+	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	if _, err := cop.Copy(ctx, d, s); err != nil {
+		t.Fatal(err)
+	}
+	objs := dsrv.Snapshot("user1", memdav.CalendarHome("user1")+"c/")
+	for _, o := range objs[:2] {
+		if !dsrv.Delete("user1", o.Path) {
+			t.Fatalf("delete %s", o.Path)
+		}
+	}
+	d, _ = caldav.NewDAV(dst.CalEndpoint())
+	st, err := cop.Copy(ctx, d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created != 2 || tot.Updated != 0 || tot.Unchanged != len(objs)-2 {
+		t.Errorf("totals %+v, want 2 created, %d unchanged", tot, len(objs)-2)
+	}
+	if n := len(dsrv.Snapshot("user1", memdav.CalendarHome("user1")+"c/")); n != len(objs) {
+		t.Errorf("destination holds %d objects, want %d", n, len(objs))
+	}
+}

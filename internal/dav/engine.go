@@ -472,10 +472,20 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 			recs[rec.SrcHref] = append(recs[rec.SrcHref], rec)
 		}
 	}
+	// Objects recorded as copied must still be at the destination: one
+	// listing per destination collection finds those deleted there since.
+	var present map[string]bool
+	if len(recs) > 0 {
+		present, err = r.present(ctx, recs)
+		if err != nil {
+			r.itemFailed(cs, sc.Href, "", fmt.Errorf("dav: list destination: %w", err), false)
+			return cs.CollectionStats
+		}
+	}
 	// Unchanged by ETag: skip without reading.
 	var toRead []Ref
 	for _, ref := range refs {
-		if rs := recs[ref.Href]; len(rs) > 0 && ref.ETag != "" && allETag(rs, ref.ETag) {
+		if rs := recs[ref.Href]; len(rs) > 0 && ref.ETag != "" && allETag(rs, ref.ETag) && allPresent(rs, present) {
 			cs.Unchanged += len(rs)
 			for _, rec := range rs {
 				r.e.emit(ObjectDone{Collection: sc.Href, Href: rec.DstHref, UID: rec.UID, Action: Unchanged})
@@ -484,7 +494,7 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 		}
 		toRead = append(toRead, ref)
 	}
-	p := &pair{r: r, sc: sc, main: main, cs: cs, key: key, recs: recs}
+	p := &pair{r: r, sc: sc, main: main, cs: cs, key: key, recs: recs, present: present}
 	var g errgroup.Group
 	for start := 0; start < len(toRead); start += r.e.batch() {
 		batch := toRead[start:min(start+r.e.batch(), len(toRead))]
@@ -550,6 +560,51 @@ type pair struct {
 	cs   *collStats
 	key  string
 	recs map[string][]Record // read-only after start
+	// present holds the destination paths that exist (CleanPath), for
+	// records; read-only after start.
+	present map[string]bool
+}
+
+func allPresent(rs []Record, present map[string]bool) bool {
+	for _, r := range rs {
+		if !present[CleanPath(r.DstHref)] {
+			return false
+		}
+	}
+	return true
+}
+
+// present lists the destination collections the records point into and
+// returns the paths found there.
+func (r *run) present(ctx context.Context, recs map[string][]Record) (map[string]bool, error) {
+	dirs := map[string]bool{}
+	for _, rs := range recs {
+		for _, rec := range rs {
+			p := CleanPath(rec.DstHref)
+			if i := strings.LastIndex(p, "/"); i >= 0 {
+				dirs[p[:i+1]] = true
+			}
+		}
+	}
+	out := map[string]bool{}
+	for d := range dirs {
+		var refs []Ref
+		err := retry.Do(ctx, r.e.policy(), func(int) error {
+			var err error
+			refs, err = r.dst.List(ctx, Collection{Href: d})
+			return err
+		}, nil)
+		if IsStatus(err, http.StatusNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, ref := range refs {
+			out[CleanPath(ref.Href)] = true
+		}
+	}
+	return out, nil
 }
 
 func (p *pair) object(ctx context.Context, o readObj) {
@@ -625,7 +680,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item) error {
 	var rec Record
 	hasRec := false
 	for _, x := range p.recs[src.Href] {
-		if x.UID == it.UID {
+		if x.UID == it.UID && p.present[CleanPath(x.DstHref)] {
 			rec, hasRec = x, true
 		}
 	}

@@ -404,3 +404,19 @@ func (s *Server) Props(u, collPath string) (CollectionProps, bool) {
 	}
 	return CollectionProps{DisplayName: c.name, Description: c.description, Color: c.color, Components: c.comps}, true
 }
+
+// Delete removes the object at path p of u (for tests that simulate a user
+// deleting at the destination).
+func (s *Server) Delete(u, p string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range []map[string]*coll{s.users[u].cals, s.users[u].books} {
+		for _, c := range m {
+			if _, ok := c.objs[p]; ok {
+				delete(c.objs, p)
+				return true
+			}
+		}
+	}
+	return false
+}
