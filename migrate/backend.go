@@ -255,6 +255,22 @@ func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, er
 	return imapExists(ctx, "source.imap", src)
 }
 
+// CheckIMAP logs in as the admin on behalf of one account on each side
+// (the destination only when destination is true), so that refused admin
+// credentials stop the run before anything is written.
+func (b *serverBackend) CheckIMAP(ctx context.Context, a AccountPlan, destination bool) error {
+	dst, src := b.imapAccounts(a)
+	if _, err := imapExists(ctx, "source.imap", src); err != nil {
+		return err
+	}
+	if destination {
+		if _, err := imapExists(ctx, "destination.imap", dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // imapExists logs in as the admin on behalf of the account: a refused
 // authorisation means the mailbox does not exist (or may not be opened).
 func imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {

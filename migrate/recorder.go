@@ -33,6 +33,8 @@ type backend interface {
 	HasSourceDirectory() bool
 	// SourceAccounts lists the accounts of a domain with their sizes.
 	SourceAccounts(ctx context.Context, domain string) ([]AccountPlan, error)
+	// CheckIMAP logs in as the admins on behalf of one account.
+	CheckIMAP(ctx context.Context, a AccountPlan, destination bool) error
 	// SourceExists reports whether an account exists on the source.
 	SourceExists(ctx context.Context, addr string) (bool, error)
 	// DestinationExists reports whether an account exists on the destination.

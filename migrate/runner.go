@@ -277,6 +277,12 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	p := r.Plan
+	if p.HasPhase(PhaseMail) && len(accts) > 0 {
+		// Refused admin credentials would fail every account: find out now.
+		if err := r.backend.CheckIMAP(ctx, accts[0], !p.HasPhase(PhaseProvisioning)); err != nil {
+			return nil, err
+		}
+	}
 	store := r.Store
 	if store == nil {
 		// Nothing is written before this point.

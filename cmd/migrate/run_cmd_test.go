@@ -95,6 +95,13 @@ report: out
 	if code != exitOK || !strings.Contains(out, "[ok  ] servers and credentials") {
 		t.Errorf("preflight exit %d:\n%s\n%s", code, out, errs)
 	}
+	// Refused admin credentials: exit 4, naming the server.
+	t.Setenv("ZXT_RUN_SRC_PW", "wrong")
+	code, _, errs = runCLI("run", "--plan", planFile, "--progress", "none")
+	if code != exitAuth || !strings.Contains(errs, "source.imap") {
+		t.Errorf("wrong password: exit %d, stderr %s", code, errs)
+	}
+	t.Setenv("ZXT_RUN_SRC_PW", env.Plan.Source.IMAP.Password.Reveal())
 	// An account that does not exist on the source: named, nothing written.
 	if err := os.WriteFile(filepath.Join(dir, "accounts.txt"), []byte("ghost@example.com\n"), 0o600); err != nil {
 		t.Fatal(err)
