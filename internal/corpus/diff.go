@@ -95,19 +95,43 @@ func DiffMail(want, got Mailbox, o *DiffOptions) []string {
 		o = &DiffOptions{}
 	}
 	d := &differ{max: o.max()}
-	mapName := func(s string) string {
-		if o.Folder != nil {
-			return o.Folder(s)
+	diffFolders(d, want, got, o)
+	wantBy, order := groupMessages(want.Messages, o, true)
+	gotBy, gotOrder := groupMessages(got.Messages, o, false)
+	for _, k := range gotOrder {
+		if _, ok := wantBy[k]; !ok {
+			order = append(order, k)
 		}
-		return s
 	}
+	for _, k := range order {
+		w, g := wantBy[k], gotBy[k]
+		folder := k
+		if len(w) > 0 {
+			folder = o.mapFolder(w[0].m.Folder)
+		} else if len(g) > 0 {
+			folder = g[0].m.Folder
+		}
+		diffMessages(d, folder, w, g)
+	}
+	return d.result()
+}
+
+func (o *DiffOptions) mapFolder(s string) string {
+	if o.Folder != nil {
+		return o.Folder(s)
+	}
+	return s
+}
+
+// diffFolders compares the folder trees.
+func diffFolders(d *differ, want, got Mailbox, o *DiffOptions) {
 	gotFolders := map[string]Folder{}
 	for _, f := range got.Folders {
 		gotFolders[folderKey(f.Name)] = f
 	}
 	wantNames := map[string]bool{}
 	for _, wf := range want.Folders {
-		name := mapName(wf.Name)
+		name := o.mapFolder(wf.Name)
 		wantNames[folderKey(name)] = true
 		gf, ok := gotFolders[folderKey(name)]
 		switch {
@@ -137,116 +161,104 @@ func DiffMail(want, got Mailbox, o *DiffOptions) []string {
 			d.addf("folder %q: unexpected (%d messages)", gf.Name, gotCount[k])
 		}
 	}
+}
 
-	// Messages per folder.
-	type item struct {
-		key, sha, flags string
-		date            int64
-		m               *Message
-	}
+// mailItem is a message reduced to what DiffMail compares.
+type mailItem struct {
+	key, sha, flags string
+	date            int64
+	m               *Message
+}
+
+// groupMessages reduces msgs to mailItems per folder key (mapped through
+// o.Folder when mapped), and returns the folder keys in first-seen order.
+func groupMessages(msgs []Message, o *DiffOptions, mapped bool) (map[string][]mailItem, []string) {
 	ignore := map[string]bool{}
 	for _, f := range o.IgnoreFlags {
 		ignore[normFlag(f, o.KeywordCase)] = true
 	}
-	mk := func(m *Message) item {
+	out := map[string][]mailItem{}
+	var order []string
+	for i := range msgs {
+		m := &msgs[i]
+		name := m.Folder
+		if mapped {
+			name = o.mapFolder(name)
+		}
+		k := folderKey(name)
+		if _, ok := out[k]; !ok {
+			order = append(order, k)
+		}
 		var fl []string
 		for _, f := range m.Flags {
 			n := normFlag(f, o.KeywordCase)
-			if n == `\Recent` || ignore[n] {
-				continue
+			if n != `\Recent` && !ignore[n] {
+				fl = append(fl, n)
 			}
-			fl = append(fl, n)
 		}
 		sort.Strings(fl)
-		fl = compactStrings(fl)
-		it := item{sha: sha256Hex(m.Raw), flags: strings.Join(fl, " "), date: m.InternalDate.Unix(), m: m}
+		it := mailItem{sha: sha256Hex(m.Raw), flags: strings.Join(compactStrings(fl), " "), date: m.InternalDate.Unix(), m: m}
 		it.key = fmt.Sprintf("%s|%s|%d", it.sha, it.flags, it.date)
-		return it
+		out[k] = append(out[k], it)
 	}
-	group := func(msgs []Message, mapped bool) (map[string][]item, []string) {
-		out := map[string][]item{}
-		var order []string
-		for i := range msgs {
-			name := msgs[i].Folder
-			if mapped {
-				name = mapName(name)
-			}
-			k := folderKey(name)
-			if _, ok := out[k]; !ok {
-				order = append(order, k)
-			}
-			out[k] = append(out[k], mk(&msgs[i]))
-		}
-		return out, order
+	return out, order
+}
+
+// diffMessages compares the messages of one folder as multisets; leftovers
+// with the same bytes are reported as flag or date changes.
+func diffMessages(d *differ, folder string, w, g []mailItem) {
+	gotKeys := map[string]int{}
+	for _, it := range g {
+		gotKeys[it.key]++
 	}
-	wantBy, order := group(want.Messages, true)
-	gotBy, gotOrder := group(got.Messages, false)
-	for _, k := range gotOrder {
-		if _, ok := wantBy[k]; !ok {
-			order = append(order, k)
+	var wRest []mailItem
+	for _, it := range w {
+		if gotKeys[it.key] > 0 {
+			gotKeys[it.key]--
+			continue
 		}
+		wRest = append(wRest, it)
 	}
-	for _, k := range order {
-		w, g := wantBy[k], gotBy[k]
-		folder := k
-		if len(w) > 0 {
-			folder = mapName(w[0].m.Folder)
-		} else if len(g) > 0 {
-			folder = g[0].m.Folder
-		}
-		gotKeys := map[string]int{}
-		for _, it := range g {
-			gotKeys[it.key]++
-		}
-		var wRest []item
-		for _, it := range w {
-			if gotKeys[it.key] > 0 {
-				gotKeys[it.key]--
-				continue
-			}
-			wRest = append(wRest, it)
-		}
-		var gRest []item
-		for _, it := range g {
-			if gotKeys[it.key] > 0 {
-				gotKeys[it.key]--
-				gRest = append(gRest, it)
-			}
-		}
-		bySHA := map[string][]int{}
-		for i, it := range gRest {
-			bySHA[it.sha] = append(bySHA[it.sha], i)
-		}
-		used := make([]bool, len(gRest))
-		for _, it := range wRest {
-			idx := -1
-			for _, j := range bySHA[it.sha] {
-				if !used[j] {
-					idx = j
-					break
-				}
-			}
-			if idx < 0 {
-				d.addf("folder %q: message %s missing", folder, describe(it.m))
-				continue
-			}
-			used[idx] = true
-			gi := gRest[idx]
-			if it.flags != gi.flags {
-				d.addf("folder %q: message %s: flags want [%s], got [%s]", folder, describe(it.m), it.flags, gi.flags)
-			}
-			if it.date != gi.date {
-				d.addf("folder %q: message %s: internaldate want %s, got %s", folder, describe(it.m),
-					it.m.InternalDate.UTC().Format("2006-01-02 15:04:05Z"), gi.m.InternalDate.UTC().Format("2006-01-02 15:04:05Z"))
-			}
-		}
-		for i, it := range gRest {
-			if !used[i] {
-				d.addf("folder %q: unexpected message %s", folder, describe(it.m))
-			}
+	var gRest []mailItem
+	for _, it := range g {
+		if gotKeys[it.key] > 0 {
+			gotKeys[it.key]--
+			gRest = append(gRest, it)
 		}
 	}
-	return d.result()
+	bySHA := map[string][]int{}
+	for i, it := range gRest {
+		bySHA[it.sha] = append(bySHA[it.sha], i)
+	}
+	used := make([]bool, len(gRest))
+	for _, it := range wRest {
+		idx := -1
+		for _, j := range bySHA[it.sha] {
+			if !used[j] {
+				idx = j
+				break
+			}
+		}
+		if idx < 0 {
+			d.addf("folder %q: message %s missing", folder, describe(it.m))
+			continue
+		}
+		used[idx] = true
+		gi := gRest[idx]
+		if it.flags != gi.flags {
+			d.addf("folder %q: message %s: flags want [%s], got [%s]", folder, describe(it.m), it.flags, gi.flags)
+		}
+		if it.date != gi.date {
+			const layout = "2006-01-02 15:04:05Z"
+			d.addf("folder %q: message %s: internaldate want %s, got %s", folder, describe(it.m),
+				it.m.InternalDate.UTC().Format(layout), gi.m.InternalDate.UTC().Format(layout))
+		}
+	}
+	for i, it := range gRest {
+		if !used[i] {
+			d.addf("folder %q: unexpected message %s", folder, describe(it.m))
+		}
+	}
 }
 
 // folderKey folds INBOX's case, which IMAP treats case-insensitively.
