@@ -441,15 +441,8 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 	if sc.Nested != "" {
 		cs.Notes = append(cs.Notes, ItemNote{Item: sc.Href, Note: fmt.Sprintf("nested collection %q flattened to %q", sc.Nested, sc.Name)})
 	}
-	main, err := r.target(ctx, Collection{Name: sc.Name, DisplayName: sc.DisplayName, Description: sc.Description, Color: sc.Color, Components: sc.Components}, true)
-	if err != nil {
-		r.itemFailed(cs, sc.Href, "", err, false)
-		return cs.CollectionStats
-	}
-	cs.Destination = main.col.Href
-	cs.CollectionCreated = main.created
 	var refs []Ref
-	err = retry.Do(ctx, r.e.policy(), func(int) error {
+	err := retry.Do(ctx, r.e.policy(), func(int) error {
 		var err error
 		refs, err = r.src.List(ctx, sc)
 		return err
@@ -459,6 +452,13 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 		return cs.CollectionStats
 	}
 	cs.Objects = len(refs)
+	main, err := r.target(ctx, Collection{Name: sc.Name, DisplayName: sc.DisplayName, Description: sc.Description, Color: sc.Color, Components: sc.Components}, true)
+	if err != nil {
+		r.itemFailed(cs, sc.Href, "", fmt.Errorf("%w (%d objects not copied)", err, len(refs)), false)
+		return cs.CollectionStats
+	}
+	cs.Destination = main.col.Href
+	cs.CollectionCreated = main.created
 	r.e.emit(CollectionStarted{Source: sc.Href, Destination: main.col.Href, Objects: len(refs)})
 	key := sc.Href + " => " + main.col.Href
 	recs := map[string][]Record{}
