@@ -225,6 +225,10 @@ func mailFaults(seed uint64, bulk faultproxy.Direction) faultproxy.Schedule {
 	)
 }
 
+// mailPassword is the password of user1 on both mail servers: a sentinel,
+// so that the kill tests can scan their processes' output for it.
+const mailPassword = "S3ntinel-mail-pw-5d21e0"
+
 type mailRig struct {
 	src, dst           *memimap.Server
 	srcProxy, dstProxy *faultproxy.Proxy
@@ -244,8 +248,8 @@ func newMailRig(t *testing.T, messages int, seed int64) *mailRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.dst.Close() })
-	r.src.AddUser("user1", "pass1")
-	r.dst.AddUser("user1", "pass1")
+	r.src.AddUser("user1", mailPassword)
+	r.dst.AddUser("user1", mailPassword)
 	a := corpus.Generate("user1", corpus.Options{Seed: seed, Messages: messages, Events: -1, Contacts: -1})
 	if err := r.src.Seed("user1", a.Mail); err != nil {
 		t.Fatal(err)
@@ -268,11 +272,11 @@ func newMailRig(t *testing.T, messages int, seed int64) *mailRig {
 }
 
 func (r *mailRig) direct(s *memimap.Server) imapcopy.Dialer {
-	return &imapcopy.Account{Addr: s.Addr(), Security: imapcopy.Plaintext, User: "user1", Password: secret.New("pass1")}
+	return &imapcopy.Account{Addr: s.Addr(), Security: imapcopy.Plaintext, User: "user1", Password: secret.New(mailPassword)}
 }
 
 func (r *mailRig) viaProxy(p *faultproxy.Proxy) *imapcopy.Account {
-	return &imapcopy.Account{Addr: p.Addr(), Security: imapcopy.Plaintext, User: "user1", Password: secret.New("pass1"), DialTimeout: 20 * time.Second}
+	return &imapcopy.Account{Addr: p.Addr(), Security: imapcopy.Plaintext, User: "user1", Password: secret.New(mailPassword), DialTimeout: 20 * time.Second}
 }
 
 func (r *mailRig) faults(on bool, seed uint64) {
