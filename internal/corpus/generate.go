@@ -49,7 +49,14 @@ type Options struct {
 	// Broken adds malformed calendar objects and vCards, marked
 	// Object.Broken, for bad-input tests.
 	Broken bool
+	// BigFolder, when positive, adds the folder BigFolderName holding that
+	// many small text messages (on top of Messages), for tests of large
+	// folders and UID sets.
+	BigFolder int
 }
+
+// BigFolderName is the folder Options.BigFolder fills.
+const BigFolderName = "Big"
 
 // folderSpec is one folder of the reference tree with its reference count.
 type folderSpec struct {
@@ -183,6 +190,7 @@ type msgPlan struct {
 	out      bool // written by the user (Sent, Drafts)
 	draft    bool // never sent: no Received chain
 	inner    bool // a forwarded message inside another
+	small    bool // a short body (BigFolder)
 }
 
 // layout is the per-folder message count for a requested total.
@@ -421,6 +429,15 @@ func plan(o Options) []msgPlan {
 		src.dup = true
 		plans = append(plans, src, src)
 	}
+	for i := 0; i < o.BigFolder; i++ {
+		d := randDate(0)
+		p := msgPlan{folder: BigFolderName, kind: "text", date: d, internal: d.Add(time.Duration(r.IntN(3*3600+1)) * time.Second),
+			lang: langEN, msgID: msgID("example.com"), subject: fmt.Sprintf("bulk message %d", i), small: true}
+		if r.IntN(5) > 0 {
+			p.flags = []string{`\Seen`}
+		}
+		add(p)
+	}
 	if o.Huge {
 		d := randDate(0)
 		add(msgPlan{folder: "INBOX", kind: "huge", date: d, internal: d.Add(time.Minute), msgID: msgID("example.com"), subject: "Huge attachment", flags: []string{`\Seen`}})
@@ -430,6 +447,7 @@ func plan(o Options) []msgPlan {
 	for i, fs := range l.folderList {
 		order[fs.Name] = i
 	}
+	order[BigFolderName] = len(l.folderList)
 	sort.SliceStable(plans, func(i, j int) bool { return order[plans[i].folder] < order[plans[j].folder] })
 	return plans
 }
@@ -495,6 +513,9 @@ func Generate(user string, o Options) *Account {
 	plans := plan(o)
 	if plans != nil {
 		a.Mail.Folders = Folders()
+		if o.BigFolder > 0 {
+			a.Mail.Folders = append(a.Mail.Folders, Folder{Name: BigFolderName, Subscribed: true})
+		}
 		a.Mail.Messages = make([]Message, len(plans))
 		var wg sync.WaitGroup
 		work := make(chan int, 64)

@@ -378,6 +378,25 @@ func TestEdgeCases(t *testing.T) {
 	}
 }
 
+func TestBigFolder(t *testing.T) {
+	a := Generate("u", Options{Messages: 1, BigFolder: 2000, Events: -1, Contacts: -1})
+	n := 0
+	for _, m := range a.Mail.Messages {
+		if m.Folder == BigFolderName {
+			n++
+		}
+	}
+	if n != 2000 || len(a.Mail.Messages) != MinMessages+2000 {
+		t.Errorf("BigFolder: %d messages in %s, %d in all", n, BigFolderName, len(a.Mail.Messages))
+	}
+	if last := a.Mail.Folders[len(a.Mail.Folders)-1]; last.Name != BigFolderName || a.Mail.Messages[len(a.Mail.Messages)-1].Folder != BigFolderName {
+		t.Errorf("the big folder is not last: %+v", last)
+	}
+	a.Mail.Messages = slices.DeleteFunc(a.Mail.Messages, func(m Message) bool { return m.Folder == BigFolderName })
+	a.Mail.Folders = a.Mail.Folders[:len(a.Mail.Folders)-1]
+	checkShape(t, a)
+}
+
 func TestHuge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("50 MB message")

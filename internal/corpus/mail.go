@@ -371,7 +371,12 @@ func render(user string, seed int64, p *msgPlan) Message {
 	var w msgWriter
 	w.Grow(4096)
 	writeHeaders(&w, r, user, p)
-	body := func() string { return text(r, p.lang, logNormal(r, 1500, 1.0, 60, 400_000)) }
+	body := func() string {
+		if p.small {
+			return text(r, p.lang, 200+r.IntN(600))
+		}
+		return text(r, p.lang, logNormal(r, 1500, 1.0, 60, 400_000))
+	}
 	switch strings.TrimSuffix(p.kind, "+dup") {
 	case "text":
 		textPart(&w, r, "plain", p.lang, body())
