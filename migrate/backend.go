@@ -305,6 +305,9 @@ func (b *serverBackend) DestinationExists(ctx context.Context, addr string) (boo
 	return true, nil
 }
 
+// nonMailViews are Zimbra folder views whose items are not mail.
+var nonMailViews = map[string]bool{"appointment": true, "task": true, "contact": true, "document": true, "wiki": true, "chat": true}
+
 // imapName turns a Zimbra folder path ("Inbox/Projects") into the IMAP
 // name the copier sees ("INBOX/Projects").
 func imapName(path string) string {
@@ -337,9 +340,16 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 			reason := "saved search: a view of other folders, its messages are copied from their own folders"
 			inv.SkipFolders[imapName(f.Path)] = reason
 			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "search", Name: f.Path, Reason: reason})
-		case f.View == "document" && f.Count > 0:
-			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
-				Reason: fmt.Sprintf("%d Files/Briefcase items: not migrated by this procedure", f.Count)})
+		case nonMailViews[f.View]:
+			// Old sources list calendars, address books and briefcases as
+			// IMAP folders; copying them would make empty mail folders that
+			// clash with the destination's own. Calendars and contacts go
+			// by DAV.
+			inv.SkipFolders[imapName(f.Path)] = fmt.Sprintf("not a mail folder (%s view)", f.View)
+			if f.View == "document" && f.Count > 0 {
+				inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
+					Reason: fmt.Sprintf("%d Files/Briefcase items: not migrated by this procedure", f.Count)})
+			}
 		}
 	}
 	return inv, nil

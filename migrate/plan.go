@@ -459,6 +459,9 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 			bad(fmt.Sprintf("phases[%d]", i), "unknown phase %q (want one of %s)", ph, phaseList(AllPhases))
 		}
 	}
+	if p.Accounts.FromDirectory != nil && !*p.Accounts.FromDirectory && p.Accounts.ListFile == "" {
+		bad("accounts.from_directory", "false selects no account without accounts.list_file")
+	}
 	if len(p.Domains) == 0 && p.Accounts.ListFile == "" {
 		bad("domains", "list at least one domain (or give accounts.list_file)")
 	}
