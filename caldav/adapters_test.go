@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -345,5 +346,55 @@ func TestRecreatesDeletedAtDestination(t *testing.T) {
 	}
 	if n := len(dsrv.Snapshot("user1", memdav.CalendarHome("user1")+"c/")); n != len(objs) {
 		t.Errorf("destination holds %d objects, want %d", n, len(objs))
+	}
+}
+
+// staleTokens hands out an invalid token until ForgetUserToken is called,
+// as a cached token the server no longer accepts.
+type staleTokens struct {
+	srv     *memdav.Server
+	mu      sync.Mutex
+	fresh   string
+	forgets int
+}
+
+func (s *staleTokens) UserToken(_ context.Context, account string) (secret.Secret, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fresh == "" {
+		return secret.New("expired-token"), nil
+	}
+	return secret.New(s.fresh), nil
+}
+
+func (s *staleTokens) ForgetUserToken(account string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forgets++
+	s.fresh = s.srv.IssueToken(account)
+}
+
+// TestTokenRenewedOn401: a refused token is forgotten and the request
+// (with its body) is sent again with a fresh one.
+func TestTokenRenewedOn401(t *testing.T) {
+	src, _ := davtest.MemSide(t, "src")
+	davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(2))
+	carbonio := memdav.New()
+	carbonio.RequireToken = true
+	carbonio.AddUser("alice", "x")
+	cts := httptest.NewTLSServer(carbonio)
+	defer cts.Close()
+	tok := &staleTokens{srv: carbonio}
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, _ := caldav.NewDAV(caldav.Endpoint{URL: cts.URL + "/alice/", Token: tok, Account: "alice", HTTPClient: cts.Client()})
+	st, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created != 5 {
+		t.Errorf("totals %+v", tot)
+	}
+	if tok.forgets != 1 {
+		t.Errorf("token forgotten %d times, want 1", tok.forgets)
 	}
 }

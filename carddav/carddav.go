@@ -15,7 +15,9 @@ import (
 
 // TokenSource gives a Carbonio auth token for one user (DelegateAuth), sent as the ZM_AUTH_TOKEN cookie.
 // It is called for every request, possibly concurrently: implementations
-// cache the token and renew it before it expires.
+// cache the token and renew it before it expires. If it also has a method
+// ForgetUserToken(account string), a 401 drops the cached token and the
+// request is retried once with a new one.
 type TokenSource interface {
 	UserToken(ctx context.Context, account string) (secret.Secret, error) // secret = internal/secret
 }
@@ -106,9 +108,13 @@ func (e Endpoint) HTTP() webdav.HTTPClient {
 		if acct == "" {
 			acct = e.User
 		}
+		var forget func()
+		if f, ok := e.Token.(interface{ ForgetUserToken(account string) }); ok {
+			forget = func() { f.ForgetUserToken(acct) }
+		}
 		return dav.CookieAuth(hc, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
 			return e.Token.UserToken(ctx, acct)
-		})
+		}, forget)
 	case e.User != "":
 		return dav.BasicAuth(hc, e.User, e.Password)
 	}

@@ -336,24 +336,53 @@ type TokenFunc func(ctx context.Context) (secret.Secret, error)
 // CookieAuth returns an HTTP client that sends the token from tok as the
 // named cookie (ZM_AUTH_TOKEN for user ports, ZM_ADMIN_AUTH_TOKEN for the
 // admin port). A token error fails the request, wrapped with retry.ErrAuth.
-func CookieAuth(hc webdav.HTTPClient, name string, tok TokenFunc) webdav.HTTPClient {
+// When the server answers 401 and forget is not nil, forget drops the
+// cached token and the request is sent once more with a fresh one.
+func CookieAuth(hc webdav.HTTPClient, name string, tok TokenFunc, forget func()) webdav.HTTPClient {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &cookieClient{hc: hc, name: name, tok: tok}
+	return &cookieClient{hc: hc, name: name, tok: tok, forget: forget}
 }
 
 type cookieClient struct {
-	hc   webdav.HTTPClient
-	name string
-	tok  TokenFunc
+	hc     webdav.HTTPClient
+	name   string
+	tok    TokenFunc
+	forget func()
 }
 
-func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
+func (c *cookieClient) send(req *http.Request) (*http.Response, error) {
 	t, err := c.tok(req.Context())
 	if err != nil {
 		return nil, fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, retry.ErrAuth, err)
 	}
 	req.AddCookie(&http.Cookie{Name: c.name, Value: t.Reveal()})
 	return c.hc.Do(req)
+}
+
+func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
+	retryable := c.forget != nil && (req.Body == nil || req.GetBody != nil)
+	var first *http.Request
+	if retryable {
+		first = req.Clone(req.Context())
+	} else {
+		first = req
+	}
+	resp, err := c.send(first)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retryable {
+		return resp, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	c.forget()
+	again := req.Clone(req.Context())
+	if req.GetBody != nil {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("dav: replay %s: %w", req.URL.Redacted(), err)
+		}
+		again.Body = b
+	}
+	return c.send(again)
 }
