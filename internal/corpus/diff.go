@@ -47,6 +47,10 @@ type DiffOptions struct {
 	// Collection maps a collection name of want to the name expected in
 	// got; nil means the same name.
 	Collection func(string) string
+	// TimeZonesByID compares VTIMEZONE components by TZID only, for
+	// servers that replace the definitions with their own (Zimbra and
+	// Carbonio do); the events still name their zones by TZID.
+	TimeZonesByID bool
 	// IgnoreProps lists further iCalendar/vCard property names to leave out
 	// of the comparison (see DiffCollections for the built-in list).
 	IgnoreProps []string
@@ -387,7 +391,7 @@ func DiffCollections(want, got []Collection, o *DiffOptions) []string {
 			default:
 				d.addf("collection %q: object %q present %d times", name, wo.UID, len(g))
 			}
-			for _, l := range diffObject(wo.Data, g[0].Data, ignore) {
+			for _, l := range diffObject(wo.Data, g[0].Data, ignore, o.TimeZonesByID) {
 				d.addf("collection %q: object %q: %s", name, wo.UID, l)
 			}
 		}
@@ -448,7 +452,7 @@ func (n *node) canon() string {
 }
 
 // diffObject compares two calendar objects or vCards semantically.
-func diffObject(want, got []byte, ignore map[string]bool) []string {
+func diffObject(want, got []byte, ignore map[string]bool, tzByID bool) []string {
 	isCard := bytes.HasPrefix(bytes.TrimSpace(bytes.ToUpper(want[:min(len(want), 64)])), []byte("BEGIN:VCARD"))
 	parse := parseICS
 	if isCard {
@@ -463,11 +467,11 @@ func diffObject(want, got []byte, ignore map[string]bool) []string {
 		return []string{fmt.Sprintf("got does not parse: %v", err)}
 	}
 	var out []string
-	diffNode(&out, wn, gn, "")
+	diffNode(&out, wn, gn, "", tzByID)
 	return out
 }
 
-func diffNode(out *[]string, w, g *node, path string) {
+func diffNode(out *[]string, w, g *node, path string, tzByID bool) {
 	if path == "" {
 		path = w.name
 	} else {
@@ -514,7 +518,10 @@ func diffNode(out *[]string, w, g *node, path string) {
 			continue
 		}
 		used[best] = true
-		diffNode(out, wc, g.children[best], path)
+		if tzByID && wc.name == "VTIMEZONE" {
+			continue
+		}
+		diffNode(out, wc, g.children[best], path, tzByID)
 	}
 	for j, gc := range g.children {
 		if !used[j] {

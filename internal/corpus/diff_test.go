@@ -240,6 +240,19 @@ func TestDiffCollections(t *testing.T) {
 	if d := DiffCollections(a.AddressBooks, books, nil); d != nil {
 		t.Errorf("DiffCollections after TYPE rewrite = %q", d)
 	}
+	// Replaced time-zone definitions.
+	tz := cloneCollections(cal)
+	edit(t, tz, "weekly-berlin-", "TZNAME:CEST", "TZNAME:MESZ")
+	if d := DiffCollections(cal, tz, nil); len(d) == 0 {
+		t.Error("DiffCollections missed a changed VTIMEZONE")
+	}
+	if d := DiffCollections(cal, tz, &DiffOptions{TimeZonesByID: true}); d != nil {
+		t.Errorf("DiffCollections with TimeZonesByID = %q", d)
+	}
+	edit(t, tz, "weekly-berlin-", "TZID:Europe/Berlin", "TZID:Europe/Paris")
+	if d := DiffCollections(cal, tz, &DiffOptions{TimeZonesByID: true}); len(d) == 0 {
+		t.Error("DiffCollections with TimeZonesByID missed a replaced TZID")
+	}
 	// Mapping names.
 	mapped := cloneCollections(cal)
 	mapped[0].Name = "Calendar"
@@ -305,10 +318,10 @@ func FuzzDiffObject(f *testing.F) {
 	f.Add(a.AddressBooks[0].Objects[0].Data, a.AddressBooks[0].Objects[1].Data)
 	f.Add([]byte("BEGIN:VCARD\r\n"), []byte("garbage"))
 	f.Fuzz(func(t *testing.T, w, g []byte) {
-		same := diffObject(w, w, nil)
+		same := diffObject(w, w, nil, false)
 		if len(same) > 0 && !strings.Contains(same[0], "does not parse") {
 			t.Errorf("an object differs from itself: %q", same)
 		}
-		diffObject(w, g, nil)
+		diffObject(w, g, nil, false)
 	})
 }
