@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
@@ -26,6 +27,9 @@ type davFlags struct {
 	fromUser, toUser      string
 	fromPwFile, toPwFile  string
 	fromREST              string // account whose REST export is the source
+	toAdmin, toAccount    string // Carbonio admin SOAP URL and the account to act as
+	toREST                bool   // calendars: write through REST ?fmt=ics
+	toFolder              string // with toREST: the folder written to
 	folders               []string
 	allowPlaintext        bool
 	caFile                string
@@ -43,6 +47,12 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.StringVar(&f.fromPwFile, "from-password-file", "", "file holding the source password")
 	fl.StringVar(&f.toPwFile, "to-password-file", "", "file holding the destination password")
 	fl.StringVar(&f.fromREST, "from-rest-account", "", "read the source through Zimbra's REST export of this account (admin credentials in --from-user)")
+	fl.StringVar(&f.toAdmin, "to-carbonio-admin", "", "Carbonio admin URL (https://host:7071): --to-user is an admin, and the destination is written as --to-account with a DelegateAuth token (ZM_AUTH_TOKEN cookie)")
+	fl.StringVar(&f.toAccount, "to-account", "", "with --to-carbonio-admin or --to-rest: the mailbox to write to")
+	if kind == "calendars" {
+		fl.BoolVar(&f.toREST, "to-rest", false, "write through Carbonio's REST import (/home/<account>/<folder>?fmt=ics POST; fallback when DAV is unavailable); --to is the server URL")
+		fl.StringVar(&f.toFolder, "to-folder", "Calendar", "with --to-rest: the existing folder every calendar is imported into")
+	}
 	def := "Calendar"
 	if kind == "contacts" {
 		def = "Contacts"
@@ -71,6 +81,18 @@ func (f *davFlags) check() error {
 		}
 		if p.Scheme == "http" && !f.allowPlaintext {
 			return usageError{fmt.Errorf("%s is plain http: pass --allow-plaintext to send credentials in clear", u)}
+		}
+	}
+	if (f.toAdmin != "" || f.toREST) && f.toAccount == "" {
+		return usageError{errors.New("--to-carbonio-admin and --to-rest need --to-account")}
+	}
+	if f.toAdmin != "" && f.toUser == "" {
+		return usageError{errors.New("--to-carbonio-admin needs the admin in --to-user")}
+	}
+	if f.toAdmin != "" {
+		p, err := url.Parse(f.toAdmin)
+		if err != nil || (p.Scheme != "https" && !(p.Scheme == "http" && f.allowPlaintext)) || p.Host == "" {
+			return usageError{fmt.Errorf("--to-carbonio-admin %q must be an https URL (or http with --allow-plaintext)", f.toAdmin)}
 		}
 	}
 	if f.concurrency < 0 {
@@ -191,7 +213,13 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		if err != nil {
 			return usageError{err}
 		}
-		d, err := caldav.NewDAV(caldav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, HTTPClient: hc})
+		var d caldav.Destination
+		switch {
+		case f.toREST:
+			d, err = caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, Folders: []string{f.toFolder}, HTTPClient: hc})
+		default:
+			d, err = caldav.NewDAV(caldav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc})
+		}
 		if err != nil {
 			return usageError{err}
 		}
@@ -210,7 +238,11 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		if err != nil {
 			return usageError{err}
 		}
-		d, err := carddav.NewDAV(carddav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, HTTPClient: hc})
+		var ts carddav.TokenSource
+		if t := tokenSource(f, toPw, hc); t != nil {
+			ts = t
+		}
+		d, err := carddav.NewDAV(carddav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: ts, Account: f.toAccount, HTTPClient: hc})
 		if err != nil {
 			return usageError{err}
 		}
@@ -238,6 +270,15 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		return errPartial
 	}
 	return nil
+}
+
+// tokenSource returns the Carbonio admin client that hands out DelegateAuth
+// tokens when --to-carbonio-admin is set, else nil.
+func tokenSource(f *davFlags, adminPw secret.Secret, hc *http.Client) caldav.TokenSource {
+	if f.toAdmin == "" {
+		return nil
+	}
+	return &carbonio.Client{URL: f.toAdmin, Admin: f.toUser, Password: adminPw, HTTPClient: hc}
 }
 
 func hostOf(u string) string {

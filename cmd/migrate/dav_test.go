@@ -133,3 +133,29 @@ func TestContactsCLIUsageAndAuth(t *testing.T) {
 		})
 	}
 }
+
+func TestCalendarsCLIRESTDestination(t *testing.T) {
+	src, dst, srcURL, dstURL, caFile := davCLIServers(t)
+	cal := src.AddCalendar("user1", "work", "Work")
+	for n, d := range davtest.EventFixtures(3) {
+		if err := src.Put("user1", cal, n, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := dst.AddCalendar("user1", "Calendar", "Calendar")
+	t.Setenv("MIGRATE_FROM_PASSWORD", "pass1")
+	t.Setenv("MIGRATE_TO_PASSWORD", "pass1")
+	args := []string{"calendars", "--from", srcURL, "--to", dstURL, "--from-user", "user1", "--to-user", "user1",
+		"--ca-file", caFile, "--to-rest", "--to-account", "user1"}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), args, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if n := len(dst.Snapshot("user1", target)); n != 6 {
+		t.Errorf("REST destination holds %d objects, want 6\n%s", n, out.String())
+	}
+	// Usage: the token path needs the account.
+	if code := run(context.Background(), []string{"contacts", "--from", srcURL, "--to", dstURL, "--to-carbonio-admin", "https://127.0.0.1:7071", "--to-user", "admin"}, &out, &errb); code != exitUsage {
+		t.Errorf("--to-carbonio-admin without --to-account: exit %d, want %d", code, exitUsage)
+	}
+}

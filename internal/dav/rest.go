@@ -141,6 +141,19 @@ func (r *REST) Read(ctx context.Context, c Collection, refs []Ref, fn ReadFunc) 
 	return nil
 }
 
+// Fixed reports the one folder of a writable REST destination: every
+// source collection goes there (REST cannot create folders).
+func (r *REST) Fixed() (Collection, bool) {
+	if !r.Writable || len(r.Folders) != 1 {
+		return Collection{}, false
+	}
+	cs, _ := r.Collections(context.Background())
+	if len(cs) != 1 {
+		return Collection{}, false
+	}
+	return cs[0], true
+}
+
 // CreateCollection implements Destination: REST cannot create folders.
 func (r *REST) CreateCollection(ctx context.Context, c Collection) (Collection, error) {
 	return Collection{}, fmt.Errorf("dav: REST import cannot create folder %q: create it first", c.Name)
