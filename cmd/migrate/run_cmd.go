@@ -99,6 +99,7 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 func newRunCmd(e *env) *cobra.Command {
 	var f outputFlags
 	var retryFailed, delta bool
+	var phases []string
 	cmd := &cobra.Command{
 		Use:   "run --plan FILE",
 		Short: "Run a migration plan (resumable: run it again after a crash or Ctrl-C)",
@@ -115,6 +116,16 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 				return err
 			}
 			r.RetryFailed, r.Delta = retryFailed, delta
+			if len(phases) > 0 {
+				r.Plan.Phases = nil
+				for _, ph := range phases {
+					r.Plan.Phases = append(r.Plan.Phases, migrate.Phase(ph))
+				}
+				if err := r.Plan.Validate(); err != nil {
+					prog.Close()
+					return usageError{fmt.Errorf("--phases: %w", err)}
+				}
+			}
 			done := watchStop(r.Stop)
 			rep, err := r.Run(e.ctx)
 			done()
@@ -129,6 +140,7 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 	f.add(cmd, true)
 	cmd.Flags().BoolVar(&retryFailed, "retry-failed", false, "run again the phases that failed or finished partial")
 	cmd.Flags().BoolVar(&delta, "delta", false, "cutover pass: copy again what changed since (mail, calendars, contacts) for accounts already done")
+	cmd.Flags().StringSliceVar(&phases, "phases", nil, "run only these phases of the plan, e.g. --phases mail --delta for a daily pre-stage")
 	return cmd
 }
 

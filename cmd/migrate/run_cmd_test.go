@@ -83,8 +83,16 @@ report: out
 	if code != exitOK || strings.Contains(errs, "mail: done") {
 		t.Errorf("second run exit %d, stderr:\n%s", code, errs)
 	}
+	// A daily pre-stage: mail only, again.
+	code, _, errs = runCLI("run", "--plan", planFile, "--progress", "plain", "--phases", "mail", "--delta")
+	if code != exitOK || !strings.Contains(errs, "mail: done, 0 copied") || strings.Contains(errs, "verify: done") {
+		t.Errorf("delta mail pass: exit %d, stderr:\n%s", code, errs)
+	}
+	if code, _, errs = runCLI("run", "--plan", planFile, "--phases", "mail,nosuch"); code != exitUsage || !strings.Contains(errs, "nosuch") {
+		t.Errorf("--phases nosuch: exit %d, %s", code, errs)
+	}
 	code, out, _ = runCLI("report", "--plan", planFile)
-	if code != exitOK || !strings.Contains(out, "Run 2: DONE") {
+	if code != exitOK || !strings.Contains(out, "Run 3: DONE") {
 		t.Errorf("report exit %d:\n%s", code, out)
 	}
 	code, out, errs = runCLI("verify", "--plan", planFile, "--progress", "none")
