@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -90,6 +91,10 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 		}
 	}
 
+	t0 := time.Now()
+	phase := func(name string) {
+		c.log().Debug("folder phase", "folder", p.Display, "phase", name, "elapsed", time.Since(t0))
+	}
 	fc := &folderConns{}
 	stop := context.AfterFunc(ctx, fc.closeAll)
 	defer stop()
@@ -113,6 +118,7 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 	}
 	fs.SourceCount = len(srcMsgs)
 
+	phase("source listed")
 	dstConn, err := s.dst.get(ctx, c.maxRepeat())
 	if err != nil {
 		return err
@@ -154,6 +160,7 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 		dstByUID[dstMsgs[i].UID] = &dstMsgs[i]
 	}
 
+	phase("destination listed")
 	done, inFlight, err := s.cp.Mappings(ctx, p.Src.Name)
 	if err != nil {
 		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
@@ -238,11 +245,13 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 	}
 	fs.AlreadyPresent = alreadyBefore
 
+	phase("reconciled")
 	// Propagate flag changes of copies already there.
 	if err := s.propagateFlags(dstConn, p, fs, srcMsgs, srcToDst, dstByUID, rule); err != nil {
 		return err
 	}
 
+	phase("flags propagated")
 	// What to append.
 	limit := c.MaxSize
 	if s.dstInfo.appendLimit > 0 && (limit == 0 || s.dstInfo.appendLimit < limit) {
@@ -283,12 +292,14 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 		}
 	}
 
+	phase("appended")
 	// The proof.
 	v, dstStatus, err := s.verifyFolder(ctx, srcConn, dstConn, p, fs, skipped, rule)
 	if err != nil {
 		return err
 	}
 	fs.Verify = v
+	phase("verified")
 	if fs.OK() {
 		if err := s.cp.SaveFolder(ctx, FolderState{Source: p.Src.Name, Destination: p.Dst,
 			SourceUIDValidity: srcSel.UIDValidity, DestUIDValidity: dstSel.UIDValidity,

@@ -1,16 +1,393 @@
 package main
 
 import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/state"
 )
 
-// newMailCmd is `migrate mail`. Owned by the imapcopy work (issue 3).
+// mailFlags are the flags of `migrate mail`.
+type mailFlags struct {
+	from, to              string
+	fromAdmin, toAdmin    string
+	fromPwFile, toPwFile  string
+	allowPlaintext        bool
+	caFile                string
+	statePath, reportPath string
+	dryRun                bool
+	concurrency           int
+	writers               int
+	include, exclude      []string
+	maps                  []string
+	maxSize               int64
+	skipDeleted           bool
+	deepVerify            bool
+	verifyOnly            bool
+}
+
+// newMailCmd is `migrate mail`: copy one mailbox over IMAP (issue 3).
 func newMailCmd(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "mail",
-		Short: "Copy one mailbox over IMAP (not implemented yet)",
-		RunE:  func(*cobra.Command, []string) error { return usageError{errors.New("mail: not implemented yet")} },
+	f := &mailFlags{}
+	c := &cobra.Command{
+		Use:   "mail --from imap[s]://USER@HOST[:PORT] --to imap[s]://USER@HOST[:PORT]",
+		Short: "Copy one mailbox over IMAP: every folder, message, flag and date; resumable",
+		Long: `Copy one mailbox over IMAP, exactly: message bytes, flags, keywords and
+INTERNALDATE, the folder tree and subscriptions. A re-run copies only what is
+new and propagates flag changes; with --state an interrupted run resumes
+without losing or duplicating anything. The run ends with a per-folder
+fingerprint proof that every source message is on the destination.
+
+imaps:// uses implicit TLS (port 993), imap:// STARTTLS (port 143);
+certificates are verified (add a private CA with --ca-file). With
+--allow-plaintext, imap:// connects without TLS.
+
+Passwords come from MIGRATE_FROM_PASSWORD and MIGRATE_TO_PASSWORD, or from
+--from-password-file and --to-password-file; with --from-admin/--to-admin
+they are the admin's (SASL PLAIN, authzid = mailbox).
+
+Exit codes: 0 everything copied and verified; 3 partial (skipped, failed,
+sanitised keywords or unverified messages, listed in the summary); 4
+authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runMail(cmd.Context(), e, f) },
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.from, "from", "", "source mailbox, imap[s]://USER@HOST[:PORT]")
+	fl.StringVar(&f.to, "to", "", "destination mailbox, imap[s]://USER@HOST[:PORT]")
+	fl.StringVar(&f.fromAdmin, "from-admin", "", "log in to the source as this admin on behalf of USER (SASL PLAIN authzid)")
+	fl.StringVar(&f.toAdmin, "to-admin", "", "log in to the destination as this admin on behalf of USER")
+	fl.StringVar(&f.fromPwFile, "from-password-file", "", "file holding the source password (else MIGRATE_FROM_PASSWORD)")
+	fl.StringVar(&f.toPwFile, "to-password-file", "", "file holding the destination password (else MIGRATE_TO_PASSWORD)")
+	fl.BoolVar(&f.allowPlaintext, "allow-plaintext", false, "connect imap:// URLs without TLS (passwords travel in clear)")
+	fl.StringVar(&f.caFile, "ca-file", "", "PEM file with extra CA certificates to trust")
+	fl.StringVar(&f.statePath, "state", "", "state file (SQLite) for resume and fast re-runs")
+	fl.StringVar(&f.reportPath, "report", "", "write the JSON report to this file")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "read both sides and report what would be copied; write nothing")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "folders copied in parallel (0: 4)")
+	fl.IntVar(&f.writers, "max-writers", 0, "APPEND connections per destination folder (0: 4)")
+	fl.StringArrayVar(&f.include, "include", nil, "copy only folders matching this pattern ('/' separated; * and ? wildcards); repeatable")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip folders matching this pattern; repeatable")
+	fl.StringArrayVar(&f.maps, "map", nil, "rename a folder, SRC=DST ('/' separated); repeatable")
+	fl.Int64Var(&f.maxSize, "max-size", 0, "skip and report messages larger than this many bytes (0: only the server's APPENDLIMIT)")
+	fl.BoolVar(&f.skipDeleted, "skip-deleted", false, "do not copy messages flagged \\Deleted (default: copy them with the flag)")
+	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (slower)")
+	fl.BoolVar(&f.verifyOnly, "verify-only", false, "copy nothing; only compare source and destination")
+	return c
+}
+
+func (f *mailFlags) accounts() (dst, src *imapcopy.Account, err error) {
+	if f.from == "" || f.to == "" {
+		return nil, nil, usageError{errors.New("mail: --from and --to are required")}
+	}
+	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 {
+		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers and --max-size must not be negative")}
+	}
+	tcfg, err := tlsConfig(f.caFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	mk := func(raw, admin, env, file, flagName string) (*imapcopy.Account, error) {
+		a, err := imapcopy.ParseURL(raw)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if a.Security == imapcopy.StartTLS && f.allowPlaintext {
+			a.Security = imapcopy.Plaintext
+		}
+		a.TLSConfig = tcfg
+		a.Admin = admin
+		if a.Password, err = loadPassword(env, file, flagName); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+	if src, err = mk(f.from, f.fromAdmin, "MIGRATE_FROM_PASSWORD", f.fromPwFile, "from-password-file"); err != nil {
+		return nil, nil, err
+	}
+	if dst, err = mk(f.to, f.toAdmin, "MIGRATE_TO_PASSWORD", f.toPwFile, "to-password-file"); err != nil {
+		return nil, nil, err
+	}
+	return dst, src, nil
+}
+
+func (f *mailFlags) renames() (map[string]string, error) {
+	if len(f.maps) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, s := range f.maps {
+		src, dst, ok := strings.Cut(s, "=")
+		if !ok || src == "" || dst == "" {
+			return nil, usageError{fmt.Errorf("mail: --map %q: want SRC=DST", s)}
+		}
+		m[src] = dst
+	}
+	return m, nil
+}
+
+// mailReport is the JSON written by --report.
+type mailReport struct {
+	Version  int             `json:"version"`
+	Kind     string          `json:"kind"`
+	Started  time.Time       `json:"started"`
+	Finished time.Time       `json:"finished"`
+	OK       bool            `json:"ok"`
+	Error    string          `json:"error,omitempty"`
+	Stats    *imapcopy.Stats `json:"stats"`
+}
+
+func runMail(ctx context.Context, e *env, f *mailFlags) error {
+	dst, src, err := f.accounts()
+	if err != nil {
+		return err
+	}
+	renames, err := f.renames()
+	if err != nil {
+		return err
+	}
+	c := &imapcopy.Copier{
+		Concurrency: f.concurrency,
+		MaxWriters:  f.writers,
+		Include:     f.include,
+		Exclude:     f.exclude,
+		Map:         renames,
+		SkipDeleted: f.skipDeleted,
+		MaxSize:     f.maxSize,
+		DryRun:      f.dryRun,
+		DeepVerify:  f.deepVerify,
+	}
+	if f.statePath != "" {
+		st, err := state.Open(ctx, f.statePath)
+		if err != nil {
+			return usageError{err}
+		}
+		defer st.Close()
+		c.Checkpoint = st.Mail(src.String() + " -> " + dst.String())
+	}
+	prog := newMailProgress(e.stderr)
+	c.OnEvent = prog.event
+	stopProg := prog.start()
+	started := time.Now()
+	var stats *imapcopy.Stats
+	if f.verifyOnly {
+		stats, err = c.Verify(ctx, dst, src)
+	} else {
+		stats, err = c.Copy(ctx, dst, src)
+	}
+	stopProg()
+	if stats != nil {
+		printMailSummary(e.stdout, stats, f.dryRun)
+	}
+	ok := err == nil && stats != nil && mailOK(stats, f.dryRun)
+	if f.reportPath != "" && stats != nil {
+		rep := mailReport{Version: 1, Kind: "mail", Started: started.UTC(), Finished: time.Now().UTC(), OK: ok, Stats: stats}
+		if err != nil {
+			rep.Error = err.Error()
+		}
+		if werr := writeJSONFile(f.reportPath, rep); werr != nil && err == nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return classifyMailErr(err)
+	}
+	if !ok {
+		return errPartial
+	}
+	return nil
+}
+
+// mailOK is Stats.OK, except that a dry run has nothing to verify.
+func mailOK(s *imapcopy.Stats, dryRun bool) bool {
+	if !dryRun {
+		return s.OK()
+	}
+	for _, fs := range s.Folders {
+		if fs.Err != "" || len(fs.Failed) > 0 || len(fs.SkippedItems) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// classifyMailErr marks connection failures as unreachable; auth and
+// cancellation already carry their meaning.
+func classifyMailErr(err error) error {
+	var ne net.Error
+	var oe *net.OpError
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	switch {
+	case errors.As(err, &ue), errors.As(err, &he):
+		return unreachableError{fmt.Errorf("%w (trust the server's CA with --ca-file)", err)}
+	case errors.As(err, &oe), errors.As(err, &ne):
+		return unreachableError{err}
+	}
+	return err
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("mail: report: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("mail: write report: %w", err)
+	}
+	return nil
+}
+
+// mailProgress prints progress lines to stderr: one per finished folder
+// and a running total every two seconds.
+type mailProgress struct {
+	w       io.Writer
+	mu      sync.Mutex
+	copied  atomic.Int64
+	bytes   atomic.Int64
+	printed int64
+}
+
+func newMailProgress(w io.Writer) *mailProgress { return &mailProgress{w: w} }
+
+func (p *mailProgress) event(ev imapcopy.Event) {
+	switch ev := ev.(type) {
+	case imapcopy.MessageCopied:
+		p.copied.Add(1)
+		p.bytes.Add(ev.Bytes)
+	case imapcopy.MessageSkipped:
+		p.line("mail: %s uid %d skipped: %s", ev.Folder, ev.UID, ev.Reason)
+	case imapcopy.MessageFailed:
+		p.line("mail: %s uid %d failed: %v", ev.Folder, ev.UID, ev.Err)
+	case imapcopy.KeywordsChanged:
+		var l []string
+		for _, ch := range ev.Changes {
+			if ch.To != "" {
+				l = append(l, fmt.Sprintf("%q→%q", ch.From, ch.To))
+			} else {
+				l = append(l, fmt.Sprintf("%q dropped", ch.From))
+			}
+		}
+		p.line("mail: %s uid %d keywords sanitised: %s", ev.Folder, ev.UID, strings.Join(l, ", "))
+	case imapcopy.FolderDone:
+		s := ev.Stats
+		switch {
+		case s.Skipped != "":
+			p.line("mail: %s skipped: %s", s.Source, s.Skipped)
+		case s.Err != "":
+			p.line("mail: %s FAILED: %s", s.Source, s.Err)
+		case s.Unchanged:
+			p.line("mail: %s unchanged", s.Source)
+		default:
+			p.line("mail: %s done: %d copied, %d already present, %d flag updates", s.Source, s.Copied, s.AlreadyPresent, s.FlagUpdates)
+		}
+	}
+}
+
+func (p *mailProgress) line(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+func (p *mailProgress) start() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if n := p.copied.Load(); n != p.printed {
+					p.printed = n
+					p.line("mail: %d messages copied (%.1f MB)", n, float64(p.bytes.Load())/1e6)
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// printMailSummary prints the per-folder table and every per-message issue.
+func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	copied := "COPIED"
+	if dryRun {
+		copied = "TO COPY"
+	}
+	fmt.Fprintf(tw, "FOLDER\tDESTINATION\tSOURCE\tDEST\t%s\tPRESENT\tFLAGS\tSKIPPED\tFAILED\tVERIFIED\n", copied)
+	folders := append([]imapcopy.FolderStats(nil), s.Folders...)
+	sort.SliceStable(folders, func(i, j int) bool { return folders[i].Source < folders[j].Source })
+	for _, f := range folders {
+		verified := "-"
+		switch {
+		case f.Skipped != "":
+			verified = "skipped: " + f.Skipped
+		case f.NoSelect:
+			verified = "(\\Noselect)"
+		case f.Err != "":
+			verified = "ERROR"
+		case f.Unchanged:
+			verified = "unchanged"
+		case f.Verify != nil && f.Verify.OK():
+			verified = "yes"
+		case f.Verify != nil:
+			verified = fmt.Sprintf("NO: %d missing, %d flag/date mismatches", f.Verify.Missing, f.Verify.FlagMismatches)
+		}
+		dest := f.Destination
+		if f.Renamed != "" {
+			dest += " *"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Source, dest, f.SourceCount, f.DestCount,
+			f.Copied, f.AlreadyPresent, f.FlagUpdates, len(f.SkippedItems), len(f.Failed), verified)
+	}
+	t := s.Totals()
+	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.SourceCount, t.DestCount, t.Copied, t.AlreadyPresent, t.FlagUpdates, len(t.SkippedItems), len(t.Failed))
+	tw.Flush()
+	for _, f := range folders {
+		if f.Renamed != "" {
+			fmt.Fprintf(w, "renamed: %s → %s (%s)\n", f.Source, f.Destination, f.Renamed)
+		}
+		if f.Err != "" {
+			fmt.Fprintf(w, "error: %s: %s\n", f.Source, f.Err)
+		}
+		for _, it := range f.SkippedItems {
+			fmt.Fprintf(w, "skipped: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
+		}
+		for _, it := range f.Failed {
+			fmt.Fprintf(w, "failed: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
+		}
+		for _, it := range f.Keywords {
+			for _, ch := range it.Changes {
+				to := "dropped"
+				if ch.To != "" {
+					to = fmt.Sprintf("sent as %q", ch.To)
+				}
+				fmt.Fprintf(w, "keyword: %s uid %d %s: %q %s (%s)\n", f.Source, it.UID, it.MessageID, ch.From, to, ch.Reason)
+			}
+		}
+		if f.Verify != nil && len(f.Verify.Examples) > 0 {
+			fmt.Fprintf(w, "missing: %s: source uids %v\n", f.Source, f.Verify.Examples)
+		}
 	}
 }

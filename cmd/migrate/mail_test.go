@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/memimap"
+	"github.com/zxmigrate/zxmigrate/internal/testserver"
+)
+
+func startMemimap(t *testing.T, opts memimap.Options) *memimap.Server {
+	t.Helper()
+	s, err := memimap.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.AddUser("u", "p")
+	return s
+}
+
+func smallMailbox() corpus.Mailbox {
+	msg := func(folder, id string, flags ...string) corpus.Message {
+		return corpus.Message{Folder: folder, Flags: flags, InternalDate: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC),
+			Raw: []byte("From: a@example.com\r\nMessage-ID: <" + id + "@x>\r\nSubject: " + id + "\r\n\r\nbody " + id + "\r\n")}
+	}
+	return corpus.Mailbox{
+		Folders: []corpus.Folder{{Name: "INBOX", Subscribed: true}, {Name: "Work", Subscribed: true}, {Name: "Work/Sub"}},
+		Messages: []corpus.Message{msg("INBOX", "a", `\Seen`), msg("INBOX", "b", `\Flagged`, "$Forwarded"),
+			msg("Work", "c"), msg("Work/Sub", "d", `\Seen`), msg("Work/Sub", "d", `\Seen`)},
+	}
+}
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestMailCLI(t *testing.T) {
+	src := startMemimap(t, memimap.Options{})
+	dst := startMemimap(t, memimap.Options{})
+	if err := src.Seed("u", smallMailbox()); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIGRATE_FROM_PASSWORD", "p")
+	t.Setenv("MIGRATE_TO_PASSWORD", "p")
+	dir := t.TempDir()
+	report := filepath.Join(dir, "r.json")
+	statePath := filepath.Join(dir, "state.db")
+	args := []string{"mail", "--from", "imap://u@" + src.Addr(), "--to", "imap://u@" + dst.Addr(), "--allow-plaintext",
+		"--state", statePath, "--report", report}
+
+	code, out, errOut := runCLI(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "TOTAL") || !strings.Contains(out, "Work/Sub") {
+		t.Errorf("summary table missing:\n%s", out)
+	}
+	var rep mailReport
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Stats.Totals().Copied != 5 {
+		t.Errorf("report ok %v copied %d, want true, 5", rep.OK, rep.Stats.Totals().Copied)
+	}
+	if strings.Contains(string(b), "\"p\"") {
+		t.Error("report contains the password")
+	}
+
+	// Re-run: nothing copied, exit 0.
+	code, out, _ = runCLI(t, args...)
+	if code != exitOK {
+		t.Fatalf("re-run exit %d, want 0:\n%s", code, out)
+	}
+	b, _ = os.ReadFile(report)
+	_ = json.Unmarshal(b, &rep)
+	if n := rep.Stats.Totals().Copied; n != 0 {
+		t.Errorf("re-run copied %d, want 0", n)
+	}
+}
+
+func TestMailCLIExitCodes(t *testing.T) {
+	src := startMemimap(t, memimap.Options{})
+	dst := startMemimap(t, memimap.Options{AppendLimit: 100})
+	if err := src.Seed("u", smallMailbox()); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"mail", "--from", "imap://u@" + src.Addr(), "--to", "imap://u@" + dst.Addr(), "--allow-plaintext"}
+	t.Setenv("MIGRATE_FROM_PASSWORD", "p")
+	t.Setenv("MIGRATE_TO_PASSWORD", "p")
+
+	// Every message exceeds APPENDLIMIT=100: reported, partial.
+	code, out, _ := runCLI(t, base...)
+	if code != exitPartial {
+		t.Errorf("oversize: exit %d, want %d\n%s", code, exitPartial, out)
+	}
+	if !strings.Contains(out, "skipped: INBOX uid 1") {
+		t.Errorf("oversize message not named in the summary:\n%s", out)
+	}
+
+	t.Setenv("MIGRATE_TO_PASSWORD", "wrong")
+	if code, _, errOut := runCLI(t, base...); code != exitAuth {
+		t.Errorf("bad password: exit %d, want %d (%s)", code, exitAuth, errOut)
+	}
+	if code, _, _ := runCLI(t, "mail", "--from", "imap://u@"+src.Addr()); code != exitUsage {
+		t.Errorf("missing --to: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, _ := runCLI(t, "mail", "--from", "imap://u:secret@"+src.Addr(), "--to", "imap://u@"+dst.Addr()); code != exitUsage {
+		t.Errorf("password in URL: exit %d, want %d", code, exitUsage)
+	}
+	os.Unsetenv("MIGRATE_TO_PASSWORD")
+	if code, _, _ := runCLI(t, base...); code != exitUsage {
+		t.Errorf("no password: exit %d, want %d", code, exitUsage)
+	}
+	// Without --allow-plaintext, imap:// insists on STARTTLS, which memimap
+	// does not offer.
+	t.Setenv("MIGRATE_TO_PASSWORD", "p")
+	if code, _, _ := runCLI(t, "mail", "--from", "imap://u@"+src.Addr(), "--to", "imap://u@"+dst.Addr()); code == exitOK {
+		t.Errorf("plaintext without --allow-plaintext: exit 0, want a failure")
+	}
+}
+
+// TestMailKill kills `migrate mail` with SIGKILL at random moments, re-runs
+// it each time, and checks that the destination ends with exactly the
+// source's messages; then the same with the state file deleted before each
+// re-run.
+func TestMailKill(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "migrate")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	acc := corpus.Generate("user1", corpus.Options{Seed: 7, Messages: 400, Events: -1, Contacts: -1})
+	for _, keepState := range []bool{true, false} {
+		name := "with-state"
+		if !keepState {
+			name = "state-deleted"
+		}
+		t.Run(name, func(t *testing.T) {
+			src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "src"})
+			dst := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "dst", Separator: '.'})
+			ctx := context.Background()
+			if err := src.Seed(ctx, testserver.DefaultUser, acc.Mail); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			statePath := filepath.Join(dir, "state.db")
+			args := []string{"mail", "--from", "imap://" + testserver.DefaultUser + "@" + src.Addr,
+				"--to", "imap://" + testserver.DefaultUser + "@" + dst.Addr, "--allow-plaintext", "--state", statePath}
+			env := append(os.Environ(), "MIGRATE_FROM_PASSWORD="+testserver.DefaultPassword, "MIGRATE_TO_PASSWORD="+testserver.DefaultPassword)
+			rng := rand.New(rand.NewPCG(1, uint64(len(name))))
+			kills := 0
+			for i := 0; i < 12; i++ {
+				if !keepState {
+					for _, f := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
+						os.Remove(f)
+					}
+				}
+				cmd := exec.Command(bin, args...)
+				cmd.Env = env
+				var errb bytes.Buffer
+				cmd.Stderr = &errb
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				select {
+				case err := <-done:
+					t.Logf("run %d finished before the kill: %v", i, err)
+				case <-time.After(time.Duration(20+rng.IntN(600)) * time.Millisecond):
+					_ = cmd.Process.Signal(syscall.SIGKILL)
+					<-done
+					kills++
+				}
+			}
+			if kills < 10 {
+				t.Errorf("only %d runs were killed mid-copy, want ≥ 10", kills)
+			}
+			if !keepState {
+				os.Remove(statePath)
+				os.Remove(statePath + "-wal")
+				os.Remove(statePath + "-shm")
+			}
+			cmd := exec.Command(bin, args...)
+			cmd.Env = env
+			out, err := cmd.Output()
+			if code := cmd.ProcessState.ExitCode(); code != exitOK && code != exitPartial {
+				t.Fatalf("final run: exit %d (%v)\n%s", code, err, out)
+			}
+			want, err := src.Snapshot(ctx, testserver.DefaultUser)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := dst.Snapshot(ctx, testserver.DefaultUser)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The Zimbra tag keyword is sent as "Project" by the
+			// documented rule; everything else must be identical.
+			if d := corpus.DiffMail(want, got, &corpus.DiffOptions{IgnoreFlags: []string{corpus.ZimbraTagKeyword, "Project"}, ExtraFoldersOK: true}); d != nil {
+				t.Fatalf("after %d kills, destination differs (lost or duplicated):\n%s", kills, strings.Join(d, "\n"))
+			}
+		})
+	}
+}
