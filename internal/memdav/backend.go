@@ -49,10 +49,8 @@ func checkPut(c *coll, p string, uid string, ifNoneMatch, ifMatch webdav.Conditi
 			}
 		}
 	}
-	for q, o := range c.objs {
-		if q != p && uid != "" && o.uid == uid {
-			return webdav.NewHTTPError(http.StatusConflict, errors.New("memdav: an object with the same UID exists at "+q))
-		}
+	if q, ok := c.uids[uid]; ok && uid != "" && q != p {
+		return webdav.NewHTTPError(http.StatusConflict, errors.New("memdav: an object with the same UID exists at "+q))
 	}
 	return nil
 }
@@ -208,7 +206,7 @@ func (b *calBackend) PutCalendarObject(ctx context.Context, p string, cal *ical.
 	if err := checkPut(c, p, o.uid, opts.IfNoneMatch, opts.IfMatch); err != nil {
 		return nil, err
 	}
-	c.objs[p] = o
+	c.set(p, o)
 	x := o.calObject(p)
 	return &x, nil
 }
@@ -224,7 +222,7 @@ func (b *calBackend) DeleteCalendarObject(ctx context.Context, p string) error {
 	if c == nil || c.objs[p] == nil {
 		return errNotFound
 	}
-	delete(c.objs, p)
+	c.del(p)
 	return nil
 }
 
@@ -372,7 +370,7 @@ func (b *cardBackend) PutAddressObject(ctx context.Context, p string, card vcard
 	if err := checkPut(c, p, o.uid, opts.IfNoneMatch, opts.IfMatch); err != nil {
 		return nil, err
 	}
-	c.objs[p] = o
+	c.set(p, o)
 	x := o.addressObject(p)
 	return &x, nil
 }
@@ -388,6 +386,6 @@ func (b *cardBackend) DeleteAddressObject(ctx context.Context, p string) error {
 	if c == nil || c.objs[p] == nil {
 		return errNotFound
 	}
-	delete(c.objs, p)
+	c.del(p)
 	return nil
 }

@@ -64,7 +64,28 @@ type coll struct {
 	description string
 	color       string
 	comps       []string
-	objs        map[string]*obj // by path
+	objs        map[string]*obj   // by path
+	uids        map[string]string // UID -> path
+}
+
+func (c *coll) set(p string, o *obj) {
+	if old := c.objs[p]; old != nil && c.uids[old.uid] == p {
+		delete(c.uids, old.uid)
+	}
+	c.objs[p] = o
+	if c.uids == nil {
+		c.uids = map[string]string{}
+	}
+	if o.uid != "" {
+		c.uids[o.uid] = p
+	}
+}
+
+func (c *coll) del(p string) {
+	if old := c.objs[p]; old != nil && c.uids[old.uid] == p {
+		delete(c.uids, old.uid)
+	}
+	delete(c.objs, p)
 }
 
 type obj struct {
@@ -148,7 +169,7 @@ func (s *Server) Put(u, collPath, name string, data []byte) error {
 		if err != nil {
 			return err
 		}
-		c.objs[collPath+name] = o
+		c.set(collPath+name, o)
 		return nil
 	}
 	if c := us.books[collPath]; c != nil {
@@ -156,7 +177,7 @@ func (s *Server) Put(u, collPath, name string, data []byte) error {
 		if err != nil {
 			return err
 		}
-		c.objs[collPath+name] = o
+		c.set(collPath+name, o)
 		return nil
 	}
 	return fmt.Errorf("memdav: no collection %s", collPath)
@@ -413,7 +434,7 @@ func (s *Server) Delete(u, p string) bool {
 	for _, m := range []map[string]*coll{s.users[u].cals, s.users[u].books} {
 		for _, c := range m {
 			if _, ok := c.objs[p]; ok {
-				delete(c.objs, p)
+				c.del(p)
 				return true
 			}
 		}

@@ -160,12 +160,10 @@ func (s *Server) importICS(c *coll, body []byte) error {
 			return err
 		}
 		p := c.path + dav.ObjectName(uid, ".ics")
-		for q, x := range c.objs {
-			if x.uid == uid {
-				p = q
-			}
+		if q, ok := c.uids[uid]; ok {
+			p = q
 		}
-		c.objs[p] = o
+		c.set(p, o)
 	}
 	return nil
 }
