@@ -2,8 +2,11 @@ package migrate
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -167,5 +170,40 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	if diff := cmp.Diff(string(got), string(want)); diff != "" {
 		t.Errorf("%s differs (-got +want); run with -update if intended:\n%s", name, diff)
+	}
+}
+
+// TestReportHTMLInChromium opens the page in headless Chromium with the
+// network pointed at a dead proxy and checks that the tables and the chart
+// are in the rendered DOM. It runs when chromium is installed.
+func TestReportHTMLInChromium(t *testing.T) {
+	bin := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Skip("chromium not installed")
+	}
+	dir := t.TempDir()
+	_, htmlPath, err := sampleReport().WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--proxy-server=127.0.0.1:9", "--user-data-dir="+filepath.Join(dir, "profile"), "--dump-dom", "file://"+htmlPath)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	dom := string(out)
+	for _, want := range []string{"<svg", "<polyline", "<table", "alice@example.com", "Not migrated by this procedure"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks %q", want)
+		}
 	}
 }
