@@ -157,3 +157,49 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// TestNoETagOnPut: a server that sends no ETag with PUT answers still gets
+// conditional updates (the ETag is asked for with PROPFIND).
+func TestNoETagOnPut(t *testing.T) {
+	ctx := context.Background()
+	start := func() (*memdav.Server, *httptest.Server) {
+		s := memdav.New()
+		s.AddUser("u", "p")
+		ts := httptest.NewTLSServer(s)
+		t.Cleanup(ts.Close)
+		return s, ts
+	}
+	ssrv, sts := start()
+	dsrv, dts := start()
+	dsrv.NoETagOnPut = true
+	book := ssrv.AddAddressBook("u", "b", "B")
+	card := "BEGIN:VCARD\nVERSION:3.0\nUID:n1\nFN:One\nEND:VCARD\n"
+	if err := ssrv.Put("u", book, "n1.vcf", crlf(card)); err != nil {
+		t.Fatal(err)
+	}
+	ep := func(ts *httptest.Server) Endpoint {
+		return Endpoint{URL: ts.URL + "/", User: "u", Password: secret.New("p"), HTTPClient: ts.Client()}
+	}
+	cp := NewMemoryCheckpoint()
+	src, _ := NewDAV(ep(sts))
+	dst, _ := NewDAV(ep(dts))
+	if _, err := (&Copier{Checkpoint: cp}).Copy(ctx, dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := ssrv.Put("u", book, "n1.vcf", crlf(strings.Replace(card, "FN:One", "FN:One changed", 1))); err != nil {
+		t.Fatal(err)
+	}
+	src, _ = NewDAV(ep(sts))
+	dst, _ = NewDAV(ep(dts))
+	st, err := (&Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Updated != 1 || tot.Failed != 0 {
+		t.Fatalf("totals %+v, errors %+v", tot, st.Collections[0].Errors)
+	}
+	got := dsrv.Snapshot("u", memdav.AddressBookHome("u")+"b/")
+	if len(got) != 1 || !strings.Contains(string(got[0].Data), "One changed") {
+		t.Errorf("destination %+v", got)
+	}
+}

@@ -208,6 +208,9 @@ func (b *calBackend) PutCalendarObject(ctx context.Context, p string, cal *ical.
 	}
 	c.set(p, o)
 	x := o.calObject(p)
+	if b.s.NoETagOnPut {
+		x.ETag = ""
+	}
 	return &x, nil
 }
 
@@ -372,6 +375,9 @@ func (b *cardBackend) PutAddressObject(ctx context.Context, p string, card vcard
 	}
 	c.set(p, o)
 	x := o.addressObject(p)
+	if b.s.NoETagOnPut {
+		x.ETag = ""
+	}
 	return &x, nil
 }
 

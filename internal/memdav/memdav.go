@@ -47,6 +47,9 @@ type Server struct {
 	tokens map[string]string
 	// Requests counts requests by method.
 	requests map[string]int
+	// NoETagOnPut makes PUT answers carry no ETag header (as some servers
+	// do); PROPFIND still reports getetag.
+	NoETagOnPut bool
 	// FailPut, when set, is asked before each PUT: a non-zero status is
 	// returned instead of storing.
 	FailPut func(user, p string) int
