@@ -207,3 +207,17 @@ func TestReportHTMLInChromium(t *testing.T) {
 		}
 	}
 }
+
+func TestThin(t *testing.T) {
+	var s []Sample
+	for i := 0; i < 5000; i++ {
+		s = append(s, Sample{Seconds: float64(i), Items: int64(i)})
+	}
+	got := thin(s, 1000)
+	if len(got) != 1000 || got[0].Seconds != 0 || got[999].Seconds != 4999 {
+		t.Errorf("thin: %d samples, first %v, last %v", len(got), got[0], got[len(got)-1])
+	}
+	if got := thin(s[:10], 1000); len(got) != 10 {
+		t.Errorf("thin of a short series = %d samples", len(got))
+	}
+}

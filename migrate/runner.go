@@ -615,9 +615,25 @@ func (r *Runner) buildReport(ctx context.Context, store *state.Store, runID int6
 	rep.Started = r.startTime
 	rep.Finished = time.Now()
 	r.mu.Lock()
-	rep.Throughput = append([]Sample(nil), r.samples...)
+	rep.Throughput = thin(r.samples, maxSamples)
 	r.mu.Unlock()
 	return rep, nil
+}
+
+// maxSamples bounds the throughput samples kept in a report.
+const maxSamples = 1000
+
+// thin returns at most n samples spread evenly over s, keeping the last.
+func thin(s []Sample, n int) []Sample {
+	if len(s) <= n {
+		return append([]Sample(nil), s...)
+	}
+	out := make([]Sample, 0, n)
+	step := float64(len(s)-1) / float64(n-1)
+	for i := 0; i < n; i++ {
+		out = append(out, s[int(float64(i)*step+0.5)])
+	}
+	return out
 }
 
 // ReportFromStore rebuilds a report from a state store without the servers:
