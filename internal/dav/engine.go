@@ -338,16 +338,20 @@ func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 	for _, c := range dstCols {
 		r.dstCols[c.Name] = &dstColl{col: c}
 	}
-	stats := &Stats{Collections: make([]CollectionStats, len(srcCols))}
+	per := make([][]CollectionStats, len(srcCols))
 	var g errgroup.Group
 	g.SetLimit(e.conc())
 	for i, sc := range srcCols {
 		g.Go(func() error {
-			stats.Collections[i] = r.copyCollection(ctx, sc)
+			per[i] = r.copyTree(ctx, sc, 0)
 			return nil
 		})
 	}
 	g.Wait()
+	stats := &Stats{}
+	for _, p := range per {
+		stats.Collections = append(stats.Collections, p...)
+	}
 	if r.abort != nil {
 		return stats, r.abort
 	}
@@ -434,6 +438,39 @@ func (r *run) target(ctx context.Context, want Collection, main bool) (*dstColl,
 	}
 	r.dstCols[want.Name] = d
 	return d, nil
+}
+
+// nestedSource is implemented by sources that can nest collections.
+type nestedSource interface {
+	Nested(ctx context.Context, c Collection) ([]Collection, error)
+}
+
+// maxNesting bounds how deep nested collections are followed.
+const maxNesting = 8
+
+// copyTree copies sc and then the collections nested in it, flattened.
+func (r *run) copyTree(ctx context.Context, sc Collection, depth int) []CollectionStats {
+	out := []CollectionStats{r.copyCollection(ctx, sc)}
+	ns, ok := r.src.(nestedSource)
+	if !ok || ctx.Err() != nil {
+		return out
+	}
+	subs, err := ns.Nested(ctx, sc)
+	if err != nil {
+		cs := &collStats{CollectionStats: CollectionStats{Source: sc.Href, Name: sc.Name}}
+		r.itemFailed(cs, sc.Href, "", fmt.Errorf("dav: nested collections of %s: %w", sc.Href, err), false)
+		return append(out, cs.CollectionStats)
+	}
+	for _, sub := range subs {
+		if depth >= maxNesting {
+			cs := &collStats{CollectionStats: CollectionStats{Source: sub.Href, Name: sub.Name, Nested: sub.Nested}}
+			r.itemFailed(cs, sub.Href, "", fmt.Errorf("dav: %s nested deeper than %d levels: not copied", sub.Href, maxNesting), false)
+			out = append(out, cs.CollectionStats)
+			continue
+		}
+		out = append(out, r.copyTree(ctx, sub, depth+1)...)
+	}
+	return out
 }
 
 func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats {

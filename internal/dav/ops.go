@@ -88,9 +88,15 @@ func (c Collection) Accepts(comp string) bool {
 // List returns the objects of a collection with their ETags (PROPFIND
 // depth 1), without the collection itself and sub-collections.
 func (c *Client) List(ctx context.Context, coll string) ([]Ref, error) {
+	refs, _, err := c.ListAll(ctx, coll)
+	return refs, err
+}
+
+// ListAll is List that also returns the hrefs of sub-collections.
+func (c *Client) ListAll(ctx context.Context, coll string) (refs []Ref, subs []string, err error) {
 	rs, err := c.Propfind(ctx, coll, "1", xml.Name{Space: NSDAV, Local: "getetag"}, xml.Name{Space: NSDAV, Local: "resourcetype"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []Ref
 	for _, r := range rs {
@@ -98,6 +104,7 @@ func (c *Client) List(ctx context.Context, coll string) ([]Ref, error) {
 			continue
 		}
 		if rt := r.Prop(NSDAV, "resourcetype"); rt != nil && rt.Child(NSDAV, "collection") != nil {
+			subs = append(subs, DirHref(r.Href))
 			continue
 		}
 		if r.Status == http.StatusNotFound {
@@ -109,7 +116,7 @@ func (c *Client) List(ctx context.Context, coll string) ([]Ref, error) {
 		}
 		out = append(out, ref)
 	}
-	return out, nil
+	return out, subs, nil
 }
 
 // Get reads one object raw and returns its body and ETag.

@@ -3,6 +3,7 @@ package dav
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -15,6 +16,7 @@ type Remote struct {
 	BatchSize int
 
 	mu     sync.Mutex
+	nested map[string][]string // collection href -> sub-collection hrefs seen by List
 	done   bool
 	home   string
 	cols   []Collection
@@ -57,9 +59,47 @@ func (r *Remote) Fixed() (Collection, bool) {
 	return Collection{}, false
 }
 
-// List implements Source.
+// List implements Source. Sub-collections it meets are kept for Nested.
 func (r *Remote) List(ctx context.Context, c Collection) ([]Ref, error) {
-	return r.Client.List(ctx, c.Href)
+	refs, subs, err := r.Client.ListAll(ctx, c.Href)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.nested == nil {
+		r.nested = map[string][]string{}
+	}
+	r.nested[c.Href] = subs
+	r.mu.Unlock()
+	return refs, nil
+}
+
+// Nested returns the calendars or address books found inside c by the
+// last List of c, named by their path below the home set with "/"
+// flattened to "-" (Carbonio does not nest collections).
+func (r *Remote) Nested(ctx context.Context, c Collection) ([]Collection, error) {
+	r.mu.Lock()
+	subs := r.nested[c.Href]
+	home := r.home
+	r.mu.Unlock()
+	var out []Collection
+	for _, h := range subs {
+		cols, err := r.Client.collections(ctx, r.P, h, "0")
+		if err != nil {
+			return nil, err
+		}
+		for _, col := range cols {
+			rel := strings.Trim(strings.TrimPrefix(CleanPath(col.Href), CleanPath(home)), "/")
+			if rel == "" || !strings.Contains(rel, "/") {
+				rel = strings.Trim(strings.TrimPrefix(CleanPath(col.Href), CleanPath(c.Href)), "/")
+				rel = c.Name + "/" + rel
+			}
+			col.Nested = rel
+			col.Name = FlattenName(rel)
+			out = append(out, col)
+		}
+	}
+	return out, nil
 }
 
 // Read implements Source: multiget in batches, with a GET per object the

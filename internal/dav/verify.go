@@ -65,12 +65,21 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		fixed, isFixed = ft.Fixed()
 	}
 	out := &Verification{}
-	for _, sc := range srcCols {
+	ns, nested := src.(nestedSource)
+	for i := 0; i < len(srcCols); i++ {
+		sc := srcCols[i]
 		chk := CollectionCheck{Source: sc.Href}
 		want := map[string]string{}
 		refs, err := src.List(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("dav: list %s: %w", sc.Href, err)
+		}
+		if nested {
+			subs, err := ns.Nested(ctx, sc)
+			if err != nil {
+				return nil, fmt.Errorf("dav: nested collections of %s: %w", sc.Href, err)
+			}
+			srcCols = append(srcCols, subs...)
 		}
 		for start := 0; start < len(refs); start += e.batch() {
 			err := src.Read(ctx, sc, refs[start:min(start+e.batch(), len(refs))], func(ref Ref, data []byte, err error) {
