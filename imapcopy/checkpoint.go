@@ -31,6 +31,9 @@ type FolderState struct {
 	// last pass that copied and verified everything; zero otherwise.
 	SourceStatus FolderStatus
 	DestStatus   FolderStatus
+	// KeywordIssues counts the messages whose flags were sanitised in that
+	// pass, so that a skipped unchanged folder still reports them.
+	KeywordIssues int
 }
 
 // Mapping pairs a source UID with the destination UID its copy got

@@ -52,10 +52,11 @@ func dovecotPair(c dovecotCase) func(t *testing.T) *pair {
 		src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "src", Separator: c.srcSep, TLS: tlsOn})
 		dst := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "dst", Separator: c.dstSep, TLS: tlsOn})
 		p := &pair{
-			src:      dovecotAccount(t, src, c.srcAdmin, c.srcSec),
-			dst:      dovecotAccount(t, dst, c.dstAdmin, c.dstSec),
-			srcDelim: c.srcSep,
-			dstDelim: c.dstSep,
+			src:       dovecotAccount(t, src, c.srcAdmin, c.srcSec),
+			dst:       dovecotAccount(t, dst, c.dstAdmin, c.dstSec),
+			srcDelim:  c.srcSep,
+			dstDelim:  c.dstSep,
+			condstore: true,
 		}
 		p.seed = func(t *testing.T, m corpus.Mailbox) {
 			if err := src.Seed(context.Background(), testserver.DefaultUser, forSeparator(m, c.srcSep)); err != nil {

@@ -87,6 +87,9 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 			fs.Unchanged = true
 			fs.SourceCount, fs.DestCount = int(srcNow.Messages), int(dstNow.Messages)
 			fs.AlreadyPresent = fs.SourceCount
+			if st.KeywordIssues > 0 {
+				fs.Keywords = []ItemIssue{{Reason: fmt.Sprintf("flags of %d messages were sanitised in an earlier run (see that run's report)", st.KeywordIssues)}}
+			}
 			return nil
 		}
 	}
@@ -300,10 +303,12 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 	}
 	fs.Verify = v
 	phase("verified")
-	if fs.OK() {
+	// Sanitised keywords are deterministic and recorded: they do not stop
+	// the next run from skipping the folder, but are reported again.
+	if fs.Err == "" && len(fs.Failed) == 0 && len(fs.SkippedItems) == 0 && v.OK() {
 		if err := s.cp.SaveFolder(ctx, FolderState{Source: p.Src.Name, Destination: p.Dst,
 			SourceUIDValidity: srcSel.UIDValidity, DestUIDValidity: dstSel.UIDValidity,
-			SourceStatus: srcStatusAtStart, DestStatus: dstStatus}); err != nil {
+			SourceStatus: srcStatusAtStart, DestStatus: dstStatus, KeywordIssues: len(fs.Keywords)}); err != nil {
 			return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
 		}
 	}

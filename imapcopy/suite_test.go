@@ -30,6 +30,9 @@ type pair struct {
 	// adapt, when set, changes the corpus the way seed had to (folder
 	// names the source cannot hold).
 	adapt func(corpus.Mailbox) corpus.Mailbox
+	// condstore is set when the source reports HIGHESTMODSEQ, so that a
+	// re-run skips unchanged folders without opening them.
+	condstore bool
 }
 
 func (p *pair) mail(m corpus.Mailbox) corpus.Mailbox {
@@ -263,6 +266,13 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair) {
 		checkStats(t, st)
 		if tt := totals(st); tt.Copied != 0 || tt.FlagUpdates != 0 {
 			t.Errorf("re-run copied %d, flag updates %d; want 0, 0", tt.Copied, tt.FlagUpdates)
+		}
+		if p.condstore {
+			for _, f := range st.Folders {
+				if f.Skipped == "" && !f.NoSelect && !f.Unchanged {
+					t.Errorf("re-run opened unchanged folder %q; want it skipped by its STATUS snapshot", f.Source)
+				}
+			}
 		}
 
 		// 10 new messages and 10 flag changes propagate, nothing else.

@@ -31,6 +31,7 @@ var mailSchema = []string{
 		dst_messages INTEGER NOT NULL DEFAULT 0,
 		dst_modseq INTEGER NOT NULL DEFAULT 0,
 		dst_status_uidvalidity INTEGER NOT NULL DEFAULT 0,
+		keyword_issues INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (account, source)
 	)`,
 	`CREATE TABLE IF NOT EXISTS mail_messages (
@@ -61,11 +62,11 @@ func (m *mailCheckpoint) Folder(ctx context.Context, source string) (imapcopy.Fo
 	st.Source = source
 	err := m.db.QueryRowContext(ctx, `SELECT destination, src_uidvalidity, dst_uidvalidity,
 		src_status_uidvalidity, src_uidnext, src_messages, src_modseq,
-		dst_status_uidvalidity, dst_uidnext, dst_messages, dst_modseq
+		dst_status_uidvalidity, dst_uidnext, dst_messages, dst_modseq, keyword_issues
 		FROM mail_folders WHERE account=? AND source=?`, m.account, source).Scan(
 		&st.Destination, &st.SourceUIDValidity, &st.DestUIDValidity,
 		&st.SourceStatus.UIDValidity, &st.SourceStatus.UIDNext, &st.SourceStatus.Messages, &st.SourceStatus.HighestModSeq,
-		&st.DestStatus.UIDValidity, &st.DestStatus.UIDNext, &st.DestStatus.Messages, &st.DestStatus.HighestModSeq)
+		&st.DestStatus.UIDValidity, &st.DestStatus.UIDNext, &st.DestStatus.Messages, &st.DestStatus.HighestModSeq, &st.KeywordIssues)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imapcopy.FolderState{}, false, nil
 	}
@@ -78,17 +79,17 @@ func (m *mailCheckpoint) Folder(ctx context.Context, source string) (imapcopy.Fo
 func (m *mailCheckpoint) SaveFolder(ctx context.Context, st imapcopy.FolderState) error {
 	_, err := m.db.ExecContext(ctx, `INSERT INTO mail_folders (account, source, destination, src_uidvalidity, dst_uidvalidity,
 		src_status_uidvalidity, src_uidnext, src_messages, src_modseq,
-		dst_status_uidvalidity, dst_uidnext, dst_messages, dst_modseq)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+		dst_status_uidvalidity, dst_uidnext, dst_messages, dst_modseq, keyword_issues)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (account, source) DO UPDATE SET destination=excluded.destination,
 		src_uidvalidity=excluded.src_uidvalidity, dst_uidvalidity=excluded.dst_uidvalidity,
 		src_status_uidvalidity=excluded.src_status_uidvalidity, src_uidnext=excluded.src_uidnext,
 		src_messages=excluded.src_messages, src_modseq=excluded.src_modseq,
 		dst_status_uidvalidity=excluded.dst_status_uidvalidity, dst_uidnext=excluded.dst_uidnext,
-		dst_messages=excluded.dst_messages, dst_modseq=excluded.dst_modseq`,
+		dst_messages=excluded.dst_messages, dst_modseq=excluded.dst_modseq, keyword_issues=excluded.keyword_issues`,
 		m.account, st.Source, st.Destination, st.SourceUIDValidity, st.DestUIDValidity,
 		st.SourceStatus.UIDValidity, st.SourceStatus.UIDNext, st.SourceStatus.Messages, int64(st.SourceStatus.HighestModSeq),
-		st.DestStatus.UIDValidity, st.DestStatus.UIDNext, st.DestStatus.Messages, int64(st.DestStatus.HighestModSeq))
+		st.DestStatus.UIDValidity, st.DestStatus.UIDNext, st.DestStatus.Messages, int64(st.DestStatus.HighestModSeq), st.KeywordIssues)
 	if err != nil {
 		return fmt.Errorf("state: save mail folder %q: %w", st.Source, err)
 	}

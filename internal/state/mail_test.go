@@ -26,7 +26,7 @@ func TestMailCheckpoint(t *testing.T) {
 	}
 	want := imapcopy.FolderState{Source: "INBOX", Destination: "INBOX", SourceUIDValidity: 7, DestUIDValidity: 9,
 		SourceStatus: imapcopy.FolderStatus{UIDValidity: 7, UIDNext: 11, Messages: 10, HighestModSeq: 1 << 40},
-		DestStatus:   imapcopy.FolderStatus{UIDValidity: 9, UIDNext: 12, Messages: 10}}
+		DestStatus:   imapcopy.FolderStatus{UIDValidity: 9, UIDNext: 12, Messages: 10}, KeywordIssues: 3}
 	if err := cp.SaveFolder(ctx, want); err != nil {
 		t.Fatal(err)
 	}
