@@ -1,0 +1,315 @@
+// Command mailbench measures `migrate mail` against mbsync on two loopback
+// Dovecots (TESTBENCH.md §6): cold copy and no-op re-run, N runs each,
+// medians, ratios and peak RSS from /usr/bin/time -v; then one cold copy of
+// a small corpus with a 50 MB message for the memory bound. bench/mail.sh
+// builds and runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/testserver"
+)
+
+func main() {
+	migrate := flag.String("migrate", "", "path of the migrate binary")
+	mbsync := flag.String("mbsync", "mbsync", "path of mbsync (empty to skip)")
+	messages := flag.Int("messages", 0, "corpus size (0: the 10,121-message reference)")
+	runs := flag.Int("runs", 3, "runs per measurement")
+	huge := flag.Bool("huge", true, "also measure RSS with a 50 MB message")
+	work := flag.String("dir", "", "scratch directory (default: a temp dir)")
+	flag.Parse()
+	if *migrate == "" {
+		fmt.Fprintln(os.Stderr, "mailbench: -migrate is required")
+		os.Exit(2)
+	}
+	if err := bench(*migrate, *mbsync, *messages, *runs, *huge, *work); err != nil {
+		fmt.Fprintln(os.Stderr, "mailbench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	wall time.Duration
+	rss  int64 // KiB
+	code int
+}
+
+func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) error {
+	ctx := context.Background()
+	if dir == "" {
+		d, err := os.MkdirTemp("", "mailbench")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	src, dst, err := startPair(ctx)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	defer dst.Close()
+	t0 := time.Now()
+	acc := corpus.Generate(testserver.DefaultUser, corpus.Options{Messages: messages, Events: -1, Contacts: -1})
+	if err := src.Seed(ctx, testserver.DefaultUser, acc.Mail); err != nil {
+		return err
+	}
+	var total int64
+	for _, m := range acc.Mail.Messages {
+		total += int64(len(m.Raw))
+	}
+	fmt.Printf("corpus: %d messages, %.1f MB, seeded in %v\n", len(acc.Mail.Messages), float64(total)/1e6, time.Since(t0).Round(time.Millisecond))
+	acc = nil
+
+	env := append(os.Environ(), "MIGRATE_FROM_PASSWORD="+testserver.DefaultPassword, "MIGRATE_TO_PASSWORD="+testserver.DefaultPassword)
+	statePath := filepath.Join(dir, "state.db")
+	migArgs := []string{migrate, "mail", "--from", "imap://" + testserver.DefaultUser + "@" + src.Addr,
+		"--to", "imap://" + testserver.DefaultUser + "@" + dst.Addr, "--allow-plaintext", "--state", statePath}
+
+	resetAll := func() error {
+		for _, f := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
+			os.Remove(f)
+		}
+		os.RemoveAll(filepath.Join(dir, "mbsync"))
+		if err := dst.ResetUser(ctx, testserver.DefaultUser); err != nil {
+			return err
+		}
+		exec.Command("sync").Run()
+		time.Sleep(time.Second)
+		return nil
+	}
+	var migCold, migNoop, mbCold, mbNoop []result
+	for i := 0; i < runs; i++ {
+		if err := resetAll(); err != nil {
+			return err
+		}
+		r, err := timed(env, migArgs...)
+		if err != nil {
+			return err
+		}
+		migCold = append(migCold, r)
+		fmt.Printf("migrate cold run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+		r, err = timed(env, migArgs...)
+		if err != nil {
+			return err
+		}
+		migNoop = append(migNoop, r)
+		fmt.Printf("migrate no-op run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+	}
+	if mbsync != "" {
+		rc := filepath.Join(dir, "mbsyncrc")
+		if err := os.WriteFile(rc, []byte(mbsyncRC(src.Addr, dst.Addr, filepath.Join(dir, "mbsync")+"/")), 0o600); err != nil {
+			return err
+		}
+		for i := 0; i < runs; i++ {
+			if err := resetAll(); err != nil {
+				return err
+			}
+			os.MkdirAll(filepath.Join(dir, "mbsync"), 0o700)
+			r, err := timed(nil, mbsync, "-c", rc, "AtoB")
+			if err != nil {
+				return err
+			}
+			mbCold = append(mbCold, r)
+			fmt.Printf("mbsync cold run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+			r, err = timed(nil, mbsync, "-c", rc, "AtoB")
+			if err != nil {
+				return err
+			}
+			mbNoop = append(mbNoop, r)
+			fmt.Printf("mbsync no-op run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+		}
+	}
+	var hugeRes *result
+	if huge {
+		s2, d2, err := startPair(ctx)
+		if err != nil {
+			return err
+		}
+		defer s2.Close()
+		defer d2.Close()
+		small := corpus.Generate(testserver.DefaultUser, corpus.Options{Seed: 5, Messages: 300, Huge: true, Events: -1, Contacts: -1})
+		if err := s2.Seed(ctx, testserver.DefaultUser, small.Mail); err != nil {
+			return err
+		}
+		args := []string{migrate, "mail", "--from", "imap://" + testserver.DefaultUser + "@" + s2.Addr,
+			"--to", "imap://" + testserver.DefaultUser + "@" + d2.Addr, "--allow-plaintext"}
+		r, err := timed(env, args...)
+		if err != nil {
+			return err
+		}
+		hugeRes = &r
+		fmt.Printf("migrate cold with a 50 MB message: %v, %d MB RSS, exit %d\n", r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+	}
+
+	fmt.Println()
+	fmt.Println("| Run | median wall | runs | peak RSS (max) | ratio to mbsync |")
+	fmt.Println("|---|---|---|---|---|")
+	row := func(name string, rs, ref []result) {
+		if len(rs) == 0 {
+			return
+		}
+		ratio := "–"
+		if len(ref) > 0 {
+			ratio = fmt.Sprintf("%.2f", median(rs).Seconds()/median(ref).Seconds())
+		}
+		fmt.Printf("| %s | %.2f s | %s | %d MB | %s |\n", name, median(rs).Seconds(), walls(rs), maxRSS(rs)/1024, ratio)
+	}
+	row("migrate mail cold", migCold, mbCold)
+	row("mbsync cold", mbCold, nil)
+	row("migrate mail no-op re-run", migNoop, mbNoop)
+	row("mbsync no-op re-run", mbNoop, nil)
+	if hugeRes != nil {
+		fmt.Printf("| migrate mail cold, 300 msgs + one 50 MB message | %.2f s | 1 | %d MB | – |\n", hugeRes.wall.Seconds(), hugeRes.rss/1024)
+	}
+	return nil
+}
+
+func startPair(ctx context.Context) (src, dst *testserver.Dovecot, err error) {
+	src, err = testserver.NewDovecot(ctx, testserver.DovecotOptions{Name: "bench-src"})
+	if err != nil {
+		return nil, nil, err
+	}
+	dst, err = testserver.NewDovecot(ctx, testserver.DovecotOptions{Name: "bench-dst"})
+	if err != nil {
+		src.Close()
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
+var (
+	reWall = regexp.MustCompile(`Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)`)
+	reRSS  = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
+)
+
+// timed runs argv under /usr/bin/time -v.
+func timed(env []string, argv ...string) (result, error) {
+	cmd := exec.Command("/usr/bin/time", append([]string{"-v"}, argv...)...)
+	if env != nil {
+		cmd.Env = env
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.Stdout = nil
+	start := time.Now()
+	err := cmd.Run()
+	r := result{wall: time.Since(start)}
+	if cmd.ProcessState != nil {
+		r.code = cmd.ProcessState.ExitCode()
+	}
+	if m := reRSS.FindStringSubmatch(errb.String()); m != nil {
+		r.rss, _ = strconv.ParseInt(m[1], 10, 64)
+	} else {
+		return r, fmt.Errorf("%s: no time -v output (%v): %s", argv[0], err, tail(errb.String()))
+	}
+	if m := reWall.FindStringSubmatch(errb.String()); m != nil {
+		if d, ok := parseClock(m[1]); ok {
+			r.wall = d
+		}
+	}
+	if r.code != 0 && r.code != 3 {
+		return r, fmt.Errorf("%s exited %d: %s", argv[0], r.code, tail(errb.String()))
+	}
+	return r, nil
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return s[len(s)-2000:]
+	}
+	return s
+}
+
+func parseClock(s string) (time.Duration, bool) {
+	parts := strings.Split(s, ":")
+	var secs float64
+	for _, p := range parts {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil {
+			return 0, false
+		}
+		secs = secs*60 + v
+	}
+	return time.Duration(secs * float64(time.Second)), true
+}
+
+func median(rs []result) time.Duration {
+	w := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		w[i] = r.wall
+	}
+	sort.Slice(w, func(i, j int) bool { return w[i] < w[j] })
+	if len(w)%2 == 1 {
+		return w[len(w)/2]
+	}
+	return (w[len(w)/2-1] + w[len(w)/2]) / 2
+}
+
+func walls(rs []result) string {
+	var l []string
+	for _, r := range rs {
+		l = append(l, fmt.Sprintf("%.2f", r.wall.Seconds()))
+	}
+	return strings.Join(l, " / ")
+}
+
+func maxRSS(rs []result) int64 {
+	var m int64
+	for _, r := range rs {
+		m = max(m, r.rss)
+	}
+	return m
+}
+
+// mbsyncRC is TESTBENCH.md §6's one-way configuration.
+func mbsyncRC(srcAddr, dstAddr, state string) string {
+	sh, sp, _ := strings.Cut(srcAddr, ":")
+	dh, dp, _ := strings.Cut(dstAddr, ":")
+	return fmt.Sprintf(`IMAPAccount A
+Host %s
+Port %s
+User %s
+Pass %s
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore A
+Account A
+
+IMAPAccount B
+Host %s
+Port %s
+User %s
+Pass %s
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore B
+Account B
+
+Channel AtoB
+Far :A:
+Near :B:
+Patterns *
+Create Near
+Sync Pull
+Expunge None
+CopyArrivalDate yes
+SyncState %s
+`, sh, sp, testserver.DefaultUser, testserver.DefaultPassword, dh, dp, testserver.DefaultUser, testserver.DefaultPassword, state)
+}

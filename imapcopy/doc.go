@@ -1,0 +1,75 @@
+// Package imapcopy copies a whole IMAP mailbox to another server exactly,
+// resumably and concurrently: the imapsync replacement of zxmigrate.
+//
+// # Quick start
+//
+//	src := &imapcopy.Account{Addr: "zimbra.example.com:993", User: "alice@example.com",
+//		Admin: "admin@example.com", Password: secret.New(os.Getenv("SRC_ADMIN_PASSWORD"))}
+//	dst, _ := imapcopy.ParseURL("imaps://alice@carbonio.example.com")
+//	dst.Password = secret.New(os.Getenv("DST_PASSWORD"))
+//	c := &imapcopy.Copier{Checkpoint: store.Mail("alice")} // nil: in memory
+//	stats, err := c.Copy(ctx, dst, src)
+//	if err != nil { ... }        // auth, cancelled, checkpoint unwritable
+//	if !stats.OK() { ... }       // per-message problems are in stats
+//
+// # What is copied
+//
+// Every message's BODY[] byte for byte (nothing injected), all system flags
+// (\Deleted-but-not-expunged messages keep the flag unless SkipDeleted), all
+// keywords after sanitising (see SanitizeFlags), and INTERNALDATE. The folder
+// tree is translated segment by segment between separators and namespace
+// prefixes (a segment holding the destination separator has it replaced by
+// '_', reported as a rename); special-use folders map by SPECIAL-USE
+// attribute, else, on a source without SPECIAL-USE, by well-known name
+// (Sent, Sent Items, Trash, Deleted Items, Junk, Spam, Drafts, Archive); a
+// \Noselect parent is never created as a real folder; subscriptions are
+// copied. Include, Exclude, Map and SkipFolder select and rename folders.
+//
+// # Identity, resume and re-runs
+//
+// The Checkpoint (internal/state implements it over SQLite) keeps per folder
+// the UIDVALIDITYs and every source UID → destination UID (APPENDUID). Before
+// a chunk of messages is fetched for APPEND its source UIDs are marked in
+// flight, durably. On the next run, messages still in flight are looked up
+// on the destination by a SHA-256 of their bytes (sizes first), counting
+// multiplicity, before anything is appended again. With no usable map (no
+// state, a UIDVALIDITY changed, or a destination without UIDPLUS) the whole
+// folder is reconciled that way, so messages without Message-ID and true
+// duplicates are neither lost nor doubled.
+//
+// A re-run makes one LIST-STATUS pass per side: a folder whose UIDVALIDITY,
+// UIDNEXT, MESSAGES and HIGHESTMODSEQ equal the snapshot of the last verified
+// pass (on both sides) is skipped without SELECT. This needs CONDSTORE on the
+// source; without it every folder is opened and its flags compared. New
+// messages are found by UID; changed flags are stored on the copies.
+//
+// # Proof
+//
+// After copying, each folder is verified: every source message's
+// fingerprint (RFC822.SIZE, Message-ID and Date; with DeepVerify a SHA-256
+// of the bytes) must be found on the destination with multiplicity, and
+// flags and INTERNALDATE of each copy must match. Stats holds per folder the
+// source and destination counts, copied, already present, skipped (with
+// reasons), failed, sanitised keywords, flag updates and the verification.
+//
+// # Manners (Zimbra, Carbonio)
+//
+// Folders run in parallel (Concurrency), each with one source connection
+// and up to MaxWriters (default 4) APPEND connections; a ConnBudget caps
+// connections per server across Copiers. UID sets are chunked (command lines
+// stay far below 8 KB), a NOOP is interleaved after 20 identical commands in
+// a row, and a folder pass is retried with backoff after BYE, UNAVAILABLE,
+// LIMIT, INUSE or a dropped connection (internal/retry). Messages over the
+// destination's APPENDLIMIT or MaxSize are skipped and reported; an APPEND
+// refused with keywords is retried once without them and reported.
+// Messages larger than SpillThreshold are spooled to an unlinked temporary
+// file, so memory stays bounded whatever the message size.
+//
+// # Known limits
+//
+// go-imap v2 beta.8 waits for a continuation on every literal over 4 KiB and
+// has no MULTIAPPEND, BINARY or COMPRESS: throughput comes from parallel
+// connections. A message containing a NUL byte cannot be appended (no
+// BINARY APPEND) and is reported as failed. Messages the source expunges
+// during a run are not deleted from the destination (copy, not sync).
+package imapcopy
