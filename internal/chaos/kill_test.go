@@ -155,13 +155,13 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 	if !complete {
 		t.Fatal("no complete run after the kills")
 	}
-	r.check(t)
 	out.addFile(t, "state.db", statePath)
 	out.addFile(t, "state.db-wal", statePath+"-wal")
 	found, scanned := out.scan(mailPassword)
 	for _, f := range found {
 		t.Errorf("secret leaked: %s", f)
 	}
+	r.check(t)
 	t.Logf("kill/resume: %d messages, %d SIGKILLs, %d resumes, %d state-file removals, %d network faults during the killed runs (source %v; destination %v); destination == source; secrets found in %d bytes of argv, output and state: %d",
 		r.msgs, kills, resumes, removals, r.faultCount(), r.srcProxy.Stats(), r.dstProxy.Stats(), scanned, len(found))
 }
@@ -206,4 +206,51 @@ func TestMailStateLossAfterInterruptedCopy(t *testing.T) {
 	tot := stats.Totals()
 	t.Logf("second run: copied %d, already present %d", tot.Copied, tot.AlreadyPresent)
 	r.check(t)
+}
+
+// TestSecretHygieneCLI runs `migrate mail` with the password from a file and
+// from the environment, and with a wrong password, and scans argv, output,
+// the report and the state file for the passwords.
+func TestSecretHygieneCLI(t *testing.T) {
+	bin := buildCLI(t)
+	r := newMailRig(t, 1, 17)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "from.pw")
+	if err := os.WriteFile(pwFile, []byte(mailPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(dir, "state.db")
+	out := newSink()
+	run := func(env []string, args ...string) int {
+		cmd := exec.Command(bin, append([]string{"mail", "--from", "imap://user1@" + r.srcProxy.Addr(),
+			"--to", "imap://user1@" + r.dstProxy.Addr(), "--allow-plaintext", "--state", statePath,
+			"--report", filepath.Join(dir, "report.json")}, args...)...)
+		cmd.Env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+		var so, se bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &so, &se
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		argv, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cmdline")
+		_ = cmd.Wait()
+		out.add("argv", argv)
+		out.add("argv", []byte(strings.Join(cmd.Args, " ")))
+		out.add("stdout", so.Bytes())
+		out.add("stderr", se.Bytes())
+		out.addFile(t, "report.json", filepath.Join(dir, "report.json"))
+		return cmd.ProcessState.ExitCode()
+	}
+	if code := run([]string{"MIGRATE_TO_PASSWORD=" + mailPassword}, "--from-password-file", pwFile); code != 0 && code != 3 {
+		t.Errorf("copy with the right passwords exited %d", code)
+	}
+	if code := run([]string{"MIGRATE_FROM_PASSWORD=" + sentinelWrong, "MIGRATE_TO_PASSWORD=" + mailPassword}); code != 4 {
+		t.Errorf("copy with a wrong source password exited %d, want 4 (auth)", code)
+	}
+	out.addFile(t, "state.db", statePath)
+	out.addFile(t, "state.db-wal", statePath+"-wal")
+	found, scanned := out.scan(mailPassword, sentinelWrong)
+	for _, f := range found {
+		t.Errorf("secret leaked: %s", f)
+	}
+	t.Logf("secret hygiene (CLI): scanned %d bytes of argv, stdout, stderr, JSON report and state DB over 2 runs: %d sentinels found", scanned, len(found))
 }
