@@ -7,14 +7,18 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testpki"
@@ -143,4 +147,47 @@ func TestTLSSOAPVerification(t *testing.T) {
 	// httptest's certificate names 127.0.0.1 and example.com, not localhost.
 	wrong := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 	wantVerifyError(t, "SOAP, wrong host name", login(wrong, trusting), "wrong host")
+}
+
+func TestTLSDAVVerification(t *testing.T) {
+	ca, err := testpki.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := memdav.New()
+	srv.AddUser("user1", "pass1")
+	serve := func(hosts ...string) string {
+		ts := httptest.NewUnstartedServer(srv)
+		cfg, err := ca.ServerTLSConfig(hosts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.TLS = cfg
+		ts.StartTLS()
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+	good, wrongHost := serve("127.0.0.1"), serve("dav.example.com")
+	ctx := context.Background()
+	// Copy from and to the same calendar home: enough to exercise discovery,
+	// listing and the TLS handshake of the copy engine's client.
+	list := func(base string, hc *http.Client) error {
+		e := caldav.Endpoint{URL: base + memdav.CalendarHome("user1"), User: "user1", Password: secret.New("pass1")}
+		if hc != nil {
+			e.HTTPClient = hc
+		}
+		d, err := caldav.NewDAV(e)
+		if err != nil {
+			return err
+		}
+		_, err = (&caldav.Copier{}).Copy(ctx, d, d)
+		return err
+	}
+	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLSConfig()}}
+	if err := list(good, trusting); err != nil {
+		t.Fatalf("trusted CA and right name: %v", err)
+	}
+	// No HTTPClient means the package default: system roots, verification on.
+	wantVerifyError(t, "DAV, default client", list(good, nil), "unknown CA")
+	wantVerifyError(t, "DAV, wrong host name", list(wrongHost, trusting), "wrong host")
 }
