@@ -22,6 +22,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testpki"
+	"github.com/zxmigrate/zxmigrate/internal/testserver"
 )
 
 // tlsFront terminates TLS with a certificate from ca for hosts and forwards
@@ -190,4 +191,33 @@ func TestTLSDAVVerification(t *testing.T) {
 	// No HTTPClient means the package default: system roots, verification on.
 	wantVerifyError(t, "DAV, default client", list(good, nil), "unknown CA")
 	wantVerifyError(t, "DAV, wrong host name", list(wrongHost, trusting), "wrong host")
+}
+
+// TestTLSDovecotVerification checks the mail side against a real server:
+// Dovecot with implicit TLS and STARTTLS.
+func TestTLSDovecotVerification(t *testing.T) {
+	d := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "tls", TLS: true})
+	ctx := context.Background()
+	dial := func(addr string, sec imapcopy.Security, cfg *tls.Config) error {
+		a := &imapcopy.Account{Addr: addr, Security: sec, TLSConfig: cfg, User: "user1",
+			Password: secret.New(d.Users["user1"]), DialTimeout: 10 * time.Second}
+		c, err := a.Dial(ctx)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		addr string
+		sec  imapcopy.Security
+	}{{"implicit TLS", d.TLSAddr, imapcopy.ImplicitTLS}, {"STARTTLS", d.Addr, imapcopy.StartTLS}} {
+		if err := dial(tc.addr, tc.sec, d.CA.ClientTLSConfig()); err != nil {
+			t.Fatalf("Dovecot %s, trusted CA: %v", tc.name, err)
+		}
+		wantVerifyError(t, "Dovecot "+tc.name+", default roots", dial(tc.addr, tc.sec, nil), "unknown CA")
+		wrong := d.CA.ClientTLSConfig()
+		wrong.ServerName = "mail.example.com"
+		wantVerifyError(t, "Dovecot "+tc.name+", wrong host name", dial(tc.addr, tc.sec, wrong), "wrong host")
+	}
 }
