@@ -324,7 +324,7 @@ func TestMailCopyUnderFaults(t *testing.T) {
 	var passes, failedPasses, stateRemovals int
 	for round := 0; ; round++ {
 		r.faults(true, uint64(round)*1000)
-		if round%4 == 3 {
+		if round%4 == 3 && os.Getenv("ZXM_CHAOS_KEEP_STATE") != "1" {
 			// Lose the checkpoint: the copier must find what is already
 			// there instead of appending it again.
 			for _, p := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
@@ -369,12 +369,13 @@ func TestMailCopyUnderFaults(t *testing.T) {
 	if err != nil || !complete(stats) {
 		t.Fatalf("final pass: %v (%s)", err, problems(stats))
 	}
+	t.Logf("mail: %d messages, %d faults injected (source %v; destination %v), %d passes (%d hit by faults), %d state-file removals",
+		r.msgs, injected, r.srcProxy.Stats(), r.dstProxy.Stats(), passes, failedPasses, stateRemovals)
 	if tot := stats.Totals(); tot.Copied != 0 {
 		t.Errorf("final pass copied %d messages again, want 0", tot.Copied)
 	}
 	r.check(t)
-	t.Logf("mail: %d messages, %d faults injected and survived (source %v; destination %v), %d passes (%d hit by faults), %d state-file removals; destination == source",
-		r.msgs, injected, r.srcProxy.Stats(), r.dstProxy.Stats(), passes, failedPasses, stateRemovals)
+	t.Logf("mail: all %d faults survived; destination == source (bytes, flags, keywords, dates, multiplicity)", injected)
 	if injected < minFaults {
 		t.Errorf("only %d faults injected, want at least %d", injected, minFaults)
 	}
