@@ -113,6 +113,24 @@ func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
 	return &conn{Client: cl, p: p, maxRep: maxRepeat}, nil
 }
 
+// idleConn returns an idle connection without dialing, or nil.
+func (p *pool) idleConn() *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		select {
+		case <-c.Closed():
+			p.budget.release(p.key)
+			continue
+		default:
+		}
+		return c
+	}
+	return nil
+}
+
 // put returns a healthy connection to the pool; a broken one is closed.
 func (p *pool) put(c *conn, healthy bool) {
 	if c == nil {

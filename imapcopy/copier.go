@@ -211,16 +211,23 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	defer s.src.closeAll()
 	defer s.dst.closeAll()
 	stats := &Stats{Source: src.String(), Destination: dst.String(), DryRun: c.DryRun}
+	start := time.Now()
 
 	// Log in to both sides first: an authentication failure stops here,
 	// before any fan-out can lock an account.
-	var err error
-	if s.srcInfo, err = s.listSide(ctx, s.src, true); err != nil {
-		return stats, err
+	var srcErr, dstErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.srcInfo, srcErr = s.listSide(ctx, s.src, true) }()
+	go func() { defer wg.Done(); s.dstInfo, dstErr = s.listSide(ctx, s.dst, false) }()
+	wg.Wait()
+	if srcErr != nil {
+		return stats, srcErr
 	}
-	if s.dstInfo, err = s.listSide(ctx, s.dst, false); err != nil {
-		return stats, err
+	if dstErr != nil {
+		return stats, dstErr
 	}
+	c.log().Debug("listed both sides", "source_folders", len(s.srcInfo.list), "dest_folders", len(s.dstInfo.list), "elapsed", time.Since(start))
 	folders := s.sourceFolders()
 	plans, err := c.planFolders(folders, s.srcInfo.ns, s.dstInfo.ns, s.dstInfo.list, s.srcInfo.has(imap.CapSpecialUse))
 	if err != nil {
@@ -244,6 +251,14 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 		p := plans[i]
 		fs := &stats.Folders[i]
 		fs.Source, fs.Destination, fs.Renamed, fs.Skipped, fs.NoSelect = p.Src.Name, p.Dst, p.Renamed, p.Skip, p.NoSelect
+		if p.Err != "" {
+			fs.Err = p.Err
+			c.emit(FolderDone{Stats: *fs})
+			if abort := c.itemError("folder "+p.Display, errors.New(p.Err)); abort != nil {
+				return stats, abort
+			}
+			continue
+		}
 		if p.Skip != "" || p.NoSelect {
 			if p.Skip != "" {
 				c.emit(FolderDone{Stats: *fs})
@@ -386,7 +401,7 @@ func (s *session) createFolders(ctx context.Context, plans []folderPlan) error {
 	}
 	for i := range plans {
 		p := &plans[i]
-		if p.Skip != "" || p.Dst == "" {
+		if p.Skip != "" || p.Err != "" || p.Dst == "" {
 			continue
 		}
 		existing, exists := s.dstInfo.byName[p.Dst]
@@ -408,7 +423,7 @@ func (s *session) createFolders(ctx context.Context, plans []folderPlan) error {
 				if retry.Classify(err) == retry.Transient || retry.Classify(err) == retry.Fatal {
 					return fmt.Errorf("imapcopy: create %q: %w", p.Dst, err)
 				}
-				p.Skip = fmt.Sprintf("cannot create destination folder %q: %v", p.Dst, err)
+				p.Err = fmt.Sprintf("imapcopy: create destination folder %q: %v", p.Dst, err)
 				continue
 			}
 		}
@@ -426,7 +441,7 @@ func (s *session) createFolders(ctx context.Context, plans []folderPlan) error {
 	}
 	// Subscriptions of \Noselect parents, which exist now as parents.
 	for _, p := range plans {
-		if p.NoSelect && p.Src.Subscribed && p.Skip == "" && s.dstInfo.byName[p.Dst] == nil {
+		if p.NoSelect && p.Src.Subscribed && p.Skip == "" && p.Err == "" && s.dstInfo.byName[p.Dst] == nil {
 			cn.tick("SUBSCRIBE")
 			if err := cn.Subscribe(p.Dst).Wait(); err != nil {
 				s.c.log().Warn("subscribe failed", "folder", p.Dst, "err", err)

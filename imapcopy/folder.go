@@ -83,6 +83,7 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 	if hasState && st.Destination == p.Dst && st.SourceStatus.HighestModSeq != 0 {
 		srcNow := statusOf(p.Src.Status)
 		dstNow := statusOf(listStatus(s.dstInfo.byName[p.Dst]))
+		c.log().Debug("status snapshot", "folder", p.Display, "src_now", srcNow, "src_saved", st.SourceStatus, "dst_now", dstNow, "dst_saved", st.DestStatus)
 		if srcNow == st.SourceStatus && dstNow == st.DestStatus && dstNow.UIDValidity != 0 {
 			fs.Unchanged = true
 			fs.SourceCount, fs.DestCount = int(srcNow.Messages), int(dstNow.Messages)
@@ -512,6 +513,11 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 	writers := min(c.maxWriters(), len(todo)/50+1)
 	conns := []*conn{dstConn}
 	for len(conns) < writers {
+		if cn := s.dst.idleConn(); cn != nil {
+			fc.add(cn, s.dst)
+			conns = append(conns, cn)
+			continue
+		}
 		if !s.dst.budget.tryAcquireFor(s.dst) {
 			break
 		}

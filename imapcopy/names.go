@@ -139,7 +139,8 @@ type folderPlan struct {
 	Dst      string // destination server name; "" when skipped
 	DstUse   imap.MailboxAttr
 	Renamed  string // why the name changed, for the report
-	Skip     string // reason when skipped
+	Skip     string // reason when skipped on purpose
+	Err      string // why the folder cannot be copied (a failure)
 	NoSelect bool   // do not create as a real folder
 }
 
@@ -197,7 +198,7 @@ func (c *Copier) planFolders(src []srcFolder, srcNS, dstNS nsInfo, dstList []*im
 			p.Renamed = "special use " + string(p.DstUse)
 		}
 		if prev, dup := taken[strings.ToLower(p.Dst)]; dup && !f.NoSelect {
-			p.Skip = fmt.Sprintf("destination name %q already used by source folder %q", p.Dst, prev)
+			p.Err = fmt.Sprintf("imapcopy: destination name %q already used by source folder %q; use --map", p.Dst, prev)
 			p.Dst = ""
 		} else if !f.NoSelect {
 			taken[strings.ToLower(p.Dst)] = p.Display

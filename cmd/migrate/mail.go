@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sort"
@@ -39,6 +40,7 @@ type mailFlags struct {
 	skipDeleted           bool
 	deepVerify            bool
 	verifyOnly            bool
+	debug                 bool
 }
 
 // newMailCmd is `migrate mail`: copy one mailbox over IMAP (issue 3).
@@ -88,6 +90,7 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.BoolVar(&f.skipDeleted, "skip-deleted", false, "do not copy messages flagged \\Deleted (default: copy them with the flag)")
 	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (slower)")
 	fl.BoolVar(&f.verifyOnly, "verify-only", false, "copy nothing; only compare source and destination")
+	fl.BoolVar(&f.debug, "debug", false, "log debug details (folder phases, retries) to stderr; never secrets")
 	return c
 }
 
@@ -171,6 +174,9 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		MaxSize:     f.maxSize,
 		DryRun:      f.dryRun,
 		DeepVerify:  f.deepVerify,
+	}
+	if f.debug {
+		c.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if f.statePath != "" {
 		st, err := state.Open(ctx, f.statePath)
