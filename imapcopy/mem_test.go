@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -51,8 +52,8 @@ func memPair(admin bool) func(t *testing.T) *pair {
 }
 
 func TestConformanceMemory(t *testing.T) {
-	t.Run("user", func(t *testing.T) { runSuite(t, memPair(false)) })
-	t.Run("admin", func(t *testing.T) { runSuite(t, memPair(true)) })
+	t.Run("user", func(t *testing.T) { runSuite(t, memPair(false), true) })
+	t.Run("admin", func(t *testing.T) { runSuite(t, memPair(true), true) })
 }
 
 // TestRefusedKeywordAndOversize: a keyword the destination refuses and a
@@ -150,3 +151,35 @@ func TestDryRunWritesNothing(t *testing.T) {
 }
 
 func errAuthSentinel() error { return retry.ErrAuth }
+
+// TestDroppedConnectionRetries: the destination drops the connection in the
+// middle of the copy; the folder pass is retried and ends with every message
+// exactly once.
+func TestDroppedConnectionRetries(t *testing.T) {
+	var appends atomic.Int64
+	src := startMem(t, memimap.Options{})
+	dst := startMem(t, memimap.Options{AppendHook: func(_, _ string, _ []imap.Flag, _ int64) error {
+		if n := appends.Add(1); n == 40 || n == 90 {
+			return memimap.ErrDrop
+		}
+		return nil
+	}})
+	src.AddUser("user1", "pass1")
+	dst.AddUser("user1", "pass1")
+	acc := corpus.Generate("user1", corpus.Options{Seed: 11, Messages: 200, Events: -1, Contacts: -1})
+	if err := src.Seed("user1", acc.Mail); err != nil {
+		t.Fatal(err)
+	}
+	s, d := memAccount(src, "user1", "", "pass1"), memAccount(dst, "user1", "", "pass1")
+	st, err := (&Copier{Concurrency: 1}).Copy(context.Background(), d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStats(t, st)
+	if diffs := diffMail(want(acc.Mail, memimap.Delim), snapshot(t, d)); diffs != nil {
+		t.Fatalf("after dropped connections, destination differs:\n%s", strings.Join(diffs, "\n"))
+	}
+	if appends.Load() < 92 {
+		t.Errorf("only %d APPENDs seen; the drops did not happen", appends.Load())
+	}
+}
