@@ -93,7 +93,7 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 0))
 	statePath := filepath.Join(t.TempDir(), "state.db")
 	out := newSink()
-	removals, resumes := 0, 0
+	removals, resumes, killed := 0, 0, 0
 	// Slow the source so that kills land mid-copy.
 	r.srcProxy.SetBandwidth(int64(size(6<<20, 40<<20)))
 	for k := range kills {
@@ -116,6 +116,7 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 		case <-time.After(delay):
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
 			<-exited
+			killed++
 		}
 		if k > 0 {
 			resumes++
@@ -162,8 +163,8 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 		t.Errorf("secret leaked: %s", f)
 	}
 	r.check(t)
-	t.Logf("kill/resume: %d messages, %d SIGKILLs, %d resumes, %d state-file removals, %d network faults during the killed runs (source %v; destination %v); destination == source; secrets found in %d bytes of argv, output and state: %d",
-		r.msgs, kills, resumes, removals, r.faultCount(), r.srcProxy.Stats(), r.dstProxy.Stats(), scanned, len(found))
+	t.Logf("kill/resume: %d messages, %d runs, %d SIGKILLed mid-copy, %d resumes, %d state-file removals, %d network faults during the killed runs (source %v; destination %v); destination == source; secrets found in %d bytes of argv, output and state: %d",
+		r.msgs, kills, killed, resumes, removals, r.faultCount(), r.srcProxy.Stats(), r.dstProxy.Stats(), scanned, len(found))
 }
 
 func tail(s string, n int) string {
