@@ -35,9 +35,10 @@ func TestCorpus(t *testing.T) {
 		{"xandikos-radicale", davtest.Xandikos, davtest.Radicale, false, true},
 		{"radicale-radicale", davtest.Radicale, davtest.Radicale, false, false},
 	}
-	acct := corpus.Generate("user1", corpus.Options{Messages: -1, Events: 40, Contacts: 30, Broken: true})
+	acct := corpus.Generate("user1", corpus.Options{Messages: -1, Events: 30, Contacts: 20, Broken: true})
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
 			ctx := context.Background()
 			src, dst := p.src(t, "src"), p.dst(t, "dst")
 			if err := testserver.SeedDAV(ctx, src.CalendarHome, src.User, src.Password.Reveal(), acct.Calendars, nil); err != nil {

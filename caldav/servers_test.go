@@ -19,6 +19,7 @@ func TestConformanceServers(t *testing.T) {
 	}
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
 			src := p.src(t, "src")
 			dst := p.dst(t, "dst")
 			davtest.RunCalendars(t, src, dst, davtest.Options{Events: 10, Malformed: true})

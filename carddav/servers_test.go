@@ -24,6 +24,7 @@ func TestConformanceServers(t *testing.T) {
 	}
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
 			src := p.src(t, "src")
 			dst := p.dst(t, "dst")
 			davtest.RunContacts(t, src, dst, davtest.Options{Contacts: 10, Lossy: p.lossy})
