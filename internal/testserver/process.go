@@ -171,25 +171,26 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop sends SIGTERM to the process group and waits, then SIGKILL after
-// stopTimeout. It is safe to call more than once.
+// stop sends SIGTERM to the server and waits; after stopTimeout it sends
+// SIGKILL to the server's process group. Signals to the leader go through
+// os.Process (a pidfd), so they never reach a process that reused its pid.
+// It is safe to call more than once.
 func (p *process) stop() error {
 	p.stopOnce.Do(func() {
 		if p.exited() {
 			return
 		}
-		pgid := p.cmd.Process.Pid
-		syscall.Kill(-pgid, syscall.SIGTERM)
+		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
 		case <-time.After(stopTimeout):
-			syscall.Kill(-pgid, syscall.SIGKILL)
+			if !p.exited() {
+				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			}
+			p.cmd.Process.Kill()
 			<-p.done
 			p.stopErr = fmt.Errorf("testserver: %s did not stop within %v after SIGTERM; killed", p.name, stopTimeout)
-			return
 		}
-		// Children of the group that outlived the leader (they should not).
-		syscall.Kill(-pgid, syscall.SIGKILL)
 	})
 	return p.stopErr
 }
