@@ -73,6 +73,20 @@ func (p *proc) report() (stats *imapcopy.Stats, raw []byte) {
 	return rep.Stats, raw
 }
 
+// done reports whether the process exited 0 or 3 (sanitised keywords are
+// reported as partial) with a report showing every folder copied and
+// verified.
+func (p *proc) done() bool {
+	if p.cmd.ProcessState == nil {
+		return false
+	}
+	if c := p.cmd.ProcessState.ExitCode(); c != 0 && c != 3 {
+		return false
+	}
+	stats, _ := p.report()
+	return stats != nil && len(stats.Folders) > 0 && problems(stats) == ""
+}
+
 func (p *proc) collect(out *sink) {
 	_, raw := p.report()
 	out.add("argv", p.cmdline)
@@ -94,24 +108,28 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 	statePath := filepath.Join(t.TempDir(), "state.db")
 	out := newSink()
 	removals, resumes, killed := 0, 0, 0
-	// Slow the source so that kills land mid-copy.
-	r.srcProxy.SetBandwidth(int64(size(6<<20, 40<<20)))
-	for k := range kills {
+	// Slow the source so that kills land mid-copy, and keep going until
+	// enough kills landed or a run finished the job first.
+	r.srcProxy.SetBandwidth(int64(size(256<<10, 4<<20)))
+	for k := 0; killed < kills && k < 4*kills; k++ {
 		// ZXM_CHAOS_NO_FAULTS=1 and ZXM_CHAOS_KEEP_STATE=1 narrow a failure
 		// down to kills alone.
 		r.faults(os.Getenv("ZXM_CHAOS_NO_FAULTS") != "1", uint64(k+1)*7919)
-		if k%3 == 2 && os.Getenv("ZXM_CHAOS_KEEP_STATE") != "1" {
+		removed := k%3 == 2 && os.Getenv("ZXM_CHAOS_KEEP_STATE") != "1"
+		if removed {
 			for _, p := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
 				_ = os.Remove(p)
 			}
 			removals++
 		}
 		p := startCopy(t, bin, r, statePath)
-		delay := time.Duration(150+rng.IntN(1500)) * time.Millisecond
+		delay := time.Duration(100+rng.IntN(900)) * time.Millisecond
 		exited := make(chan error, 1)
 		go func() { exited <- p.cmd.Wait() }()
+		finished := false
 		select {
 		case err := <-exited:
+			finished = p.done()
 			t.Logf("run %d finished before its kill (%v): %s", k+1, err, tail(strings.TrimSpace(p.stderr.String()), 300))
 		case <-time.After(delay):
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
@@ -123,8 +141,14 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 		}
 		p.collect(out)
 		if os.Getenv("ZXM_CHAOS_TRACE") == "1" {
-			t.Logf("after run %d (state removed: %v): destination holds %d messages", k+1, k%3 == 2, count(readMailbox(t, r.direct(r.dst), nil)))
+			t.Logf("after run %d (state removed: %v): destination holds %d messages", k+1, removed, count(readMailbox(t, r.direct(r.dst), nil)))
 		}
+		if finished {
+			break // the job is done: nothing left to kill
+		}
+	}
+	if killed < kills {
+		t.Errorf("only %d SIGKILLs landed mid-copy, want %d (slow the copy down)", killed, kills)
 	}
 	// Heal the network and run to the end.
 	r.faults(false, 0)
@@ -147,10 +171,10 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 		}
 		resumes++
 		p.collect(out)
-		stats, _ := p.report()
-		if complete = stats != nil && problems(stats) == ""; complete {
+		if complete = p.done(); complete {
 			break
 		}
+		stats, _ := p.report()
 		t.Logf("clean run %d: %v; %s; %s", i+1, err, problems(stats), tail(p.stderr.String(), 300))
 	}
 	if !complete {
@@ -163,7 +187,7 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 		t.Errorf("secret leaked: %s", f)
 	}
 	r.check(t)
-	t.Logf("kill/resume: %d messages, %d runs, %d SIGKILLed mid-copy, %d resumes, %d state-file removals, %d network faults during the killed runs (source %v; destination %v); destination == source; secrets found in %d bytes of argv, output and state: %d",
+	t.Logf("kill/resume: %d messages, %d SIGKILLs wanted, %d landed mid-copy, %d resumes, %d state-file removals, %d network faults during the killed runs (source %v; destination %v); destination == source; secrets found in %d bytes of argv, output and state: %d",
 		r.msgs, kills, killed, resumes, removals, r.faultCount(), r.srcProxy.Stats(), r.dstProxy.Stats(), scanned, len(found))
 }
 
