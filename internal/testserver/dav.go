@@ -44,6 +44,7 @@ type HTTPError struct {
 	Body        string // the start of the response body
 }
 
+// Error names the request, the status and the start of the body.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("testserver: %s %s: %d %s: %s", e.Method, e.URL, e.Code, http.StatusText(e.Code), e.Body)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -232,6 +233,8 @@ func newDovecot(ctx context.Context, o DovecotOptions) (*Dovecot, error) {
 	}
 	if d.Users == nil {
 		d.Users = map[string]string{DefaultUser: DefaultPassword}
+	} else {
+		d.Users = maps.Clone(d.Users)
 	}
 	if d.MasterUser == "" {
 		d.MasterUser = DefaultMasterUser
@@ -514,7 +517,7 @@ func (d *Dovecot) ResetUser(ctx context.Context, user string) error {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		out, err := d.Doveadm(ctx, "who", "-1", user)
-		if err != nil || !bytes.Contains(out, []byte(user)) {
+		if err != nil || !hasSession(out, user) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -523,4 +526,14 @@ func (d *Dovecot) ResetUser(ctx context.Context, user string) error {
 		return fmt.Errorf("testserver: %s: reset %q: %w", d.Name, user, err)
 	}
 	return nil
+}
+
+// hasSession reports whether doveadm who -1 output lists a session of user.
+func hasSession(out []byte, user string) bool {
+	for i, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); i > 0 && len(f) > 0 && f[0] == user { // line 0 is the header
+			return true
+		}
+	}
+	return false
 }

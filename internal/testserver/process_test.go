@@ -88,3 +88,12 @@ func TestPortClash(t *testing.T) {
 		t.Errorf("error does not name the server: %v", err)
 	}
 }
+
+func TestHasSession(t *testing.T) {
+	out := []byte("username                              proto pid ip\nuser1 imap 123 127.0.0.1\n")
+	for user, want := range map[string]bool{"user1": true, "user": false, "username": false, "user2": false} {
+		if got := hasSession(out, user); got != want {
+			t.Errorf("hasSession(%q) = %v, want %v", user, got, want)
+		}
+	}
+}

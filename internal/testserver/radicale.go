@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -67,6 +68,8 @@ func StartRadicale(t testing.TB, users map[string]string) *Radicale {
 func NewRadicale(ctx context.Context, users map[string]string) (*Radicale, error) {
 	if users == nil {
 		users = map[string]string{DefaultUser: DefaultPassword}
+	} else {
+		users = maps.Clone(users)
 	}
 	return withRetry(func() (*Radicale, error) { return newRadicale(ctx, users) })
 }
