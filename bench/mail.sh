@@ -21,4 +21,5 @@ W="$(mktemp -d)"
 trap 'rm -rf "$W"' EXIT
 go build -o "$W/migrate" ./cmd/migrate
 go build -o "$W/mailbench" ./bench/mailbench
-"$W/mailbench" -migrate "$W/migrate" -messages "$MESSAGES" -runs "$RUNS" -dir "$W" 2>&1 | tee bench/out/mail.log
+"$W/mailbench" -migrate "$W/migrate" -messages "$MESSAGES" -runs "$RUNS" -dir "$W" \
+  -mbsync "${MBSYNC-mbsync}" -summaries bench/out/mail-summaries.txt 2>&1 | tee bench/out/mail.log

@@ -25,12 +25,22 @@ import (
 
 func main() {
 	migrate := flag.String("migrate", "", "path of the migrate binary")
+	summaryFile := flag.String("summaries", "", "append every run's stdout (migrate's summary tables) to this file")
 	mbsync := flag.String("mbsync", "mbsync", "path of mbsync (empty to skip)")
 	messages := flag.Int("messages", 0, "corpus size (0: the 10,121-message reference)")
 	runs := flag.Int("runs", 3, "runs per measurement")
 	huge := flag.Bool("huge", true, "also measure RSS with a 50 MB message")
 	work := flag.String("dir", "", "scratch directory (default: a temp dir)")
 	flag.Parse()
+	if *summaryFile != "" {
+		f, err := os.Create(*summaryFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mailbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		summaries = f
+	}
 	if *migrate == "" {
 		fmt.Fprintln(os.Stderr, "mailbench: -migrate is required")
 		os.Exit(2)
@@ -197,6 +207,9 @@ var (
 	reRSS  = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
 )
 
+// summaries, when set, receives the stdout of every timed run.
+var summaries *os.File
+
 // timed runs argv under /usr/bin/time -v.
 func timed(env []string, argv ...string) (result, error) {
 	cmd := exec.Command("/usr/bin/time", append([]string{"-v"}, argv...)...)
@@ -205,7 +218,13 @@ func timed(env []string, argv ...string) (result, error) {
 	}
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
-	cmd.Stdout = nil
+	var outb bytes.Buffer
+	cmd.Stdout = &outb
+	defer func() {
+		if summaries != nil {
+			fmt.Fprintf(summaries, "==== %s\n%s\n", strings.Join(argv, " "), outb.String())
+		}
+	}()
 	start := time.Now()
 	err := cmd.Run()
 	r := result{wall: time.Since(start)}
