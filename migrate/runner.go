@@ -296,6 +296,11 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 				return nil, &AccountError{Side: "destination", Accounts: missing}
 			}
 		}
+		unlock, err := lockState(p.StatePath())
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 		s, err := state.Open(ctx, p.StatePath())
 		if err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)

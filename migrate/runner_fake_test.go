@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -276,5 +277,23 @@ func TestRunnerMissingDestinationAccount(t *testing.T) {
 	}
 	if _, statErr := os.Stat(p.StatePath()); !errors.Is(statErr, os.ErrNotExist) {
 		t.Errorf("state file written before the account check (stat: %v)", statErr)
+	}
+}
+
+func TestStateLock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	unlock, err := lockState(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockState(p); err == nil || !strings.Contains(err.Error(), "another run") {
+		t.Errorf("second lock = %v, want an error naming another run", err)
+	}
+	unlock()
+	unlock2, err := lockState(p)
+	if err != nil {
+		t.Errorf("lock after unlock = %v", err)
+	} else {
+		unlock2()
 	}
 }
