@@ -141,7 +141,7 @@ func TestMailResumeAfterSIGKILL(t *testing.T) {
 		}
 		p.collect(out)
 		if os.Getenv("ZXM_CHAOS_TRACE") == "1" {
-			t.Logf("after run %d (state removed: %v): destination holds %d messages", k+1, removed, count(readMailbox(t, r.direct(r.dst), nil)))
+			t.Logf("after run %d (state removed: %v): destination holds %d messages", k+1, removed, count(readMailbox(t, r.direct(r.dstAddr), nil)))
 		}
 		if finished {
 			break // the job is done: nothing left to kill

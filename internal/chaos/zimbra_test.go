@@ -11,6 +11,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
 // TestMailZimbraManners copies a mailbox, including one message over
@@ -42,12 +43,12 @@ func TestMailZimbraManners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	r := &mailRig{src: src, dst: dst}
-	want := readMailbox(t, r.direct(src), asCopied)
+	r := &mailRig{srcAddr: src.Addr(), dstAddr: dst.Addr()}
+	want := readMailbox(t, r.direct(r.srcAddr), asCopied)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dstAcct := &imapcopy.Account{Addr: p.Addr(), Security: imapcopy.Plaintext, User: "user1", Password: r.direct(src).(*imapcopy.Account).Password}
-	stats, err := copyOnce(t, ctx, &imapcopy.Copier{}, dstAcct, r.direct(src))
+	dstAcct := &imapcopy.Account{Addr: p.Addr(), Security: imapcopy.Plaintext, User: "user1", Password: secret.New(mailPassword)}
+	stats, err := copyOnce(t, ctx, &imapcopy.Copier{}, dstAcct, r.direct(r.srcAddr))
 	if err != nil {
 		t.Fatalf("copy: %v", err)
 	}
@@ -71,7 +72,7 @@ func TestMailZimbraManners(t *testing.T) {
 	if !named {
 		t.Logf("note: the oversize message is reported on its folder, not by UID: %q", reported)
 	}
-	got := readMailbox(t, r.direct(dst), nil)
+	got := readMailbox(t, r.direct(r.dstAddr), nil)
 	d := diffMailbox(want, got)
 	if len(d) != 1 || !strings.Contains(d[0], `"INBOX": message`) || !strings.Contains(d[0], "lost (0 of 1") {
 		t.Errorf("destination differs from source by %d lines, want only the oversize message:\n%s", len(d), strings.Join(d[:min(len(d), 10)], "\n"))
