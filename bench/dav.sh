@@ -182,9 +182,24 @@ for run in $(seq "$RUNS"); do
   "$W/davbench" inproc "$EVENTS" "$CONTACTS" | tee -a "$LOG" >> "$INPROC"
 done
 
-python3 - "$RESULTS" "$INPROC" "$EVENTS" "$CONTACTS" <<'EOF'
+# The client alone against go-webdav servers in another process (keep-alive
+# connections, no Radicale latency): its own CPU per object.
+ALONE="$W/alone.tsv"
+: > "$ALONE"
+for run in $(seq "$RUNS"); do
+  sp="$(free_port)"; dp="$(free_port)"
+  "$W/davbench" serve "$EVENTS" "$CONTACTS" "$sp" "$dp" >>"$LOG" 2>&1 &
+  spid=$!
+  PIDS+=("$spid")
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$dp/" && break; sleep 0.1; done
+  /usr/bin/time -f "%e %U %S" -o "$W/alone-time" "$W/davbench" copy "http://127.0.0.1:$sp/" "http://127.0.0.1:$dp/" >>"$LOG"
+  cat "$W/alone-time" >> "$ALONE"
+  stop_pid "$spid"
+done
+
+python3 - "$RESULTS" "$INPROC" "$EVENTS" "$CONTACTS" "$ALONE" <<'EOF'
 import json, statistics, sys
-res, inproc, ne, nc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+res, inproc, ne, nc, alone = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 n = ne + nc
 rows = [l.rstrip("\n").split("\t") for l in open(res) if l.strip()]
 def med(tool, col):
@@ -198,6 +213,9 @@ print("|---|---|---|")
 print(f"| (1) wall time, Radicale -> Radicale | {med('vdirsyncer',2):.1f} s | {med('zxmigrate',2):.1f} s |")
 print(f"| destination Radicale CPU during the copy | {med('vdirsyncer',5):.1f} s | {med('zxmigrate',5):.1f} s |")
 print(f"| (2) client CPU per object (user+sys) | {cpu('vdirsyncer')/n*1000:.2f} ms | {cpu('zxmigrate')/n*1000:.2f} ms |")
+al = [l.split() for l in open(alone) if l.strip()]
+print(f"| (2b) client alone vs go-webdav in another process: CPU per object | - | {statistics.median((float(a[1])+float(a[2])) for a in al)/n*1000:.2f} ms |")
+print(f"| (2b) same, wall time | - | {statistics.median(float(a[0]) for a in al):.1f} s |")
 print(f"| (3) objects/s, in-process go-webdav pair | - | {statistics.median(x['objects_per_second'] for x in ip):.0f} |")
 print(f"| objects at destination (want {n}) | {min(int(r[6]) for r in rows if r[0]=='vdirsyncer')} | {min(int(r[6]) for r in rows if r[0]=='zxmigrate')} |")
 EOF

@@ -5,12 +5,15 @@
 //
 //	davbench seed-radicale DIR EVENTS CONTACTS
 //	davbench inproc EVENTS CONTACTS
+//	davbench copy FROM-URL TO-URL
+//	davbench serve EVENTS CONTACTS SRC-PORT DST-PORT
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -60,6 +63,24 @@ func run(args []string) error {
 			return err
 		}
 		return seedRadicale(args[1], ne, nc)
+	case "copy":
+		if len(args) != 3 {
+			return fmt.Errorf("usage: davbench copy FROM TO")
+		}
+		return copyURLs(args[1], args[2])
+	case "serve":
+		if len(args) != 5 {
+			return fmt.Errorf("usage: davbench serve EVENTS CONTACTS SRC-PORT DST-PORT")
+		}
+		ne, err := atoi(args[1])
+		if err != nil {
+			return err
+		}
+		nc, err := atoi(args[2])
+		if err != nil {
+			return err
+		}
+		return serve(ne, nc, args[3], args[4])
 	case "inproc":
 		if len(args) != 3 {
 			return fmt.Errorf("usage: davbench inproc EVENTS CONTACTS")
@@ -75,6 +96,70 @@ func run(args []string) error {
 		return inproc(ne, nc)
 	}
 	return fmt.Errorf("unknown mode %q", args[0])
+}
+
+// seedMem fills a memdav source with ne events and nc contacts for user1.
+func seedMem(src *memdav.Server, ne, nc int) error {
+	cal := src.AddCalendar("user1", "bench-cal", "Bench")
+	book := src.AddAddressBook("user1", "bench-book", "Bench")
+	for i := 0; i < ne; i++ {
+		if err := src.Put("user1", cal, fmt.Sprintf("gen-%04d.ics", i), davtest.GenEvent(i)); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < nc; i++ {
+		if err := src.Put("user1", book, fmt.Sprintf("gen-%04d.vcf", i), davtest.GenCard(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serve runs a seeded memdav source and an empty destination on loopback
+// ports until killed, so that a client in another process can be measured
+// alone with /usr/bin/time.
+func serve(ne, nc int, sp, dp string) error {
+	src, dst := memdav.New(), memdav.New()
+	src.AddUser("user1", "pass1")
+	dst.AddUser("user1", "pass1")
+	if err := seedMem(src, ne, nc); err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- http.ListenAndServe("127.0.0.1:"+sp, src) }()
+	go func() { errc <- http.ListenAndServe("127.0.0.1:"+dp, dst) }()
+	return <-errc
+}
+
+// copyURLs copies calendars and contacts from one server to another as
+// user1/pass1, in one process (for profiling with DAVBENCH_CPUPROFILE).
+func copyURLs(from, to string) error {
+	ctx := context.Background()
+	if p := os.Getenv("DAVBENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	pw := secret.New("pass1")
+	c0, t0 := cpu(), time.Now()
+	cs, _ := caldav.NewDAV(caldav.Endpoint{URL: from, User: "user1", Password: pw})
+	cd, _ := caldav.NewDAV(caldav.Endpoint{URL: to, User: "user1", Password: pw})
+	st1, err := (&caldav.Copier{}).Copy(ctx, cd, cs)
+	if err != nil {
+		return err
+	}
+	as, _ := carddav.NewDAV(carddav.Endpoint{URL: from, User: "user1", Password: pw})
+	ad, _ := carddav.NewDAV(carddav.Endpoint{URL: to, User: "user1", Password: pw})
+	st2, err := (&carddav.Copier{}).Copy(ctx, ad, as)
+	if err != nil {
+		return err
+	}
+	n := st1.Totals().Created + st2.Totals().Created
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"objects": n, "seconds": time.Since(t0).Seconds(),
+		"cpu_ms_per_obj": float64((cpu() - c0).Microseconds()) / 1000 / float64(max(n, 1))})
 }
 
 // seedRadicale writes user1's calendar "bench-cal" and address book
@@ -126,17 +211,8 @@ func inproc(ne, nc int) error {
 	defer sts.Close()
 	_, dts := start()
 	defer dts.Close()
-	cal := src.AddCalendar("user1", "bench-cal", "Bench")
-	book := src.AddAddressBook("user1", "bench-book", "Bench")
-	for i := 0; i < ne; i++ {
-		if err := src.Put("user1", cal, fmt.Sprintf("gen-%04d.ics", i), davtest.GenEvent(i)); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < nc; i++ {
-		if err := src.Put("user1", book, fmt.Sprintf("gen-%04d.vcf", i), davtest.GenCard(i)); err != nil {
-			return err
-		}
+	if err := seedMem(src, ne, nc); err != nil {
+		return err
 	}
 	pw := secret.New("pass1")
 	if p := os.Getenv("DAVBENCH_CPUPROFILE"); p != "" {
