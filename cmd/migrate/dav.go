@@ -308,6 +308,9 @@ func classifyDAVError(err error) error {
 	return err
 }
 
+// maxNotes bounds the notes printed per collection; the report has all.
+const maxNotes = 20
+
 func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification) {
 	t := s.Totals()
 	mode := ""
@@ -327,7 +330,11 @@ func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification) {
 			}
 			fmt.Fprintf(e.stdout, "  FAILED %s%s: %s\n", er.Item, uid, er.Reason)
 		}
-		for _, n := range c.Notes {
+		for i, n := range c.Notes {
+			if i == maxNotes {
+				fmt.Fprintf(e.stdout, "  ... %d more notes (see --report)\n", len(c.Notes)-maxNotes)
+				break
+			}
 			fmt.Fprintf(e.stdout, "  note %s: %s\n", n.Item, n.Note)
 		}
 	}
