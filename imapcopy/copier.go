@@ -21,8 +21,9 @@ const (
 	DefaultMaxWriters     = 4         // APPEND connections per destination mailbox
 	DefaultSpillThreshold = 256 << 10 // bytes held in RAM per message before spooling to a temp file
 	DefaultMaxRepeat      = 20        // identical commands in a row before a NOOP
-	fetchChunk            = 200       // UIDs per FETCH of message bodies
-	uidChunk              = 500       // UIDs per STORE (keeps command lines well under 8 KB)
+	DefaultInFlightSettle = time.Second
+	fetchChunk            = 200 // UIDs per FETCH of message bodies
+	uidChunk              = 500 // UIDs per STORE (keeps command lines well under 8 KB)
 )
 
 // Copier copies every folder of one IMAP mailbox to another: exact bytes,
@@ -80,6 +81,11 @@ type Copier struct {
 	// RetryAttempts is how many times a folder pass is tried when the
 	// connection drops or the server is busy; 0 means 6.
 	RetryAttempts int
+	// InFlightSettle is how long a pass waits, when it finds messages that
+	// were in flight when an earlier pass stopped, before it looks for them
+	// on the destination (a server may commit an APPEND after the client
+	// went away); 0 means DefaultInFlightSettle, negative means no wait.
+	InFlightSettle time.Duration
 	// OnEvent, when set, receives progress events. It may be called
 	// concurrently and must return quickly.
 	OnEvent func(Event)
@@ -90,6 +96,14 @@ type Copier struct {
 	// Logger receives debug and warning logs; nil means silent.
 	Logger *slog.Logger
 }
+
+// connError marks failures of the connection rather than answers of the
+// server: the folder pass is tried again.
+type connError struct{ err error }
+
+func (e connError) Error() string           { return e.err.Error() }
+func (e connError) Unwrap() error           { return e.err }
+func (e connError) RetryClass() retry.Class { return retry.Transient }
 
 // fatalError marks errors that must abort the whole Copy (checkpoint
 // writes, aborts asked by OnError).
@@ -149,6 +163,16 @@ func (c *Copier) spill() int64 {
 		return c.SpillThreshold
 	}
 	return DefaultSpillThreshold
+}
+
+func (c *Copier) settle() time.Duration {
+	switch {
+	case c.InFlightSettle < 0:
+		return 0
+	case c.InFlightSettle == 0:
+		return DefaultInFlightSettle
+	}
+	return c.InFlightSettle
 }
 
 func (c *Copier) maxRepeat() int {
@@ -460,10 +484,18 @@ func (s *session) folderWithRetry(ctx context.Context, p folderPlan, fs *FolderS
 		keepCopied, keepBytes := fs.Copied, fs.Bytes
 		*fs = FolderStats{Source: fs.Source, Destination: fs.Destination, Renamed: fs.Renamed,
 			Copied: keepCopied, Bytes: keepBytes}
+		var err error
 		if verifyOnly {
-			return s.verifyOnly(ctx, p, fs)
+			err = s.verifyOnly(ctx, p, fs)
+		} else {
+			err = s.copyFolder(ctx, p, fs, copied)
 		}
-		return s.copyFolder(ctx, p, fs, copied)
+		// A failure that is not a server's answer (a closed or broken
+		// connection, a parse error) is worth a new pass.
+		if _, refused := errIsIMAPNo(err); err != nil && !refused && retry.Classify(err) == retry.Permanent {
+			err = connError{err}
+		}
+		return err
 	}, func(attempt int, err error, wait time.Duration) {
 		s.c.log().Warn("folder pass failed; retrying", "folder", p.Display, "attempt", attempt, "wait", wait, "err", err)
 	})

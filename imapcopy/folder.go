@@ -210,6 +210,25 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 			}
 		}
 	}
+	if len(srcCands) > 0 && !full && !c.DryRun {
+		// Messages were in flight when an earlier pass stopped. An APPEND
+		// whose literal was complete may still be committed by the server
+		// after the client went away: let it settle, then look again.
+		if err := sleepCtx(ctx, c.settle()); err != nil {
+			return err
+		}
+		sel, err := dstConn.Select(p.Dst, nil).Wait()
+		if err != nil {
+			return fmt.Errorf("imapcopy: select destination %q: %w", p.Dst, err)
+		}
+		if dstMsgs, err = fetchMeta(dstConn, sel.NumMessages); err != nil {
+			return fmt.Errorf("imapcopy: list messages of destination %q: %w", p.Dst, err)
+		}
+		dstByUID = make(map[imap.UID]*msgInfo, len(dstMsgs))
+		for i := range dstMsgs {
+			dstByUID[dstMsgs[i].UID] = &dstMsgs[i]
+		}
+	}
 	var dstCands []msgInfo
 	if len(srcCands) > 0 {
 		for _, m := range dstMsgs {
@@ -283,6 +302,8 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 		}
 		todo = append(todo, m)
 	}
+	c.log().Debug("folder plan", "folder", p.Display, "source", len(srcMsgs), "dest", len(dstMsgs), "mapped", len(done),
+		"in_flight", len(inFlight), "full_reconcile", full, "already", fs.AlreadyPresent, "to_copy", len(todo))
 	c.emit(FolderStarted{Folder: p.Display, Destination: p.Dst, ToCopy: len(todo)})
 	if c.DryRun {
 		fs.Copied = len(todo)
@@ -387,8 +408,8 @@ func (s *session) propagateFlags(dstConn *conn, p folderPlan, fs *FolderStats, s
 			dstConn.tick("STORE")
 			err := dstConn.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: flagsOf[k]}, nil).Close()
 			if err != nil {
-				if isTransientOrFatal(err) {
-					return fmt.Errorf("imapcopy: store flags in %q: %w", p.Dst, err)
+				if _, refused := errIsIMAPNo(err); !refused || isTransientOrFatal(err) {
+					return connError{fmt.Errorf("imapcopy: store flags in %q: %w", p.Dst, err)}
 				}
 				for _, u := range uids[start:min(start+uidChunk, len(uids))] {
 					fs.Failed = append(fs.Failed, ItemIssue{UID: u, Reason: "flag update refused: " + err.Error()})
@@ -673,12 +694,15 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 		defer pd.j.body.Close()
 		data, err := pd.cmd.Wait()
 		if err != nil {
-			if isTransientOrFatal(err) {
-				return fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err)
+			// Only a tagged NO/BAD proves the message was not stored. Any
+			// other failure (connection closed, cancelled) keeps its
+			// in-flight mark, so the next pass looks it up first.
+			ie, refused := errIsIMAPNo(err)
+			if !refused || isTransientOrFatal(err) {
+				return connError{fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err)}
 			}
-			ie, _ := errIsIMAPNo(err)
-			retryable := ie == nil || (ie.Code != imap.ResponseCodeTooBig && ie.Code != imap.ResponseCodeOverQuota &&
-				ie.Code != imap.ResponseCodeTryCreate)
+			retryable := ie.Code != imap.ResponseCodeTooBig && ie.Code != imap.ResponseCodeOverQuota &&
+				ie.Code != imap.ResponseCodeTryCreate
 			if hasKeywords(pd.flags) && retryable {
 				// Retry once without keywords: some servers refuse tags.
 				sys := systemOnly(pd.flags)
@@ -691,8 +715,8 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 					c.emit(KeywordsChanged{Folder: p.Display, UID: pd.j.uid, Changes: changes})
 					return s.recordCopy(p, fs, mu, pd.j, data2, rec, copiedEarlier)
 				}
-				if isTransientOrFatal(err2) {
-					return fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err2)
+				if _, refused2 := errIsIMAPNo(err2); !refused2 || isTransientOrFatal(err2) {
+					return connError{fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err2)}
 				}
 				err = err2
 			}
@@ -817,4 +841,18 @@ func droppedKeywords(flags []imap.Flag, cause error) []KeywordChange {
 		}
 	}
 	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

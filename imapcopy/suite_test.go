@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -315,7 +316,7 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair, full bool) {
 		for i, stopAfter := range []int64{17, 120} {
 			ctx, cancel := context.WithCancel(context.Background())
 			var n atomic.Int64
-			c := &Copier{Checkpoint: cp, OnEvent: func(e Event) {
+			c := &Copier{Checkpoint: cp, Logger: testLogger(t), OnEvent: func(e Event) {
 				if _, ok := e.(MessageCopied); ok && n.Add(1) == stopAfter {
 					cancel()
 				}
@@ -326,7 +327,7 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair, full bool) {
 				t.Fatalf("interrupted run %d: err %v, want context.Canceled", i, err)
 			}
 		}
-		st, err := (&Copier{Checkpoint: cp}).Copy(context.Background(), p.dst, p.src)
+		st, err := (&Copier{Checkpoint: cp, Logger: testLogger(t)}).Copy(context.Background(), p.dst, p.src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -423,3 +424,18 @@ func snapshotWant(t *testing.T, src Dialer, srcDelim, delim rune, ref corpus.Mai
 
 var _ = io.EOF
 var _ = imapclient.Options{}
+
+// testLogger logs through t when IMAPCOPY_DEBUG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("IMAPCOPY_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
