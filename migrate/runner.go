@@ -534,7 +534,8 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if row.Phase == string(PhaseProvisioningCheck) && row.Status == string(StatusFailed) {
+	if row.Phase == string(PhaseProvisioningCheck) && row.Status == string(StatusFailed) && r.Plan.HasPhase(PhaseProvisioningCheck) {
+		// Missing on the destination (this run's check said so).
 		r.emit(AccountFinished{Account: a.Source, Status: StatusFailed})
 		return nil
 	}
