@@ -17,6 +17,7 @@ const (
 	ToClient
 )
 
+// String returns "to-server" or "to-client".
 func (d Direction) String() string {
 	if d == ToClient {
 		return "to-client"
@@ -40,6 +41,7 @@ const (
 	Close
 )
 
+// String returns the kind's name, e.g. "reset".
 func (k Kind) String() string {
 	switch k {
 	case Reset:
@@ -69,6 +71,7 @@ type Fault struct {
 	Data []byte
 }
 
+// String describes the fault, e.g. "reset to-server@4096".
 func (f Fault) String() string {
 	return fmt.Sprintf("%s %s@%d", f.Kind, f.Dir, f.Offset)
 }

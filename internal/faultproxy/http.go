@@ -51,6 +51,7 @@ type HTTPStats struct {
 // Faults is the number of faults injected.
 func (s HTTPStats) Faults() int64 { return s.Unavailable + s.ResetBefore + s.ResetAfter }
 
+// String lists the counters on one line, for test logs.
 func (s HTTPStats) String() string {
 	return fmt.Sprintf("requests=%d unavailable=%d reset-before=%d reset-after=%d",
 		s.Requests, s.Unavailable, s.ResetBefore, s.ResetAfter)

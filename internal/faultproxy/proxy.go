@@ -56,6 +56,7 @@ func (s Stats) Faults() int64 {
 	return s.Refused + s.Busy + s.Resets + s.Stalls + s.Injects + s.Closes + s.Rejected + s.Dropped
 }
 
+// String lists the counters on one line, for test logs.
 func (s Stats) String() string {
 	return fmt.Sprintf("accepted=%d refused=%d busy=%d resets=%d stalls=%d injects=%d closes=%d rejected=%d dropped=%d",
 		s.Accepted, s.Refused, s.Busy, s.Resets, s.Stalls, s.Injects, s.Closes, s.Rejected, s.Dropped)
