@@ -7,6 +7,7 @@
 #
 #   bench/mail.sh                     # the 10,121-message reference corpus, 3 runs
 #   MESSAGES=2000 RUNS=1 bench/mail.sh
+#   MIGRATE_ARGS="--max-writers 1" MBSYNC= bench/mail.sh   # tuning, no mbsync
 #
 # Needs dovecot, doveadm, mbsync and /usr/bin/time.
 set -euo pipefail
@@ -22,4 +23,4 @@ trap 'rm -rf "$W"' EXIT
 go build -o "$W/migrate" ./cmd/migrate
 go build -o "$W/mailbench" ./bench/mailbench
 "$W/mailbench" -migrate "$W/migrate" -messages "$MESSAGES" -runs "$RUNS" -dir "$W" \
-  -mbsync "${MBSYNC-mbsync}" -summaries bench/out/mail-summaries.txt 2>&1 | tee bench/out/mail.log
+  -mbsync "${MBSYNC-mbsync}" -migrate-args "${MIGRATE_ARGS:-}" -summaries bench/out/mail-summaries.txt 2>&1 | tee bench/out/mail.log

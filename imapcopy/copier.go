@@ -17,8 +17,8 @@ import (
 
 // Defaults for zero Copier fields.
 const (
-	DefaultConcurrency    = 4         // folders in parallel per account
-	DefaultMaxWriters     = 4         // APPEND connections per destination mailbox
+	DefaultConcurrency    = 2         // folders in parallel per account
+	DefaultMaxWriters     = 1         // APPEND connections per destination mailbox (at most 4 advised)
 	DefaultSpillThreshold = 256 << 10 // bytes held in RAM per message before spooling to a temp file
 	DefaultMaxRepeat      = 20        // identical commands in a row before a NOOP
 	DefaultInFlightSettle = time.Second
@@ -37,7 +37,9 @@ type Copier struct {
 	// own connections; 0 means DefaultConcurrency.
 	Concurrency int
 	// MaxWriters caps APPEND connections per destination mailbox; 0 means
-	// DefaultMaxWriters (Zimbra has ~15 lock waiters per mailbox).
+	// DefaultMaxWriters. One writer is fastest into a local Dovecot (its
+	// writers serialise on the mailbox lock); over a WAN into Carbonio up
+	// to 4 help (Zimbra has ~15 lock waiters per mailbox: never more).
 	MaxWriters int
 	// Budget caps connections per server across every Copier sharing it;
 	// nil means a private budget of DefaultConnsPerServer.

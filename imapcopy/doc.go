@@ -54,8 +54,9 @@
 //
 // # Manners (Zimbra, Carbonio)
 //
-// Folders run in parallel (Concurrency), each with one source connection
-// and up to MaxWriters (default 4) APPEND connections; a ConnBudget caps
+// Folders run in parallel (Concurrency, default 2), each with one source
+// connection and MaxWriters (default 1, at most 4 advised) pipelined APPEND
+// connections; a ConnBudget caps
 // connections per server across Copiers. UID sets are chunked (command lines
 // stay far below 8 KB), a NOOP is interleaved after 20 identical commands in
 // a row, and a folder pass is retried with backoff after BYE, UNAVAILABLE,

@@ -30,6 +30,7 @@ func main() {
 	messages := flag.Int("messages", 0, "corpus size (0: the 10,121-message reference)")
 	runs := flag.Int("runs", 3, "runs per measurement")
 	huge := flag.Bool("huge", true, "also measure RSS with a 50 MB message")
+	extra := flag.String("migrate-args", "", "extra arguments for migrate mail, space separated (e.g. \"--max-writers 1\")")
 	work := flag.String("dir", "", "scratch directory (default: a temp dir)")
 	flag.Parse()
 	if *summaryFile != "" {
@@ -45,11 +46,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mailbench: -migrate is required")
 		os.Exit(2)
 	}
+	extraArgs = strings.Fields(*extra)
 	if err := bench(*migrate, *mbsync, *messages, *runs, *huge, *work); err != nil {
 		fmt.Fprintln(os.Stderr, "mailbench:", err)
 		os.Exit(1)
 	}
 }
+
+var extraArgs []string
 
 type result struct {
 	wall time.Duration
@@ -89,6 +93,7 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 	statePath := filepath.Join(dir, "state.db")
 	migArgs := []string{migrate, "mail", "--from", "imap://" + testserver.DefaultUser + "@" + src.Addr,
 		"--to", "imap://" + testserver.DefaultUser + "@" + dst.Addr, "--allow-plaintext", "--state", statePath}
+	migArgs = append(migArgs, extraArgs...)
 
 	resetAll := func() error {
 		for _, f := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
