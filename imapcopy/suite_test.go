@@ -2,22 +2,14 @@ package imapcopy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 )
@@ -44,121 +36,41 @@ func (p *pair) mail(m corpus.Mailbox) corpus.Mailbox {
 	return p.adapt(m)
 }
 
-// snapFolder is a folder as a snapshot sees it.
-type snapFolder struct {
-	Name       string
-	NoSelect   bool
-	Subscribed bool
-	Messages   []string // sorted "sha256 flags unixdate"
-}
-
-// snapshot reads a whole mailbox over IMAP.
-func snapshot(t *testing.T, d Dialer) map[string]*snapFolder {
+// snapshot reads a whole mailbox over IMAP (corpus.SnapshotIMAP).
+func snapshot(t *testing.T, d Dialer) corpus.Mailbox {
 	t.Helper()
-	ctx := context.Background()
-	c, err := d.Dial(ctx)
+	c, err := d.Dial(context.Background())
 	if err != nil {
 		t.Fatalf("snapshot: dial %s: %v", d, err)
 	}
 	defer c.Close()
-	list, err := c.List("", "*", &imap.ListOptions{ReturnSubscribed: true}).Collect()
+	m, err := corpus.SnapshotIMAP(context.Background(), c)
 	if err != nil {
-		t.Fatalf("snapshot: list: %v", err)
+		t.Fatalf("snapshot %s: %v", d, err)
 	}
-	out := map[string]*snapFolder{}
-	for _, l := range list {
-		f := &snapFolder{Name: l.Mailbox, NoSelect: hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent), Subscribed: hasAttr(l.Attrs, imap.MailboxAttrSubscribed)}
-		out[l.Mailbox] = f
-		if f.NoSelect {
-			continue
-		}
-		sel, err := c.Select(l.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil {
-			t.Fatalf("snapshot: select %q: %v", l.Mailbox, err)
-		}
-		if sel.NumMessages == 0 {
-			continue
-		}
-		msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true, InternalDate: true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
-		if err != nil {
-			t.Fatalf("snapshot: fetch %q: %v", l.Mailbox, err)
-		}
-		for _, m := range msgs {
-			var raw []byte
-			for _, b := range m.BodySection {
-				raw = b.Bytes
+	return m
+}
+
+// diffDest compares the destination with want (names with '/'): bytes,
+// flags, dates, folder tree and subscriptions, with multiplicity. The
+// documented deviations are allowed: the Zimbra tag keyword is sent as its
+// name, and a name segment holding the destination separator has it
+// replaced by '_'.
+func diffDest(t *testing.T, p *pair, want corpus.Mailbox) []string {
+	t.Helper()
+	delim := p.dstDelim
+	opts := &corpus.DiffOptions{
+		IgnoreFlags:       []string{corpus.ZimbraTagKeyword, "Project"},
+		ExtraFoldersOK:    true,
+		MissingNoSelectOK: true,
+		Folder: func(name string) string {
+			if delim == 0 || delim == '/' {
+				return name
 			}
-			f.Messages = append(f.Messages, msgKey(raw, m.Flags, m.InternalDate))
-		}
-		sort.Strings(f.Messages)
+			return strings.ReplaceAll(name, string(delim), "_")
+		},
 	}
-	return out
-}
-
-func msgKey(raw []byte, flags []imap.Flag, date time.Time) string {
-	sum := sha256.Sum256(raw)
-	return fmt.Sprintf("%s [%s] %d", hex.EncodeToString(sum[:8]), flagKey(flags), date.Unix())
-}
-
-// expectName maps a corpus name ('/' separated) to the destination name.
-func expectName(name string, delim rune) string {
-	n, _ := joinName(strings.Split(name, "/"), nsInfo{Delim: delim})
-	return n
-}
-
-// want builds the expected destination snapshot of a corpus mailbox:
-// flags sanitised by the documented rule, names translated.
-func want(m corpus.Mailbox, delim rune) map[string]*snapFolder {
-	out := map[string]*snapFolder{}
-	for _, f := range m.Folders {
-		n := expectName(f.Name, delim)
-		out[n] = &snapFolder{Name: n, NoSelect: f.NoSelect, Subscribed: f.Subscribed}
-	}
-	for _, msg := range m.Messages {
-		flags := make([]imap.Flag, len(msg.Flags))
-		for i, f := range msg.Flags {
-			flags[i] = imap.Flag(f)
-		}
-		clean, _ := SanitizeFlags(flags, []imap.Flag{imap.FlagWildcard})
-		n := expectName(msg.Folder, delim)
-		out[n].Messages = append(out[n].Messages, msgKey(msg.Raw, clean, msg.InternalDate))
-	}
-	for _, f := range out {
-		sort.Strings(f.Messages)
-	}
-	return out
-}
-
-// diffMail compares an expected and a got snapshot: every folder with its
-// messages (multiset of bytes, flags, date), subscriptions, \Noselect kept.
-func diffMail(want, got map[string]*snapFolder) []string {
-	var d []string
-	for name, w := range want {
-		g, ok := got[name]
-		if !ok {
-			if !w.NoSelect {
-				d = append(d, fmt.Sprintf("folder %q missing", name))
-			}
-			continue
-		}
-		if w.NoSelect && !g.NoSelect {
-			d = append(d, fmt.Sprintf("folder %q: \\Noselect parent became selectable", name))
-		}
-		if w.Subscribed != g.Subscribed && !w.NoSelect {
-			d = append(d, fmt.Sprintf("folder %q: subscribed %v, want %v", name, g.Subscribed, w.Subscribed))
-		}
-		if diff := cmp.Diff(w.Messages, g.Messages); diff != "" {
-			d = append(d, fmt.Sprintf("folder %q: %d messages, want %d (-want +got):\n%s", name, len(g.Messages), len(w.Messages), diff))
-		}
-	}
-	for name, g := range got {
-		if _, ok := want[name]; !ok && len(g.Messages) > 0 && !strings.EqualFold(name, "INBOX") {
-			d = append(d, fmt.Sprintf("unexpected folder %q with %d messages", name, len(g.Messages)))
-		}
-	}
-	sort.Strings(d)
-	return d
+	return corpus.DiffMail(want, snapshot(t, p.dst), opts)
 }
 
 // onlyZimbraTags reports whether every issue in s is the documented
@@ -258,8 +170,7 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair, full bool) {
 		if got, want := totals(st).Copied, len(acc.Mail.Messages); got != want {
 			t.Errorf("copied %d, want %d", got, want)
 		}
-		exp := want(p.mail(acc.Mail), p.dstDelim)
-		if d := diffMail(exp, snapshot(t, p.dst)); d != nil {
+		if d := diffDest(t, p, p.mail(acc.Mail)); d != nil {
 			t.Fatalf("destination differs:\n%s", strings.Join(d, "\n"))
 		}
 
@@ -301,7 +212,7 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair, full bool) {
 		if tt := totals(st); tt.Copied != 10 || tt.FlagUpdates != 10 {
 			t.Errorf("incremental run copied %d, flag updates %d; want 10, 10; stats %+v", tt.Copied, tt.FlagUpdates, st)
 		}
-		if d := diffMail(snapshotWant(t, p.src, p.srcDelim, p.dstDelim, p.mail(acc.Mail)), snapshot(t, p.dst)); d != nil {
+		if d := diffDest(t, p, snapshot(t, p.src)); d != nil {
 			t.Fatalf("after incremental run, destination differs from source:\n%s", strings.Join(d, "\n"))
 		}
 	})
@@ -332,7 +243,7 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair, full bool) {
 			t.Fatal(err)
 		}
 		checkStats(t, st)
-		if d := diffMail(want(p.mail(acc.Mail), p.dstDelim), snapshot(t, p.dst)); d != nil {
+		if d := diffDest(t, p, p.mail(acc.Mail)); d != nil {
 			t.Fatalf("after resume, destination differs (lost or duplicated):\n%s", strings.Join(d, "\n"))
 		}
 	})
@@ -358,7 +269,7 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair, full bool) {
 		if tt := totals(st); tt.AlreadyPresent == 0 {
 			t.Errorf("no message found already present after a partial copy; reconciliation did not run")
 		}
-		if d := diffMail(want(p.mail(acc.Mail), p.dstDelim), snapshot(t, p.dst)); d != nil {
+		if d := diffDest(t, p, p.mail(acc.Mail)); d != nil {
 			t.Fatalf("without state, destination differs (lost or duplicated):\n%s", strings.Join(d, "\n"))
 		}
 		// Verify alone agrees.
@@ -373,57 +284,6 @@ func runSuite(t *testing.T, newPair func(t *testing.T) *pair, full bool) {
 		}
 	})
 }
-
-// snapshotWant reads the source and translates it into the expected
-// destination snapshot (flags sanitised, names mapped).
-func snapshotWant(t *testing.T, src Dialer, srcDelim, delim rune, ref corpus.Mailbox) map[string]*snapFolder {
-	t.Helper()
-	ctx := context.Background()
-	c, err := src.Dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	m := corpus.Mailbox{Folders: ref.Folders}
-	for _, f := range ref.Folders {
-		if f.NoSelect {
-			continue
-		}
-		name := f.Name
-		if srcDelim != 0 {
-			name = strings.ReplaceAll(name, "/", string(srcDelim))
-		}
-		sel, err := c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil {
-			t.Fatalf("select %q: %v", name, err)
-		}
-		if sel.NumMessages == 0 {
-			continue
-		}
-		msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true, InternalDate: true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, x := range msgs {
-			var raw []byte
-			for _, b := range x.BodySection {
-				raw = b.Bytes
-			}
-			var flags []string
-			for _, fl := range x.Flags {
-				if !strings.EqualFold(string(fl), `\Recent`) {
-					flags = append(flags, string(fl))
-				}
-			}
-			m.Messages = append(m.Messages, corpus.Message{Folder: f.Name, Raw: raw, Flags: flags, InternalDate: x.InternalDate})
-		}
-	}
-	return want(m, delim)
-}
-
-var _ = io.EOF
-var _ = imapclient.Options{}
 
 // testLogger logs through t when IMAPCOPY_DEBUG is set.
 func testLogger(t *testing.T) *slog.Logger {
