@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -278,4 +279,56 @@ func TestSecretHygieneCLI(t *testing.T) {
 		t.Errorf("secret leaked: %s", f)
 	}
 	t.Logf("secret hygiene (CLI): scanned %d bytes of argv, stdout, stderr, JSON report and state DB over 2 runs: %d sentinels found", scanned, len(found))
+}
+
+// cancelOn is a slog handler that calls cancel when a record has attribute
+// key equal to value.
+type cancelOn struct {
+	key, value string
+	cancel     context.CancelFunc
+}
+
+func (h cancelOn) Enabled(context.Context, slog.Level) bool { return true }
+func (h cancelOn) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == h.key && a.Value.String() == h.value {
+			h.cancel()
+			return false
+		}
+		return true
+	})
+	return nil
+}
+func (h cancelOn) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h cancelOn) WithGroup(string) slog.Handler      { return h }
+
+// TestMailStateLossThenInterruptedReconcile pins down the duplication the
+// kill and fault tests find: the destination already holds everything, the
+// state file is lost, and the next run stops while it reconciles a folder
+// (after listing the destination, before recording what it found). The run
+// after that must still recognise the messages, not append them again.
+func TestMailStateLossThenInterruptedReconcile(t *testing.T) {
+	r := newMailRig(t, 300, 19)
+	dir := t.TempDir()
+	run := func(statePath string, stopAt string) *imapcopy.Stats {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		st, err := state.Open(ctx, statePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		cp := &imapcopy.Copier{Checkpoint: st.Mail("user1 -> user1"), Concurrency: 1}
+		if stopAt != "" {
+			cp.Logger = slog.New(cancelOn{key: "phase", value: stopAt, cancel: cancel})
+		}
+		stats, _ := copyOnce(t, ctx, cp, r.viaProxy(r.dstProxy), r.viaProxy(r.srcProxy))
+		return stats
+	}
+	run(filepath.Join(dir, "first.db"), "")                    // everything copied
+	run(filepath.Join(dir, "second.db"), "destination listed") // state lost; stopped mid-reconcile
+	stats := run(filepath.Join(dir, "second.db"), "")
+	tot := stats.Totals()
+	t.Logf("third run: copied %d, already present %d", tot.Copied, tot.AlreadyPresent)
+	r.check(t)
 }
