@@ -167,7 +167,10 @@ func TestMailKill(t *testing.T) {
 			env := append(os.Environ(), "MIGRATE_FROM_PASSWORD="+testserver.DefaultPassword, "MIGRATE_TO_PASSWORD="+testserver.DefaultPassword)
 			rng := rand.New(rand.NewPCG(1, uint64(len(name))))
 			kills := 0
-			for i := 0; i < 12; i++ {
+			// Kill until 10 runs died mid-copy (a run may finish first when
+			// little is left; the in-flight settle after a kill keeps the
+			// next runs long enough).
+			for i := 0; kills < 10 && i < 40; i++ {
 				if !keepState {
 					for _, f := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
 						os.Remove(f)
@@ -185,7 +188,7 @@ func TestMailKill(t *testing.T) {
 				select {
 				case err := <-done:
 					t.Logf("run %d finished before the kill: %v", i, err)
-				case <-time.After(time.Duration(20+rng.IntN(600)) * time.Millisecond):
+				case <-time.After(time.Duration(20+rng.IntN(1200)) * time.Millisecond):
 					_ = cmd.Process.Signal(syscall.SIGKILL)
 					<-done
 					kills++
