@@ -380,12 +380,14 @@ func (s *session) propagateFlags(dstConn *conn, p folderPlan, fs *FolderStats, s
 			continue
 		}
 		want, changes := sanitize(m.Flags, rule)
-		if flagKey(want) == flagKey(d.Flags) {
-			continue
-		}
 		if len(changes) > 0 {
+			// Reported on every pass, like the copy itself, so that a run
+			// resumed after the one that copied the message says so too.
 			fs.Keywords = append(fs.Keywords, ItemIssue{UID: m.UID, Reason: "flags sanitised", Changes: changes})
 			s.c.emit(KeywordsChanged{Folder: p.Display, UID: m.UID, Changes: changes})
+		}
+		if flagKey(want) == flagKey(d.Flags) {
+			continue
 		}
 		k := flagKey(want)
 		groups[k] = append(groups[k], du)
