@@ -305,6 +305,34 @@ func (b *serverBackend) DestinationExists(ctx context.Context, addr string) (boo
 	return true, nil
 }
 
+func (b *serverBackend) CheckDirectory(ctx context.Context, p *Plan) ([]Problem, error) {
+	if b.srcAdmin == nil || b.dstAdmin == nil || p.Source.Kind == "imap" || len(p.Domains) == 0 {
+		return nil, nil
+	}
+	want, err := b.srcAdmin.Directory(ctx, p.Domains...)
+	if err != nil {
+		return nil, err
+	}
+	// The restore keeps source names; accounts are checked one by one
+	// (with the address map) by the caller.
+	want.Accounts = nil
+	rep, err := b.dstAdmin.CheckProvisioning(ctx, *want)
+	if err != nil {
+		return nil, err
+	}
+	var out []Problem
+	for _, a := range rep.Aliases.Missing {
+		out = append(out, Problem{Item: "alias " + a, Reason: "missing on the destination"})
+	}
+	for _, l := range rep.DistributionLists.Missing {
+		out = append(out, Problem{Item: "distribution list " + l, Reason: "missing on the destination"})
+	}
+	for _, d := range rep.Domains.Missing {
+		out = append(out, Problem{Item: "domain " + d, Reason: "missing on the destination"})
+	}
+	return out, nil
+}
+
 // nonMailViews are Zimbra folder views whose items are not mail.
 var nonMailViews = map[string]bool{"appointment": true, "task": true, "contact": true, "document": true, "wiki": true, "chat": true}
 

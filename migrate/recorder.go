@@ -39,6 +39,10 @@ type backend interface {
 	SourceExists(ctx context.Context, addr string) (bool, error)
 	// DestinationExists reports whether an account exists on the destination.
 	DestinationExists(ctx context.Context, addr string) (bool, error)
+	// CheckDirectory compares the source directory's aliases and
+	// distribution lists of the plan's domains with the destination's and
+	// returns what is missing there (nil when either admin API is absent).
+	CheckDirectory(ctx context.Context, p *Plan) ([]Problem, error)
 	// Inventory takes an account's inventory on the source.
 	Inventory(ctx context.Context, a AccountPlan) (*Inventory, error)
 	// Global runs a global phase for the selected accounts.

@@ -516,6 +516,20 @@ func (r *Runner) provisioningCheck(ctx context.Context, store *state.Store, acct
 			}
 		}
 	}
+	if perr == nil {
+		missing, err := r.backend.CheckDirectory(ctx, r.Plan)
+		switch {
+		case err != nil && retry.Classify(err) == retry.Fatal:
+			perr = err
+		case err != nil:
+			rec.Problem("aliases and distribution lists", false, "could not compare: "+err.Error())
+			rec.add(func(res *PhaseResult) { res.Failed++ })
+		}
+		for _, m := range missing {
+			rec.Problem(m.Item, false, m.Reason)
+			rec.add(func(res *PhaseResult) { res.Failed++ })
+		}
+	}
 	res := rec.finish(ctx, perr)
 	if err := r.savePhase(ctx, store, state.GlobalAccount, res); err != nil {
 		return err

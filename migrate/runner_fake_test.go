@@ -47,7 +47,8 @@ func (f *fakeBackend) SourceAccounts(_ context.Context, domain string) ([]Accoun
 	}
 	return out, nil
 }
-func (f *fakeBackend) CheckIMAP(context.Context, AccountPlan, bool) error { return nil }
+func (f *fakeBackend) CheckDirectory(context.Context, *Plan) ([]Problem, error) { return nil, nil }
+func (f *fakeBackend) CheckIMAP(context.Context, AccountPlan, bool) error       { return nil }
 func (f *fakeBackend) SourceExists(_ context.Context, addr string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

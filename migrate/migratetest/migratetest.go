@@ -161,6 +161,8 @@ func Start(o Options) (env *Env, err error) {
 		srcFx.Accounts = append(srcFx.Accounts, fa)
 	}
 	srcFx.Accounts = append(srcFx.Accounts, carboniotest.FixtureAccount{Name: "galsync@" + o.Domain, System: true})
+	srcFx.Aliases = []carboniotest.FixtureAlias{{Name: "postmaster@" + o.Domain, Target: e.Accounts[0]}}
+	srcFx.DistributionLists = []carboniotest.FixtureList{{Name: "all@" + o.Domain, Members: e.Accounts}}
 	e.srcAdmin = carboniotest.New(carboniotest.Options{Admin: srcSOAPAdm, Password: adminPass, Fixture: srcFx})
 	e.dstAdmin = carboniotest.New(carboniotest.Options{Admin: dstSOAPAdm, Password: adminPass,
 		Fixture: carboniotest.DestinationFixture(), Backups: map[string]*carboniotest.Fixture{BackupPath: srcFx}, OperationSteps: 1})

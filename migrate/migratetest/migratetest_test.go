@@ -264,3 +264,33 @@ func TestStopAndVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisioningCheckNamesMissingList restores without distribution
+// lists: the provisioning check names the missing list, the accounts still
+// migrate.
+func TestProvisioningCheckNamesMissingList(t *testing.T) {
+	env, err := Start(Options{Accounts: 2, Dir: t.TempDir(), Events: -1, Contacts: -1, VirtualEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	env.Plan.Provisioning.SkipDistributionLists = true
+	env.Plan.Phases = []migrate.Phase{migrate.PhaseProvisioning, migrate.PhaseProvisioningCheck, migrate.PhaseMail}
+	rep, err := env.Runner().Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var check *migrate.PhaseResult
+	for i := range rep.Phases {
+		if rep.Phases[i].Phase == migrate.PhaseProvisioningCheck {
+			check = &rep.Phases[i]
+		}
+	}
+	if check == nil || check.Status != migrate.StatusPartial || len(check.Problems) != 1 ||
+		check.Problems[0].Item != "distribution list all@example.com" {
+		t.Fatalf("provisioning check = %+v", check)
+	}
+	if rep.Totals.Done != 2 || rep.OK() {
+		t.Errorf("totals %+v, OK %v: accounts done, run not OK", rep.Totals, rep.OK())
+	}
+}
