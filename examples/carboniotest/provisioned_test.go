@@ -8,7 +8,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 func TestMissingAccounts(t *testing.T) {

@@ -19,8 +19,8 @@ import (
 	"os/signal"
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 func main() {
@@ -66,7 +66,7 @@ func copyMailbox(ctx context.Context, srcURL, dstURL, srcAdmin, dstAdmin, stateP
 		},
 	}
 	if statePath != "" {
-		st, err := state.Open(ctx, statePath)
+		st, err := migrate.OpenStore(ctx, statePath)
 		if err != nil {
 			return err
 		}
