@@ -151,9 +151,23 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 		}
 	}
 	// A pass is under way: no snapshot may claim the folder is complete.
-	if err := s.cp.SaveFolder(ctx, FolderState{Source: p.Src.Name, Destination: p.Dst,
-		SourceUIDValidity: srcSel.UIDValidity, DestUIDValidity: dstSel.UIDValidity}); err != nil {
-		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	// Until the UID map has been rebuilt by a full reconcile, the saved
+	// UIDVALIDITYs stay zero, so that a pass stopped before the reconcile
+	// is recorded cannot leave a partial map that the next pass would
+	// trust (it would append again every present but unmapped message).
+	saveValidity := func(srcV, dstV uint32) error {
+		if err := s.cp.SaveFolder(ctx, FolderState{Source: p.Src.Name, Destination: p.Dst,
+			SourceUIDValidity: srcV, DestUIDValidity: dstV}); err != nil {
+			return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+		}
+		return nil
+	}
+	if mapValid {
+		if err := saveValidity(srcSel.UIDValidity, dstSel.UIDValidity); err != nil {
+			return err
+		}
+	} else if err := saveValidity(0, 0); err != nil {
+		return err
 	}
 	dstMsgs, err := fetchMeta(dstConn, dstSel.NumMessages)
 	if err != nil {
@@ -258,6 +272,12 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 	} else if !uidPlus {
 		srcToDst = map[imap.UID]imap.UID{}
 		alreadyBefore = 0
+	}
+	if !mapValid && !c.DryRun {
+		// The map is whole again: from now on it is trusted.
+		if err := saveValidity(srcSel.UIDValidity, dstSel.UIDValidity); err != nil {
+			return err
+		}
 	}
 	if len(inFlight) > 0 && !c.DryRun {
 		// Marks of messages that turned out present were cleared by Done;

@@ -70,6 +70,9 @@ type Verification struct {
 	// Extra counts destination messages with no source counterpart (mail
 	// already there, or delivered since): reported, not an error.
 	Extra int `json:"extra"`
+	// Duplicated counts destination copies beyond the source's own
+	// multiplicity of a fingerprint: duplicates, which fail the proof.
+	Duplicated int `json:"duplicated,omitempty"`
 	// FlagMismatches counts copies whose flags differ from the source's
 	// (after sanitising); INTERNALDATE mismatches count as well.
 	FlagMismatches int `json:"flag_mismatches"`
@@ -81,7 +84,9 @@ type Verification struct {
 }
 
 // OK reports whether the verification proved the folder complete.
-func (v *Verification) OK() bool { return v != nil && v.Missing == 0 && v.FlagMismatches == 0 }
+func (v *Verification) OK() bool {
+	return v != nil && v.Missing == 0 && v.Duplicated == 0 && v.FlagMismatches == 0
+}
 
 // OK reports whether the folder was copied completely and verified: no
 // failed or skipped message, no sanitised keyword, no folder error, and a

@@ -146,6 +146,19 @@ func compare(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[imap.
 		checkPair(s, found)
 	}
 	v.Extra = len(dst) - len(used)
+	// A destination holding more copies of a source fingerprint than the
+	// source has is a duplicate made by a copy, not mail that was already
+	// there: the proof fails on it.
+	srcByFP := map[string]int{}
+	for i := range src {
+		srcByFP[src[i].fp]++
+	}
+	for fp, ds := range dstByFP {
+		if n := srcByFP[fp]; n > 0 && len(ds) > n {
+			v.Duplicated += len(ds) - n
+		}
+	}
+	v.Extra -= v.Duplicated
 	return v
 }
 

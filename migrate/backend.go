@@ -575,11 +575,11 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			if v := f.Verify; v != nil {
 				d.SourceCount, d.DestCount = int64(v.SourceCount), int64(v.DestCount)
 				if verify {
-					d.Failed = int64(v.Missing + v.FlagMismatches)
+					d.Failed = int64(v.Missing + v.Duplicated + v.FlagMismatches)
 					d.Skipped = int64(v.Skipped)
 				}
-				if v.Missing > 0 || v.FlagMismatches > 0 {
-					notes = append(notes, fmt.Sprintf("verify: %d missing, %d flag/date mismatches", v.Missing, v.FlagMismatches))
+				if v.Missing > 0 || v.Duplicated > 0 || v.FlagMismatches > 0 {
+					notes = append(notes, fmt.Sprintf("verify: %d missing, %d duplicated, %d flag/date mismatches", v.Missing, v.Duplicated, v.FlagMismatches))
 				}
 				if v.Extra > 0 {
 					notes = append(notes, fmt.Sprintf("%d extra on the destination", v.Extra))
@@ -596,6 +596,10 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 				if v := f.Verify; v != nil && v.Missing > 0 {
 					r.Problems = append(r.Problems, Problem{Item: f.Source,
 						Reason: fmt.Sprintf("%d of %d messages missing on the destination (e.g. UIDs %v)", v.Missing, v.SourceCount, v.Examples)})
+				}
+				if v := f.Verify; v != nil && v.Duplicated > 0 {
+					r.Problems = append(r.Problems, Problem{Item: f.Source,
+						Reason: fmt.Sprintf("%d duplicate copies on the destination", v.Duplicated)})
 				}
 				if v := f.Verify; v != nil && v.FlagMismatches > 0 {
 					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: fmt.Sprintf("%d messages with different flags or dates", v.FlagMismatches)})

@@ -358,7 +358,7 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 		case f.Verify != nil && f.Verify.OK():
 			verified = "yes"
 		case f.Verify != nil:
-			verified = fmt.Sprintf("NO: %d missing, %d flag/date mismatches", f.Verify.Missing, f.Verify.FlagMismatches)
+			verified = fmt.Sprintf("NO: %d missing, %d duplicated, %d flag/date mismatches", f.Verify.Missing, f.Verify.Duplicated, f.Verify.FlagMismatches)
 		}
 		dest := f.Destination
 		if f.Renamed != "" {
