@@ -244,8 +244,20 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	var srcErr, dstErr error
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); s.srcInfo, srcErr = s.listSide(ctx, s.src, true) }()
-	go func() { defer wg.Done(); s.dstInfo, dstErr = s.listSide(ctx, s.dst, false) }()
+	// A dropped connection or a busy server while logging in or listing is
+	// retried with backoff like any folder pass; refused credentials are not.
+	listRetrying := func(p *pool, source bool, info *sideInfo, errp *error) {
+		defer wg.Done()
+		*errp = retry.Do(ctx, retry.Policy{Attempts: c.RetryAttempts}, func(int) error {
+			var err error
+			*info, err = s.listSide(ctx, p, source)
+			return err
+		}, func(attempt int, err error, wait time.Duration) {
+			c.log().Info("retrying folder listing", "source", source, "attempt", attempt, "error", err, "wait", wait)
+		})
+	}
+	go listRetrying(s.src, true, &s.srcInfo, &srcErr)
+	go listRetrying(s.dst, false, &s.dstInfo, &dstErr)
 	wg.Wait()
 	if srcErr != nil {
 		return stats, srcErr

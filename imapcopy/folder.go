@@ -529,8 +529,7 @@ func digestUIDs(cn *conn, uids []imap.UID) (map[imap.UID][32]byte, error) {
 						continue
 					}
 					h := sha256.New()
-					if _, err := io.Copy(h, it.Literal); err != nil {
-						cn.Client.Close() // never discard after a read error (go-imap races)
+					if err := readLiteral(cn, h, it.Literal); err != nil {
 						return nil, err
 					}
 					copy(sum[:], h.Sum(nil))
@@ -877,4 +876,19 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// readLiteral copies a whole FETCH literal into w. A literal cut short (the
+// connection closed mid-literal reads as a plain EOF) is an error, and the
+// connection is closed at once: go-imap would otherwise discard the rest
+// while its reader goroutine reads the same buffer.
+func readLiteral(cn *conn, w io.Writer, lit imap.LiteralReader) error {
+	n, err := io.Copy(w, lit)
+	if err == nil && n != lit.Size() {
+		err = fmt.Errorf("literal cut short after %d of %d bytes: %w", n, lit.Size(), io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		cn.Client.Close() // never discard after a read error (go-imap races)
+	}
+	return err
 }

@@ -1,6 +1,7 @@
 package imapcopy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -62,17 +63,16 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 				}
 				if deep {
 					h := sha256.New()
-					if _, err := io.Copy(h, it.Literal); err != nil {
-						cn.Client.Close() // never discard after a read error (go-imap races)
+					if err := readLiteral(cn, h, it.Literal); err != nil {
 						return nil, err
 					}
 					digest = hex.EncodeToString(h.Sum(nil))
 				} else {
-					b, err := io.ReadAll(io.LimitReader(it.Literal, 64<<10))
-					if err != nil {
-						cn.Client.Close() // never discard after a read error (go-imap races)
+					var buf bytes.Buffer
+					if err := readLiteral(cn, &limitedWriter{w: &buf, n: 64 << 10}, it.Literal); err != nil {
 						return nil, err
 					}
+					b := buf.Bytes()
 					pr.messageID = headerValue(b, "Message-Id")
 					digest = pr.messageID + "|" + headerValue(b, "Date")
 				}
@@ -267,4 +267,21 @@ func (readOnlyCheckpoint) MarkInFlight(context.Context, string, []imap.UID) erro
 func (readOnlyCheckpoint) Done(context.Context, string, []Mapping) error          { return nil }
 func (readOnlyCheckpoint) ClearInFlight(context.Context, string, []imap.UID) error {
 	return nil
+}
+
+// limitedWriter keeps the first n bytes written to it and drops the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(int64(len(p)), l.n)
+		if _, err := l.w.Write(p[:k]); err != nil {
+			return 0, err
+		}
+		l.n -= k
+	}
+	return len(p), nil
 }
