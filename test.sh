@@ -64,4 +64,8 @@ fi
 go mod download
 go vet "${pkgs[@]}"
 go build "${pkgs[@]}"
+if [ "$#" -eq 0 ]; then
+	# The whole run also gives every fuzz target a few seconds (crashers fail it).
+	./fuzz.sh 3s
+fi
 go test -race -count=1 -timeout 25m ${flags[@]+"${flags[@]}"} "${pkgs[@]}"
