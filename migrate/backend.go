@@ -383,6 +383,30 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 	return inv, nil
 }
 
+// running finds an operation of the destination that is still queued or
+// started and whose name contains one of hints (case and spaces ignored).
+// A run that died while watching a SmartScan, restore or dedup then waits for
+// that operation instead of starting a second one. When the list cannot be
+// read, the phase starts a new operation as before.
+func (b *serverBackend) running(ctx context.Context, hints ...string) (carbonio.Operation, bool) {
+	ops, err := b.dstAdmin.Operations(ctx)
+	if err != nil {
+		return carbonio.Operation{}, false
+	}
+	for _, op := range ops {
+		if op.Done() {
+			continue
+		}
+		name := strings.ToLower(op.Name)
+		for _, h := range hints {
+			if strings.Contains(name, h) || strings.Contains(strings.ReplaceAll(name, " ", ""), strings.ReplaceAll(h, " ", "")) {
+				return op, true
+			}
+		}
+	}
+	return carbonio.Operation{}, false
+}
+
 func (b *serverBackend) wait(ctx context.Context, op carbonio.Operation, opErr error, rec *recorder) error {
 	if opErr != nil {
 		return opErr
@@ -412,6 +436,9 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 	case PhaseMTAStart:
 		return b.dstAdmin.MTA(ctx, true)
 	case PhaseSmartScan:
+		if op, ok := b.running(ctx, "smartscan", "smart scan"); ok {
+			return b.wait(ctx, op, nil, rec)
+		}
 		op, err := b.dstAdmin.SmartScan(ctx, carbonio.SmartScanOptions{})
 		return b.wait(ctx, op, err, rec)
 	case PhaseProvisioning:
@@ -429,7 +456,11 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 				o.Accounts = append(o.Accounts, a.Source)
 			}
 		}
-		op, err := b.dstAdmin.ExternalRestore(ctx, pr.BackupPath, o)
+		op, ok := b.running(ctx, "externalrestore", "external restore")
+		var err error
+		if !ok {
+			op, err = b.dstAdmin.ExternalRestore(ctx, pr.BackupPath, o)
+		}
 		if err := b.wait(ctx, op, err, rec); err != nil {
 			return err
 		}
@@ -440,6 +471,9 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 		}
 		return nil
 	case PhaseDedup:
+		if op, ok := b.running(ctx, "deduplicate", "dedup"); ok {
+			return b.wait(ctx, op, nil, rec)
+		}
 		op, err := b.dstAdmin.Deduplicate(ctx, p.Provisioning.DedupVolume, false)
 		return b.wait(ctx, op, err, rec)
 	}

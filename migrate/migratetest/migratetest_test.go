@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // TestRunAllPhases runs the whole plan over the in-memory servers: every
@@ -292,5 +294,43 @@ func TestProvisioningCheckNamesMissingList(t *testing.T) {
 	}
 	if rep.Totals.Done != 2 || rep.OK() {
 		t.Errorf("totals %+v, OK %v: accounts done, run not OK", rep.Totals, rep.OK())
+	}
+}
+
+// TestProvisioningAdoptsRunningRestore: a run that died after starting the
+// external restore must not start a second one when it resumes; it waits
+// for the restore that is still running.
+func TestProvisioningAdoptsRunningRestore(t *testing.T) {
+	env, err := Start(Options{Accounts: 2, Dir: t.TempDir(), Events: -1, Contacts: -1, VirtualEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	adm := &carbonio.Client{URL: env.dstAdmin.URL, Admin: dstSOAPAdm, Password: secret.New(adminPass), HTTPClient: env.dstAdmin.Client()}
+	op, err := adm.ExternalRestore(context.Background(), BackupPath, carbonio.RestoreOptions{Domains: env.Plan.Domains, ProvisioningOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Plan.Phases = []migrate.Phase{migrate.PhaseProvisioning, migrate.PhaseProvisioningCheck}
+	rep, err := env.Runner().Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	restores := 0
+	for _, s := range env.dstAdmin.StartedOperations() {
+		if s.Action == "doExternalRestore" {
+			restores++
+		}
+	}
+	if restores != 1 {
+		t.Errorf("external restores started = %d, want 1 (the running one adopted)", restores)
+	}
+	for _, ph := range rep.Phases {
+		if ph.Phase == migrate.PhaseProvisioning && (ph.Status != migrate.StatusDone || !strings.Contains(ph.Reason, op.ID)) {
+			t.Errorf("provisioning = %+v, want done watching operation %s", ph, op.ID)
+		}
+		if ph.Phase == migrate.PhaseProvisioningCheck && ph.Status != migrate.StatusDone {
+			t.Errorf("provisioning check = %+v, want done", ph)
+		}
 	}
 }
