@@ -324,11 +324,11 @@ func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 	if e.Protocol == nil || e.Rules == nil {
 		return nil, errors.New("dav: engine needs a protocol and rules")
 	}
-	srcCols, err := src.Collections(ctx)
+	srcCols, err := e.collections(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("dav: source %ss: %w", e.Protocol.Name, err)
 	}
-	dstCols, err := dst.Collections(ctx)
+	dstCols, err := e.collections(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("dav: destination %ss: %w", e.Protocol.Name, err)
 	}
@@ -961,4 +961,18 @@ func CRLF(data []byte) []byte {
 		out = append(out, b)
 	}
 	return out
+}
+
+// collections discovers one side's collections, retrying transient failures
+// (a reset or a 503 during discovery) like every other request of a copy.
+func (e *Engine) collections(ctx context.Context, side interface {
+	Collections(ctx context.Context) ([]Collection, error)
+}) ([]Collection, error) {
+	var cols []Collection
+	err := retry.Do(ctx, e.policy(), func(int) error {
+		var err error
+		cols, err = side.Collections(ctx)
+		return err
+	}, nil)
+	return cols, err
 }

@@ -132,7 +132,13 @@ func (r *Remote) CreateCollection(ctx context.Context, c Collection) (Collection
 	c.Href = DirHref(home) + EscapeSegment(c.Name) + "/"
 	err := r.Client.MakeCollection(ctx, r.P, c.Href, CollectionProps{DisplayName: c.DisplayName, Description: c.Description, Color: c.Color, Components: c.Components})
 	if err != nil {
-		return Collection{}, err
+		// An earlier attempt may have created it and lost the answer (the
+		// server then says 405): adopt a collection of the right kind.
+		found, ferr := r.Client.collections(ctx, r.P, c.Href, "0")
+		if ferr != nil || len(found) != 1 || !SamePath(found[0].Href, c.Href) {
+			return Collection{}, err
+		}
+		c = found[0]
 	}
 	r.mu.Lock()
 	r.cols = append(r.cols, c)

@@ -48,11 +48,11 @@ func (v *Verification) OK() bool {
 // of the same name (and its companion collections) by UID and semantic
 // fingerprint. Source objects that fail validation are listed as Invalid.
 func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
-	srcCols, err := src.Collections(ctx)
+	srcCols, err := e.collections(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("dav: source %ss: %w", e.Protocol.Name, err)
 	}
-	dstCols, err := dst.Collections(ctx)
+	dstCols, err := e.collections(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("dav: destination %ss: %w", e.Protocol.Name, err)
 	}
