@@ -123,16 +123,27 @@ func throughputChart(samples []Sample) template.HTML {
 	}
 	type pt struct{ x, y float64 }
 	var pts []pt
+	// Rates are taken over windows of at least 1/40 of the run, so that a
+	// last sample a few milliseconds after the one before cannot draw a
+	// spike; a short tail is folded into the window before it.
+	minDt := (samples[len(samples)-1].Seconds - samples[0].Seconds) / 40
+	anchor, prevAnchor := 0, 0
 	for i := 1; i < len(samples); i++ {
-		dt := samples[i].Seconds - samples[i-1].Seconds
-		if dt <= 0 {
+		dt := samples[i].Seconds - samples[anchor].Seconds
+		last := i == len(samples)-1
+		if dt <= 0 || (dt < minDt && !last) {
 			continue
 		}
-		rate := float64(samples[i].Items-samples[i-1].Items) / dt
+		if dt < minDt && len(pts) > 0 {
+			pts, anchor = pts[:len(pts)-1], prevAnchor
+			dt = samples[i].Seconds - samples[anchor].Seconds
+		}
+		rate := float64(samples[i].Items-samples[anchor].Items) / dt
 		if rate < 0 {
 			rate = 0
 		}
 		pts = append(pts, pt{samples[i].Seconds, rate})
+		prevAnchor, anchor = anchor, i
 	}
 	if len(pts) == 0 {
 		return template.HTML(`<p>Not enough samples for a chart.</p>`)
