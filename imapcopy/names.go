@@ -112,12 +112,12 @@ func matchPattern(pattern, name string) bool {
 	pi, ni, star, mark := 0, 0, -1, 0
 	for ni < len(n) {
 		switch {
+		case pi < len(p) && p[pi] == '*': // before the literal test: "*" matches a name holding '*'
+			star, mark = pi, ni
+			pi++
 		case pi < len(p) && (p[pi] == '?' || p[pi] == n[ni]):
 			pi++
 			ni++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, ni
-			pi++
 		case star >= 0:
 			pi = star + 1
 			mark++
