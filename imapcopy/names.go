@@ -82,11 +82,17 @@ func joinName(path []string, ns nsInfo) (name string, changed bool) {
 	if len(path) == 1 && strings.EqualFold(path[0], "INBOX") {
 		return "INBOX", false
 	}
+	// A separator inside a segment becomes '_' ('-' on a server whose
+	// separator is '_' itself).
+	repl := "_"
+	if ns.Delim == '_' {
+		repl = "-"
+	}
 	segs := make([]string, len(path))
 	for i, s := range path {
 		segs[i] = s
 		if ns.Delim != 0 && strings.ContainsRune(s, ns.Delim) {
-			segs[i] = strings.ReplaceAll(s, string(ns.Delim), "_")
+			segs[i] = strings.ReplaceAll(s, string(ns.Delim), repl)
 			changed = true
 		}
 	}
