@@ -16,7 +16,7 @@ while IFS=: read -r file name; do
 	pkg="./$(dirname "$file")"
 	[[ "$name" =~ $pattern ]] || continue
 	echo "fuzz.sh: $pkg $name ($fuzztime)"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tail -n 3; then
+	if ! go test -timeout 0 -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tail -n 3; then
 		status=1
 	fi
 done < <(grep -rHoE --include='*_test.go' '^func (Fuzz[A-Za-z0-9_]+)' . | sed 's#^\./##; s#:func #:#' | sort)
