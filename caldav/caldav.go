@@ -98,27 +98,11 @@ type Endpoint struct {
 
 // HTTP returns the endpoint's authenticated HTTP client.
 func (e Endpoint) HTTP() webdav.HTTPClient {
-	hc := e.HTTPClient
-	if hc == nil {
-		hc = dav.DefaultHTTPClient()
+	var tok dav.UserTokenSource
+	if e.Token != nil {
+		tok = e.Token
 	}
-	switch {
-	case e.Token != nil:
-		acct := e.Account
-		if acct == "" {
-			acct = e.User
-		}
-		var forget func()
-		if f, ok := e.Token.(interface{ ForgetUserToken(account string) }); ok {
-			forget = func() { f.ForgetUserToken(acct) }
-		}
-		return dav.CookieAuth(hc, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
-			return e.Token.UserToken(ctx, acct)
-		}, forget)
-	case e.User != "":
-		return dav.BasicAuth(hc, e.User, e.Password)
-	}
-	return hc
+	return dav.EndpointClient(e.HTTPClient, e.User, e.Password, tok, e.Account)
 }
 
 // DAV is a CalDAV server used as a Source or a Destination. It is safe for

@@ -386,3 +386,35 @@ func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
 	}
 	return c.send(again)
 }
+
+// UserTokenSource is the token-source shape that caldav and carddav declare
+// (carbonio.Client implements it).
+type UserTokenSource interface {
+	UserToken(ctx context.Context, account string) (secret.Secret, error)
+}
+
+// EndpointClient returns hc (nil: DefaultHTTPClient) authenticated the way
+// caldav and carddav endpoints are: with token set, the ZM_AUTH_TOKEN cookie
+// of account (user when account is empty), renewed once on a 401 when the
+// source can forget a token; else Basic user/password when user is set.
+func EndpointClient(hc webdav.HTTPClient, user string, pw secret.Secret, token UserTokenSource, account string) webdav.HTTPClient {
+	if hc == nil {
+		hc = DefaultHTTPClient()
+	}
+	switch {
+	case token != nil:
+		if account == "" {
+			account = user
+		}
+		var forget func()
+		if f, ok := token.(interface{ ForgetUserToken(account string) }); ok {
+			forget = func() { f.ForgetUserToken(account) }
+		}
+		return CookieAuth(hc, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
+			return token.UserToken(ctx, account)
+		}, forget)
+	case user != "":
+		return BasicAuth(hc, user, pw)
+	}
+	return hc
+}
