@@ -28,6 +28,21 @@ type msgInfo struct {
 // imapTime keeps INTERNALDATE with its zone.
 type imapTime = fetchTime
 
+// setMeta records it when it is UID, FLAGS, INTERNALDATE or RFC822.SIZE.
+func (mi *msgInfo) setMeta(it imapclient.FetchItemData) {
+	switch it := it.(type) {
+	case imapclient.FetchItemDataUID:
+		mi.UID = it.UID
+	case imapclient.FetchItemDataFlags:
+		mi.Flags = it.Flags
+	case imapclient.FetchItemDataInternalDate:
+		mi.Time = fetchTime{it.Time}
+		mi.Date = it.Time.Unix()
+	case imapclient.FetchItemDataRFC822Size:
+		mi.Size = it.Size
+	}
+}
+
 // fetchMeta runs UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE).
 func fetchMeta(cn *conn, n uint32) ([]msgInfo, error) {
 	if n == 0 {
@@ -47,17 +62,7 @@ func fetchMeta(cn *conn, n uint32) ([]msgInfo, error) {
 			if it == nil {
 				break
 			}
-			switch it := it.(type) {
-			case imapclient.FetchItemDataUID:
-				mi.UID = it.UID
-			case imapclient.FetchItemDataFlags:
-				mi.Flags = it.Flags
-			case imapclient.FetchItemDataInternalDate:
-				mi.Time = fetchTime{it.Time}
-				mi.Date = it.Time.Unix()
-			case imapclient.FetchItemDataRFC822Size:
-				mi.Size = it.Size
-			}
+			mi.setMeta(it)
 		}
 		if mi.UID != 0 {
 			out = append(out, mi)

@@ -47,16 +47,8 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 			if it == nil {
 				break
 			}
+			pr.setMeta(it)
 			switch it := it.(type) {
-			case imapclient.FetchItemDataUID:
-				pr.UID = it.UID
-			case imapclient.FetchItemDataFlags:
-				pr.Flags = it.Flags
-			case imapclient.FetchItemDataInternalDate:
-				pr.Time = fetchTime{it.Time}
-				pr.Date = it.Time.Unix()
-			case imapclient.FetchItemDataRFC822Size:
-				pr.Size = it.Size
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal == nil {
 					continue
