@@ -59,6 +59,32 @@ type result struct {
 	wall time.Duration
 	rss  int64 // KiB
 	code int
+	cpu  time.Duration // the client's user+sys
+	srv  time.Duration // both Dovecots' user+sys (their reaped children)
+}
+
+// servers are the Dovecots whose CPU timed adds to each result.
+var servers []*testserver.Dovecot
+
+// serverCPU sums user+sys of the servers' reaped children (imap, auth...),
+// from fields 16 and 17 of /proc/PID/stat, in clock ticks of 10 ms.
+func serverCPU() time.Duration {
+	var t time.Duration
+	for _, d := range servers {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID()))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			if i < len(f) {
+				n, _ := strconv.ParseInt(f[i], 10, 64)
+				t += time.Duration(n) * 10 * time.Millisecond
+			}
+		}
+	}
+	return t
 }
 
 func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) error {
@@ -77,6 +103,7 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 	}
 	defer src.Close()
 	defer dst.Close()
+	servers = []*testserver.Dovecot{src, dst}
 	t0 := time.Now()
 	acc := corpus.Generate(testserver.DefaultUser, corpus.Options{Messages: messages, Events: -1, Contacts: -1})
 	if err := src.Seed(ctx, testserver.DefaultUser, acc.Mail); err != nil {
@@ -117,13 +144,13 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 			return err
 		}
 		migCold = append(migCold, r)
-		fmt.Printf("migrate cold run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+		fmt.Printf("migrate cold run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
 		r, err = timed(env, migArgs...)
 		if err != nil {
 			return err
 		}
 		migNoop = append(migNoop, r)
-		fmt.Printf("migrate no-op run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+		fmt.Printf("migrate no-op run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
 	}
 	if mbsync != "" {
 		rc := filepath.Join(dir, "mbsyncrc")
@@ -140,13 +167,13 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 				return err
 			}
 			mbCold = append(mbCold, r)
-			fmt.Printf("mbsync cold run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+			fmt.Printf("mbsync cold run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
 			r, err = timed(nil, mbsync, "-c", rc, "AtoB")
 			if err != nil {
 				return err
 			}
 			mbNoop = append(mbNoop, r)
-			fmt.Printf("mbsync no-op run %d: %v, %d MB RSS, exit %d\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code)
+			fmt.Printf("mbsync no-op run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
 		}
 	}
 	var hugeRes *result
@@ -209,6 +236,8 @@ func startPair(ctx context.Context) (src, dst *testserver.Dovecot, err error) {
 
 var (
 	reWall = regexp.MustCompile(`Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)`)
+	reUser = regexp.MustCompile(`User time \(seconds\): (\S+)`)
+	reSys  = regexp.MustCompile(`System time \(seconds\): (\S+)`)
 	reRSS  = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
 )
 
@@ -231,8 +260,17 @@ func timed(env []string, argv ...string) (result, error) {
 		}
 	}()
 	start := time.Now()
+	srv0 := serverCPU()
 	err := cmd.Run()
 	r := result{wall: time.Since(start)}
+	time.Sleep(200 * time.Millisecond) // let the masters reap their imap processes
+	r.srv = serverCPU() - srv0
+	for _, re := range []*regexp.Regexp{reUser, reSys} {
+		if m := re.FindStringSubmatch(errb.String()); m != nil {
+			f, _ := strconv.ParseFloat(m[1], 64)
+			r.cpu += time.Duration(f * float64(time.Second))
+		}
+	}
 	if cmd.ProcessState != nil {
 		r.code = cmd.ProcessState.ExitCode()
 	}

@@ -19,7 +19,9 @@ func main() {
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go handleSignals(sigs, cancel, os.Stderr) // run_signals.go: first signal stops softly, second at once
+	stopProfile := startProfile(os.Stderr)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	signal.Stop(sigs)
 	cancel()
 	os.Exit(code)

@@ -450,6 +450,15 @@ func (d *Dovecot) Close() error {
 }
 
 // Log returns the server log and the process output.
+// PID returns the Dovecot master's process id (benchmarks read the CPU time
+// of its reaped children from /proc), or 0 when it is not running.
+func (d *Dovecot) PID() int {
+	if d.proc == nil || d.proc.cmd == nil || d.proc.cmd.Process == nil {
+		return 0
+	}
+	return d.proc.cmd.Process.Pid
+}
+
 func (d *Dovecot) Log() string {
 	b, _ := os.ReadFile(filepath.Join(d.Dir, "log", "dovecot.log"))
 	out := d.proc.out.String()
