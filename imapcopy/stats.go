@@ -57,6 +57,20 @@ type ItemIssue struct {
 	Changes   []KeywordChange `json:"changes,omitempty"`
 }
 
+// Lost reports whether a keyword of the message was dropped rather than
+// renamed by the documented rules of SanitizeFlags (a Zimbra tag
+// NAME:FLAGnnn sent as NAME, bytes invalid in an atom replaced): a drop
+// loses information and makes the folder partial; a rename is a reported
+// translation.
+func (i ItemIssue) Lost() bool {
+	for _, c := range i.Changes {
+		if c.To == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // Verification is the per-folder fingerprint proof: every source message's
 // fingerprint (size, Message-ID, Date; with Deep a digest of the bytes) is
 // found on the destination, counting multiplicity.
@@ -89,11 +103,17 @@ func (v *Verification) OK() bool {
 }
 
 // OK reports whether the folder was copied completely and verified: no
-// failed or skipped message, no sanitised keyword, no folder error, and a
-// passing verification (or no messages to verify).
+// failed or skipped message, no dropped keyword (renamed keywords are
+// listed in Keywords but do not count), no folder error, and a passing
+// verification (or no messages to verify).
 func (f *FolderStats) OK() bool {
-	if f.Err != "" || len(f.Failed) > 0 || len(f.SkippedItems) > 0 || len(f.Keywords) > 0 {
+	if f.Err != "" || len(f.Failed) > 0 || len(f.SkippedItems) > 0 {
 		return false
+	}
+	for _, k := range f.Keywords {
+		if k.Lost() {
+			return false
+		}
 	}
 	if f.Skipped != "" || f.NoSelect || f.Unchanged {
 		return f.Err == ""

@@ -645,8 +645,15 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			r.Skipped += d.Skipped
 			r.Failed += d.Failed
 			r.Bytes += f.Bytes
-			// Sanitised keywords are a documented policy, not a failure:
-			// listed per message so that nobody is surprised.
+			// Every keyword change is listed per message. A dropped
+			// keyword loses information: counted as changed, so the phase
+			// ends partial (as `migrate mail` exits 3); a keyword
+			// renamed by the documented rule is a translation.
+			for _, k := range f.Keywords {
+				if k.Lost() {
+					r.Changed++
+				}
+			}
 			for _, k := range f.Keywords {
 				if len(r.Problems) >= maxProblems {
 					r.ProblemsOmitted++
@@ -660,7 +667,7 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 					}
 					ch = append(ch, fmt.Sprintf("%s -> %s (%s)", c.From, to, c.Reason))
 				}
-				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, k.UID), Skipped: true,
+				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, k.UID), Changed: true,
 					Reason: "keywords changed: " + strings.Join(ch, "; ")})
 			}
 			if f.Err != "" {

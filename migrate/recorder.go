@@ -134,7 +134,7 @@ func (c *recorder) add(fn func(*PhaseResult)) {
 }
 
 // finish closes the result: failed or interrupted with err, partial with
-// skipped or failed items, else done.
+// skipped, changed or failed items, else done.
 func (c *recorder) finish(ctx context.Context, err error) PhaseResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,7 +146,7 @@ func (c *recorder) finish(ctx context.Context, err error) PhaseResult {
 	case err != nil:
 		res.Status, res.Reason = StatusFailed, err.Error()
 	case res.Status == StatusNotRun:
-	case res.Failed > 0 || res.Skipped > 0:
+	case res.Failed > 0 || res.Skipped > 0 || res.Changed > 0:
 		res.Status = StatusPartial
 	default:
 		res.Status = StatusDone

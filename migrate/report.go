@@ -73,7 +73,12 @@ type PhaseResult struct {
 	Existing int64 `json:"existing"`
 	Skipped  int64 `json:"skipped"`
 	Failed   int64 `json:"failed"`
-	Bytes    int64 `json:"bytes"`
+	// Changed items arrived, but with information lost by a documented
+	// rule (a keyword the destination refuses, dropped): the phase ends
+	// partial, as `migrate mail` exits with the partial code. Keywords
+	// renamed by the sanitising rule are listed in Problems, not counted.
+	Changed int64 `json:"changed"`
+	Bytes   int64 `json:"bytes"`
 	// Details holds per-folder or per-collection rows.
 	Details []Detail `json:"details,omitempty"`
 	// Problems names skipped and failed items with reasons.
@@ -100,10 +105,13 @@ type Detail struct {
 	Note        string `json:"note,omitempty"`
 }
 
-// Problem is a skipped or failed item.
+// Problem is a skipped, changed or failed item.
 type Problem struct {
 	Item    string `json:"item"`
 	Skipped bool   `json:"skipped"`
+	// Changed marks an item that arrived altered by a documented rule
+	// (keywords dropped or renamed; the reason says which).
+	Changed bool   `json:"changed,omitempty"`
 	Reason  string `json:"reason"`
 }
 
@@ -135,6 +143,7 @@ type Totals struct {
 	Contacts int64 `json:"contacts"`
 	Existing int64 `json:"existing"`
 	Skipped  int64 `json:"skipped"`
+	Changed  int64 `json:"changed"`
 	FailedN  int64 `json:"failed_items"`
 	Bytes    int64 `json:"bytes"`
 }
@@ -196,6 +205,7 @@ func (r *Report) finalize() {
 				t.Bytes += p.Bytes
 			}
 			t.Skipped += p.Skipped
+			t.Changed += p.Changed
 			t.FailedN += p.Failed
 		}
 	}
@@ -325,7 +335,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		t.Accounts, t.Done, t.Partial, t.Failed, t.Pending)
 	fmt.Fprintf(&b, "Copied:   %d messages (%s), %d calendar objects, %d contacts; %d already present\n",
 		t.Messages, humanBytes(t.Bytes), t.Events, t.Contacts, t.Existing)
-	fmt.Fprintf(&b, "Problems: %d skipped, %d failed items\n", t.Skipped, t.FailedN)
+	fmt.Fprintf(&b, "Problems: %d skipped, %d changed, %d failed items\n", t.Skipped, t.Changed, t.FailedN)
 	for _, p := range r.Phases {
 		if p.Status == StatusDone || p.Status == StatusNotRun && p.Reason == "" {
 			continue

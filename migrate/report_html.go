@@ -73,6 +73,7 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 <div><b>{{.R.Totals.Contacts}}</b>contacts</div>
 <div><b>{{.R.Totals.Existing}}</b>already present</div>
 <div><b>{{.R.Totals.Skipped}}</b>skipped</div>
+<div><b>{{.R.Totals.Changed}}</b>changed</div>
 <div><b>{{.R.Totals.FailedN}}</b>failed items</div>
 </div>
 
@@ -88,7 +89,7 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 <table><tr><th>source</th><th>destination</th><th>status</th>
 {{range accountPhases}}<th>{{.}}</th>{{end}}</tr>
 {{range $a := .R.Accounts}}<tr><td>{{$a.Source}}</td><td>{{$a.Destination}}</td><td class="{{$a.Status}}">{{$a.Status}}</td>
-{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
+{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Changed}}<br>{{.Changed}} changed{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
 </tr>
 {{end}}</table>
 
@@ -100,7 +101,7 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 {{range .Details}}<tr><td>{{.Name}}</td><td>{{.Destination}}</td><td class="n">{{if ge .SourceCount 0}}{{.SourceCount}}{{end}}</td><td class="n">{{if ge .DestCount 0}}{{.DestCount}}{{end}}</td><td class="n">{{.Copied}}</td><td class="n">{{.Existing}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Failed}}</td><td>{{.Note}}</td></tr>
 {{end}}</table>{{end}}
 {{if .Problems}}<table><tr><th>item</th><th>outcome</th><th>reason</th></tr>
-{{range .Problems}}<tr><td>{{.Item}}</td><td class="{{if .Skipped}}partial{{else}}failed{{end}}">{{if .Skipped}}skipped{{else}}failed{{end}}</td><td>{{.Reason}}</td></tr>
+{{range .Problems}}<tr><td>{{.Item}}</td><td class="{{if or .Skipped .Changed}}partial{{else}}failed{{end}}">{{if .Skipped}}skipped{{else if .Changed}}changed{{else}}failed{{end}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>{{end}}{{end}}{{end}}
 </details>
 {{end}}{{end}}
