@@ -335,29 +335,61 @@ func ParsePlan(r io.Reader) (*Plan, error) {
 // secretKeys are keys that would put a secret into the plan file.
 var secretKeys = []string{"password", "pass", "secret", "token", "auth_token"}
 
+// parsePlan parses the YAML once: planDoc captures the document's node tree
+// (for the inline-secret check and the line numbers of validation errors)
+// and decodes the plan from it with unknown keys refused.
 func parsePlan(b []byte, file string) (*Plan, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, &PlanError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	if err := rejectInlineSecrets(&root, "", file); err != nil {
-		return nil, err
-	}
+	doc := &planDoc{file: file, plan: &Plan{}}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	p := &Plan{}
-	if err := dec.Decode(p); err != nil {
+	if err := dec.Decode(doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, &PlanError{File: file, Msg: "empty plan"}
 		}
+		var pe *PlanError
+		if errors.As(err, &pe) {
+			return nil, err
+		}
 		return nil, yamlPlanError(err, file)
 	}
+	p := doc.plan
 	sum := sha256.Sum256(b)
 	p.hash = hex.EncodeToString(sum[:8])
-	if err := p.validate(file, &root); err != nil {
+	if err := p.validate(file, doc.root.n); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// planDoc decodes a plan document in one parse. It implements yaml.v3's
+// older UnmarshalYAML(func(any) error) form on purpose: that callback
+// decodes with the calling Decoder's settings, so KnownFields(true) still
+// applies to the plan (Node.Decode would drop it).
+type planDoc struct {
+	file string
+	root nodeRef
+	plan *Plan
+}
+
+// UnmarshalYAML keeps the node tree, refuses inline secrets before anything
+// else is decoded, then decodes the plan.
+func (d *planDoc) UnmarshalYAML(unmarshal func(any) error) error {
+	if err := unmarshal(&d.root); err != nil {
+		return err
+	}
+	if err := rejectInlineSecrets(d.root.n, "", d.file); err != nil {
+		return err
+	}
+	return unmarshal(d.plan)
+}
+
+// nodeRef keeps a pointer to the node it is decoded from.
+type nodeRef struct{ n *yaml.Node }
+
+// UnmarshalYAML records n.
+func (r *nodeRef) UnmarshalYAML(n *yaml.Node) error {
+	r.n = n
+	return nil
 }
 
 // yamlPlanError turns yaml.v3's "line N: field x not found in type T" into

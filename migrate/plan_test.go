@@ -160,16 +160,42 @@ func TestMapAndSelect(t *testing.T) {
 	}
 }
 
+// FuzzParsePlan feeds arbitrary YAML to ParsePlan: it must not panic, a
+// plan comes with no error and passes Validate again, and a refusal is a
+// *PlanError. Run it for a million executions with
+//
+//	go test -run '^$' -fuzz '^FuzzParsePlan$' -fuzztime 1000000x -timeout 0 ./migrate/
+//
+// One execution costs one YAML parse (parsePlan decodes the plan and keeps
+// the node tree from the same parse).
 func FuzzParsePlan(f *testing.F) {
 	f.Add(minimalPlan)
 	if b, err := os.ReadFile("testdata/plan.example.yaml"); err == nil {
 		f.Add(string(b))
 	}
 	f.Add("phases: [mail]\nmap: {domains: {a: b}}")
+	f.Add("source: {imap: {password: x}}")
+	f.Add("a: &x {b: 1}\nc: *x")
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePlan(strings.NewReader(s))
-		if err == nil && p == nil {
+		if err != nil {
+			if p != nil {
+				t.Errorf("ParsePlan returned a plan and the error %v", err)
+			}
+			var pe *PlanError
+			if !errors.As(err, &pe) {
+				t.Errorf("ParsePlan error %v (%T) is not a *PlanError", err, err)
+			}
+			return
+		}
+		if p == nil {
 			t.Fatal("nil plan without error")
+		}
+		if p.Hash() == "" {
+			t.Error("a parsed plan has no hash")
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("a parsed plan fails Validate: %v", err)
 		}
 	})
 }

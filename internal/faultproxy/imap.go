@@ -13,6 +13,13 @@ import (
 // ZimbraRepeatLimit is Zimbra's default imap_throttle_command_limit.
 const ZimbraRepeatLimit = 25
 
+// ZimbraMaxConsecutiveErrors is Zimbra's default imap_max_consecutive_error.
+const ZimbraMaxConsecutiveErrors = 5
+
+// DefaultErrorByeLine is what IMAPRules.MaxConsecutiveErrors sends before it
+// closes a connection, like Zimbra's goodbye banner.
+const DefaultErrorByeLine = "* BYE Zimbra IMAP server terminating connection\r\n"
+
 // maxLine bounds one IMAP line (without literals) the proxy will buffer.
 const maxLine = 16 << 20
 
@@ -42,6 +49,13 @@ type IMAPRules struct {
 	// as Zimbra does for CREATE; other commands repeat only when their text
 	// (tag and literal contents excluded) is identical. nil means {"CREATE"}.
 	ArgsIgnored []string
+	// MaxConsecutiveErrors drops the connection with DefaultErrorByeLine
+	// right after the answer that makes this many errors in a row, as
+	// Zimbra's imap_max_consecutive_error does (NioImapHandler checks the
+	// count after each request). Errors are tagged NO and BAD answers and
+	// untagged BADs, the server's and the rules' own (a refused APPEND); a
+	// tagged OK resets the count. 0 means no limit.
+	MaxConsecutiveErrors int
 }
 
 // ZimbraTagFlag reports whether flag looks like a Zimbra tag keyword
@@ -49,10 +63,65 @@ type IMAPRules struct {
 func ZimbraTagFlag(flag string) bool { return strings.Contains(flag, ":") }
 
 // ZimbraRules returns the rules of a default Zimbra/Carbonio server:
-// tag keywords refused, the 10,240,000-byte message limit and the 25-repeat
-// throttle.
+// tag keywords refused, the 10,240,000-byte message limit, the 25-repeat
+// throttle and the connection dropped after 5 errors in a row.
 func ZimbraRules() *IMAPRules {
-	return &IMAPRules{MaxLiteral: 10_240_000, RepeatLimit: ZimbraRepeatLimit}
+	return &IMAPRules{MaxLiteral: 10_240_000, RepeatLimit: ZimbraRepeatLimit, MaxConsecutiveErrors: ZimbraMaxConsecutiveErrors}
+}
+
+// answerKind classifies the first line of a server response for
+// MaxConsecutiveErrors.
+type answerKind uint8
+
+const (
+	answerOther answerKind = iota
+	answerOK               // tagged OK
+	answerError            // tagged NO or BAD, untagged BAD
+)
+
+// classifyAnswer returns the kind of the response whose first line is line.
+func classifyAnswer(line []byte) answerKind {
+	tag, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(tag) == 0 || bytes.Equal(tag, []byte("+")) {
+		return answerOther
+	}
+	status, _, _ := bytes.Cut(bytes.TrimRight(rest, "\r\n"), []byte(" "))
+	untagged := bytes.Equal(tag, []byte("*"))
+	switch {
+	case bytes.EqualFold(status, []byte("BAD")):
+		return answerError
+	case untagged:
+		return answerOther
+	case bytes.EqualFold(status, []byte("NO")):
+		return answerError
+	case bytes.EqualFold(status, []byte("OK")):
+		return answerOK
+	}
+	return answerOther
+}
+
+// countAnswer records an answer sent to the client and reports whether it
+// makes MaxConsecutiveErrors errors in a row.
+func (r *IMAPRules) countAnswer(pc *pconn, k answerKind) bool {
+	if r.MaxConsecutiveErrors <= 0 || k == answerOther {
+		return false
+	}
+	pc.errMu.Lock()
+	defer pc.errMu.Unlock()
+	if k == answerOK {
+		pc.errors = 0
+		return false
+	}
+	pc.errors++
+	return pc.errors >= r.MaxConsecutiveErrors
+}
+
+// dropForErrors ends the connection the way Zimbra does after too many
+// errors in a row: a BYE, then close.
+func (r *IMAPRules) dropForErrors(pc *pconn) {
+	pc.p.c.errorDrops.Add(1)
+	_ = pc.writeClient([]byte(DefaultErrorByeLine))
+	pc.shutdown()
 }
 
 func (r *IMAPRules) argsIgnored(name string) bool {
@@ -230,6 +299,10 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 				if err := pc.writeClient([]byte(tag + " NO " + text + "\r\n")); err != nil {
 					return err
 				}
+				if r.countAnswer(pc, answerError) {
+					r.dropForErrors(pc)
+					return errFault
+				}
 				continue
 			}
 		}
@@ -284,11 +357,17 @@ func swallow(br *bufio.Reader, line []byte) error {
 
 // pumpResponses forwards server responses to the client through w, one whole
 // response (literals included) per Write so that answers from the rules never
-// land inside one.
-func pumpResponses(br *bufio.Reader, w io.Writer) error {
-	var buf []byte
+// land inside one, and applies MaxConsecutiveErrors.
+func (r *IMAPRules) pumpResponses(pc *pconn, br *bufio.Reader, w io.Writer) error {
+	var (
+		buf  []byte
+		kind answerKind // of the response in buf, from its first line
+	)
 	for {
 		line, err := readLine(br)
+		if len(buf) == 0 {
+			kind = classifyAnswer(line)
+		}
 		buf = append(buf, line...)
 		if err != nil {
 			if len(buf) > 0 {
@@ -323,6 +402,10 @@ func pumpResponses(br *bufio.Reader, w io.Writer) error {
 		buf = buf[:0]
 		if cap(buf) > 1<<20 {
 			buf = nil
+		}
+		if r.countAnswer(pc, kind) {
+			r.dropForErrors(pc)
+			return errFault
 		}
 	}
 }

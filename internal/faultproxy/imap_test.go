@@ -247,6 +247,98 @@ func TestIMAPBusyGreeting(t *testing.T) {
 	}
 }
 
+// TestIMAPMaxConsecutiveErrors follows Zimbra's imap_max_consecutive_error:
+// the answer that makes 5 errors in a row is delivered, then the connection
+// is dropped with a BYE; a tagged OK in between starts the count again.
+func TestIMAPMaxConsecutiveErrors(t *testing.T) {
+	p := listen(t, startMemServer(t, true), Options{IMAP: ZimbraRules()})
+	c := login(t, p.Addr())
+	selectMissing := func(i int) error {
+		_, err := c.Select(fmt.Sprintf("missing-%d", i), nil).Wait()
+		return err
+	}
+	for round := range 3 {
+		for i := range ZimbraMaxConsecutiveErrors - 1 {
+			var ie *imap.Error
+			if err := selectMissing(i); !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+				t.Fatalf("round %d: SELECT of a missing mailbox %d: %v, want a NO", round, i, err)
+			}
+		}
+		if err := c.Noop().Wait(); err != nil {
+			t.Fatalf("round %d: NOOP after %d errors in a row: %v", round, ZimbraMaxConsecutiveErrors-1, err)
+		}
+	}
+	if st := p.Stats(); st.ErrorDrops != 0 {
+		t.Fatalf("error drops = %d before the limit, want 0", st.ErrorDrops)
+	}
+	for i := range ZimbraMaxConsecutiveErrors {
+		var ie *imap.Error
+		if err := selectMissing(i); !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+			t.Fatalf("SELECT of a missing mailbox %d: %v, want its NO delivered", i, err)
+		}
+	}
+	if err := c.Noop().Wait(); err == nil {
+		t.Fatalf("NOOP after %d errors in a row went through, want the connection dropped", ZimbraMaxConsecutiveErrors)
+	}
+	if st := p.Stats(); st.ErrorDrops != 1 {
+		t.Errorf("error drops = %d, want 1", st.ErrorDrops)
+	}
+}
+
+// TestIMAPMaxConsecutiveErrorsCountsRuleAnswers checks that refusals made
+// by the rules themselves (oversize APPENDs) count like the server's.
+func TestIMAPMaxConsecutiveErrorsCountsRuleAnswers(t *testing.T) {
+	p := listen(t, startMemServer(t, true), Options{IMAP: &IMAPRules{MaxLiteral: 1000, MaxConsecutiveErrors: 3}})
+	c := login(t, p.Addr())
+	for i := range 2 {
+		if err := appendMsg(c, "INBOX", message(2000)); err == nil {
+			t.Fatalf("oversize APPEND %d went through", i)
+		}
+	}
+	if err := appendMsg(c, "INBOX", message(500)); err != nil {
+		t.Fatalf("APPEND after 2 refusals: %v", err)
+	}
+	for i := range 3 {
+		if err := appendMsg(c, "INBOX", message(2000)); err == nil {
+			t.Fatalf("oversize APPEND %d went through", i)
+		}
+	}
+	if err := c.Noop().Wait(); err == nil {
+		t.Fatal("NOOP after 3 refused APPENDs in a row went through, want the connection dropped")
+	}
+	st := p.Stats()
+	if st.ErrorDrops != 1 || st.Rejected != 5 {
+		t.Errorf("error drops = %d, rejected = %d; want 1 and 5", st.ErrorDrops, st.Rejected)
+	}
+	if n := mailboxCount(t, login(t, p.Addr()), "INBOX"); n != 1 {
+		t.Errorf("INBOX holds %d messages, want 1", n)
+	}
+}
+
+func TestClassifyAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want answerKind
+	}{
+		{"A1 OK done\r\n", answerOK},
+		{"a1 ok\r\n", answerOK},
+		{"A1 NO [TRYCREATE] no such mailbox\r\n", answerError},
+		{"A1 BAD parse error\r\n", answerError},
+		{"* BAD unknown command\r\n", answerError},
+		{"* NO [ALERT] quota\r\n", answerOther},
+		{"* OK [UIDVALIDITY 1]\r\n", answerOther},
+		{"* 3 FETCH (FLAGS (\\Seen))\r\n", answerOther},
+		{"+ ready\r\n", answerOther},
+		{"A1 NOOP\r\n", answerOther},
+		{"A1\r\n", answerOther},
+		{"\r\n", answerOther},
+	} {
+		if got := classifyAnswer([]byte(tc.line)); got != tc.want {
+			t.Errorf("classifyAnswer(%q) = %d, want %d", tc.line, got, tc.want)
+		}
+	}
+}
+
 func TestParseHelpers(t *testing.T) {
 	for _, tc := range []struct {
 		line string
@@ -287,6 +379,7 @@ func FuzzIMAPParse(f *testing.F) {
 	r := ZimbraRules()
 	f.Fuzz(func(t *testing.T, s string) {
 		literalAt([]byte(s))
+		classifyAnswer([]byte(s))
 		if _, _, args, ok := parseCommand([]byte(s)); ok {
 			r.appendVerdict(args, []byte(s))
 		}

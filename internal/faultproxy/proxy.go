@@ -46,6 +46,8 @@ type Stats struct {
 	Closes   int64 // Close faults fired
 	Rejected int64 // APPENDs answered NO by the IMAP rules
 	Dropped  int64 // connections dropped by the IMAP throttle rule
+	// ErrorDrops counts connections dropped by IMAPRules.MaxConsecutiveErrors.
+	ErrorDrops int64
 
 	BytesToServer int64
 	BytesToClient int64
@@ -53,17 +55,18 @@ type Stats struct {
 
 // Faults is the number of faults of every kind that reached a client.
 func (s Stats) Faults() int64 {
-	return s.Refused + s.Busy + s.Resets + s.Stalls + s.Injects + s.Closes + s.Rejected + s.Dropped
+	return s.Refused + s.Busy + s.Resets + s.Stalls + s.Injects + s.Closes + s.Rejected + s.Dropped + s.ErrorDrops
 }
 
 // String lists the counters on one line, for test logs.
 func (s Stats) String() string {
-	return fmt.Sprintf("accepted=%d refused=%d busy=%d resets=%d stalls=%d injects=%d closes=%d rejected=%d dropped=%d",
-		s.Accepted, s.Refused, s.Busy, s.Resets, s.Stalls, s.Injects, s.Closes, s.Rejected, s.Dropped)
+	return fmt.Sprintf("accepted=%d refused=%d busy=%d resets=%d stalls=%d injects=%d closes=%d rejected=%d dropped=%d error-drops=%d",
+		s.Accepted, s.Refused, s.Busy, s.Resets, s.Stalls, s.Injects, s.Closes, s.Rejected, s.Dropped, s.ErrorDrops)
 }
 
 type counters struct {
 	accepted, refused, busy, resets, stalls, injects, closes, rejected, dropped atomic.Int64
+	errorDrops                                                                  atomic.Int64
 	toServer, toClient                                                          atomic.Int64
 }
 
@@ -157,6 +160,7 @@ func (p *Proxy) Stats() Stats {
 		Accepted: p.c.accepted.Load(), Refused: p.c.refused.Load(), Busy: p.c.busy.Load(),
 		Resets: p.c.resets.Load(), Stalls: p.c.stalls.Load(), Injects: p.c.injects.Load(),
 		Closes: p.c.closes.Load(), Rejected: p.c.rejected.Load(), Dropped: p.c.dropped.Load(),
+		ErrorDrops:    p.c.errorDrops.Load(),
 		BytesToServer: p.c.toServer.Load(), BytesToClient: p.c.toClient.Load(),
 	}
 }
@@ -266,7 +270,7 @@ func (p *Proxy) handle(cc net.Conn) {
 	go func() {
 		defer wg.Done()
 		if p.opt.IMAP != nil {
-			_ = pumpResponses(bufio.NewReaderSize(sc, 64<<10), toClient)
+			_ = p.opt.IMAP.pumpResponses(pc, bufio.NewReaderSize(sc, 64<<10), toClient)
 		} else {
 			_, _ = io.CopyBuffer(toClient, sc, make([]byte, 32<<10))
 		}
@@ -282,6 +286,9 @@ type pconn struct {
 	p        *Proxy
 	client   net.Conn
 	clientMu sync.Mutex // serialises writes to client (responses vs. IMAP rule answers)
+
+	errMu  sync.Mutex // guards errors
+	errors int        // errors in a row, for IMAPRules.MaxConsecutiveErrors
 
 	mu     sync.Mutex
 	server net.Conn
