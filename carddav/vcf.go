@@ -59,9 +59,13 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 		if len(blocks) == 1 {
 			raw = data
 		}
-		card, err := vcard.NewDecoder(bytes.NewReader(raw)).Decode()
+		dec := vcard.NewDecoder(bytes.NewReader(raw))
+		card, err := dec.Decode()
 		if err != nil {
 			return nil, invalid("card %d does not parse: %v", i+1, err)
+		}
+		if _, err := dec.Decode(); err != io.EOF {
+			return nil, invalid("more than one card")
 		}
 		if _, ok := b.Top("VERSION"); !ok {
 			return nil, invalid("card %d has no VERSION", i+1)
@@ -107,10 +111,12 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 				notes = append(notes, fmt.Sprintf("contact group with %d members that are not e-mail addresses (Carbonio keeps only address members)", n))
 			}
 		}
-		_, h, err := Rules{}.Fingerprint(raw)
-		if err != nil {
-			return nil, err
+		if repaired {
+			// raw is the card plus the UID line: hash what a reader of raw
+			// would parse.
+			card["UID"] = []*vcard.Field{{Value: uid, Params: vcard.Params{}}}
 		}
+		h := hashCard(card)
 		out = append(out, dav.Item{UID: uid, Data: raw, Hash: h, Notes: notes, Repaired: repaired})
 	}
 	return out, nil
@@ -148,6 +154,12 @@ func (Rules) Fingerprint(data []byte) (string, string, error) {
 	if _, err := dec.Decode(); err != io.EOF {
 		return "", "", invalid("more than one card")
 	}
+	return strings.TrimSpace(card.Value("UID")), hashCard(card), nil
+}
+
+// hashCard hashes a card's fields with parameters sorted, ignoring PRODID
+// and REV.
+func hashCard(card vcard.Card) string {
 	var lines []string
 	for k, fs := range card {
 		if ignored[k] {
@@ -169,5 +181,5 @@ func (Rules) Fingerprint(data []byte) (string, string, error) {
 	}
 	sort.Strings(lines)
 	h := sha256.Sum256([]byte(strings.Join(lines, "\x1f")))
-	return strings.TrimSpace(card.Value("UID")), hex.EncodeToString(h[:]), nil
+	return hex.EncodeToString(h[:])
 }

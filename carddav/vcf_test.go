@@ -68,6 +68,10 @@ func TestSplit(t *testing.T) {
 				}
 				uids = append(uids, u)
 				notes = append(notes, it.Notes...)
+				// Split's hash is what Fingerprint finds in the data written.
+				if uid, h, err := (Rules{}).Fingerprint(it.Data); err != nil || uid != it.UID || h != it.Hash {
+					t.Errorf("Fingerprint(item %q) = %q, %q, %v; Split said hash %q", it.UID, uid, h, err, it.Hash)
+				}
 			}
 			if diff := cmp.Diff(tt.wantUIDs, uids); diff != "" {
 				t.Errorf("UIDs (-want +got):\n%s", diff)
@@ -153,6 +157,9 @@ func FuzzSplit(f *testing.F) {
 		for _, it := range items {
 			if it.UID == "" {
 				t.Fatalf("item without UID")
+			}
+			if _, h, err := (Rules{}).Fingerprint(it.Data); err != nil || h != it.Hash {
+				t.Fatalf("Fingerprint of item %q: hash %q, %v; Split said %q", it.UID, h, err, it.Hash)
 			}
 		}
 	})

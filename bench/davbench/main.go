@@ -20,8 +20,11 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
@@ -127,8 +130,29 @@ func serve(ne, nc int, sp, dp string) error {
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- http.ListenAndServe("127.0.0.1:"+sp, src) }()
-	go func() { errc <- http.ListenAndServe("127.0.0.1:"+dp, dst) }()
+	go func() { errc <- http.ListenAndServe("127.0.0.1:"+dp, slowWrites(dst)) }()
 	return <-errc
+}
+
+// slowWrites makes h behave like Radicale for the client: with
+// DAVBENCH_PUT_DELAY set (a duration), each PUT is answered that much later,
+// one at a time, and with DAVBENCH_CLOSE=1 every answer closes the
+// connection (Radicale speaks HTTP/1.0).
+func slowWrites(h http.Handler) http.Handler {
+	delay, _ := time.ParseDuration(os.Getenv("DAVBENCH_PUT_DELAY"))
+	closeConn := os.Getenv("DAVBENCH_CLOSE") == "1"
+	var mu sync.Mutex
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if closeConn {
+			w.Header().Set("Connection", "close")
+		}
+		if r.Method == http.MethodPut && delay > 0 {
+			mu.Lock()
+			time.Sleep(delay)
+			mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // copyURLs copies calendars and contacts from one server to another as
@@ -143,23 +167,55 @@ func copyURLs(from, to string) error {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	pw := secret.New("pass1")
 	c0, t0 := cpu(), time.Now()
-	cs, _ := caldav.NewDAV(caldav.Endpoint{URL: from, User: "user1", Password: pw})
-	cd, _ := caldav.NewDAV(caldav.Endpoint{URL: to, User: "user1", Password: pw})
-	st1, err := (&caldav.Copier{}).Copy(ctx, cd, cs)
+	n, err := copyBoth(ctx, from, to)
 	if err != nil {
 		return err
 	}
-	as, _ := carddav.NewDAV(carddav.Endpoint{URL: from, User: "user1", Password: pw})
-	ad, _ := carddav.NewDAV(carddav.Endpoint{URL: to, User: "user1", Password: pw})
-	st2, err := (&carddav.Copier{}).Copy(ctx, ad, as)
-	if err != nil {
-		return err
-	}
-	n := st1.Totals().Created + st2.Totals().Created
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"objects": n, "seconds": time.Since(t0).Seconds(),
 		"cpu_ms_per_obj": float64((cpu() - c0).Microseconds()) / 1000 / float64(max(n, 1))})
+}
+
+// copyBoth copies user1's calendars and address books from one server to
+// another, the two copies side by side (as bench/dav.sh runs `migrate
+// calendars` and `migrate contacts`), and returns the objects created.
+// DAVBENCH_CONCURRENCY sets the copiers' Concurrency (0: the default).
+func copyBoth(ctx context.Context, from, to string) (int, error) {
+	conc, _ := strconv.Atoi(os.Getenv("DAVBENCH_CONCURRENCY"))
+	pw := secret.New("pass1")
+	var cal, card *caldav.Stats
+	var g errgroup.Group
+	g.Go(func() error {
+		src, err := caldav.NewDAV(caldav.Endpoint{URL: from, User: "user1", Password: pw})
+		if err != nil {
+			return err
+		}
+		dst, err := caldav.NewDAV(caldav.Endpoint{URL: to, User: "user1", Password: pw})
+		if err != nil {
+			return err
+		}
+		cal, err = (&caldav.Copier{Concurrency: conc}).Copy(ctx, dst, src)
+		return err
+	})
+	g.Go(func() error {
+		src, err := carddav.NewDAV(carddav.Endpoint{URL: from, User: "user1", Password: pw})
+		if err != nil {
+			return err
+		}
+		dst, err := carddav.NewDAV(carddav.Endpoint{URL: to, User: "user1", Password: pw})
+		if err != nil {
+			return err
+		}
+		card, err = (&carddav.Copier{Concurrency: conc}).Copy(ctx, dst, src)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	if !cal.OK() || !card.OK() {
+		return 0, fmt.Errorf("copy not clean: calendars %+v, contacts %+v", cal.Totals(), card.Totals())
+	}
+	return cal.Totals().Created + card.Totals().Created, nil
 }
 
 // seedRadicale writes user1's calendar "bench-cal" and address book
@@ -214,7 +270,6 @@ func inproc(ne, nc int) error {
 	if err := seedMem(src, ne, nc); err != nil {
 		return err
 	}
-	pw := secret.New("pass1")
 	if p := os.Getenv("DAVBENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -232,22 +287,13 @@ func inproc(ne, nc int) error {
 		defer trace.Stop()
 	}
 	c0, t0 := cpu(), time.Now()
-	cs, _ := caldav.NewDAV(caldav.Endpoint{URL: sts.URL + "/", User: "user1", Password: pw})
-	cd, _ := caldav.NewDAV(caldav.Endpoint{URL: dts.URL + "/", User: "user1", Password: pw})
-	st1, err := (&caldav.Copier{}).Copy(ctx, cd, cs)
-	if err != nil {
-		return err
-	}
-	as, _ := carddav.NewDAV(carddav.Endpoint{URL: sts.URL + "/", User: "user1", Password: pw})
-	ad, _ := carddav.NewDAV(carddav.Endpoint{URL: dts.URL + "/", User: "user1", Password: pw})
-	st2, err := (&carddav.Copier{}).Copy(ctx, ad, as)
+	n, err := copyBoth(ctx, sts.URL+"/", dts.URL+"/")
 	if err != nil {
 		return err
 	}
 	wall, used := time.Since(t0), cpu()-c0
-	n := st1.Totals().Created + st2.Totals().Created
 	if n != ne+nc {
-		return fmt.Errorf("copied %d objects, want %d (%+v %+v)", n, ne+nc, st1.Totals(), st2.Totals())
+		return fmt.Errorf("copied %d objects, want %d", n, ne+nc)
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"objects":                n,

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-webdav"
@@ -204,54 +205,219 @@ func (r *Response) Prop(space, local string) *Prop {
 	return nil
 }
 
-type multistatus struct {
-	Responses []struct {
-		Hrefs    []string `xml:"DAV: href"`
-		Status   string   `xml:"DAV: status"`
-		Propstat []struct {
-			Prop struct {
-				Props []Prop `xml:",any"`
-			} `xml:"DAV: prop"`
-			Status string `xml:"DAV: status"`
-		} `xml:"DAV: propstat"`
-	} `xml:"DAV: response"`
-}
-
 // parseStatus reads "HTTP/1.1 200 OK".
 func parseStatus(s string) int {
 	f := strings.Fields(s)
 	if len(f) < 2 {
 		return 0
 	}
-	var n int
-	fmt.Sscanf(f[1], "%d", &n)
+	n, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0
+	}
 	return n
 }
 
+// decodeMultistatus reads a DAV:multistatus answer. It walks the tokens by
+// hand (encoding/xml's reflection costs more than the parsing on large
+// multiget answers); unknown elements are skipped.
 func decodeMultistatus(r io.Reader) ([]Response, error) {
-	var ms multistatus
-	if err := xml.NewDecoder(r).Decode(&ms); err != nil {
-		return nil, fmt.Errorf("dav: decode multistatus: %w", err)
-	}
-	out := make([]Response, 0, len(ms.Responses))
-	for _, r := range ms.Responses {
-		if len(r.Hrefs) == 0 {
+	d := xml.NewDecoder(r)
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, fmt.Errorf("dav: decode multistatus: %w", err)
+		}
+		// Like encoding/xml into an untagged struct: the first element,
+		// whatever its name, and nothing after it.
+		if _, ok := tok.(xml.StartElement); !ok {
 			continue
 		}
-		resp := Response{Href: strings.TrimSpace(r.Hrefs[0]), Status: parseStatus(r.Status)}
-		for _, ps := range r.Propstat {
-			code := parseStatus(ps.Status)
-			for _, p := range ps.Prop.Props {
+		var out []Response
+		if err := decodeResponses(d, &out); err != nil {
+			return nil, fmt.Errorf("dav: decode multistatus: %w", err)
+		}
+		return out, nil
+	}
+}
+
+// decodeResponses reads the children of DAV:multistatus up to its end.
+func decodeResponses(d *xml.Decoder, out *[]Response) error {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			if t.Name.Space != NSDAV || t.Name.Local != "response" {
+				if err := d.Skip(); err != nil {
+					return err
+				}
+				continue
+			}
+			resp, ok, err := decodeResponse(d)
+			if err != nil {
+				return err
+			}
+			if ok {
+				*out = append(*out, resp)
+			}
+		}
+	}
+}
+
+// decodeResponse reads one DAV:response; ok is false when it has no href.
+func decodeResponse(d *xml.Decoder) (resp Response, ok bool, err error) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return Response{}, false, err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			resp.Href = strings.TrimSpace(resp.Href)
+			return resp, ok, nil
+		case xml.StartElement:
+			if t.Name.Space != NSDAV {
+				if err := d.Skip(); err != nil {
+					return Response{}, false, err
+				}
+				continue
+			}
+			switch t.Name.Local {
+			case "href":
+				s, err := text(d)
+				if err != nil {
+					return Response{}, false, err
+				}
+				if !ok {
+					resp.Href, ok = s, true
+				}
+			case "status":
+				s, err := text(d)
+				if err != nil {
+					return Response{}, false, err
+				}
+				resp.Status = parseStatus(s)
+			case "propstat":
+				if err := decodePropstat(d, &resp); err != nil {
+					return Response{}, false, err
+				}
+			default:
+				if err := d.Skip(); err != nil {
+					return Response{}, false, err
+				}
+			}
+		}
+	}
+}
+
+// decodePropstat reads one DAV:propstat into resp: its properties go to
+// Props when its status is 2xx (or absent), else their names to Missing.
+func decodePropstat(d *xml.Decoder, resp *Response) error {
+	var props []Prop
+	code := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			for _, p := range props {
 				if code == 0 || (code >= 200 && code < 300) {
 					resp.Props = append(resp.Props, p)
 				} else {
 					resp.Missing = append(resp.Missing, p.XMLName)
 				}
 			}
+			return nil
+		case xml.StartElement:
+			switch {
+			case t.Name.Space == NSDAV && t.Name.Local == "prop":
+				for {
+					tok, err := d.Token()
+					if err != nil {
+						return err
+					}
+					if _, end := tok.(xml.EndElement); end {
+						break
+					}
+					if se, ok := tok.(xml.StartElement); ok {
+						p, err := decodeProp(d, se)
+						if err != nil {
+							return err
+						}
+						props = append(props, p)
+					}
+				}
+			case t.Name.Space == NSDAV && t.Name.Local == "status":
+				s, err := text(d)
+				if err != nil {
+					return err
+				}
+				code = parseStatus(s)
+			default:
+				if err := d.Skip(); err != nil {
+					return err
+				}
+			}
 		}
-		out = append(out, resp)
 	}
-	return out, nil
+}
+
+// decodeProp reads the element started by se: its attributes, its own
+// character data and its child elements.
+func decodeProp(d *xml.Decoder, se xml.StartElement) (Prop, error) {
+	p := Prop{XMLName: se.Name}
+	if len(se.Attr) > 0 {
+		p.Attrs = append([]xml.Attr(nil), se.Attr...)
+	}
+	var buf []byte
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return Prop{}, err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			p.Text = string(buf)
+			return p, nil
+		case xml.CharData:
+			buf = append(buf, t...)
+		case xml.StartElement:
+			c, err := decodeProp(d, t)
+			if err != nil {
+				return Prop{}, err
+			}
+			p.Children = append(p.Children, c)
+		}
+	}
+}
+
+// text reads the character data of the current element up to its end,
+// skipping child elements.
+func text(d *xml.Decoder) (string, error) {
+	var buf []byte
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return "", err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return string(buf), nil
+		case xml.CharData:
+			buf = append(buf, t...)
+		case xml.StartElement:
+			if err := d.Skip(); err != nil {
+				return "", err
+			}
+		}
+	}
 }
 
 // Propfind asks for props on href with the given depth ("0" or "1").
