@@ -85,7 +85,8 @@ func TestMailZimbraMannersDovecot(t *testing.T) {
 // Message-ID), not as an error stopping the folder.
 func TestMailZimbraMannersDovecotMidFolder(t *testing.T) {
 	t.Skip("needs imapcopy fix: an APPEND refused in place of the literal's continuation (go-imap's literal write fails, " +
-		"cmd.Wait() gives the tagged NO) stops the whole folder instead of failing that one message; see the H3 report")
+		"cmd.Wait() gives the tagged NO) stops the whole folder instead of failing that one message; " +
+		"git apply internal/chaos/testdata/imapcopy-refusals.patch")
 	zimbraMannersDovecot(t, true)
 }
 
@@ -196,7 +197,8 @@ func zimbraMannersDovecot(t *testing.T, mid bool) {
 // each refused one be reported by name with the server's reason.
 func TestMailConsecutiveRefusals(t *testing.T) {
 	t.Skip("needs imapcopy fix: a folder pass restarted after the destination dropped the connection APPENDs the " +
-		"refused messages again and hits the drop again, until the retries run out and the folder stops; see the H3 report")
+		"refused messages again and hits the drop again, until the retries run out and the folder stops; " +
+		"git apply internal/chaos/testdata/imapcopy-refusals.patch")
 	// Refused messages are the ones of refusedSize bytes and up to 900 more.
 	const refusedSize = 20_000
 	refuse := func(_, _ string, _ []imap.Flag, size int64) error {
