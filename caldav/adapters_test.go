@@ -398,3 +398,72 @@ func TestTokenRenewedOn401(t *testing.T) {
 		t.Errorf("token forgotten %d times, want 1", tok.forgets)
 	}
 }
+
+// TestCarbonioUIDConflictAdopted: a destination where a UID is unique in
+// the whole mailbox (Carbonio) answers the PUT of a UID it holds in another
+// calendar with 412 no-uid-conflict naming that href. Without state the
+// object is matched by UID there: unchanged when equal, updated under
+// If-Match when different, never written twice; a re-run writes nothing.
+func TestCarbonioUIDConflictAdopted(t *testing.T) {
+	ctx := context.Background()
+	src, _ := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	dsrv.CarbonioUIDs = true
+	objs := davtest.EventFixtures(4)
+	davtest.SeedCalendar(t, src, "Work", "Work", nil, objs)
+	// The destination's Calendar already holds two of the UIDs under its
+	// own names: gen-0000 as at the source, gen-0001 with an older text.
+	old := strings.Replace(string(davtest.GenEvent(1)), "SUMMARY:Generated event 1", "SUMMARY:Old text", 1)
+	home := davtest.SeedCalendar(t, dst, "Calendar", "Calendar", nil, map[string][]byte{
+		"carbonio-a.ics": davtest.GenEvent(0),
+		"carbonio-b.ics": []byte(old),
+	})
+	var cp caldav.Checkpoint // nil: no state
+	copyOnce := func() *caldav.Stats {
+		t.Helper()
+		s, _ := caldav.NewDAV(src.CalEndpoint())
+		d, _ := caldav.NewDAV(dst.CalEndpoint())
+		st, err := (&caldav.Copier{Checkpoint: cp}).Copy(ctx, d, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errs := st.Collections[0].Errors; len(errs) > 0 {
+			t.Fatalf("errors: %+v", errs)
+		}
+		return st
+	}
+	st := copyOnce()
+	tot := st.Totals()
+	if tot.Created != len(objs)-2 || tot.Updated != 1 || tot.Unchanged != 1 {
+		t.Errorf("first run totals %+v, want %d created, 1 updated, 1 unchanged", tot, len(objs)-2)
+	}
+	notes := 0
+	for _, n := range st.Collections[0].Notes {
+		if strings.Contains(n.Note, "matched by UID") {
+			notes++
+		}
+	}
+	if notes != 2 {
+		t.Errorf("%d adoption notes, want 2: %+v", notes, st.Collections[0].Notes)
+	}
+	cal := dsrv.Snapshot("user1", home)
+	work := dsrv.Snapshot("user1", memdav.CalendarHome("user1")+"Work/")
+	if len(cal) != 2 || len(work) != len(objs)-2 {
+		t.Fatalf("destination holds %d in Calendar and %d in Work, want 2 and %d", len(cal), len(work), len(objs)-2)
+	}
+	for _, o := range cal {
+		if strings.Contains(string(o.Data), "Old text") {
+			t.Errorf("%s not updated:\n%s", o.Path, o.Data)
+		}
+	}
+	if tot := copyOnce().Totals(); tot.Created != 0 || tot.Updated != 0 || tot.Unchanged != len(objs) {
+		t.Errorf("re-run totals %+v, want all %d unchanged", tot, len(objs))
+	}
+	// With state, the adopted hrefs are recorded: the next run sends no PUT.
+	cp = caldav.NewMemoryCheckpoint()
+	copyOnce()
+	puts := dsrv.Requests(http.MethodPut)
+	if tot := copyOnce().Totals(); tot.Unchanged != len(objs) || dsrv.Requests(http.MethodPut) != puts {
+		t.Errorf("re-run with state: totals %+v, %d PUTs; want all unchanged, no PUT", tot, dsrv.Requests(http.MethodPut)-puts)
+	}
+}

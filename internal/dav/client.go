@@ -40,6 +40,55 @@ const (
 // maxErrorBody bounds how much of a server's error answer is kept.
 const maxErrorBody = 512
 
+// maxConflictBody bounds how much of an error answer is searched for a
+// no-uid-conflict href.
+const maxConflictBody = 16 << 10
+
+// uidConflictHref returns the DAV:href inside a no-uid-conflict element
+// (CalDAV or CardDAV namespace) of an error body, or "".
+func uidConflictHref(body []byte) string {
+	if !bytes.Contains(body, []byte("no-uid-conflict")) {
+		return ""
+	}
+	d := xml.NewDecoder(bytes.NewReader(body))
+	depth := 0 // > 0 inside no-uid-conflict
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			switch {
+			case depth == 0 && t.Name.Local == "no-uid-conflict" && (t.Name.Space == NSCalDAV || t.Name.Space == NSCardDAV):
+				depth = 1
+			case depth > 0 && t.Name.Space == NSDAV && t.Name.Local == "href":
+				h, err := text(d)
+				if err != nil {
+					return ""
+				}
+				return strings.TrimSpace(h)
+			case depth > 0:
+				depth++
+			}
+		case xml.EndElement:
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+}
+
+// ConflictHref returns the href an *HTTPError in err names as holding the
+// UID being written (see HTTPError.ConflictHref), or "".
+func ConflictHref(err error) string {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.ConflictHref
+	}
+	return ""
+}
+
 // HTTPError is a non-success answer from a server. StatusCode lets
 // internal/retry classify it; a 401 also matches retry.ErrAuth.
 type HTTPError struct {
@@ -48,6 +97,10 @@ type HTTPError struct {
 	Code   int
 	// Body is the start of the server's answer, for the report.
 	Body string
+	// ConflictHref is the href named by a no-uid-conflict precondition in
+	// the answer (RFC 4791 5.3.2.1, RFC 6352 6.3.2.1): the UID being
+	// written is already held there. Carbonio answers 412 with it.
+	ConflictHref string
 }
 
 // Error implements error.
@@ -150,9 +203,14 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("dav: %s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
 	if resp.StatusCode >= 300 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxConflictBody))
 		resp.Body.Close()
-		return nil, &HTTPError{Method: req.Method, URL: req.URL.Redacted(), Code: resp.StatusCode, Body: string(b)}
+		he := &HTTPError{Method: req.Method, URL: req.URL.Redacted(), Code: resp.StatusCode, ConflictHref: uidConflictHref(b)}
+		if len(b) > maxErrorBody {
+			b = b[:maxErrorBody]
+		}
+		he.Body = string(b)
+		return nil, he
 	}
 	return resp, nil
 }

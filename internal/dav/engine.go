@@ -778,9 +778,13 @@ func (p *pair) item(ctx context.Context, src Ref, it Item) error {
 		return done(act, href, "")
 	}
 	etag, err := p.put(ctx, dc, href, it.Data, cond)
-	switch {
+	switch at := ConflictHref(err); {
 	case err == nil:
 		return done(act, href, etag)
+	case at != "" && !SamePath(at, href):
+		// The server holds this UID at another href (Carbonio: a UID is
+		// unique in the whole mailbox): match by UID and adopt it there.
+		return p.adopt(ctx, dc, src, it, at, done)
 	case IsStatus(err, http.StatusPreconditionFailed) && cond.Create:
 		// Something is there: adopt it if it holds our UID.
 		var got indexed
@@ -822,6 +826,52 @@ func (p *pair) item(ctx context.Context, src Ref, it Item) error {
 	default:
 		return err
 	}
+}
+
+// adopt makes the object at href, which the destination says holds it.UID,
+// the copy of it: unchanged when equal, else updated there under If-Match.
+func (p *pair) adopt(ctx context.Context, dc *dstColl, src Ref, it Item, href string, done func(Action, string, string) error) error {
+	r := p.r
+	dir := CleanPath(href)
+	if i := strings.LastIndex(dir, "/"); i >= 0 {
+		dir = dir[:i+1]
+	}
+	var got indexed
+	var uid string
+	var rerr error
+	gerr := r.dst.Read(ctx, Collection{Href: dir}, []Ref{{Href: href}}, func(ref Ref, data []byte, err error) {
+		if err != nil {
+			rerr = err
+			return
+		}
+		got.Ref = ref
+		uid, got.Hash, rerr = r.e.Rules.Fingerprint(CRLF(data))
+	})
+	if gerr == nil {
+		gerr = rerr
+	}
+	if gerr != nil {
+		return fmt.Errorf("dav: the destination holds UID %q at %s, which cannot be read: %w", it.UID, href, gerr)
+	}
+	if uid != it.UID {
+		return fmt.Errorf("dav: the destination says UID %q is at %s, which holds UID %q: not written", it.UID, href, uid)
+	}
+	note := fmt.Sprintf("UID already at %s on the destination: matched by UID and kept there", href)
+	if !SamePath(dir, dc.col.Href) {
+		note = fmt.Sprintf("UID already at %s, outside %s, on the destination (one UID per mailbox): matched by UID and kept there", href, dc.col.Href)
+	}
+	p.cs.add(func(s *CollectionStats) { s.Notes = append(s.Notes, ItemNote{Item: src.Href, UID: it.UID, Note: note}) })
+	if got.Hash == it.Hash {
+		return done(Unchanged, href, got.ETag)
+	}
+	if got.ETag == "" {
+		return fmt.Errorf("dav: %s holds UID %q without an ETag: not overwritten", href, it.UID)
+	}
+	etag, err := p.put(ctx, dc, href, it.Data, Cond{IfMatch: got.ETag})
+	if err != nil {
+		return err
+	}
+	return done(Updated, href, etag)
 }
 
 func companionLabel(comp string) string {

@@ -99,3 +99,19 @@ func FuzzDecodeMultistatus(f *testing.F) {
 		checkMultistatus(t, 0, s)
 	})
 }
+
+func TestUIDConflictHref(t *testing.T) {
+	tests := []struct{ name, body, want string }{
+		{"carbonio caldav", `<?xml version="1.0" encoding="UTF-8"?><D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict><D:href>/dav/u@example.com/Calendar/x%40y.ics</D:href></C:no-uid-conflict></D:error>`, "/dav/u@example.com/Calendar/x%40y.ics"},
+		{"carbonio carddav", `<error xmlns="DAV:"><C:no-uid-conflict xmlns:C="urn:ietf:params:xml:ns:carddav"><href> /dav/u/Contacts/1.vcf </href></C:no-uid-conflict></error>`, "/dav/u/Contacts/1.vcf"},
+		{"radicale, no href", `<?xml version='1.0' encoding='utf-8'?><D:error xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict /></D:error>`, ""},
+		{"href elsewhere", `<D:error xmlns:D="DAV:"><D:href>/a</D:href><C:no-uid-conflict xmlns:C="urn:ietf:params:xml:ns:caldav"/></D:error>`, ""},
+		{"wrong namespace", `<D:error xmlns:D="DAV:"><X:no-uid-conflict xmlns:X="urn:x"><D:href>/a</D:href></X:no-uid-conflict></D:error>`, ""},
+		{"text", "no-uid-conflict at /a", ""},
+	}
+	for _, tt := range tests {
+		if got := uidConflictHref([]byte(tt.body)); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package memdav
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"net/http"
 	"path"
@@ -30,6 +31,40 @@ func (s *Server) userColls(ctx context.Context, cal bool) (map[string]*coll, err
 		return us.cals, nil
 	}
 	return us.books, nil
+}
+
+// uidConflict is Carbonio's answer to a PUT of a UID held at another href:
+// 412 with a no-uid-conflict precondition naming that href (Zimbra's
+// DavException.UidConflict and CardDavUidConflict).
+type uidConflict struct {
+	ns, href string
+}
+
+func (e *uidConflict) Error() string {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:error xmlns:D="DAV:" xmlns:X="` + e.ns + `"><X:no-uid-conflict><D:href>`)
+	xml.EscapeText(&b, []byte(e.href))
+	b.WriteString(`</D:href></X:no-uid-conflict></D:error>`)
+	return b.String()
+}
+
+// Unwrap gives go-webdav the status.
+func (e *uidConflict) Unwrap() error {
+	return webdav.NewHTTPError(http.StatusPreconditionFailed, errors.New("memdav: UID conflict"))
+}
+
+// carbonioConflict finds uid at another href in any collection of all (a
+// Zimbra mailbox holds a UID once) and returns Carbonio's answer.
+func carbonioConflict(all map[string]*coll, p, uid, ns string) error {
+	if uid == "" {
+		return nil
+	}
+	for _, c := range all {
+		if q, ok := c.uids[uid]; ok && q != p {
+			return &uidConflict{ns: ns, href: q}
+		}
+	}
+	return nil
 }
 
 // checkPut applies If-None-Match / If-Match and the UID rule. Caller holds s.mu.
@@ -203,6 +238,11 @@ func (b *calBackend) PutCalendarObject(ctx context.Context, p string, cal *ical.
 	if !ok {
 		return nil, webdav.NewHTTPError(http.StatusForbidden, errors.New("memdav: supported-calendar-component: "+comp))
 	}
+	if b.s.CarbonioUIDs {
+		if err := carbonioConflict(cs, p, o.uid, "urn:ietf:params:xml:ns:caldav"); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkPut(c, p, o.uid, opts.IfNoneMatch, opts.IfMatch); err != nil {
 		return nil, err
 	}
@@ -369,6 +409,11 @@ func (b *cardBackend) PutAddressObject(ctx context.Context, p string, card vcard
 	c := cs[collOf(p)]
 	if c == nil {
 		return nil, webdav.NewHTTPError(http.StatusConflict, errors.New("memdav: no such address book"))
+	}
+	if b.s.CarbonioUIDs {
+		if err := carbonioConflict(cs, p, o.uid, "urn:ietf:params:xml:ns:carddav"); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkPut(c, p, o.uid, opts.IfNoneMatch, opts.IfMatch); err != nil {
 		return nil, err

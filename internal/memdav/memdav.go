@@ -50,6 +50,12 @@ type Server struct {
 	// NoETagOnPut makes PUT answers carry no ETag header (as some servers
 	// do); PROPFIND still reports getetag.
 	NoETagOnPut bool
+	// CarbonioUIDs makes a UID unique across all calendars (and across all
+	// address books) of a user, as in a Zimbra mailbox, and answers a PUT
+	// of a UID held at another href as Carbonio does: 412 with a
+	// no-uid-conflict error naming that href. Without it a UID is unique
+	// per collection and a conflict is a plain 409.
+	CarbonioUIDs bool
 	// FailPut, when set, is asked before each PUT: a non-zero status is
 	// returned instead of storing.
 	FailPut func(user, p string) int
