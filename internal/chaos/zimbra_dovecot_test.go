@@ -94,7 +94,7 @@ func zimbraMannersDovecot(t *testing.T, mid bool) {
 	users := map[string]string{"user1": mailPassword}
 	src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "zimbra-src", Users: users})
 	dst := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "zimbra-dst", Users: users})
-	mb, over := zimbraAccount(size(300, 10_000), mid)
+	mb, over := zimbraAccount(size(1, 10_000), mid) // 1: the corpus minimum, every edge case
 	if err := src.Seed(context.Background(), "user1", mb); err != nil {
 		t.Fatal(err)
 	}
