@@ -94,6 +94,16 @@ type Checkpoint interface {
 	Save(ctx context.Context, collection string, r Record) error
 }
 
+// BatchCheckpoint is a Checkpoint that stores several records at once (one
+// transaction). The engine saves the records of each multiget batch with
+// one SaveBatch; a crash loses at most that batch's records, and the next
+// run finds those objects by UID at the destination.
+type BatchCheckpoint interface {
+	Checkpoint
+	// SaveBatch stores rs like Save, all or none.
+	SaveBatch(ctx context.Context, collection string, rs []Record) error
+}
+
 // Action is what happened to one item.
 type Action string
 
@@ -558,11 +568,13 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 				}
 				return nil
 			}
+			var pending []Record
+			defer func() { p.flush(ctx, pending) }()
 			for _, o := range objs {
 				if ctx.Err() != nil {
 					return nil
 				}
-				p.object(ctx, o)
+				p.object(ctx, o, &pending)
 			}
 			return nil
 		})
@@ -644,7 +656,21 @@ func (r *run) present(ctx context.Context, recs map[string][]Record) (map[string
 	return out, nil
 }
 
-func (p *pair) object(ctx context.Context, o readObj) {
+// flush stores the records of one batch in one SaveBatch. The objects are
+// already written, so an interrupted run still records them.
+func (p *pair) flush(ctx context.Context, pending []Record) {
+	if len(pending) == 0 {
+		return
+	}
+	bc := p.r.e.Checkpoint.(BatchCheckpoint)
+	if err := bc.SaveBatch(context.WithoutCancel(ctx), p.key, pending); err != nil {
+		p.r.fail(fmt.Errorf("dav: write checkpoint: %w", err))
+	}
+}
+
+// object copies the items of one source object. Records to save go to
+// *pending when the checkpoint takes batches, else are saved at once.
+func (p *pair) object(ctx context.Context, o readObj, pending *[]Record) {
 	r := p.r
 	if o.err != nil {
 		r.itemFailed(p.cs, o.ref.Href, "", fmt.Errorf("dav: read: %w", o.err), false)
@@ -664,7 +690,7 @@ func (p *pair) object(ctx context.Context, o readObj) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := p.item(ctx, o.ref, it); err != nil {
+		if err := p.item(ctx, o.ref, it, pending); err != nil {
 			r.itemFailed(p.cs, o.ref.Href, it.UID, err, false)
 		}
 	}
@@ -694,7 +720,7 @@ func ObjectName(uid, ext string) string {
 	return hex.EncodeToString(h[:]) + ext
 }
 
-func (p *pair) item(ctx context.Context, src Ref, it Item) error {
+func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) error {
 	r := p.r
 	dc := p.main
 	if !dc.col.Accepts(it.Component) {
@@ -723,7 +749,9 @@ func (p *pair) item(ctx context.Context, src Ref, it Item) error {
 	}
 	done := func(a Action, href, etag string) error {
 		nr := Record{SrcHref: src.Href, SrcETag: src.ETag, UID: it.UID, Hash: it.Hash, DstHref: href, DstETag: etag}
-		if r.e.Checkpoint != nil && !r.e.DryRun && nr != rec {
+		if _, batch := r.e.Checkpoint.(BatchCheckpoint); batch && !r.e.DryRun && nr != rec {
+			*pending = append(*pending, nr)
+		} else if r.e.Checkpoint != nil && !r.e.DryRun && nr != rec {
 			if err := r.e.Checkpoint.Save(ctx, p.key, nr); err != nil {
 				r.fail(fmt.Errorf("dav: write checkpoint: %w", err))
 				return err

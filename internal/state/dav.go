@@ -27,6 +27,8 @@ var davSchema = []string{
 	)`,
 }
 
+var _ dav.BatchCheckpoint = (*davCheckpoint)(nil)
+
 // Calendars returns the caldav checkpoint of one account.
 func (s *Store) Calendars(account string) caldav.Checkpoint {
 	return &davCheckpoint{s: s, kind: "calendar", account: account}
@@ -38,7 +40,7 @@ func (s *Store) Contacts(account string) carddav.Checkpoint {
 }
 
 // davCheckpoint implements caldav.Checkpoint and carddav.Checkpoint (the
-// same interface, declared in internal/dav).
+// same interface, declared in internal/dav) and dav.BatchCheckpoint.
 type davCheckpoint struct {
 	s       *Store
 	kind    string
@@ -69,12 +71,44 @@ func (c *davCheckpoint) Records(ctx context.Context, collection string) ([]dav.R
 
 // Save implements the checkpoint interface.
 func (c *davCheckpoint) Save(ctx context.Context, collection string, r dav.Record) error {
-	_, err := c.s.db.ExecContext(ctx, `INSERT INTO dav_objects(kind, account, collection, src_href, uid, src_etag, hash, dst_href, dst_etag, updated)
-		VALUES(?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(kind, account, collection, src_href, uid) DO UPDATE SET
-		src_etag=excluded.src_etag, hash=excluded.hash, dst_href=excluded.dst_href, dst_etag=excluded.dst_etag, updated=excluded.updated`,
-		c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, time.Now().UTC().Format(time.RFC3339))
+	return c.SaveBatch(ctx, collection, []dav.Record{r})
+}
+
+const davUpsert = `INSERT INTO dav_objects(kind, account, collection, src_href, uid, src_etag, hash, dst_href, dst_etag, updated)
+	VALUES(?,?,?,?,?,?,?,?,?,?)
+	ON CONFLICT(kind, account, collection, src_href, uid) DO UPDATE SET
+	src_etag=excluded.src_etag, hash=excluded.hash, dst_href=excluded.dst_href, dst_etag=excluded.dst_etag, updated=excluded.updated`
+
+// SaveBatch implements dav.BatchCheckpoint: the records are stored in one
+// transaction (all or none).
+func (c *davCheckpoint) SaveBatch(ctx context.Context, collection string, rs []dav.Record) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	if len(rs) == 1 {
+		r := rs[0]
+		if _, err := c.s.db.ExecContext(ctx, davUpsert, c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, now); err != nil {
+			return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
+		}
+		return nil
+	}
+	tx, err := c.s.db.BeginTx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, davUpsert)
+	if err != nil {
+		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
+	}
+	defer st.Close()
+	for _, r := range rs {
+		if _, err := st.ExecContext(ctx, c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, now); err != nil {
+			return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
 	}
 	return nil

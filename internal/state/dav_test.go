@@ -2,12 +2,15 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
 )
 
 func TestDAVCheckpoint(t *testing.T) {
@@ -59,5 +62,69 @@ func TestDAVCheckpoint(t *testing.T) {
 	}
 	if got, _ := s.Contacts("alice@example.com").Records(ctx, "coll"); len(got) != 1 {
 		t.Errorf("contacts checkpoint has %d records, want 1", len(got))
+	}
+}
+
+// TestDAVCheckpointBatches: a copy with the SQLite checkpoint stores the
+// records batch by batch (SaveBatch), one per object, and a re-run with them
+// reads nothing and writes nothing.
+func TestDAVCheckpointBatches(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	src, _ := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	objs := davtest.EventFixtures(40)
+	davtest.SeedCalendar(t, src, "c", "C", nil, objs)
+	run := func() dav.CollectionStats {
+		t.Helper()
+		from, _ := caldav.NewDAV(src.CalEndpoint())
+		to, _ := caldav.NewDAV(dst.CalEndpoint())
+		st, err := (&caldav.Copier{BatchSize: 7, Checkpoint: s.Calendars("user1")}).Copy(ctx, to, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Totals()
+	}
+	if tot := run(); tot.Created != len(objs) {
+		t.Fatalf("first run %+v, want %d created", tot, len(objs))
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM dav_objects WHERE kind='calendar' AND account='user1' AND dst_etag != ''`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(objs) {
+		t.Errorf("%d records with a destination ETag, want %d", n, len(objs))
+	}
+	puts := dsrv.Requests("PUT")
+	if tot := run(); tot.Unchanged != len(objs) || dsrv.Requests("PUT") != puts {
+		t.Errorf("re-run %+v with %d PUTs, want all unchanged and none", tot, dsrv.Requests("PUT")-puts)
+	}
+}
+
+func BenchmarkDAVCheckpointSave(b *testing.B) {
+	for _, batch := range []int{1, 50} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := Open(ctx, filepath.Join(b.TempDir(), "state.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			cp := s.Calendars("user1").(dav.BatchCheckpoint)
+			rs := make([]dav.Record, 0, batch)
+			for i := 0; i < b.N; i++ {
+				rs = append(rs, dav.Record{SrcHref: fmt.Sprintf("/a/c/%d.ics", i), SrcETag: "e", UID: fmt.Sprint(i), Hash: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", DstHref: fmt.Sprintf("/b/c/%d.ics", i), DstETag: "d"})
+				if len(rs) == batch || i == b.N-1 {
+					if err := cp.SaveBatch(ctx, "coll", rs); err != nil {
+						b.Fatal(err)
+					}
+					rs = rs[:0]
+				}
+			}
+		})
 	}
 }
