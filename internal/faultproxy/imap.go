@@ -360,13 +360,14 @@ func swallow(br *bufio.Reader, line []byte) error {
 // land inside one, and applies MaxConsecutiveErrors.
 func (r *IMAPRules) pumpResponses(pc *pconn, br *bufio.Reader, w io.Writer) error {
 	var (
-		buf  []byte
-		kind answerKind // of the response in buf, from its first line
+		buf   []byte
+		first = true     // the next line starts a response
+		kind  answerKind // of the current response, from its first line
 	)
 	for {
 		line, err := readLine(br)
-		if len(buf) == 0 {
-			kind = classifyAnswer(line)
+		if first {
+			kind, first = classifyAnswer(line), false
 		}
 		buf = append(buf, line...)
 		if err != nil {
@@ -399,7 +400,7 @@ func (r *IMAPRules) pumpResponses(pc *pconn, br *bufio.Reader, w io.Writer) erro
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
-		buf = buf[:0]
+		buf, first = buf[:0], true
 		if cap(buf) > 1<<20 {
 			buf = nil
 		}
