@@ -67,7 +67,7 @@ func zimbraAccount(messages int, mid bool) (corpus.Mailbox, []byte) {
 // TestMailZimbraMannersDovecot copies a corpus account from a real Dovecot
 // to a real Dovecot behind faultproxy.ZimbraRules (tag keywords refused on
 // APPEND, the 10,240,000-byte limit, the 25-repeat throttle, the drop after
-// 5 errors in a row) and a cap of 2 connections answered with "* BYE ...
+// 5 errors in a row) and a cap of 3 connections answered with "* BYE ...
 // service busy" (the copier asks for more). The account holds Zimbra tag
 // keywords, a message over the limit (last in INBOX) and 30 sibling
 // folders (more than 25 CREATEs in a row). Everything but the oversize
@@ -98,7 +98,7 @@ func zimbraMannersDovecot(t *testing.T, mid bool) {
 	if err := src.Seed(context.Background(), "user1", mb); err != nil {
 		t.Fatal(err)
 	}
-	p, err := faultproxy.Listen(dst.Addr, faultproxy.Options{IMAP: faultproxy.ZimbraRules(), MaxConns: 2})
+	p, err := faultproxy.Listen(dst.Addr, faultproxy.Options{IMAP: faultproxy.ZimbraRules(), MaxConns: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +117,12 @@ func zimbraMannersDovecot(t *testing.T, mid bool) {
 	dstAcct := r.viaProxy(p)
 	const reason = "maximum message size exceeded"
 	for run := 1; run <= 2; run++ {
-		// Concurrency 4 asks for more connections than the cap of 2.
-		stats, err := copyOnce(t, ctx, &imapcopy.Copier{Concurrency: 4}, dstAcct, r.direct(r.srcAddr))
+		// Concurrency 4 asks for more connections than the cap of 3. A
+		// folder pass refused with "service busy" is retried with backoff;
+		// 12 attempts (about 2 minutes of waiting) outlast the folders
+		// holding the connections even in the full-size run, where the
+		// default 6 (about 6 s) do not: see the H3 report.
+		stats, err := copyOnce(t, ctx, &imapcopy.Copier{Concurrency: 4, RetryAttempts: 12}, dstAcct, r.direct(r.srcAddr))
 		if err != nil {
 			t.Fatalf("run %d: copy: %v", run, err)
 		}
