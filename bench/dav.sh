@@ -37,9 +37,10 @@ go build -o "$W/davbench" ./bench/davbench
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# start_radicale DIR PORT -> sets RADICALE_PID
+# start_radicale DIR PORT [LEVEL] -> sets RADICALE_PID. At LEVEL info
+# Radicale logs every request, which gives the request mix per tool.
 start_radicale() {
-  local dir="$1" port="$2"
+  local dir="$1" port="$2" level="${3:-warning}"
   mkdir -p "$dir"
   echo "user1:pass1" > "$dir/users"
   cat > "$dir/config" <<EOF
@@ -60,9 +61,9 @@ filesystem_folder = $dir/collections
 [web]
 type = none
 [logging]
-level = warning
+level = $level
 EOF
-  radicale -C "$dir/config" >>"$LOG" 2>&1 &
+  radicale -C "$dir/config" >>"$dir/radicale.log" 2>&1 &
   RADICALE_PID=$!
   PIDS+=("$RADICALE_PID")
   for _ in $(seq 100); do
@@ -101,7 +102,7 @@ measure() {
   local tool="$1" run="$2" port dst tfile
   port="$(free_port)"
   dst="$W/dst-$tool-$run"
-  start_radicale "$dst" "$port"
+  start_radicale "$dst" "$port" info
   local dpid=$RADICALE_PID
   sync; sleep 1
   local d0; d0="$(cpu_of "$dpid")"
@@ -166,7 +167,10 @@ EOF
   sys="$(awk -F': ' '/System time/{print $2}' "$tfile")"
   got=$(( $(count "$port" bench-cal) + $(count "$port" bench-book) ))
   stop_pid "$dpid"
-  echo -e "$tool\t$run\t$wall\t$user\t$sys\t$(awk -v a="$d0" -v b="$d1" 'BEGIN{print b-a}')\t$got" | tee -a "$RESULTS" >>"$LOG"
+  # Requests the destination served (the count's PROPFINDs included), by method.
+  local mix
+  mix="$(grep -o '\] [A-Z]* request for' "$dst/radicale.log" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s%s=%s", (NR>1?",":""), $2, $1}')"
+  echo -e "$tool\t$run\t$wall\t$user\t$sys\t$(awk -v a="$d0" -v b="$d1" 'BEGIN{print b-a}')\t$got\t$mix" | tee -a "$RESULTS" >>"$LOG"
   if [ "$got" -ne "$OBJECTS" ]; then
     echo "dav.sh: $tool run $run left $got objects at the destination, want $OBJECTS" | tee -a "$LOG" >&2
   fi
@@ -217,5 +221,8 @@ al = [l.split() for l in open(alone) if l.strip()]
 print(f"| (2b) client alone vs go-webdav in another process: CPU per object | - | {statistics.median((float(a[1])+float(a[2])) for a in al)/n*1000:.2f} ms |")
 print(f"| (2b) same, wall time | - | {statistics.median(float(a[0]) for a in al):.1f} s |")
 print(f"| (3) objects/s, in-process go-webdav pair | - | {statistics.median(x['objects_per_second'] for x in ip):.0f} |")
+def mix(tool):
+    return next((r[7] for r in rows if r[0] == tool and len(r) > 7), "")
+print(f"| destination requests by method, first run (with the startup and count PROPFINDs) | {mix('vdirsyncer')} | {mix('zxmigrate')} |")
 print(f"| objects at destination (want {n}) | {min(int(r[6]) for r in rows if r[0]=='vdirsyncer')} | {min(int(r[6]) for r in rows if r[0]=='zxmigrate')} |")
 EOF

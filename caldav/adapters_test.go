@@ -467,3 +467,52 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 		t.Errorf("re-run with state: totals %+v, %d PUTs; want all unchanged, no PUT", tot, dsrv.Requests(http.MethodPut)-puts)
 	}
 }
+
+// TestVerifyAfterCopyReadsSourceOnce: Verify right after Copy, on the same
+// Copier and source, takes the source objects from the copy (no REPORT or
+// GET at the source) unless their ETag changed; it still reads the whole
+// destination and still catches a change.
+func TestVerifyAfterCopyReadsSourceOnce(t *testing.T) {
+	ctx := context.Background()
+	src, ssrv := davtest.MemSide(t, "src")
+	dst, dsrv := davtest.MemSide(t, "dst")
+	objs := davtest.EventFixtures(30)
+	href := davtest.SeedCalendar(t, src, "c", "C", nil, objs)
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	cop := &caldav.Copier{}
+	if _, err := cop.Copy(ctx, d, s); err != nil {
+		t.Fatal(err)
+	}
+	reads := func(srv *memdav.Server) int { return srv.Requests("REPORT") + srv.Requests(http.MethodGet) }
+	s0, d0 := reads(ssrv), reads(dsrv)
+	v, err := cop.Verify(ctx, d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.OK() || v.Collections[0].Matched != len(objs) {
+		t.Fatalf("verification %+v, want all %d matched", v.Collections, len(objs))
+	}
+	if n := reads(ssrv) - s0; n != 0 {
+		t.Errorf("verify read the source %d times, want 0", n)
+	}
+	if n := reads(dsrv) - d0; n == 0 {
+		t.Errorf("verify did not read the destination")
+	}
+	// A source object changed after the copy is read again and differs.
+	changed := strings.Replace(string(davtest.GenEvent(3)), "SUMMARY:Generated event 3", "SUMMARY:Changed", 1)
+	if err := ssrv.Put("user1", href, "gen-0003.ics", []byte(changed)); err != nil {
+		t.Fatal(err)
+	}
+	s0 = reads(ssrv)
+	v, err = cop.Verify(ctx, d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"gen-0003@zxmigrate.test"}, v.Collections[0].Different); diff != "" {
+		t.Errorf("different (-want +got):\n%s", diff)
+	}
+	if reads(ssrv) == s0 {
+		t.Errorf("the changed source object was not read")
+	}
+}

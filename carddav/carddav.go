@@ -162,11 +162,13 @@ type Copier struct {
 	OnError func(item string, err error) error
 	// Logger, when not nil, receives debug logs.
 	Logger *slog.Logger
+
+	memo *dav.SourceMemo // what the last Copy read, for Verify
 }
 
 func (c *Copier) engine() *dav.Engine {
 	return &dav.Engine{Protocol: dav.CardDAV, Rules: Rules{}, Concurrency: c.Concurrency, BatchSize: c.BatchSize,
-		Checkpoint: c.Checkpoint, DryRun: c.DryRun, OnEvent: c.OnEvent, OnError: c.OnError, Logger: c.Logger}
+		Checkpoint: c.Checkpoint, DryRun: c.DryRun, OnEvent: c.OnEvent, OnError: c.OnError, Logger: c.Logger, Memo: c.memo}
 }
 
 // Copy copies every address book of src to the address book of the same
@@ -179,6 +181,7 @@ func (c *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 	if dst == nil || src == nil {
 		return nil, errors.New("carddav: Copy needs a destination and a source")
 	}
+	c.memo = dav.NewSourceMemo(src)
 	s, err := c.engine().Copy(ctx, dst, src)
 	if err != nil {
 		return s, fmt.Errorf("carddav: %w", err)
@@ -188,6 +191,8 @@ func (c *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 
 // Verify compares src and dst by UID and semantic fingerprint: every valid
 // source object must be at the destination exactly once and equal.
+// Source objects the last Copy of this Copier read from the same src, with
+// the same ETag since, are not read again; the destination is read in full.
 func (c *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
 	v, err := c.engine().Verify(ctx, dst, src)
 	if err != nil {

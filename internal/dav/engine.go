@@ -244,6 +244,10 @@ type Engine struct {
 	// Retry is the policy for transient errors; zero means 4 attempts
 	// from 200ms.
 	Retry retry.Policy
+	// Memo, when not nil, is filled by Copy with what it read from its
+	// source, and used by Verify for the same source: objects with the
+	// same ETag are not read again.
+	Memo *SourceMemo
 }
 
 func (e *Engine) conc() int {
@@ -680,6 +684,9 @@ func (p *pair) object(ctx context.Context, o readObj, pending *[]Record) {
 	if err != nil {
 		r.itemFailed(p.cs, o.ref.Href, "", err, true)
 		return
+	}
+	if r.e.Memo.For(r.src) {
+		r.e.Memo.put(p.sc.Href, o.ref, items)
 	}
 	if len(items) > 1 {
 		p.cs.add(func(s *CollectionStats) {

@@ -47,6 +47,8 @@ func (v *Verification) OK() bool {
 // Verify compares every source collection with the destination collection
 // of the same name (and its companion collections) by UID and semantic
 // fingerprint. Source objects that fail validation are listed as Invalid.
+// The destination is always read in full; the source too, except objects
+// in e.Memo (read by the copy, same ETag since).
 func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
 	srcCols, err := e.collections(ctx, src)
 	if err != nil {
@@ -81,8 +83,20 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			}
 			srcCols = append(srcCols, subs...)
 		}
-		for start := 0; start < len(refs); start += e.batch() {
-			err := src.Read(ctx, sc, refs[start:min(start+e.batch(), len(refs))], func(ref Ref, data []byte, err error) {
+		// Objects the copy read, unchanged since, are not read again.
+		useMemo := e.Memo.For(src)
+		toRead := refs[:0:0]
+		for _, ref := range refs {
+			if items, ok := e.Memo.get(sc.Href, ref); ok && useMemo {
+				for _, it := range items {
+					want[it[0]] = it[1]
+				}
+				continue
+			}
+			toRead = append(toRead, ref)
+		}
+		for start := 0; start < len(toRead); start += e.batch() {
+			err := src.Read(ctx, sc, toRead[start:min(start+e.batch(), len(toRead))], func(ref Ref, data []byte, err error) {
 				if err != nil {
 					chk.Invalid = append(chk.Invalid, ItemError{Item: ref.Href, Reason: err.Error(), Err: err})
 					return

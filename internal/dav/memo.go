@@ -1,0 +1,66 @@
+package dav
+
+import (
+	"reflect"
+	"sync"
+)
+
+// SourceMemo remembers, for each source object a Copy read, its ETag and
+// the UID and fingerprint of every item it split into, so that a Verify
+// right after the copy does not read and parse the source again: an object
+// whose ETag is unchanged has the same content. It belongs to one source.
+// It is safe for concurrent use.
+type SourceMemo struct {
+	mu  sync.Mutex
+	src Source
+	m   map[string]memoEntry // collection href + "\x00" + object href
+}
+
+type memoEntry struct {
+	etag  string
+	items [][2]string // UID, hash
+}
+
+// NewSourceMemo returns an empty memo for objects read from src.
+func NewSourceMemo(src Source) *SourceMemo {
+	return &SourceMemo{src: src, m: map[string]memoEntry{}}
+}
+
+// For reports whether the memo holds objects of src (the same value).
+func (s *SourceMemo) For(src Source) bool {
+	if s == nil || s.src == nil || src == nil {
+		return false
+	}
+	if reflect.TypeOf(src) != reflect.TypeOf(s.src) || !reflect.TypeOf(src).Comparable() {
+		return false
+	}
+	return s.src == src
+}
+
+func (s *SourceMemo) put(coll string, ref Ref, items []Item) {
+	if s == nil || ref.ETag == "" {
+		return
+	}
+	e := memoEntry{etag: ref.ETag, items: make([][2]string, len(items))}
+	for i, it := range items {
+		e.items[i] = [2]string{it.UID, it.Hash}
+	}
+	s.mu.Lock()
+	s.m[coll+"\x00"+ref.Href] = e
+	s.mu.Unlock()
+}
+
+// get returns the items of the object at ref when its ETag is the one
+// read by the copy.
+func (s *SourceMemo) get(coll string, ref Ref) ([][2]string, bool) {
+	if s == nil || ref.ETag == "" {
+		return nil, false
+	}
+	s.mu.Lock()
+	e, ok := s.m[coll+"\x00"+ref.Href]
+	s.mu.Unlock()
+	if !ok || e.etag != ref.ETag {
+		return nil, false
+	}
+	return e.items, true
+}
