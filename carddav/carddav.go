@@ -148,7 +148,11 @@ type Copier struct {
 	BatchSize int
 	// Checkpoint, when not nil, remembers what was copied so that a re-run
 	// skips unchanged objects and updates changed ones. Without it objects
-	// are matched by UID at the destination.
+	// are matched by UID at the destination. A Checkpoint that also has
+	// SaveBatch(ctx, collection string, rs []Record) error gets the records
+	// of each multiget batch at once (the state store writes them in one
+	// transaction); a crash then loses at most one batch of records, and
+	// those objects are matched by UID on the next run.
 	Checkpoint Checkpoint
 	// DryRun reads and validates everything and reports what would be
 	// written, writing nothing.
