@@ -17,10 +17,11 @@ import (
 
 // Defaults for zero Copier fields.
 const (
-	DefaultConcurrency    = 2         // folders in parallel per account
-	DefaultMaxWriters     = 1         // APPEND connections per destination mailbox (at most 4 advised)
-	DefaultSpillThreshold = 256 << 10 // bytes held in RAM per message before spooling to a temp file
-	DefaultMaxRepeat      = 20        // identical commands in a row before a NOOP
+	DefaultConcurrency    = 2        // folders in parallel per account
+	DefaultMaxWriters     = 1        // APPEND connections per destination mailbox (at most 4 advised)
+	DefaultSpillThreshold = 8 << 20  // message size above which a message is always spooled to a temp file
+	DefaultMemoryBudget   = 16 << 20 // bytes of message bodies one Copy call holds in RAM at most
+	DefaultMaxRepeat      = 20       // identical commands in a row before a NOOP
 	DefaultInFlightSettle = time.Second
 	fetchChunk            = 200 // UIDs per FETCH of message bodies
 	uidChunk              = 500 // UIDs per STORE (keeps command lines well under 8 KB)
@@ -74,6 +75,11 @@ type Copier struct {
 	// to a temporary file rather than held in memory; 0 means
 	// DefaultSpillThreshold.
 	SpillThreshold int64
+	// MemoryBudget caps the bytes of message bodies one Copy call holds in
+	// memory, in use or kept for reuse; a message that does not fit is
+	// spooled to a temporary file like one over SpillThreshold. 0 means
+	// DefaultMemoryBudget.
+	MemoryBudget int64
 	// TempDir holds spooled messages; "" means os.TempDir.
 	TempDir string
 	// MaxRepeat is how many identical commands may be sent in a row on one
@@ -167,6 +173,13 @@ func (c *Copier) spill() int64 {
 	return DefaultSpillThreshold
 }
 
+func (c *Copier) memoryBudget() int64 {
+	if c.MemoryBudget > 0 {
+		return c.MemoryBudget
+	}
+	return DefaultMemoryBudget
+}
+
 func (c *Copier) settle() time.Duration {
 	switch {
 	case c.InFlightSettle < 0:
@@ -194,6 +207,7 @@ type session struct {
 	cp       Checkpoint
 	srcInfo  sideInfo
 	dstInfo  sideInfo
+	mem      *memBudget // message bodies in memory
 }
 
 // sideInfo is what one LIST pass learned about a server.
@@ -227,7 +241,8 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	if budget == nil {
 		budget = NewConnBudget(0)
 	}
-	s := &session{c: c, src: newPool(src, budget), dst: newPool(dst, budget), cp: c.Checkpoint}
+	s := &session{c: c, src: newPool(src, budget), dst: newPool(dst, budget), cp: c.Checkpoint,
+		mem: newMemBudget(c.memoryBudget())}
 	if s.cp == nil {
 		s.cp = NewMemoryCheckpoint()
 	}

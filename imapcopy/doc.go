@@ -63,8 +63,10 @@
 // LIMIT, INUSE or a dropped connection (internal/retry). Messages over the
 // destination's APPENDLIMIT or MaxSize are skipped and reported; an APPEND
 // refused with keywords is retried once without them and reported.
-// Messages larger than SpillThreshold are spooled to an unlinked temporary
-// file, so memory stays bounded whatever the message size.
+// Message bodies are held in reused buffers within MemoryBudget; messages
+// larger than SpillThreshold, or that do not fit the budget, are spooled to
+// an unlinked temporary file, so memory stays bounded whatever the message
+// size.
 //
 // # Known limits
 //

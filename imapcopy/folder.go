@@ -612,7 +612,7 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 				if m == nil {
 					break
 				}
-				j, err := readJob(m, c.spill(), c.TempDir)
+				j, err := readJob(m, c.spill(), s.mem, c.TempDir)
 				if err != nil {
 					srcConn.Client.Close() // never discard after a read error (go-imap races)
 					return fmt.Errorf("imapcopy: read source message in %q: %w", p.Src.Name, err)

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/textproto"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -18,12 +20,14 @@ import (
 // fetchTime wraps an INTERNALDATE (zone kept).
 type fetchTime struct{ time.Time }
 
-// body is one message's bytes, in memory when small, else in an unlinked
-// temporary file, so memory stays bounded whatever the message size.
+// body is one message's bytes, in memory chunks when they fit the memory
+// budget, else in an unlinked temporary file, so memory stays bounded
+// whatever the message size.
 type body struct {
-	buf  []byte
-	f    *os.File
-	size int64
+	chunks [][]byte   // in memory: the message in order, each chunk full but the last
+	mem    *memBudget // where the chunks go back on Close
+	f      *os.File
+	size   int64
 }
 
 // Reader returns a reader over the whole body from its start.
@@ -34,37 +38,129 @@ func (b *body) Reader() (io.Reader, error) {
 		}
 		return bufio.NewReaderSize(b.f, 64<<10), nil
 	}
-	return bytes.NewReader(b.buf), nil
+	// net.Buffers consumes its slice: hand it a copy.
+	nb := make(net.Buffers, len(b.chunks))
+	copy(nb, b.chunks)
+	return &nb, nil
 }
 
 // head returns up to n leading bytes.
 func (b *body) head(n int) []byte {
-	if b.f == nil {
-		return b.buf[:min(n, len(b.buf))]
+	if b.f != nil {
+		out := make([]byte, n)
+		k, _ := b.f.ReadAt(out, 0)
+		return out[:k]
 	}
-	out := make([]byte, n)
-	k, _ := b.f.ReadAt(out, 0)
-	return out[:k]
+	if len(b.chunks) == 1 || (len(b.chunks) > 0 && len(b.chunks[0]) >= n) {
+		return b.chunks[0][:min(n, len(b.chunks[0]))]
+	}
+	var out []byte
+	for _, c := range b.chunks {
+		if len(out) >= n {
+			break
+		}
+		out = append(out, c[:min(len(c), n-len(out))]...)
+	}
+	return out
 }
 
-// Close frees the body.
+// Close frees the body; its chunks go back to the budget. Closing twice is
+// harmless.
 func (b *body) Close() {
 	if b.f != nil {
 		b.f.Close()
 		b.f = nil
 	}
-	b.buf = nil
+	if b.mem != nil && b.chunks != nil {
+		b.mem.put(b.chunks)
+	}
+	b.chunks, b.mem = nil, nil
 }
 
-// spoolLiteral reads a literal of known size into a body.
-func spoolLiteral(r imap.LiteralReader, threshold int64, dir string) (*body, error) {
+// memChunk is the unit in which message bodies are held in memory: one
+// size for every message, so freed chunks always fit the next message.
+const memChunk = 256 << 10
+
+// memBudget hands out memory chunks for message bodies, reusing freed ones,
+// so that copying allocates (and collects) little while the bytes it holds,
+// in use and kept for reuse alike, never exceed its limit.
+//
+// A *memBudget is safe for concurrent use.
+type memBudget struct {
+	max int // chunks
+
+	mu   sync.Mutex
+	held int // chunks allocated: in use plus free
+	free [][]byte
+}
+
+func newMemBudget(limit int64) *memBudget {
+	return &memBudget{max: int(limit / memChunk)}
+}
+
+// get returns chunks holding n bytes (the last one cut to length), or nil
+// when they do not fit the limit; the caller then spools to a file.
+func (m *memBudget) get(n int64) [][]byte {
+	k := int((n + memChunk - 1) / memChunk)
+	if k == 0 {
+		k = 1
+	}
+	m.mu.Lock()
+	reuse := min(k, len(m.free))
+	if m.held+k-reuse > m.max {
+		m.mu.Unlock()
+		return nil
+	}
+	out := make([][]byte, 0, k)
+	for range reuse {
+		last := len(m.free) - 1
+		out = append(out, m.free[last])
+		m.free[last] = nil
+		m.free = m.free[:last]
+	}
+	m.held += k - reuse
+	m.mu.Unlock()
+	for len(out) < k {
+		out = append(out, make([]byte, memChunk))
+	}
+	for i := range out {
+		out[i] = out[i][:memChunk]
+	}
+	if rest := n - int64(k-1)*memChunk; k > 0 {
+		out[k-1] = out[k-1][:rest]
+	}
+	return out
+}
+
+// put takes back chunks that get returned.
+func (m *memBudget) put(chunks [][]byte) {
+	m.mu.Lock()
+	m.free = append(m.free, chunks...)
+	m.mu.Unlock()
+}
+
+// spoolLiteral reads a literal of known size into a body: into chunks of
+// mem when the message is at most threshold bytes and mem has room, else
+// into an unlinked temporary file in dir.
+func spoolLiteral(r imap.LiteralReader, threshold int64, mem *memBudget, dir string) (*body, error) {
 	size := r.Size()
 	if size <= threshold {
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
+		var chunks [][]byte
+		if mem != nil {
+			chunks = mem.get(size)
+		} else {
+			chunks = [][]byte{make([]byte, size)}
 		}
-		return &body{buf: buf, size: size}, nil
+		if chunks != nil {
+			b := &body{chunks: chunks, mem: mem, size: size}
+			for _, c := range chunks {
+				if _, err := io.ReadFull(r, c); err != nil {
+					b.Close()
+					return nil, err
+				}
+			}
+			return b, nil
+		}
 	}
 	f, err := os.CreateTemp(dir, "imapcopy-*.eml")
 	if err != nil {
@@ -96,7 +192,7 @@ func (j *job) messageID() string {
 }
 
 // readJob reads one FETCH (UID BODY[]) response.
-func readJob(m *imapclient.FetchMessageData, threshold int64, dir string) (*job, error) {
+func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, dir string) (*job, error) {
 	j := &job{}
 	for {
 		it := m.Next()
@@ -110,12 +206,15 @@ func readJob(m *imapclient.FetchMessageData, threshold int64, dir string) (*job,
 			if it.Literal == nil {
 				continue
 			}
-			b, err := spoolLiteral(it.Literal, threshold, dir)
+			b, err := spoolLiteral(it.Literal, threshold, mem, dir)
 			if err != nil {
 				if j.body != nil {
 					j.body.Close()
 				}
 				return nil, err
+			}
+			if j.body != nil {
+				j.body.Close() // a second body section: keep the last
 			}
 			j.body = b
 		}
