@@ -203,6 +203,7 @@ func (c *Copier) maxRepeat() int {
 // session is the state of one Copy call.
 type session struct {
 	c        *Copier
+	memo     refusalMemo // refusals remembered across the folder passes of this Copy
 	src, dst *pool
 	cp       Checkpoint
 	srcInfo  sideInfo
@@ -509,6 +510,24 @@ func (s *session) createFolders(ctx context.Context, plans []folderPlan) error {
 // error occurs or the attempts run out. Counters survive the attempts.
 func (s *session) folderWithRetry(ctx context.Context, p folderPlan, fs *FolderStats, verifyOnly bool) error {
 	copied := map[imap.UID]bool{}
+	// A round of attempts that moved the folder forward (messages copied,
+	// refused or set to go without keywords) earns a new round: a folder
+	// whose destination drops the connection after every few refusals
+	// (Zimbra's 5 errors in a row) gets through, a folder that fails the
+	// same way every time does not.
+	for {
+		before := len(copied) + s.memo.size(p.Src.Name)
+		err := s.folderAttempts(ctx, p, fs, verifyOnly, copied)
+		if err == nil || ctx.Err() != nil || retry.Classify(err) != retry.Transient ||
+			len(copied)+s.memo.size(p.Src.Name) == before {
+			return err
+		}
+		s.c.log().Warn("folder passes failed after progress; trying again", "folder", p.Display, "err", err)
+	}
+}
+
+// folderAttempts is one round of RetryAttempts folder passes.
+func (s *session) folderAttempts(ctx context.Context, p folderPlan, fs *FolderStats, verifyOnly bool, copied map[imap.UID]bool) error {
 	return retry.Do(ctx, retry.Policy{Attempts: s.c.RetryAttempts}, func(attempt int) error {
 		keepCopied, keepBytes := fs.Copied, fs.Bytes
 		*fs = FolderStats{Source: fs.Source, Destination: fs.Destination, Renamed: fs.Renamed,

@@ -315,6 +315,12 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 			skipped[m.UID] = true
 			continue
 		}
+		if it, ok := s.memo.refusal(p.Src.Name, m.UID); ok {
+			// Refused for good by the destination in an earlier pass of
+			// this Copy: report it again, do not send it again.
+			fs.Failed = append(fs.Failed, it)
+			continue
+		}
 		if limit > 0 && m.Size > limit {
 			skipped[m.UID] = true
 			reason := fmt.Sprintf("size %d bytes exceeds the limit of %d bytes", m.Size, limit)
@@ -727,9 +733,7 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 			if !refused || isTransientOrFatal(err) {
 				return connError{fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err)}
 			}
-			retryable := ie.Code != imap.ResponseCodeTooBig && ie.Code != imap.ResponseCodeOverQuota &&
-				ie.Code != imap.ResponseCodeTryCreate
-			if hasKeywords(pd.flags) && retryable {
+			if hasKeywords(pd.flags) && retryableRefusal(ie) {
 				// Retry once without keywords: some servers refuse tags.
 				sys := systemOnly(pd.flags)
 				data2, err2 := s.appendOne(cn, p.Dst, pd.j, sys)
@@ -746,12 +750,7 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 				}
 				err = err2
 			}
-			mu.Lock()
-			fs.Failed = append(fs.Failed, ItemIssue{UID: pd.j.uid, MessageID: pd.j.messageID(), Reason: err.Error()})
-			mu.Unlock()
-			c.emit(MessageFailed{Folder: p.Display, UID: pd.j.uid, Err: err})
-			_ = s.cp.ClearInFlight(context.WithoutCancel(ctx), p.Src.Name, []imap.UID{pd.j.uid})
-			return c.itemError(itemName(p.Display, pd.j.uid), err)
+			return s.refuse(ctx, p, fs, mu, pd.j, err)
 		}
 		return s.recordCopy(p, fs, mu, pd.j, data, rec, copiedEarlier)
 	}
@@ -777,6 +776,15 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 			mu.Unlock()
 			c.emit(KeywordsChanged{Folder: p.Display, UID: j.uid, Changes: changes})
 		}
+		if cause, ok := s.memo.bareCause(p.Src.Name, j.uid); ok && hasKeywords(flags) {
+			// Refused with keywords before its literal in an earlier pass.
+			dropped := droppedKeywords(flags, cause)
+			flags = systemOnly(flags)
+			mu.Lock()
+			fs.Keywords = append(fs.Keywords, ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: "keywords refused by the destination", Changes: dropped})
+			mu.Unlock()
+			c.emit(KeywordsChanged{Folder: p.Display, UID: j.uid, Changes: dropped})
+		}
 		r, err := j.body.Reader()
 		if err != nil {
 			j.body.Close()
@@ -788,6 +796,29 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 		_, werr := io.Copy(cmd, r)
 		cerr := cmd.Close()
 		if werr != nil || cerr != nil {
+			if _, waitErr := cmd.Wait(); waitErr != nil {
+				if ie, refused := errIsIMAPNo(waitErr); refused && !isTransientOrFatal(waitErr) {
+					// The server answered NO/BAD in place of the literal's
+					// continuation request (e.g. over its size limit). go-imap
+					// cannot use the connection any more: remember the
+					// answer, then start a new pass on a new connection, which
+					// sends the message without keywords (when they may be
+					// the cause) or reports it without sending it again.
+					derr := drain(0)
+					cn.Client.Close()
+					var err error
+					if _, bare := s.memo.bareCause(p.Src.Name, j.uid); hasKeywords(flags) && retryableRefusal(ie) && !bare {
+						s.memo.markBare(p.Src.Name, j.uid, waitErr)
+					} else {
+						err = s.refuse(ctx, p, fs, mu, j, waitErr)
+					}
+					j.body.Close()
+					if err != nil {
+						return err
+					}
+					return connError{fmt.Errorf("imapcopy: append to %q: refused before its literal: %w", p.Dst, errors.Join(waitErr, derr))}
+				}
+			}
 			j.body.Close()
 			drain(0)
 			// A short literal desynchronises the connection: drop it.
@@ -806,6 +837,27 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 		return err
 	}
 	return ctx.Err()
+}
+
+// retryableRefusal reports whether an APPEND refused with ie may pass
+// without keywords: not when the server named another cause.
+func retryableRefusal(ie *imap.Error) bool {
+	return ie.Code != imap.ResponseCodeTooBig && ie.Code != imap.ResponseCodeOverQuota && ie.Code != imap.ResponseCodeTryCreate
+}
+
+// refuse records the destination's final refusal of j and remembers it, so
+// that passes restarted in this Copy (after the destination dropped the
+// connection, as Zimbra does after 5 errors in a row) report it without
+// sending it again.
+func (s *session) refuse(ctx context.Context, p folderPlan, fs *FolderStats, mu *sync.Mutex, j *job, err error) error {
+	it := ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: err.Error()}
+	mu.Lock()
+	fs.Failed = append(fs.Failed, it)
+	mu.Unlock()
+	s.memo.markRefused(p.Src.Name, it)
+	s.c.emit(MessageFailed{Folder: p.Display, UID: j.uid, Err: err})
+	_ = s.cp.ClearInFlight(context.WithoutCancel(ctx), p.Src.Name, []imap.UID{j.uid})
+	return s.c.itemError(itemName(p.Display, j.uid), err)
 }
 
 // errConnDropped classifies a broken APPEND as transient.

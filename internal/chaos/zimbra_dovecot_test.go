@@ -84,9 +84,6 @@ func TestMailZimbraMannersDovecot(t *testing.T) {
 // must arrive too, and the refusal be reported on the message (folder, UID,
 // Message-ID), not as an error stopping the folder.
 func TestMailZimbraMannersDovecotMidFolder(t *testing.T) {
-	t.Skip("needs imapcopy fix: an APPEND refused in place of the literal's continuation (go-imap's literal write fails, " +
-		"cmd.Wait() gives the tagged NO) stops the whole folder instead of failing that one message; " +
-		"git apply internal/chaos/testdata/imapcopy-refusals.patch")
 	zimbraMannersDovecot(t, true)
 }
 
@@ -200,9 +197,6 @@ func zimbraMannersDovecot(t *testing.T, mid bool) {
 // imap_max_consecutive_error does. Every other message must arrive once, and
 // each refused one be reported by name with the server's reason.
 func TestMailConsecutiveRefusals(t *testing.T) {
-	t.Skip("needs imapcopy fix: a folder pass restarted after the destination dropped the connection APPENDs the " +
-		"refused messages again and hits the drop again, until the retries run out and the folder stops; " +
-		"git apply internal/chaos/testdata/imapcopy-refusals.patch")
 	// Refused messages are the ones of refusedSize bytes and up to 900 more.
 	const refusedSize = 20_000
 	refuse := func(_, _ string, _ []imap.Flag, size int64) error {
@@ -313,8 +307,6 @@ func TestMailConsecutiveRefusals(t *testing.T) {
 // folder stop. (Whether "Work" is then set by the flag pass is not checked:
 // the proxy refuses it on APPEND only.)
 func TestMailKeywordRefusedBeforeLiteral(t *testing.T) {
-	t.Skip("needs imapcopy fix: an APPEND refused in place of the literal's continuation stops the whole folder; " +
-		"git apply internal/chaos/testdata/imapcopy-refusals.patch")
 	src, err := memimap.Start(memimap.Options{})
 	if err != nil {
 		t.Fatal(err)

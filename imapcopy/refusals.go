@@ -1,0 +1,73 @@
+package imapcopy
+
+import (
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// refusalMemo remembers, for the folder passes of one Copy, the messages the
+// destination refused. A pass restarted after the destination dropped the
+// connection (Zimbra does after 5 errors in a row) or after a refusal that
+// cost the connection (a NO in place of a literal's continuation request)
+// then reports those messages without sending them again, or sends them
+// without keywords when the keywords may have been the cause. It is safe
+// for concurrent use.
+type refusalMemo struct {
+	mu      sync.Mutex
+	refused map[string]map[imap.UID]ItemIssue // source folder → UID → the final refusal
+	bare    map[string]map[imap.UID]error     // source folder → UID → why it goes without keywords
+}
+
+// markRefused remembers the destination's final refusal of a message.
+func (m *refusalMemo) markRefused(folder string, it ItemIssue) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.refused == nil {
+		m.refused = map[string]map[imap.UID]ItemIssue{}
+	}
+	if m.refused[folder] == nil {
+		m.refused[folder] = map[imap.UID]ItemIssue{}
+	}
+	m.refused[folder][it.UID] = it
+}
+
+// refusal returns the refusal remembered by markRefused.
+func (m *refusalMemo) refusal(folder string, uid imap.UID) (ItemIssue, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it, ok := m.refused[folder][uid]
+	return it, ok
+}
+
+// markBare remembers that the destination refused a message with keywords
+// before its literal was sent: later passes send it with its system flags
+// only, as the retry on the same connection does after a NO that follows
+// the literal.
+func (m *refusalMemo) markBare(folder string, uid imap.UID, cause error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.bare == nil {
+		m.bare = map[string]map[imap.UID]error{}
+	}
+	if m.bare[folder] == nil {
+		m.bare[folder] = map[imap.UID]error{}
+	}
+	m.bare[folder][uid] = cause
+}
+
+// bareCause returns the refusal remembered by markBare.
+func (m *refusalMemo) bareCause(folder string, uid imap.UID) (error, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err, ok := m.bare[folder][uid]
+	return err, ok
+}
+
+// size is how many messages of folder the memo holds: a pass that makes it
+// grow made progress.
+func (m *refusalMemo) size(folder string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.refused[folder]) + len(m.bare[folder])
+}
