@@ -231,12 +231,23 @@ func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, di
 // headerValue returns the unfolded value of the first header field named
 // name in a message head, "" when absent or unparsable.
 func headerValue(head []byte, name string) string {
-	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(head)))
+	return headerValues(head, name)[0]
+}
+
+// headerValues is headerValue for several names with one parse.
+func headerValues(head []byte, names ...string) []string {
+	out := make([]string, len(names))
+	// The buffer size does not change the result (long lines are joined),
+	// only what is allocated per call.
+	r := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(head), min(len(head), 4096)))
 	h, err := r.ReadMIMEHeader()
 	if err != nil && len(h) == 0 {
-		return ""
+		return out
 	}
-	return strings.Join(strings.Fields(h.Get(name)), " ")
+	for i, name := range names {
+		out[i] = strings.Join(strings.Fields(h.Get(name)), " ")
+	}
+	return out
 }
 
 func equalFold(a, b string) bool { return strings.EqualFold(a, b) }

@@ -35,6 +35,7 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 	cmd := cn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{section}})
 	out := make([]printed, 0, n)
+	var buf bytes.Buffer
 	for {
 		m := cmd.Next()
 		if m == nil {
@@ -60,13 +61,13 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 					}
 					digest = hex.EncodeToString(h.Sum(nil))
 				} else {
-					var buf bytes.Buffer
+					buf.Reset()
 					if err := readLiteral(cn, &limitedWriter{w: &buf, n: 64 << 10}, it.Literal); err != nil {
 						return nil, err
 					}
-					b := buf.Bytes()
-					pr.messageID = headerValue(b, "Message-Id")
-					digest = pr.messageID + "|" + headerValue(b, "Date")
+					v := headerValues(buf.Bytes(), "Message-Id", "Date")
+					pr.messageID = v[0]
+					digest = v[0] + "|" + v[1]
 				}
 			}
 		}

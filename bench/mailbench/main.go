@@ -61,16 +61,17 @@ type result struct {
 	code int
 	cpu  time.Duration // the client's user+sys
 	srv  time.Duration // both Dovecots' user+sys (their reaped children)
+	srcS time.Duration // of which the source's
 }
 
 // servers are the Dovecots whose CPU timed adds to each result.
 var servers []*testserver.Dovecot
 
 // serverCPU sums user+sys of the servers' reaped children (imap, auth...),
-// from fields 16 and 17 of /proc/PID/stat, in clock ticks of 10 ms.
-func serverCPU() time.Duration {
-	var t time.Duration
-	for _, d := range servers {
+// from fields 16 and 17 of /proc/PID/stat, in clock ticks of 10 ms; first
+// the source's alone (servers[0]), then all.
+func serverCPU() (src, all time.Duration) {
+	for k, d := range servers {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID()))
 		if err != nil {
 			continue
@@ -80,11 +81,14 @@ func serverCPU() time.Duration {
 		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
 			if i < len(f) {
 				n, _ := strconv.ParseInt(f[i], 10, 64)
-				t += time.Duration(n) * 10 * time.Millisecond
+				all += time.Duration(n) * 10 * time.Millisecond
 			}
 		}
+		if k == 0 {
+			src = all
+		}
 	}
-	return t
+	return src, all
 }
 
 func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) error {
@@ -144,13 +148,13 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 			return err
 		}
 		migCold = append(migCold, r)
-		fmt.Printf("migrate cold run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
+		fmt.Printf("migrate cold run %d: %v, %d MB RSS, exit %d, %s\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, cpuLine(r))
 		r, err = timed(env, migArgs...)
 		if err != nil {
 			return err
 		}
 		migNoop = append(migNoop, r)
-		fmt.Printf("migrate no-op run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
+		fmt.Printf("migrate no-op run %d: %v, %d MB RSS, exit %d, %s\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, cpuLine(r))
 	}
 	if mbsync != "" {
 		rc := filepath.Join(dir, "mbsyncrc")
@@ -167,13 +171,13 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 				return err
 			}
 			mbCold = append(mbCold, r)
-			fmt.Printf("mbsync cold run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
+			fmt.Printf("mbsync cold run %d: %v, %d MB RSS, exit %d, %s\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, cpuLine(r))
 			r, err = timed(nil, mbsync, "-c", rc, "AtoB")
 			if err != nil {
 				return err
 			}
 			mbNoop = append(mbNoop, r)
-			fmt.Printf("mbsync no-op run %d: %v, %d MB RSS, exit %d, client CPU %v, servers CPU %v\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, r.cpu.Round(10*time.Millisecond), r.srv.Round(10*time.Millisecond))
+			fmt.Printf("mbsync no-op run %d: %v, %d MB RSS, exit %d, %s\n", i+1, r.wall.Round(time.Millisecond), r.rss/1024, r.code, cpuLine(r))
 		}
 	}
 	var hugeRes *result
@@ -199,8 +203,8 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 	}
 
 	fmt.Println()
-	fmt.Println("| Run | median wall | runs | peak RSS (max) | ratio to mbsync |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| Run | median wall | runs | peak RSS (max) | ratio to mbsync | median CPU: client / source / destination |")
+	fmt.Println("|---|---|---|---|---|---|")
 	row := func(name string, rs, ref []result) {
 		if len(rs) == 0 {
 			return
@@ -209,7 +213,10 @@ func bench(migrate, mbsync string, messages, runs int, huge bool, dir string) er
 		if len(ref) > 0 {
 			ratio = fmt.Sprintf("%.2f", median(rs).Seconds()/median(ref).Seconds())
 		}
-		fmt.Printf("| %s | %.2f s | %s | %d MB | %s |\n", name, median(rs).Seconds(), walls(rs), maxRSS(rs)/1024, ratio)
+		fmt.Printf("| %s | %.2f s | %s | %d MB | %s | %.2f / %.2f / %.2f s |\n", name, median(rs).Seconds(), walls(rs), maxRSS(rs)/1024, ratio,
+			medianOf(rs, func(r result) time.Duration { return r.cpu }).Seconds(),
+			medianOf(rs, func(r result) time.Duration { return r.srcS }).Seconds(),
+			medianOf(rs, func(r result) time.Duration { return r.srv - r.srcS }).Seconds())
 	}
 	row("migrate mail cold", migCold, mbCold)
 	row("mbsync cold", mbCold, nil)
@@ -260,11 +267,12 @@ func timed(env []string, argv ...string) (result, error) {
 		}
 	}()
 	start := time.Now()
-	srv0 := serverCPU()
+	src0, srv0 := serverCPU()
 	err := cmd.Run()
 	r := result{wall: time.Since(start)}
 	time.Sleep(200 * time.Millisecond) // let the masters reap their imap processes
-	r.srv = serverCPU() - srv0
+	src1, srv1 := serverCPU()
+	r.srv, r.srcS = srv1-srv0, src1-src0
 	for _, re := range []*regexp.Regexp{reUser, reSys} {
 		if m := re.FindStringSubmatch(errb.String()); m != nil {
 			f, _ := strconv.ParseFloat(m[1], 64)
@@ -310,10 +318,21 @@ func parseClock(s string) (time.Duration, bool) {
 	return time.Duration(secs * float64(time.Second)), true
 }
 
+// cpuLine is the CPU part of a run's line.
+func cpuLine(r result) string {
+	return fmt.Sprintf("client CPU %v, servers CPU %v (source %v, destination %v)", r.cpu.Round(10*time.Millisecond),
+		r.srv.Round(10*time.Millisecond), r.srcS.Round(10*time.Millisecond), (r.srv - r.srcS).Round(10*time.Millisecond))
+}
+
 func median(rs []result) time.Duration {
+	return medianOf(rs, func(r result) time.Duration { return r.wall })
+}
+
+// medianOf is the median of one measure of the runs.
+func medianOf(rs []result, of func(result) time.Duration) time.Duration {
 	w := make([]time.Duration, len(rs))
 	for i, r := range rs {
-		w[i] = r.wall
+		w[i] = of(r)
 	}
 	sort.Slice(w, func(i, j int) bool { return w[i] < w[j] })
 	if len(w)%2 == 1 {
