@@ -126,9 +126,7 @@ func (m *memBudget) get(n int64) [][]byte {
 	for i := range out {
 		out[i] = out[i][:memChunk]
 	}
-	if rest := n - int64(k-1)*memChunk; k > 0 {
-		out[k-1] = out[k-1][:rest]
-	}
+	out[k-1] = out[k-1][:n-int64(k-1)*memChunk]
 	return out
 }
 
