@@ -514,6 +514,7 @@ func (s *session) reconcile(srcConn, dstConn *conn, srcCands, dstCands []msgInfo
 func digestUIDs(cn *conn, uids []imap.UID) (map[imap.UID][32]byte, error) {
 	out := make(map[imap.UID][32]byte, len(uids))
 	section := &imap.FetchItemBodySection{Peek: true}
+	buf := make([]byte, 32<<10)
 	for start := 0; start < len(uids); start += fetchChunk {
 		var set imap.UIDSet
 		set.AddNum(uids[start:min(start+fetchChunk, len(uids))]...)
@@ -540,7 +541,7 @@ func digestUIDs(cn *conn, uids []imap.UID) (map[imap.UID][32]byte, error) {
 						continue
 					}
 					h := sha256.New()
-					if err := readLiteral(cn, h, it.Literal); err != nil {
+					if err := readLiteral(cn, h, it.Literal, buf); err != nil {
 						return nil, err
 					}
 					copy(sum[:], h.Sum(nil))
@@ -935,12 +936,13 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// readLiteral copies a whole FETCH literal into w. A literal cut short (the
-// connection closed mid-literal reads as a plain EOF) is an error, and the
-// connection is closed at once: go-imap would otherwise discard the rest
-// while its reader goroutine reads the same buffer.
-func readLiteral(cn *conn, w io.Writer, lit imap.LiteralReader) error {
-	n, err := io.Copy(w, lit)
+// readLiteral copies a whole FETCH literal into w through buf (reused by
+// the caller: io.Copy would allocate 32 KiB per literal). A literal cut
+// short (the connection closed mid-literal reads as a plain EOF) is an
+// error, and the connection is closed at once: go-imap would otherwise
+// discard the rest while its reader goroutine reads the same buffer.
+func readLiteral(cn *conn, w io.Writer, lit imap.LiteralReader, buf []byte) error {
+	n, err := io.CopyBuffer(w, lit, buf)
 	if err == nil && n != lit.Size() {
 		err = fmt.Errorf("literal cut short after %d of %d bytes: %w", n, lit.Size(), io.ErrUnexpectedEOF)
 	}

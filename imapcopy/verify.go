@@ -36,6 +36,7 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 		BodySection: []*imap.FetchItemBodySection{section}})
 	out := make([]printed, 0, n)
 	var buf bytes.Buffer
+	copyBuf := make([]byte, 32<<10)
 	for {
 		m := cmd.Next()
 		if m == nil {
@@ -56,13 +57,13 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 				}
 				if deep {
 					h := sha256.New()
-					if err := readLiteral(cn, h, it.Literal); err != nil {
+					if err := readLiteral(cn, h, it.Literal, copyBuf); err != nil {
 						return nil, err
 					}
 					digest = hex.EncodeToString(h.Sum(nil))
 				} else {
 					buf.Reset()
-					if err := readLiteral(cn, &limitedWriter{w: &buf, n: 64 << 10}, it.Literal); err != nil {
+					if err := readLiteral(cn, &limitedWriter{w: &buf, n: 64 << 10}, it.Literal, copyBuf); err != nil {
 						return nil, err
 					}
 					v := headerValues(buf.Bytes(), "Message-Id", "Date")
