@@ -805,6 +805,20 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 					// answer, then start a new pass on a new connection, which
 					// sends the message without keywords (when they may be
 					// the cause) or reports it without sending it again.
+					// go-imap closed the connection with this refusal, so
+					// APPENDs still in flight may complete with the very
+					// same error although the server stored them: their
+					// outcome is unknown. Their in-flight marks make the
+					// next pass look them up on the destination.
+					kept := inflight[:0]
+					for _, pd := range inflight {
+						if _, e := pd.cmd.Wait(); e != nil && errors.Is(e, waitErr) {
+							pd.j.body.Close()
+							continue
+						}
+						kept = append(kept, pd)
+					}
+					inflight = kept
 					derr := drain(0)
 					cn.Client.Close()
 					var err error
