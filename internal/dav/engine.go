@@ -822,20 +822,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 		return p.adopt(ctx, dc, src, it, at, done)
 	case IsStatus(err, http.StatusPreconditionFailed) && cond.Create:
 		// Something is there: adopt it if it holds our UID.
-		var got indexed
-		var uid string
-		var rerr error
-		gerr := r.dst.Read(ctx, dc.col, []Ref{{Href: href}}, func(ref Ref, data []byte, err error) {
-			if err != nil {
-				rerr = err
-				return
-			}
-			got.Ref = ref
-			uid, got.Hash, rerr = r.e.Rules.Fingerprint(CRLF(data))
-		})
-		if gerr == nil {
-			gerr = rerr
-		}
+		got, uid, gerr := p.readDst(ctx, dc.col, href)
 		if gerr != nil {
 			return fmt.Errorf("dav: %s exists at the destination and cannot be read: %w", href, gerr)
 		}
@@ -863,18 +850,14 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 	}
 }
 
-// adopt makes the object at href, which the destination says holds it.UID,
-// the copy of it: unchanged when equal, else updated there under If-Match.
-func (p *pair) adopt(ctx context.Context, dc *dstColl, src Ref, it Item, href string, done func(Action, string, string) error) error {
+// readDst reads the one destination object at href in col and returns it
+// with its UID and content hash.
+func (p *pair) readDst(ctx context.Context, col Collection, href string) (indexed, string, error) {
 	r := p.r
-	dir := CleanPath(href)
-	if i := strings.LastIndex(dir, "/"); i >= 0 {
-		dir = dir[:i+1]
-	}
 	var got indexed
 	var uid string
 	var rerr error
-	gerr := r.dst.Read(ctx, Collection{Href: dir}, []Ref{{Href: href}}, func(ref Ref, data []byte, err error) {
+	err := r.dst.Read(ctx, col, []Ref{{Href: href}}, func(ref Ref, data []byte, err error) {
 		if err != nil {
 			rerr = err
 			return
@@ -882,9 +865,20 @@ func (p *pair) adopt(ctx context.Context, dc *dstColl, src Ref, it Item, href st
 		got.Ref = ref
 		uid, got.Hash, rerr = r.e.Rules.Fingerprint(CRLF(data))
 	})
-	if gerr == nil {
-		gerr = rerr
+	if err == nil {
+		err = rerr
 	}
+	return got, uid, err
+}
+
+// adopt makes the object at href, which the destination says holds it.UID,
+// the copy of it: unchanged when equal, else updated there under If-Match.
+func (p *pair) adopt(ctx context.Context, dc *dstColl, src Ref, it Item, href string, done func(Action, string, string) error) error {
+	dir := CleanPath(href)
+	if i := strings.LastIndex(dir, "/"); i >= 0 {
+		dir = dir[:i+1]
+	}
+	got, uid, gerr := p.readDst(ctx, Collection{Href: dir}, href)
 	if gerr != nil {
 		return fmt.Errorf("dav: the destination holds UID %q at %s, which cannot be read: %w", it.UID, href, gerr)
 	}
