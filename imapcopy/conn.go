@@ -2,8 +2,12 @@ package imapcopy
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"sync"
+	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
@@ -86,31 +90,52 @@ func newPool(d Dialer, b *ConnBudget) *pool {
 	return &pool{d: d, budget: b, key: dialerKey(d)}
 }
 
+// busyDials is how many times get dials, with backoff, while the server
+// answers the greeting with BYE (Zimbra's "service busy" once its
+// connection cap is reached) before the error reaches the folder pass,
+// whose attempts are kept for real failures.
+const busyDials = 6
+
+// busyBackoff is the first wait after a busy answer; it doubles each time.
+var busyBackoff = 200 * time.Millisecond
+
 // get returns an idle connection or dials a new one.
 func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
-	p.mu.Lock()
-	for len(p.idle) > 0 {
-		c := p.idle[len(p.idle)-1]
-		p.idle = p.idle[:len(p.idle)-1]
-		select {
-		case <-c.Closed():
-			p.budget.release(p.key)
-			continue
-		default:
+	wait := busyBackoff
+	for attempt := 1; ; attempt++ {
+		if c := p.idleConn(); c != nil {
+			return c, nil
 		}
-		p.mu.Unlock()
-		return c, nil
-	}
-	p.mu.Unlock()
-	if err := p.budget.acquire(ctx, p.key); err != nil {
-		return nil, err
-	}
-	cl, err := p.d.Dial(ctx)
-	if err != nil {
+		if err := p.budget.acquire(ctx, p.key); err != nil {
+			return nil, err
+		}
+		cl, err := p.d.Dial(ctx)
+		if err == nil {
+			return &conn{Client: cl, p: p, maxRep: maxRepeat}, nil
+		}
 		p.budget.release(p.key)
-		return nil, err
+		if !isBusy(err) || attempt >= busyDials {
+			return nil, err
+		}
+		// Busy: wait (with jitter, so that waiting folders do not come
+		// back together), then take a connection another folder released
+		// or dial again.
+		t := time.NewTimer(wait/2 + rand.N(wait))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	return &conn{Client: cl, p: p, maxRep: maxRepeat}, nil
+}
+
+// isBusy reports whether err is a BYE greeting: the server is at its
+// connection cap or shutting down, and a later dial may pass.
+func isBusy(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeBye
 }
 
 // idleConn returns an idle connection without dialing, or nil.
