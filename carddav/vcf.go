@@ -111,12 +111,18 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 				notes = append(notes, fmt.Sprintf("contact group with %d members that are not e-mail addresses (Carbonio keeps only address members)", n))
 			}
 		}
+		var h string
 		if repaired {
-			// raw is the card plus the UID line: hash what a reader of raw
-			// would parse.
-			card["UID"] = []*vcard.Field{{Value: uid, Params: vcard.Params{}}}
+			// raw is the card with the UID line added: hash what a reader
+			// of raw parses, and make sure it reads the new UID.
+			got, gh, err := Rules{}.Fingerprint(raw)
+			if err != nil || got != uid {
+				return nil, invalid("card %d: its empty UID cannot be replaced (the repaired card reads UID %q, %v)", i+1, got, err)
+			}
+			h = gh
+		} else {
+			h = hashCard(card)
 		}
-		h := hashCard(card)
 		out = append(out, dav.Item{UID: uid, Data: raw, Hash: h, Notes: notes, Repaired: repaired})
 	}
 	return out, nil
@@ -126,11 +132,15 @@ func isGroup(c vcard.Card) bool {
 	return strings.EqualFold(c.Value("KIND"), "group") || strings.EqualFold(c.Value("X-ADDRESSBOOKSERVER-KIND"), "group")
 }
 
-// addUID inserts a UID line after VERSION.
+// addUID inserts a UID line after VERSION, dropping UID lines without a
+// value (they carry nothing, and a reader would take the first UID).
 func addUID(b dav.Block, uid string) []byte {
 	var out []byte
 	done := false
 	for _, l := range b.Lines {
+		if l.Name == "UID" && strings.TrimSpace(l.Value) == "" {
+			continue
+		}
 		out = append(out, l.Raw...)
 		if n := len(out); out[n-1] != '\n' {
 			out = append(out, '\r', '\n')

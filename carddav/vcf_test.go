@@ -158,8 +158,12 @@ func FuzzSplit(f *testing.F) {
 			if it.UID == "" {
 				t.Fatalf("item without UID")
 			}
-			if _, h, err := (Rules{}).Fingerprint(it.Data); err != nil || h != it.Hash {
+			uid, h, err := (Rules{}).Fingerprint(it.Data)
+			if err != nil || h != it.Hash {
 				t.Fatalf("Fingerprint of item %q: hash %q, %v; Split said %q", it.UID, h, err, it.Hash)
+			}
+			if uid != it.UID {
+				t.Fatalf("Fingerprint reads UID %q from the item Split named %q", uid, it.UID)
 			}
 		}
 	})
