@@ -139,18 +139,7 @@ func TestSecretHygieneSDK(t *testing.T) {
 
 	// Mail.
 	admins := map[string]string{"admin": sentinelAdmin}
-	src, err := memimap.Start(memimap.Options{Admins: admins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := memimap.Start(memimap.Options{Admins: admins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	src.AddUser("user1", sentinelUser)
-	dst.AddUser("user1", sentinelUser)
+	src, dst := startMemPair(t, memimap.Options{Admins: admins}, memimap.Options{Admins: admins}, sentinelUser)
 	if err := src.Seed("user1", corpus.Generate("user1", corpus.Options{Seed: 3, Messages: 1, Events: -1, Contacts: -1}).Mail); err != nil {
 		t.Fatal(err)
 	}

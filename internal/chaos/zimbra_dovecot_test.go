@@ -205,18 +205,7 @@ func TestMailConsecutiveRefusals(t *testing.T) {
 		}
 		return nil
 	}
-	src, err := memimap.Start(memimap.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := memimap.Start(memimap.Options{AppendHook: refuse})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	src.AddUser("user1", mailPassword)
-	dst.AddUser("user1", mailPassword)
+	src, dst := startMemPair(t, memimap.Options{}, memimap.Options{AppendHook: refuse}, mailPassword)
 
 	date := time.Date(2023, 3, 4, 5, 6, 7, 0, time.UTC)
 	var mb corpus.Mailbox
@@ -307,18 +296,7 @@ func TestMailConsecutiveRefusals(t *testing.T) {
 // folder stop. (Whether "Work" is then set by the flag pass is not checked:
 // the proxy refuses it on APPEND only.)
 func TestMailKeywordRefusedBeforeLiteral(t *testing.T) {
-	src, err := memimap.Start(memimap.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := memimap.Start(memimap.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	src.AddUser("user1", mailPassword)
-	dst.AddUser("user1", mailPassword)
+	src, dst := startMemPair(t, memimap.Options{}, memimap.Options{}, mailPassword)
 	date := time.Date(2023, 5, 6, 7, 8, 9, 0, time.UTC)
 	mb := corpus.Mailbox{Folders: []corpus.Folder{{Name: "INBOX", Subscribed: true}, {Name: "Tagged", Subscribed: true}}}
 	withWork := 0

@@ -22,18 +22,7 @@ import (
 // arrive; that one is reported by name with the server's reason; no
 // connection is dropped by the throttle.
 func TestMailZimbraManners(t *testing.T) {
-	src, err := memimap.Start(memimap.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := memimap.Start(memimap.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	src.AddUser("user1", mailPassword)
-	dst.AddUser("user1", mailPassword)
+	src, dst := startMemPair(t, memimap.Options{}, memimap.Options{}, mailPassword)
 	a := corpus.Generate("user1", corpus.Options{Seed: 13, Messages: 1, Huge: true, Events: -1, Contacts: -1})
 	if err := src.Seed("user1", a.Mail); err != nil {
 		t.Fatal(err)
@@ -88,3 +77,22 @@ func TestMailZimbraManners(t *testing.T) {
 }
 
 func (r *mailRig) count(m mailbox) int { return count(m) }
+
+// startMemPair starts an in-memory source and destination with the given
+// options, each holding user1 with password pass; both stop with the test.
+func startMemPair(t *testing.T, srcOpts, dstOpts memimap.Options, pass string) (src, dst *memimap.Server) {
+	t.Helper()
+	for _, side := range []struct {
+		s    **memimap.Server
+		opts memimap.Options
+	}{{&src, srcOpts}, {&dst, dstOpts}} {
+		s, err := memimap.Start(side.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.AddUser("user1", pass)
+		*side.s = s
+	}
+	return src, dst
+}
