@@ -11,7 +11,6 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
 // TestMailZimbraManners copies a mailbox, including one message over
@@ -36,8 +35,7 @@ func TestMailZimbraManners(t *testing.T) {
 	want := readMailbox(t, r.direct(r.srcAddr), asCopied)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dstAcct := &imapcopy.Account{Addr: p.Addr(), Security: imapcopy.Plaintext, User: "user1", Password: secret.New(mailPassword)}
-	stats, err := copyOnce(t, ctx, &imapcopy.Copier{}, dstAcct, r.direct(r.srcAddr))
+	stats, err := copyOnce(t, ctx, &imapcopy.Copier{}, r.viaProxy(p), r.direct(r.srcAddr))
 	if err != nil {
 		t.Fatalf("copy: %v", err)
 	}
