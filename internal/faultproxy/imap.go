@@ -33,7 +33,10 @@ const maxBufferedLiteral = 64 << 20
 // itself. A nil *IMAPRules in Options turns IMAP parsing off.
 //
 // Limits: an APPEND whose mailbox name is sent as a literal is forwarded
-// unchecked; MULTIAPPEND is checked on its first message only.
+// unchecked. A MULTIAPPEND (RFC 3502) sent with non-synchronizing literals
+// is read whole (up to maxBufferedCommand bytes) and every message is
+// checked: one refused message refuses the whole command, as a server must;
+// with synchronizing literals only its first message is checked.
 type IMAPRules struct {
 	// RejectFlag reports whether an APPEND carrying flag must fail with
 	// "NO APPEND failed". nil means ZimbraTagFlag.
@@ -205,6 +208,13 @@ func (r *IMAPRules) appendVerdict(args string, first []byte) string {
 	if !ok {
 		return ""
 	}
+	return r.messageVerdict(rest, first)
+}
+
+// messageVerdict checks one message of an APPEND: rest is its part of the
+// line after the mailbox ("(flags) date {size}"), line the whole line, whose
+// literal is the message.
+func (r *IMAPRules) messageVerdict(rest string, line []byte) string {
 	rest = strings.TrimLeft(rest, " ")
 	if strings.HasPrefix(rest, "(") {
 		end := strings.IndexByte(rest, ')')
@@ -221,7 +231,7 @@ func (r *IMAPRules) appendVerdict(args string, first []byte) string {
 			}
 		}
 	}
-	if n, _ := literalAt(first); r.MaxLiteral > 0 && n > r.MaxLiteral {
+	if n, _ := literalAt(line); r.MaxLiteral > 0 && n > r.MaxLiteral {
 		return "maximum message size exceeded"
 	}
 	return ""
@@ -290,6 +300,30 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 				return errFault
 			}
 		}
+		if n, sync := literalAt(line); ok && name == "APPEND" && n >= 0 && !sync {
+			whole, text, err := r.readAppend(br, args, line, w)
+			if err != nil {
+				return err
+			}
+			if whole == nil {
+				continue // too big to hold: forwarded unchecked past its first message
+			}
+			if text == "" {
+				if _, err := w.Write(whole); err != nil {
+					return err
+				}
+				continue
+			}
+			pc.p.c.rejected.Add(1)
+			if err := pc.writeClient([]byte(tag + " NO " + text + "\r\n")); err != nil {
+				return err
+			}
+			if r.countAnswer(pc, answerError) {
+				r.dropForErrors(pc)
+				return errFault
+			}
+			continue
+		}
 		if ok && name == "APPEND" {
 			if text := r.appendVerdict(args, line); text != "" {
 				if err := swallow(br, line); err != nil {
@@ -308,6 +342,69 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 		}
 		if err := forwardCommand(br, line, w); err != nil {
 			return err
+		}
+	}
+}
+
+// maxBufferedCommand bounds an APPEND with non-synchronizing literals that
+// the proxy reads whole to check each of its messages.
+const maxBufferedCommand = 64 << 20
+
+// readAppend reads a whole APPEND (MULTIAPPEND too) whose first line is line
+// and whose literals are non-synchronizing, and returns its bytes with the
+// NO text of its first refused message ("" when none is refused). A command
+// larger than maxBufferedCommand is forwarded to w as it is read once its
+// first message passed, and whole is nil.
+func (r *IMAPRules) readAppend(br *bufio.Reader, args string, line []byte, w io.Writer) (whole []byte, text string, err error) {
+	text = r.appendVerdict(args, line)
+	whole = append(whole, line...)
+	for {
+		n, sync := literalAt(line)
+		if n < 0 {
+			return whole, text, nil
+		}
+		if sync {
+			// The client waits for "+": the server must see this part now.
+			if text != "" {
+				return whole, text, nil
+			}
+			if _, err := w.Write(whole); err != nil {
+				return nil, "", err
+			}
+			return nil, "", forwardCommand(br, line, w)
+		}
+		if int64(len(whole))+n > maxBufferedCommand && text == "" {
+			if _, err := w.Write(whole); err != nil {
+				return nil, "", err
+			}
+			if _, err := io.CopyN(w, br, n); err != nil {
+				return nil, "", err
+			}
+			if line, err = readLine(br); err != nil {
+				_, _ = w.Write(line)
+				return nil, "", err
+			}
+			return nil, "", forwardCommand(br, line, w)
+		}
+		if text != "" {
+			// Refused already: read the rest without keeping it.
+			whole = whole[:0]
+			if _, err := io.CopyN(io.Discard, br, n); err != nil {
+				return nil, "", err
+			}
+		} else {
+			start := len(whole)
+			whole = append(whole, make([]byte, n)...)
+			if _, err := io.ReadFull(br, whole[start:]); err != nil {
+				return nil, "", err
+			}
+		}
+		if line, err = readLine(br); err != nil {
+			return nil, "", err
+		}
+		whole = append(whole, line...)
+		if text == "" && len(bytes.TrimSpace(line)) > 0 {
+			text = r.messageVerdict(string(line), line)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package faultproxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -384,4 +385,53 @@ func FuzzIMAPParse(f *testing.F) {
 			r.appendVerdict(args, []byte(s))
 		}
 	})
+}
+
+// TestReadAppendMulti checks that a MULTIAPPEND with non-synchronizing
+// literals is checked message by message: a refused message anywhere refuses
+// the whole command (nothing reaches the server), a clean one is forwarded
+// byte for byte.
+func TestReadAppendMulti(t *testing.T) {
+	r := &IMAPRules{MaxLiteral: 8}
+	msg := func(flags, body string) string {
+		return fmt.Sprintf(" (%s) \"01-Jan-2024 10:00:00 +0100\" {%d+}\r\n%s", flags, len(body), body)
+	}
+	for _, tc := range []struct {
+		name, rest, want string
+	}{
+		{"clean", msg(`\Seen`, "one") + msg("", "two") + msg("$Label1", "three") + "\r\n", ""},
+		{"tag on the second", msg(`\Seen`, "one") + msg("Work:FLAG211", "two") + msg("", "three") + "\r\n", "APPEND failed"},
+		{"oversize third", msg(`\Seen`, "one") + msg("", "two") + msg("", "123456789") + "\r\n", "maximum message size exceeded"},
+		{"tag on the first", msg("A:B", "one") + msg("", "two") + "\r\n", "APPEND failed"},
+		{"binary literal", " () ~{3+}\r\na\x00b" + msg("", "x") + "\r\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := "A7 APPEND INBOX" + tc.rest
+			after := "A8 NOOP\r\n"
+			br := bufio.NewReader(strings.NewReader(cmd + after))
+			first, err := readLine(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, args, _ := parseCommand(first)
+			var server bytes.Buffer
+			whole, text, err := r.readAppend(br, args, first, &server)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text != tc.want {
+				t.Errorf("verdict %q, want %q", text, tc.want)
+			}
+			if server.Len() != 0 {
+				t.Errorf("%d bytes reached the server before the verdict", server.Len())
+			}
+			if tc.want == "" && string(whole) != cmd {
+				t.Errorf("forwarded %q, want %q", whole, cmd)
+			}
+			// The whole command was consumed: the next one is intact.
+			if next, _ := readLine(br); string(next) != after {
+				t.Errorf("next command read as %q, want %q", next, after)
+			}
+		})
+	}
 }
