@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -13,11 +12,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf16"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/mutf7"
 )
 
 // maildirFlags maps IMAP system flags to maildir info letters.
@@ -247,44 +246,11 @@ func (d *Dovecot) MaildirPath(user, box string) string {
 	if strings.EqualFold(box, "INBOX") {
 		return root
 	}
-	enc := encodeMUTF7(box)
+	enc := mutf7.Encode(box)
 	if d.Separator == '/' {
 		return filepath.Join(root, filepath.FromSlash(enc))
 	}
 	return filepath.Join(root, "."+enc)
-}
-
-// encodeMUTF7 encodes s in the modified UTF-7 of RFC 3501 §5.1.3.
-func encodeMUTF7(s string) string {
-	var b strings.Builder
-	var pending []rune
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		var u16 []byte
-		for _, c := range utf16.Encode(pending) {
-			u16 = append(u16, byte(c>>8), byte(c))
-		}
-		b.WriteByte('&')
-		b.WriteString(strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(u16), "/", ","))
-		b.WriteByte('-')
-		pending = pending[:0]
-	}
-	for _, r := range s {
-		if r >= 0x20 && r <= 0x7e {
-			flush()
-			if r == '&' {
-				b.WriteString("&-")
-			} else {
-				b.WriteRune(r)
-			}
-			continue
-		}
-		pending = append(pending, r)
-	}
-	flush()
-	return b.String()
 }
 
 func (d *Dovecot) chown(path string) error {

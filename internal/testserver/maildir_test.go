@@ -5,24 +5,6 @@ import (
 	"testing"
 )
 
-func TestEncodeMUTF7(t *testing.T) {
-	cases := map[string]string{
-		"INBOX":               "INBOX",
-		"~peter/mail/台北/日本語":  "~peter/mail/&U,BTFw-/&ZeVnLIqe-",
-		"Reçus & Factures":    "Re&AOc-us &- Factures",
-		"日本語 メール":             "&ZeVnLIqe- &MOEw,DDr-",
-		"Emoji 🏢":             "Emoji &2Dzf4g-",
-		"Ελληνικά/Υποφάκελος": "&A5UDuwO7A7cDvQO5A7oDrA-/&A6UDwAO,A8YDrAO6A7UDuwO,A8I-",
-		"tab\there":           "tab&AAk-here",
-		"":                    "",
-	}
-	for in, want := range cases {
-		if got := encodeMUTF7(in); got != want {
-			t.Errorf("encodeMUTF7(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestMaildirFlagLetters(t *testing.T) {
 	kw := &keywords{}
 	got, added, err := maildirFlagLetters([]string{`\Seen`, `$Forwarded`, `\Answered`, `\Deleted`, `Work`, `\Draft`, `\Flagged`}, kw)
