@@ -419,11 +419,13 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 		"carbonio-b.ics": []byte(old),
 	})
 	var cp caldav.Checkpoint // nil: no state
+	var last *caldav.Copier
+	s, _ := caldav.NewDAV(src.CalEndpoint())
+	d, _ := caldav.NewDAV(dst.CalEndpoint())
 	copyOnce := func() *caldav.Stats {
 		t.Helper()
-		s, _ := caldav.NewDAV(src.CalEndpoint())
-		d, _ := caldav.NewDAV(dst.CalEndpoint())
-		st, err := (&caldav.Copier{Checkpoint: cp}).Copy(ctx, d, s)
+		last = &caldav.Copier{Checkpoint: cp}
+		st, err := last.Copy(ctx, d, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +434,37 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 		}
 		return st
 	}
+	// verifyWork verifies with c and returns the check of Work.
+	verifyWork := func(c *caldav.Copier) caldav.CollectionCheck {
+		t.Helper()
+		v, err := c.Verify(ctx, d, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Collections) != 1 {
+			t.Fatalf("verification %+v, want one collection", v.Collections)
+		}
+		return v.Collections[0]
+	}
+	// The two adopted objects sit in Calendar: verified there, once.
+	wantAdopted := func(chk caldav.CollectionCheck) {
+		t.Helper()
+		if !chk.OK() || chk.Items != len(objs) || chk.Matched != len(objs) {
+			t.Errorf("verification %+v, want OK with %d matched", chk, len(objs))
+		}
+		var got []string
+		for _, a := range chk.Adopted {
+			if !strings.HasPrefix(a.Href, home) {
+				t.Errorf("adopted %s from %s, want an href in %s", a.UID, a.Href, home)
+			}
+			got = append(got, a.UID)
+		}
+		if diff := cmp.Diff([]string{"gen-0000@zxmigrate.test", "gen-0001@zxmigrate.test"}, got); diff != "" {
+			t.Errorf("adopted UIDs (-want +got):\n%s", diff)
+		}
+	}
 	st := copyOnce()
+	wantAdopted(verifyWork(last))
 	tot := st.Totals()
 	if tot.Created != len(objs)-2 || tot.Updated != 1 || tot.Unchanged != 1 {
 		t.Errorf("first run totals %+v, want %d created, 1 updated, 1 unchanged", tot, len(objs)-2)
@@ -459,12 +491,45 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 	if tot := copyOnce().Totals(); tot.Created != 0 || tot.Updated != 0 || tot.Unchanged != len(objs) {
 		t.Errorf("re-run totals %+v, want all %d unchanged", tot, len(objs))
 	}
-	// With state, the adopted hrefs are recorded: the next run sends no PUT.
+	// A Copier that did not copy knows nothing of the adoption: without
+	// state the two UIDs are missing from Work (an object elsewhere is not
+	// taken for a copy on the word of nothing).
+	if chk := verifyWork(&caldav.Copier{}); len(chk.Missing) != 2 || len(chk.Adopted) != 0 {
+		t.Errorf("verification without memo or state %+v, want 2 missing, none adopted", chk)
+	}
+	// With state, the adopted hrefs are recorded: the next run sends no PUT,
+	// and a verification by another Copier with the same state finds them.
 	cp = caldav.NewMemoryCheckpoint()
 	copyOnce()
 	puts := dsrv.Requests(http.MethodPut)
 	if tot := copyOnce().Totals(); tot.Unchanged != len(objs) || dsrv.Requests(http.MethodPut) != puts {
 		t.Errorf("re-run with state: totals %+v, %d PUTs; want all unchanged, no PUT", tot, dsrv.Requests(http.MethodPut)-puts)
+	}
+	wantAdopted(verifyWork(&caldav.Copier{Checkpoint: cp}))
+	// The proof reads the adopted objects: one changed there is different,
+	// one deleted there is missing.
+	for _, o := range dsrv.Snapshot("user1", home) {
+		switch o.UID {
+		case "gen-0000@zxmigrate.test":
+			name := o.Path[strings.LastIndex(o.Path, "/")+1:]
+			if err := dsrv.Put("user1", home, name, []byte(strings.Replace(string(o.Data), "SUMMARY:", "SUMMARY:Changed ", 1))); err != nil {
+				t.Fatal(err)
+			}
+		case "gen-0001@zxmigrate.test":
+			if !dsrv.Delete("user1", o.Path) {
+				t.Fatalf("%s not deleted", o.Path)
+			}
+		}
+	}
+	chk := verifyWork(&caldav.Copier{Checkpoint: cp})
+	if diff := cmp.Diff([]string{"gen-0000@zxmigrate.test"}, chk.Different); diff != "" {
+		t.Errorf("different (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"gen-0001@zxmigrate.test"}, chk.Missing); diff != "" {
+		t.Errorf("missing (-want +got):\n%s", diff)
+	}
+	if len(chk.Adopted) != 0 || chk.Matched != len(objs)-2 {
+		t.Errorf("after the changes: %d matched, adopted %+v; want %d, none", chk.Matched, chk.Adopted, len(objs)-2)
 	}
 }
 

@@ -343,6 +343,9 @@ func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification) {
 		for _, c := range v.Collections {
 			ok += c.Matched
 			bad += len(c.Missing) + len(c.Different) + len(c.Duplicates)
+			for _, a := range c.Adopted {
+				fmt.Fprintf(e.stdout, "  equal, adopted from %s: %s (UID %s)\n", a.Href, c.Source, a.UID)
+			}
 			for _, u := range c.Missing {
 				fmt.Fprintf(e.stdout, "  MISSING at destination: %s (UID %s)\n", c.Source, u)
 			}

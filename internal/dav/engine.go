@@ -888,6 +888,10 @@ func (p *pair) adopt(ctx context.Context, dc *dstColl, src Ref, it Item, href st
 	note := fmt.Sprintf("UID already at %s on the destination: matched by UID and kept there", href)
 	if !SamePath(dir, dc.col.Href) {
 		note = fmt.Sprintf("UID already at %s, outside %s, on the destination (one UID per mailbox): matched by UID and kept there", href, dc.col.Href)
+		// Verify looks for it there (the checkpoint records it too).
+		if p.r.e.Memo.For(p.r.src) {
+			p.r.e.Memo.adopt(p.sc.Href, it.UID, href)
+		}
 	}
 	p.cs.add(func(s *CollectionStats) { s.Notes = append(s.Notes, ItemNote{Item: src.Href, UID: it.UID, Note: note}) })
 	if got.Hash == it.Hash {

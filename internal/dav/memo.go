@@ -8,12 +8,16 @@ import (
 // SourceMemo remembers, for each source object a Copy read, its ETag and
 // the UID and fingerprint of every item it split into, so that a Verify
 // right after the copy does not read and parse the source again: an object
-// whose ETag is unchanged has the same content. It belongs to one source.
-// It is safe for concurrent use.
+// whose ETag is unchanged has the same content. It also remembers the UIDs
+// the copy adopted at a destination href outside the collection's own
+// destination (see Verify). It belongs to one source. It is safe for
+// concurrent use.
 type SourceMemo struct {
 	mu  sync.Mutex
 	src Source
 	m   map[string]memoEntry // collection href + "\x00" + object href
+	// adopted maps a source collection href to UID -> destination href.
+	adopted map[string]map[string]string
 }
 
 type memoEntry struct {
@@ -63,4 +67,36 @@ func (s *SourceMemo) get(coll string, ref Ref) ([][2]string, bool) {
 		return nil, false
 	}
 	return e.items, true
+}
+
+// adopt notes that the copy of source collection coll matched uid with the
+// destination object at href, outside the collection's destination.
+func (s *SourceMemo) adopt(coll, uid, href string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adopted == nil {
+		s.adopted = map[string]map[string]string{}
+	}
+	if s.adopted[coll] == nil {
+		s.adopted[coll] = map[string]string{}
+	}
+	s.adopted[coll][uid] = href
+}
+
+// adoptedIn returns a copy of the adoptions noted for source collection
+// coll (UID -> destination href).
+func (s *SourceMemo) adoptedIn(coll string) map[string]string {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.adopted[coll]))
+	for u, h := range s.adopted[coll] {
+		out[u] = h
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // CollectionCheck compares one source collection with its destination.
@@ -19,6 +20,12 @@ type CollectionCheck struct {
 	Different []string `json:"different,omitempty"`
 	// Duplicates lists UIDs the destination holds more than once.
 	Duplicates []string `json:"duplicates,omitempty"`
+	// Adopted lists UIDs found equal at a destination href outside the
+	// collection's destination (and its companions), where the copy adopted
+	// the object the destination already held (Carbonio keeps a UID once per
+	// mailbox and names its href in a no-uid-conflict answer). They are
+	// counted in Matched.
+	Adopted []AdoptedItem `json:"adopted,omitempty"`
 	// Invalid lists source objects that cannot be compared (and were not
 	// copied), with the reason.
 	Invalid []ItemError `json:"invalid,omitempty"`
@@ -27,6 +34,13 @@ type CollectionCheck struct {
 // OK reports whether everything at the source is at the destination, once.
 func (c CollectionCheck) OK() bool {
 	return len(c.Missing) == 0 && len(c.Different) == 0 && len(c.Duplicates) == 0
+}
+
+// AdoptedItem is a source UID verified at a destination href outside its
+// collection's destination: "adopted from Href".
+type AdoptedItem struct {
+	UID  string `json:"uid"`
+	Href string `json:"href"`
 }
 
 // Verification is the outcome of Verify.
@@ -49,6 +63,13 @@ func (v *Verification) OK() bool {
 // fingerprint. Source objects that fail validation are listed as Invalid.
 // The destination is always read in full; the source too, except objects
 // in e.Memo (read by the copy, same ETag since).
+//
+// A UID absent from the destination collection and its companions is
+// looked for at the href where a copy adopted it, as noted in e.Memo by
+// the last Copy or recorded in e.Checkpoint (read only): when that object
+// holds the UID it is compared there and listed in Adopted, once. Nothing
+// else outside the collection counts: on a server where a UID is unique
+// per collection, an object elsewhere is not a copy.
 func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
 	srcCols, err := e.collections(ctx, src)
 	if err != nil {
@@ -141,9 +162,18 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 				}
 			}
 		}
+		adopted, err := e.adopted(ctx, dst, src, sc, targets, want, got)
+		if err != nil {
+			return nil, err
+		}
 		for uid, h := range want {
 			hs, ok := got[uid]
 			switch {
+			case !ok && adopted[uid].Href != "" && adopted[uid].Hash == h:
+				chk.Matched++
+				chk.Adopted = append(chk.Adopted, AdoptedItem{UID: uid, Href: adopted[uid].Href})
+			case !ok && adopted[uid].Href != "":
+				chk.Different = append(chk.Different, uid)
 			case !ok:
 				chk.Missing = append(chk.Missing, uid)
 			case len(hs) > 1:
@@ -157,7 +187,80 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		sort.Strings(chk.Missing)
 		sort.Strings(chk.Different)
 		sort.Strings(chk.Duplicates)
+		sort.Slice(chk.Adopted, func(i, j int) bool { return chk.Adopted[i].UID < chk.Adopted[j].UID })
 		out.Collections = append(out.Collections, chk)
 	}
 	return out, nil
+}
+
+// adopted reads the objects that the copy of sc adopted outside targets,
+// for the UIDs of want absent from got, and returns those that hold the
+// UID they were adopted for (by UID, with their href and hash).
+func (e *Engine) adopted(ctx context.Context, dst Destination, src Source, sc Collection, targets []Collection, want map[string]string, got map[string][]string) (map[string]indexed, error) {
+	hints := map[string]string{} // UID -> href
+	if e.Memo.For(src) {
+		for u, h := range e.Memo.adoptedIn(sc.Href) {
+			hints[u] = h
+		}
+	}
+	if e.Checkpoint != nil && len(targets) > 0 {
+		recs, err := e.Checkpoint.Records(ctx, sc.Href+" => "+targets[0].Href)
+		if err != nil {
+			return nil, fmt.Errorf("dav: read checkpoint: %w", err)
+		}
+		for _, r := range recs {
+			if _, ok := hints[r.UID]; !ok && r.DstHref != "" {
+				hints[r.UID] = r.DstHref
+			}
+		}
+	}
+	byDir := map[string][]Ref{}
+	uidAt := map[string]string{} // clean path -> UID it should hold
+	for uid, h := range hints {
+		if _, ok := want[uid]; !ok {
+			continue
+		}
+		if _, ok := got[uid]; ok || within(h, targets) {
+			continue
+		}
+		dir := CleanPath(h)
+		if i := strings.LastIndex(dir, "/"); i >= 0 {
+			dir = dir[:i+1]
+		}
+		byDir[dir] = append(byDir[dir], Ref{Href: h})
+		uidAt[CleanPath(h)] = uid
+	}
+	out := map[string]indexed{}
+	for dir, refs := range byDir {
+		for start := 0; start < len(refs); start += e.batch() {
+			err := dst.Read(ctx, Collection{Href: dir}, refs[start:min(start+e.batch(), len(refs))], func(ref Ref, data []byte, err error) {
+				if err != nil {
+					return // gone or unreadable: the UID stays missing
+				}
+				uid, h, err := e.Rules.Fingerprint(CRLF(data))
+				if err != nil || uid == "" || uid != uidAt[CleanPath(ref.Href)] {
+					return
+				}
+				out[uid] = indexed{ref, h}
+			})
+			if err != nil {
+				return nil, fmt.Errorf("dav: read destination %s: %w", dir, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// within reports whether href lies directly in one of cols.
+func within(href string, cols []Collection) bool {
+	dir := CleanPath(href)
+	if i := strings.LastIndex(dir, "/"); i >= 0 {
+		dir = dir[:i]
+	}
+	for _, c := range cols {
+		if SamePath(dir, c.Href) {
+			return true
+		}
+	}
+	return false
 }
