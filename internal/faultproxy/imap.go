@@ -301,7 +301,9 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 			}
 		}
 		if n, sync := literalAt(line); ok && name == "APPEND" && n >= 0 && !sync {
-			whole, text, err := r.readAppend(br, args, line, w)
+			whole, text, msgs, err := r.readAppend(br, args, line, w)
+			pc.p.c.appends.Add(1)
+			pc.p.c.appendMsgs.Add(int64(msgs))
 			if err != nil {
 				return err
 			}
@@ -325,6 +327,8 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 			continue
 		}
 		if ok && name == "APPEND" {
+			pc.p.c.appends.Add(1)
+			pc.p.c.appendMsgs.Add(1)
 			if text := r.appendVerdict(args, line); text != "" {
 				if err := swallow(br, line); err != nil {
 					return err
@@ -355,52 +359,53 @@ const maxBufferedCommand = 64 << 20
 // NO text of its first refused message ("" when none is refused). A command
 // larger than maxBufferedCommand is forwarded to w as it is read once its
 // first message passed, and whole is nil.
-func (r *IMAPRules) readAppend(br *bufio.Reader, args string, line []byte, w io.Writer) (whole []byte, text string, err error) {
+func (r *IMAPRules) readAppend(br *bufio.Reader, args string, line []byte, w io.Writer) (whole []byte, text string, msgs int, err error) {
 	text = r.appendVerdict(args, line)
 	whole = append(whole, line...)
 	for {
 		n, sync := literalAt(line)
 		if n < 0 {
-			return whole, text, nil
+			return whole, text, msgs, nil
 		}
 		if sync {
 			// The client waits for "+": the server must see this part now.
 			if text != "" {
-				return whole, text, nil
+				return whole, text, msgs, nil
 			}
 			if _, err := w.Write(whole); err != nil {
-				return nil, "", err
+				return nil, "", msgs, err
 			}
-			return nil, "", forwardCommand(br, line, w)
+			return nil, "", msgs + 1, forwardCommand(br, line, w)
 		}
 		if int64(len(whole))+n > maxBufferedCommand && text == "" {
 			if _, err := w.Write(whole); err != nil {
-				return nil, "", err
+				return nil, "", msgs, err
 			}
 			if _, err := io.CopyN(w, br, n); err != nil {
-				return nil, "", err
+				return nil, "", msgs, err
 			}
 			if line, err = readLine(br); err != nil {
 				_, _ = w.Write(line)
-				return nil, "", err
+				return nil, "", msgs, err
 			}
-			return nil, "", forwardCommand(br, line, w)
+			return nil, "", msgs + 1, forwardCommand(br, line, w)
 		}
+		msgs++
 		if text != "" {
 			// Refused already: read the rest without keeping it.
 			whole = whole[:0]
 			if _, err := io.CopyN(io.Discard, br, n); err != nil {
-				return nil, "", err
+				return nil, "", msgs, err
 			}
 		} else {
 			start := len(whole)
 			whole = append(whole, make([]byte, n)...)
 			if _, err := io.ReadFull(br, whole[start:]); err != nil {
-				return nil, "", err
+				return nil, "", msgs, err
 			}
 		}
 		if line, err = readLine(br); err != nil {
-			return nil, "", err
+			return nil, "", msgs, err
 		}
 		whole = append(whole, line...)
 		if text == "" && len(bytes.TrimSpace(line)) > 0 {

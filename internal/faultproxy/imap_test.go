@@ -415,7 +415,7 @@ func TestReadAppendMulti(t *testing.T) {
 			}
 			_, _, args, _ := parseCommand(first)
 			var server bytes.Buffer
-			whole, text, err := r.readAppend(br, args, first, &server)
+			whole, text, msgs, err := r.readAppend(br, args, first, &server)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -424,6 +424,9 @@ func TestReadAppendMulti(t *testing.T) {
 			}
 			if server.Len() != 0 {
 				t.Errorf("%d bytes reached the server before the verdict", server.Len())
+			}
+			if want := strings.Count(cmd, "+}"); msgs != want {
+				t.Errorf("counted %d messages, want %d", msgs, want)
 			}
 			if tc.want == "" && string(whole) != cmd {
 				t.Errorf("forwarded %q, want %q", whole, cmd)

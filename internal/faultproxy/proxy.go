@@ -48,6 +48,10 @@ type Stats struct {
 	Dropped  int64 // connections dropped by the IMAP throttle rule
 	// ErrorDrops counts connections dropped by IMAPRules.MaxConsecutiveErrors.
 	ErrorDrops int64
+	// Appends counts APPEND commands seen with IMAP rules on, and
+	// AppendedMessages the messages they carried (more than Appends when
+	// clients use MULTIAPPEND), refused ones included.
+	Appends, AppendedMessages int64
 
 	BytesToServer int64
 	BytesToClient int64
@@ -66,7 +70,7 @@ func (s Stats) String() string {
 
 type counters struct {
 	accepted, refused, busy, resets, stalls, injects, closes, rejected, dropped atomic.Int64
-	errorDrops                                                                  atomic.Int64
+	errorDrops, appends, appendMsgs                                             atomic.Int64
 	toServer, toClient                                                          atomic.Int64
 }
 
@@ -160,7 +164,7 @@ func (p *Proxy) Stats() Stats {
 		Accepted: p.c.accepted.Load(), Refused: p.c.refused.Load(), Busy: p.c.busy.Load(),
 		Resets: p.c.resets.Load(), Stalls: p.c.stalls.Load(), Injects: p.c.injects.Load(),
 		Closes: p.c.closes.Load(), Rejected: p.c.rejected.Load(), Dropped: p.c.dropped.Load(),
-		ErrorDrops:    p.c.errorDrops.Load(),
+		ErrorDrops: p.c.errorDrops.Load(), Appends: p.c.appends.Load(), AppendedMessages: p.c.appendMsgs.Load(),
 		BytesToServer: p.c.toServer.Load(), BytesToClient: p.c.toClient.Load(),
 	}
 }
