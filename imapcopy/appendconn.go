@@ -69,9 +69,9 @@ type nulError struct {
 
 func (e *nulError) Error() string {
 	if e.Undeclared {
-		return fmt.Sprintf("imapcopy: message %d holds a NUL byte but was not marked NUL", e.Index+1)
+		return fmt.Sprintf("imapcopy: append: message %d holds a NUL byte but was not marked NUL", e.Index+1)
 	}
-	return fmt.Sprintf("imapcopy: message %d: %v", e.Index+1, strings.TrimPrefix(errNUL.Error(), "imapcopy: "))
+	return fmt.Sprintf("imapcopy: append: message %d: %v", e.Index+1, strings.TrimPrefix(errNUL.Error(), "imapcopy: "))
 }
 
 // Is makes errors.Is(err, errNUL) true.
@@ -272,7 +272,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 	}
 	var c *appendConn
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
+	defer func() { stop() }()
 	fail := func(err error) (*appendConn, error) {
 		nc.Close()
 		if c != nil {
@@ -747,7 +747,7 @@ func (c *appendConn) append(ctx context.Context, mailbox string, items []appendI
 		return 0, nil, fmt.Errorf("imapcopy: append to %q: %d messages in one command need MULTIAPPEND, which the server does not offer", mailbox, len(items))
 	}
 	binary := make([]bool, len(items))
-	var total int64
+	scanned := make([]bool, len(items)) // no NUL check needed while sending
 	for i, it := range items {
 		if it.Size < 0 || it.Body == nil {
 			return 0, nil, fmt.Errorf("imapcopy: append to %q: message %d: no body or negative size", mailbox, i+1)
@@ -764,14 +764,13 @@ func (c *appendConn) append(ctx context.Context, mailbox string, items []appendI
 			return 0, nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
 				Text: fmt.Sprintf("message %d: %d bytes exceed the server's APPENDLIMIT of %d (not sent)", i+1, it.Size, lim)}
 		}
-		binary[i] = it.NUL
+		binary[i], scanned[i] = it.NUL, it.NUL
 		if !binary[i] {
-			binary[i], _ = hasNULInMemory(it.Body)
+			binary[i], scanned[i] = hasNULInMemory(it.Body)
 		}
 		if binary[i] && !c.cs.Binary {
 			return 0, nil, &nulError{Index: i}
 		}
-		total += it.Size
 	}
 
 	stop := context.AfterFunc(ctx, c.kill)
@@ -810,14 +809,16 @@ func (c *appendConn) append(ctx context.Context, mailbox string, items []appendI
 		if err := c.setWriteDeadline(literalTimeout(it.Size)); err != nil {
 			return 0, nil, c.fail(ctx, err)
 		}
-		if err := c.copyBody(ctx, i, it, !binary[i]); err != nil {
+		if err := c.copyBody(ctx, i, it, !scanned[i]); err != nil {
 			var ne *nulError
-			if errors.As(err, &ne) && c.cw.n == start {
+			switch {
+			case c.dead.Load():
+			case errors.As(err, &ne) && c.cw.n == start:
 				// Nothing reached the server: forget the command.
 				c.bw.Reset(&c.cw)
-				return 0, nil, err
-			}
-			if !c.dead.Load() {
+			case errors.As(err, &ne):
+				err = c.fail(ctx, err)
+			default:
 				err = c.fail(ctx, fmt.Errorf("imapcopy: append to %q: %w", mailbox, err))
 			}
 			return 0, nil, err
