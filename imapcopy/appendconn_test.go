@@ -321,27 +321,57 @@ func TestAppendNULDovecot(t *testing.T) {
 	}
 }
 
+// TestAppendMailboxesDovecot appends to a non-ASCII mailbox and to a
+// missing one, with non-synchronising literals and with synchronising ones
+// (where Dovecot answers NO in place of '+'), in one MULTIAPPEND too: the
+// refusal is an *imap.Error and the connection goes on.
 func TestAppendMailboxesDovecot(t *testing.T) {
 	d := startAppendDovecot(t)
 	const box = "Entwürfe/日本"
 	createMailbox(t, d, box)
-	c := dialAppendT(t, dovecotAccount(t, d, false, Plaintext))
 	body := testMessage(1, 1000)
-	one := func() []appendItem { return []appendItem{{Size: int64(len(body)), Body: bytes.NewReader(body)}} }
-
-	_, _, err := c.append(context.Background(), "Nowhere/日本", one())
-	var ie *imap.Error
-	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code != imap.ResponseCodeTryCreate {
-		t.Fatalf("append to a missing mailbox: got %v, want NO [TRYCREATE]", err)
+	items := func(n int) []appendItem {
+		var out []appendItem
+		for range n {
+			out = append(out, appendItem{Size: int64(len(body)), Body: bytes.NewReader(body)})
+		}
+		return out
 	}
-	if c.closed() {
-		t.Fatal("connection closed after NO")
-	}
-	if _, uids, err := c.append(context.Background(), box, one()); err != nil || len(uids) != 1 {
-		t.Fatalf("append to %q = %v, %v", box, uids, err)
-	}
-	if got := fetchAll(t, d, box); len(got) != 1 || !bytes.Equal(got[0].Body, body) {
-		t.Fatalf("fetched %d messages from %q, want the one appended", len(got), box)
+	want := 0
+	for _, sync := range []bool{false, true} {
+		for _, n := range []int{1, 3} {
+			t.Run(fmt.Sprintf("sync-%v-%d", sync, n), func(t *testing.T) {
+				c := dialAppendT(t, dovecotAccount(t, d, false, Plaintext))
+				if sync {
+					c.cs.LiteralPlus, c.cs.LiteralMinus = false, false
+				}
+				sent := c.cw.n
+				_, _, err := c.append(context.Background(), "Nowhere/日本", items(n))
+				if sent = c.cw.n - sent; sync && sent >= int64(len(body)) {
+					t.Errorf("%d bytes sent after a NO in place of '+', want the command line only", sent)
+				}
+				var ie *imap.Error
+				if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code != imap.ResponseCodeTryCreate {
+					t.Fatalf("append to a missing mailbox: got %v, want NO [TRYCREATE]", err)
+				}
+				if c.closed() {
+					t.Fatal("connection closed after NO")
+				}
+				if _, uids, err := c.append(context.Background(), box, items(n)); err != nil || len(uids) != n {
+					t.Fatalf("append to %q = %v, %v", box, uids, err)
+				}
+				want += n
+				got := fetchAll(t, d, box)
+				if len(got) != want {
+					t.Fatalf("fetched %d messages from %q, want %d", len(got), box, want)
+				}
+				for _, g := range got {
+					if !bytes.Equal(g.Body, body) {
+						t.Fatalf("message %d: body differs", g.UID)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -788,6 +818,18 @@ func TestAppendFakeLogin(t *testing.T) {
 		a.Security = StartTLS
 		if _, err := a.dialAppend(context.Background()); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
 			t.Fatalf("dialAppend = %v, want a STARTTLS error", err)
+		}
+	})
+	t.Run("starttls-injection", func(t *testing.T) {
+		a := startFake(t, func(s *fakeSess) {
+			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS] fake")
+			tag, _ := s.cmd("STARTTLS")
+			// An injected answer, sent before the handshake in one write.
+			s.send(tag + " OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+		})
+		a.Security = StartTLS
+		if _, err := a.dialAppend(context.Background()); err == nil || !strings.Contains(err.Error(), "before the TLS handshake") {
+			t.Fatalf("dialAppend = %v, want a refusal of data sent before the handshake", err)
 		}
 	})
 	t.Run("garbage-greeting", func(t *testing.T) {
