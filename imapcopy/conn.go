@@ -101,21 +101,38 @@ var busyBackoff = 200 * time.Millisecond
 
 // get returns an idle connection or dials a new one.
 func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
+	return getBusy(ctx, p.budget, p.key, func() (*conn, bool) {
+		c := p.idleConn()
+		return c, c != nil
+	}, func(ctx context.Context) (*conn, error) {
+		cl, err := p.d.Dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &conn{Client: cl, p: p, maxRep: maxRepeat}, nil
+	})
+}
+
+// getBusy returns an idle connection or dials one within the budget. While
+// the server answers the greeting with BYE it backs off and tries again, up
+// to busyDials dials, taking any connection released meanwhile.
+func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool), dial func(context.Context) (T, error)) (T, error) {
+	var zero T
 	wait := busyBackoff
 	for attempt := 1; ; attempt++ {
-		if c := p.idleConn(); c != nil {
+		if c, ok := idle(); ok {
 			return c, nil
 		}
-		if err := p.budget.acquire(ctx, p.key); err != nil {
-			return nil, err
+		if err := b.acquire(ctx, key); err != nil {
+			return zero, err
 		}
-		cl, err := p.d.Dial(ctx)
+		c, err := dial(ctx)
 		if err == nil {
-			return &conn{Client: cl, p: p, maxRep: maxRepeat}, nil
+			return c, nil
 		}
-		p.budget.release(p.key)
+		b.release(key)
 		if !isBusy(err) || attempt >= busyDials {
-			return nil, err
+			return zero, err
 		}
 		// Busy: wait (with jitter, so that waiting folders do not come
 		// back together), then take a connection another folder released
@@ -125,7 +142,7 @@ func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return zero, ctx.Err()
 		}
 		wait = min(2*wait, 5*time.Second)
 	}

@@ -42,6 +42,10 @@ type Copier struct {
 	// writers serialise on the mailbox lock); over a WAN into Carbonio up
 	// to 4 help (Zimbra has ~15 lock waiters per mailbox: never more).
 	MaxWriters int
+	// AppendBatch caps the messages sent in one APPEND command when the
+	// destination offers MULTIAPPEND (RFC 3502) and is reached through an
+	// Account; 0 means DefaultAppendBatch, 1 sends each message alone.
+	AppendBatch int
 	// Budget caps connections per server across every Copier sharing it;
 	// nil means a private budget of DefaultConnsPerServer.
 	Budget *ConnBudget
@@ -205,6 +209,7 @@ type session struct {
 	c        *Copier
 	memo     refusalMemo // refusals remembered across the folder passes of this Copy
 	src, dst *pool
+	dstRaw   *rawPool // append connections of the destination; nil: append through go-imap
 	cp       Checkpoint
 	srcInfo  sideInfo
 	dstInfo  sideInfo
@@ -252,6 +257,10 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	}
 	defer s.src.closeAll()
 	defer s.dst.closeAll()
+	if ad, ok := dst.(appendDialer); ok && !c.DryRun && !verifyOnly {
+		s.dstRaw = newRawPool(ad, budget, dialerKey(dst))
+		defer s.dstRaw.closeAll()
+	}
 	stats := &Stats{Source: src.String(), Destination: dst.String(), DryRun: c.DryRun}
 	start := time.Now()
 

@@ -417,6 +417,15 @@ func (s *session) propagateFlags(dstConn *conn, p folderPlan, fs *FolderStats, s
 			fs.Keywords = append(fs.Keywords, ItemIssue{UID: m.UID, Reason: "flags sanitised", Changes: changes})
 			s.c.emit(KeywordsChanged{Folder: p.Display, UID: m.UID, Changes: changes})
 		}
+		if cause, ok := s.memo.bareCause(p.Src.Name, m.UID); ok && hasKeywords(want) {
+			// Copied without its keywords by an earlier pass of this Copy
+			// because the destination refused them: say so again, and do
+			// not store them now.
+			dropped := droppedKeywords(want, cause)
+			want = systemOnly(want)
+			fs.Keywords = append(fs.Keywords, ItemIssue{UID: m.UID, Reason: "keywords refused by the destination", Changes: dropped})
+			s.c.emit(KeywordsChanged{Folder: p.Display, UID: m.UID, Changes: dropped})
+		}
 		if flagKey(want) == flagKey(d.Flags) {
 			continue
 		}
@@ -560,13 +569,67 @@ func digestUIDs(cn *conn, uids []imap.UID) (map[imap.UID][32]byte, error) {
 }
 
 // appendAll streams the todo messages from the source into the destination
-// with up to MaxWriters APPEND connections. In-flight marks are written per
-// chunk before the chunk is fetched; finished copies are recorded in batches.
+// with up to MaxWriters APPEND connections: our own append connections
+// (MULTIAPPEND) when the destination Dialer offers them, else go-imap ones.
+// In-flight marks are written per chunk before the chunk is fetched;
+// finished copies are recorded in batches.
 func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, todo []msgInfo, rule flagRule, copiedEarlier map[imap.UID]bool) error {
 	c := s.c
 	writers := min(c.maxWriters(), len(todo)/50+1)
+	rec := &recorder{s: s, ctx: ctx, folder: p.Src.Name}
+	var mu sync.Mutex // guards fs and copiedEarlier
+	var run []func(context.Context, <-chan *job) error
+	queue := 2 * writers
+	var raws []*rawConn
+	if s.dstRaw != nil {
+		var err error
+		if raws, err = s.rawWriters(ctx, writers); err != nil {
+			return err
+		}
+	}
+	if len(raws) > 0 {
+		defer func() {
+			for _, rc := range raws {
+				s.dstRaw.put(rc)
+			}
+		}()
+		// An append connection closes itself when its context ends during a
+		// command; between commands it stays usable and goes back to the
+		// pool.
+		queue = 0
+		for _, rc := range raws {
+			if rc.caps().Multi {
+				queue += c.appendBatch()
+			} else {
+				queue += 2
+			}
+			run = append(run, func(gctx context.Context, jobs <-chan *job) error {
+				return s.rawWriter(gctx, rc, p, fs, &mu, jobs, rule, rec, copiedEarlier)
+			})
+		}
+	} else {
+		conns, err := s.imapWriters(ctx, fc, dstConn, writers)
+		if err != nil {
+			return err
+		}
+		for _, cn := range conns {
+			run = append(run, func(gctx context.Context, jobs <-chan *job) error {
+				return s.writer(gctx, cn, p, fs, &mu, jobs, rule, rec, copiedEarlier)
+			})
+		}
+		queue = 2 * len(run)
+	}
+	err := s.streamBodies(ctx, srcConn, p, todo, queue, run)
+	if ferr := rec.flush(); ferr != nil && err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// imapWriters returns dstConn and up to n-1 more go-imap connections.
+func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *conn, n int) ([]*conn, error) {
 	conns := []*conn{dstConn}
-	for len(conns) < writers {
+	for len(conns) < n {
 		if cn := s.dst.idleConn(); cn != nil {
 			fc.add(cn, s.dst)
 			conns = append(conns, cn)
@@ -578,23 +641,28 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 		cl, err := s.dst.d.Dial(ctx)
 		if err != nil {
 			s.dst.budget.release(s.dst.key)
-			if isTransientOrFatal(err) && retry.Classify(err) == retry.Fatal {
-				return err
+			if retry.Classify(err) == retry.Fatal {
+				return nil, err
 			}
 			break // go on with fewer writers
 		}
-		cn := &conn{Client: cl, p: s.dst, maxRep: c.maxRepeat()}
+		cn := &conn{Client: cl, p: s.dst, maxRep: s.c.maxRepeat()}
 		fc.add(cn, s.dst)
 		conns = append(conns, cn)
 	}
+	return conns, nil
+}
+
+// streamBodies fetches the todo messages chunk by chunk into a queue of
+// queue jobs that the writers in run consume.
+func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan, todo []msgInfo, queue int, run []func(context.Context, <-chan *job) error) error {
+	c := s.c
 	info := make(map[imap.UID]msgInfo, len(todo))
 	for _, m := range todo {
 		info[m.UID] = m
 	}
 
-	jobs := make(chan *job, 2*len(conns))
-	rec := &recorder{s: s, ctx: ctx, folder: p.Src.Name}
-	var mu sync.Mutex // guards fs and copiedEarlier
+	jobs := make(chan *job, queue)
 	g, gctx := newGroup(ctx)
 
 	// Reader: fetch bodies chunk by chunk.
@@ -660,18 +728,13 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 		return nil
 	})
 
-	for _, cn := range conns {
-		g.Go(func() error {
-			return s.writer(gctx, cn, p, fs, &mu, jobs, rule, rec, copiedEarlier)
-		})
+	for _, w := range run {
+		g.Go(func() error { return w(gctx, jobs) })
 	}
 	err := g.Wait()
 	// Drain jobs left behind by an error.
 	for j := range jobs {
 		j.body.Close()
-	}
-	if ferr := rec.flush(); ferr != nil && err == nil {
-		err = ferr
 	}
 	return err
 }
@@ -739,12 +802,13 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 				sys := systemOnly(pd.flags)
 				data2, err2 := s.appendOne(cn, p.Dst, pd.j, sys)
 				if err2 == nil {
+					s.memo.markBare(p.Src.Name, pd.j.uid, err) // later passes of this Copy report it too
 					changes := droppedKeywords(pd.flags, err)
 					mu.Lock()
 					fs.Keywords = append(fs.Keywords, ItemIssue{UID: pd.j.uid, MessageID: pd.j.messageID(), Reason: "keywords refused by the destination", Changes: changes})
 					mu.Unlock()
 					c.emit(KeywordsChanged{Folder: p.Display, UID: pd.j.uid, Changes: changes})
-					return s.recordCopy(p, fs, mu, pd.j, data2, rec, copiedEarlier)
+					return s.recordCopy(p, fs, mu, pd.j, appendUID(data2), rec, copiedEarlier)
 				}
 				if _, refused2 := errIsIMAPNo(err2); !refused2 || isTransientOrFatal(err2) {
 					return connError{fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err2)}
@@ -753,7 +817,7 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 			}
 			return s.refuse(ctx, p, fs, mu, pd.j, err)
 		}
-		return s.recordCopy(p, fs, mu, pd.j, data, rec, copiedEarlier)
+		return s.recordCopy(p, fs, mu, pd.j, appendUID(data), rec, copiedEarlier)
 	}
 	drain := func(keep int) error {
 		for len(inflight) > keep {
@@ -893,11 +957,16 @@ func (s *session) appendOne(cn *conn, mailbox string, j *job, flags []imap.Flag)
 	return cmd.Wait()
 }
 
-func (s *session) recordCopy(p folderPlan, fs *FolderStats, mu *sync.Mutex, j *job, data *imap.AppendData, rec *recorder, copiedEarlier map[imap.UID]bool) error {
-	var dstUID imap.UID
-	if data != nil {
-		dstUID = data.UID
+// appendUID is the destination UID of an APPEND's answer, 0 when unknown.
+func appendUID(data *imap.AppendData) imap.UID {
+	if data == nil {
+		return 0
 	}
+	return data.UID
+}
+
+// recordCopy counts j as copied to dstUID (0 when the server did not say).
+func (s *session) recordCopy(p folderPlan, fs *FolderStats, mu *sync.Mutex, j *job, dstUID imap.UID, rec *recorder, copiedEarlier map[imap.UID]bool) error {
 	mu.Lock()
 	fs.Copied++
 	fs.Bytes += j.body.size

@@ -7,7 +7,7 @@ import (
 )
 
 // refusalMemo remembers, for the folder passes of one Copy, the messages the
-// destination refused. A pass restarted after the destination dropped the
+// destination refused (alone or in a MULTIAPPEND). A pass restarted after the destination dropped the
 // connection (Zimbra does after 5 errors in a row) or after a refusal that
 // cost the connection (a NO in place of a literal's continuation request)
 // then reports those messages without sending them again, or sends them
@@ -17,6 +17,29 @@ type refusalMemo struct {
 	mu      sync.Mutex
 	refused map[string]map[imap.UID]ItemIssue // source folder → UID → the final refusal
 	bare    map[string]map[imap.UID]error     // source folder → UID → why it goes without keywords
+	single  map[string]map[imap.UID]bool      // source folder → UID → in a refused MULTIAPPEND: goes alone
+}
+
+// markSingle remembers that a message was in a MULTIAPPEND the destination
+// refused: later passes send it in a command of its own, so that a refusal
+// names it.
+func (m *refusalMemo) markSingle(folder string, uid imap.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.single == nil {
+		m.single = map[string]map[imap.UID]bool{}
+	}
+	if m.single[folder] == nil {
+		m.single[folder] = map[imap.UID]bool{}
+	}
+	m.single[folder][uid] = true
+}
+
+// isSingle reports whether markSingle was called for the message.
+func (m *refusalMemo) isSingle(folder string, uid imap.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.single[folder][uid]
 }
 
 // markRefused remembers the destination's final refusal of a message.
@@ -69,5 +92,5 @@ func (m *refusalMemo) bareCause(folder string, uid imap.UID) (error, bool) {
 func (m *refusalMemo) size(folder string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.refused[folder]) + len(m.bare[folder])
+	return len(m.refused[folder]) + len(m.bare[folder]) + len(m.single[folder])
 }
