@@ -139,8 +139,9 @@ func parseCaps(list []string) capSet {
 // appendConn is an IMAP connection used only to APPEND. Not safe for
 // concurrent use, except that a cancelled context may close it at any time.
 type appendConn struct {
-	name string // the account, for messages; no secret
-	nc   net.Conn
+	name string   // the account, for messages; no secret
+	nc   net.Conn // the connection, TLS or not
+	raw  net.Conn // the TCP connection under it
 	cw   countWriter
 	bw   *bufio.Writer
 	rr   respReader
@@ -168,8 +169,8 @@ func (w *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func newAppendConn(name string, nc net.Conn) *appendConn {
-	c := &appendConn{name: name, lineTimeout: appendLineTimeout}
+func newAppendConn(name string, nc, raw net.Conn) *appendConn {
+	c := &appendConn{name: name, raw: raw, lineTimeout: appendLineTimeout}
 	c.setConn(nc)
 	return c
 }
@@ -267,6 +268,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 	defer cancel()
 	d := &net.Dialer{}
 	nc, err := d.DialContext(ctx, "tcp", a.Addr)
+	raw := nc
 	if err != nil {
 		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
 	}
@@ -302,7 +304,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 	default:
 		return fail(fmt.Errorf("imapcopy: unknown security %d", a.Security))
 	}
-	c = newAppendConn(a.String(), nc)
+	c = newAppendConn(a.String(), nc, raw)
 
 	g, err := c.rr.read(c.lineTimeout)
 	if err != nil {
@@ -503,8 +505,8 @@ func (c *appendConn) writeSASL(b []byte) {
 // answer; NO and BAD come back as *imap.Error. CAPABILITY data updates
 // the capabilities.
 func (c *appendConn) simple(ctx context.Context, cmd string) (response, error) {
-	if c.dead.Load() {
-		return response{}, errAppendClosed
+	if err := c.idleCheck(); err != nil {
+		return response{}, err
 	}
 	tag := c.nextTag()
 	if err := c.setWriteDeadline(c.lineTimeout); err != nil {
@@ -524,8 +526,60 @@ func (c *appendConn) simple(ctx context.Context, cmd string) (response, error) {
 	return r, nil
 }
 
-// errAppendClosed is returned for commands on a closed connection.
-var errAppendClosed = errors.New("imapcopy: append connection is closed")
+// errAppendClosed is returned, possibly wrapped, for a command that was
+// not sent because the connection is closed, or was found closed by the
+// server (a BYE or EOF while idle) before the command was sent. It is
+// transient: a new connection may succeed.
+var errAppendClosed error = &closedError{}
+
+type closedError struct{}
+
+func (*closedError) Error() string           { return "imapcopy: append connection is closed" }
+func (*closedError) RetryClass() retry.Class { return retry.Transient }
+
+// idleCheck reads what the server sent while the connection was idle (an
+// untagged BYE before an autologout, say) before a command is sent. A
+// BYE, EOF or anything unreadable closes the connection and returns an
+// error wrapping errAppendClosed: nothing of the command was sent.
+func (c *appendConn) idleCheck() error {
+	if c.dead.Load() {
+		return errAppendClosed
+	}
+	for {
+		if c.rr.br.Buffered() == 0 {
+			if !peekPending(c.raw) {
+				return nil
+			}
+			// Under TLS the bytes may be a record without data (a
+			// session ticket): wait briefly for a first byte.
+			_ = c.nc.SetReadDeadline(time.Now().Add(idlePeekTimeout))
+			if _, err := c.rr.br.Peek(1); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					return nil
+				}
+				c.kill()
+				return fmt.Errorf("%w: %w", errAppendClosed, err)
+			}
+		}
+		r, err := c.rr.read(c.lineTimeout)
+		switch {
+		case err != nil:
+			c.kill()
+			return fmt.Errorf("%w: %w", errAppendClosed, err)
+		case r.status == imap.StatusResponseTypeBye:
+			c.kill()
+			return fmt.Errorf("%w: BYE %s", errAppendClosed, r.text)
+		case r.kind != respUntagged:
+			c.kill()
+			return fmt.Errorf("%w: unexpected response while idle", errAppendClosed)
+		}
+	}
+}
+
+// idlePeekTimeout bounds the wait for data the socket announced while the
+// connection was idle.
+const idlePeekTimeout = 100 * time.Millisecond
 
 // noop sends NOOP (Zimbra drops connections that repeat one command more
 // than 25 times in a row).
@@ -729,6 +783,8 @@ func validFlag(f imap.Flag) bool {
 //     len(items).
 //   - tagged NO/BAD, also in place of a literal's '+': an *imap.Error; the
 //     connection stays usable.
+//   - an error wrapping errAppendClosed: the connection was closed, or the
+//     server had closed it (BYE or EOF while idle); nothing was sent.
 //   - anything else (I/O, timeout, BYE, protocol error, a body shorter or
 //     longer than Size, ctx cancelled): another error, and the connection
 //     is closed; what the server stored is unknown.
@@ -773,6 +829,9 @@ func (c *appendConn) append(ctx context.Context, mailbox string, items []appendI
 		}
 	}
 
+	if err := c.idleCheck(); err != nil {
+		return 0, nil, fmt.Errorf("imapcopy: append to %q: %w", mailbox, err)
+	}
 	stop := context.AfterFunc(ctx, c.kill)
 	defer stop()
 	tag := c.nextTag()

@@ -607,6 +607,68 @@ func TestAppendFakeByeMidCommand(t *testing.T) {
 	}
 }
 
+// TestAppendFakeIdleBye: a BYE (or a close) that came while the connection
+// was idle is noticed before the next command is sent, which then fails
+// with errAppendClosed: nothing was sent.
+func TestAppendFakeIdleBye(t *testing.T) {
+	for _, tc := range []struct{ name, send string }{{"bye", "* BYE autologout"}, {"eof", ""}, {"untagged-then-bye", "* 2 EXISTS\r\n* BYE autologout"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			said := make(chan struct{})
+			a := startFake(t, func(s *fakeSess) {
+				s.login("UIDPLUS LITERAL+")
+				tag, _ := s.cmd("NOOP")
+				s.send(tag + " OK noop")
+				if tc.send != "" {
+					s.send(tc.send)
+				}
+				s.conn.(*net.TCPConn).CloseWrite()
+				close(said)
+				// Nothing more must come: the next read sees EOF.
+				if b, err := io.ReadAll(s.br); len(b) > 0 {
+					s.t.Errorf("fake server: got %q (%v) after its BYE", b, err)
+				}
+			})
+			c := dialAppendT(t, a)
+			if err := c.noop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			<-said
+			time.Sleep(50 * time.Millisecond) // let the bytes land
+			_, _, err := c.append(context.Background(), "INBOX", oneItem("hello"))
+			if !errors.Is(err, errAppendClosed) || !c.closed() {
+				t.Fatalf("append = %v (closed %v), want errAppendClosed", err, c.closed())
+			}
+			if retry.Classify(err) != retry.Transient {
+				t.Errorf("classified %v, want transient", retry.Classify(err))
+			}
+		})
+	}
+}
+
+// TestAppendKickedDovecot: Dovecot closes sessions it kicks (with a BYE);
+// over TLS and plaintext, the next append notices before sending.
+func TestAppendKickedDovecot(t *testing.T) {
+	d := startAppendDovecot(t)
+	for _, sec := range []Security{ImplicitTLS, StartTLS, Plaintext} {
+		t.Run(sec.String(), func(t *testing.T) {
+			c := dialAppendT(t, dovecotAccount(t, d, false, sec))
+			body := testMessage(1, 100)
+			if _, _, err := c.append(context.Background(), "INBOX", []appendItem{{Size: int64(len(body)), Body: bytes.NewReader(body)}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Doveadm(context.Background(), "kick", testserver.DefaultUser); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			_, _, err := c.append(context.Background(), "INBOX", []appendItem{{Size: int64(len(body)), Body: bytes.NewReader(body)}})
+			if !errors.Is(err, errAppendClosed) || !c.closed() {
+				t.Fatalf("append after a kick = %v (closed %v), want errAppendClosed", err, c.closed())
+			}
+			t.Logf("append after a kick: %v", err)
+		})
+	}
+}
+
 func TestAppendFakeTimeoutAndCancel(t *testing.T) {
 	t.Run("silent-server", func(t *testing.T) {
 		release := make(chan struct{})
