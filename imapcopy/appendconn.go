@@ -150,6 +150,12 @@ type appendConn struct {
 	// lineTimeout bounds writing a command line and each wait for a
 	// response line: appendLineTimeout (tests shorten it).
 	lineTimeout time.Duration
+	// itemTimeout is added to the wait for an APPEND's tagged answer per
+	// message: appendItemTimeout (tests shorten it).
+	itemTimeout time.Duration
+	// ready is set once logged in: idleCheck looks for idle-time
+	// responses from then on.
+	ready bool
 
 	dead     atomic.Bool
 	killOnce sync.Once
@@ -170,7 +176,7 @@ func (w *countWriter) Write(p []byte) (int, error) {
 }
 
 func newAppendConn(name string, nc, raw net.Conn) *appendConn {
-	c := &appendConn{name: name, raw: raw, lineTimeout: appendLineTimeout}
+	c := &appendConn{name: name, raw: raw, lineTimeout: appendLineTimeout, itemTimeout: appendItemTimeout}
 	c.setConn(nc)
 	return c
 }
@@ -273,10 +279,11 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
 	}
 	var c *appendConn
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer func() { stop() }()
+	// Closing the TCP connection aborts a TLS handshake or a read too.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
 	fail := func(err error) (*appendConn, error) {
-		nc.Close()
+		raw.Close()
 		if c != nil {
 			c.kill()
 		}
@@ -344,8 +351,6 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 		}
 		nc = tc
 		c.setConn(tc)
-		stop()
-		stop = context.AfterFunc(ctx, func() { tc.Close() })
 		c.cs = capSet{}
 	}
 	if !c.cs.known {
@@ -365,6 +370,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 		return fail(fmt.Errorf("imapcopy: login to %s: %w", a.Addr, ctx.Err()))
 	}
 	_ = nc.SetDeadline(time.Time{})
+	c.ready = true
 	return c, nil
 }
 
@@ -545,7 +551,7 @@ func (c *appendConn) idleCheck() error {
 	if c.dead.Load() {
 		return errAppendClosed
 	}
-	for {
+	for c.ready {
 		if c.rr.br.Buffered() == 0 {
 			if !peekPending(c.raw) {
 				return nil
@@ -575,6 +581,7 @@ func (c *appendConn) idleCheck() error {
 			return fmt.Errorf("%w: unexpected response while idle", errAppendClosed)
 		}
 	}
+	return nil
 }
 
 // idlePeekTimeout bounds the wait for data the socket announced while the
@@ -890,7 +897,7 @@ func (c *appendConn) append(ctx context.Context, mailbox string, items []appendI
 	if err := c.bw.Flush(); err != nil {
 		return 0, nil, c.failWrite(ctx, "append", err)
 	}
-	r, err := c.waitTagged(ctx, tag, c.lineTimeout+time.Duration(len(items))*appendItemTimeout)
+	r, err := c.waitTagged(ctx, tag, c.lineTimeout+time.Duration(len(items))*c.itemTimeout)
 	if err != nil {
 		return 0, nil, fmt.Errorf("imapcopy: append to %q: %w", mailbox, err)
 	}

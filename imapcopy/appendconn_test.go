@@ -679,7 +679,7 @@ func TestAppendFakeTimeoutAndCancel(t *testing.T) {
 		})
 		defer close(release)
 		c := dialAppendT(t, a)
-		c.lineTimeout = 200 * time.Millisecond
+		c.lineTimeout, c.itemTimeout = 200*time.Millisecond, 0
 		_, _, err := c.append(context.Background(), "INBOX", oneItem("hello"))
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() || !c.closed() {
