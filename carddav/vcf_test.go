@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
@@ -212,5 +213,79 @@ func TestNoETagOnPut(t *testing.T) {
 	got := dsrv.Snapshot("u", memdav.AddressBookHome("u")+"b/")
 	if len(got) != 1 || !strings.Contains(string(got[0].Data), "One changed") {
 		t.Errorf("destination %+v", got)
+	}
+}
+
+// TestCarbonioUIDAdoptedVerified: on a destination where a UID is unique in
+// the whole mailbox (Carbonio), a card whose UID already sits in another
+// address book is adopted there (412 no-uid-conflict names it). The
+// verification of its own address book counts it once, as adopted from
+// that href, not missing; a second run with state sends no PUT for it.
+func TestCarbonioUIDAdoptedVerified(t *testing.T) {
+	ctx := context.Background()
+	start := func() (*memdav.Server, *httptest.Server) {
+		s := memdav.New()
+		s.AddUser("u", "p")
+		ts := httptest.NewTLSServer(s)
+		t.Cleanup(ts.Close)
+		return s, ts
+	}
+	ssrv, sts := start()
+	dsrv, dts := start()
+	dsrv.CarbonioUIDs = true
+	book := ssrv.AddAddressBook("u", "Work", "Work")
+	cards := map[string]string{
+		"a": "BEGIN:VCARD\nVERSION:3.0\nUID:a\nFN:Alice\nEND:VCARD\n",
+		"b": "BEGIN:VCARD\nVERSION:3.0\nUID:b\nFN:Bob\nEND:VCARD\n",
+	}
+	for uid, c := range cards {
+		if err := ssrv.Put("u", book, uid+".vcf", crlf(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The destination's Contacts already holds b, under its own name.
+	contacts := dsrv.AddAddressBook("u", "Contacts", "Contacts")
+	if err := dsrv.Put("u", contacts, "carbonio-17.vcf", crlf(cards["b"])); err != nil {
+		t.Fatal(err)
+	}
+	ep := func(ts *httptest.Server) Endpoint {
+		return Endpoint{URL: ts.URL + "/", User: "u", Password: secret.New("p"), HTTPClient: ts.Client()}
+	}
+	src, _ := NewDAV(ep(sts))
+	dst, _ := NewDAV(ep(dts))
+	cp := NewMemoryCheckpoint()
+	c := &Copier{Checkpoint: cp}
+	st, err := c.Copy(ctx, dst, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Created != 1 || tot.Unchanged != 1 || tot.Failed != 0 {
+		t.Fatalf("totals %+v, errors %+v", tot, st.Collections[0].Errors)
+	}
+	for name, c := range map[string]*Copier{"same copier": c, "another copier with the state": {Checkpoint: cp}} {
+		v, err := c.Verify(ctx, dst, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var work CollectionCheck
+		for _, chk := range v.Collections {
+			if strings.HasSuffix(chk.Source, "/Work/") {
+				work = chk
+			}
+		}
+		want := []dav.AdoptedItem{{UID: "b", Href: contacts + "carbonio-17.vcf"}}
+		if diff := cmp.Diff(want, work.Adopted); diff != "" || !work.OK() || work.Matched != 2 || work.Items != 2 {
+			t.Errorf("%s: Work verified as %+v; adopted (-want +got):\n%s", name, work, diff)
+		}
+	}
+	puts := dsrv.Requests("PUT")
+	src, _ = NewDAV(ep(sts))
+	dst, _ = NewDAV(ep(dts))
+	st, err = (&Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Unchanged != 2 || dsrv.Requests("PUT") != puts {
+		t.Errorf("second run: totals %+v, %d PUTs; want 2 unchanged, none", tot, dsrv.Requests("PUT")-puts)
 	}
 }

@@ -184,13 +184,11 @@ func (c *Client) NewRequest(ctx context.Context, method, href string, body []byt
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
+	// A *bytes.Reader body gets ContentLength and GetBody (for replays)
+	// from net/http itself.
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
 	if err != nil {
 		return nil, fmt.Errorf("dav: %s %s: %w", method, href, err)
-	}
-	if body != nil {
-		b := body
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
 	return req, nil
 }
