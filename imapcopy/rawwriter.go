@@ -1,7 +1,6 @@
 package imapcopy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -383,27 +382,4 @@ func (s *session) sendAlone(ctx context.Context, cn *rawConn, p folderPlan, fs *
 }
 
 // hasNUL reports whether the body holds a NUL byte.
-func (b *body) hasNUL() bool {
-	if b.f == nil {
-		for _, c := range b.chunks {
-			if bytes.IndexByte(c, 0) >= 0 {
-				return true
-			}
-		}
-		return false
-	}
-	r, err := b.Reader()
-	if err != nil {
-		return false // the send reports the spool error
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := r.Read(buf)
-		if bytes.IndexByte(buf[:n], 0) >= 0 {
-			return true
-		}
-		if err != nil {
-			return false
-		}
-	}
-}
+func (b *body) hasNUL() bool { return b.nul }

@@ -28,6 +28,7 @@ type body struct {
 	mem    *memBudget // where the chunks go back on Close
 	f      *os.File
 	size   int64
+	nul    bool // holds a NUL byte (seen while spooling)
 }
 
 // Reader returns a reader over the whole body from its start.
@@ -78,8 +79,10 @@ func (b *body) Close() {
 }
 
 // memChunk is the unit in which message bodies are held in memory: one
-// size for every message, so freed chunks always fit the next message.
-const memChunk = 256 << 10
+// size for every message, so freed chunks always fit the next message. It
+// is small enough that a typical message (tens of KB) takes one chunk, so
+// the budget holds the MULTIAPPEND batches in flight without spooling.
+const memChunk = 64 << 10
 
 // memBudget hands out memory chunks for message bodies, reusing freed ones,
 // so that copying allocates (and collects) little while the bytes it holds,
@@ -156,6 +159,7 @@ func spoolLiteral(r imap.LiteralReader, threshold int64, mem *memBudget, dir str
 					b.Close()
 					return nil, err
 				}
+				b.nul = b.nul || bytes.IndexByte(c, 0) >= 0
 			}
 			return b, nil
 		}
@@ -166,7 +170,8 @@ func spoolLiteral(r imap.LiteralReader, threshold int64, mem *memBudget, dir str
 	}
 	// Unlink at once: nothing is left behind if the process dies.
 	_ = os.Remove(f.Name())
-	n, err := io.Copy(f, r)
+	w := &nulWriter{w: f}
+	n, err := io.Copy(w, r)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -175,7 +180,18 @@ func spoolLiteral(r imap.LiteralReader, threshold int64, mem *memBudget, dir str
 		f.Close()
 		return nil, io.ErrUnexpectedEOF
 	}
-	return &body{f: f, size: size}, nil
+	return &body{f: f, size: size, nul: w.nul}, nil
+}
+
+// nulWriter notes whether a NUL byte went through it.
+type nulWriter struct {
+	w   io.Writer
+	nul bool
+}
+
+func (n *nulWriter) Write(p []byte) (int, error) {
+	n.nul = n.nul || bytes.IndexByte(p, 0) >= 0
+	return n.w.Write(p)
 }
 
 // job is one message on its way from the source to the destination.

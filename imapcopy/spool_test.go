@@ -131,3 +131,39 @@ func TestSpoolShortLiteral(t *testing.T) {
 		t.Fatal("short literal into a file accepted")
 	}
 }
+
+// TestSpoolSeesNUL: a NUL byte anywhere (first chunk, a later chunk, a
+// file) is noted while spooling, so that the message goes as a BINARY
+// literal; a body without one is not marked.
+func TestSpoolSeesNUL(t *testing.T) {
+	mem := newMemBudget(1 << 20)
+	for _, tc := range []struct {
+		name      string
+		size, at  int
+		threshold int64
+	}{
+		{"memory, first chunk", 100, 7, 8 << 20},
+		{"memory, third chunk", 3*memChunk + 5, 2*memChunk + 1, 8 << 20},
+		{"file", 3*memChunk + 5, 3 * memChunk, 10},
+		{"memory, none", 2 * memChunk, -1, 8 << 20},
+		{"file, none", 2 * memChunk, -1, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := bytes.Repeat([]byte("x"), tc.size)
+			if tc.at >= 0 {
+				msg[tc.at] = 0
+			}
+			b, err := spoolLiteral(literal(msg), tc.threshold, mem, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if got, want := b.hasNUL(), tc.at >= 0; got != want {
+				t.Errorf("hasNUL() = %v, want %v", got, want)
+			}
+			if (b.f != nil) != (tc.threshold == 10) {
+				t.Errorf("spooled to a file: %v, want %v", b.f != nil, tc.threshold == 10)
+			}
+		})
+	}
+}
