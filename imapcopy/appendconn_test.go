@@ -309,6 +309,17 @@ func TestAppendNULDovecot(t *testing.T) {
 		t.Errorf("%d messages after the refused ones, want 3", len(got))
 	}
 
+	// Synchronising literal8: ~{n}, then '+'.
+	createMailbox(t, d, "Sync")
+	c = dialAppendT(t, dovecotAccount(t, d, false, Plaintext))
+	c.cs.LiteralPlus, c.cs.LiteralMinus = false, false
+	if _, uids, err := c.append(context.Background(), "Sync", []appendItem{{Size: int64(len(nul)), Body: bytes.NewReader(nul)}, {Size: int64(len(plain)), Body: bytes.NewReader(plain)}}); err != nil || len(uids) != 2 {
+		t.Fatalf("synchronising append = %v, %v", uids, err)
+	}
+	if got := fetchAll(t, d, "Sync", true); len(got) != 2 || !bytes.Equal(got[0].Body, nul) || !bytes.Equal(got[1].Body, plain) {
+		t.Errorf("synchronising literal8: fetched %d messages, or other bytes", len(got))
+	}
+
 	// Without BINARY: refused before anything is sent.
 	c = dialAppendT(t, dovecotAccount(t, d, false, Plaintext))
 	c.cs.Binary = false
