@@ -76,7 +76,7 @@ func TestSpoolRoundTrip(t *testing.T) {
 // TestMemBudgetBound: bodies beyond the budget go to files, freed chunks are
 // reused, and the chunks held never pass the limit.
 func TestMemBudgetBound(t *testing.T) {
-	mem := newMemBudget(1 << 20) // 4 chunks
+	mem := newMemBudget(4 * memChunk)
 	dir := t.TempDir()
 	msg := randomBytes(3*memChunk, 7)
 	a, err := spoolLiteral(literal(msg), 8<<20, mem, dir)
