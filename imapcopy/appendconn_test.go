@@ -1146,3 +1146,44 @@ func waitNoChild(pid int, comm string) {
 		}
 	}
 }
+
+func TestAppendParseCaps(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want appendCaps
+	}{
+		{"IMAP4rev1 LITERAL+ MULTIAPPEND BINARY UIDPLUS APPENDLIMIT=35651584", appendCaps{Multi: true, LiteralPlus: true, LiteralMinus: true, Binary: true, UIDPlus: true, AppendLimit: 35651584}},
+		{"imap4rev1 literal- multiappend", appendCaps{Multi: true, LiteralMinus: true}},
+		{"IMAP4rev2 APPENDLIMIT", appendCaps{LiteralMinus: true, UIDPlus: true}},
+		{"IMAP4rev1 APPENDLIMIT=x APPENDLIMIT=-5", appendCaps{}},
+	} {
+		if got := parseCaps(strings.Fields(tc.list)).appendCaps; got != tc.want {
+			t.Errorf("parseCaps(%q) = %+v, want %+v", tc.list, got, tc.want)
+		}
+	}
+}
+
+func TestAppendExpandUIDSet(t *testing.T) {
+	for _, tc := range []struct {
+		set  string
+		want int
+		uids []imap.UID
+	}{
+		{"5:9,12", 6, []imap.UID{5, 6, 7, 8, 9, 12}},
+		{"7", 1, []imap.UID{7}},
+		{"3:1", 3, []imap.UID{1, 2, 3}},
+		{"5:9,12", 5, nil},
+		{"5:9,12", 7, nil},
+		{"0", 1, nil},
+		{"1:*", 2, nil},
+		{"1,,2", 2, nil},
+		{"", 0, nil},
+		{"4294967295", 1, []imap.UID{4294967295}},
+		{"4294967296", 1, nil},
+		{"1:4294967295", 3, nil},
+	} {
+		if got := expandUIDSet(tc.set, tc.want); !slices.Equal(got, tc.uids) {
+			t.Errorf("expandUIDSet(%q, %d) = %v, want %v", tc.set, tc.want, got, tc.uids)
+		}
+	}
+}
