@@ -1187,3 +1187,43 @@ func TestAppendExpandUIDSet(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendFakeNoForSecondLiteral: in a synchronising MULTIAPPEND the
+// server refuses the second message in place of its '+': no byte of it is
+// sent and the connection goes on.
+func TestAppendFakeNoForSecondLiteral(t *testing.T) {
+	a := startFake(t, func(s *fakeSess) {
+		s.login("MULTIAPPEND UIDPLUS")
+		l := s.line()
+		tag, _, _ := strings.Cut(l, " ")
+		if !strings.HasSuffix(l, " {5}") {
+			s.t.Errorf("fake server: %q", l)
+		}
+		s.send("+ go")
+		b := make([]byte, 5)
+		io.ReadFull(s.br, b)
+		if l := s.line(); l != " (\\Seen) {6}" || string(b) != "first" {
+			s.t.Errorf("fake server: %q then %q", b, l)
+		}
+		s.send(tag + " NO [OVERQUOTA] quota exceeded")
+		tag, rest := s.cmd("NOOP") // not "second"
+		if rest != "NOOP" {
+			s.t.Errorf("fake server: %q", rest)
+		}
+		s.send(tag + " OK noop")
+		s.cmd("LOGOUT")
+	})
+	c := dialAppendT(t, a)
+	items := []appendItem{
+		{Size: 5, Body: strings.NewReader("first")},
+		{Flags: []imap.Flag{imap.FlagSeen}, Size: 6, Body: strings.NewReader("second")},
+	}
+	_, _, err := c.append(context.Background(), "INBOX", items)
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeOverQuota || c.closed() {
+		t.Fatalf("append = %v (closed %v), want NO [OVERQUOTA] on an open connection", err, c.closed())
+	}
+	if err := c.noop(context.Background()); err != nil {
+		t.Fatalf("noop: %v", err)
+	}
+}
