@@ -342,15 +342,16 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 		healthy = true
 		return nil
 	}
+	sp := &sourcePrints{validity: srcSel.UIDValidity, m: map[imap.UID]headPrint{}}
 	if len(todo) > 0 {
-		if err := s.appendAll(ctx, fc, srcConn, dstConn, p, fs, todo, rule, copiedEarlier); err != nil {
+		if err := s.appendAll(ctx, fc, srcConn, dstConn, p, fs, todo, rule, copiedEarlier, sp); err != nil {
 			return err
 		}
 	}
 
 	phase("appended")
 	// The proof.
-	v, dstStatus, err := s.verifyFolder(ctx, srcConn, dstConn, p, fs, skipped, rule)
+	v, dstStatus, err := s.verifyFolder(ctx, srcConn, dstConn, p, fs, skipped, rule, sp)
 	if err != nil {
 		return err
 	}
@@ -573,7 +574,7 @@ func digestUIDs(cn *conn, uids []imap.UID) (map[imap.UID][32]byte, error) {
 // (MULTIAPPEND) when the destination Dialer offers them, else go-imap ones.
 // In-flight marks are written per chunk before the chunk is fetched;
 // finished copies are recorded in batches.
-func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, todo []msgInfo, rule flagRule, copiedEarlier map[imap.UID]bool) error {
+func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, todo []msgInfo, rule flagRule, copiedEarlier map[imap.UID]bool, sp *sourcePrints) error {
 	c := s.c
 	writers := min(c.maxWriters(), len(todo)/50+1)
 	rec := &recorder{s: s, ctx: ctx, folder: p.Src.Name}
@@ -619,7 +620,7 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 		}
 		queue = 2 * len(run)
 	}
-	err := s.streamBodies(ctx, srcConn, p, todo, queue, run)
+	err := s.streamBodies(ctx, srcConn, p, todo, queue, run, sp)
 	if ferr := rec.flush(); ferr != nil && err == nil {
 		err = ferr
 	}
@@ -654,8 +655,9 @@ func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *con
 }
 
 // streamBodies fetches the todo messages chunk by chunk into a queue of
-// queue jobs that the writers in run consume.
-func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan, todo []msgInfo, queue int, run []func(context.Context, <-chan *job) error) error {
+// queue jobs that the writers in run consume, and notes their fingerprints
+// in sp for the proof.
+func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan, todo []msgInfo, queue int, run []func(context.Context, <-chan *job) error, sp *sourcePrints) error {
 	c := s.c
 	info := make(map[imap.UID]msgInfo, len(todo))
 	for _, m := range todo {
@@ -702,6 +704,9 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 				}
 				j.info = mi
 				seen[j.uid] = true
+				if !c.DeepVerify {
+					sp.add(j.uid, j.body.head(64<<10))
+				}
 				select {
 				case jobs <- j:
 				case <-gctx.Done():

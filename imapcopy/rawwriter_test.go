@@ -83,6 +83,17 @@ func TestMultiAppendIntoDovecot(t *testing.T) {
 	if tt.Copied != len(mb.Messages) || len(tt.Failed) != 0 {
 		t.Errorf("copied %d, failed %v; want %d, none", tt.Copied, tt.Failed, len(mb.Messages))
 	}
+	var fromCopy int
+	for _, f := range st.Folders {
+		if f.Verify != nil {
+			fromCopy += f.Verify.SourceFromCopy
+		}
+	}
+	// The last pass copied the messages of the refused MULTIAPPENDs only;
+	// the first passes' copies are read from the source.
+	if fromCopy == 0 || fromCopy > tt.Copied {
+		t.Errorf("%d source fingerprints taken from the copy, want 1..%d", fromCopy, tt.Copied)
+	}
 	var dropped int
 	for _, k := range tt.Keywords {
 		for _, ch := range k.Changes {

@@ -264,6 +264,29 @@ func headerValues(head []byte, names ...string) []string {
 	return out
 }
 
+// headerValuesStrict is headerValues for a head that holds the whole
+// header: ok is false when the header does not end within head or does not
+// parse cleanly, so that a caller can ask the server instead of guessing.
+func headerValuesStrict(head []byte, names ...string) ([]string, bool) {
+	end := bytes.Index(head, []byte("\r\n\r\n"))
+	if lf := bytes.Index(head, []byte("\n\n")); lf >= 0 && (end < 0 || lf < end) {
+		return nil, false // bare LF line ends: leave them to the server
+	}
+	if end < 0 || bytes.IndexByte(head[:end], 0) >= 0 {
+		return nil, false
+	}
+	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(head[:end+4])))
+	h, err := r.ReadMIMEHeader()
+	if err != nil {
+		return nil, false
+	}
+	out := make([]string, len(names))
+	for i, name := range names {
+		out[i] = strings.Join(strings.Fields(h.Get(name)), " ")
+	}
+	return out, true
+}
+
 func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
 
 // group is an errgroup whose context ends when one member fails.

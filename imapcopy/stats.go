@@ -95,6 +95,10 @@ type Verification struct {
 	// Skipped counts source messages excluded on purpose (too big, ...);
 	// they are not counted as Missing.
 	Skipped int `json:"skipped,omitempty"`
+	// SourceFromCopy counts source fingerprints taken from the bytes the
+	// pass had just read to copy them rather than read from the source
+	// again (the destination is always read).
+	SourceFromCopy int `json:"source_from_copy,omitempty"`
 }
 
 // OK reports whether the verification proved the folder complete.

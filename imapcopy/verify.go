@@ -27,12 +27,18 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 	if n == 0 {
 		return nil, nil
 	}
+	return fingerprintsOf(cn, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, int(n), deep)
+}
+
+// fingerprintsOf is fingerprints for the messages of set; n sizes the
+// result.
+func fingerprintsOf(cn *conn, set imap.UIDSet, n int, deep bool) ([]printed, error) {
 	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID", "Date"}, Peek: true}
 	if deep {
 		section = &imap.FetchItemBodySection{Peek: true}
 	}
 	cn.tick("FETCH")
-	cmd := cn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+	cmd := cn.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{section}})
 	out := make([]printed, 0, n)
 	var buf bytes.Buffer
@@ -83,6 +89,66 @@ func fingerprints(cn *conn, n uint32, deep bool) ([]printed, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
 	return out, nil
+}
+
+// headPrint is a source message's fingerprint without its size, taken from
+// the bytes a pass copied.
+type headPrint struct{ messageID, digest string }
+
+// sourcePrints remembers the fingerprints of the source messages a folder
+// pass read whole to copy them, so that its proof does not read their
+// headers from the source again (IMAP messages never change under a UID
+// within one UIDVALIDITY). The destination is always read in full.
+type sourcePrints struct {
+	validity uint32
+	m        map[imap.UID]headPrint
+}
+
+// add notes the fingerprint of a message read whole, when its header parses
+// cleanly within head; otherwise the proof asks the server, as for every
+// message it did not copy.
+func (sp *sourcePrints) add(uid imap.UID, head []byte) {
+	if sp == nil {
+		return
+	}
+	v, ok := headerValuesStrict(head, "Message-Id", "Date")
+	if !ok {
+		return
+	}
+	sp.m[uid] = headPrint{messageID: v[0], digest: v[0] + "|" + v[1]}
+}
+
+// sourceFingerprints is fingerprints for the source, taking what sp knows
+// and fetching the headers of the other messages only.
+func sourceFingerprints(cn *conn, n uint32, sp *sourcePrints) (out []printed, reused int, err error) {
+	metas, err := fetchMeta(cn, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	var need []imap.UID
+	for _, m := range metas {
+		if _, ok := sp.m[m.UID]; !ok {
+			need = append(need, m.UID)
+		}
+	}
+	out = make([]printed, 0, len(metas))
+	for start := 0; start < len(need); start += uidChunk {
+		var set imap.UIDSet
+		set.AddNum(need[start:min(start+uidChunk, len(need))]...)
+		got, err := fingerprintsOf(cn, set, len(set), false)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, got...)
+	}
+	for _, m := range metas {
+		if hp, ok := sp.m[m.UID]; ok {
+			out = append(out, printed{msgInfo: m, messageID: hp.messageID, fp: fmt.Sprintf("%d|%s", m.Size, hp.digest)})
+			reused++
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out, reused, nil
 }
 
 // compare builds the Verification from both sides' fingerprints. mapped
@@ -158,12 +224,18 @@ func compare(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[imap.
 
 // verifyFolder runs the proof at the end of a folder pass. It re-selects
 // the destination to see every APPEND and returns its status snapshot.
-func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, skipped map[imap.UID]bool, rule flagRule) (*Verification, FolderStatus, error) {
+func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, skipped map[imap.UID]bool, rule flagRule, sp *sourcePrints) (*Verification, FolderStatus, error) {
 	srcSel, err := srcConn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return nil, FolderStatus{}, fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
 	}
-	srcPrints, err := fingerprints(srcConn, srcSel.NumMessages, s.c.DeepVerify)
+	var srcPrints []printed
+	reused := 0
+	if sp != nil && len(sp.m) > 0 && !s.c.DeepVerify && sp.validity == srcSel.UIDValidity {
+		srcPrints, reused, err = sourceFingerprints(srcConn, srcSel.NumMessages, sp)
+	} else {
+		srcPrints, err = fingerprints(srcConn, srcSel.NumMessages, s.c.DeepVerify)
+	}
 	if err != nil {
 		return nil, FolderStatus{}, fmt.Errorf("imapcopy: verify source %q: %w", p.Src.Name, err)
 	}
@@ -184,6 +256,7 @@ func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p fo
 		mapped[m.Src] = m.Dst
 	}
 	v := compare(srcPrints, dstPrints, mapped, skipped, rule, s.c.DeepVerify)
+	v.SourceFromCopy = reused
 	fs.SourceCount, fs.DestCount = len(srcPrints), len(dstPrints)
 	st := FolderStatus{UIDValidity: dstSel.UIDValidity, UIDNext: uint32(dstSel.UIDNext), Messages: dstSel.NumMessages, HighestModSeq: dstSel.HighestModSeq}
 	return v, st, nil

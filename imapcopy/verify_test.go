@@ -29,3 +29,32 @@ func TestCompareCountsMultiplicity(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderValuesStrict: a clean header gives the values headerValues
+// gives; a header that does not end within the head, has bare LF line ends,
+// a NUL byte or a malformed line is left to the server.
+func TestHeaderValuesStrict(t *testing.T) {
+	for _, tc := range []struct {
+		name, head string
+		ok         bool
+	}{
+		{"clean", "From: a@b\r\nMessage-ID:\r\n <x@y>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\nbody", true},
+		{"no message-id", "From: a@b\r\nDate: Mon, 1 Jan 2024\r\n\r\n", true},
+		{"cut", "From: a@b\r\nMessage-ID: <x@y>\r\n", false},
+		{"bare LF", "From: a@b\nMessage-ID: <x@y>\n\nbody", false},
+		{"NUL", "From: a\x00b\r\nMessage-ID: <x@y>\r\n\r\n", false},
+		{"malformed line", "From: a@b\r\nthis is not a field\r\nMessage-ID: <x@y>\r\n\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := headerValuesStrict([]byte(tc.head), "Message-Id", "Date")
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			if ok {
+				if want := headerValues([]byte(tc.head), "Message-Id", "Date"); got[0] != want[0] || got[1] != want[1] {
+					t.Errorf("got %q, headerValues gives %q", got, want)
+				}
+			}
+		})
+	}
+}
