@@ -34,6 +34,7 @@ type mailFlags struct {
 	dryRun                bool
 	concurrency           int
 	writers               int
+	appendBatch           int
 	include, exclude      []string
 	maps                  []string
 	maxSize               int64
@@ -84,6 +85,7 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read both sides and report what would be copied; write nothing")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "folders copied in parallel (0: 2)")
 	fl.IntVar(&f.writers, "max-writers", 0, "APPEND connections per destination folder (0: 1; up to 4 helps over a WAN into Carbonio)")
+	fl.IntVar(&f.appendBatch, "append-batch", 0, fmt.Sprintf("messages per APPEND command when the destination offers MULTIAPPEND (0: %d; 1: one per command)", imapcopy.DefaultAppendBatch))
 	fl.StringArrayVar(&f.include, "include", nil, "copy only folders matching this pattern ('/' separated; * and ? wildcards); repeatable")
 	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip folders matching this pattern; repeatable")
 	fl.StringArrayVar(&f.maps, "map", nil, "rename a folder, SRC=DST ('/' separated); repeatable")
@@ -99,8 +101,8 @@ func (f *mailFlags) accounts() (dst, src *imapcopy.Account, err error) {
 	if f.from == "" || f.to == "" {
 		return nil, nil, usageError{errors.New("mail: --from and --to are required")}
 	}
-	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 {
-		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers and --max-size must not be negative")}
+	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 || f.appendBatch < 0 {
+		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers, --append-batch and --max-size must not be negative")}
 	}
 	tcfg, err := tlsConfig(f.caFile)
 	if err != nil {
@@ -168,6 +170,7 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 	c := &imapcopy.Copier{
 		Concurrency: f.concurrency,
 		MaxWriters:  f.writers,
+		AppendBatch: f.appendBatch,
 		Include:     f.include,
 		Exclude:     f.exclude,
 		Map:         renames,
