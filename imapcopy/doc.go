@@ -68,11 +68,25 @@
 // an unlinked temporary file, so memory stays bounded whatever the message
 // size.
 //
+// # Appending
+//
+// When the destination Dialer is an Account, messages are appended through
+// a small APPEND-only IMAP client of this package rather than go-imap:
+// several messages per command (MULTIAPPEND, RFC 3502; AppendBatch, 16 by
+// default) without waiting for '+' (LITERAL+/LITERAL-, RFC 7888), messages
+// holding NUL bytes as BINARY literals (RFC 3516), and a refusal in place
+// of a literal's '+' refuses that message without losing the connection.
+// APPENDUID sets are mapped back to each message. A refused MULTIAPPEND
+// names no message and a server may have stored part of it, so its
+// messages keep their in-flight marks, the pass starts again, looks them up
+// on the destination and sends the missing ones one per command. Other
+// Dialers append through go-imap, one message per command, pipelined.
+//
 // # Known limits
 //
-// go-imap v2 beta.8 waits for a continuation on every literal over 4 KiB and
-// has no MULTIAPPEND, BINARY or COMPRESS: throughput comes from parallel
-// connections. A message containing a NUL byte cannot be appended (no
-// BINARY APPEND) and is reported as failed. Messages the source expunges
-// during a run are not deleted from the destination (copy, not sync).
+// Reading uses go-imap v2 beta.8 (no COMPRESS). Through go-imap (Dialers
+// other than Account) a message containing a NUL byte cannot be appended
+// and is reported as failed, as it is when the destination lacks BINARY.
+// Messages the source expunges during a run are not deleted from the
+// destination (copy, not sync).
 package imapcopy
