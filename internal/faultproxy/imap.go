@@ -398,16 +398,19 @@ func (r *IMAPRules) readAppend(br *bufio.Reader, args string, line []byte, w io.
 				return nil, "", msgs, err
 			}
 		} else {
-			start := len(whole)
-			whole = append(whole, make([]byte, n)...)
-			if _, err := io.ReadFull(br, whole[start:]); err != nil {
+			// Grow with what arrives, not with what the line claims.
+			buf := bytes.NewBuffer(whole)
+			if _, err := io.CopyN(buf, br, n); err != nil {
 				return nil, "", msgs, err
 			}
+			whole = buf.Bytes()
 		}
 		if line, err = readLine(br); err != nil {
 			return nil, "", msgs, err
 		}
-		whole = append(whole, line...)
+		if text == "" {
+			whole = append(whole, line...)
+		}
 		if text == "" && len(bytes.TrimSpace(line)) > 0 {
 			text = r.messageVerdict(string(line), line)
 		}

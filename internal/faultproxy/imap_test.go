@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -377,12 +378,24 @@ func FuzzIMAPParse(f *testing.F) {
 	for _, s := range []string{"A1 APPEND INBOX (\\Seen) {12+}\r\n", "A UID FETCH 1:* (FLAGS)\r\n", "{99999999999999999999}\r\n", "\"\\"} {
 		f.Add(s)
 	}
+	f.Add("A2 APPEND INBOX (\\Seen) {3+}\r\nabc (X:1) ~{2+}\r\nx\x00\r\n")
 	r := ZimbraRules()
 	f.Fuzz(func(t *testing.T, s string) {
 		literalAt([]byte(s))
 		classifyAnswer([]byte(s))
-		if _, _, args, ok := parseCommand([]byte(s)); ok {
+		if _, name, args, ok := parseCommand([]byte(s)); ok {
 			r.appendVerdict(args, []byte(s))
+			if name == "APPEND" {
+				// The whole command as the proxy reads it: the input's first
+				// line, then the rest as literals and continuation lines.
+				br := bufio.NewReader(strings.NewReader(s))
+				if line, err := readLine(br); err == nil {
+					whole, text, _, err := r.readAppend(br, args, line, io.Discard)
+					if err == nil && whole != nil && text == "" && !strings.HasPrefix(s, string(whole)) {
+						t.Fatalf("readAppend returned %q, not a prefix of the input", whole)
+					}
+				}
+			}
 		}
 	})
 }
