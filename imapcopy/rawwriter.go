@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -18,6 +19,24 @@ const DefaultAppendBatch = 16
 // appendBatchBytes caps the message bytes of one MULTIAPPEND; a message
 // larger than half of it goes alone.
 const appendBatchBytes = 8 << 20
+
+// appendGrace is how long an APPEND under way may go on after its copy is
+// cancelled.
+const appendGrace = 10 * time.Second
+
+// finishing returns a context that ends appendGrace after ctx does. An
+// APPEND cut off by the client may still be committed by the server after
+// the client left, and a copy started right after, without the state that
+// marks the message in flight, would then not see it and send it again.
+// Letting the command finish makes its outcome known and recorded.
+func finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(appendGrace, cancel) })
+	return c, func() {
+		stop()
+		cancel()
+	}
+}
 
 // appendDialer is implemented by Dialers that open append connections of
 // their own (Account): MULTIAPPEND, LITERAL+ and BINARY literals, which
@@ -308,7 +327,9 @@ func (s *session) sendTogether(ctx context.Context, cn *rawConn, p folderPlan, f
 	if err := cn.tick(ctx, s.c.maxRepeat()); err != nil {
 		return connError{fmt.Errorf("imapcopy: noop on %q: %w", p.Dst, err)}
 	}
-	_, uids, err := cn.append(ctx, p.Dst, items)
+	actx, done := finishing(ctx)
+	_, uids, err := cn.append(actx, p.Dst, items)
+	done()
 	s.c.log().Debug("MULTIAPPEND", "folder", p.Display, "messages", len(out), "err", err)
 	if err == nil {
 		for i, o := range out {
@@ -345,7 +366,9 @@ func (s *session) sendAlone(ctx context.Context, cn *rawConn, p folderPlan, fs *
 		if err := cn.tick(ctx, s.c.maxRepeat()); err != nil {
 			return 0, connError{fmt.Errorf("imapcopy: noop on %q: %w", p.Dst, err)}
 		}
-		_, uids, err := cn.append(ctx, p.Dst, []appendItem{it})
+		actx, done := finishing(ctx)
+		_, uids, err := cn.append(actx, p.Dst, []appendItem{it})
+		done()
 		if err != nil {
 			return 0, err
 		}
