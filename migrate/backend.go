@@ -869,11 +869,14 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 			opts = b.p.Calendars
 		}
 		filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
+		// Verification only reads the checkpoint: it finds there where an
+		// object was adopted (Carbonio's UID conflict named another href).
+		cp := b.davCheckpoint(rec, a, cal)
 		var v *caldav.Verification
 		if cal {
-			v, err = (&caldav.Copier{Concurrency: b.p.Concurrency.folders()}).Verify(ctx, dst, filt)
+			v, err = (&caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
 		} else {
-			v, err = (&carddav.Copier{Concurrency: b.p.Concurrency.folders()}).Verify(ctx, dst, filt)
+			v, err = (&carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
 		}
 		if v != nil {
 			rec.add(func(r *PhaseResult) {
@@ -893,6 +896,9 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 					}
 					if len(c.Invalid) > 0 {
 						notes = append(notes, fmt.Sprintf("%d invalid at the source (not copied)", len(c.Invalid)))
+					}
+					if len(c.Adopted) > 0 {
+						notes = append(notes, fmt.Sprintf("%d adopted in another collection", len(c.Adopted)))
 					}
 					d.Note = strings.Join(notes, "; ")
 					r.Details = append(r.Details, d)
