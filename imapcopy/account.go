@@ -161,16 +161,7 @@ func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	host, _, _ := net.SplitHostPort(a.Addr)
-	tcfg := a.TLSConfig
-	if tcfg == nil {
-		tcfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	} else {
-		tcfg = tcfg.Clone()
-	}
-	if tcfg.ServerName == "" {
-		tcfg.ServerName = host
-	}
+	tcfg := a.tlsConfig()
 	opts := &imapclient.Options{TLSConfig: tcfg}
 	var c *imapclient.Client
 	switch a.Security {
@@ -206,6 +197,22 @@ func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
 		return nil, fmt.Errorf("imapcopy: login to %s: %w", a.Addr, ctx.Err())
 	}
 	return c, nil
+}
+
+// tlsConfig is the TLS configuration of a connection: a copy of TLSConfig
+// (or system roots, TLS 1.2 at least), ServerName from Addr when unset.
+func (a *Account) tlsConfig() *tls.Config {
+	host, _, _ := net.SplitHostPort(a.Addr)
+	tcfg := a.TLSConfig
+	if tcfg == nil {
+		tcfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		tcfg = tcfg.Clone()
+	}
+	if tcfg.ServerName == "" {
+		tcfg.ServerName = host
+	}
+	return tcfg
 }
 
 func (a *Account) login(c *imapclient.Client) error {

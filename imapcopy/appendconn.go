@@ -290,16 +290,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 		return nil, ctxErr(ctx, err)
 	}
 
-	host, _, _ := net.SplitHostPort(a.Addr)
-	tcfg := a.TLSConfig
-	if tcfg == nil {
-		tcfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	} else {
-		tcfg = tcfg.Clone()
-	}
-	if tcfg.ServerName == "" {
-		tcfg.ServerName = host
-	}
+	tcfg := a.tlsConfig()
 	switch a.Security {
 	case ImplicitTLS:
 		tc := tls.Client(nc, tcfg)

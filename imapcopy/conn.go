@@ -199,13 +199,20 @@ func (p *pool) closeAll() {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
+	closeEach(idle, func(c *conn) {
+		_ = c.Logout().Wait()
+		c.discard()
+	})
+}
+
+// closeEach runs close for every connection in parallel and waits.
+func closeEach[T any](conns []T, close func(T)) {
 	var wg sync.WaitGroup
-	for _, c := range idle {
+	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = c.Logout().Wait()
-			c.discard()
+			close(c)
 		}()
 	}
 	wg.Wait()

@@ -839,22 +839,7 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 		return nil
 	}
 	for j := range jobs {
-		flags, changes := sanitize(j.info.Flags, rule)
-		if len(changes) > 0 {
-			mu.Lock()
-			fs.Keywords = append(fs.Keywords, ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: "flags sanitised", Changes: changes})
-			mu.Unlock()
-			c.emit(KeywordsChanged{Folder: p.Display, UID: j.uid, Changes: changes})
-		}
-		if cause, ok := s.memo.bareCause(p.Src.Name, j.uid); ok && hasKeywords(flags) {
-			// Refused with keywords before its literal in an earlier pass.
-			dropped := droppedKeywords(flags, cause)
-			flags = systemOnly(flags)
-			mu.Lock()
-			fs.Keywords = append(fs.Keywords, ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: "keywords refused by the destination", Changes: dropped})
-			mu.Unlock()
-			c.emit(KeywordsChanged{Folder: p.Display, UID: j.uid, Changes: dropped})
-		}
+		flags := s.outgoingFlags(p, fs, mu, j, rule)
 		r, err := j.body.Reader()
 		if err != nil {
 			j.body.Close()

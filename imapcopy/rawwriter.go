@@ -119,16 +119,10 @@ func (p *rawPool) closeAll() {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, c := range idle {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = c.close()
-			p.budget.release(p.key)
-		}()
-	}
-	wg.Wait()
+	closeEach(idle, func(c *rawConn) {
+		_ = c.close()
+		p.budget.release(p.key)
+	})
 }
 
 // tick counts APPEND commands and interleaves a NOOP after maxRep of them

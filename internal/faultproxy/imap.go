@@ -316,13 +316,8 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 				}
 				continue
 			}
-			pc.p.c.rejected.Add(1)
-			if err := pc.writeClient([]byte(tag + " NO " + text + "\r\n")); err != nil {
+			if err := r.refuseAppend(pc, tag, text); err != nil {
 				return err
-			}
-			if r.countAnswer(pc, answerError) {
-				r.dropForErrors(pc)
-				return errFault
 			}
 			continue
 		}
@@ -333,13 +328,8 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 				if err := swallow(br, line); err != nil {
 					return err
 				}
-				pc.p.c.rejected.Add(1)
-				if err := pc.writeClient([]byte(tag + " NO " + text + "\r\n")); err != nil {
+				if err := r.refuseAppend(pc, tag, text); err != nil {
 					return err
-				}
-				if r.countAnswer(pc, answerError) {
-					r.dropForErrors(pc)
-					return errFault
 				}
 				continue
 			}
@@ -348,6 +338,20 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 			return err
 		}
 	}
+}
+
+// refuseAppend answers an APPEND the rules refuse, counting the error for
+// MaxConsecutiveErrors (errFault when that drops the connection).
+func (r *IMAPRules) refuseAppend(pc *pconn, tag, text string) error {
+	pc.p.c.rejected.Add(1)
+	if err := pc.writeClient([]byte(tag + " NO " + text + "\r\n")); err != nil {
+		return err
+	}
+	if r.countAnswer(pc, answerError) {
+		r.dropForErrors(pc)
+		return errFault
+	}
+	return nil
 }
 
 // maxBufferedCommand bounds an APPEND with non-synchronizing literals that
