@@ -41,41 +41,8 @@ if [ ${#BINS[@]} -eq 0 ]; then
 fi
 go build -o "$W/davbench" ./bench/davbench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-start_radicale() {
-  local dir="$1" port="$2"
-  mkdir -p "$dir"
-  echo "user1:pass1" > "$dir/users"
-  cat > "$dir/config" <<EOF
-[server]
-hosts = 127.0.0.1:$port
-max_connections = 20
-max_content_length = 100000000
-timeout = 30
-[auth]
-type = htpasswd
-htpasswd_filename = $dir/users
-htpasswd_encryption = plain
-delay = 0
-[rights]
-type = owner_only
-[storage]
-filesystem_folder = $dir/collections
-[web]
-type = none
-[logging]
-level = warning
-EOF
-  radicale -C "$dir/config" >>"$dir/radicale.log" 2>&1 &
-  RADICALE_PID=$!
-  PIDS+=("$RADICALE_PID")
-  for _ in $(seq 100); do
-    curl -s -o /dev/null -u user1:pass1 -X PROPFIND -H 'Depth: 0' "http://127.0.0.1:$port/user1/" && return 0
-    sleep 0.1
-  done
-  echo "client.sh: radicale did not start" >&2; exit 1
-}
+# free_port, start_radicale
+. bench/radicale.sh
 
 SRC_PORT="$(free_port)"
 "$W/davbench" seed-radicale "$W/src" "$EVENTS" "$CONTACTS"
