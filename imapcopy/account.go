@@ -146,16 +146,11 @@ func (a *Account) serverKey() string { return a.Addr }
 // Dial connects, secures and authenticates a connection. Authentication
 // failures wrap retry.ErrAuth.
 func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
-	timeout := a.DialTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := a.dialContext(ctx)
 	defer cancel()
-	d := &net.Dialer{}
-	conn, err := d.DialContext(ctx, "tcp", a.Addr)
+	conn, err := a.connect(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
+		return nil, err
 	}
 	// go-imap has no context: close the connection to abort a handshake.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -197,6 +192,26 @@ func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
 		return nil, fmt.Errorf("imapcopy: login to %s: %w", a.Addr, ctx.Err())
 	}
 	return c, nil
+}
+
+// dialContext bounds connecting and logging in by DialTimeout (30 s when
+// unset).
+func (a *Account) dialContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := a.DialTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// connect opens the TCP connection to Addr.
+func (a *Account) connect(ctx context.Context) (net.Conn, error) {
+	d := &net.Dialer{}
+	conn, err := d.DialContext(ctx, "tcp", a.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
+	}
+	return conn, nil
 }
 
 // tlsConfig is the TLS configuration of a connection: a copy of TLSConfig

@@ -266,18 +266,13 @@ func (c *appendConn) failWrite(ctx context.Context, what string, err error) erro
 // returns an *imap.Error of type BYE; authentication failures wrap
 // retry.ErrAuth.
 func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
-	timeout := a.DialTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := a.dialContext(ctx)
 	defer cancel()
-	d := &net.Dialer{}
-	nc, err := d.DialContext(ctx, "tcp", a.Addr)
-	raw := nc
+	nc, err := a.connect(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
+		return nil, err
 	}
+	raw := nc
 	var c *appendConn
 	// Closing the TCP connection aborts a TLS handshake or a read too.
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
