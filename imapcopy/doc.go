@@ -77,7 +77,8 @@
 // holding NUL bytes as BINARY literals (RFC 3516), and a refusal in place
 // of a literal's '+' refuses that message without losing the connection.
 // APPENDUID sets are mapped back to each message. A refused MULTIAPPEND
-// names no message and a server may have stored part of it, so its
+// names no message and a server may have stored part of it (Zimbra stores
+// the messages one by one and does not undo them on a NO), so its
 // messages keep their in-flight marks, the pass starts again, looks them up
 // on the destination and sends the missing ones one per command. Other
 // Dialers append through go-imap, one message per command, pipelined.
