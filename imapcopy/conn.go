@@ -57,6 +57,16 @@ func (b *ConnBudget) acquire(ctx context.Context, key string) error {
 
 func (b *ConnBudget) release(key string) { <-b.sem(key) }
 
+// tryAcquire takes a connection slot for the server key without waiting.
+func (b *ConnBudget) tryAcquire(key string) bool {
+	select {
+	case b.sem(key) <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 func dialerKey(d Dialer) string {
 	if k, ok := d.(serverKeyer); ok {
 		return k.serverKey()

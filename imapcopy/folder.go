@@ -415,17 +415,14 @@ func (s *session) propagateFlags(dstConn *conn, p folderPlan, fs *FolderStats, s
 		if len(changes) > 0 {
 			// Reported on every pass, like the copy itself, so that a run
 			// resumed after the one that copied the message says so too.
-			fs.Keywords = append(fs.Keywords, ItemIssue{UID: m.UID, Reason: "flags sanitised", Changes: changes})
-			s.c.emit(KeywordsChanged{Folder: p.Display, UID: m.UID, Changes: changes})
+			s.keywordIssue(p, fs, nil, ItemIssue{UID: m.UID, Reason: "flags sanitised", Changes: changes})
 		}
 		if cause, ok := s.memo.bareCause(p.Src.Name, m.UID); ok && hasKeywords(want) {
 			// Copied without its keywords by an earlier pass of this Copy
 			// because the destination refused them: say so again, and do
 			// not store them now.
-			dropped := droppedKeywords(want, cause)
+			s.keywordsRefused(p, fs, nil, m.UID, "", want, cause)
 			want = systemOnly(want)
-			fs.Keywords = append(fs.Keywords, ItemIssue{UID: m.UID, Reason: "keywords refused by the destination", Changes: dropped})
-			s.c.emit(KeywordsChanged{Folder: p.Display, UID: m.UID, Changes: dropped})
 		}
 		if flagKey(want) == flagKey(d.Flags) {
 			continue
@@ -636,7 +633,7 @@ func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *con
 			conns = append(conns, cn)
 			continue
 		}
-		if !s.dst.budget.tryAcquireFor(s.dst) {
+		if !s.dst.budget.tryAcquire(s.dst.key) {
 			break
 		}
 		cl, err := s.dst.d.Dial(ctx)
@@ -788,7 +785,6 @@ type pending struct {
 
 // writer appends jobs on one connection, keeping a few APPENDs in flight.
 func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *FolderStats, mu *sync.Mutex, jobs <-chan *job, rule flagRule, rec *recorder, copiedEarlier map[imap.UID]bool) error {
-	c := s.c
 	const window = 4
 	var inflight []pending
 	finish := func(pd pending) error {
@@ -808,11 +804,7 @@ func (s *session) writer(ctx context.Context, cn *conn, p folderPlan, fs *Folder
 				data2, err2 := s.appendOne(cn, p.Dst, pd.j, sys)
 				if err2 == nil {
 					s.memo.markBare(p.Src.Name, pd.j.uid, err) // later passes of this Copy report it too
-					changes := droppedKeywords(pd.flags, err)
-					mu.Lock()
-					fs.Keywords = append(fs.Keywords, ItemIssue{UID: pd.j.uid, MessageID: pd.j.messageID(), Reason: "keywords refused by the destination", Changes: changes})
-					mu.Unlock()
-					c.emit(KeywordsChanged{Folder: p.Display, UID: pd.j.uid, Changes: changes})
+					s.keywordsRefused(p, fs, mu, pd.j.uid, pd.j.messageID(), pd.flags, err)
 					return s.recordCopy(p, fs, mu, pd.j, appendUID(data2), rec, copiedEarlier)
 				}
 				if _, refused2 := errIsIMAPNo(err2); !refused2 || isTransientOrFatal(err2) {

@@ -89,9 +89,7 @@ func (p *rawPool) tryGet(ctx context.Context) (*rawConn, error) {
 	if c, ok := p.idleConn(); ok {
 		return c, nil
 	}
-	select {
-	case p.budget.sem(p.key) <- struct{}{}:
-	default:
+	if !p.budget.tryAcquire(p.key) {
 		return nil, nil
 	}
 	ac, err := p.d.dialAppend(ctx)
@@ -175,9 +173,8 @@ func (s *session) rawWriters(ctx context.Context, n int) ([]*rawConn, error) {
 }
 
 // gather adds jobs to batch until it holds max messages or maxBytes bytes,
-// the queue is closed (open false) or ctx ends. It blocks for the first job
-// only when batch is empty; later jobs are waited for too, since the source
-// streams them.
+// the queue is closed (open false) or ctx ends. It waits for each job: the
+// source streams them, so a batch fills quickly.
 func gather(ctx context.Context, jobs <-chan *job, batch []*job, max int, maxBytes int64) ([]*job, bool) {
 	var size int64
 	for len(batch) < max && size < maxBytes {
@@ -280,20 +277,30 @@ func (s *session) sendBatch(ctx context.Context, cn *rawConn, p folderPlan, fs *
 func (s *session) outgoingFlags(p folderPlan, fs *FolderStats, mu *sync.Mutex, j *job, rule flagRule) []imap.Flag {
 	flags, changes := sanitize(j.info.Flags, rule)
 	if len(changes) > 0 {
-		mu.Lock()
-		fs.Keywords = append(fs.Keywords, ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: "flags sanitised", Changes: changes})
-		mu.Unlock()
-		s.c.emit(KeywordsChanged{Folder: p.Display, UID: j.uid, Changes: changes})
+		s.keywordIssue(p, fs, mu, ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: "flags sanitised", Changes: changes})
 	}
 	if cause, ok := s.memo.bareCause(p.Src.Name, j.uid); ok && hasKeywords(flags) {
-		dropped := droppedKeywords(flags, cause)
+		s.keywordsRefused(p, fs, mu, j.uid, j.messageID(), flags, cause)
 		flags = systemOnly(flags)
-		mu.Lock()
-		fs.Keywords = append(fs.Keywords, ItemIssue{UID: j.uid, MessageID: j.messageID(), Reason: "keywords refused by the destination", Changes: dropped})
-		mu.Unlock()
-		s.c.emit(KeywordsChanged{Folder: p.Display, UID: j.uid, Changes: dropped})
 	}
 	return flags
+}
+
+// keywordIssue records and announces a change to a message's flags. mu
+// guards fs when writers share it; nil when the caller is alone.
+func (s *session) keywordIssue(p folderPlan, fs *FolderStats, mu *sync.Mutex, it ItemIssue) {
+	if mu != nil {
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	fs.Keywords = append(fs.Keywords, it)
+	s.c.emit(KeywordsChanged{Folder: p.Display, UID: it.UID, Changes: it.Changes})
+}
+
+// keywordsRefused records that the keywords among flags were dropped
+// because the destination refused the message with them (cause).
+func (s *session) keywordsRefused(p folderPlan, fs *FolderStats, mu *sync.Mutex, uid imap.UID, messageID string, flags []imap.Flag, cause error) {
+	s.keywordIssue(p, fs, mu, ItemIssue{UID: uid, MessageID: messageID, Reason: "keywords refused by the destination", Changes: droppedKeywords(flags, cause)})
 }
 
 func (s *session) item(o outgoing, flags []imap.Flag) (appendItem, error) {
@@ -383,11 +390,7 @@ func (s *session) sendAlone(ctx context.Context, cn *rawConn, p folderPlan, fs *
 		dst, err2 := send(systemOnly(o.flags))
 		if err2 == nil {
 			s.memo.markBare(p.Src.Name, o.j.uid, err) // later passes of this Copy report it too
-			changes := droppedKeywords(o.flags, err)
-			mu.Lock()
-			fs.Keywords = append(fs.Keywords, ItemIssue{UID: o.j.uid, MessageID: o.j.messageID(), Reason: "keywords refused by the destination", Changes: changes})
-			mu.Unlock()
-			s.c.emit(KeywordsChanged{Folder: p.Display, UID: o.j.uid, Changes: changes})
+			s.keywordsRefused(p, fs, mu, o.j.uid, o.j.messageID(), o.flags, err)
 			return s.recordCopy(p, fs, mu, o.j, dst, rec, copiedEarlier)
 		}
 		if _, refused2 := errIsIMAPNo(err2); !refused2 || isTransientOrFatal(err2) || cn.closed() {

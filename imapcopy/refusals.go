@@ -7,8 +7,8 @@ import (
 )
 
 // refusalMemo remembers, for the folder passes of one Copy, the messages the
-// destination refused (alone or in a MULTIAPPEND). A pass restarted after the destination dropped the
-// connection (Zimbra does after 5 errors in a row) or after a refusal that
+// destination refused (alone or in a MULTIAPPEND). A pass restarted after
+// the destination dropped the connection (Zimbra does after 5 errors in a row) or after a refusal that
 // cost the connection (a NO in place of a literal's continuation request)
 // then reports those messages without sending them again, or sends them
 // without keywords when the keywords may have been the cause. It is safe
@@ -26,13 +26,7 @@ type refusalMemo struct {
 func (m *refusalMemo) markSingle(folder string, uid imap.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.single == nil {
-		m.single = map[string]map[imap.UID]bool{}
-	}
-	if m.single[folder] == nil {
-		m.single[folder] = map[imap.UID]bool{}
-	}
-	m.single[folder][uid] = true
+	memoSet(&m.single, folder, uid, true)
 }
 
 // isSingle reports whether markSingle was called for the message.
@@ -46,13 +40,7 @@ func (m *refusalMemo) isSingle(folder string, uid imap.UID) bool {
 func (m *refusalMemo) markRefused(folder string, it ItemIssue) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.refused == nil {
-		m.refused = map[string]map[imap.UID]ItemIssue{}
-	}
-	if m.refused[folder] == nil {
-		m.refused[folder] = map[imap.UID]ItemIssue{}
-	}
-	m.refused[folder][it.UID] = it
+	memoSet(&m.refused, folder, it.UID, it)
 }
 
 // refusal returns the refusal remembered by markRefused.
@@ -70,13 +58,7 @@ func (m *refusalMemo) refusal(folder string, uid imap.UID) (ItemIssue, bool) {
 func (m *refusalMemo) markBare(folder string, uid imap.UID, cause error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.bare == nil {
-		m.bare = map[string]map[imap.UID]error{}
-	}
-	if m.bare[folder] == nil {
-		m.bare[folder] = map[imap.UID]error{}
-	}
-	m.bare[folder][uid] = cause
+	memoSet(&m.bare, folder, uid, cause)
 }
 
 // bareCause returns the refusal remembered by markBare.
@@ -93,4 +75,15 @@ func (m *refusalMemo) size(folder string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.refused[folder]) + len(m.bare[folder]) + len(m.single[folder])
+}
+
+// memoSet sets (*m)[folder][uid] = v, making the maps as needed.
+func memoSet[V any](m *map[string]map[imap.UID]V, folder string, uid imap.UID, v V) {
+	if *m == nil {
+		*m = map[string]map[imap.UID]V{}
+	}
+	if (*m)[folder] == nil {
+		(*m)[folder] = map[imap.UID]V{}
+	}
+	(*m)[folder][uid] = v
 }

@@ -293,13 +293,3 @@ func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
 func newGroup(ctx context.Context) (*errgroup.Group, context.Context) {
 	return errgroup.WithContext(ctx)
 }
-
-// tryAcquireFor takes a connection slot for p's server without waiting.
-func (b *ConnBudget) tryAcquireFor(p *pool) bool {
-	select {
-	case b.sem(p.key) <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}

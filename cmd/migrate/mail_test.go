@@ -125,6 +125,9 @@ func TestMailCLIExitCodes(t *testing.T) {
 	if code, _, _ := runCLI(t, "mail", "--from", "imap://u:secret@"+src.Addr(), "--to", "imap://u@"+dst.Addr()); code != exitUsage {
 		t.Errorf("password in URL: exit %d, want %d", code, exitUsage)
 	}
+	if code, _, errOut := runCLI(t, append(base, "--append-batch", "-1")...); code != exitUsage || !strings.Contains(errOut, "--append-batch") {
+		t.Errorf("--append-batch -1: exit %d, want %d naming the flag (%s)", code, exitUsage, errOut)
+	}
 	os.Unsetenv("MIGRATE_TO_PASSWORD")
 	if code, _, _ := runCLI(t, base...); code != exitUsage {
 		t.Errorf("no password: exit %d, want %d", code, exitUsage)
