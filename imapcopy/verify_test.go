@@ -1,6 +1,11 @@
 package imapcopy
 
 import (
+	"bufio"
+	"bytes"
+	"net/textproto"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -57,4 +62,79 @@ func TestHeaderValuesStrict(t *testing.T) {
 			}
 		})
 	}
+}
+
+// textprotoValues is the reference scanHeader must agree with: net/textproto's
+// ReadMIMEHeader, values unfolded and their whitespace collapsed.
+func textprotoValues(head []byte, names ...string) ([]string, error) {
+	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(head))).ReadMIMEHeader()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strings.Join(strings.Fields(h.Get(n)), " ")
+	}
+	return out, nil
+}
+
+// TestScanHeader: the quick header scan gives textproto's values for clean
+// headers (folding, repeated fields, any case, absent fields) and declines
+// what it does not know.
+func TestScanHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name, head string
+		want       []string // nil: declined
+	}{
+		{"folded", "From: a@b\r\nMessage-ID:\r\n <x@y>\r\nDATE: Mon,\r\n\t1 Jan 2024  10:00:00 +0000 \r\n\r\nbody", []string{"<x@y>", "Mon, 1 Jan 2024 10:00:00 +0000"}},
+		{"first wins", "Message-Id: <1@a>\r\nMessage-Id: <2@a>\r\n\r\n", []string{"<1@a>", ""}},
+		{"whitespace-only continuation", "Date: a\r\n \r\nMessage-Id: <m>\r\n\r\n", []string{"<m>", "a"}},
+		{"empty header", "\r\nbody", []string{"", ""}},
+		{"bare LF lines", "Date: a\nMessage-Id: <m>\n\n", []string{"<m>", "a"}},
+		{"no blank line", "Message-Id: <m>\r\n", nil},
+		{"leading continuation", " x\r\nMessage-Id: <m>\r\n\r\n", nil},
+		{"space in name", "Message-Id : <m>\r\n\r\n", nil},
+		{"no colon", "Message-Id <m>\r\n\r\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := scanHeader([]byte(tc.head), []string{"Message-Id", "Date"})
+			if tc.want == nil {
+				if ok {
+					t.Fatalf("scanHeader = %q, want declined", got)
+				}
+				return
+			}
+			if !ok {
+				t.Fatal("scanHeader declined a clean header")
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			if ref, err := textprotoValues([]byte(tc.head), "Message-Id", "Date"); err != nil || !slices.Equal(got, ref) {
+				t.Errorf("textproto gives %q, %v", ref, err)
+			}
+		})
+	}
+}
+
+// FuzzScanHeader: whenever scanHeader accepts a header, textproto parses it
+// without error and gives the same values, so the quick path never changes
+// a fingerprint.
+func FuzzScanHeader(f *testing.F) {
+	f.Add([]byte("From: a@b\r\nMessage-ID:\r\n <x@y>\r\nDate: Mon, 1 Jan 2024\r\n\r\nbody"))
+	f.Add([]byte("Message-Id: <1@a>\r\nmessage-id: <2@a>\r\n \t\r\n\r\n"))
+	f.Add([]byte("Date: \xc2\xa0x\x0b y\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, head []byte) {
+		got, ok := scanHeader(head, []string{"Message-Id", "Date"})
+		if !ok {
+			return
+		}
+		ref, err := textprotoValues(head, "Message-Id", "Date")
+		if err != nil {
+			t.Fatalf("scanHeader accepted %q, textproto refuses it: %v", head, err)
+		}
+		if !slices.Equal(got, ref) {
+			t.Fatalf("scanHeader(%q) = %q, textproto %q", head, got, ref)
+		}
+	})
 }

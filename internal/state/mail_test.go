@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -86,5 +87,40 @@ func TestMailCheckpoint(t *testing.T) {
 	_, inFlight, _ = s.Mail("c -> d").Mappings(ctx, "INBOX")
 	if diff := cmp.Diff([]imap.UID{5}, inFlight); diff != "" {
 		t.Errorf("other account in flight (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkMailCheckpointCopy is the checkpoint's share of a cold copy: a
+// MarkInFlight per 200 UIDs and a Done per 64 messages.
+func BenchmarkMailCheckpointCopy(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	cp := s.Mail("a -> b")
+	const n = 10000
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		folder := fmt.Sprint("F", i)
+		for start := 1; start <= n; start += 200 {
+			uids := make([]imap.UID, 0, 200)
+			for u := start; u < start+200 && u <= n; u++ {
+				uids = append(uids, imap.UID(u))
+			}
+			if err := cp.MarkInFlight(ctx, folder, uids); err != nil {
+				b.Fatal(err)
+			}
+			for k := 0; k < len(uids); k += 64 {
+				var ms []imapcopy.Mapping
+				for _, u := range uids[k:min(k+64, len(uids))] {
+					ms = append(ms, imapcopy.Mapping{Src: u, Dst: u + 7})
+				}
+				if err := cp.Done(ctx, folder, ms); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
 	}
 }
