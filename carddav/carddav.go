@@ -43,6 +43,15 @@ type (
 	Checkpoint = dav.Checkpoint
 	// Record is one checkpoint entry.
 	Record = dav.Record
+	// ForgetCheckpoint is a Checkpoint that can drop records and list its
+	// collection pairs; Copier.Delete needs it (internal/state and
+	// NewMemoryCheckpoint implement it).
+	ForgetCheckpoint = dav.ForgetCheckpoint
+	// Deleter is a Destination that can delete objects (DAV can; the REST
+	// import cannot).
+	Deleter = dav.Deleter
+	// ObjectDeleted is sent per destination object deleted by Delete.
+	ObjectDeleted = dav.ObjectDeleted
 	// Stats is the outcome of Copy.
 	Stats = dav.Stats
 	// CollectionStats counts one collection.
@@ -51,7 +60,8 @@ type (
 	ItemError = dav.ItemError
 	// ItemNote names a repaired object with the repair.
 	ItemNote = dav.ItemNote
-	// Event is CollectionStarted, ObjectDone, ObjectFailed or CollectionDone.
+	// Event is CollectionStarted, ObjectDone, ObjectFailed, ObjectDeleted
+	// or CollectionDone.
 	Event = dav.Event
 	// CollectionStarted is sent when a collection starts.
 	CollectionStarted = dav.CollectionStarted
@@ -157,6 +167,17 @@ type Copier struct {
 	// DryRun reads and validates everything and reports what would be
 	// written, writing nothing.
 	DryRun bool
+	// Delete, when set, deletes at the destination the objects this tool
+	// copied (recorded in Checkpoint, which must then be a
+	// ForgetCheckpoint) that the source no longer has, once every
+	// collection is copied: with If-Match on the ETag written, so an
+	// object changed at the destination since is kept and noted. Nothing
+	// is deleted in a collection whose listing failed, whose objects
+	// failed, or that lists no objects; nor when dst is not a Deleter;
+	// those are counted in HeldBack with the reason. Collections are never
+	// deleted. With DryRun it counts what it would delete. The zero value
+	// copies only (additive).
+	Delete bool
 	// OnEvent, when not nil, receives progress events. It may be called
 	// concurrently and must return quickly.
 	OnEvent func(Event)
@@ -172,7 +193,7 @@ type Copier struct {
 
 func (c *Copier) engine() *dav.Engine {
 	return &dav.Engine{Protocol: dav.CardDAV, Rules: Rules{}, Concurrency: c.Concurrency, BatchSize: c.BatchSize,
-		Checkpoint: c.Checkpoint, DryRun: c.DryRun, OnEvent: c.OnEvent, OnError: c.OnError, Logger: c.Logger, Memo: c.memo}
+		Checkpoint: c.Checkpoint, DryRun: c.DryRun, Delete: c.Delete, OnEvent: c.OnEvent, OnError: c.OnError, Logger: c.Logger, Memo: c.memo}
 }
 
 // Copy copies every address book of src to the address book of the same
@@ -205,6 +226,6 @@ func (c *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 	return v, nil
 }
 
-// NewMemoryCheckpoint returns a Checkpoint held in memory, for tests and
+// NewMemoryCheckpoint returns a Checkpoint (and ForgetCheckpoint) held in memory, for tests and
 // one-off runs.
 func NewMemoryCheckpoint() Checkpoint { return dav.NewMemoryCheckpoint() }

@@ -72,6 +72,15 @@ type Destination interface {
 	Put(ctx context.Context, c Collection, href string, data []byte, cond Cond) (etag string, err error)
 }
 
+// Deleter is a Destination that can delete objects; Engine.Delete needs it
+// (Remote has it, the REST import has not).
+type Deleter interface {
+	// Delete removes the object at href when its ETag is still etag
+	// (If-Match). A changed object fails with an *HTTPError of code 412, a
+	// missing one with 404 or 410.
+	Delete(ctx context.Context, href, etag string) error
+}
+
 // Record is what a checkpoint keeps per copied item.
 type Record struct {
 	SrcHref string
@@ -103,6 +112,18 @@ type BatchCheckpoint interface {
 	SaveBatch(ctx context.Context, collection string, rs []Record) error
 }
 
+// ForgetCheckpoint is a Checkpoint that can drop records and list its
+// collection pairs. Engine.Delete needs it: the record of an object deleted
+// at the destination is forgotten.
+type ForgetCheckpoint interface {
+	Checkpoint
+	// Forget drops the records of collection with the SrcHref and UID of
+	// each of rs, all or none.
+	Forget(ctx context.Context, collection string, rs []Record) error
+	// Collections lists the collection pairs that hold records.
+	Collections(ctx context.Context) ([]string, error)
+}
+
 // Action is what happened to one item.
 type Action string
 
@@ -113,8 +134,8 @@ const (
 	Unchanged Action = "unchanged"
 )
 
-// Event is one progress event: CollectionStarted, ObjectDone, ObjectFailed
-// or CollectionDone.
+// Event is one progress event: CollectionStarted, ObjectDone, ObjectFailed,
+// ObjectDeleted or CollectionDone.
 type Event interface{ isEvent() }
 
 // CollectionStarted is sent when a collection starts.
@@ -137,12 +158,26 @@ type ObjectFailed struct {
 	Err        error
 }
 
-// CollectionDone is sent when a collection ends, with its stats.
+// ObjectDeleted is sent, with Engine.Delete, for each destination object
+// deleted because its source object is gone (also when the destination had
+// lost it already, and in a dry run for each object that would be deleted).
+type ObjectDeleted struct {
+	// Collection is the source collection.
+	Collection string
+	// Href is the destination object, SrcHref the source object it was
+	// copied from.
+	Href, SrcHref, UID string
+}
+
+// CollectionDone is sent when a collection ends, with its stats. With
+// Engine.Delete it is sent after the deletions, when every collection has
+// been copied.
 type CollectionDone struct{ Stats CollectionStats }
 
 func (CollectionStarted) isEvent() {}
 func (ObjectDone) isEvent()        {}
 func (ObjectFailed) isEvent()      {}
+func (ObjectDeleted) isEvent()     {}
 func (CollectionDone) isEvent()    {}
 
 // ItemError is a per-item failure.
@@ -184,11 +219,27 @@ type CollectionStats struct {
 	Repaired int `json:"repaired"`
 	// Routed counts items written to a companion collection because the
 	// destination collection does not accept their component.
-	Routed int         `json:"routed,omitempty"`
+	Routed int `json:"routed,omitempty"`
+	// Deleted counts, with Engine.Delete, destination objects deleted
+	// because the source no longer has them, including those the
+	// destination had lost already.
+	Deleted int `json:"deleted,omitempty"`
+	// Kept counts objects the source no longer has that were kept at the
+	// destination because they changed there since the copy (one note
+	// each).
+	Kept int `json:"kept,omitempty"`
+	// HeldBack counts deletions not done, for the reason in Notes: the
+	// source listed no objects, objects of the collection failed, the
+	// destination cannot delete, or the source collection is gone.
+	HeldBack int `json:"held_back,omitempty"`
+	// Gone marks, with Engine.Delete, a collection pair of the checkpoint
+	// whose source collection this run did not find: nothing was deleted
+	// there, and Destination is kept.
+	Gone   bool        `json:"gone,omitempty"`
 	Errors []ItemError `json:"errors,omitempty"`
 	Notes  []ItemNote  `json:"notes,omitempty"`
-	// DryRun is set when nothing was written: Created and Updated are what
-	// a real run would do.
+	// DryRun is set when nothing was written: Created, Updated and Deleted
+	// are what a real run would do.
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
@@ -209,6 +260,9 @@ func (s *Stats) Totals() CollectionStats {
 		t.Failed += c.Failed
 		t.Repaired += c.Repaired
 		t.Routed += c.Routed
+		t.Deleted += c.Deleted
+		t.Kept += c.Kept
+		t.HeldBack += c.HeldBack
 	}
 	return t
 }
@@ -232,6 +286,11 @@ type Engine struct {
 	Checkpoint Checkpoint
 	// DryRun reads and validates everything but writes nothing.
 	DryRun bool
+	// Delete, when set, deletes at the destination the objects this engine
+	// copied (they have checkpoint records) whose source objects are gone,
+	// once every collection has been copied; see Copy. It needs a
+	// Checkpoint that is a ForgetCheckpoint. With DryRun it only counts.
+	Delete bool
 	// OnEvent, when not nil, receives progress; it may be called
 	// concurrently and must return quickly.
 	OnEvent func(Event)
@@ -309,6 +368,13 @@ type run struct {
 
 	colMu   sync.Mutex
 	dstCols map[string]*dstColl // by Name
+
+	// For Delete: the pairs copied, the source collections tried and the
+	// destination paths this run wrote or matched.
+	delMu     sync.Mutex
+	pairs     []*pairState
+	attempted map[string]bool
+	claimed   map[string]bool
 }
 
 // dstColl is one destination collection with its lazily built UID index.
@@ -333,9 +399,32 @@ type indexed struct {
 // same name (created when missing). Per-item problems are in the returned
 // stats; the error is non-nil only when the copy could not go on (listing
 // collections failed, authentication refused, OnError aborted, ctx ended).
+//
+// With Delete, once every collection is copied, each checkpoint record whose
+// source object the collection's listing no longer holds is a deletion
+// candidate: its destination object is deleted with If-Match on the
+// recorded ETag and the record forgotten (Deleted; already gone counts as
+// deleted). An object changed at the destination since (412) is kept and
+// noted, and its record forgotten: it is the destination's own now. Other
+// failures are per-object failures; the record stays for the next run.
+// Nothing is deleted in a collection whose listing failed, whose objects
+// failed to copy, or that lists no objects while the checkpoint holds
+// records for it; nor when the destination is not a Deleter, nor at a path
+// this run wrote or another collection's record holds; these are counted
+// in HeldBack with the reason in Notes. A collection pair of the checkpoint
+// whose source collection is gone is reported (Gone); no collection is ever
+// deleted.
 func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats, error) {
 	if e.Protocol == nil || e.Rules == nil {
 		return nil, errors.New("dav: engine needs a protocol and rules")
+	}
+	if e.Delete {
+		if e.Checkpoint == nil {
+			return nil, errors.New("dav: Delete needs a Checkpoint (only objects recorded as copied are deleted)")
+		}
+		if _, ok := e.Checkpoint.(ForgetCheckpoint); !ok {
+			return nil, errors.New("dav: Delete needs a Checkpoint that can forget records (ForgetCheckpoint)")
+		}
 	}
 	srcCols, err := e.collections(ctx, src)
 	if err != nil {
@@ -347,11 +436,12 @@ func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run{e: e, src: src, dst: dst, sem: make(chan struct{}, e.conc()), cancel: cancel, dstCols: map[string]*dstColl{}}
+	r := &run{e: e, src: src, dst: dst, sem: make(chan struct{}, e.conc()), cancel: cancel, dstCols: map[string]*dstColl{},
+		attempted: map[string]bool{}, claimed: map[string]bool{}}
 	for _, c := range dstCols {
 		r.dstCols[c.Name] = &dstColl{col: c}
 	}
-	per := make([][]CollectionStats, len(srcCols))
+	per := make([][]*collStats, len(srcCols))
 	var g errgroup.Group
 	g.SetLimit(e.conc())
 	for i, sc := range srcCols {
@@ -361,9 +451,18 @@ func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 		})
 	}
 	g.Wait()
+	if e.Delete && !r.aborted() && ctx.Err() == nil {
+		per = append(per, r.propagate(ctx))
+	}
 	stats := &Stats{}
 	for _, p := range per {
-		stats.Collections = append(stats.Collections, p...)
+		for _, cs := range p {
+			out := cs.final()
+			if e.Delete {
+				e.emit(CollectionDone{Stats: out})
+			}
+			stats.Collections = append(stats.Collections, out)
+		}
 	}
 	if r.abort != nil {
 		return stats, r.abort
@@ -400,6 +499,17 @@ func (cs *collStats) add(f func(s *CollectionStats)) {
 	cs.mu.Lock()
 	f(&cs.CollectionStats)
 	cs.mu.Unlock()
+}
+
+// final returns the stats with the errors sorted by item.
+func (cs *collStats) final() CollectionStats {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := cs.CollectionStats
+	out.Errors = append([]ItemError(nil), out.Errors...)
+	out.Notes = append([]ItemNote(nil), out.Notes...)
+	sort.SliceStable(out.Errors, func(i, j int) bool { return out.Errors[i].Item < out.Errors[j].Item })
+	return out
 }
 
 // itemFailed records a failure and asks OnError; fatal errors abort.
@@ -462,8 +572,8 @@ type nestedSource interface {
 const maxNesting = 8
 
 // copyTree copies sc and then the collections nested in it, flattened.
-func (r *run) copyTree(ctx context.Context, sc Collection, depth int) []CollectionStats {
-	out := []CollectionStats{r.copyCollection(ctx, sc)}
+func (r *run) copyTree(ctx context.Context, sc Collection, depth int) []*collStats {
+	out := []*collStats{r.copyCollection(ctx, sc)}
 	ns, ok := r.src.(nestedSource)
 	if !ok || ctx.Err() != nil {
 		return out
@@ -472,13 +582,14 @@ func (r *run) copyTree(ctx context.Context, sc Collection, depth int) []Collecti
 	if err != nil {
 		cs := &collStats{CollectionStats: CollectionStats{Source: sc.Href, Name: sc.Name}}
 		r.itemFailed(cs, sc.Href, "", fmt.Errorf("dav: nested collections of %s: %w", sc.Href, err), false)
-		return append(out, cs.CollectionStats)
+		return append(out, cs)
 	}
 	for _, sub := range subs {
 		if depth >= maxNesting {
 			cs := &collStats{CollectionStats: CollectionStats{Source: sub.Href, Name: sub.Name, Nested: sub.Nested}}
 			r.itemFailed(cs, sub.Href, "", fmt.Errorf("dav: %s nested deeper than %d levels: not copied", sub.Href, maxNesting), false)
-			out = append(out, cs.CollectionStats)
+			r.attempt(sub.Href)
+			out = append(out, cs)
 			continue
 		}
 		out = append(out, r.copyTree(ctx, sub, depth+1)...)
@@ -486,7 +597,8 @@ func (r *run) copyTree(ctx context.Context, sc Collection, depth int) []Collecti
 	return out
 }
 
-func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats {
+func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
+	r.attempt(sc.Href)
 	cs := &collStats{CollectionStats: CollectionStats{Source: sc.Href, Name: sc.Name, Nested: sc.Nested, DryRun: r.e.DryRun}}
 	if sc.Nested != "" {
 		cs.Notes = append(cs.Notes, ItemNote{Item: sc.Href, Note: fmt.Sprintf("nested collection %q flattened to %q", sc.Nested, sc.Name)})
@@ -499,13 +611,13 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 	}, nil)
 	if err != nil {
 		r.itemFailed(cs, sc.Href, "", fmt.Errorf("dav: list %s: %w", sc.Href, err), false)
-		return cs.CollectionStats
+		return r.collectionDone(cs)
 	}
 	cs.Objects = len(refs)
 	main, err := r.target(ctx, Collection{Name: sc.Name, DisplayName: sc.DisplayName, Description: sc.Description, Color: sc.Color, Components: sc.Components}, true)
 	if err != nil {
 		r.itemFailed(cs, sc.Href, "", fmt.Errorf("%w (%d objects not copied)", err, len(refs)), false)
-		return cs.CollectionStats
+		return r.collectionDone(cs)
 	}
 	cs.Destination = main.col.Href
 	cs.CollectionCreated = main.created
@@ -516,7 +628,7 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 		list, err := r.e.Checkpoint.Records(ctx, key)
 		if err != nil {
 			r.fail(fmt.Errorf("dav: read checkpoint: %w", err))
-			return cs.CollectionStats
+			return r.collectionDone(cs)
 		}
 		for _, rec := range list {
 			recs[rec.SrcHref] = append(recs[rec.SrcHref], rec)
@@ -529,8 +641,17 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 		present, err = r.present(ctx, recs)
 		if err != nil {
 			r.itemFailed(cs, sc.Href, "", fmt.Errorf("dav: list destination: %w", err), false)
-			return cs.CollectionStats
+			return r.collectionDone(cs)
 		}
+	}
+	if r.e.Delete {
+		listed := make(map[string]bool, len(refs))
+		for _, ref := range refs {
+			listed[CleanPath(ref.Href)] = true
+		}
+		r.delMu.Lock()
+		r.pairs = append(r.pairs, &pairState{key: key, cs: cs, listed: listed, recs: recs, present: present})
+		r.delMu.Unlock()
 	}
 	// Unchanged by ETag: skip without reading.
 	var toRead []Ref
@@ -583,10 +704,15 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) CollectionStats
 		})
 	}
 	g.Wait()
-	out := cs.CollectionStats
-	sort.Slice(out.Errors, func(i, j int) bool { return out.Errors[i].Item < out.Errors[j].Item })
-	r.e.emit(CollectionDone{Stats: out})
-	return out
+	return r.collectionDone(cs)
+}
+
+// collectionDone sends CollectionDone for cs unless Delete defers it.
+func (r *run) collectionDone(cs *collStats) *collStats {
+	if !r.e.Delete {
+		r.e.emit(CollectionDone{Stats: cs.final()})
+	}
+	return cs
 }
 
 type readObj struct {
@@ -779,6 +905,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 			}
 		}
 		dc.remember(it.UID, indexed{Ref{href, etag}, it.Hash})
+		r.claim(href)
 		p.cs.add(func(s *CollectionStats) {
 			switch a {
 			case Created:
@@ -867,7 +994,12 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 // readDst reads the one destination object at href in col and returns it
 // with its UID and content hash.
 func (p *pair) readDst(ctx context.Context, col Collection, href string) (indexed, string, error) {
-	r := p.r
+	return p.r.readDst(ctx, col, href)
+}
+
+// readDst reads the one destination object at href in col and returns it
+// with its UID and content hash.
+func (r *run) readDst(ctx context.Context, col Collection, href string) (indexed, string, error) {
 	var got indexed
 	var uid string
 	var rerr error

@@ -264,6 +264,27 @@ func (c *Client) Put(ctx context.Context, href, contentType string, data []byte,
 	return ParseETag(resp.Header.Get("ETag")), nil
 }
 
+// Delete removes the object at href when its ETag is still etag (If-Match).
+// A changed object fails with an *HTTPError of code 412, a missing one with
+// 404 or 410. It never deletes without a precondition.
+func (c *Client) Delete(ctx context.Context, href, etag string) error {
+	if etag == "" {
+		return fmt.Errorf("dav: DELETE %s: refusing an unconditional delete", href)
+	}
+	req, err := c.NewRequest(ctx, http.MethodDelete, href, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("If-Match", QuoteETag(etag))
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil
+}
+
 // CollectionProps are the properties set when creating a collection.
 type CollectionProps struct {
 	DisplayName string

@@ -155,3 +155,8 @@ func (r *Remote) Put(ctx context.Context, c Collection, href string, data []byte
 	}
 	return r.Client.ETag(ctx, href)
 }
+
+// Delete implements Deleter: DELETE with If-Match.
+func (r *Remote) Delete(ctx context.Context, href, etag string) error {
+	return r.Client.Delete(ctx, href, etag)
+}

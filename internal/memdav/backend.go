@@ -265,6 +265,9 @@ func (b *calBackend) DeleteCalendarObject(ctx context.Context, p string) error {
 	if c == nil || c.objs[p] == nil {
 		return errNotFound
 	}
+	if err := checkDelete(ctx, c.objs[p].etag); err != nil {
+		return err
+	}
 	c.del(p)
 	return nil
 }
@@ -437,6 +440,24 @@ func (b *cardBackend) DeleteAddressObject(ctx context.Context, p string) error {
 	if c == nil || c.objs[p] == nil {
 		return errNotFound
 	}
+	if err := checkDelete(ctx, c.objs[p].etag); err != nil {
+		return err
+	}
 	c.del(p)
+	return nil
+}
+
+type ifMatchKey struct{}
+
+// checkDelete applies the If-Match of a DELETE (go-webdav's handler does
+// not), as real servers do.
+func checkDelete(ctx context.Context, etag string) error {
+	m, _ := ctx.Value(ifMatchKey{}).(webdav.ConditionalMatch)
+	if !m.IsSet() || m.IsWildcard() {
+		return nil
+	}
+	if e, err := m.ETag(); err != nil || e != etag {
+		return errPrecond
+	}
 	return nil
 }

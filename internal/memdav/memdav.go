@@ -309,6 +309,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, u))
+	if r.Method == http.MethodDelete {
+		r = r.WithContext(context.WithValue(r.Context(), ifMatchKey{}, webdav.ConditionalMatch(r.Header.Get("If-Match"))))
+	}
 	// Only the user's own tree.
 	if !strings.HasPrefix(r.URL.Path, "/.well-known/") && r.URL.Path != "/" && !strings.HasPrefix(r.URL.Path, "/"+u+"/") {
 		http.Error(w, "forbidden", http.StatusForbidden)

@@ -27,7 +27,10 @@ var davSchema = []string{
 	)`,
 }
 
-var _ dav.BatchCheckpoint = (*davCheckpoint)(nil)
+var (
+	_ dav.BatchCheckpoint  = (*davCheckpoint)(nil)
+	_ dav.ForgetCheckpoint = (*davCheckpoint)(nil)
+)
 
 // Calendars returns the caldav checkpoint of one account.
 func (s *Store) Calendars(account string) caldav.Checkpoint {
@@ -40,7 +43,8 @@ func (s *Store) Contacts(account string) carddav.Checkpoint {
 }
 
 // davCheckpoint implements caldav.Checkpoint and carddav.Checkpoint (the
-// same interface, declared in internal/dav) and dav.BatchCheckpoint.
+// same interface, declared in internal/dav), dav.BatchCheckpoint and
+// dav.ForgetCheckpoint.
 type davCheckpoint struct {
 	s       *Store
 	kind    string
@@ -112,4 +116,53 @@ func (c *davCheckpoint) SaveBatch(ctx context.Context, collection string, rs []d
 		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
 	}
 	return nil
+}
+
+// Forget implements dav.ForgetCheckpoint: the records of collection with
+// the SrcHref and UID of rs are dropped in one transaction.
+func (c *davCheckpoint) Forget(ctx context.Context, collection string, rs []dav.Record) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	tx, err := c.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("state: forget %s records: %w", c.kind, err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `DELETE FROM dav_objects WHERE kind=? AND account=? AND collection=? AND src_href=? AND uid=?`)
+	if err != nil {
+		return fmt.Errorf("state: forget %s records: %w", c.kind, err)
+	}
+	defer st.Close()
+	for _, r := range rs {
+		if _, err := st.ExecContext(ctx, c.kind, c.account, collection, r.SrcHref, r.UID); err != nil {
+			return fmt.Errorf("state: forget %s records: %w", c.kind, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("state: forget %s records: %w", c.kind, err)
+	}
+	return nil
+}
+
+// Collections implements dav.ForgetCheckpoint: the collection pairs of the
+// account that hold records, sorted.
+func (c *davCheckpoint) Collections(ctx context.Context) ([]string, error) {
+	rows, err := c.s.db.QueryContext(ctx, `SELECT DISTINCT collection FROM dav_objects WHERE kind=? AND account=? ORDER BY collection`, c.kind, c.account)
+	if err != nil {
+		return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
+	}
+	return out, nil
 }
