@@ -66,6 +66,14 @@ type Copier struct {
 	// SkipDeleted leaves out messages flagged \Deleted (not yet expunged).
 	// By default they are copied with the flag.
 	SkipDeleted bool
+	// Delete deletes on the destination the copies of messages that the
+	// source no longer has (deleted or moved away since an earlier run),
+	// as a last pass before a cut-over needs. Only messages in the
+	// Checkpoint's UID map are ever deleted, so it needs the checkpoint of
+	// the earlier runs; mail the destination had on its own is never
+	// touched. Deletion uses UID EXPUNGE (UIDPLUS); a destination without
+	// it gets nothing deleted and the folders are reported. Off by default.
+	Delete bool
 	// MaxSize skips and reports messages larger than this many bytes; 0
 	// means no limit besides the destination's APPENDLIMIT.
 	MaxSize int64
@@ -538,9 +546,9 @@ func (s *session) folderWithRetry(ctx context.Context, p folderPlan, fs *FolderS
 // folderAttempts is one round of RetryAttempts folder passes.
 func (s *session) folderAttempts(ctx context.Context, p folderPlan, fs *FolderStats, verifyOnly bool, copied map[imap.UID]bool) error {
 	return retry.Do(ctx, retry.Policy{Attempts: s.c.RetryAttempts}, func(attempt int) error {
-		keepCopied, keepBytes := fs.Copied, fs.Bytes
+		keepCopied, keepBytes, keepDeleted := fs.Copied, fs.Bytes, fs.Deleted
 		*fs = FolderStats{Source: fs.Source, Destination: fs.Destination, Renamed: fs.Renamed,
-			Copied: keepCopied, Bytes: keepBytes}
+			Copied: keepCopied, Bytes: keepBytes, Deleted: keepDeleted}
 		var err error
 		if verifyOnly {
 			err = s.verifyOnly(ctx, p, fs)

@@ -89,7 +89,18 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 		srcNow := statusOf(p.Src.Status)
 		dstNow := statusOf(listStatus(s.dstInfo.byName[p.Dst]))
 		c.log().Debug("status snapshot", "folder", p.Display, "src_now", srcNow, "src_saved", st.SourceStatus, "dst_now", dstNow, "dst_saved", st.DestStatus)
-		if srcNow == st.SourceStatus && dstNow == st.DestStatus && dstNow.UIDValidity != 0 {
+		unchanged := srcNow == st.SourceStatus && dstNow == st.DestStatus && dstNow.UIDValidity != 0
+		if unchanged && c.Delete {
+			// A pass without Delete may have left copies of messages the
+			// source no longer had: the folder is done only when its map
+			// holds exactly the source's messages.
+			done, _, err := s.cp.Mappings(ctx, p.Src.Name)
+			if err != nil {
+				return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+			}
+			unchanged = len(done) == int(srcNow.Messages) && !c.SkipDeleted
+		}
+		if unchanged {
 			fs.Unchanged = true
 			fs.SourceCount, fs.DestCount = int(srcNow.Messages), int(dstNow.Messages)
 			fs.AlreadyPresent = fs.SourceCount
@@ -294,6 +305,11 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 	fs.AlreadyPresent = alreadyBefore
 
 	phase("reconciled")
+	if c.Delete {
+		if err := s.propagateDeletions(ctx, dstConn, p, fs, srcMsgs, done, dstByUID, mapValid, uidPlus); err != nil {
+			return err
+		}
+	}
 	// Propagate flag changes of copies already there.
 	if err := s.propagateFlags(dstConn, p, fs, srcMsgs, srcToDst, dstByUID, rule); err != nil {
 		return err
@@ -359,7 +375,7 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 	phase("verified")
 	// Sanitised keywords are deterministic and recorded: they do not stop
 	// the next run from skipping the folder, but are reported again.
-	if fs.Err == "" && len(fs.Failed) == 0 && len(fs.SkippedItems) == 0 && v.OK() {
+	if fs.Err == "" && len(fs.Failed) == 0 && len(fs.SkippedItems) == 0 && len(fs.DeleteFailed) == 0 && v.OK() {
 		if err := s.cp.SaveFolder(ctx, FolderState{Source: p.Src.Name, Destination: p.Dst,
 			SourceUIDValidity: srcSel.UIDValidity, DestUIDValidity: dstSel.UIDValidity,
 			SourceStatus: srcStatusAtStart, DestStatus: dstStatus, KeywordIssues: len(fs.Keywords)}); err != nil {

@@ -40,6 +40,13 @@ type FolderStats struct {
 	SkippedItems []ItemIssue `json:"skipped_items,omitempty"`
 	// Failed are messages that could not be copied.
 	Failed []ItemIssue `json:"failed,omitempty"`
+	// Deleted counts destination copies deleted because the source no
+	// longer has their message (Copier.Delete); in a dry run, how many
+	// would be.
+	Deleted int `json:"deleted,omitempty"`
+	// DeleteFailed lists deletions that Copier.Delete asked for and that
+	// did not happen; they make the folder partial.
+	DeleteFailed []ItemIssue `json:"delete_failed,omitempty"`
 	// Keywords lists flags that were sanitised or dropped, per message.
 	Keywords []ItemIssue `json:"keywords,omitempty"`
 
@@ -111,7 +118,7 @@ func (v *Verification) OK() bool {
 // listed in Keywords but do not count), no folder error, and a passing
 // verification (or no messages to verify).
 func (f *FolderStats) OK() bool {
-	if f.Err != "" || len(f.Failed) > 0 || len(f.SkippedItems) > 0 {
+	if f.Err != "" || len(f.Failed) > 0 || len(f.SkippedItems) > 0 || len(f.DeleteFailed) > 0 {
 		return false
 	}
 	for _, k := range f.Keywords {
@@ -145,6 +152,8 @@ func (s *Stats) Totals() FolderStats {
 		t.Bytes += f.Bytes
 		t.AlreadyPresent += f.AlreadyPresent
 		t.FlagUpdates += f.FlagUpdates
+		t.Deleted += f.Deleted
+		t.DeleteFailed = append(t.DeleteFailed, f.DeleteFailed...)
 		t.SkippedItems = append(t.SkippedItems, f.SkippedItems...)
 		t.Failed = append(t.Failed, f.Failed...)
 		t.Keywords = append(t.Keywords, f.Keywords...)

@@ -56,6 +56,7 @@ type mailCheckpoint struct {
 }
 
 var _ imapcopy.Checkpoint = (*mailCheckpoint)(nil)
+var _ imapcopy.Forgetter = (*mailCheckpoint)(nil)
 
 func (m *mailCheckpoint) Folder(ctx context.Context, source string) (imapcopy.FolderState, bool, error) {
 	var st imapcopy.FolderState
@@ -170,5 +171,11 @@ func (m *mailCheckpoint) Done(ctx context.Context, source string, ms []imapcopy.
 
 func (m *mailCheckpoint) ClearInFlight(ctx context.Context, source string, uids []imap.UID) error {
 	return m.batch(ctx, "clear in-flight marks", `DELETE FROM mail_messages WHERE account=? AND source=? AND src_uid=? AND state='inflight'`, len(uids),
+		func(i int) []any { return []any{m.account, source, uint32(uids[i])} })
+}
+
+// Forget implements imapcopy.Forgetter.
+func (m *mailCheckpoint) Forget(ctx context.Context, source string, uids []imap.UID) error {
+	return m.batch(ctx, "forget deleted messages", `DELETE FROM mail_messages WHERE account=? AND source=? AND src_uid=?`, len(uids),
 		func(i int) []any { return []any{m.account, source, uint32(uids[i])} })
 }

@@ -73,6 +73,12 @@ func TestMailCheckpoint(t *testing.T) {
 	if len(done) != 2 || len(inFlight) != 0 {
 		t.Errorf("after ClearInFlight: done %v, in flight %v; want 2 done (ClearInFlight never drops done rows), none in flight", done, inFlight)
 	}
+	if err := cp.(imapcopy.Forgetter).Forget(ctx, "INBOX", []imap.UID{1}); err != nil {
+		t.Fatal(err)
+	}
+	if done, _, _ = cp.Mappings(ctx, "INBOX"); len(done) != 1 || done[0].Src != 2 {
+		t.Errorf("after Forget(1): done %v, want only 2", done)
+	}
 	if err := cp.ResetFolder(ctx, "INBOX"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,171 @@
+package imapcopy
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/testserver"
+)
+
+// onSource runs fn on a client logged in to d with the folder selected.
+func onSource(t *testing.T, d *testserver.Dovecot, folder string, fn func(c *imapclient.Client)) {
+	t.Helper()
+	c, err := d.Dial(testserver.DefaultUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	fn(c)
+}
+
+// folderIDs returns the sorted Message-IDs of one folder of a snapshot.
+func folderIDs(m corpus.Mailbox, folder string) []string {
+	var out []string
+	for _, msg := range m.Messages {
+		if msg.Folder == folder {
+			out = append(out, headerValue(msg.Raw, "Message-Id"))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestDeletePropagates (Dovecot → Dovecot): messages expunged at the source
+// and messages moved to another folder there are deleted from the
+// destination by a run with Delete, and only those: mail the destination
+// had on its own stays, also one flagged \Deleted by its user (no plain
+// EXPUNGE). Without Delete nothing is deleted; a dry run counts and deletes
+// nothing; a run after deletes nothing more.
+func TestDeletePropagates(t *testing.T) {
+	src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "src"})
+	dst := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "dst"})
+	mb := inboxCorpus(60, false)
+	if len(mb.Messages) < 30 {
+		t.Fatalf("corpus has %d INBOX messages, want 30", len(mb.Messages))
+	}
+	mb.Messages = mb.Messages[:30]
+	mb.Folders = append(mb.Folders, corpus.Folder{Name: "Archive", Subscribed: true})
+	if err := src.Seed(context.Background(), testserver.DefaultUser, mb); err != nil {
+		t.Fatal(err)
+	}
+	// The destination's own mail: one message, one more flagged \Deleted.
+	own := inboxCorpus(2, false)
+	for i := range own.Messages {
+		own.Messages[i].Raw = []byte("Message-ID: <own-" + string(rune('a'+i)) + "@dst>\r\nSubject: own\r\n\r\nmine\r\n")
+	}
+	own.Messages[1].Flags = []string{`\Deleted`}
+	if err := dst.Seed(context.Background(), testserver.DefaultUser, own); err != nil {
+		t.Fatal(err)
+	}
+	srcA, dstA := dovecotAccount(t, src, false, Plaintext), dovecotAccount(t, dst, false, Plaintext)
+	ctx := context.Background()
+	cp := NewMemoryCheckpoint()
+	run := func(c *Copier) *Stats {
+		t.Helper()
+		c.Checkpoint, c.InFlightSettle, c.Logger = cp, -1, testLogger(t)
+		st, err := c.Copy(ctx, dstA, srcA)
+		if err != nil {
+			t.Fatalf("Copy: %v", err)
+		}
+		return st
+	}
+	if st := run(&Copier{Delete: true}); !st.OK() || st.Totals().Copied != 30 || st.Totals().Deleted != 0 {
+		t.Fatalf("first run: ok %v, %+v", st.OK(), st.Totals())
+	}
+
+	// At the source: expunge 5 messages of INBOX, move 2 to Archive.
+	onSource(t, src, "INBOX", func(c *imapclient.Client) {
+		var gone, moved imap.UIDSet
+		gone.AddNum(3, 4, 10, 20, 30)
+		moved.AddNum(7, 8)
+		if err := c.Store(gone, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.UIDExpunge(gone).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Move(moved, "Archive").Wait(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	want := snapshot(t, srcA)
+	wantInbox := append(folderIDs(want, "INBOX"), "<own-a@dst>", "<own-b@dst>")
+	slices.Sort(wantInbox)
+
+	// Without Delete: the moved messages are copied to Archive, nothing is
+	// deleted (the destination INBOX keeps all 30 copies).
+	st := run(&Copier{})
+	if tt := st.Totals(); tt.Copied != 2 || tt.Deleted != 0 {
+		t.Fatalf("run without Delete: %+v", tt)
+	}
+	if got := folderIDs(snapshot(t, dstA), "INBOX"); len(got) != 32 {
+		t.Fatalf("without Delete the destination INBOX holds %d messages, want 32", len(got))
+	}
+
+	// A dry run with Delete counts 7 and deletes nothing.
+	st = run(&Copier{Delete: true, DryRun: true})
+	if tt := st.Totals(); tt.Deleted != 7 {
+		t.Errorf("dry run: %d deletions counted, want 7", tt.Deleted)
+	}
+	if got := folderIDs(snapshot(t, dstA), "INBOX"); len(got) != 32 {
+		t.Fatalf("after the dry run the destination INBOX holds %d messages, want 32", len(got))
+	}
+
+	// With Delete: exactly the 7 go; the destination's own two stay.
+	st = run(&Copier{Delete: true})
+	if tt := st.Totals(); tt.Deleted != 7 || tt.Copied != 0 || len(tt.DeleteFailed) != 0 || !st.OK() {
+		t.Fatalf("run with Delete: ok %v, %+v", st.OK(), tt)
+	}
+	got := snapshot(t, dstA)
+	if g := folderIDs(got, "INBOX"); !slices.Equal(g, wantInbox) {
+		t.Errorf("destination INBOX after Delete:\n got %q\nwant %q", g, wantInbox)
+	}
+	if g, w := folderIDs(got, "Archive"), folderIDs(want, "Archive"); !slices.Equal(g, w) || len(g) != 2 {
+		t.Errorf("destination Archive %q, want %q", g, w)
+	}
+
+	// Nothing more to delete or copy.
+	st = run(&Copier{Delete: true})
+	if tt := st.Totals(); tt.Deleted != 0 || tt.Copied != 0 || !st.OK() {
+		t.Errorf("third run: ok %v, %+v", st.OK(), tt)
+	}
+}
+
+// TestDeleteNeedsTheMap: without the state of earlier runs nothing is known
+// to be a copy, so a run with Delete and a fresh checkpoint deletes nothing,
+// however the destination differs from the source.
+func TestDeleteNeedsTheMap(t *testing.T) {
+	src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "src"})
+	dst := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "dst"})
+	mb := inboxCorpus(10, false)
+	if err := src.Seed(context.Background(), testserver.DefaultUser, mb); err != nil {
+		t.Fatal(err)
+	}
+	withOwn := inboxCorpus(10, false)
+	for i := 0; i < 5; i++ {
+		withOwn.Messages = append(withOwn.Messages, corpus.Message{Folder: "INBOX",
+			Raw: []byte("Message-ID: <own-" + string(rune('a'+i)) + "@dst>\r\nSubject: own\r\n\r\nmine\r\n")})
+	}
+	if err := dst.Seed(context.Background(), testserver.DefaultUser, withOwn); err != nil {
+		t.Fatal(err)
+	}
+	c := &Copier{Delete: true, InFlightSettle: -1}
+	st, err := c.Copy(context.Background(), dovecotAccount(t, dst, false, Plaintext), dovecotAccount(t, src, false, Plaintext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tt := st.Totals(); tt.Deleted != 0 || !st.OK() {
+		t.Errorf("ok %v, %+v; want nothing deleted", st.OK(), tt)
+	}
+	if n := len(snapshot(t, dovecotAccount(t, dst, false, Plaintext)).Messages); n != 15 {
+		t.Errorf("destination holds %d messages, want 15: the 10 source messages, found present, and its own 5", n)
+	}
+}
