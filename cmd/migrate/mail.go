@@ -39,6 +39,7 @@ type mailFlags struct {
 	maps                  []string
 	maxSize               int64
 	skipDeleted           bool
+	deleteGone            bool
 	deepVerify            bool
 	verifyOnly            bool
 	debug                 bool
@@ -55,6 +56,12 @@ INTERNALDATE, the folder tree and subscriptions. A re-run copies only what is
 new and propagates flag changes; with --state an interrupted run resumes
 without losing or duplicating anything. The run ends with a per-folder
 fingerprint proof that every source message is on the destination.
+
+With --delete (and the --state of the earlier runs), copies of messages that
+the source no longer has, deleted or moved to another folder since, are
+deleted on the destination: the last pass before a cut-over. Only messages
+the state records as copies are deleted, by UID EXPUNGE of exactly them;
+mail the destination had on its own is never touched.
 
 imaps:// uses implicit TLS (port 993), imap:// STARTTLS (port 143);
 certificates are verified (add a private CA with --ca-file). With
@@ -90,6 +97,7 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip folders matching this pattern; repeatable")
 	fl.StringArrayVar(&f.maps, "map", nil, "rename a folder, SRC=DST ('/' separated); repeatable")
 	fl.Int64Var(&f.maxSize, "max-size", 0, "skip and report messages larger than this many bytes (0: only the server's APPENDLIMIT)")
+	fl.BoolVar(&f.deleteGone, "delete", false, "delete on the destination the copies of messages the source no longer has (needs the --state of the earlier runs; only copies are ever deleted)")
 	fl.BoolVar(&f.skipDeleted, "skip-deleted", false, "do not copy messages flagged \\Deleted (default: copy them with the flag)")
 	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (slower)")
 	fl.BoolVar(&f.verifyOnly, "verify-only", false, "copy nothing; only compare source and destination")
@@ -103,6 +111,12 @@ func (f *mailFlags) accounts() (dst, src *imapcopy.Account, err error) {
 	}
 	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 || f.appendBatch < 0 {
 		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers, --append-batch and --max-size must not be negative")}
+	}
+	if f.deleteGone && f.statePath == "" {
+		return nil, nil, usageError{errors.New("mail: --delete needs --state: only messages the state records as copies are ever deleted")}
+	}
+	if f.deleteGone && f.verifyOnly {
+		return nil, nil, usageError{errors.New("mail: --delete and --verify-only exclude each other")}
 	}
 	tcfg, err := tlsConfig(f.caFile)
 	if err != nil {
@@ -175,6 +189,7 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		Exclude:     f.exclude,
 		Map:         renames,
 		SkipDeleted: f.skipDeleted,
+		Delete:      f.deleteGone,
 		MaxSize:     f.maxSize,
 		DryRun:      f.dryRun,
 		DeepVerify:  f.deepVerify,
@@ -374,6 +389,13 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 	t := s.Totals()
 	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.SourceCount, t.DestCount, t.Copied, t.AlreadyPresent, t.FlagUpdates, len(t.SkippedItems), len(t.Failed))
 	tw.Flush()
+	if t.Deleted > 0 {
+		verb := "deleted on the destination"
+		if dryRun {
+			verb = "would delete on the destination"
+		}
+		fmt.Fprintf(w, "%s: %d copies of messages the source no longer has\n", verb, t.Deleted)
+	}
 	for _, f := range folders {
 		if f.Renamed != "" {
 			fmt.Fprintf(w, "renamed: %s → %s (%s)\n", f.Source, f.Destination, f.Renamed)
@@ -386,6 +408,12 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 		}
 		for _, it := range f.Failed {
 			fmt.Fprintf(w, "failed: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
+		}
+		if f.Deleted > 0 {
+			fmt.Fprintf(w, "deleted: %s: %d\n", f.Source, f.Deleted)
+		}
+		for _, it := range f.DeleteFailed {
+			fmt.Fprintf(w, "not deleted: %s uid %d: %s\n", f.Source, it.UID, it.Reason)
 		}
 		for _, it := range f.Keywords {
 			for _, ch := range it.Changes {

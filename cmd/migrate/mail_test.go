@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
@@ -93,6 +96,38 @@ func TestMailCLI(t *testing.T) {
 	_ = json.Unmarshal(b, &rep)
 	if n := rep.Stats.Totals().Copied; n != 0 {
 		t.Errorf("re-run copied %d, want 0", n)
+	}
+
+	// Message a is expunged at the source: --delete removes its copy, and
+	// only with the state that records it as one.
+	c, err := imapclient.DialInsecure(src.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("u", "p").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "mail", "--from", "imap://u@"+src.Addr(), "--to", "imap://u@"+dst.Addr(), "--allow-plaintext", "--delete"); code != exitUsage || !strings.Contains(errOut, "--state") {
+		t.Errorf("--delete without --state: exit %d, want %d naming --state (%s)", code, exitUsage, errOut)
+	}
+	code, out, errOut = runCLI(t, append(args, "--delete")...)
+	if code != exitOK || !strings.Contains(out, "deleted on the destination: 1 ") {
+		t.Fatalf("--delete: exit %d, want 0 and one deletion\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	b, _ = os.ReadFile(report)
+	_ = json.Unmarshal(b, &rep)
+	if tt := rep.Stats.Totals(); tt.Deleted != 1 || tt.DestCount != 4 {
+		t.Errorf("--delete report: %d deleted, %d at the destination; want 1, 4", tt.Deleted, tt.DestCount)
 	}
 }
 
