@@ -1,0 +1,31 @@
+package caldav_test
+
+import (
+	"testing"
+
+	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+)
+
+func TestDeleteMemory(t *testing.T) {
+	src, _ := davtest.MemSide(t, "mem-src")
+	dst, _ := davtest.MemSide(t, "mem-dst")
+	davtest.RunCalendarDeletes(t, src, dst)
+}
+
+// TestDeleteServers runs the deletion checks with each real server as the
+// destination (and as the source).
+func TestDeleteServers(t *testing.T) {
+	pairs := []struct {
+		name     string
+		src, dst func(testing.TB, string) davtest.Side
+	}{
+		{"radicale-xandikos", davtest.Radicale, davtest.Xandikos},
+		{"xandikos-radicale", davtest.Xandikos, davtest.Radicale},
+	}
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			davtest.RunCalendarDeletes(t, p.src(t, "src"), p.dst(t, "dst"))
+		})
+	}
+}
