@@ -509,6 +509,7 @@ func (b *serverBackend) copier(a AccountPlan, inv *Inventory, rec *recorder) *im
 		Exclude:     m.Exclude,
 		Map:         m.Folders,
 		SkipDeleted: m.SkipDeleted,
+		Delete:      m.Delete,
 		MaxSize:     m.MaxSize,
 		Logger:      b.log.With("account", a.Source),
 	}
@@ -602,6 +603,12 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			if len(f.Keywords) > 0 {
 				notes = append(notes, fmt.Sprintf("%d messages with sanitised keywords", len(f.Keywords)))
 			}
+			if f.Deleted > 0 {
+				notes = append(notes, fmt.Sprintf("%d copies deleted (gone from the source)", f.Deleted))
+			}
+			if !verify {
+				d.Failed += int64(len(f.DeleteFailed))
+			}
 			if f.Err != "" {
 				notes = append(notes, "error: "+f.Err)
 				d.Failed++
@@ -672,6 +679,9 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			}
 			if f.Err != "" {
 				r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: f.Err})
+			}
+			for _, it := range f.DeleteFailed {
+				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, it.UID), Reason: it.Reason})
 			}
 		}
 	})
@@ -764,10 +774,10 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 	}
 	filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
 	if cal {
-		c := &caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+		c := &caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
 		st, err = c.Copy(ctx, dst, filt)
 	} else {
-		c := &carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+		c := &carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
 		st, err = c.Copy(ctx, dst, filt)
 	}
 	if st != nil {

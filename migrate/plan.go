@@ -249,6 +249,11 @@ type MailOptions struct {
 	Folders map[string]string `yaml:"folders"`
 	// SkipDeleted leaves messages flagged \Deleted behind (reported).
 	SkipDeleted bool `yaml:"skip_deleted"`
+	// Delete deletes on the destination the copies of messages the source
+	// no longer has since an earlier run (imapcopy.Copier.Delete): for the
+	// last pass before a cut-over. Only copies the state records are ever
+	// deleted.
+	Delete bool `yaml:"delete"`
 	// MaxSize skips (and reports) messages larger than this many bytes;
 	// 0 means no limit.
 	MaxSize int64 `yaml:"max_size"`
@@ -262,6 +267,10 @@ type DAVOptions struct {
 	// Include and Exclude select collections by name; empty Include keeps all.
 	Include []string `yaml:"include"`
 	Exclude []string `yaml:"exclude"`
+	// Delete deletes on the destination the objects this tool copied that
+	// the source no longer has (caldav/carddav Copier.Delete), unless they
+	// changed on the destination since.
+	Delete bool `yaml:"delete"`
 }
 
 // Concurrency holds the separate knobs for separate resources.
