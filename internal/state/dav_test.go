@@ -105,6 +105,84 @@ func TestDAVCheckpointBatches(t *testing.T) {
 	}
 }
 
+// TestDAVCheckpointForget: Forget drops the named records only, of one
+// collection pair of one account and kind, and Collections lists the pairs
+// that still hold records; both survive a reopen. A copy with Delete runs
+// on the SQLite checkpoint: the records of deleted objects are gone after.
+func TestDAVCheckpointForget(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal := s.Calendars("alice").(dav.ForgetCheckpoint)
+	rec := func(i int) dav.Record {
+		return dav.Record{SrcHref: fmt.Sprintf("/a/%d.ics", i), UID: fmt.Sprint(i), DstHref: fmt.Sprintf("/b/%d.ics", i), DstETag: "d"}
+	}
+	for i := 0; i < 3; i++ {
+		for _, k := range []string{"k1", "k2"} {
+			if err := cal.Save(ctx, k, rec(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Contacts("alice").Save(ctx, "k3", rec(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cal.Forget(ctx, "k1", []dav.Record{rec(0), rec(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cal.Forget(ctx, "k2", []dav.Record{rec(0), rec(1), rec(2)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cal = s.Calendars("alice").(dav.ForgetCheckpoint)
+	got, err := cal.Records(ctx, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]dav.Record{rec(1)}, got); diff != "" {
+		t.Errorf("k1 after Forget (-want +got):\n%s", diff)
+	}
+	keys, err := cal.Collections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"k1"}, keys); diff != "" {
+		t.Errorf("calendar pairs (-want +got):\n%s", diff)
+	}
+	if keys, _ := s.Contacts("alice").(dav.ForgetCheckpoint).Collections(ctx); len(keys) != 1 || keys[0] != "k3" {
+		t.Errorf("contact pairs %v, want [k3]", keys)
+	}
+
+	src, srv := davtest.MemSide(t, "src")
+	dst, _ := davtest.MemSide(t, "dst")
+	href := davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(4))
+	from, _ := caldav.NewDAV(src.CalEndpoint())
+	to, _ := caldav.NewDAV(dst.CalEndpoint())
+	cp := s.Calendars("user1")
+	if _, err := (&caldav.Copier{Checkpoint: cp}).Copy(ctx, to, from); err != nil {
+		t.Fatal(err)
+	}
+	srv.Delete("user1", href+"gen-0000.ics")
+	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(ctx, to, from)
+	if err != nil || st.Totals().Deleted != 1 {
+		t.Fatalf("copy with Delete: %v %+v", err, st)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM dav_objects WHERE kind='calendar' AND account='user1'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 6 {
+		t.Errorf("%d records after the deletion, want 6", n)
+	}
+}
+
 func BenchmarkDAVCheckpointSave(b *testing.B) {
 	for _, batch := range []int{1, 50} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
