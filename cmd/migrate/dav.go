@@ -35,6 +35,7 @@ type davFlags struct {
 	caFile                string
 	statePath, reportPath string
 	dryRun, verify        bool
+	delete                bool
 	concurrency           int
 }
 
@@ -63,6 +64,7 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.StringVar(&f.statePath, "state", "", "state file (SQLite) that makes re-runs skip unchanged objects")
 	fl.StringVar(&f.reportPath, "report", "", "write a JSON report to this file")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read and validate everything, write nothing")
+	fl.BoolVar(&f.delete, "delete", false, "delete on the destination the objects this tool copied that the source no longer has (needs --state; objects changed on the destination since are kept)")
 	fl.BoolVar(&f.verify, "verify", true, "after copying, compare source and destination by UID and content")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "parallel requests per server (0: default 4)")
 }
@@ -95,6 +97,9 @@ func (f *davFlags) check() error {
 			return usageError{fmt.Errorf("--to-carbonio-admin %q must be an https URL (or http with --allow-plaintext)", f.toAdmin)}
 		}
 	}
+	if f.delete && f.statePath == "" {
+		return usageError{errors.New("--delete needs --state: only objects recorded there as copied are ever deleted")}
+	}
 	if f.concurrency < 0 {
 		return usageError{errors.New("--concurrency must not be negative")}
 	}
@@ -112,6 +117,9 @@ func newCalendarsCmd(e *env) *cobra.Command {
 Objects are identified by UID: a re-run with --state skips unchanged objects and
 updates changed ones; without state, objects are matched by UID at the destination.
 Writes are conditional (If-None-Match / If-Match): nothing is blindly overwritten.
+With --delete (needs --state), objects this tool copied that the source no longer
+has are deleted at the destination, under If-Match: one changed there since is
+kept and reported. Objects the destination had on its own are never touched.
 Passwords come from MIGRATE_FROM_PASSWORD / MIGRATE_TO_PASSWORD or --*-password-file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDAV(cmd.Context(), e, f, "calendars") },
@@ -150,6 +158,7 @@ type davReport struct {
 	Source       string            `json:"source"`
 	Destination  string            `json:"destination"`
 	DryRun       bool              `json:"dry_run"`
+	Delete       bool              `json:"delete,omitempty"`
 	Stats        *dav.Stats        `json:"stats"`
 	Verification *dav.Verification `json:"verification,omitempty"`
 	Error        string            `json:"error,omitempty"`
@@ -189,8 +198,8 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	onEvent := func(ev dav.Event) {
 		if d, ok := ev.(dav.CollectionDone); ok {
 			s := d.Stats
-			fmt.Fprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed\n",
-				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed)
+			fmt.Fprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
+				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, deletions(s, f.delete))
 		}
 	}
 	var (
@@ -200,7 +209,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	)
 	switch kind {
 	case "calendars":
-		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, OnEvent: onEvent}
+		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent}
 		if store != nil {
 			c.Checkpoint = store.Calendars(account)
 		}
@@ -225,7 +234,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		}
 		dst = d
 	default:
-		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, OnEvent: onEvent}
+		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent}
 		if store != nil {
 			c.Checkpoint = store.Contacts(account)
 		}
@@ -248,7 +257,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		}
 		dst = d
 	}
-	rep := &davReport{Version: 1, Kind: kind, Source: redact(f.from), Destination: redact(f.to), DryRun: f.dryRun}
+	rep := &davReport{Version: 1, Kind: kind, Source: redact(f.from), Destination: redact(f.to), DryRun: f.dryRun, Delete: f.delete}
 	stats, err := copr.Copy(ctx, dst, src)
 	rep.Stats = stats
 	if err == nil && f.verify && !f.dryRun {
@@ -258,7 +267,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		rep.Error = err.Error()
 	}
 	if stats != nil {
-		printDAVSummary(e, kind, stats, rep.Verification)
+		printDAVSummary(e, kind, stats, rep.Verification, f.delete)
 	}
 	if werr := writeDAVReport(f.reportPath, rep); werr != nil && err == nil {
 		err = werr
@@ -311,15 +320,33 @@ func classifyDAVError(err error) error {
 // maxNotes bounds the notes printed per collection; the report has all.
 const maxNotes = 20
 
-func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification) {
+// deletions is the part of a summary line about --delete ("" without it).
+func deletions(s dav.CollectionStats, on bool) string {
+	if !on {
+		return ""
+	}
+	return fmt.Sprintf(", %d deleted, %d kept (changed on the destination), %d deletions held back", s.Deleted, s.Kept, s.HeldBack)
+}
+
+func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification, deletes bool) {
 	t := s.Totals()
 	mode := ""
 	if len(s.Collections) > 0 && s.Collections[0].DryRun {
 		mode = " (dry run: nothing written)"
 	}
-	fmt.Fprintf(e.stdout, "%s: %d collections, %d objects: %d created, %d updated, %d unchanged, %d skipped, %d failed, %d repaired%s\n",
-		kind, len(s.Collections), t.Objects, t.Created, t.Updated, t.Unchanged, t.Skipped, t.Failed, t.Repaired, mode)
+	n := 0
 	for _, c := range s.Collections {
+		if !c.Gone {
+			n++
+		}
+	}
+	fmt.Fprintf(e.stdout, "%s: %d collections, %d objects: %d created, %d updated, %d unchanged, %d skipped, %d failed, %d repaired%s%s\n",
+		kind, n, t.Objects, t.Created, t.Updated, t.Unchanged, t.Skipped, t.Failed, t.Repaired, deletions(t, deletes), mode)
+	for _, c := range s.Collections {
+		if c.Gone {
+			fmt.Fprintf(e.stdout, "  %s: gone at the source; %s and its %d objects kept\n", c.Source, c.Destination, c.HeldBack)
+			continue
+		}
 		if c.Nested != "" {
 			fmt.Fprintf(e.stdout, "  %s: nested collection %q flattened to %q\n", c.Source, c.Nested, c.Name)
 		}

@@ -159,3 +159,70 @@ func TestCalendarsCLIRESTDestination(t *testing.T) {
 		t.Errorf("--to-carbonio-admin without --to-account: exit %d, want %d", code, exitUsage)
 	}
 }
+
+// TestCalendarsCLIDelete: --delete needs --state; a dry run counts; a run
+// deletes at the destination what the source deleted, reports it on stdout
+// and in the JSON report; the next run deletes and writes nothing.
+func TestCalendarsCLIDelete(t *testing.T) {
+	src, dst, srcURL, dstURL, caFile := davCLIServers(t)
+	cal := src.AddCalendar("user1", "work", "Work")
+	for n, d := range davtest.EventFixtures(4) {
+		if err := src.Put("user1", cal, n, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("MIGRATE_FROM_PASSWORD", "pass1")
+	t.Setenv("MIGRATE_TO_PASSWORD", "pass1")
+	dir := t.TempDir()
+	base := []string{"calendars", "--from", srcURL, "--to", dstURL, "--from-user", "user1", "--to-user", "user1", "--ca-file", caFile}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append(base, "--delete"), &out, &errb); code != exitUsage {
+		t.Errorf("--delete without --state: exit %d, want %d", code, exitUsage)
+	}
+	args := append(base, "--state", filepath.Join(dir, "state.db"), "--report", filepath.Join(dir, "r.json"))
+	if code := run(context.Background(), args, &out, &errb); code != exitOK {
+		t.Fatalf("first run exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	src.Delete("user1", cal+"gen-0001.ics")
+	src.Delete("user1", cal+"weekly.ics")
+	dstCal := memdav.CalendarHome("user1") + "work/"
+
+	out.Reset()
+	if code := run(context.Background(), append(args, "--delete", "--dry-run"), &out, &errb); code != exitOK {
+		t.Fatalf("dry run exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "2 deleted") || !strings.Contains(out.String(), "dry run") || len(dst.Snapshot("user1", dstCal)) != 7 {
+		t.Errorf("dry run: %d objects at the destination\n%s", len(dst.Snapshot("user1", dstCal)), out.String())
+	}
+
+	out.Reset()
+	if code := run(context.Background(), append(args, "--delete"), &out, &errb); code != exitOK {
+		t.Fatalf("run with --delete exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "5 unchanged") || !strings.Contains(out.String(), "2 deleted, 0 kept") || !strings.Contains(out.String(), "verify: 5 objects equal, 0 problems") {
+		t.Errorf("summary:\n%s", out.String())
+	}
+	if n := len(dst.Snapshot("user1", dstCal)); n != 5 {
+		t.Errorf("destination holds %d objects, want 5", n)
+	}
+	var rep davReport
+	b, err := os.ReadFile(filepath.Join(dir, "r.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Delete || rep.Stats.Totals().Deleted != 2 || !strings.Contains(string(b), `"deleted": 2`) {
+		t.Errorf("report: delete %v, totals %+v", rep.Delete, rep.Stats.Totals())
+	}
+
+	out.Reset()
+	puts, dels := dst.Requests("PUT"), dst.Requests("DELETE")
+	if code := run(context.Background(), append(args, "--delete"), &out, &errb); code != exitOK {
+		t.Fatalf("third run exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if dst.Requests("PUT") != puts || dst.Requests("DELETE") != dels || !strings.Contains(out.String(), "0 deleted") {
+		t.Errorf("third run sent %d PUT, %d DELETE\n%s", dst.Requests("PUT")-puts, dst.Requests("DELETE")-dels, out.String())
+	}
+}
