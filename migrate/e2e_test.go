@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
@@ -34,6 +37,7 @@ type e2eConfig struct {
 	ListFile           string
 	Domain             string
 	SlowDown           bool
+	Delete             bool // mail.delete, calendars.delete, contacts.delete
 }
 
 const e2eEnv = "ZXMIGRATE_E2E_CHILD_CONFIG"
@@ -107,7 +111,9 @@ func e2eRunner(t *testing.T, c e2eConfig, onEvent func(migrate.Event)) *migrate.
 		Phases:       []migrate.Phase{migrate.PhaseSmartScan, migrate.PhaseProvisioning, migrate.PhaseProvisioningCheck, migrate.PhaseMail, migrate.PhaseCalendars, migrate.PhaseContacts, migrate.PhaseVerify},
 		Provisioning: migrate.Provisioning{BackupPath: "/backup"},
 		Concurrency:  migrate.Concurrency{ConcurrentAccounts: 4, FoldersPerAccount: 2},
-		Mail:         migrate.MailOptions{WritersPerAccount: 1},
+		Mail:         migrate.MailOptions{WritersPerAccount: 1, Delete: c.Delete},
+		Calendars:    migrate.DAVOptions{Delete: c.Delete},
+		Contacts:     migrate.DAVOptions{Delete: c.Delete},
 		State:        c.State,
 		Report:       c.Report,
 	}
@@ -238,6 +244,90 @@ func TestE2EDovecot(t *testing.T) {
 			_ = v.WriteText(&b)
 		}
 		t.Errorf("verify after resume: %v\n%s", err, b.String())
+	}
+
+	// Run 4, the delta pass before a cut-over: since run 3, user1 expunged
+	// a message and deleted an event at the source. With delete on, their
+	// copies go from the destination, and nothing else does.
+	u := "user1@" + domain
+	gone := want[u].Mail.Messages[0] // UID 1 of its folder (seeded in corpus order)
+	c, err := src.Dial(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select(gone.Folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge(imap.UIDSetNum(1)).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	srcCals, _, err := testserver.SnapshotDAV(ctx, rsrc.CalendarHome(u), u, users[u])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var event string
+	for _, col := range srcCals {
+		if len(col.Objects) > 0 {
+			event = rsrc.CalendarHome(u) + col.Name + "/" + col.Objects[0].Name
+			break
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, event, nil)
+	req.SetBasicAuth(u, users[u])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("DELETE %s at the source: %v %v", event, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	dstBefore, err := dst.Snapshot(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calsBefore, _, err := testserver.SnapshotDAV(ctx, rdst.CalendarHome(u), u, users[u])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Delete = true
+	r = e2eRunner(t, cfg, nil)
+	r.Delta = true
+	if rep, err := r.Run(ctx); err != nil || !rep.OK() {
+		var b strings.Builder
+		if rep != nil {
+			_ = rep.WriteText(&b)
+		}
+		t.Fatalf("run with delete: %v\n%s", err, b.String())
+	}
+	dstAfter, err := dst.Snapshot(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dstAfter.Messages) != len(dstBefore.Messages)-1 {
+		t.Errorf("user1 has %d messages on the destination after the run with delete, want %d", len(dstAfter.Messages), len(dstBefore.Messages)-1)
+	}
+	goneID := corpus.MessageID(gone.Raw)
+	for _, m := range dstAfter.Messages {
+		if m.Folder == gone.Folder && corpus.MessageID(m.Raw) == goneID {
+			t.Errorf("the expunged message %s is still in %s on the destination", goneID, gone.Folder)
+		}
+	}
+	calsAfter, _, err := testserver.SnapshotDAV(ctx, rdst.CalendarHome(u), u, users[u])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, was := countObjects(calsAfter), countObjects(calsBefore); n != was-1 {
+		t.Errorf("user1 has %d calendar objects on the destination after the run with delete, want %d", n, was-1)
+	}
+	for v := range want {
+		if v == u {
+			continue
+		}
+		if got, err := dst.Snapshot(ctx, v); err != nil || len(got.Messages) != len(want[v].Mail.Messages) {
+			t.Errorf("%s: %d messages on the destination, want %d untouched (%v)", v, len(got.Messages), len(want[v].Mail.Messages), err)
+		}
 	}
 }
 
