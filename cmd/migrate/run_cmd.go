@@ -98,7 +98,7 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 
 func newRunCmd(e *env) *cobra.Command {
 	var f outputFlags
-	var retryFailed, delta bool
+	var retryFailed, delta, deleteGone bool
 	var phases []string
 	cmd := &cobra.Command{
 		Use:   "run --plan FILE",
@@ -116,6 +116,13 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 				return err
 			}
 			r.RetryFailed, r.Delta = retryFailed, delta
+			if deleteGone {
+				if !delta {
+					prog.Close()
+					return usageError{errors.New("--delete goes with --delta: it deletes what the source no longer has since the earlier runs")}
+				}
+				r.Plan.Mail.Delete, r.Plan.Calendars.Delete, r.Plan.Contacts.Delete = true, true, true
+			}
 			if len(phases) > 0 {
 				r.Plan.Phases = nil
 				for _, ph := range phases {
@@ -140,6 +147,7 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 	f.add(cmd, true)
 	cmd.Flags().BoolVar(&retryFailed, "retry-failed", false, "run again the phases that failed or finished partial")
 	cmd.Flags().BoolVar(&delta, "delta", false, "cutover pass: copy again what changed since (mail, calendars, contacts) for accounts already done")
+	cmd.Flags().BoolVar(&deleteGone, "delete", false, "with --delta: also delete on the destination the copies of messages and objects the source no longer has (as mail.delete, calendars.delete, contacts.delete)")
 	cmd.Flags().StringSliceVar(&phases, "phases", nil, "run only these phases of the plan, e.g. --phases mail --delta for a daily pre-stage")
 	return cmd
 }

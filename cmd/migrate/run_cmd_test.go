@@ -91,6 +91,9 @@ report: out
 	if code, _, errs = runCLI("run", "--plan", planFile, "--phases", "mail,nosuch"); code != exitUsage || !strings.Contains(errs, "nosuch") {
 		t.Errorf("--phases nosuch: exit %d, %s", code, errs)
 	}
+	if code, _, errs = runCLI("run", "--plan", planFile, "--delete"); code != exitUsage || !strings.Contains(errs, "--delta") {
+		t.Errorf("--delete without --delta: exit %d, %s", code, errs)
+	}
 	code, out, _ = runCLI("report", "--plan", planFile)
 	if code != exitOK || !strings.Contains(out, "Run 3: DONE") {
 		t.Errorf("report exit %d:\n%s", code, out)
