@@ -13,15 +13,15 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 )
 
-func TestDeleteMemory(t *testing.T) {
+func TestCalendarDeleteMemory(t *testing.T) {
 	src, _ := davtest.MemSide(t, "mem-src")
 	dst, _ := davtest.MemSide(t, "mem-dst")
 	davtest.RunCalendarDeletes(t, src, dst)
 }
 
-// TestDeleteServers runs the deletion checks with each real server as the
+// TestCalendarDeleteServers runs the deletion checks with each real server as the
 // destination (and as the source).
-func TestDeleteServers(t *testing.T) {
+func TestCalendarDeleteServers(t *testing.T) {
 	pairs := []struct {
 		name     string
 		src, dst func(testing.TB, string) davtest.Side
@@ -39,7 +39,7 @@ func TestDeleteServers(t *testing.T) {
 
 // delSetup seeds calendar "work" on a memdav source with 4 generated events
 // and copies it once to a memdav destination with a memory checkpoint.
-func delSetup(t *testing.T) (src, dst *memdav.Server, s, d *caldav.DAV, cp caldav.Checkpoint, work string) {
+func delSetup(t *testing.T) (src, dst *memdav.Server, s, d *caldav.DAV, cp caldav.Checkpoint, work string, dstEP caldav.Endpoint) {
 	t.Helper()
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
@@ -53,7 +53,8 @@ func delSetup(t *testing.T) (src, dst *memdav.Server, s, d *caldav.DAV, cp calda
 	if s, err = caldav.NewDAV(srcSide.CalEndpoint()); err != nil {
 		t.Fatal(err)
 	}
-	if d, err = caldav.NewDAV(dstSide.CalEndpoint()); err != nil {
+	dstEP = dstSide.CalEndpoint()
+	if d, err = caldav.NewDAV(dstEP); err != nil {
 		t.Fatal(err)
 	}
 	cp = caldav.NewMemoryCheckpoint()
@@ -75,10 +76,10 @@ func hasNote(st *caldav.Stats, sub string) bool {
 	return false
 }
 
-// TestDeleteZeroListingGuard: a source collection that lists no objects
+// TestCalendarDeleteZeroListingGuard: a source collection that lists no objects
 // while the checkpoint holds records for it deletes nothing.
-func TestDeleteZeroListingGuard(t *testing.T) {
-	src, dst, s, d, cp, work := delSetup(t)
+func TestCalendarDeleteZeroListingGuard(t *testing.T) {
+	src, dst, s, d, cp, work, _ := delSetup(t)
 	for i := 0; i < 4; i++ {
 		if !src.Delete("user1", fmt.Sprintf("%se%d.ics", work, i)) {
 			t.Fatal("seed delete failed")
@@ -117,10 +118,10 @@ func (h hidden) Collections(ctx context.Context) ([]caldav.Collection, error) {
 	return out, err
 }
 
-// TestDeleteGoneCollection: when the source collection itself is gone,
+// TestCalendarDeleteGoneCollection: when the source collection itself is gone,
 // nothing is deleted and the collection pair is reported.
-func TestDeleteGoneCollection(t *testing.T) {
-	_, dst, s, d, cp, _ := delSetup(t)
+func TestCalendarDeleteGoneCollection(t *testing.T) {
+	_, dst, s, d, cp, _, _ := delSetup(t)
 	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, hidden{s, "work"})
 	if err != nil {
 		t.Fatal(err)
@@ -136,34 +137,40 @@ func TestDeleteGoneCollection(t *testing.T) {
 	}
 }
 
-// TestDeleteNeedsCheckpoint: only recorded copies may be deleted, so
+// TestCalendarDeleteNeedsCheckpoint: only recorded copies may be deleted, so
 // Delete without a checkpoint is refused before anything is sent.
-func TestDeleteNeedsCheckpoint(t *testing.T) {
-	_, _, s, d, _, _ := delSetup(t)
+func TestCalendarDeleteNeedsCheckpoint(t *testing.T) {
+	_, _, s, d, _, _, _ := delSetup(t)
 	if _, err := (&caldav.Copier{Delete: true}).Copy(context.Background(), d, s); err == nil || !strings.Contains(err.Error(), "Checkpoint") {
 		t.Errorf("Copy with Delete and no checkpoint: %v, want an error", err)
 	}
 }
 
-// failDelete answers 403 to DELETE of one path and passes the rest on.
+// failDelete answers 403 to DELETE (or method) of one path and passes the
+// rest on.
 type failDelete struct {
 	next interface {
 		Do(*http.Request) (*http.Response, error)
 	}
-	path string
+	path   string
+	method string
 }
 
 func (f *failDelete) Do(req *http.Request) (*http.Response, error) {
-	if req.Method == http.MethodDelete && strings.HasSuffix(req.URL.Path, f.path) {
+	m := f.method
+	if m == "" {
+		m = http.MethodDelete
+	}
+	if req.Method == m && strings.HasSuffix(req.URL.Path, f.path) {
 		return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden", Body: io.NopCloser(strings.NewReader("no")), Header: http.Header{}, Request: req}, nil
 	}
 	return f.next.Do(req)
 }
 
-// TestDeleteFailureNamesHref: a refused DELETE is a failure naming the
+// TestCalendarDeleteFailureNamesHref: a refused DELETE is a failure naming the
 // object; the other deletions go on; the record stays, so the next run
 // deletes it.
-func TestDeleteFailureNamesHref(t *testing.T) {
+func TestCalendarDeleteFailureNamesHref(t *testing.T) {
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
 	work := src.AddCalendar("user1", "work", "Work", "VEVENT")
@@ -212,9 +219,9 @@ func TestDeleteFailureNamesHref(t *testing.T) {
 	}
 }
 
-// TestDeleteRESTDestination: the REST import cannot delete; the candidates
+// TestCalendarDeleteRESTDestination: the REST import cannot delete; the candidates
 // are reported as held back, once per collection.
-func TestDeleteRESTDestination(t *testing.T) {
+func TestCalendarDeleteRESTDestination(t *testing.T) {
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
 	work := src.AddCalendar("user1", "work", "Work", "VEVENT")
@@ -259,11 +266,11 @@ func TestDeleteRESTDestination(t *testing.T) {
 	}
 }
 
-// TestDeleteMovedEvent: an event moved to another calendar at the source
+// TestCalendarDeleteMovedEvent: an event moved to another calendar at the source
 // is deleted from the first at the destination and exists once; on a
 // server where a UID is unique per mailbox (Carbonio) the copy adopts it
 // where it is, and it is not deleted.
-func TestDeleteMovedEvent(t *testing.T) {
+func TestCalendarDeleteMovedEvent(t *testing.T) {
 	for _, carbonio := range []bool{false, true} {
 		t.Run(fmt.Sprintf("carbonio=%v", carbonio), func(t *testing.T) {
 			srcSide, src := davtest.MemSide(t, "mem-src")
@@ -326,5 +333,58 @@ func TestDeleteMovedEvent(t *testing.T) {
 				t.Errorf("re-run: %v %+v", err, st.Totals())
 			}
 		})
+	}
+}
+
+// TestCalendarDeleteAlreadyGone: an object the destination lost already
+// counts as deleted without a request, and its record is forgotten.
+func TestCalendarDeleteAlreadyGone(t *testing.T) {
+	src, dst, s, d, cp, work, _ := delSetup(t)
+	src.Delete("user1", work+"e0.ics")
+	if !dst.Delete("user1", memdav.CalendarHome("user1")+"work/gen-0000@zxmigrate.test.ics") {
+		t.Fatal("destination copy not found")
+	}
+	dels := dst.Requests("DELETE")
+	cop := &caldav.Copier{Checkpoint: cp, Delete: true}
+	st, err := cop.Copy(context.Background(), d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Deleted != 1 || dst.Requests("DELETE") != dels {
+		t.Errorf("totals %+v with %d DELETE requests, want 1 deleted, none sent", tot, dst.Requests("DELETE")-dels)
+	}
+	if recs, _ := cp.Records(context.Background(), st.Collections[0].Source+" => "+st.Collections[0].Destination); len(recs) != 3 {
+		t.Errorf("%d records left, want 3", len(recs))
+	}
+}
+
+// TestCalendarDeleteHeldBackOnFailure: while objects of a collection fail,
+// its deletions wait (a failed object may be the new home of a UID).
+func TestCalendarDeleteHeldBackOnFailure(t *testing.T) {
+	src, _, s, d, cp, work, ep := delSetup(t)
+	src.Delete("user1", work+"e0.ics")
+	changed := strings.Replace(string(davtest.GenEvent(1)), "SUMMARY:", "SUMMARY:Changed ", 1)
+	src.Delete("user1", work+"e1.ics")
+	if err := src.Put("user1", work, "e1.ics", []byte(changed)); err != nil {
+		t.Fatal(err)
+	}
+	ep.HTTPClient = &failDelete{next: ep.HTTPClient, path: "/gen-0001@zxmigrate.test.ics", method: http.MethodPut}
+	fd, _ := caldav.NewDAV(ep)
+	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), fd, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Deleted != 0 || tot.HeldBack != 1 || tot.Failed != 1 {
+		t.Errorf("totals %+v, want 1 failed, 1 held back", tot)
+	}
+	if !hasNote(st, "1 objects of this collection failed; 1 deletions held back") {
+		t.Errorf("no note on the held-back deletion: %+v", st.Collections)
+	}
+	st, err = (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := st.Totals(); tot.Deleted != 1 || tot.Updated != 1 || tot.Failed != 0 {
+		t.Errorf("clean run totals %+v, want 1 updated, 1 deleted", tot)
 	}
 }

@@ -16,6 +16,13 @@
 // changed objects and writes only changed ones; without a checkpoint,
 // objects are matched by UID at the destination.
 //
+// Copy is additive unless Copier.Delete is set: then objects this tool
+// copied (recorded in the checkpoint) that the source no longer has are
+// deleted at the destination with If-Match, so an object changed there
+// since is kept and reported. A collection whose listing failed or is
+// empty, or whose objects failed, deletes nothing; collections are never
+// deleted.
+//
 // Quick start:
 //
 //	src, _ := caldav.NewDAV(caldav.Endpoint{URL: "https://old.example.com/", User: "alice", Password: pw})

@@ -6,15 +6,15 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
 )
 
-func TestDeleteMemory(t *testing.T) {
+func TestContactDeleteMemory(t *testing.T) {
 	src, _ := davtest.MemSide(t, "mem-src")
 	dst, _ := davtest.MemSide(t, "mem-dst")
 	davtest.RunContactDeletes(t, src, dst)
 }
 
-// TestDeleteServers runs the deletion checks with each real server as the
+// TestContactDeleteServers runs the deletion checks with each real server as the
 // destination (and as the source).
-func TestDeleteServers(t *testing.T) {
+func TestContactDeleteServers(t *testing.T) {
 	pairs := []struct {
 		name     string
 		src, dst func(testing.TB, string) davtest.Side

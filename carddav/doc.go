@@ -14,6 +14,9 @@
 // Contacts are never written through REST vcf/csv imports, which duplicate
 // every contact on each re-run.
 //
+// Copier.Delete propagates deletions as in package caldav: only recorded
+// copies, under If-Match, never in a collection that lists nothing.
+//
 // Quick start:
 //
 //	src, _ := carddav.NewZimbraREST(carddav.ZimbraREST{URL: "https://zimbra:7071", User: "admin",
