@@ -388,3 +388,51 @@ func TestCalendarDeleteHeldBackOnFailure(t *testing.T) {
 		t.Errorf("clean run totals %+v, want 1 updated, 1 deleted", tot)
 	}
 }
+
+// BenchmarkCalendarDelete measures, for 500 events in memory, an unchanged
+// re-run with and without Delete (the cost of looking for deletions), and
+// a run that deletes 250 of them (per op: one such run).
+func BenchmarkCalendarDelete(b *testing.B) {
+	setup := func(b *testing.B) (*memdav.Server, string, *caldav.DAV, *caldav.DAV, caldav.Checkpoint) {
+		srcSide, src := davtest.MemSide(b, "mem-src")
+		dstSide, _ := davtest.MemSide(b, "mem-dst")
+		work := src.AddCalendar("user1", "work", "Work", "VEVENT")
+		for i := 0; i < 500; i++ {
+			if err := src.Put("user1", work, fmt.Sprintf("e%d.ics", i), davtest.GenEvent(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s, _ := caldav.NewDAV(srcSide.CalEndpoint())
+		d, _ := caldav.NewDAV(dstSide.CalEndpoint())
+		cp := caldav.NewMemoryCheckpoint()
+		if _, err := (&caldav.Copier{Checkpoint: cp}).Copy(context.Background(), d, s); err != nil {
+			b.Fatal(err)
+		}
+		return src, work, s, d, cp
+	}
+	for _, del := range []bool{false, true} {
+		b.Run(fmt.Sprintf("rerun/delete=%v", del), func(b *testing.B) {
+			_, _, s, d, cp := setup(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := (&caldav.Copier{Checkpoint: cp, Delete: del}).Copy(context.Background(), d, s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("delete250", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			src, work, s, d, cp := setup(b)
+			for j := 0; j < 500; j += 2 {
+				src.Delete("user1", fmt.Sprintf("%se%d.ics", work, j))
+			}
+			b.StartTimer()
+			st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
+			if err != nil || st.Totals().Deleted != 250 {
+				b.Fatalf("%v %+v", err, st.Totals())
+			}
+		}
+	})
+}
