@@ -3,12 +3,17 @@ package imapcopy
 import (
 	"context"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
+	"github.com/zxmigrate/zxmigrate/internal/memimap"
+	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 )
 
@@ -167,5 +172,80 @@ func TestDeleteNeedsTheMap(t *testing.T) {
 	}
 	if n := len(snapshot(t, dovecotAccount(t, dst, false, Plaintext)).Messages); n != 15 {
 		t.Errorf("destination holds %d messages, want 15: the 10 source messages, found present, and its own 5", n)
+	}
+}
+
+// TestDeleteCutOff: the connection is closed right after the destination
+// did the UID STORE \Deleted, or the UID EXPUNGE, and before the client
+// hears the answer. The folder pass tries again; the destination ends with
+// exactly the source's messages (none of the expunged ones, every other),
+// and a further run deletes and copies nothing.
+func TestDeleteCutOff(t *testing.T) {
+	for _, cmd := range []string{"UID STORE", "UID EXPUNGE"} {
+		t.Run(strings.ReplaceAll(cmd, " ", "_"), func(t *testing.T) {
+			src := startMem(t, memimap.Options{})
+			src.AddUser("user1", "pass1")
+			mb := inboxCorpus(40, false)
+			if err := src.Seed("user1", mb); err != nil {
+				t.Fatal(err)
+			}
+			d := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "dst"})
+			var cuts atomic.Int32
+			rules := &faultproxy.IMAPRules{CutAnswer: func(name, args string) bool {
+				return name == cmd && (cmd != "UID STORE" || strings.Contains(args, `\Deleted`)) && cuts.Add(1) == 1
+			}}
+			proxy, err := faultproxy.Listen(d.Addr, faultproxy.Options{IMAP: rules})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { proxy.Close() })
+			dst := &Account{Addr: proxy.Addr(), Security: Plaintext, User: testserver.DefaultUser, Password: secret.New(testserver.DefaultPassword)}
+			srcA := memAccount(src, "user1", "", "pass1")
+			ctx := context.Background()
+			cp := NewMemoryCheckpoint()
+			run := func() *Stats {
+				t.Helper()
+				st, err := (&Copier{Checkpoint: cp, Delete: true, InFlightSettle: -1, Logger: testLogger(t)}).Copy(ctx, dst, srcA)
+				if err != nil {
+					t.Fatalf("Copy: %v", err)
+				}
+				return st
+			}
+			if st := run(); !st.OK() {
+				t.Fatalf("first run: %+v", st.Totals())
+			}
+			c, err := imapclient.DialInsecure(src.Addr(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Login("user1", "pass1").Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			var gone imap.UIDSet
+			gone.AddNum(2, 5, 6, 7, 30)
+			if err := c.Store(gone, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.UIDExpunge(gone).Close(); err != nil {
+				t.Fatal(err)
+			}
+			st := run()
+			if cuts.Load() == 0 || proxy.Stats().Cuts != 1 {
+				t.Fatalf("no %s answer was cut (%d calls, %v)", cmd, cuts.Load(), proxy.Stats())
+			}
+			if tt := st.Totals(); !st.OK() || tt.Deleted > 5 || tt.Copied != 0 {
+				t.Errorf("run with the cut: ok %v, %d deleted, %d copied; want ok, at most 5, 0", st.OK(), tt.Deleted, tt.Copied)
+			}
+			if g, w := messageIDs(snapshot(t, dst)), messageIDs(snapshot(t, srcA)); !slices.Equal(g, w) {
+				t.Errorf("destination holds %d messages, the source %d (or other ones)", len(g), len(w))
+			}
+			if tt := run().Totals(); tt.Deleted != 0 || tt.Copied != 0 {
+				t.Errorf("last run deleted %d, copied %d; want 0, 0", tt.Deleted, tt.Copied)
+			}
+		})
 	}
 }

@@ -190,6 +190,8 @@ func problems(s *imapcopy.Stats) string {
 			p = append(p, fmt.Sprintf("%q: %s", f.Source, f.Err))
 		case len(f.Failed) > 0:
 			p = append(p, fmt.Sprintf("%q: %d failed (first: uid %d: %s)", f.Source, len(f.Failed), f.Failed[0].UID, f.Failed[0].Reason))
+		case len(f.DeleteFailed) > 0:
+			p = append(p, fmt.Sprintf("%q: %d deletions not done (first: %s)", f.Source, len(f.DeleteFailed), f.DeleteFailed[0].Reason))
 		case len(f.SkippedItems) > 0:
 			p = append(p, fmt.Sprintf("%q: %d skipped (first: %s)", f.Source, len(f.SkippedItems), f.SkippedItems[0].Reason))
 		case f.Skipped != "" || f.NoSelect || f.Unchanged:

@@ -59,6 +59,14 @@ type IMAPRules struct {
 	// untagged BADs, the server's and the rules' own (a refused APPEND); a
 	// tagged OK resets the count. 0 means no limit.
 	MaxConsecutiveErrors int
+	// CutAnswer, when set, is asked about every command (its name, e.g.
+	// "UID EXPUNGE", and its arguments): when it returns true, the command
+	// goes to the server, and the server's tagged answer to it never comes
+	// back; the proxy closes the connection instead. The server did the
+	// command, the client cannot know: what a crash or a dropped network
+	// does at the worst moment. Counted in Stats.Cuts. It may be called
+	// concurrently.
+	CutAnswer func(name, args string) bool
 }
 
 // ZimbraTagFlag reports whether flag looks like a Zimbra tag keyword
@@ -300,6 +308,9 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 				return errFault
 			}
 		}
+		if ok && r.CutAnswer != nil && r.CutAnswer(name, strings.TrimRight(args, "\r\n")) {
+			pc.cutTag.Store(tag + " ")
+		}
 		if n, sync := literalAt(line); ok && name == "APPEND" && n >= 0 && !sync {
 			whole, text, msgs, err := r.readAppend(br, args, line, w)
 			pc.p.c.appends.Add(1)
@@ -477,6 +488,11 @@ func (r *IMAPRules) pumpResponses(pc *pconn, br *bufio.Reader, w io.Writer) erro
 		line, err := readLine(br)
 		if first {
 			kind, first = classifyAnswer(line), false
+			if cut, _ := pc.cutTag.Load().(string); cut != "" && bytes.HasPrefix(line, []byte(cut)) {
+				pc.p.c.cuts.Add(1)
+				pc.shutdown()
+				return errFault
+			}
 		}
 		buf = append(buf, line...)
 		if err != nil {

@@ -451,3 +451,32 @@ func TestReadAppendMulti(t *testing.T) {
 		})
 	}
 }
+
+// TestIMAPCutAnswer: a command CutAnswer picks reaches the server, which
+// does it; its answer never reaches the client, whose connection closes.
+func TestIMAPCutAnswer(t *testing.T) {
+	addr := startMemServer(t, true)
+	p := listen(t, addr, Options{IMAP: &IMAPRules{CutAnswer: func(name, args string) bool { return name == "CREATE" && strings.Contains(args, "Cut") }}})
+	c := login(t, p.Addr())
+	if err := c.Create("Kept", nil).Wait(); err != nil {
+		t.Fatalf("CREATE Kept: %v", err)
+	}
+	if err := c.Create("Cut", nil).Wait(); err == nil {
+		t.Fatal("CREATE Cut was answered")
+	}
+	if st := p.Stats(); st.Cuts != 1 {
+		t.Errorf("cuts = %d, want 1", st.Cuts)
+	}
+	direct := login(t, addr)
+	boxes, err := direct.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range boxes {
+		names = append(names, b.Mailbox)
+	}
+	if got := strings.Join(names, ","); !strings.Contains(got, "Cut") || !strings.Contains(got, "Kept") {
+		t.Errorf("server holds %s; want Cut and Kept: the cut command was done", got)
+	}
+}

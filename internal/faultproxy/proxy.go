@@ -48,6 +48,8 @@ type Stats struct {
 	Dropped  int64 // connections dropped by the IMAP throttle rule
 	// ErrorDrops counts connections dropped by IMAPRules.MaxConsecutiveErrors.
 	ErrorDrops int64
+	// Cuts counts connections closed by IMAPRules.CutAnswer.
+	Cuts int64
 	// Appends counts APPEND commands seen with IMAP rules on, and
 	// AppendedMessages the messages they carried (more than Appends when
 	// clients use MULTIAPPEND), refused ones included.
@@ -59,19 +61,19 @@ type Stats struct {
 
 // Faults is the number of faults of every kind that reached a client.
 func (s Stats) Faults() int64 {
-	return s.Refused + s.Busy + s.Resets + s.Stalls + s.Injects + s.Closes + s.Rejected + s.Dropped + s.ErrorDrops
+	return s.Refused + s.Busy + s.Resets + s.Stalls + s.Injects + s.Closes + s.Rejected + s.Dropped + s.ErrorDrops + s.Cuts
 }
 
 // String lists the counters on one line, for test logs.
 func (s Stats) String() string {
-	return fmt.Sprintf("accepted=%d refused=%d busy=%d resets=%d stalls=%d injects=%d closes=%d rejected=%d dropped=%d error-drops=%d",
-		s.Accepted, s.Refused, s.Busy, s.Resets, s.Stalls, s.Injects, s.Closes, s.Rejected, s.Dropped, s.ErrorDrops)
+	return fmt.Sprintf("accepted=%d refused=%d busy=%d resets=%d stalls=%d injects=%d closes=%d rejected=%d dropped=%d error-drops=%d cuts=%d",
+		s.Accepted, s.Refused, s.Busy, s.Resets, s.Stalls, s.Injects, s.Closes, s.Rejected, s.Dropped, s.ErrorDrops, s.Cuts)
 }
 
 type counters struct {
-	accepted, refused, busy, resets, stalls, injects, closes, rejected, dropped atomic.Int64
-	errorDrops, appends, appendMsgs                                             atomic.Int64
-	toServer, toClient                                                          atomic.Int64
+	accepted, refused, busy, resets, stalls, injects, closes, rejected, dropped, cuts atomic.Int64
+	errorDrops, appends, appendMsgs                                                   atomic.Int64
+	toServer, toClient                                                                atomic.Int64
 }
 
 // Proxy forwards TCP connections from a loopback listener to a target address
@@ -164,7 +166,7 @@ func (p *Proxy) Stats() Stats {
 		Accepted: p.c.accepted.Load(), Refused: p.c.refused.Load(), Busy: p.c.busy.Load(),
 		Resets: p.c.resets.Load(), Stalls: p.c.stalls.Load(), Injects: p.c.injects.Load(),
 		Closes: p.c.closes.Load(), Rejected: p.c.rejected.Load(), Dropped: p.c.dropped.Load(),
-		ErrorDrops: p.c.errorDrops.Load(), Appends: p.c.appends.Load(), AppendedMessages: p.c.appendMsgs.Load(),
+		ErrorDrops: p.c.errorDrops.Load(), Cuts: p.c.cuts.Load(), Appends: p.c.appends.Load(), AppendedMessages: p.c.appendMsgs.Load(),
 		BytesToServer: p.c.toServer.Load(), BytesToClient: p.c.toClient.Load(),
 	}
 }
@@ -290,6 +292,8 @@ type pconn struct {
 	p        *Proxy
 	client   net.Conn
 	clientMu sync.Mutex // serialises writes to client (responses vs. IMAP rule answers)
+
+	cutTag atomic.Value // string: "TAG " of a command whose answer IMAPRules.CutAnswer cuts
 
 	errMu  sync.Mutex // guards errors
 	errors int        // errors in a row, for IMAPRules.MaxConsecutiveErrors
