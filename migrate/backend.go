@@ -769,7 +769,9 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 	}
 	var st *caldav.Stats
 	cp := b.davCheckpoint(rec, a, cal)
-	if dry {
+	if dry && !opts.Delete {
+		// With Delete a dry run reads the records to count what would be
+		// deleted; the engine writes nothing in a dry run.
 		cp = nil
 	}
 	filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
@@ -797,6 +799,18 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 				}
 				if c.Routed > 0 {
 					notes = append(notes, fmt.Sprintf("%d routed to a companion collection", c.Routed))
+				}
+				if c.Gone {
+					notes = append(notes, "gone from the source; its copies are kept")
+				}
+				if c.Deleted > 0 {
+					notes = append(notes, fmt.Sprintf("%d deleted (gone from the source)", c.Deleted))
+				}
+				if c.Kept > 0 {
+					notes = append(notes, fmt.Sprintf("%d kept: changed on the destination", c.Kept))
+				}
+				if c.HeldBack > 0 {
+					notes = append(notes, fmt.Sprintf("%d deletions held back", c.HeldBack))
 				}
 				d.Note = strings.Join(notes, "; ")
 				r.Details = append(r.Details, d)
