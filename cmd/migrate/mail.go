@@ -72,8 +72,9 @@ Passwords come from MIGRATE_FROM_PASSWORD and MIGRATE_TO_PASSWORD, or from
 they are the admin's (SASL PLAIN, authzid = mailbox).
 
 Exit codes: 0 everything copied and verified; 3 partial (skipped, failed,
-dropped keywords or unverified messages, listed in the summary; keywords
-renamed by the sanitising rule are listed but do not count); 4
+dropped keywords, unverified messages or deletions not done, listed in the
+summary; keywords renamed by the sanitising rule are listed but do not
+count); 4
 authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMail(cmd.Context(), e, f) },
