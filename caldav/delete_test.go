@@ -37,18 +37,26 @@ func TestCalendarDeleteServers(t *testing.T) {
 	}
 }
 
+// seedWork adds calendar "work" with n generated events to src and returns
+// its href.
+func seedWork(tb testing.TB, src *memdav.Server, n int) string {
+	tb.Helper()
+	work := src.AddCalendar("user1", "work", "Work", "VEVENT")
+	for i := 0; i < n; i++ {
+		if err := src.Put("user1", work, fmt.Sprintf("e%d.ics", i), davtest.GenEvent(i)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return work
+}
+
 // delSetup seeds calendar "work" on a memdav source with 4 generated events
 // and copies it once to a memdav destination with a memory checkpoint.
 func delSetup(t *testing.T) (src, dst *memdav.Server, s, d *caldav.DAV, cp caldav.Checkpoint, work string, dstEP caldav.Endpoint) {
 	t.Helper()
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
-	work = src.AddCalendar("user1", "work", "Work", "VEVENT")
-	for i := 0; i < 4; i++ {
-		if err := src.Put("user1", work, fmt.Sprintf("e%d.ics", i), davtest.GenEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	work = seedWork(t, src, 4)
 	var err error
 	if s, err = caldav.NewDAV(srcSide.CalEndpoint()); err != nil {
 		t.Fatal(err)
@@ -173,12 +181,7 @@ func (f *failDelete) Do(req *http.Request) (*http.Response, error) {
 func TestCalendarDeleteFailureNamesHref(t *testing.T) {
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
-	work := src.AddCalendar("user1", "work", "Work", "VEVENT")
-	for i := 0; i < 4; i++ {
-		if err := src.Put("user1", work, fmt.Sprintf("e%d.ics", i), davtest.GenEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	work := seedWork(t, src, 4)
 	s, _ := caldav.NewDAV(srcSide.CalEndpoint())
 	d, _ := caldav.NewDAV(dstSide.CalEndpoint())
 	cp := caldav.NewMemoryCheckpoint()
@@ -224,12 +227,7 @@ func TestCalendarDeleteFailureNamesHref(t *testing.T) {
 func TestCalendarDeleteRESTDestination(t *testing.T) {
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
-	work := src.AddCalendar("user1", "work", "Work", "VEVENT")
-	for i := 0; i < 3; i++ {
-		if err := src.Put("user1", work, fmt.Sprintf("e%d.ics", i), davtest.GenEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	work := seedWork(t, src, 3)
 	target := dst.AddCalendar("user1", "Calendar", "Calendar")
 	s, _ := caldav.NewDAV(srcSide.CalEndpoint())
 	d, err := caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: strings.TrimSuffix(dstSide.URL, "/"), User: "user1", Password: dstSide.Password,
@@ -396,12 +394,7 @@ func BenchmarkCalendarDelete(b *testing.B) {
 	setup := func(b *testing.B) (*memdav.Server, string, *caldav.DAV, *caldav.DAV, caldav.Checkpoint) {
 		srcSide, src := davtest.MemSide(b, "mem-src")
 		dstSide, _ := davtest.MemSide(b, "mem-dst")
-		work := src.AddCalendar("user1", "work", "Work", "VEVENT")
-		for i := 0; i < 500; i++ {
-			if err := src.Put("user1", work, fmt.Sprintf("e%d.ics", i), davtest.GenEvent(i)); err != nil {
-				b.Fatal(err)
-			}
-		}
+		work := seedWork(b, src, 500)
 		s, _ := caldav.NewDAV(srcSide.CalEndpoint())
 		d, _ := caldav.NewDAV(dstSide.CalEndpoint())
 		cp := caldav.NewMemoryCheckpoint()
