@@ -71,8 +71,9 @@ type Copier struct {
 	// as a last pass before a cut-over needs. Only messages in the
 	// Checkpoint's UID map are ever deleted, so it needs the checkpoint of
 	// the earlier runs; mail the destination had on its own is never
-	// touched. Deletion uses UID EXPUNGE (UIDPLUS); a destination without
-	// it gets nothing deleted and the folders are reported. Off by default.
+	// touched. Deletion uses UID EXPUNGE (UIDPLUS); without it nothing is
+	// deleted, and each message whose copy stays is reported once in
+	// FolderStats.DeleteFailed. Off by default.
 	Delete bool
 	// MaxSize skips and reports messages larger than this many bytes; 0
 	// means no limit besides the destination's APPENDLIMIT.

@@ -37,9 +37,10 @@ func (m *MemoryCheckpoint) Forget(_ context.Context, source string, uids []imap.
 // in an earlier pass; mail the destination had on its own never is. They
 // are flagged \Deleted and removed with UID EXPUNGE of exactly their UIDs
 // (UIDPLUS): a plain EXPUNGE would also remove messages someone else
-// flagged \Deleted, so without UIDPLUS nothing is deleted and the folder is
-// reported. mapped is false when the UID map was void (no state, a
-// UIDVALIDITY changed): then nothing is known to be a copy.
+// flagged \Deleted, so without UIDPLUS nothing is deleted. A copy whose
+// destination UID was never known (appended without APPENDUID) is kept and
+// its message reported once. mapped is false when the UID map was void (no
+// state, a UIDVALIDITY changed): then nothing is known to be a copy.
 func (s *session) propagateDeletions(ctx context.Context, dstConn *conn, p folderPlan, fs *FolderStats, srcMsgs []msgInfo, done []Mapping, dstByUID map[imap.UID]*msgInfo, mapped, uidPlus bool) error {
 	if !mapped {
 		return nil
@@ -48,25 +49,34 @@ func (s *session) propagateDeletions(ctx context.Context, dstConn *conn, p folde
 	for _, m := range srcMsgs {
 		present[m.UID] = true
 	}
-	var forget []imap.UID // source UIDs whose copies are gone or go now
-	var del []imap.UID    // destination UIDs to delete
+	var forget []imap.UID  // source UIDs whose copies are gone or go now
+	var del []imap.UID     // destination UIDs to delete
+	var unknown []imap.UID // source UIDs whose copy's UID the destination never said
 	srcOf := map[imap.UID]imap.UID{}
 	for _, m := range done {
-		if present[m.Src] {
-			continue
-		}
-		if m.Dst == 0 || dstByUID[m.Dst] == nil {
+		switch {
+		case present[m.Src]:
+		case m.Dst == 0:
+			unknown = append(unknown, m.Src)
+		case dstByUID[m.Dst] == nil:
 			forget = append(forget, m.Src) // nothing left to delete
-			continue
+		default:
+			del = append(del, m.Dst)
+			srcOf[m.Dst] = m.Src
 		}
-		del = append(del, m.Dst)
-		srcOf[m.Dst] = m.Src
 	}
 	if len(del) > 0 && !uidPlus {
 		fs.DeleteFailed = append(fs.DeleteFailed, ItemIssue{Reason: fmt.Sprintf(
 			"%d messages deleted at the source were not deleted on the destination: it lacks UIDPLUS (UID EXPUNGE), and a plain EXPUNGE could remove other messages", len(del))})
-		return nil
+		del = nil
 	}
+	// A copy appended without APPENDUID cannot be told apart from mail the
+	// destination holds on its own: reported once, not tried again.
+	for _, u := range unknown {
+		fs.DeleteFailed = append(fs.DeleteFailed, ItemIssue{UID: u,
+			Reason: "deleted at the source, but its copy is not deleted: the destination gave no UID for it when it was appended (no UIDPLUS), so it cannot be told apart; not tried again"})
+	}
+	forget = append(forget, unknown...)
 	if s.c.DryRun {
 		fs.Deleted = len(del)
 		return nil

@@ -249,3 +249,64 @@ func TestDeleteCutOff(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteUnknownCopy: a copy whose destination UID was never known (the
+// destination gave no APPENDUID) cannot be told apart from the
+// destination's own mail: when its source message goes, the copy is kept and
+// the message reported once (the run is partial); the next run is clean.
+func TestDeleteUnknownCopy(t *testing.T) {
+	src := startMem(t, memimap.Options{})
+	src.AddUser("user1", "pass1")
+	dst := startMem(t, memimap.Options{})
+	dst.AddUser("user1", "pass1")
+	mb := inboxCorpus(10, false)
+	if err := src.Seed("user1", mb); err != nil {
+		t.Fatal(err)
+	}
+	srcA, dstA := memAccount(src, "user1", "", "pass1"), memAccount(dst, "user1", "", "pass1")
+	ctx := context.Background()
+	cp := NewMemoryCheckpoint()
+	run := func() *Stats {
+		t.Helper()
+		st, err := (&Copier{Checkpoint: cp, Delete: true, InFlightSettle: -1}).Copy(ctx, dstA, srcA)
+		if err != nil {
+			t.Fatalf("Copy: %v", err)
+		}
+		return st
+	}
+	if st := run(); !st.OK() {
+		t.Fatalf("first run: %+v", st.Totals())
+	}
+	// As if the destination had not said where UID 3's copy went.
+	if err := cp.Done(ctx, "INBOX", []Mapping{{Src: 3, Dst: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := imapclient.DialInsecure(src.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("user1", "pass1").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.UIDSetNum(3, 4), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge(imap.UIDSetNum(3, 4)).Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := run()
+	tt := st.Totals()
+	if st.OK() || tt.Deleted != 1 || len(tt.DeleteFailed) != 1 || tt.DeleteFailed[0].UID != 3 {
+		t.Fatalf("run after the expunge: ok %v, deleted %d, not deleted %+v; want partial, 1 deleted, UID 3 reported", st.OK(), tt.Deleted, tt.DeleteFailed)
+	}
+	if n := len(snapshot(t, dstA).Messages); n != len(mb.Messages)-1 {
+		t.Errorf("destination holds %d messages, want %d (UID 4's copy gone, UID 3's kept)", n, len(mb.Messages)-1)
+	}
+	if st := run(); !st.OK() || st.Totals().Deleted != 0 {
+		t.Errorf("next run: ok %v, %+v; want clean", st.OK(), st.Totals())
+	}
+}
