@@ -70,8 +70,9 @@ type Copier struct {
 	// source no longer has (deleted or moved away since an earlier run),
 	// as a last pass before a cut-over needs. Only messages in the
 	// Checkpoint's UID map are ever deleted, so it needs the checkpoint of
-	// the earlier runs; mail the destination had on its own is never
-	// touched. Deletion uses UID EXPUNGE (UIDPLUS); without it nothing is
+	// the earlier runs: messages it appended, or found on the destination
+	// as the copy of a source message; mail without a source counterpart
+	// is never touched. Deletion uses UID EXPUNGE (UIDPLUS); without it nothing is
 	// deleted, and each message whose copy stays is reported once in
 	// FolderStats.DeleteFailed. Off by default.
 	Delete bool

@@ -34,7 +34,7 @@ func (m *MemoryCheckpoint) Forget(_ context.Context, source string, uids []imap.
 // propagateDeletions deletes on the destination the copies of messages the
 // source no longer has (Copier.Delete). Only messages in the UID map are
 // candidates, that is copies this tool made or matched to a source message
-// in an earlier pass; mail the destination had on its own never is. They
+// in an earlier pass; mail without a source counterpart never is. They
 // are flagged \Deleted and removed with UID EXPUNGE of exactly their UIDs
 // (UIDPLUS): a plain EXPUNGE would also remove messages someone else
 // flagged \Deleted, so without UIDPLUS nothing is deleted. A copy whose

@@ -60,8 +60,9 @@ fingerprint proof that every source message is on the destination.
 With --delete (and the --state of the earlier runs), copies of messages that
 the source no longer has, deleted or moved to another folder since, are
 deleted on the destination: the last pass before a cut-over. Only messages
-the state records as copies are deleted, by UID EXPUNGE of exactly them;
-mail the destination had on its own is never touched.
+the state records as copies (appended, or found as the copy of a source
+message) are deleted, by UID EXPUNGE of exactly them; mail without a
+source counterpart is never touched.
 
 imaps:// uses implicit TLS (port 993), imap:// STARTTLS (port 143);
 certificates are verified (add a private CA with --ca-file). With
