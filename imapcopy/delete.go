@@ -40,8 +40,10 @@ func (m *MemoryCheckpoint) Forget(_ context.Context, source string, uids []imap.
 // flagged \Deleted, so without UIDPLUS nothing is deleted. A copy whose
 // destination UID was never known (appended without APPENDUID) is kept and
 // its message reported once. mapped is false when the UID map was void (no
-// state, a UIDVALIDITY changed): then nothing is known to be a copy.
-func (s *session) propagateDeletions(ctx context.Context, dstConn *conn, p folderPlan, fs *FolderStats, srcMsgs []msgInfo, done []Mapping, dstByUID map[imap.UID]*msgInfo, mapped, uidPlus bool) error {
+// state, a UIDVALIDITY changed): then nothing is known to be a copy. whole
+// is false when srcMsgs holds fewer messages than the source said it has:
+// then nothing is deleted.
+func (s *session) propagateDeletions(ctx context.Context, dstConn *conn, p folderPlan, fs *FolderStats, srcMsgs []msgInfo, whole bool, done []Mapping, dstByUID map[imap.UID]*msgInfo, mapped, uidPlus bool) error {
 	if !mapped {
 		return nil
 	}
@@ -64,6 +66,11 @@ func (s *session) propagateDeletions(ctx context.Context, dstConn *conn, p folde
 			del = append(del, m.Dst)
 			srcOf[m.Dst] = m.Src
 		}
+	}
+	if !whole && len(del)+len(unknown) > 0 {
+		fs.DeleteFailed = append(fs.DeleteFailed, ItemIssue{Reason: fmt.Sprintf(
+			"the source listed %d messages, fewer than it said it holds: %d deletions held back until a run lists them all", len(srcMsgs), len(del)+len(unknown))})
+		return nil
 	}
 	if len(del) > 0 && !uidPlus {
 		fs.DeleteFailed = append(fs.DeleteFailed, ItemIssue{Reason: fmt.Sprintf(

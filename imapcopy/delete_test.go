@@ -310,3 +310,31 @@ func TestDeleteUnknownCopy(t *testing.T) {
 		t.Errorf("next run: ok %v, %+v; want clean", st.OK(), st.Totals())
 	}
 }
+
+// TestDeleteHeldBackOnShortListing: when the source's listing holds fewer
+// messages than its EXISTS (a message expunged meanwhile, or a server that
+// left some out), nothing is deleted and nothing forgotten; the folder is
+// reported.
+func TestDeleteHeldBackOnShortListing(t *testing.T) {
+	ctx := context.Background()
+	cp := NewMemoryCheckpoint()
+	if err := cp.Done(ctx, "INBOX", []Mapping{{Src: 1, Dst: 11}, {Src: 2, Dst: 12}, {Src: 3, Dst: 13}}); err != nil {
+		t.Fatal(err)
+	}
+	s := &session{c: &Copier{Delete: true}, cp: cp}
+	fs := &FolderStats{}
+	p := folderPlan{Src: srcFolder{Name: "INBOX"}, Display: "INBOX", Dst: "INBOX"}
+	dstByUID := map[imap.UID]*msgInfo{11: {UID: 11}, 12: {UID: 12}, 13: {UID: 13}}
+	done, _, _ := cp.Mappings(ctx, "INBOX")
+	// Message 2 is missing from a listing that should hold 3 (whole=false):
+	// with a nil destination connection, any deletion attempt would panic.
+	if err := s.propagateDeletions(ctx, nil, p, fs, []msgInfo{{UID: 1}, {UID: 3}}, false, done, dstByUID, true, true); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Deleted != 0 || len(fs.DeleteFailed) != 1 || !strings.Contains(fs.DeleteFailed[0].Reason, "held back") {
+		t.Errorf("deleted %d, reported %+v; want 0 and one held-back report", fs.Deleted, fs.DeleteFailed)
+	}
+	if after, _, _ := cp.Mappings(ctx, "INBOX"); len(after) != 3 {
+		t.Errorf("the map holds %d entries, want all 3 kept", len(after))
+	}
+}

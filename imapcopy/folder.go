@@ -306,7 +306,11 @@ func (s *session) copyFolder(ctx context.Context, p folderPlan, fs *FolderStats,
 
 	phase("reconciled")
 	if c.Delete {
-		if err := s.propagateDeletions(ctx, dstConn, p, fs, srcMsgs, done, dstByUID, mapValid, uidPlus); err != nil {
+		// A listing shorter than the mailbox's EXISTS (a message expunged
+		// meanwhile, or a server that left some out) must not read as
+		// deletions.
+		whole := len(srcMsgs) == int(srcSel.NumMessages)
+		if err := s.propagateDeletions(ctx, dstConn, p, fs, srcMsgs, whole, done, dstByUID, mapValid, uidPlus); err != nil {
 			return err
 		}
 	}
