@@ -205,10 +205,30 @@ func TestMailKill(t *testing.T) {
 			env := append(os.Environ(), "MIGRATE_FROM_PASSWORD="+testserver.DefaultPassword, "MIGRATE_TO_PASSWORD="+testserver.DefaultPassword)
 			rng := rand.New(rand.NewPCG(1, uint64(len(name))))
 			kills := 0
-			// Kill until 10 runs died mid-copy (a run may finish first when
-			// little is left; the in-flight settle after a kill keeps the
-			// next runs long enough).
-			for i := 0; kills < 10 && i < 40; i++ {
+			want, err := src.Snapshot(ctx, testserver.DefaultUser)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// check compares the destination with the source. The Zimbra
+			// tag keyword is sent as "Project" by the documented rule, and
+			// "Beta v1.2" becomes "Beta v1_2" on the destination whose
+			// separator is "."; everything else must be identical.
+			check := func(kills int) {
+				t.Helper()
+				got, err := dst.Snapshot(ctx, testserver.DefaultUser)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := corpus.DiffMail(want, got, &corpus.DiffOptions{IgnoreFlags: []string{corpus.ZimbraTagKeyword, "Project"}, ExtraFoldersOK: true,
+					Folder: func(n string) string { return strings.ReplaceAll(n, ".", "_") }}); d != nil {
+					t.Fatalf("after %d kills, destination differs (lost or duplicated):\n%s", kills, strings.Join(d, "\n"))
+				}
+			}
+			// Kill until 10 runs died mid-copy. A run may finish first (the
+			// whole copy of 400 messages takes well under a second); then
+			// the destination and the state start afresh, so that the
+			// later kills still land mid-copy.
+			for i := 0; kills < 10 && i < 80; i++ {
 				if !keepState {
 					for _, f := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
 						os.Remove(f)
@@ -225,7 +245,14 @@ func TestMailKill(t *testing.T) {
 				go func() { done <- cmd.Wait() }()
 				select {
 				case err := <-done:
-					t.Logf("run %d finished before the kill: %v", i, err)
+					t.Logf("run %d finished before the kill: %v; checked, starting afresh", i, err)
+					check(kills)
+					if err := dst.ResetUser(ctx, testserver.DefaultUser); err != nil {
+						t.Fatal(err)
+					}
+					for _, f := range []string{statePath, statePath + "-wal", statePath + "-shm"} {
+						os.Remove(f)
+					}
 				case <-time.After(time.Duration(20+rng.IntN(1200)) * time.Millisecond):
 					_ = cmd.Process.Signal(syscall.SIGKILL)
 					<-done
@@ -246,21 +273,7 @@ func TestMailKill(t *testing.T) {
 			if code := cmd.ProcessState.ExitCode(); code != exitOK && code != exitPartial {
 				t.Fatalf("final run: exit %d (%v)\n%s", code, err, out)
 			}
-			want, err := src.Snapshot(ctx, testserver.DefaultUser)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := dst.Snapshot(ctx, testserver.DefaultUser)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The Zimbra tag keyword is sent as "Project" by the
-			// documented rule, and "Beta v1.2" becomes "Beta v1_2" on the
-			// destination whose separator is "."; everything else must be identical.
-			if d := corpus.DiffMail(want, got, &corpus.DiffOptions{IgnoreFlags: []string{corpus.ZimbraTagKeyword, "Project"}, ExtraFoldersOK: true,
-				Folder: func(n string) string { return strings.ReplaceAll(n, ".", "_") }}); d != nil {
-				t.Fatalf("after %d kills, destination differs (lost or duplicated):\n%s", kills, strings.Join(d, "\n"))
-			}
+			check(kills)
 		})
 	}
 }
