@@ -535,6 +535,12 @@ func TestFolders(t *testing.T) {
 			t.Errorf("folder %q = %+v", ck.path, fo)
 		}
 	}
+	if g := by["Calendar"].Grants; len(g) != 1 || g[0] != (carbonio.Grant{Type: "usr", Grantee: "bob@example.com", Perm: "r"}) {
+		t.Errorf("Calendar grants = %+v, want bob@example.com (usr, r)", g)
+	}
+	if g := by["Inbox"].Grants; len(g) != 0 {
+		t.Errorf("Inbox grants = %+v, want none", g)
+	}
 	if _, err := f.c.Folders(ctx, "ghost@example.com"); !errors.Is(err, carbonio.ErrNoSuchAccount) || !strings.Contains(err.Error(), "ghost@example.com") {
 		t.Errorf("Folders(ghost) = %v", err)
 	}

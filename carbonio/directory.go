@@ -89,6 +89,21 @@ type Folder struct {
 	Size    int64
 	UIDNext int64
 	ModSeq  int64
+	// Grants are the folder's shares (its ACL): who else may see it.
+	Grants []Grant
+}
+
+// Grant is one entry of a folder's ACL (the "grant" elements of its "acl"
+// in GetFolderResponse, as zm-mailbox's ToXML encodes them).
+type Grant struct {
+	// Type is the grantee type: "usr", "grp", "dom", "cos", "all" (all
+	// authenticated users), "pub" (public), "guest" or "key".
+	Type string
+	// Grantee names the grantee (the "d" attribute: an address or a
+	// domain), or is its id when the server gives no name.
+	Grantee string
+	// Perm is the rights string: some of r, w, i, d, a, x, p, f, c.
+	Perm string
 }
 
 // Folder kinds.
@@ -308,6 +323,16 @@ type folderJSON struct {
 	Folders list[folderJSON] `json:"folder"`
 	Links   list[folderJSON] `json:"link"`
 	Search  list[folderJSON] `json:"search"`
+	ACL     struct {
+		Grant list[grantJSON] `json:"grant"`
+	} `json:"acl"`
+}
+
+type grantJSON struct {
+	GT   text `json:"gt"`
+	D    text `json:"d"`
+	ZID  text `json:"zid"`
+	Perm text `json:"perm"`
 }
 
 // Folders returns the folder tree of account, flattened in depth-first
@@ -335,8 +360,16 @@ func (c *Client) Folders(ctx context.Context, account string) ([]Folder, error) 
 			p = parent + "/" + p
 		}
 		if depth > 0 {
-			out = append(out, Folder{Path: p, ID: string(f.ID), View: string(f.View), Kind: kind,
-				Count: f.N.int64(), Size: f.S.int64(), UIDNext: f.I4next.int64(), ModSeq: f.I4ms.int64()})
+			fo := Folder{Path: p, ID: string(f.ID), View: string(f.View), Kind: kind,
+				Count: f.N.int64(), Size: f.S.int64(), UIDNext: f.I4next.int64(), ModSeq: f.I4ms.int64()}
+			for _, g := range f.ACL.Grant {
+				who := string(g.D)
+				if who == "" {
+					who = string(g.ZID)
+				}
+				fo.Grants = append(fo.Grants, Grant{Type: string(g.GT), Grantee: who, Perm: string(g.Perm)})
+			}
+			out = append(out, fo)
 		} else {
 			p = ""
 		}

@@ -349,6 +349,27 @@ func imapName(path string) string {
 	return first
 }
 
+// granteeTypes names Zimbra's grantee types for the report.
+var granteeTypes = map[string]string{"usr": "user", "grp": "group", "dom": "domain", "cos": "class of service",
+	"all": "all users", "pub": "the public", "guest": "guest", "key": "key holder"}
+
+// describeGrants lists a folder's grants as "user bob@example.com (rwidx),
+// the public (r)".
+func describeGrants(gs []carbonio.Grant) string {
+	parts := make([]string, 0, len(gs))
+	for _, g := range gs {
+		who := granteeTypes[g.Type]
+		if who == "" {
+			who = g.Type
+		}
+		if g.Grantee != "" && g.Type != "all" && g.Type != "pub" {
+			who += " " + g.Grantee
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", who, g.Perm))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventory, error) {
 	inv := &Inventory{SkipFolders: map[string]string{}}
 	if b.srcAdmin == nil || b.p.Source.Kind == "imap" {
@@ -359,6 +380,10 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 		return nil, err
 	}
 	for _, f := range fs {
+		if len(f.Grants) > 0 && f.Kind == carbonio.KindFolder {
+			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "share", Name: f.Path,
+				Reason: "shared with " + describeGrants(f.Grants) + ": shares are not migrated by this procedure; re-create them on the destination"})
+		}
 		switch {
 		case f.Kind == carbonio.KindLink:
 			reason := "mountpoint of another account's folder: shares are not migrated by this procedure"

@@ -62,6 +62,16 @@ type FixtureFolder struct {
 	UIDNext int64           `json:"uidnext,omitempty"`
 	ModSeq  int64           `json:"modseq,omitempty"`
 	Folders []FixtureFolder `json:"folders,omitempty"`
+	// Grants are the folder's shares, served as its "acl".
+	Grants []FixtureGrant `json:"grants,omitempty"`
+}
+
+// FixtureGrant is one share of a folder: grantee type ("usr", "grp",
+// "dom", "all", "pub", ...), grantee name and rights ("r", "rwidx", ...).
+type FixtureGrant struct {
+	Type    string `json:"type"`
+	Grantee string `json:"grantee"`
+	Perm    string `json:"perm"`
 }
 
 // LoadFixture reads a JSON fixture file.
@@ -95,11 +105,13 @@ func DefaultFolders() []FixtureFolder {
 
 // DefaultFixture is a small source-like directory: domain example.com with
 // three users, a system account, an alias, a list, one mailbox server and
-// its volumes. alice has a subfolder, a mountpoint and a saved search.
+// its volumes. alice has a subfolder, a mountpoint, a saved search and a
+// calendar shared with bob.
 func DefaultFixture() *Fixture {
 	alice := DefaultFolders()
 	alice[0].Count, alice[0].Size, alice[0].UIDNext, alice[0].ModSeq = 3, 12000, 4, 10
 	alice[0].Folders = []FixtureFolder{{Name: "Projects", View: "message", Count: 2, Size: 5000, UIDNext: 3, ModSeq: 7}}
+	alice[5].Grants = []FixtureGrant{{Type: "usr", Grantee: "bob@example.com", Perm: "r"}} // Calendar, shared with bob
 	alice = append(alice,
 		FixtureFolder{Name: "Bob's Calendar", View: "appointment", Kind: "link"},
 		FixtureFolder{Name: "Unread", View: "message", Kind: "search"})

@@ -670,6 +670,13 @@ func folderTree(f FixtureFolder, id *int) map[string]any {
 	if f.Kind == "" || f.Kind == "folder" {
 		m["n"], m["s"], m["i4ms"], m["i4next"] = f.Count, f.Size, f.ModSeq, f.UIDNext
 	}
+	if len(f.Grants) > 0 {
+		var gs []any
+		for i, g := range f.Grants {
+			gs = append(gs, map[string]any{"gt": g.Type, "d": g.Grantee, "perm": g.Perm, "zid": fmt.Sprintf("grantee-%d-%d", *id, i)})
+		}
+		m["acl"] = map[string]any{"grant": gs}
+	}
 	kids := map[string][]any{}
 	for _, ch := range f.Folders {
 		k := ch.Kind

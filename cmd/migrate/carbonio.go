@@ -291,7 +291,14 @@ func carbonioFoldersCmd(e *env, f *carbonioFlags) *cobra.Command {
 				return f.printJSON(e, fs)
 			}
 			for _, x := range fs {
-				fmt.Fprintf(e.stdout, "%-40s %-7s %-12s %8d\n", x.Path, x.Kind, x.View, x.Count)
+				var shared string
+				for i, g := range x.Grants {
+					if i == 0 {
+						shared = "  shared:"
+					}
+					shared += fmt.Sprintf(" %s:%s=%s", g.Type, g.Grantee, g.Perm)
+				}
+				fmt.Fprintf(e.stdout, "%-40s %-7s %-12s %8d%s\n", x.Path, x.Kind, x.View, x.Count, shared)
 			}
 			return nil
 		},

@@ -165,9 +165,13 @@ func TestCarbonioSOAP(t *testing.T) {
 	if code != 3 || json.Unmarshal([]byte(out), &rep) != nil || rep.OK || len(rep.Aliases.Missing) != 1 {
 		t.Errorf("verify with skipped aliases: exit %d\n%s", code, out)
 	}
+	if err := b.dst.AddFolder("admin@carbonio.local", carboniotest.FixtureFolder{Name: "Team", View: "message",
+		Grants: []carboniotest.FixtureGrant{{Type: "grp", Grantee: "team@example.com", Perm: "rwidx"}}}); err != nil {
+		t.Fatal(err)
+	}
 	code, out, _ = b.run(t, b.dstArgs("folders", "admin@carbonio.local")...)
-	if code != 0 || !strings.Contains(out, "Calendar") {
-		t.Errorf("folders: exit %d\n%s", code, out)
+	if code != 0 || !strings.Contains(out, "Calendar") || !strings.Contains(out, "shared: grp:team@example.com=rwidx") {
+		t.Errorf("folders (a shared Team folder among them): exit %d\n%s", code, out)
 	}
 	b.dst.FailOperations("doDeduplicate", "volume is read-only")
 	code, out, errOut = b.run(t, b.dstArgs("dedup", "message1")...)

@@ -239,9 +239,12 @@ func (e *Env) seed(user string, acct *corpus.Account, virtual bool) (carboniotes
 		}
 		fa.Folders = append(fa.Folders, carboniotest.FixtureFolder{Name: zname, View: "message", Count: a.n, Size: a.size, UIDNext: a.n + 1})
 	}
-	fa.Folders = append(fa.Folders,
-		carboniotest.FixtureFolder{Name: "Calendar", View: "appointment"},
-		carboniotest.FixtureFolder{Name: "Contacts", View: "contact"})
+	cal := carboniotest.FixtureFolder{Name: "Calendar", View: "appointment"}
+	if virtual {
+		// A shared calendar: the grant is listed as not migrated.
+		cal.Grants = []carboniotest.FixtureGrant{{Type: "usr", Grantee: "boss@example.com", Perm: "rwidx"}, {Type: "pub", Perm: "r"}}
+	}
+	fa.Folders = append(fa.Folders, cal, carboniotest.FixtureFolder{Name: "Contacts", View: "contact"})
 	if virtual {
 		// Zimbra shows mountpoints and saved searches as IMAP folders; the
 		// runner must skip them using the admin API's folder tree.

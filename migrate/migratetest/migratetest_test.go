@@ -80,12 +80,13 @@ func TestRunAllPhases(t *testing.T) {
 	if gotMsgs != wantMsgs {
 		t.Errorf("copied %d messages, want %d", gotMsgs, wantMsgs)
 	}
-	// user05 has a mountpoint and a saved search: skipped and listed.
+	// user05 has a mountpoint and a saved search (skipped and listed), a
+	// Briefcase and a shared calendar (listed).
 	kinds := map[string]int{}
 	for _, nm := range rep.NotMigrated {
 		kinds[nm.Kind]++
 	}
-	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 {
+	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 || kinds["share"] != 1 {
 		t.Errorf("not migrated = %+v", rep.NotMigrated)
 	}
 	skipped := 0
@@ -182,7 +183,7 @@ func TestPreflight(t *testing.T) {
 	for _, n := range pr.NotMigrated {
 		kinds[n.Kind]++
 	}
-	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 {
+	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 || kinds["share"] != 1 {
 		t.Errorf("not migrated = %+v", pr.NotMigrated)
 	}
 
