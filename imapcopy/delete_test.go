@@ -31,6 +31,30 @@ func onSource(t *testing.T, d *testserver.Dovecot, folder string, fn func(c *ima
 	fn(c)
 }
 
+// expungeINBOX expunges these UIDs of user1's INBOX on the in-memory server
+// at addr.
+func expungeINBOX(t *testing.T, addr string, uids ...imap.UID) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("user1", "pass1").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	set := imap.UIDSetNum(uids...)
+	if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge(set).Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // folderIDs returns the sorted Message-IDs of one folder of a snapshot.
 func folderIDs(m corpus.Mailbox, folder string) []string {
 	var out []string
@@ -214,25 +238,7 @@ func TestDeleteCutOff(t *testing.T) {
 			if st := run(); !st.OK() {
 				t.Fatalf("first run: %+v", st.Totals())
 			}
-			c, err := imapclient.DialInsecure(src.Addr(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.Login("user1", "pass1").Wait(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-				t.Fatal(err)
-			}
-			var gone imap.UIDSet
-			gone.AddNum(2, 5, 6, 7, 30)
-			if err := c.Store(gone, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.UIDExpunge(gone).Close(); err != nil {
-				t.Fatal(err)
-			}
+			expungeINBOX(t, src.Addr(), 2, 5, 6, 7, 30)
 			st := run()
 			if cuts.Load() == 0 || proxy.Stats().Cuts != 1 {
 				t.Fatalf("no %s answer was cut (%d calls, %v)", cmd, cuts.Load(), proxy.Stats())
@@ -281,23 +287,7 @@ func TestDeleteUnknownCopy(t *testing.T) {
 	if err := cp.Done(ctx, "INBOX", []Mapping{{Src: 3, Dst: 0}}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := imapclient.DialInsecure(src.Addr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login("user1", "pass1").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Store(imap.UIDSetNum(3, 4), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UIDExpunge(imap.UIDSetNum(3, 4)).Close(); err != nil {
-		t.Fatal(err)
-	}
+	expungeINBOX(t, src.Addr(), 3, 4)
 	st := run()
 	tt := st.Totals()
 	if st.OK() || tt.Deleted != 1 || len(tt.DeleteFailed) != 1 || tt.DeleteFailed[0].UID != 3 {
