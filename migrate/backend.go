@@ -677,6 +677,7 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			r.Skipped += d.Skipped
 			r.Failed += d.Failed
 			r.Bytes += f.Bytes
+			r.Deleted += int64(f.Deleted)
 			// Every keyword change is listed per message. A dropped
 			// keyword loses information: counted as changed, so the phase
 			// ends partial (as `migrate mail` exits 3); a keyword
@@ -843,6 +844,7 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 				r.Existing += d.Existing
 				r.Skipped += d.Skipped
 				r.Failed += d.Failed
+				r.Deleted += int64(c.Deleted)
 				for _, e := range c.Errors {
 					// Failures were reported by ObjectFailed events; the
 					// skipped (invalid) ones only here.

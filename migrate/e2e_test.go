@@ -294,12 +294,20 @@ func TestE2EDovecot(t *testing.T) {
 	cfg.Delete = true
 	r = e2eRunner(t, cfg, nil)
 	r.Delta = true
-	if rep, err := r.Run(ctx); err != nil || !rep.OK() {
+	rep, err = r.Run(ctx)
+	if err != nil || !rep.OK() {
 		var b strings.Builder
 		if rep != nil {
 			_ = rep.WriteText(&b)
 		}
 		t.Fatalf("run with delete: %v\n%s", err, b.String())
+	}
+	if a := rep.Account(u); a == nil || a.Phase(migrate.PhaseMail).Deleted != 1 || a.Phase(migrate.PhaseCalendars).Deleted != 1 || rep.Totals.Deleted != 2 {
+		t.Errorf("report of the run with delete: %+v; want 1 message and 1 event deleted for %s, 2 in all", rep.Totals, u)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "Deleted:  2 copies") {
+		t.Errorf("text report does not show the deletions (%v):\n%s", err, text.String())
 	}
 	dstAfter, err := dst.Snapshot(ctx, u)
 	if err != nil {

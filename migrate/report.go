@@ -79,6 +79,10 @@ type PhaseResult struct {
 	// renamed by the sanitising rule are listed in Problems, not counted.
 	Changed int64 `json:"changed"`
 	Bytes   int64 `json:"bytes"`
+	// Deleted counts destination copies deleted because the source no
+	// longer has their items (mail.delete, calendars.delete,
+	// contacts.delete); in a dry run, how many would be.
+	Deleted int64 `json:"deleted,omitempty"`
 	// Details holds per-folder or per-collection rows.
 	Details []Detail `json:"details,omitempty"`
 	// Problems names skipped and failed items with reasons.
@@ -146,6 +150,7 @@ type Totals struct {
 	Changed  int64 `json:"changed"`
 	FailedN  int64 `json:"failed_items"`
 	Bytes    int64 `json:"bytes"`
+	Deleted  int64 `json:"deleted,omitempty"`
 }
 
 // Account returns the report of the account with source address src, or nil.
@@ -203,6 +208,7 @@ func (r *Report) finalize() {
 			if p.Phase != PhaseVerify {
 				t.Existing += p.Existing
 				t.Bytes += p.Bytes
+				t.Deleted += p.Deleted
 			}
 			t.Skipped += p.Skipped
 			t.Changed += p.Changed
@@ -335,6 +341,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		t.Accounts, t.Done, t.Partial, t.Failed, t.Pending)
 	fmt.Fprintf(&b, "Copied:   %d messages (%s), %d calendar objects, %d contacts; %d already present\n",
 		t.Messages, humanBytes(t.Bytes), t.Events, t.Contacts, t.Existing)
+	if t.Deleted > 0 {
+		fmt.Fprintf(&b, "Deleted:  %d copies of items the source no longer has\n", t.Deleted)
+	}
 	fmt.Fprintf(&b, "Problems: %d skipped, %d changed, %d failed items\n", t.Skipped, t.Changed, t.FailedN)
 	for _, p := range r.Phases {
 		if p.Status == StatusDone || p.Status == StatusNotRun && p.Reason == "" {

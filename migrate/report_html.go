@@ -71,7 +71,7 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 <div><b>{{.R.Totals.Messages}}</b>messages copied ({{bytes .R.Totals.Bytes}})</div>
 <div><b>{{.R.Totals.Events}}</b>calendar objects</div>
 <div><b>{{.R.Totals.Contacts}}</b>contacts</div>
-<div><b>{{.R.Totals.Existing}}</b>already present</div>
+<div><b>{{.R.Totals.Existing}}</b>already present</div>{{if .R.Totals.Deleted}}<div><b>{{.R.Totals.Deleted}}</b>deleted (gone from the source)</div>{{end}}
 <div><b>{{.R.Totals.Skipped}}</b>skipped</div>
 <div><b>{{.R.Totals.Changed}}</b>changed</div>
 <div><b>{{.R.Totals.FailedN}}</b>failed items</div>
@@ -89,7 +89,7 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 <table><tr><th>source</th><th>destination</th><th>status</th>
 {{range accountPhases}}<th>{{.}}</th>{{end}}</tr>
 {{range $a := .R.Accounts}}<tr><td>{{$a.Source}}</td><td>{{$a.Destination}}</td><td class="{{$a.Status}}">{{$a.Status}}</td>
-{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Changed}}<br>{{.Changed}} changed{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
+{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Deleted}}<br>{{.Deleted}} deleted{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Changed}}<br>{{.Changed}} changed{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
 </tr>
 {{end}}</table>
 

@@ -173,8 +173,12 @@ func (p *progress) OnEvent(ev migrate.Event) {
 			p.bytes += r.Bytes
 		}
 		if p.bars == nil {
-			fmt.Fprintf(p.w, "%s %s %s: %s, %d copied, %d present, %d skipped, %d failed%s\n", p.since(), who, r.Phase,
-				r.Status, r.Copied, r.Existing, r.Skipped, r.Failed, reasonSuffix(r.Reason))
+			var deleted string
+			if r.Deleted > 0 {
+				deleted = fmt.Sprintf(", %d deleted", r.Deleted)
+			}
+			fmt.Fprintf(p.w, "%s %s %s: %s, %d copied, %d present, %d skipped, %d failed%s%s\n", p.since(), who, r.Phase,
+				r.Status, r.Copied, r.Existing, r.Skipped, r.Failed, deleted, reasonSuffix(r.Reason))
 		} else if r.Status == migrate.StatusFailed {
 			fmt.Fprintf(p.w, "%s %s %s: failed%s\n", p.since(), who, r.Phase, reasonSuffix(r.Reason))
 		}
