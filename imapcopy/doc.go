@@ -83,11 +83,23 @@
 // on the destination and sends the missing ones one per command. Other
 // Dialers append through go-imap, one message per command, pipelined.
 //
+// # Deletions
+//
+// With Delete, a pass deletes on the destination the copies of messages
+// the source no longer has: the UID map names them (copies appended, or
+// found as the copy of a source message), so mail without a source
+// counterpart is never touched. They are flagged \Deleted and removed by
+// UID EXPUNGE of exactly their UIDs (UIDPLUS); a copy whose UID the
+// destination never gave is reported, not deleted; a listing shorter than
+// the folder's EXISTS holds the folder's deletions back. Outcomes are in
+// FolderStats.Deleted and DeleteFailed; a Checkpoint that is a Forgetter
+// drops the map entries of deleted copies.
+//
 // # Known limits
 //
 // Reading uses go-imap v2 beta.8 (no COMPRESS). Through go-imap (Dialers
 // other than Account) a message containing a NUL byte cannot be appended
 // and is reported as failed, as it is when the destination lacks BINARY.
-// Messages the source expunges during a run are not deleted from the
-// destination (copy, not sync).
+// Messages the source expunges are deleted from the destination only with
+// Copier.Delete, and only their recorded copies (see Deletions).
 package imapcopy
