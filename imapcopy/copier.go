@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -575,6 +576,21 @@ type folderConns struct {
 	conns  []*conn
 	pools  []*pool
 	broken bool
+	// writers are the go-imap connections that APPEND: when the pass is
+	// cancelled they get appendGrace to hear the answers to APPENDs already
+	// sent (a server may commit a whole literal after the client left, and
+	// a copy started at once without the state would not see it).
+	writers map[*conn]bool
+}
+
+// writer marks c, already added, as an APPEND connection.
+func (f *folderConns) writer(c *conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writers == nil {
+		f.writers = map[*conn]bool{}
+	}
+	f.writers[c] = true
 }
 
 func (f *folderConns) add(c *conn, p *pool) {
@@ -588,7 +604,21 @@ func (f *folderConns) closeAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.conns {
-		c.Client.Close()
+		if !f.writers[c] {
+			c.Client.Close()
+			continue
+		}
+		// The writer stops sending and waits for its answers; the
+		// connection is closed only if they do not come in time, and only
+		// if the pass still holds it.
+		time.AfterFunc(appendGrace, func() {
+			f.mu.Lock()
+			held := slices.Contains(f.conns, c)
+			f.mu.Unlock()
+			if held {
+				c.Client.Close()
+			}
+		})
 	}
 }
 

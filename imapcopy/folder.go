@@ -647,9 +647,11 @@ func (s *session) appendAll(ctx context.Context, fc *folderConns, srcConn, dstCo
 // imapWriters returns dstConn and up to n-1 more go-imap connections.
 func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *conn, n int) ([]*conn, error) {
 	conns := []*conn{dstConn}
+	fc.writer(dstConn)
 	for len(conns) < n {
 		if cn := s.dst.idleConn(); cn != nil {
 			fc.add(cn, s.dst)
+			fc.writer(cn)
 			conns = append(conns, cn)
 			continue
 		}
@@ -666,6 +668,7 @@ func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *con
 		}
 		cn := &conn{Client: cl, p: s.dst, maxRep: s.c.maxRepeat()}
 		fc.add(cn, s.dst)
+		fc.writer(cn)
 		conns = append(conns, cn)
 	}
 	return conns, nil

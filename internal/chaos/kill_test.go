@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 )
@@ -205,8 +207,24 @@ func tail(s string, n int) string {
 // run again. Messages appended by the first run must be recognised at the
 // destination, not appended again.
 func TestMailStateLossAfterInterruptedCopy(t *testing.T) {
+	t.Run("append-connection", func(t *testing.T) { stateLossAfterInterruptedCopy(t, false) })
+	t.Run("go-imap", func(t *testing.T) { stateLossAfterInterruptedCopy(t, true) })
+}
+
+// plainDialer hides an Account's append connection, as any Dialer other
+// than imapcopy.Account does: the copy appends through go-imap.
+type plainDialer struct{ a *imapcopy.Account }
+
+func (d plainDialer) Dial(ctx context.Context) (*imapclient.Client, error) { return d.a.Dial(ctx) }
+func (d plainDialer) String() string                                       { return d.a.String() }
+
+func stateLossAfterInterruptedCopy(t *testing.T, goimap bool) {
 	r := newMailRig(t, 300, 11)
 	statePath := filepath.Join(t.TempDir(), "state.db")
+	var dst imapcopy.Dialer = r.viaProxy(r.dstProxy)
+	if goimap {
+		dst = plainDialer{r.viaProxy(r.dstProxy)}
+	}
 	run := func(stopAfter int) *imapcopy.Stats {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -221,7 +239,7 @@ func TestMailStateLossAfterInterruptedCopy(t *testing.T) {
 				cancel()
 			}
 		}}
-		stats, _ := copyOnce(t, ctx, cp, r.viaProxy(r.dstProxy), r.viaProxy(r.srcProxy))
+		stats, _ := copyOnce(t, ctx, cp, dst, r.viaProxy(r.srcProxy))
 		return stats
 	}
 	run(100)
