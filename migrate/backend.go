@@ -827,7 +827,7 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 					notes = append(notes, fmt.Sprintf("%d routed to a companion collection", c.Routed))
 				}
 				if c.Gone {
-					notes = append(notes, "gone from the source; its copies are kept")
+					notes = append(notes, "not among this run's source collections (gone, or left out by include/exclude); its copies are kept")
 				}
 				if c.Deleted > 0 {
 					notes = append(notes, fmt.Sprintf("%d deleted (gone from the source)", c.Deleted))
