@@ -255,13 +255,23 @@ func (c *Client) Put(ctx context.Context, href, contentType string, data []byte,
 	} else {
 		req.Header.Set("If-Match", QuoteETag(cond.IfMatch))
 	}
-	resp, err := c.Do(req)
+	h, err := c.exec(req)
 	if err != nil {
 		return "", err
 	}
+	return ParseETag(h.Get("ETag")), nil
+}
+
+// exec sends req, reads its response body to the end (so that the
+// connection can be reused) and returns the response headers.
+func (c *Client) exec(req *http.Request) (http.Header, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return ParseETag(resp.Header.Get("ETag")), nil
+	return resp.Header, nil
 }
 
 // Delete removes the object at href when its ETag is still etag (If-Match).
@@ -276,13 +286,8 @@ func (c *Client) Delete(ctx context.Context, href, etag string) error {
 		return err
 	}
 	req.Header.Set("If-Match", QuoteETag(etag))
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil
+	_, err = c.exec(req)
+	return err
 }
 
 // CollectionProps are the properties set when creating a collection.
@@ -337,13 +342,8 @@ func (c *Client) send(ctx context.Context, method, href, body string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/xml; charset=utf-8")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return nil
+	_, err = c.exec(req)
+	return err
 }
 
 // Discover finds the collections of protocol p starting at the client's

@@ -180,12 +180,9 @@ func (r *REST) Put(ctx context.Context, c Collection, href string, data []byte, 
 		return "", err
 	}
 	req.Header.Set("Content-Type", r.P.ContentType)
-	resp, err := r.Client.Do(req)
-	if err != nil {
+	if _, err := r.Client.exec(req); err != nil {
 		return "", err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	r.mu.Lock()
 	if r.cache != nil && r.cache[c.Href] != nil {
 		r.cache[c.Href][href] = data
