@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -19,7 +20,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/internal/testserver"
 )
 
 // buildCLI builds the migrate command.
@@ -207,8 +210,22 @@ func tail(s string, n int) string {
 // run again. Messages appended by the first run must be recognised at the
 // destination, not appended again.
 func TestMailStateLossAfterInterruptedCopy(t *testing.T) {
-	t.Run("append-connection", func(t *testing.T) { stateLossAfterInterruptedCopy(t, false) })
-	t.Run("go-imap", func(t *testing.T) { stateLossAfterInterruptedCopy(t, true) })
+	mem := func(t *testing.T) *mailRig { return newMailRig(t, 300, 11) }
+	t.Run("append-connection", func(t *testing.T) { stateLossAfterInterruptedCopy(t, mem(t), false) })
+	t.Run("go-imap", func(t *testing.T) { stateLossAfterInterruptedCopy(t, mem(t), true) })
+	// The same between two Dovecots, through both append paths.
+	for _, goimap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dovecot/go-imap=%v", goimap), func(t *testing.T) {
+			users := map[string]string{"user1": mailPassword}
+			src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "loss-src", Users: users})
+			dst := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "loss-dst", Users: users})
+			a := corpus.Generate("user1", corpus.Options{Seed: 11, Messages: 300, Events: -1, Contacts: -1})
+			if err := src.Seed(context.Background(), "user1", a.Mail); err != nil {
+				t.Fatal(err)
+			}
+			stateLossAfterInterruptedCopy(t, newMailRigBetween(t, src.Addr, dst.Addr, len(a.Mail.Messages)), goimap)
+		})
+	}
 }
 
 // plainDialer hides an Account's append connection, as any Dialer other
@@ -218,8 +235,7 @@ type plainDialer struct{ a *imapcopy.Account }
 func (d plainDialer) Dial(ctx context.Context) (*imapclient.Client, error) { return d.a.Dial(ctx) }
 func (d plainDialer) String() string                                       { return d.a.String() }
 
-func stateLossAfterInterruptedCopy(t *testing.T, goimap bool) {
-	r := newMailRig(t, 300, 11)
+func stateLossAfterInterruptedCopy(t *testing.T, r *mailRig, goimap bool) {
 	statePath := filepath.Join(t.TempDir(), "state.db")
 	var dst imapcopy.Dialer = r.viaProxy(r.dstProxy)
 	if goimap {
