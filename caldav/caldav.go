@@ -24,6 +24,10 @@ type TokenSource interface {
 
 // Shared types; see internal/dav for their fields.
 type (
+	// Limits bound what a server may send (answer sizes, XML depth).
+	Limits = dav.Limits
+	// LimitError is an answer that broke a limit.
+	LimitError = dav.LimitError
 	// Collection is a calendar or task list.
 	Collection = dav.Collection
 	// Ref is an object href with its ETag.
@@ -102,18 +106,35 @@ type Endpoint struct {
 	Token   TokenSource
 	Account string
 	// HTTPClient sends the requests; nil means an http.Client with TLS
-	// verification on.
+	// verification on and idle timeouts (see internal/httpx). Given an
+	// *http.Client, credentials are attached per hop by a copy of it, so
+	// they reach no origin but URL's and TrustedOrigins, redirects
+	// included.
 	HTTPClient webdav.HTTPClient
+	// TrustedOrigins lists origins besides URL's that hrefs and redirects
+	// may point to ("https://dav2.example.com:8443", or a bare host taking
+	// URL's scheme). Requests to any other origin are refused and reported
+	// as the failure of the object or collection concerned.
+	TrustedOrigins []string
+	// AllowPlaintext permits plain-http hrefs and redirects from an https
+	// URL (credentials then travel in clear).
+	AllowPlaintext bool
+	// Limits bound what the server may send; the zero value means the
+	// defaults (see Limits).
+	Limits Limits
 }
 
-// HTTP returns the endpoint's authenticated HTTP client.
-func (e Endpoint) HTTP() webdav.HTTPClient {
+func (e Endpoint) dav() dav.Endpoint {
 	var tok dav.UserTokenSource
 	if e.Token != nil {
 		tok = e.Token
 	}
-	return dav.EndpointClient(e.HTTPClient, e.User, e.Password, tok, e.Account)
+	return dav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: tok, Account: e.Account, HTTPClient: e.HTTPClient,
+		ClientOptions: dav.ClientOptions{TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits}}
 }
+
+// HTTP returns the endpoint's authenticated HTTP client.
+func (e Endpoint) HTTP() webdav.HTTPClient { return e.dav().HTTP() }
 
 // DAV is a CalDAV server used as a Source or a Destination. It is safe for
 // concurrent use.
@@ -123,7 +144,7 @@ type DAV struct {
 
 // NewDAV returns the CalDAV server at e. Nothing is sent until first use.
 func NewDAV(e Endpoint) (*DAV, error) {
-	c, err := dav.NewClient(e.HTTP(), e.URL)
+	c, err := e.dav().Client()
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)
 	}

@@ -29,16 +29,22 @@ type ZimbraREST struct {
 	// ("Work/Team") are flattened to one collection named "Work-Team".
 	Folders []string
 	// HTTPClient sends the requests; nil means an http.Client with TLS
-	// verification on.
+	// verification on and idle timeouts.
 	HTTPClient webdav.HTTPClient
+	// TrustedOrigins, AllowPlaintext and Limits are as in Endpoint;
+	// Limits.MaxExport bounds one folder export.
+	TrustedOrigins []string
+	AllowPlaintext bool
+	Limits         Limits
 }
 
 func (z ZimbraREST) rest(writable bool) (*dav.REST, error) {
 	if z.Account == "" {
 		return nil, fmt.Errorf("caldav: REST needs the account to read")
 	}
-	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient}
-	c, err := dav.NewClient(e.HTTP(), z.URL)
+	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient,
+		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits}
+	c, err := e.dav().Client()
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)
 	}

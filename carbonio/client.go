@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -159,6 +160,9 @@ type Client struct {
 	// DelegateDuration is the lifetime asked for user tokens; 0 means 1h.
 	DelegateDuration time.Duration
 
+	hcMu       sync.Mutex   // guards hc and hcFrom (not mu: adminToken holds mu while posting)
+	hc         *http.Client // HTTPClient restricted to URL's origin
+	hcFrom     *http.Client // the HTTPClient hc was made from
 	mu         sync.Mutex
 	token      secret.Secret
 	tokenGen   int
@@ -177,11 +181,26 @@ func (c *Client) log() *slog.Logger {
 	return c.Logger
 }
 
+// httpClient returns HTTPClient (nil: httpx.NewClient with defaults) made
+// to refuse requests and redirects outside URL's origin: the admin
+// password and tokens travel in the request bodies, which a 307 or 308
+// redirect would resend (see internal/httpx).
 func (c *Client) httpClient() *http.Client {
-	if c.HTTPClient != nil {
-		return c.HTTPClient
+	c.hcMu.Lock()
+	defer c.hcMu.Unlock()
+	if c.hc != nil && c.hcFrom == c.HTTPClient {
+		return c.hc
 	}
-	return http.DefaultClient
+	scope, err := httpx.NewScope(c.URL, nil, false)
+	if err != nil {
+		// post reports the URL; keep the caller's client unchanged.
+		if c.HTTPClient != nil {
+			return c.HTTPClient
+		}
+		return httpx.NewClient(httpx.Options{})
+	}
+	c.hc, c.hcFrom = httpx.RestrictClient(c.HTTPClient, scope), c.HTTPClient
+	return c.hc
 }
 
 // callOpts says how to send one request.

@@ -28,8 +28,13 @@ type ZimbraREST struct {
 	// are flattened ("Work/Team" becomes "Work-Team").
 	Folders []string
 	// HTTPClient sends the requests; nil means an http.Client with TLS
-	// verification on.
+	// verification on and idle timeouts.
 	HTTPClient webdav.HTTPClient
+	// TrustedOrigins, AllowPlaintext and Limits are as in Endpoint;
+	// Limits.MaxExport bounds one folder export.
+	TrustedOrigins []string
+	AllowPlaintext bool
+	Limits         Limits
 }
 
 // NewZimbraREST returns a Source that exports each folder as .vcf and cuts
@@ -38,8 +43,9 @@ func NewZimbraREST(z ZimbraREST) (Source, error) {
 	if z.Account == "" {
 		return nil, fmt.Errorf("carddav: REST needs the account to read")
 	}
-	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient}
-	c, err := dav.NewClient(e.HTTP(), z.URL)
+	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient,
+		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits}
+	c, err := e.dav().Client()
 	if err != nil {
 		return nil, fmt.Errorf("carddav: %w", err)
 	}

@@ -79,7 +79,7 @@ func TestDecodeMultistatusMatchesReflection(t *testing.T) {
 func checkMultistatus(t *testing.T, i int, s string) {
 	t.Helper()
 	want, werr := refDecode(s)
-	got, gerr := decodeMultistatus(strings.NewReader(s))
+	got, gerr := decodeMultistatus(strings.NewReader(s), "", Limits{})
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("seed %d: error %v, reference error %v", i, gerr, werr)
 	}
