@@ -19,6 +19,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -82,11 +83,10 @@ func loadTLS(caFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// httpClient has no overall timeout: its connections' idle deadlines
+// (internal/httpx) fail a stalled request without cutting a long transfer.
 func httpClient(cfg *tls.Config) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = cfg
-	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t, Timeout: 10 * time.Minute}
+	return httpx.NewClient(httpx.Options{TLSConfig: cfg})
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -715,7 +715,7 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 
 func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
-		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct}
+		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins}
 		if f := b.hooks.DAVCredentials; f != nil {
 			if u, pw, ok := f(side, acct); ok {
 				e.User, e.Password = u, pw
@@ -739,7 +739,8 @@ func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 }
 
 func cardEndpoint(e caldav.Endpoint) carddav.Endpoint {
-	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient}
+	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient,
+		TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits}
 }
 
 func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst caldav.Destination, src caldav.Source, err error) {

@@ -195,6 +195,10 @@ type DAVEndpoint struct {
 	User       string `yaml:"user"`
 	Credential `yaml:",inline"`
 	CAFile     string `yaml:"ca_file"`
+	// TrustedOrigins lists origins besides URL's that the server's hrefs
+	// and redirects may point to (https://host[:port]); requests to any
+	// other origin are refused and credentials never reach it.
+	TrustedOrigins []string `yaml:"trusted_origins"`
 }
 
 // Selection picks accounts.
