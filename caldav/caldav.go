@@ -154,7 +154,7 @@ func NewDAV(e Endpoint) (*DAV, error) {
 // FindCalendars lists calendars with go-webdav's client (for callers that
 // want its view; Copy uses its own discovery, which also reads colours).
 func FindCalendars(ctx context.Context, e Endpoint) ([]webcaldav.Calendar, error) {
-	c, err := webcaldav.NewClient(e.HTTP(), e.URL)
+	c, err := webcaldav.NewClient(dav.GuardXML(e.HTTP(), e.Limits), e.URL)
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)
 	}

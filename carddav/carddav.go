@@ -154,7 +154,7 @@ func NewDAV(e Endpoint) (*DAV, error) {
 // FindAddressBooks lists address books with go-webdav's client (for callers that
 // want its view; Copy uses its own discovery).
 func FindAddressBooks(ctx context.Context, e Endpoint) ([]webcarddav.AddressBook, error) {
-	c, err := webcarddav.NewClient(e.HTTP(), e.URL)
+	c, err := webcarddav.NewClient(dav.GuardXML(e.HTTP(), e.Limits), e.URL)
 	if err != nil {
 		return nil, fmt.Errorf("carddav: %w", err)
 	}

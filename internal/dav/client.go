@@ -320,7 +320,11 @@ func (c *Client) CheckHref(href string) error {
 // limits.
 func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]Response, error) {
 	body := newLimitReader(resp.Body, &LimitError{What: "multistatus", URL: req.URL.Redacted(), Limit: c.limits.multistatus(), Field: "MaxMultistatus"})
-	return decodeMultistatus(body, req.URL.Redacted(), c.limits)
+	rs, err := decodeMultistatus(body, req.URL.Redacted(), c.limits)
+	if err != nil && !isLimit(err) {
+		return nil, fmt.Errorf("dav: %s %s: %w", req.Method, req.URL.Redacted(), err)
+	}
+	return rs, err
 }
 
 // decodeMultistatus reads a DAV:multistatus answer under limits l (the byte

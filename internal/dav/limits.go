@@ -1,10 +1,15 @@
 package dav
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
+
+	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
@@ -23,7 +28,7 @@ const (
 	DefaultMaxObject = 64 << 20
 	// DefaultMaxExport bounds one REST folder export (?fmt=ics or vcf),
 	// which holds a whole folder in one answer.
-	DefaultMaxExport = 256 << 20
+	DefaultMaxExport = 128 << 20
 	// DefaultMaxXMLDepth bounds the element nesting of an XML answer.
 	DefaultMaxXMLDepth = 64
 )
@@ -123,32 +128,62 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readAll reads r to the end under limit e, growing the buffer from hint
-// (a Content-Length, -1 when unknown) so that a large answer is not copied
-// over and over.
+// readAll reads r to the end under limit e. It reads into chunks and
+// joins them once at the end, so that the heap holds about the answer once
+// while reading (not the garbage of a slice grown by copying), and an
+// answer over the limit is dropped at the limit. hint is a Content-Length
+// (-1 when unknown): one above the limit fails before reading.
 func readAll(r io.Reader, hint int64, e *LimitError) ([]byte, error) {
 	if hint > e.Limit {
 		return nil, e
 	}
-	size := int64(512)
-	if hint > 0 {
-		size = hint + 1
-	}
-	buf := make([]byte, 0, size)
 	lr := newLimitReader(r, e)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+	if hint >= 0 && hint < 1<<20 {
+		// Small and announced: one buffer.
+		buf := make([]byte, 0, hint+1)
+		for {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			n, err := lr.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if err == io.EOF {
+				return buf, nil
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
+	}
+	var (
+		chunks [][]byte
+		total  int
+		size   = 4 << 10
+	)
+	for {
+		c := make([]byte, size)
+		n, err := io.ReadFull(lr, c)
+		if n > 0 {
+			chunks = append(chunks, c[:n])
+			total += n
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
 		}
 		if err != nil {
-			return buf, err
+			return nil, err
 		}
+		size = min(size*2, 1<<20)
 	}
+	if len(chunks) == 1 {
+		return chunks[0], nil
+	}
+	out := make([]byte, 0, total)
+	for i, c := range chunks {
+		out = append(out, c...)
+		chunks[i] = nil
+	}
+	return out, nil
 }
 
 // xmlReader walks XML tokens under a nesting bound: every decoder here
@@ -207,4 +242,49 @@ func (x *xmlReader) Skip() error {
 func isLimit(err error) bool {
 	var le *LimitError
 	return errors.As(err, &le)
+}
+
+// GuardXML returns a client for code that decodes answers itself with a
+// recursive decoder (go-webdav's client unmarshals properties into
+// internal.RawXMLValue, one call frame per element): every XML answer is
+// read under l's multistatus limit and walked once with the depth bound
+// before the caller sees it, from memory.
+func GuardXML(hc webdav.HTTPClient, l Limits) webdav.HTTPClient {
+	return &xmlGuard{hc: hc, l: l}
+}
+
+type xmlGuard struct {
+	hc webdav.HTTPClient
+	l  Limits
+}
+
+func (g *xmlGuard) Do(req *http.Request) (*http.Response, error) {
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	ct := resp.Header.Get("Content-Type")
+	if resp.StatusCode != http.StatusMultiStatus && !strings.Contains(ct, "xml") {
+		return resp, nil
+	}
+	u := req.URL.Redacted()
+	b, err := readAll(resp.Body, resp.ContentLength, &LimitError{What: "multistatus", URL: u, Limit: g.l.multistatus(), Field: "MaxMultistatus"})
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	x := newXMLReader(bytes.NewReader(b), u, g.l)
+	for {
+		if _, err := x.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			if isLimit(err) {
+				return nil, err
+			}
+			break // a syntax error is the decoder's to report
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	return resp, nil
 }

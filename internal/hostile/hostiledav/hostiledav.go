@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Seen is one request a Recorder received.
@@ -255,3 +257,64 @@ func Stalling(release <-chan struct{}) http.Handler {
 		}
 	})
 }
+
+// Trickle is a calendar collection at /cal/ holding one event, every
+// answer of which is sent in pieces of 16 bytes with a pause of every
+// between them: slow, but never idle for long.
+func Trickle(every time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		var body, ctype string
+		code := http.StatusMultiStatus
+		switch {
+		case r.Method == "PROPFIND" && r.Header.Get("Depth") == "1":
+			body = msHead + response("/cal/", calProps) + response("/cal/one.ics", `<d:getetag>"1"</d:getetag><d:resourcetype/>`) + msTail
+		case r.Method == "PROPFIND":
+			body = msHead + response("/cal/", calProps) + msTail
+		case r.Method == "REPORT":
+			body = msHead + msTail
+		case r.Method == http.MethodGet && r.URL.Path == "/cal/one.ics":
+			body, ctype, code = Event("trickled"), "text/calendar", http.StatusOK
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		if ctype == "" {
+			ctype = "application/xml; charset=utf-8"
+		}
+		w.Header().Set("Content-Type", ctype)
+		w.Header().Set("ETag", `"1"`)
+		w.WriteHeader(code)
+		f, _ := w.(http.Flusher)
+		for len(body) > 0 {
+			n := min(16, len(body))
+			if _, err := io.WriteString(w, body[:n]); err != nil {
+				return
+			}
+			body = body[n:]
+			if f != nil {
+				f.Flush()
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(every):
+			}
+		}
+	})
+}
+
+// Counting counts the requests h serves.
+type Counting struct {
+	H http.Handler
+	n atomic.Int64
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.n.Add(1)
+	c.H.ServeHTTP(w, r)
+}
+
+// N returns the number of requests received.
+func (c *Counting) N() int64 { return c.n.Load() }
