@@ -100,3 +100,16 @@ func TestCalendarsCLIIdleTimeout(t *testing.T) {
 		t.Errorf("exit %d, want a failure naming the idle timeout\n%s%s", code, out.String(), errb.String())
 	}
 }
+
+// A 300 MB REST export over --max-export-mib 1: refused at the limit, the
+// run ends partial and says which flag raises it.
+func TestCalendarsCLIExportLimit(t *testing.T) {
+	src := httptest.NewServer(hostiledav.HugeExport(300 << 20))
+	t.Cleanup(src.Close)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), hostileDAVArgs(t, src.URL, "--from-rest-account", "alice@example.com", "--max-export-mib", "1"), &out, &errb)
+	if code != exitPartial || !strings.Contains(out.String()+errb.String(), "export answer larger than 1 MiB") ||
+		!strings.Contains(out.String()+errb.String(), "--max-export-mib") {
+		t.Errorf("exit %d, want %d naming the limit and its flag\n%s%s", code, exitPartial, out.String(), errb.String())
+	}
+}

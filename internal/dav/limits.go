@@ -80,12 +80,20 @@ type LimitError struct {
 	Field string
 }
 
+// flags maps a Limits field to the flag of `migrate calendars` and
+// `migrate contacts` that sets it.
+var flags = map[string]string{
+	"MaxMultistatus": "--max-multistatus-mib",
+	"MaxObject":      "--max-object-mib",
+	"MaxExport":      "--max-export-mib",
+}
+
 // Error implements error.
 func (e *LimitError) Error() string {
 	if e.What == "XML depth" {
 		return fmt.Sprintf("dav: %s: answer nests XML elements deeper than %d (a broken or hostile server; Limits.%s raises the bound)", e.URL, e.Limit, e.Field)
 	}
-	return fmt.Sprintf("dav: %s: %s answer larger than %s (a broken or hostile server, or a very large %s; Limits.%s raises the bound)", e.URL, e.What, sizeText(e.Limit), e.What, e.Field)
+	return fmt.Sprintf("dav: %s: %s answer larger than %s (a broken or hostile server, or a very large %s; if the server is trusted, raise Limits.%s, flag %s)", e.URL, e.What, sizeText(e.Limit), e.What, e.Field, flags[e.Field])
 }
 
 // RetryClass implements retry.Classifier.
