@@ -1,8 +1,10 @@
 package caldav
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-webdav"
 
@@ -31,11 +33,13 @@ type ZimbraREST struct {
 	// HTTPClient sends the requests; nil means an http.Client with TLS
 	// verification on and idle timeouts.
 	HTTPClient webdav.HTTPClient
-	// TrustedOrigins, AllowPlaintext and Limits are as in Endpoint;
-	// Limits.MaxExport bounds one folder export.
+	// TrustedOrigins, AllowPlaintext, Limits, TLSConfig and IdleTimeout
+	// are as in Endpoint; Limits.MaxExport bounds one folder export.
 	TrustedOrigins []string
 	AllowPlaintext bool
 	Limits         Limits
+	TLSConfig      *tls.Config
+	IdleTimeout    time.Duration
 }
 
 func (z ZimbraREST) rest(writable bool) (*dav.REST, error) {
@@ -43,7 +47,7 @@ func (z ZimbraREST) rest(writable bool) (*dav.REST, error) {
 		return nil, fmt.Errorf("caldav: REST needs the account to read")
 	}
 	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient,
-		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits}
+		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits, TLSConfig: z.TLSConfig, IdleTimeout: z.IdleTimeout}
 	c, err := e.dav().Client()
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)

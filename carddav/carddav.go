@@ -2,9 +2,11 @@ package carddav
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/emersion/go-webdav"
 	webcarddav "github.com/emersion/go-webdav/carddav"
@@ -122,6 +124,12 @@ type Endpoint struct {
 	// Limits bound what the server may send; the zero value means the
 	// defaults (see Limits).
 	Limits Limits
+	// TLSConfig and IdleTimeout configure the client made when HTTPClient
+	// is nil: nil TLSConfig verifies against the system roots; IdleTimeout
+	// fails a request on whose connection no byte moved for that long (a
+	// slow transfer that progresses is never cut), 0 meaning 2 minutes.
+	TLSConfig   *tls.Config
+	IdleTimeout time.Duration
 }
 
 func (e Endpoint) dav() dav.Endpoint {
@@ -130,7 +138,7 @@ func (e Endpoint) dav() dav.Endpoint {
 		tok = e.Token
 	}
 	return dav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: tok, Account: e.Account, HTTPClient: e.HTTPClient,
-		ClientOptions: dav.ClientOptions{TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits}}
+		TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout, ClientOptions: dav.ClientOptions{TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits}}
 }
 
 // HTTP returns the endpoint's authenticated HTTP client.

@@ -1,8 +1,10 @@
 package carddav
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-webdav"
 
@@ -30,11 +32,13 @@ type ZimbraREST struct {
 	// HTTPClient sends the requests; nil means an http.Client with TLS
 	// verification on and idle timeouts.
 	HTTPClient webdav.HTTPClient
-	// TrustedOrigins, AllowPlaintext and Limits are as in Endpoint;
-	// Limits.MaxExport bounds one folder export.
+	// TrustedOrigins, AllowPlaintext, Limits, TLSConfig and IdleTimeout
+	// are as in Endpoint; Limits.MaxExport bounds one folder export.
 	TrustedOrigins []string
 	AllowPlaintext bool
 	Limits         Limits
+	TLSConfig      *tls.Config
+	IdleTimeout    time.Duration
 }
 
 // NewZimbraREST returns a Source that exports each folder as .vcf and cuts
@@ -44,7 +48,7 @@ func NewZimbraREST(z ZimbraREST) (Source, error) {
 		return nil, fmt.Errorf("carddav: REST needs the account to read")
 	}
 	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient,
-		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits}
+		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits, TLSConfig: z.TLSConfig, IdleTimeout: z.IdleTimeout}
 	c, err := e.dav().Client()
 	if err != nil {
 		return nil, fmt.Errorf("carddav: %w", err)

@@ -13,6 +13,7 @@ package dav
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-webdav"
 
@@ -692,8 +694,10 @@ type Endpoint struct {
 	Password secret.Secret
 	Token    UserTokenSource
 	Account  string
-	// HTTPClient nil means DefaultHTTPClient.
-	HTTPClient webdav.HTTPClient
+	// HTTPClient nil means an httpx client with TLSConfig and IdleTimeout.
+	HTTPClient  webdav.HTTPClient
+	TLSConfig   *tls.Config
+	IdleTimeout time.Duration
 	ClientOptions
 }
 
@@ -705,7 +709,11 @@ func (e Endpoint) HTTP() webdav.HTTPClient {
 	if err != nil {
 		return failing{fmt.Errorf("dav: %w", err)}
 	}
-	return EndpointClient(e.HTTPClient, scope, e.User, e.Password, e.Token, e.Account)
+	hc := e.HTTPClient
+	if hc == nil {
+		hc = httpx.NewClient(httpx.Options{TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout})
+	}
+	return EndpointClient(hc, scope, e.User, e.Password, e.Token, e.Account)
 }
 
 // Client returns a raw client for the endpoint.

@@ -203,7 +203,7 @@ func TestStalls(t *testing.T) {
 			t.Cleanup(src.Close)
 			t.Cleanup(func() { close(release) }) // runs before src.Close
 			s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
-				HTTPClient: httpx.NewClient(httpx.Options{IdleTimeout: 300 * time.Millisecond})})
+				IdleTimeout: 300 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
