@@ -203,6 +203,10 @@ func (c *Client) httpClient() *http.Client {
 	return c.hc
 }
 
+// maxAnswer bounds one SOAP answer; the largest real ones (a directory
+// search of a big domain) are a few MiB.
+const maxAnswer = 256 << 20
+
 // callOpts says how to send one request.
 type callOpts struct {
 	ns         string // namespace, default urn:zimbraAdmin
@@ -300,9 +304,12 @@ func (c *Client) post(ctx context.Context, name, want, path string, payload []by
 		return nil, fmt.Errorf("carbonio: %s: %w", name, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return nil, fmt.Errorf("carbonio: %s: read answer: %w", name, err)
+	}
+	if len(b) > maxAnswer {
+		return nil, permanent{fmt.Errorf("carbonio: %s: answer from %s larger than %d MiB (a broken or hostile server)", name, c.URL, maxAnswer>>20)}
 	}
 	c.log().Debug("carbonio: soap", "request", name, "status", resp.StatusCode, "bytes", len(b), "took", time.Since(start))
 	raw, derr := decodeEnvelope(name, want, b)
