@@ -458,7 +458,9 @@ func TestNeedsTransport(t *testing.T) {
 // cannedRunner prints out for every command.
 type cannedRunner struct{ out string }
 
-func (r cannedRunner) Run(ctx context.Context, argv []string) ([]byte, error) { return []byte(r.out), nil }
+func (r cannedRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
+	return []byte(r.out), nil
+}
 
 // TestAnswerShapes parses the operation lists the public sources show, by
 // shape, and refuses every other shape naming the request.
