@@ -365,6 +365,12 @@ var (
 	ErrOperationLost = errors.New("operation vanished without an outcome")
 )
 
+// label names an operation for messages: "ZxBackup SmartScan ID", or the
+// ID alone when module and name are not known.
+func (o Operation) label() string {
+	return strings.TrimSpace(strings.Join([]string{o.Module, o.Name, o.ID}, " "))
+}
+
 // OperationError is an operation that ended without succeeding: its
 // outcome is failed or unknown.
 type OperationError struct{ Operation Operation }
@@ -374,13 +380,13 @@ func (e *OperationError) Error() string {
 	o := e.Operation
 	raw := fmt.Sprintf("state %q, type %q", o.State, o.Type)
 	if o.Outcome == OutcomeFailed {
-		return fmt.Sprintf("carbonio: operation %s %s (%s) failed (%s)", o.Module, o.Name, o.ID, raw)
+		return fmt.Sprintf("carbonio: operation %s: outcome failed (%s)", o.label(), raw)
 	}
 	x := o.Type
 	if x == "" {
 		x = o.State
 	}
-	return fmt.Sprintf("carbonio: operation %s %s (%s): unknown outcome %q (%s)", o.Module, o.Name, o.ID, x, raw)
+	return fmt.Sprintf("carbonio: operation %s: unknown outcome %q (%s)", o.label(), x, raw)
 }
 
 // Is matches ErrOperationFailed or ErrOutcomeUnknown.
@@ -849,7 +855,7 @@ func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operati
 				missing++
 				if missing >= 5 {
 					last.Outcome = OutcomeUnknown
-					return last, fmt.Errorf("carbonio: operation %s %s (%s): %w", op.Module, op.Name, op.ID, ErrOperationLost)
+					return last, fmt.Errorf("carbonio: operation %s: %w (in neither the running list nor the operation log)", fill(last).label(), ErrOperationLost)
 				}
 			}
 		} else {

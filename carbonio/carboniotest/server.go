@@ -385,6 +385,15 @@ func (s *Server) LoseOperations(action string) {
 	s.lostOps[action] = true
 }
 
+// ResetOperations undoes FailOperations, EndOperations and LoseOperations
+// for action: its later operations finish with type Finished.
+func (s *Server) ResetOperations(action string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.endTypes, action)
+	delete(s.lostOps, action)
+}
+
 // Messages returns the failure messages of FailOperations, as a server
 // would write them to its own log.
 func (s *Server) Messages() []string {
