@@ -860,3 +860,32 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminTokens: the admin token source gives the admin's own token for
+// any account, and a forgotten token is replaced by a new login.
+func TestAdminTokens(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "soap")
+	ts := f.c.AdminTokens()
+	tok, err := ts.UserToken(ctx, "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := f.srv.IssuedTokens()
+	if len(issued) != 1 || tok.Reveal() != issued[0] {
+		t.Fatalf("admin token %q, issued %q", tok.Reveal(), issued)
+	}
+	ts.ForgetUserToken("alice@example.com")
+	if _, err := ts.UserToken(ctx, "bob@example.com"); err != nil || f.srv.AuthCount() != 2 {
+		t.Errorf("after forgetting: %v, %d logins", err, f.srv.AuthCount())
+	}
+	for _, c := range []struct {
+		url  string
+		want string
+	}{{"https://mbox:7071", carbonio.CookieAdminAuthToken}, {"https://proxy:6071/", carbonio.CookieAdminAuthToken},
+		{"https://mail.example.com/dav/", carbonio.CookieAuthToken}, {"https://mbox:8443/home/", carbonio.CookieAuthToken}} {
+		if got := carbonio.AuthCookie(c.url); got != c.want {
+			t.Errorf("AuthCookie(%s) = %s, want %s", c.url, got, c.want)
+		}
+	}
+}

@@ -1,8 +1,11 @@
 package carbonio
 
 import (
+	"context"
 	"net"
 	"net/url"
+
+	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
 // Admin ports: the mailstore's admin port, and the proxy's Admin Panel
@@ -60,4 +63,27 @@ func DAVOnAdminPort(raw string) string {
 		return ""
 	}
 	return "points at an admin port (7071/6071), where Carbonio serves no DAV: use a user port, e.g. https://HOST/dav/ through the proxy or https://MAILSTORE:8443/dav/"
+}
+
+// AdminTokens returns a token source, of the shape caldav and carddav
+// take, that gives the admin's own token whatever the account: the token
+// to send in ZM_ADMIN_AUTH_TOKEN to a servlet on an admin port, where a
+// global admin may read any account's REST folders.
+func (c *Client) AdminTokens() AdminTokenSource { return AdminTokenSource{c} }
+
+// AdminTokenSource gives the admin token of its client for every account.
+type AdminTokenSource struct{ c *Client }
+
+// UserToken returns the admin token; account is ignored.
+func (a AdminTokenSource) UserToken(ctx context.Context, _ string) (secret.Secret, error) {
+	tok, _, err := a.c.adminToken(ctx)
+	return tok, err
+}
+
+// ForgetUserToken drops the admin token, so that the next call
+// authenticates again (after a server refused it).
+func (a AdminTokenSource) ForgetUserToken(string) {
+	a.c.mu.Lock()
+	defer a.c.mu.Unlock()
+	a.c.token = secret.Secret{}
 }
