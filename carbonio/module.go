@@ -272,9 +272,10 @@ func (c *Client) module(ctx context.Context, cmd Command) ([]moduleResult, error
 	return parseModule(cmd.Request(), raw)
 }
 
-// Raw operation states and types as the admin console knows them
-// (zextras/carbonio-admin-console-ui apps/admin-ui-operations/src/constants.ts
-// and src/views/operations/*-detail-panel.tsx). The CLI's --sync exit codes
+// Raw operation states and types. Queued, Started, Finished and Exception
+// are the admin console's constants (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/constants.ts); Stopping and Dismissed are
+// taken as states too (inferred: not in the console files read). The CLI's --sync exit codes
 // (0 Successful, 1 Failed, 2 Stopped, 3 Removed, 4 Interrupted; zextras/tech-doc
 // source/carbonio/admincli/shell.rst) are exit codes, not strings an answer
 // carries, and this client does not use --sync.
