@@ -76,6 +76,15 @@ report: %s
 				if err := os.WriteFile(planPath, []byte(plan), 0o600); err != nil {
 					t.Fatal(err)
 				}
+				if end == "Exception" {
+					// Preflight says how the restore will run.
+					var pout, perr bytes.Buffer
+					pcode := run(context.Background(), []string{"preflight", "--plan", planPath, "--json"}, &pout, &perr)
+					want := map[string]string{"soap": "unverified", "cli": "command line"}[tr]
+					if !strings.Contains(pout.String(), "provisioning (ZxBackup doExternalRestore)") || !strings.Contains(pout.String(), want) {
+						t.Errorf("preflight (exit %d) does not say %q of the restore:\n%s\n%s", pcode, want, pout.String(), perr.String())
+					}
+				}
 				var out, errOut bytes.Buffer
 				code := run(context.Background(), []string{"run", "--plan", planPath}, &out, &errOut)
 
