@@ -345,7 +345,7 @@ func carbonioFoldersCmd(e *env, f *carbonioFlags) *cobra.Command {
 }
 
 func carbonioSmartScanCmd(e *env, f *carbonioFlags) *cobra.Command {
-	var deep, noWait bool
+	var deep, noWait, remoteMeta, fakeBlob bool
 	cmd := &cobra.Command{
 		Use:   "smartscan",
 		Short: "Run backup doSmartScan start and wait for it",
@@ -357,11 +357,13 @@ func carbonioSmartScanCmd(e *env, f *carbonioFlags) *cobra.Command {
 			}
 			defer s.close()
 			return f.runOperation(e, c.Context(), s, noWait, func() (carbonio.Operation, error) {
-				return s.c.SmartScan(c.Context(), carbonio.SmartScanOptions{Deep: deep})
+				return s.c.SmartScan(c.Context(), carbonio.SmartScanOptions{Deep: deep, RemoteMetadataUpload: remoteMeta, CreateFakeBlob: fakeBlob})
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&deep, "deep", false, "deep scan")
+	cmd.Flags().BoolVar(&remoteMeta, "remote-metadata-upload", false, "pass remote_metadata_upload true (documented doSmartScan option)")
+	cmd.Flags().BoolVar(&fakeBlob, "create-fake-blob", false, "pass create_fake_blob true (documented doSmartScan option)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once queued")
 	return cmd
 }
@@ -427,6 +429,8 @@ func carbonioRestoreCmd(e *env, f *carbonioFlags) *cobra.Command {
 	fl.StringSliceVar(&o.Notifications, "notifications", nil, "addresses notified at the end")
 	fl.IntVar(&o.MaxFileSize, "max-file-size", 0, "largest file restored (0: no limit)")
 	fl.BoolVar(&datasource, "restore-datasource", true, "restore data sources (server default true)")
+	fl.BoolVar(&o.ForceAsExternalRestore, "force-as-external-restore", false, "pass force_as_external_restore true (server default false)")
+	fl.StringVar(&o.BlobsArchive, "blobs-archive", "", "pass blobs_archive VALUE (documented doExternalRestore option)")
 	fl.BoolVar(&noWait, "no-wait", false, "return once queued")
 	fl.BoolVar(&verify, "verify", false, "afterwards, check that every account of the backup exists (needs --url)")
 	return cmd
