@@ -889,3 +889,27 @@ func TestAdminTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentedOptions: the documented CLI options reach the server by
+// their documented names.
+func TestDocumentedOptions(t *testing.T) {
+	f := newFixture(t, "cli")
+	ctx := context.Background()
+	if _, err := f.c.SmartScan(ctx, carbonio.SmartScanOptions{RemoteMetadataUpload: true, CreateFakeBlob: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.ExternalRestore(ctx, backupPath, carbonio.RestoreOptions{ForceAsExternalRestore: true, BlobsArchive: "/tmp/blobs.tar"}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]string{}
+	for _, s := range f.srv.StartedOperations() {
+		got[s.Action] = s.Args
+	}
+	want := map[string]map[string]string{
+		"doSmartScan":       {"action": "start", "remote_metadata_upload": "true", "create_fake_blob": "true"},
+		"doExternalRestore": {"source_path": backupPath, "force_as_external_restore": "true", "blobs_archive": "/tmp/blobs.tar"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("arguments seen by the server (-want +got):\n%s", diff)
+	}
+}
