@@ -549,7 +549,8 @@ func carbonioVerifyCmd(e *env, f *carbonioFlags) *cobra.Command {
 		Long: `Check provisioning: the expected directory comes from the source admin API
 (--from-url, --from-user, password from MIGRATE_FROM_PASSWORD or
 --from-password-file) or from a backup's available accounts (--from-backup
-PATH, accounts only). Exit status 3 when something is missing.`,
+PATH, accounts only; a command on the server: --ssh or --local-cli, or
+--unverified-soap). Exit status 3 when something is missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if (fromURL == "") == (fromBackup == "") {
