@@ -22,7 +22,10 @@ type ZimbraREST struct {
 	// User and Password are sent as Basic credentials when Token is nil.
 	User     string
 	Password secret.Secret
-	// Token, when not nil, gives a token sent as the ZM_AUTH_TOKEN cookie.
+	// Token, when not nil, gives the token for Account (or User when
+	// Account is empty), sent as the ZM_AUTH_TOKEN cookie; on an admin
+	// port (7071, 6071) as ZM_ADMIN_AUTH_TOKEN, and it must then be an
+	// admin's token (carbonio.Client.AdminTokens).
 	Token TokenSource
 	// Account is the mailbox whose folders are read.
 	Account string
@@ -49,7 +52,9 @@ func NewZimbraREST(z ZimbraREST) (Source, error) {
 	}
 	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient,
 		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits, TLSConfig: z.TLSConfig, IdleTimeout: z.IdleTimeout}
-	c, err := e.dav().Client()
+	d := e.dav()
+	d.REST = true
+	c, err := d.Client()
 	if err != nil {
 		return nil, fmt.Errorf("carddav: %w", err)
 	}

@@ -698,6 +698,9 @@ type Endpoint struct {
 	HTTPClient  webdav.HTTPClient
 	TLSConfig   *tls.Config
 	IdleTimeout time.Duration
+	// REST marks a Zimbra REST (UserServlet) endpoint: a token goes in the
+	// cookie TokenCookie names for URL.
+	REST bool
 	ClientOptions
 }
 
@@ -712,6 +715,9 @@ func (e Endpoint) HTTP() webdav.HTTPClient {
 	hc := e.HTTPClient
 	if hc == nil {
 		hc = httpx.NewClient(httpx.Options{TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout})
+	}
+	if e.REST {
+		return RESTClient(hc, scope, e.URL, e.User, e.Password, e.Token, e.Account)
 	}
 	return EndpointClient(hc, scope, e.User, e.Password, e.Token, e.Account)
 }
