@@ -85,8 +85,8 @@ func loadTLS(caFile string) (*tls.Config, error) {
 
 // httpClient has no overall timeout: its connections' idle deadlines
 // (internal/httpx) fail a stalled request without cutting a long transfer.
-func httpClient(cfg *tls.Config) *http.Client {
-	return httpx.NewClient(httpx.Options{TLSConfig: cfg})
+func httpClient(cfg *tls.Config, idle time.Duration) *http.Client {
+	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle})
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -107,7 +107,7 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 	if b.dstTLS, err = loadTLS(ca(&p.Destination)); err != nil {
 		return nil, err
 	}
-	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS), httpClient(b.dstTLS)
+	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout), httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout)
 	need := p.needs()
 	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
 		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,
@@ -762,7 +762,8 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 
 func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
-		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins}
+		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins,
+			Limits: caldav.Limits{MaxMultistatus: ep.MaxMultistatusMiB << 20, MaxObject: ep.MaxObjectMiB << 20, MaxExport: ep.MaxExportMiB << 20}}
 		if f := b.hooks.DAVCredentials; f != nil {
 			if u, pw, ok := f(side, acct); ok {
 				e.User, e.Password = u, pw
