@@ -212,7 +212,7 @@ type DAVEndpoint struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxMultistatusMiB, MaxObjectMiB and MaxExportMiB bound a DAV
 	// listing or multiget answer, one object and one REST folder export;
-	// 0 means the defaults (128, 64 and 128 MiB).
+	// 0 means the defaults (64, 64 and 128 MiB).
 	MaxMultistatusMiB int64 `yaml:"max_multistatus_mib"`
 	MaxObjectMiB      int64 `yaml:"max_object_mib"`
 	MaxExportMiB      int64 `yaml:"max_export_mib"`

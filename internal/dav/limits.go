@@ -22,7 +22,7 @@ const (
 	// DefaultMaxMultistatus bounds one multistatus answer (a PROPFIND
 	// listing or a multiget REPORT). A multiget batch over the limit falls
 	// back to one GET per object.
-	DefaultMaxMultistatus = 128 << 20
+	DefaultMaxMultistatus = 64 << 20
 	// DefaultMaxObject bounds one object read by GET (an .ics or .vcf
 	// resource, attachments inline).
 	DefaultMaxObject = 64 << 20

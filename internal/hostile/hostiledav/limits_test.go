@@ -128,7 +128,7 @@ func hugeCases(defBound uint64) []hugeCase {
 func TestHugeMultistatus(t *testing.T) {
 	src := httptest.NewServer(HugeMultistatus(500 << 20))
 	t.Cleanup(src.Close)
-	for _, tc := range hugeCases(768 << 20) {
+	for _, tc := range hugeCases(384 << 20) {
 		s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
 			Limits: caldav.Limits{MaxMultistatus: tc.limit}})
 		if err != nil {
