@@ -105,13 +105,16 @@ type headerDoer struct {
 }
 
 func (d *headerDoer) Do(req *http.Request) (*http.Response, error) {
-	if err := d.scope.Check(req.URL); err != nil {
-		return nil, err
+	err := d.scope.Check(req.URL)
+	if err == nil && d.cred != nil {
+		err = d.cred(req)
 	}
-	if d.cred != nil {
-		if err := d.cred(req); err != nil {
-			return nil, err
+	if err != nil {
+		// Like http.Client.Do: the body is closed even on errors.
+		if req.Body != nil {
+			req.Body.Close()
 		}
+		return nil, err
 	}
 	return d.next.Do(req)
 }
