@@ -362,7 +362,7 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 	// Opening global phases. A failure here stops the run: the accounts
 	// need provisioning before anything can be copied.
 	for _, ph := range phases {
-		if ph.IsAccountPhase() || ph == PhaseDedup || ph == PhaseMTAStart {
+		if ph.IsAccountPhase() || ph.closing() {
 			continue
 		}
 		if r.stopped.Load() {
@@ -421,7 +421,7 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 		return ErrStopped
 	}
 	for _, ph := range phases {
-		if ph != PhaseDedup && ph != PhaseMTAStart {
+		if !ph.closing() {
 			continue
 		}
 		if _, err := r.globalPhase(ctx, store, ph, accts); err != nil {
@@ -721,6 +721,8 @@ func reportFromStore(ctx context.Context, store *state.Store, plan *Plan, accts 
 			res = PhaseResult{Phase: ph, Status: StatusPending}
 		}
 		rep.Phases = append(rep.Phases, res)
+		rep.NotMigrated = append(rep.NotMigrated, res.NotMigrated...)
+		rep.Shares = append(rep.Shares, res.Shares...)
 	}
 	if accts == nil {
 		all, err := store.Accounts(ctx)
