@@ -261,6 +261,9 @@ func (s *sharer) grants(ctx context.Context, a AccountPlan, src []carbonio.Folde
 					return derr
 				}
 				it.Outcome, it.Reason = ShareFailed, "cannot read the destination folders: "+derr.Error()
+				if errors.Is(derr, carbonio.ErrNoSuchAccount) {
+					it.Outcome, it.Reason = ShareSkipped, "the account is not on the destination (not provisioned yet?)"
+				}
 				s.add(it)
 				continue
 			}
