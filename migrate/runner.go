@@ -438,7 +438,7 @@ func (r *Runner) shouldRun(row state.PhaseRow, ok bool, ph Phase) bool {
 	}
 	switch Status(row.Status) {
 	case StatusDone, StatusPartial:
-		return r.Delta && (ph.IsAccountPhase() || ph == PhaseMTAStop || ph == PhaseMTAStart)
+		return r.Delta && (ph.IsAccountPhase() || ph == PhaseMTAStop || ph == PhaseMTAStart || ph == PhaseShares)
 	case StatusFailed:
 		return false // --retry-failed reset these to pending
 	default:

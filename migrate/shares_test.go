@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -226,7 +227,8 @@ func TestSharesPhase(t *testing.T) {
 	// A second run (with a new state, so that the phase runs again)
 	// writes nothing.
 	before = len(dst.Requests())
-	rep, err = sharesRunner(t, src, dst, t.TempDir()).Run(ctx)
+	dir := t.TempDir()
+	rep, err = sharesRunner(t, src, dst, dir).Run(ctx)
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
@@ -240,6 +242,24 @@ func TestSharesPhase(t *testing.T) {
 	}
 	if d := cmp.Diff(outcomes(rep.Shares), want2); d != "" {
 		t.Errorf("second run (-got +want):\n%s", d)
+	}
+
+	// On the same state the done phase is not run again, except with
+	// --delta.
+	for _, delta := range []bool{false, true} {
+		before = len(dst.Requests())
+		r := sharesRunner(t, src, dst, dir)
+		r.Delta = delta
+		if _, err := r.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		reads := slices.Index(dst.Requests()[before:], "GetFolderRequest") >= 0
+		if reads != delta {
+			t.Errorf("re-run with delta %v: shares phase ran = %v", delta, reads)
+		}
+		if w := writes(dst.Requests()[before:]); len(w) != 0 {
+			t.Errorf("re-run with delta %v wrote %v", delta, w)
+		}
 	}
 
 	// The text and HTML reports have a Shares section.
@@ -271,4 +291,65 @@ func folder(t *testing.T, c *carbonio.Client, acct, path string) carbonio.Folder
 	}
 	t.Fatalf("%s has no folder %q", acct, path)
 	return carbonio.Folder{}
+}
+
+// TestSharesSkipped: what cannot be re-created is skipped with its reason,
+// and nothing is written for it.
+func TestSharesSkipped(t *testing.T) {
+	alice := carboniotest.DefaultFolders()
+	alice = append(alice, carboniotest.FixtureFolder{ID: "400", Name: "Old", View: "message", Grants: []carboniotest.FixtureGrant{
+		{Type: "usr", Grantee: "bob@example.com", Perm: "r"}}})
+	alice[5].Grants = []carboniotest.FixtureGrant{
+		{Type: "cos", Grantee: "default", Perm: "r"},
+		{Type: "usr", Perm: "r", ZID: "deleted-user-id"},
+	}
+	bob := carboniotest.DefaultFolders()
+	bob = append(bob,
+		carboniotest.FixtureFolder{Name: "Alice Old", Kind: "link", Owner: "alice@example.com", RemoteID: "400"},
+		carboniotest.FixtureFolder{Name: "Gone", Kind: "link", Owner: "alice@example.com", RemoteID: "999"},
+		carboniotest.FixtureFolder{Name: "Nobody's", Kind: "link"},
+		carboniotest.FixtureFolder{Name: "Flagged", Kind: "search", Query: "is:flagged"})
+	src := carboniotest.New(carboniotest.Options{Admin: "admin@src", Password: "pw", Fixture: &carboniotest.Fixture{
+		Domains:  []string{"example.com"},
+		Accounts: []carboniotest.FixtureAccount{{Name: "alice@example.com", Folders: alice}, {Name: "bob@example.com", Folders: bob}},
+	}})
+	defer src.Close()
+	dbob := carboniotest.DefaultFolders()
+	dbob = append(dbob, carboniotest.FixtureFolder{Name: "Flagged", View: "message"}) // a mail folder holds the name
+	dst := carboniotest.New(carboniotest.Options{Admin: "admin@dst", Password: "pw", Fixture: &carboniotest.Fixture{
+		Domains:  []string{"example.net"},
+		Accounts: []carboniotest.FixtureAccount{{Name: "alice@example.net"}, {Name: "bob@example.net", Folders: dbob}},
+	}})
+	defer dst.Close()
+	rep, err := sharesRunner(t, src, dst, t.TempDir()).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range rep.Shares {
+		got = append(got, it.Kind+" "+it.Folder+": "+string(it.Outcome)+": "+it.Reason)
+	}
+	sort.Strings(got)
+	want := []string{
+		"grant Calendar: skipped: grantee type \"cos\" is not re-created (class-of-service ids differ between servers)",
+		"grant Calendar: skipped: the source names this grantee only by id (deleted from the directory?)",
+		"grant Old: skipped: the folder is not on the destination",
+		"mountpoint Alice Old: skipped: the owner's folder is not on the destination",
+		"mountpoint Gone: skipped: the shared folder (id 999 of alice@example.com) no longer exists on the source",
+		"mountpoint Nobody's: skipped: the source does not name the owner of the shared folder",
+		"search Flagged: skipped: another folder with this name exists on the destination",
+	}
+	if d := cmp.Diff(got, want); d != "" {
+		t.Errorf("shares (-got +want):\n%s", d)
+	}
+	if w := writes(dst.Requests()); len(w) != 0 {
+		t.Errorf("wrote %v", w)
+	}
+	if len(rep.NotMigrated) != 0 {
+		t.Errorf("not migrated = %+v, want none (skipped items are problems of the phase)", rep.NotMigrated)
+	}
+	ph := rep.Phases[0]
+	if ph.Phase != migrate.PhaseShares || ph.Status != migrate.StatusPartial || ph.Skipped != 7 || len(ph.Problems) != 7 {
+		t.Errorf("phase = %+v", ph)
+	}
 }
