@@ -44,7 +44,8 @@ type Runner struct {
 	// an earlier run. Without it they keep their result.
 	RetryFailed bool
 	// Delta runs the copy and verify phases again for accounts already done:
-	// the cutover pass, copying only what changed since.
+	// the cutover pass, copying only what changed since. The shares phase
+	// runs again too, adding what changed on the source.
 	Delta bool
 	// Only restricts the run to these source addresses (all when empty).
 	Only []string
