@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The calls in this file re-create a mailbox's shares: folder grants,
@@ -152,7 +153,7 @@ func (c *Client) CreateMountpoint(ctx context.Context, account string, m Mountpo
 		link["owner"] = m.Owner
 	}
 	if m.RemoteID != "" {
-		rid, err := strconv.Atoi(m.RemoteID)
+		rid, err := strconv.Atoi(LocalID(m.RemoteID))
 		if err != nil {
 			return "", fmt.Errorf("carbonio: mountpoint %s of %s: remote id %q is not a number", m.Name, account, m.RemoteID)
 		}
@@ -215,6 +216,18 @@ func (c *Client) CreateSearchFolder(ctx context.Context, account string, s Searc
 		return "", shapeErr("CreateSearchFolderRequest", "no search in the answer")
 	}
 	return string(ans.Search[0].ID), nil
+}
+
+// LocalID returns the item number of a folder id. The server qualifies ids
+// with their mailbox's account id ("<account id>:257") when the
+// authenticated account is not the mailbox's, as when the admin acts as a
+// user (store/src/main/java/com/zimbra/cs/service/util/ItemIdFormatter.java,
+// ItemId.toString); a mountpoint's "rid" is always a bare number.
+func LocalID(id string) string {
+	if i := strings.LastIndexByte(id, ':'); i >= 0 {
+		return id[i+1:]
+	}
+	return id
 }
 
 func parentOrRoot(id string) string {

@@ -138,7 +138,7 @@ func byPath(fs []carbonio.Folder, p string) (carbonio.Folder, bool) {
 
 func byID(fs []carbonio.Folder, id string) (carbonio.Folder, bool) {
 	for _, f := range fs {
-		if f.ID == id && id != "" {
+		if id != "" && carbonio.LocalID(f.ID) == carbonio.LocalID(id) {
 			return f, true
 		}
 	}
@@ -376,7 +376,9 @@ func (s *sharer) mountpoints(ctx context.Context, a AccountPlan, src []carbonio.
 			continue
 		}
 		if ex, ok := byPath(dfs, f.Path); ok {
-			if ex.Kind == carbonio.KindLink && ex.RemoteID == dof.ID && strings.EqualFold(ex.Owner, owner) {
+			ownerID, _ := s.granteeID(ctx, carbonio.GranteeUser, owner)
+			if ex.Kind == carbonio.KindLink && carbonio.LocalID(ex.RemoteID) == carbonio.LocalID(dof.ID) &&
+				(strings.EqualFold(ex.Owner, owner) || ownerID != "" && ex.OwnerID == ownerID) {
 				it.Outcome = ShareUnchanged
 				s.add(it)
 			} else {

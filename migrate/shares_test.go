@@ -214,7 +214,7 @@ func TestSharesPhase(t *testing.T) {
 		t.Errorf("Projects grants = %+v", g)
 	}
 	link := folder(t, dc, "bob@example.net", "Alice's Calendar")
-	if link.Kind != carbonio.KindLink || link.Owner != "alice@example.net" || link.RemoteID != cal.ID || link.View != "appointment" || link.Color != 3 {
+	if link.Kind != carbonio.KindLink || link.Owner != "alice@example.net" || link.RemoteID != carbonio.LocalID(cal.ID) || link.View != "appointment" || link.Color != 3 {
 		t.Errorf("mountpoint = %+v, want a link to alice@example.net's Calendar (id %s)", link, cal.ID)
 	}
 	if s := folder(t, dc, "bob@example.net", "Unread"); s.Kind != carbonio.KindSearch || s.Query != "is:unread" || s.Types != "conversation" || s.SortBy != "dateDesc" {

@@ -730,15 +730,18 @@ func (s *Server) dispatch(name string, body, ctx json.RawMessage) (map[string]an
 		if !ok {
 			return nil, faultf(carbonio.CodeNoSuchAccount, "no such account: %s", n)
 		}
-		return map[string]any{"folder": []any{folderTree(FixtureFolder{ID: carbonio.RootFolderID, Name: "USER_ROOT", Folders: a.folders})}}, nil
+		return map[string]any{"folder": []any{folderTree(FixtureFolder{ID: carbonio.RootFolderID, Name: "USER_ROOT", Folders: a.folders}, a.id)}}, nil
 	case "FolderActionRequest", "CreateMountpointRequest", "CreateSearchFolderRequest", "GetDistributionListRequest":
 		return s.dispatchShares(name, body, ctx)
 	}
 	return nil, faultf("service.UNKNOWN_DOCUMENT", "unknown document: %s", name)
 }
 
-func folderTree(f FixtureFolder) map[string]any {
-	m := map[string]any{"id": f.ID, "name": f.Name}
+// folderTree encodes f as GetFolderResponse does for an admin acting as
+// the mailbox's owner: ids qualified with the account id acct
+// (ItemIdFormatter in zextras/carbonio-mailbox).
+func folderTree(f FixtureFolder, acct string) map[string]any {
+	m := map[string]any{"id": acct + ":" + f.ID, "name": f.Name}
 	if f.View != "" {
 		m["view"] = f.View
 	}
@@ -774,7 +777,7 @@ func folderTree(f FixtureFolder) map[string]any {
 		if k == "" {
 			k = "folder"
 		}
-		kids[k] = append(kids[k], folderTree(ch))
+		kids[k] = append(kids[k], folderTree(ch, acct))
 	}
 	for k, v := range kids {
 		m[k] = v

@@ -39,6 +39,19 @@ func (a *account) numberFolders(fs []FixtureFolder) {
 	}
 }
 
+// findIn returns the folder of a with id, bare ("257") or qualified with
+// a's id ("<id>:257"); the root's children for RootFolderID, with a nil
+// folder.
+func (a *account) findIn(id string) (*FixtureFolder, *[]FixtureFolder, bool) {
+	if acct, n, ok := strings.Cut(id, ":"); ok {
+		if acct != a.id {
+			return nil, nil, false
+		}
+		id = n
+	}
+	return findFolder(&a.folders, id)
+}
+
 // findFolder returns the folder with id (the root's children for
 // RootFolderID, with a nil folder).
 func findFolder(fs *[]FixtureFolder, id string) (*FixtureFolder, *[]FixtureFolder, bool) {
@@ -121,7 +134,7 @@ func (s *Server) dispatchShares(name string, body, ctx json.RawMessage) (map[str
 			return nil, f
 		}
 		id := str(act["id"])
-		folder, _, ok := findFolder(&a.folders, id)
+		folder, _, ok := a.findIn(id)
 		if !ok || folder == nil {
 			return nil, faultf("mail.NO_SUCH_FOLDER", "no such folder id: %s", id)
 		}
@@ -176,7 +189,11 @@ func (s *Server) dispatchShares(name string, body, ctx json.RawMessage) (map[str
 		if owner == a {
 			return nil, faultf("service.INVALID_REQUEST", "cannot mount your own folder")
 		}
+		// rid is an int attribute: a qualified id is refused.
 		rid := str(l["rid"])
+		if _, err := strconv.Atoi(rid); err != nil {
+			return nil, faultf("service.INVALID_REQUEST", "invalid request: rid %q is not a number", rid)
+		}
 		remote, _, ok := findFolder(&owner.folders, rid)
 		if !ok || remote == nil {
 			return nil, faultf("mail.NO_SUCH_FOLDER", "no such folder id: %s", rid)
@@ -213,7 +230,7 @@ func (s *Server) createIn(a *account, parent string, nf FixtureFolder, elem stri
 	if nf.Name == "" || parent == "" {
 		return nil, faultf("service.INVALID_REQUEST", "missing required attribute: name or l")
 	}
-	_, kids, ok := findFolder(&a.folders, parent)
+	_, kids, ok := a.findIn(parent)
 	if !ok {
 		return nil, faultf("mail.NO_SUCH_FOLDER", "no such folder id: %s", parent)
 	}
@@ -223,7 +240,7 @@ func (s *Server) createIn(a *account, parent string, nf FixtureFolder, elem stri
 	a.lastFolder++
 	nf.ID = strconv.Itoa(a.lastFolder)
 	*kids = append(*kids, nf)
-	return map[string]any{elem: []any{folderTree(nf)}}, nil
+	return map[string]any{elem: []any{folderTree(nf, a.id)}}, nil
 }
 
 func (s *Server) accountByID(id string) *account {

@@ -86,7 +86,7 @@ func TestShareRequests(t *testing.T) {
 	if _, err := c.CreateMountpoint(ctx, "bob@example.com", m); err != nil {
 		t.Fatal(err)
 	}
-	if f := folder("bob@example.com", "Alice"); f.Kind != carbonio.KindLink || f.Owner != "alice@example.com" || f.RemoteID != cal.ID || f.View != "appointment" {
+	if f := folder("bob@example.com", "Alice"); f.Kind != carbonio.KindLink || f.Owner != "alice@example.com" || f.RemoteID != carbonio.LocalID(cal.ID) || f.View != "appointment" {
 		t.Errorf("mountpoint = %+v", f)
 	}
 	if _, err := c.CreateMountpoint(ctx, "bob@example.com", m); !errors.Is(err, carbonio.ErrAlreadyExists) {
