@@ -94,6 +94,7 @@ type conn struct {
 	repeats  int
 	maxRep   int
 	selected string
+	guard    *guardConn // nil when the Dialer enforces no limits
 }
 
 func newPool(d Dialer, b *ConnBudget) *pool {
@@ -115,6 +116,13 @@ func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
 		c := p.idleConn()
 		return c, c != nil
 	}, func(ctx context.Context) (*conn, error) {
+		if gd, ok := p.d.(guardedDialer); ok {
+			cl, g, err := gd.dialGuarded(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &conn{Client: cl, p: p, maxRep: maxRepeat, guard: g}, nil
+		}
 		cl, err := p.d.Dial(ctx)
 		if err != nil {
 			return nil, err
@@ -192,6 +200,7 @@ func (p *pool) put(c *conn, healthy bool) {
 		c.discard()
 		return
 	}
+	c.guard.armBodies(0) // message bodies are read only in a selected folder
 	p.mu.Lock()
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
