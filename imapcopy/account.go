@@ -180,11 +180,22 @@ func (a *Account) String() string {
 func (a *Account) serverKey() string { return a.Addr }
 
 // Dial connects, secures and authenticates a connection. Authentication
-// failures wrap retry.ErrAuth.
+// failures wrap retry.ErrAuth. The connection enforces IdleTimeout and
+// MaxLine; since its caller may fetch message bodies, it accepts literals
+// up to MaxDialLiteral (the Copier's own connections accept MaxLiteral
+// outside message bodies, and a body up to its announced size).
 func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
-	c, _, err := a.dialGuarded(ctx)
-	return c, err
+	c, g, err := a.dialGuarded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.armBodies(MaxDialLiteral)
+	return c, nil
 }
+
+// MaxDialLiteral caps every literal on a connection returned by
+// Account.Dial.
+const MaxDialLiteral = 4 << 30
 
 // dialGuarded is Dial that also returns the connection's guard.
 func (a *Account) dialGuarded(ctx context.Context) (*imapclient.Client, *guardConn, error) {

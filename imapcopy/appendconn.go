@@ -44,8 +44,10 @@ const (
 	appendLogoutTimeout = 5 * time.Second
 	// appendMaxLine caps one response line (literals excluded).
 	appendMaxLine = 1 << 20
-	// appendMaxLiteral caps the size of a literal a server may announce.
-	appendMaxLiteral = 1 << 40
+	// appendMaxLiteral caps the size of a literal a server may announce:
+	// on an append connection only untagged data (a mailbox name in a
+	// LIST) carries literals, and none is legitimately large.
+	appendMaxLiteral = DefaultMaxLiteral
 	// appendBufSize is the size of the write and read buffers.
 	appendBufSize = 64 << 10
 	// literalMinusMax is the largest non-synchronising literal LITERAL-

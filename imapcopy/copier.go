@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +14,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zxmigrate/zxmigrate/internal/mutf7"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 )
 
 // Defaults for zero Copier fields.
@@ -232,6 +235,7 @@ type sideInfo struct {
 	ns          nsInfo
 	caps        imap.CapSet
 	list        []*imap.ListData
+	bad         []string // raw names that are not modified UTF-7
 	byName      map[string]*imap.ListData
 	appendLimit int64
 }
@@ -307,6 +311,7 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	if err != nil {
 		return stats, err
 	}
+	plans = append(plans, c.badFolderPlans(s.srcInfo.bad)...)
 	if !c.DryRun && !verifyOnly {
 		if err := s.createFolders(ctx, plans); err != nil {
 			return stats, err
@@ -339,8 +344,29 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 			}
 			continue
 		}
-		g.Go(func() error {
-			err := s.folderWithRetry(gctx, p, fs, verifyOnly)
+		if gctx.Err() != nil {
+			// The run stops: no new folder starts. Not started folders are
+			// marked, not reported one by one.
+			fs.Cancelled = true
+			continue
+		}
+		g.Go(func() (gerr error) {
+			if gctx.Err() != nil {
+				fs.Cancelled = true
+				return nil
+			}
+			err := func() (err error) {
+				defer recoverTo(&err)
+				return s.folderWithRetry(gctx, p, fs, verifyOnly)
+			}()
+			if pe := (*PanicError)(nil); errors.As(err, &pe) {
+				c.log().Error("panic in a folder pass", "folder", p.Display, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+			}
+			if err != nil && gctx.Err() != nil && ctx.Err() != nil {
+				// Stopped by the caller: counted among the cancelled.
+				fs.Cancelled = true
+				return err
+			}
 			if err != nil {
 				fs.Err = err.Error()
 				if retry.Classify(err) == retry.Fatal || gctx.Err() != nil {
@@ -423,6 +449,11 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 		}
 	}
 	list, err := cn.List("", "*", opts).Collect()
+	if isUTF7Error(err) {
+		// One name go-imap cannot decode fails the whole LIST: list again
+		// with the names kept raw, and make each bad one a bad folder.
+		list, info.bad, err = s.listRawNames(ctx, p, opts != nil)
+	}
 	if err != nil {
 		return info, fmt.Errorf("imapcopy: list folders on %s: %w", p.d, err)
 	}
@@ -438,6 +469,65 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 	}
 	healthy = true
 	return info, nil
+}
+
+// listRawNames lists the mailboxes of p's server on an append connection,
+// names undecoded, and returns the decodable ones as go-imap would and the
+// raw bytes of the others.
+func (s *session) listRawNames(ctx context.Context, p *pool, extended bool) ([]*imap.ListData, []string, error) {
+	ad, ok := p.d.(appendDialer)
+	if !ok {
+		return nil, nil, errNoRawList
+	}
+	if err := p.budget.acquire(ctx, p.key); err != nil {
+		return nil, nil, err
+	}
+	defer p.budget.release(p.key)
+	ac, err := ad.dialAppend(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, ac.kill)
+	defer stop()
+	defer ac.close()
+	raws, err := ac.listRaw(ctx, extended)
+	if err != nil {
+		return nil, nil, err
+	}
+	var list []*imap.ListData
+	var bad []string
+	for _, r := range raws {
+		name := r.Raw
+		if !strings.EqualFold(name, "INBOX") {
+			if name, err = mutf7.Decode(r.Raw); err != nil {
+				bad = append(bad, r.Raw)
+				continue
+			}
+		} else {
+			name = "INBOX"
+		}
+		list = append(list, &imap.ListData{Attrs: r.Attrs, Delim: r.Delim, Mailbox: name})
+	}
+	s.c.log().Warn("mailbox names that are not modified UTF-7", "server", p.d.String(), "count", len(bad))
+	return list, bad, nil
+}
+
+// badFolderPlans makes one plan per source mailbox whose name is not
+// modified UTF-7: skipped when Include/Exclude/SkipFolder say so (they see
+// the name escaped, as it is reported), else failed with the raw name.
+func (c *Copier) badFolderPlans(bad []string) []folderPlan {
+	var out []folderPlan
+	for _, raw := range bad {
+		disp := termsafe.String(raw)
+		p := folderPlan{Src: srcFolder{Name: disp, Path: []string{disp}}, Display: disp}
+		if reason := c.skipReason(disp); reason != "" {
+			p.Skip = reason
+		} else {
+			p.Err = fmt.Sprintf("imapcopy: mailbox name %s is not valid modified UTF-7 (RFC 3501 §5.1.3): folder not copied", strconv.Quote(raw))
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func (s *session) sourceFolders() []srcFolder {
@@ -559,8 +649,8 @@ func (s *session) folderAttempts(ctx context.Context, p folderPlan, fs *FolderSt
 			err = s.copyFolder(ctx, p, fs, copied)
 		}
 		// A failure that is not a server's answer (a closed or broken
-		// connection, a parse error) is worth a new pass.
-		if _, refused := errIsIMAPNo(err); err != nil && !refused && retry.Classify(err) == retry.Permanent {
+		// connection, a parse error) is worth a new pass; a panic is not.
+		if _, refused := errIsIMAPNo(err); err != nil && !refused && !isPanic(err) && retry.Classify(err) == retry.Permanent {
 			err = connError{err}
 		}
 		return err

@@ -700,7 +700,8 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 	g, gctx := newGroup(ctx)
 
 	// Reader: fetch bodies chunk by chunk.
-	g.Go(func() error {
+	g.Go(func() (err error) {
+		defer recoverTo(&err)
 		defer close(jobs)
 		for start := 0; start < len(todo); start += fetchChunk {
 			chunk := todo[start:min(start+fetchChunk, len(todo))]
@@ -797,7 +798,10 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 	})
 
 	for _, w := range run {
-		g.Go(func() error { return w(gctx, jobs) })
+		g.Go(func() (err error) {
+			defer recoverTo(&err)
+			return w(gctx, jobs)
+		})
 	}
 	err := g.Wait()
 	// Drain jobs left behind by an error.
