@@ -107,6 +107,9 @@ func newPool(d Dialer, b *ConnBudget) *pool {
 // whose attempts are kept for real failures.
 const busyDials = 6
 
+// logoutGrace bounds the wait for the answer to LOGOUT.
+const logoutGrace = 2 * time.Second
+
 // busyBackoff is the first wait after a busy answer; it doubles each time.
 var busyBackoff = 200 * time.Millisecond
 
@@ -219,7 +222,11 @@ func (p *pool) closeAll() {
 	p.idle = nil
 	p.mu.Unlock()
 	closeEach(idle, func(c *conn) {
+		// A server that does not answer LOGOUT must not hold up the end
+		// of a Copy (a stop must be prompt).
+		t := time.AfterFunc(logoutGrace, func() { c.Client.Close() })
 		_ = c.Logout().Wait()
+		t.Stop()
 		c.discard()
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +15,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/zxmigrate/zxmigrate/internal/mutf7"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 )
@@ -401,16 +401,9 @@ func largestFirst(plans []folderPlan) []int {
 		}
 		return 0
 	}
-	sortStable(idx, func(a, b int) bool { return size(plans[a]) > size(plans[b]) })
+	// O(n log n): an account may hold 100,000 folders.
+	sort.SliceStable(idx, func(a, b int) bool { return size(plans[idx[a]]) > size(plans[idx[b]]) })
 	return idx
-}
-
-func sortStable(idx []int, less func(a, b int) bool) {
-	for i := 1; i < len(idx); i++ {
-		for j := i; j > 0 && less(idx[j], idx[j-1]); j-- {
-			idx[j], idx[j-1] = idx[j-1], idx[j]
-		}
-	}
 }
 
 // listSide logs in, reads NAMESPACE, capabilities and one LIST (with
@@ -497,14 +490,10 @@ func (s *session) listRawNames(ctx context.Context, p *pool, extended bool) ([]*
 	var list []*imap.ListData
 	var bad []string
 	for _, r := range raws {
-		name := r.Raw
-		if !strings.EqualFold(name, "INBOX") {
-			if name, err = mutf7.Decode(r.Raw); err != nil {
-				bad = append(bad, r.Raw)
-				continue
-			}
-		} else {
-			name = "INBOX"
+		name, ok := decodeName(r.Raw)
+		if !ok {
+			bad = append(bad, r.Raw)
+			continue
 		}
 		list = append(list, &imap.ListData{Attrs: r.Attrs, Delim: r.Delim, Mailbox: name})
 	}

@@ -733,6 +733,10 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 				return lim, why
 			}
 			srcConn.guard.raiseBodies(bodyAllowance(largest))
+			var abort func()
+			if srcConn.guard != nil {
+				abort = func() { srcConn.guard.Close() }
+			}
 			srcConn.tick("FETCH")
 			cmd := srcConn.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 			seen := map[imap.UID]bool{}
@@ -741,7 +745,7 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 				if m == nil {
 					break
 				}
-				j, err := readJob(m, c.spill(), s.mem, c.TempDir, allow)
+				j, err := readJob(m, c.spill(), s.mem, c.TempDir, allow, abort)
 				if err != nil {
 					srcConn.Client.Close() // never discard after a read error (go-imap races)
 					var ble *bodyLimitError

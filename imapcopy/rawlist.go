@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/zxmigrate/zxmigrate/internal/mutf7"
 )
 
 // This file lists mailboxes without decoding their names, for a server
@@ -29,7 +32,28 @@ type rawMailbox struct {
 // name. go-imap keeps that error unexported (internal/utf7), so its text
 // is the only mark.
 func isUTF7Error(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "utf7: invalid")
+	return err != nil && (strings.Contains(err.Error(), "utf7: invalid") || strings.Contains(err.Error(), "invalid UTF-8"))
+}
+
+// decodeName decodes a raw mailbox name as go-imap does: modified UTF-7,
+// or UTF-8 as some servers send it (RFC 6855); ok is false for anything
+// else.
+func decodeName(raw string) (string, bool) {
+	if strings.EqualFold(raw, "INBOX") {
+		return "INBOX", true
+	}
+	if name, err := mutf7.Decode(raw); err == nil {
+		return name, true
+	}
+	if !utf8.ValidString(raw) || strings.IndexByte(raw, '&') >= 0 {
+		return "", false
+	}
+	for _, r := range raw {
+		if r < 0x20 || r == 0x7f {
+			return "", false
+		}
+	}
+	return raw, true
 }
 
 // listRaw runs LIST "" "*" (with RETURN (SUBSCRIBED SPECIAL-USE) when

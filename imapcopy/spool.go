@@ -222,8 +222,11 @@ func (e *bodyLimitError) Error() string {
 }
 
 // readJob reads one FETCH (UID BODY[]) response. allow returns, for a UID
-// (0 when not yet known), the largest literal accepted and why.
-func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, dir string, allow func(imap.UID) (int64, string)) (*job, error) {
+// (0 when not yet known), the largest literal accepted and why; a larger
+// literal is refused unread after abort closed the connection (go-imap's
+// reader waits until a literal it handed out ends: closing the network
+// connection is what ends it).
+func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, dir string, allow func(imap.UID) (int64, string), abort func()) (*job, error) {
 	j := &job{}
 	for {
 		it := m.Next()
@@ -241,6 +244,23 @@ func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, di
 				if lim, why := allow(j.uid); it.Literal.Size() > lim {
 					if j.body != nil {
 						j.body.Close()
+					}
+					if abort == nil {
+						// No way to close the connection under go-imap:
+						// skip the literal (nothing of it is stored).
+						_, _ = io.Copy(io.Discard, it.Literal)
+					} else {
+						abort()
+						// What go-imap had buffered, then the error of
+						// the closed connection.
+						var buf [4096]byte
+						for n := int64(0); n < 1<<20; {
+							k, err := it.Literal.Read(buf[:])
+							n += int64(k)
+							if err != nil {
+								break
+							}
+						}
 					}
 					return nil, &bodyLimitError{UID: j.uid, Size: it.Literal.Size(), Limit: lim, Why: why}
 				}
