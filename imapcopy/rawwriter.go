@@ -22,7 +22,7 @@ const appendBatchBytes = 8 << 20
 
 // appendGrace is how long an APPEND under way may go on after its copy is
 // cancelled.
-const appendGrace = 5 * time.Second
+const appendGrace = 10 * time.Second
 
 // finishing returns a context that ends appendGrace after ctx does. An
 // APPEND cut off by the client may still be committed by the server after

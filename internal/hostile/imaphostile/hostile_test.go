@@ -3,6 +3,7 @@ package imaphostile
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -290,6 +291,9 @@ func TestPromptStop(t *testing.T) {
 	}
 	if n := strings.Count(o.stderr, "context canceled"); n > 10 {
 		t.Errorf("%d lines about a cancelled context on stderr, want a summary", n)
+	}
+	if _, err := os.Stat(o.state); err != nil {
+		t.Errorf("state not saved: %v", err)
 	}
 	if !strings.Contains(o.stdout, "cancelled:") {
 		t.Errorf("no cancelled summary line\nstdout: %s", tail(o.stdout))
