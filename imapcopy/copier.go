@@ -351,6 +351,14 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 			continue
 		}
 		g.Go(func() (gerr error) {
+			defer func() {
+				// A panic in the bookkeeping below (an OnEvent or OnError
+				// hook) fails this folder too, not the process.
+				if v := recover(); v != nil {
+					fs.Err = (&PanicError{Value: v}).Error()
+					gerr = nil
+				}
+			}()
 			if gctx.Err() != nil {
 				fs.Cancelled = true
 				return nil

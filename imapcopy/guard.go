@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +132,61 @@ type framer struct {
 	cont    bool // the current line continues a response after a literal
 	tail    [24]byte
 	tailN   int
+	// Capability data (RFC 3501 §7.2.1) where go-imap v2.0.0-beta.8 would
+	// spin forever on a '(' (imapclient/capability.go readCapabilities:
+	// Decoder.SP reports a '(' as a space without consuming it); only
+	// followed on what a server sends.
+	checkCaps bool
+	head      [12]byte // the line's first bytes
+	capMatch  int      // bytes of "[CAPABILITY" matched so far
+	inCaps    bool
+}
+
+// ProtocolError reports server output that go-imap cannot be trusted to
+// survive: the connection is dropped.
+type ProtocolError struct{ Why string }
+
+// Error implements error.
+func (e *ProtocolError) Error() string { return "imapcopy: protocol error: " + e.Why }
+
+// RetryClass makes a garbled answer a transient failure.
+func (e *ProtocolError) RetryClass() retry.Class { return retry.Transient }
+
+const capWord = "[CAPABILITY"
+
+// caps follows capability data on the current line: the byte b is at
+// position pos (0-based) of the line.
+func (f *framer) caps(b byte, pos int64) error {
+	if pos < int64(len(f.head)) {
+		f.head[pos] = b
+		if pos == int64(len(f.head))-1 && strings.EqualFold(string(f.head[:]), "* CAPABILITY") {
+			f.inCaps = true
+		}
+	}
+	switch {
+	case f.inCaps && b == '(':
+		return &ProtocolError{Why: "'(' in a capability list"}
+	case f.inCaps && b == ']':
+		f.inCaps = false
+	}
+	if f.capMatch < len(capWord) && upper(b) == capWord[f.capMatch] {
+		f.capMatch++
+		if f.capMatch == len(capWord) {
+			f.inCaps, f.capMatch = true, 0
+		}
+	} else if b == '[' {
+		f.capMatch = 1
+	} else {
+		f.capMatch = 0
+	}
+	return nil
+}
+
+func upper(b byte) byte {
+	if 'a' <= b && b <= 'z' {
+		return b - 'a' + 'A'
+	}
+	return b
 }
 
 // lineEnd is what one LF ended.
@@ -150,7 +206,7 @@ func newGuard(c net.Conn, idle time.Duration, maxLine, maxLiteral int64) *guardC
 	if maxLiteral <= 0 {
 		maxLiteral = DefaultMaxLiteral
 	}
-	return &guardConn{Conn: c, idle: idle, maxLine: maxLine, maxLiteral: maxLiteral, greeting: true}
+	return &guardConn{Conn: c, idle: idle, maxLine: maxLine, maxLiteral: maxLiteral, greeting: true, in: framer{checkCaps: true}}
 }
 
 // armBodies raises the literal cap to n while message bodies of up to n
@@ -320,6 +376,11 @@ func (f *framer) step(b byte, maxLine, maxLiteral int64) (lineEnd, bool, error) 
 	if f.lineLen > maxLine {
 		return lineEnd{}, false, &LimitError{What: "line", Size: f.lineLen, Limit: maxLine}
 	}
+	if f.checkCaps {
+		if err := f.caps(b, f.lineLen-1); err != nil {
+			return lineEnd{}, false, err
+		}
+	}
 	if b != '\n' {
 		if f.tailN < len(f.tail) {
 			f.tail[f.tailN] = b
@@ -333,6 +394,7 @@ func (f *framer) step(b byte, maxLine, maxLiteral int64) (lineEnd, bool, error) 
 	end := lineEnd{first: f.first}
 	n, sync, isLit := literalTail(f.tail[:f.tailN])
 	f.lineLen, f.tailN = 0, 0
+	f.inCaps, f.capMatch = false, 0
 	if isLit {
 		end.isLit, end.literal, end.sync = true, n, sync
 		f.lit, f.litSeen, f.litSize = n, 0, n

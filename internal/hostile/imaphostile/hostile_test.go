@@ -302,3 +302,20 @@ func TestPromptStop(t *testing.T) {
 		t.Errorf("stdout is %d bytes: a stop must not print every folder", len(o.stdout))
 	}
 }
+
+// Found by FuzzIMAPResponse: a '(' in a capability list makes go-imap
+// v2.0.0-beta.8 spin forever (Decoder.SP takes '(' for a space without
+// consuming it). The guard refuses the line; the run ends.
+func TestCapabilityParenthesis(t *testing.T) {
+	dst := newDovecot(t)
+	src := start(t, []Folder{{Wire: "INBOX", Messages: msgs(1)}}, Behaviour{
+		Greeting: func(w *bufio.Writer) error {
+			w.WriteString("* OK [CAPABILITY IMAP4rev1 LITER(L+] ready\r\n")
+			return nil
+		},
+	})
+	o := runMail(t, src, dst, std)
+	if o.code == 0 || !strings.Contains(o.stderr, "capability list") {
+		t.Errorf("exit %d; want a failure naming the capability list\nstderr: %s", o.code, tail(o.stderr))
+	}
+}
