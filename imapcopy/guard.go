@@ -277,6 +277,16 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		err = &IdleTimeoutError{After: g.idle}
 	}
 	for i := 0; i < n; i++ {
+		if k := g.in.skipLiteral(p[i:n]); k > 0 {
+			// A literal's bytes in bulk (message bodies are most of the
+			// stream); the byte after them goes through step.
+			if cp := g.literalCap(); g.in.litSeen > cp {
+				g.inErr = &LimitError{What: "literal", Size: g.in.litSize, Limit: cp}
+				return i + k - int(g.in.litSeen-cp), nil
+			}
+			i += k - 1
+			continue
+		}
 		end, ok, lerr := g.in.step(p[i], g.maxLine, g.literalCap())
 		if lerr != nil {
 			g.inErr = lerr
@@ -306,8 +316,12 @@ func (g *guardConn) Read(p []byte) (int, error) {
 // the commands it carries.
 func (g *guardConn) Write(p []byte) (int, error) {
 	// Note the framing first: the answer may come before Write returns.
-	for _, b := range p {
-		end, ok, _ := g.out.step(b, 1<<62, 1<<62)
+	for i := 0; i < len(p); i++ {
+		if k := g.out.skipLiteral(p[i:]); k > 0 {
+			i += k - 1
+			continue
+		}
+		end, ok, _ := g.out.step(p[i], 1<<62, 1<<62)
 		if !ok {
 			continue
 		}
@@ -356,6 +370,18 @@ func (g *guardConn) SetWriteDeadline(time.Time) error { return nil }
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// skipLiteral takes, in bulk, the bytes of p that belong to the current
+// literal and returns how many; the caller checks the literal cap.
+func (f *framer) skipLiteral(p []byte) int {
+	if f.lit <= 0 {
+		return 0
+	}
+	k := int(min(int64(len(p)), f.lit))
+	f.lit -= int64(k)
+	f.litSeen += int64(k)
+	return k
 }
 
 // step takes one byte. It returns ok when the byte ended a line (an LF
