@@ -1,12 +1,15 @@
 package imapcopy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 func TestLiteralTail(t *testing.T) {
@@ -144,4 +147,54 @@ func TestGuardIdle(t *testing.T) {
 	case <-time.After(30 * idle):
 		t.Fatal("no idle timeout while an answer was due")
 	}
+}
+
+// Account.Dial runs STARTTLS itself (under the guard's limits) and hands
+// go-imap the TLS connection: it works against Dovecot, refuses data sent
+// before the handshake and a server without STARTTLS.
+func TestDialStartTLS(t *testing.T) {
+	d := startAppendDovecot(t)
+	for _, admin := range []bool{false, true} {
+		a := dovecotAccount(t, d, admin, StartTLS)
+		c, err := a.Dial(context.Background())
+		if err != nil {
+			t.Fatalf("Dial (admin %v): %v", admin, err)
+		}
+		if _, err := c.List("", "*", nil).Collect(); err != nil {
+			t.Errorf("LIST over STARTTLS: %v", err)
+		}
+		if !c.Caps().Has(imap.CapIMAP4rev1) {
+			t.Errorf("capabilities over TLS: %v", c.Caps())
+		}
+		c.Close()
+	}
+	t.Run("injection", func(t *testing.T) {
+		a := startFake(t, func(s *fakeSess) {
+			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS] fake")
+			tag, _ := s.cmd("STARTTLS")
+			s.send(tag + " OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+		})
+		a.Security = StartTLS
+		if _, err := a.Dial(context.Background()); err == nil || !strings.Contains(err.Error(), "before the TLS handshake") {
+			t.Fatalf("Dial = %v, want a refusal of data sent before the handshake", err)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		a := startFake(t, func(s *fakeSess) {
+			s.send("* OK [CAPABILITY IMAP4rev1] fake")
+			tag, _ := s.cmd("STARTTLS")
+			s.send(tag + " BAD no TLS here")
+		})
+		a.Security = StartTLS
+		if _, err := a.Dial(context.Background()); err == nil || !strings.Contains(err.Error(), "refused STARTTLS") {
+			t.Fatalf("Dial = %v, want STARTTLS refused", err)
+		}
+	})
+	t.Run("busy", func(t *testing.T) {
+		a := startFake(t, func(s *fakeSess) { s.send("* BYE [UNAVAILABLE] service busy") })
+		a.Security = StartTLS
+		if _, err := a.Dial(context.Background()); !isBusy(err) {
+			t.Fatalf("Dial = %v, want a BYE greeting (busy)", err)
+		}
+	})
 }
