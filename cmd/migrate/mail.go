@@ -44,6 +44,8 @@ type mailFlags struct {
 	deepVerify            bool
 	verifyOnly            bool
 	debug                 bool
+	idleTimeout           time.Duration
+	maxLine, maxLiteral   int64
 }
 
 // newMailCmd is `migrate mail`: copy one mailbox over IMAP (issue 3).
@@ -104,6 +106,9 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.BoolVar(&f.skipDeleted, "skip-deleted", false, "do not copy messages flagged \\Deleted (default: copy them with the flag)")
 	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (slower)")
 	fl.BoolVar(&f.verifyOnly, "verify-only", false, "copy nothing; only compare source and destination")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", imapcopy.DefaultIdleTimeout, "end an IMAP connection on which the server sends nothing this long while an answer is due (moves with every byte: slow transfers are not cut); 0 disables")
+	fl.Int64Var(&f.maxLine, "max-line-bytes", imapcopy.DefaultMaxLine, "longest response line accepted from an IMAP server")
+	fl.Int64Var(&f.maxLiteral, "max-literal-bytes", imapcopy.DefaultMaxLiteral, "largest IMAP literal accepted outside message bodies (a body may be as large as its RFC822.SIZE plus a margin, and at most --max-size)")
 	fl.BoolVar(&f.debug, "debug", false, "log debug details (folder phases, retries) to stderr; never secrets")
 	return c
 }
@@ -112,8 +117,8 @@ func (f *mailFlags) accounts() (dst, src *imapcopy.Account, err error) {
 	if f.from == "" || f.to == "" {
 		return nil, nil, usageError{errors.New("mail: --from and --to are required")}
 	}
-	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 || f.appendBatch < 0 {
-		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers, --append-batch and --max-size must not be negative")}
+	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 || f.appendBatch < 0 || f.idleTimeout < 0 || f.maxLine <= 0 || f.maxLiteral <= 0 {
+		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers, --append-batch, --max-size and --idle-timeout must not be negative, --max-line-bytes and --max-literal-bytes must be positive")}
 	}
 	if f.deleteGone && f.statePath == "" {
 		return nil, nil, usageError{errors.New("mail: --delete needs --state: only messages the state records as copies are ever deleted")}
@@ -135,6 +140,10 @@ func (f *mailFlags) accounts() (dst, src *imapcopy.Account, err error) {
 		}
 		a.TLSConfig = tcfg
 		a.Admin = admin
+		a.IdleTimeout, a.MaxLine, a.MaxLiteral = f.idleTimeout, f.maxLine, f.maxLiteral
+		if f.idleTimeout == 0 {
+			a.IdleTimeout = -1 // 0 on the command line disables it
+		}
 		if a.Password, err = loadPassword(env, file, flagName); err != nil {
 			return nil, err
 		}
