@@ -1,10 +1,12 @@
 package imapcopy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -197,4 +199,32 @@ func TestDialStartTLS(t *testing.T) {
 			t.Fatalf("Dial = %v, want a BYE greeting (busy)", err)
 		}
 	})
+}
+
+// An upload the server stops reading ends after the idle timeout per
+// buffer, not after the size-based bound of a whole literal (minutes).
+func TestAppendStalledUpload(t *testing.T) {
+	stop := make(chan struct{})
+	a := startFake(t, func(s *fakeSess) {
+		s.login("LITERAL+")
+		s.line() // the APPEND line; its literal is never read
+		<-stop
+	})
+	c, err := a.dialAppend(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.kill()
+	c.idle = 300 * time.Millisecond
+	body := bytes.Repeat([]byte("x"), 32<<20) // more than the loopback socket buffers hold
+	start := time.Now()
+	_, _, err = c.append(context.Background(), "INBOX", []appendItem{{Size: int64(len(body)), Body: bytes.NewReader(body)}})
+	took := time.Since(start)
+	close(stop)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("append = %v, want a write deadline error", err)
+	}
+	if took > 60*time.Second {
+		t.Errorf("a stalled upload took %v to fail, want about the idle timeout", took)
+	}
 }
