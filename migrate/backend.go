@@ -565,9 +565,11 @@ func security(s string) imapcopy.Security {
 func (b *serverBackend) imapAccounts(a AccountPlan) (dst, src *imapcopy.Account) {
 	s, d := b.p.Source.IMAP, b.p.Destination.IMAP
 	src = &imapcopy.Account{Addr: s.Address, Security: security(s.Security), TLSConfig: b.srcTLS,
-		User: a.Source, Admin: s.Admin, Password: s.Password}
+		User: a.Source, Admin: s.Admin, Password: s.Password,
+		IdleTimeout: s.IdleTimeout, MaxLine: s.MaxLineBytes, MaxLiteral: s.MaxLiteralBytes}
 	dst = &imapcopy.Account{Addr: d.Address, Security: security(d.Security), TLSConfig: b.dstTLS,
-		User: a.Destination, Admin: d.Admin, Password: d.Password}
+		User: a.Destination, Admin: d.Admin, Password: d.Password,
+		IdleTimeout: d.IdleTimeout, MaxLine: d.MaxLineBytes, MaxLiteral: d.MaxLiteralBytes}
 	return dst, src
 }
 
