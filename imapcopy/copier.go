@@ -432,7 +432,7 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 	if info.has(imap.CapNamespace) || info.has(imap.CapIMAP4rev2) {
 		nd, err := cn.Namespace().Wait()
 		if err != nil {
-			return info, fmt.Errorf("imapcopy: namespace on %s: %w", p.d, err)
+			return info, connFailure(cn, fmt.Errorf("imapcopy: namespace on %s: %w", p.d, err))
 		}
 		if len(nd.Personal) > 0 {
 			info.ns = nsInfo{Prefix: nd.Personal[0].Prefix, Delim: nd.Personal[0].Delim}
@@ -456,7 +456,7 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 		list, info.bad, err = s.listRawNames(ctx, p, opts != nil)
 	}
 	if err != nil {
-		return info, fmt.Errorf("imapcopy: list folders on %s: %w", p.d, err)
+		return info, connFailure(cn, fmt.Errorf("imapcopy: list folders on %s: %w", p.d, err))
 	}
 	if isSrc && len(list) == 0 {
 		return info, fmt.Errorf("imapcopy: %s listed no folders at all (broken mountpoint?)", p.d)
@@ -525,6 +525,20 @@ func (c *Copier) badFolderPlans(bad []string) []folderPlan {
 		out = append(out, p)
 	}
 	return out
+}
+
+// connFailure marks err as a connection failure (retried like a dropped
+// connection) when cn is closed: go-imap reports a broken connection (an
+// idle timeout, a limit, a BYE) as text only.
+func connFailure(cn *conn, err error) error {
+	select {
+	case <-cn.Closed():
+		if retry.Classify(err) == retry.Permanent {
+			return connError{err}
+		}
+	default:
+	}
+	return err
 }
 
 func (s *session) sourceFolders() []srcFolder {
