@@ -476,4 +476,3 @@ func (b *serverBackend) checkExport(ctx context.Context, p *Plan, accts []Accoun
 	}
 	return nil
 }
-

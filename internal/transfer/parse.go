@@ -13,7 +13,8 @@ type Progress struct {
 	// Bytes of the tree done so far (copied, or found already present),
 	// and the tree's total when known (0 when not).
 	Bytes, TotalBytes int64
-	// Files checked so far and the number of files known so far.
+	// Files checked so far and the number known so far. rsync counts
+	// directories too; LocalCopy counts regular files only.
 	Files, TotalFiles int64
 }
 
