@@ -420,3 +420,50 @@ func TestTransferPreflight(t *testing.T) {
 		t.Errorf("state written before the transports were checked: %v", err)
 	}
 }
+
+// TestTransferLocal copies an export from a local path (a mounted share)
+// with rsync, and with the built-in copier when rsync is missing, and
+// checks both copies byte for byte and the accounts the destination sees.
+func TestTransferLocal(t *testing.T) {
+	for _, tc := range []struct {
+		name, rsync, how string
+	}{
+		{"rsync", "", "by rsync from"},
+		{"builtin", filepath.Join(t.TempDir(), "no-rsync-here"), "built-in copier (rsync is not installed here)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.rsync == "" {
+				needRsync(t)
+			}
+			dir := t.TempDir()
+			src, dstPath := filepath.Join(dir, "share", "export"), filepath.Join(dir, "opt", "export")
+			fx := &carboniotest.Fixture{Domains: []string{"example.com"},
+				Accounts: []carboniotest.FixtureAccount{{Name: "anna@example.com"}, {Name: "bob@example.com"}}}
+			if err := carboniotest.WriteExport(src, fx, 300<<10); err != nil {
+				t.Fatal(err)
+			}
+			list := filepath.Join(dir, "accounts.txt")
+			os.WriteFile(list, []byte("anna@example.com\nbob@example.com\n"), 0o600)
+			dst := carboniotest.New(carboniotest.Options{})
+			defer dst.Close()
+			p := &migrate.Plan{
+				Domains:      []string{"example.com"},
+				Accounts:     migrate.Selection{ListFile: list},
+				Phases:       []migrate.Phase{migrate.PhaseTransfer},
+				Transfer:     migrate.TransferPlan{Mode: "local", Path: src, Rsync: tc.rsync, Verify: "checksum"},
+				Provisioning: migrate.Provisioning{BackupPath: dstPath},
+				State:        filepath.Join(dir, "state.db"),
+			}
+			rep, err := (&migrate.Runner{Plan: p, Hooks: migrate.Hooks{DestinationCLI: dst.ExportRunner(0)}}).Run(context.Background())
+			if err != nil || !rep.OK() {
+				t.Fatalf("run: %v, %+v", err, phase(rep, migrate.PhaseTransfer))
+			}
+			sameTree(t, src, dstPath)
+			r := phase(rep, migrate.PhaseTransfer)
+			if !strings.Contains(r.Reason, tc.how) || !strings.Contains(r.Details[0].Note, "checksum of every file") ||
+				r.Copied != 6 || r.Details[1].DestCount != 2 {
+				t.Errorf("transfer = %+v", r)
+			}
+		})
+	}
+}
