@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
+	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/testssh"
 	"github.com/zxmigrate/zxmigrate/internal/transfer"
 	"github.com/zxmigrate/zxmigrate/migrate"
@@ -413,8 +414,9 @@ func TestTransferPreflight(t *testing.T) {
 	p.Transfer.SSH = migrate.SSHEndpoint{Address: e.sshd.Addr, User: e.sshd.User, KnownHostsFile: kh, KeyFiles: []string{e.sshd.ClientKey}}
 	_, err := e.runner(p, nil).Run(context.Background())
 	var se *migrate.ServerError
-	if !errors.As(err, &se) || se.Key != "transfer.ssh" || !strings.Contains(err.Error(), "Host key verification failed") {
-		t.Fatalf("run with an untrusted host key = %v; want a transfer.ssh ServerError", err)
+	if !errors.As(err, &se) || se.Key != "transfer.ssh" || !strings.Contains(err.Error(), "Host key verification failed") ||
+		!errors.Is(err, retry.ErrAuth) || se.Unreachable() {
+		t.Fatalf("run with an untrusted host key = %v; want a transfer.ssh ServerError that is an authentication failure", err)
 	}
 	if _, err := os.Stat(e.state); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state written before the transports were checked: %v", err)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
 // Remote is the SSH login rsync uses to reach the source host. Host keys
@@ -123,7 +125,7 @@ var exitMeaning = map[int]string{
 // connection broke, timed out or rsync was killed. A refused host key or
 // login is not transient.
 func (e *ExitError) Transient() bool {
-	if strings.Contains(e.Stderr, "Host key verification failed") || strings.Contains(e.Stderr, "Permission denied") {
+	if e.refused() {
 		return false
 	}
 	switch e.Code {
@@ -131,6 +133,30 @@ func (e *ExitError) Transient() bool {
 		return true
 	}
 	return false
+}
+
+// refused reports an SSH host key or login that was refused.
+func (e *ExitError) refused() bool {
+	// ssh's own messages; rsync then exits 255 or 12 (the connection
+	// closed before the protocol started).
+	return strings.Contains(e.Stderr, "Host key verification failed") ||
+		strings.Contains(e.Stderr, "REMOTE HOST IDENTIFICATION HAS CHANGED") ||
+		strings.Contains(e.Stderr, "Permission denied (publickey")
+}
+
+// Is matches retry.ErrAuth when ssh refused the host key or the login.
+func (e *ExitError) Is(target error) bool { return target == retry.ErrAuth && e.refused() }
+
+// RetryClass implements retry.Classifier: a refused host key or login is
+// fatal, a broken connection transient, anything else permanent.
+func (e *ExitError) RetryClass() retry.Class {
+	switch {
+	case e.refused():
+		return retry.Fatal
+	case e.Transient():
+		return retry.Transient
+	}
+	return retry.Permanent
 }
 
 // rshQuote quotes one word of rsync's -e command, which rsync splits on

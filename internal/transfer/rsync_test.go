@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/testssh"
 )
 
@@ -312,8 +313,16 @@ func TestRsyncHostKeyMismatch(t *testing.T) {
 	r := &Rsync{Remote: rm, Source: src, Dest: t.TempDir()}
 	err := r.Check(context.Background())
 	var xe *ExitError
-	if !errors.As(err, &xe) || xe.Transient() || !strings.Contains(err.Error(), "Host key verification failed") {
-		t.Fatalf("check with a wrong host key = %v; want a non-transient host key failure", err)
+	if !errors.As(err, &xe) || xe.Transient() || !strings.Contains(err.Error(), "Host key verification failed") ||
+		!errors.Is(err, retry.ErrAuth) || retry.Classify(err) != retry.Fatal {
+		t.Fatalf("check with a wrong host key = %v; want a fatal host key failure", err)
+	}
+	// Nothing listens: transient (the host is unreachable).
+	closed := *rm
+	closed.Addr = "127.0.0.1:1"
+	err = (&Rsync{Remote: &closed, Source: src, Dest: t.TempDir()}).Check(context.Background())
+	if !errors.As(err, &xe) || retry.Classify(err) != retry.Transient || errors.Is(err, retry.ErrAuth) {
+		t.Fatalf("check of a closed port = %v; want a transient failure", err)
 	}
 	_, attempts, err := r.Copy(context.Background(), nil)
 	if err == nil || attempts != 1 {
