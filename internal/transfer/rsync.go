@@ -247,7 +247,10 @@ func (r *Rsync) args(extra ...string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, "-e", rsh)
+		// The remote path travels outside the remote shell's command line
+		// (rsync(1), --protect-args, called --secluded-args since 3.2.4):
+		// no word splitting or globbing of the export's path.
+		a = append(a, "-e", rsh, "--protect-args")
 		if r.Remote.RunAs != "" && r.Remote.RunAs != r.Remote.User {
 			a = append(a, "--rsync-path=sudo -n -u "+r.Remote.RunAs+" rsync")
 		}

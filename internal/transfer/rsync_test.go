@@ -99,7 +99,9 @@ func remote(s *testssh.Server) *Remote {
 func TestRsyncOverSSH(t *testing.T) {
 	needRsync(t)
 	sshd := testssh.Start(t)
-	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "export")
+	// A space and a quote in the source path: they must reach the remote
+	// rsync unchanged.
+	src, dst := filepath.Join(t.TempDir(), "old zimbra's export"), filepath.Join(t.TempDir(), "export")
 	writeTree(t, src, 3<<20)
 	r := &Rsync{Remote: remote(sshd), Source: src, Dest: dst}
 	ctx := context.Background()
