@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path"
 	"slices"
@@ -269,7 +270,16 @@ func (b *serverBackend) checkSeed(ctx context.Context) error {
 			}
 		case TransferLocal:
 			// Without rsync the built-in copier copies (noted in the
-			// phase's result).
+			// phase's result). The export must be there unless this run
+			// makes it.
+			if !p.HasPhase(PhaseExport) {
+				if fi, err := os.Stat(p.transferSource()); err != nil || !fi.IsDir() {
+					if err == nil {
+						err = errors.New("not a directory")
+					}
+					errs = append(errs, &ServerError{Key: "transfer.path", Address: p.transferSource(), Err: err})
+				}
+			}
 		case TransferCheck:
 			if _, err := b.destinationModules().Operations(ctx); err != nil {
 				errs = append(errs, &ServerError{Key: "destination.cli", Address: cliAddress(p.Destination.CLI), Err: err})

@@ -456,6 +456,14 @@ func TestTransferLocal(t *testing.T) {
 				Provisioning: migrate.Provisioning{BackupPath: dstPath},
 				State:        filepath.Join(dir, "state.db"),
 			}
+			// Preflight: the export must be where the plan says.
+			p.Transfer.Path = src + "-typo"
+			_, err := (&migrate.Runner{Plan: p, Hooks: migrate.Hooks{DestinationCLI: dst.ExportRunner(0)}}).Run(context.Background())
+			var se *migrate.ServerError
+			if !errors.As(err, &se) || se.Key != "transfer.path" {
+				t.Fatalf("run with a wrong transfer.path = %v", err)
+			}
+			p.Transfer.Path = src
 			rep, err := (&migrate.Runner{Plan: p, Hooks: migrate.Hooks{DestinationCLI: dst.ExportRunner(0)}}).Run(context.Background())
 			if err != nil || !rep.OK() {
 				t.Fatalf("run: %v, %+v", err, phase(rep, migrate.PhaseTransfer))
