@@ -249,9 +249,17 @@ func TestExportTransferSSH(t *testing.T) {
 
 	// A second run does nothing: both phases are done.
 	before := len(e.calls(t))
-	rep, err = e.runner(e.plan(), nil).Run(context.Background())
+	var started []migrate.Phase
+	rep, err = e.runner(e.plan(), func(ev migrate.Event) {
+		if s, ok := ev.(migrate.PhaseStarted); ok {
+			started = append(started, s.Phase)
+		}
+	}).Run(context.Background())
 	if err != nil || !rep.OK() {
 		t.Fatalf("second run: %v", err)
+	}
+	if len(started) != 0 {
+		t.Errorf("second run started %v; want nothing (both phases are done)", started)
 	}
 	for _, c := range e.calls(t)[before:] {
 		if strings.Contains(c, "doExport") {
