@@ -455,6 +455,9 @@ func (b *serverBackend) checkExport(ctx context.Context, p *Plan, accts []Accoun
 	path := p.Provisioning.BackupPath
 	avail, err := cli.AvailableAccounts(ctx, path, p.Domains...)
 	if err != nil {
+		if p.Transfer.mode() != TransferCheck && p.Destination.CLI.Mode == "ssh" {
+			return fmt.Errorf("the destination does not see an export at %s (the copy was written on the host running zxmigrate: run it on the destination node, or share the path): %w", path, err)
+		}
 		return fmt.Errorf("the destination does not see an export at %s: %w", path, err)
 	}
 	have := map[string]bool{}
