@@ -244,10 +244,6 @@ func rollup(phases []PhaseResult, accErr string) Status {
 	if accErr != "" {
 		return StatusFailed
 	}
-	if len(phases) == 0 {
-		// The plan runs only global phases (e.g. export and transfer).
-		return StatusNotRun
-	}
 	st := StatusDone
 	ran := false
 	for _, p := range phases {

@@ -317,11 +317,9 @@ func (b *serverBackend) export(ctx context.Context, p *Plan, rec *recorder) erro
 		}
 	}
 	rec.add(func(r *PhaseResult) { r.Reason = "operation " + op.ID })
-	final, err := src.Wait(ctx, op, func(o carbonio.Operation) {
-		if o.Progress >= 0 {
-			rec.Progress(int64(o.Progress), 0, 100)
-		}
-	})
+	// Operations carry no progress (the admin console's Operation type has
+	// none): every change seen is reported as a sign of life.
+	final, err := src.Wait(ctx, op, func(carbonio.Operation) { rec.Progress(0, 0, 0) })
 	if err != nil {
 		return err
 	}
@@ -330,7 +328,8 @@ func (b *serverBackend) export(ctx context.Context, p *Plan, rec *recorder) erro
 		what = strings.Join(p.Domains, ", ")
 	}
 	rec.add(func(r *PhaseResult) {
-		r.Reason = fmt.Sprintf("operation %s %s: %s exported to %s on the source", final.ID, strings.ToLower(final.State), what, p.Export.Path)
+		r.Reason = fmt.Sprintf("operation %s %s: outcome %s (state %q, type %q): %s exported to %s on the source",
+			final.Name, final.ID, final.Outcome, final.State, final.Type, what, p.Export.Path)
 	})
 	return nil
 }

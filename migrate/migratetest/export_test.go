@@ -24,7 +24,7 @@ func TestExportTransferProvision(t *testing.T) {
 	defer env.Close()
 	env.Plan.Phases = []migrate.Phase{migrate.PhaseExport, migrate.PhaseTransfer}
 	rep, err := env.Runner().Run(context.Background())
-	if err != nil || !rep.OK() {
+	if err != nil || len(rep.Phases) != 2 || rep.Phases[0].Status != migrate.StatusDone || rep.Phases[1].Status != migrate.StatusDone {
 		t.Fatalf("export and transfer: %v, %+v", err, rep.Phases)
 	}
 	src, dst := env.Plan.Export.Path, env.Plan.Provisioning.BackupPath
