@@ -364,6 +364,7 @@ func (b *serverBackend) transfer(ctx context.Context, p *Plan, accts []AccountPl
 		v        *transfer.Verification
 		attempts = 1
 		how      string
+		cleaned  []string
 		err      error
 	)
 	if mode == TransferLocal && b.rsyncMissing() {
@@ -397,6 +398,13 @@ func (b *serverBackend) transfer(ctx context.Context, p *Plan, accts []AccountPl
 		if err == nil {
 			v, err = r.Verify(ctx, checksum)
 		}
+		if err == nil && len(v.Extra) > 0 {
+			// An rsync killed outright leaves its temporary file next to
+			// the file a later attempt completed.
+			if cleaned, err = r.RemoveStaleTemps(v.Extra); err == nil && len(cleaned) > 0 {
+				v, err = r.Verify(ctx, checksum)
+			}
+		}
 	}
 	rec.add(func(r *PhaseResult) {
 		r.Copied = st.Transferred
@@ -417,6 +425,20 @@ func (b *serverBackend) transfer(ctx context.Context, p *Plan, accts []AccountPl
 	if attempts > 1 {
 		note += fmt.Sprintf("; resumed after %d interruption(s)", attempts-1)
 	}
+	if len(cleaned) > 0 {
+		note += fmt.Sprintf("; removed %d temporary file(s) of a killed rsync (e.g. %s)", len(cleaned), cleaned[0])
+	}
+	if v.OK() {
+		// Complete and checked: what is left in partial directories are
+		// temporary files of rsyncs killed outright, nothing to resume.
+		n, err := transfer.RemovePartials(dst)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			note += fmt.Sprintf("; %d leftover partial-file directories removed", n)
+		}
+	}
 	rec.add(func(r *PhaseResult) {
 		r.Details = append(r.Details, Detail{Name: "export files", Destination: dst, SourceCount: v.SourceFiles,
 			DestCount: v.DestFiles, Copied: st.Transferred, Existing: max(st.Files-st.Transferred, 0), Note: note})
@@ -431,6 +453,7 @@ func (b *serverBackend) transfer(ctx context.Context, p *Plan, accts []AccountPl
 		}
 		return fmt.Errorf("the copy at %s is not complete: %s", dst, v.Problem())
 	}
+
 	// The destination's own view: every selected account is in the
 	// export, when a destination command line can say so.
 	if cli := b.destinationModules(); cli != nil {

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -499,4 +501,68 @@ func TestTransferLocal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rsyncGroups returns the process groups of this process's rsync children.
+func rsyncGroups() []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	me := strconv.Itoa(os.Getpid())
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(rsync") {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...
+		f := strings.Fields(s[i+1:])
+		if len(f) > 2 && f[1] == me {
+			if pg, err := strconv.Atoi(f[2]); err == nil {
+				out = append(out, pg)
+			}
+		}
+	}
+	return out
+}
+
+// TestTransferRsyncKilled kills rsync outright (SIGKILL to its process
+// group, as the OOM killer or a crash would) in the middle of a 24 MiB
+// file: the phase runs rsync again, the copy completes byte for byte, and
+// the killed run's temporary file is not left in the export.
+func TestTransferRsyncKilled(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc to find rsync")
+	}
+	e := newSeedEnv(t, 24<<20)
+	p := e.plan()
+	p.Transfer.BWLimit = 8192
+	var once sync.Once
+	rep, err := e.runner(p, func(ev migrate.Event) {
+		if pr, ok := ev.(migrate.Progress); ok && pr.Phase == migrate.PhaseTransfer && pr.Bytes >= 6<<20 {
+			once.Do(func() {
+				for _, pg := range rsyncGroups() {
+					syscall.Kill(-pg, syscall.SIGKILL)
+				}
+			})
+		}
+	}).Run(context.Background())
+	if err != nil || !phasesDone(rep) {
+		t.Fatalf("run: %v, transfer %+v", err, phase(rep, migrate.PhaseTransfer))
+	}
+	sameTree(t, e.srcExport, e.dstExport)
+	note := phase(rep, migrate.PhaseTransfer).Details[0].Note
+	if !strings.Contains(note, "resumed after 1 interruption(s)") || !strings.Contains(note, "temporary file(s) of a killed rsync") {
+		t.Errorf("transfer note %q: rsync was not interrupted and run again", note)
+	}
+	filepath.WalkDir(e.dstExport, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == transfer.PartialDir {
+			t.Errorf("partial directory left in the export: %s", path)
+		}
+		return nil
+	})
+	t.Logf("transfer: %s", note)
 }

@@ -307,3 +307,30 @@ func TreeSum(dir string) (map[string]string, error) {
 
 // hasControl reports whether s holds a NUL or line break.
 func hasControl(s string) bool { return strings.ContainsAny(s, "\x00\n\r") }
+
+// RemovePartials removes the PartialDir directories under dir: after a
+// complete, verified copy they hold only the temporary files of transfers
+// that were killed outright (rsync could not keep them as partial files),
+// which nothing will resume. It returns how many it removed.
+func RemovePartials(dir string) (int, error) {
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == PartialDir {
+			found = append(found, path)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("transfer: %w", err)
+	}
+	for _, p := range found {
+		if err := os.RemoveAll(p); err != nil {
+			return 0, fmt.Errorf("transfer: %w", err)
+		}
+	}
+	return len(found), nil
+}

@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -147,4 +149,24 @@ func FuzzParseStats(f *testing.F) {
 		}
 		itemized(b)
 	})
+}
+
+func TestIsStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"items/ff/blob.big", "items/ff/.blob.big.Ab12Cd", "items/ff/.orphan.Ab12Cd", "map", ".map.x", ".map.Ab12C!"} {
+		p := filepath.Join(dir, filepath.FromSlash(f))
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		os.WriteFile(p, []byte("x"), 0o600)
+	}
+	for rel, want := range map[string]bool{
+		"items/ff/.blob.big.Ab12Cd": true,  // next to blob.big
+		"items/ff/.orphan.Ab12Cd":   false, // no "orphan" next to it
+		".map.x":                    false, // not six characters
+		".map.Ab12C!":               false,
+		"map":                       false,
+	} {
+		if got := isStaleTemp(dir, rel); got != want {
+			t.Errorf("isStaleTemp(%q) = %v, want %v", rel, got, want)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -529,4 +530,48 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(strings.ToValidUTF8(string(t.buf), "?"))
+}
+
+// RemoveStaleTemps removes, among extra (paths relative to Dest that only
+// the destination has, from Verify), the temporary files of an rsync that
+// was killed outright: rsync writes a file as ".NAME.XXXXXX" next to NAME
+// and cannot rename or keep it when killed with SIGKILL (rsync(1),
+// --temp-dir, --partial). Only names of that form whose NAME exists next
+// to them are removed. It returns the paths removed.
+func (r *Rsync) RemoveStaleTemps(extra []string) ([]string, error) {
+	var removed []string
+	for _, rel := range extra {
+		if !isStaleTemp(r.Dest, rel) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(r.Dest, filepath.FromSlash(rel))); err != nil {
+			return removed, fmt.Errorf("transfer: %w", err)
+		}
+		removed = append(removed, rel)
+	}
+	return removed, nil
+}
+
+// isStaleTemp reports whether rel (under dest) is named like an rsync
+// temporary file of a regular file that exists next to it.
+func isStaleTemp(dest, rel string) bool {
+	dir, base := path.Split(rel)
+	if !strings.HasPrefix(base, ".") || len(base) < len(".x.XXXXXX") {
+		return false
+	}
+	name, suffix := base[1:len(base)-7], base[len(base)-7:]
+	if suffix[0] != '.' || name == "" {
+		return false
+	}
+	for _, c := range suffix[1:] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	fi, err := os.Lstat(filepath.Join(dest, filepath.FromSlash(dir), name))
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	ti, err := os.Lstat(filepath.Join(dest, filepath.FromSlash(rel)))
+	return err == nil && ti.Mode().IsRegular()
 }

@@ -383,5 +383,15 @@ func TestLocalRsyncAndGoCopy(t *testing.T) {
 		if err != nil || v.OK() || len(v.Extra) != 1 {
 			t.Fatalf("compare with an extra file = %+v, %v", v, err)
 		}
+		// A killed transfer's leftover temporary file.
+		junk := filepath.Join(dst, "items", PartialDir)
+		os.MkdirAll(junk, 0o700)
+		os.WriteFile(filepath.Join(junk, ".blob.big.Xy12Ab"), []byte("half"), 0o600)
+		if n, err := RemovePartials(dst); err != nil || n != 1 {
+			t.Fatalf("RemovePartials = %d, %v", n, err)
+		}
+		if _, err := os.Stat(junk); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("partial directory still there: %v", err)
+		}
 	})
 }
