@@ -511,3 +511,32 @@ func (b *serverBackend) checkExport(ctx context.Context, p *Plan, accts []Accoun
 	}
 	return nil
 }
+
+// seedChecks tells preflight how the export and transfer phases will run
+// (their transports were checked by checkSeed before).
+func (b *serverBackend) seedChecks() []Check {
+	p := b.p
+	var out []Check
+	if p.HasPhase(PhaseExport) {
+		out = append(out, Check{Name: "export (zxsuite backup doExport)", OK: true,
+			Detail: fmt.Sprintf("zxsuite answers on the source (%s); the export goes to %s there", cliAddress(p.Source.CLI), p.Export.Path)})
+	}
+	if p.HasPhase(PhaseTransfer) {
+		c := Check{Name: "transfer (" + p.Transfer.mode() + ")", OK: true}
+		switch p.Transfer.mode() {
+		case TransferRsync:
+			c.Detail = fmt.Sprintf("rsync over SSH from %s:%s to %s; the host key is trusted and the source runs rsync",
+				p.transferSSH().Address, p.transferSource(), p.Provisioning.BackupPath)
+		case TransferLocal:
+			how := "rsync"
+			if b.rsyncMissing() {
+				how = "the built-in copier (rsync is not installed here)"
+			}
+			c.Detail = fmt.Sprintf("%s copies %s to %s", how, p.transferSource(), p.Provisioning.BackupPath)
+		case TransferCheck:
+			c.Detail = fmt.Sprintf("the destination's carbonio will list the accounts of the export at %s", p.Provisioning.BackupPath)
+		}
+		out = append(out, c)
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -445,6 +446,25 @@ func TestTransferPreflight(t *testing.T) {
 	}
 	if _, err := os.Stat(e.state); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state written before the transports were checked: %v", err)
+	}
+
+	// With the right known_hosts, preflight says how both phases run.
+	pr, err := e.runner(e.plan(), nil).Preflight(context.Background())
+	if err != nil {
+		t.Fatalf("preflight: %v", err)
+	}
+	var names []string
+	for _, c := range pr.Checks {
+		names = append(names, c.Name)
+		if strings.HasPrefix(c.Name, "transfer") && (!c.OK || !strings.Contains(c.Detail, "rsync over SSH from "+e.sshd.Addr)) {
+			t.Errorf("transfer check = %+v", c)
+		}
+	}
+	if !slices.Contains(names, "export (zxsuite backup doExport)") || !slices.Contains(names, "transfer (rsync)") {
+		t.Errorf("preflight checks %q lack the export and the transfer", names)
+	}
+	if _, err := os.Stat(e.state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("preflight wrote the state: %v", err)
 	}
 }
 
