@@ -87,7 +87,7 @@ func (t TransferPlan) mode() string {
 	return t.Mode
 }
 
-// sourcePath is where the transfer reads the export.
+// transferSource is where the transfer reads the export.
 func (p *Plan) transferSource() string {
 	if p.Transfer.Path != "" {
 		return p.Transfer.Path
@@ -281,7 +281,10 @@ func (b *serverBackend) checkSeed(ctx context.Context) error {
 				}
 			}
 		case TransferCheck:
-			if _, err := b.destinationModules().Operations(ctx); err != nil {
+			cli := b.destinationModules()
+			if cli == nil {
+				errs = append(errs, &ServerError{Key: "destination.cli", Address: "(none)", Err: errors.New("no destination command line")})
+			} else if _, err := cli.Operations(ctx); err != nil {
 				errs = append(errs, &ServerError{Key: "destination.cli", Address: cliAddress(p.Destination.CLI), Err: err})
 			}
 		}
