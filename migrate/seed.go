@@ -371,7 +371,7 @@ func (b *serverBackend) transfer(ctx context.Context, p *Plan, accts []AccountPl
 		err      error
 	)
 	if mode == TransferLocal && b.rsyncMissing() {
-		how = "built-in copier (rsync is not installed here)"
+		how = "the built-in copier (rsync is not installed here)"
 		st, err = transfer.LocalCopy(ctx, p.transferSource(), dst, rec.transferProgress)
 		if err == nil {
 			v, err = transfer.Compare(ctx, p.transferSource(), dst, checksum)
