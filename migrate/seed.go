@@ -539,6 +539,13 @@ func (b *serverBackend) seedChecks() []Check {
 		case TransferCheck:
 			c.Detail = fmt.Sprintf("the destination's carbonio will list the accounts of the export at %s", p.Provisioning.BackupPath)
 		}
+		if p.Transfer.mode() != TransferCheck && p.Transfer.Chown == "" && os.Geteuid() == 0 {
+			// The restore reads the export as zextras
+			// (source/carbonio/admincli/backup/restorestrategies.rst:
+			// chown -R zextras:zextras).
+			c.Detail += "; running as root without transfer.chown, the copy keeps the source's owners: " +
+				"set chown: zextras:zextras so that the restore can read it"
+		}
 		out = append(out, c)
 	}
 	return out
