@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -394,4 +395,37 @@ func TestLocalRsyncAndGoCopy(t *testing.T) {
 			t.Errorf("partial directory still there: %v", err)
 		}
 	})
+}
+
+// TestRsyncChown gives the copy another owner (rsync --chown), as a root
+// transfer does for the zextras user that reads the export.
+func TestRsyncChown(t *testing.T) {
+	needRsync(t)
+	if os.Geteuid() != 0 {
+		t.Skip("--chown needs root")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	g, err := user.LookupGroupId(u.Gid)
+	if err != nil {
+		t.Skip("no group of nobody")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	writeTree(t, src, 0)
+	r := &Rsync{Source: src, Dest: dst, Chown: "nobody:" + g.Name}
+	if _, _, err := r.Copy(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dst, "accounts", "0001", "account_info"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || strconv.Itoa(int(st.Uid)) != u.Uid {
+		t.Errorf("owner of the copy = %v, want nobody (%s)", fi.Sys(), u.Uid)
+	}
+	if v, err := r.Verify(context.Background(), false); err != nil || !v.OK() || len(v.Attrs) != 0 {
+		t.Errorf("verify after chown = %+v, %v", v, err)
+	}
 }
