@@ -33,8 +33,9 @@ import (
 // operation id at once and writes the export in the background (the
 // accounts listed in the file "accounts" next to the script, in
 // carboniotest's fake export format, plus one item blob of "blobsize"
-// random bytes); the operation is listed as Started until the writer has
-// finished, then appears in the operation log as Finished.
+// random bytes) after "delay" seconds (default 1); the operation is listed
+// as Started until the writer has finished, then appears in the operation
+// log with type Finished, or Exception when a file "fail" is there.
 const fakeZxsuite = `#!/bin/sh
 dir=$(cd "$(dirname "$0")" && pwd)
 state="$dir/state"
@@ -54,7 +55,7 @@ case "$1 $2" in
 	echo "$id" >"$state/op"
 	rm -f "$state/done"
 	(
-		sleep 1
+		sleep "$(cat "$dir/delay" 2>/dev/null || echo 1)"
 		mkdir -p "$path/items/ff" "$path/domains/example.com"
 		printf 'fake export\n' >"$path/map_0a1b2c3d"
 		printf '{"name":"example.com"}' >"$path/domains/example.com/domain_info"
@@ -79,7 +80,9 @@ case "$1 $2" in
 	;;
 "core getOperationLog")
 	if [ -f "$state/done" ]; then
-		printf '{"ok":true,"nested":true,"response":{"%s":{"ok":true,"response":{"operationList":[{"id":"%s","module":"ZxBackup","name":"Export","state":"Finished","type":"Finished","serverId":"%s"}]}}}}\n' "$host" "$(cat "$state/op")" "$host"
+		type=Finished
+		[ -f "$dir/fail" ] && type=Exception
+		printf '{"ok":true,"nested":true,"response":{"%s":{"ok":true,"response":{"operationList":[{"id":"%s","module":"ZxBackup","name":"Export","state":"Finished","type":"%s","serverId":"%s"}]}}}}\n' "$host" "$(cat "$state/op")" "$type" "$host"
 	else
 		printf '{"ok":true,"nested":true,"response":{"%s":{"ok":true,"response":{"operationList":[]}}}}\n' "$host"
 	fi
@@ -585,4 +588,58 @@ func TestTransferRsyncKilled(t *testing.T) {
 		return nil
 	})
 	t.Logf("transfer: %s", note)
+}
+
+// TestExportOutcomeAndResume checks that the export phase is waited on like
+// every operation: an export that ends with type Exception fails the phase
+// and the run stops before the transfer; a run stopped while the export
+// runs waits for that export when it resumes instead of starting another.
+func TestExportOutcomeAndResume(t *testing.T) {
+	e := newSeedEnv(t, 1000)
+	if err := os.WriteFile(filepath.Join(e.zxsuiteDir, "fail"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.runner(e.plan(), nil).Run(context.Background())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	ex := phase(rep, migrate.PhaseExport)
+	if ex.Status != migrate.StatusFailed || !strings.Contains(ex.Reason, "Exception") {
+		t.Fatalf("export ending with type Exception = %+v", ex)
+	}
+	if st := phase(rep, migrate.PhaseTransfer).Status; st != migrate.StatusPending {
+		t.Errorf("transfer after a failed export: %s, want pending (not run)", st)
+	}
+	if _, err := os.Stat(e.dstExport); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the transfer ran after a failed export: %v", err)
+	}
+
+	// A slow export, and a run stopped while waiting for it.
+	os.Remove(filepath.Join(e.zxsuiteDir, "fail"))
+	os.WriteFile(filepath.Join(e.zxsuiteDir, "delay"), []byte("3"), 0o600)
+	e.state = filepath.Join(t.TempDir(), "state.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = e.runner(e.plan(), func(ev migrate.Event) {
+		if s, ok := ev.(migrate.PhaseStarted); ok && s.Phase == migrate.PhaseExport {
+			time.AfterFunc(time.Second, cancel)
+		}
+	}).Run(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped run: %v", err)
+	}
+	rep, err = e.runner(e.plan(), nil).Run(context.Background())
+	if err != nil || !phasesDone(rep) {
+		t.Fatalf("resumed run: %v, %+v", err, rep.Phases)
+	}
+	exports := 0
+	for _, c := range e.calls(t) {
+		if strings.Contains(c, "doExport") {
+			exports++
+		}
+	}
+	if exports != 2 { // the failed one, and one for both later runs
+		t.Errorf("doExport ran %d times, want 2 (the resumed run must wait for the running export)", exports)
+	}
+	sameTree(t, e.srcExport, e.dstExport)
 }
