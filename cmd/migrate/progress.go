@@ -55,6 +55,8 @@ type progress struct {
 	items   int64
 	bytes   int64
 	lastSum time.Time
+
+	globalLast map[migrate.Phase]globalLine // see globalProgress
 }
 
 type acctBar struct {
@@ -156,6 +158,10 @@ func (p *progress) OnEvent(ev migrate.Event) {
 				mpb.BarRemoveOnComplete())
 		}
 	case migrate.Progress:
+		if e.Account == "" {
+			p.globalProgress(e)
+			return
+		}
 		a := p.acct[e.Account]
 		if a == nil || e.Phase == migrate.PhaseVerify {
 			return
