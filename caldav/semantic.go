@@ -336,6 +336,10 @@ func canonRecur(v string, zones *zones) string {
 		if k == "INTERVAL" && val == "1" || k == "WKST" && val == "MO" {
 			continue
 		}
+		if prev, dup := parts[k]; dup {
+			// A part given twice (invalid): keep both, in a fixed order.
+			val = strings.Join(sortedKeys(map[string]bool{prev: true, val: true}), "|")
+		}
 		parts[k] = val
 	}
 	keys := make(map[string]bool, len(parts))

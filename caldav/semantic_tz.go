@@ -23,13 +23,19 @@ func newZones() *zones { return &zones{defs: map[string]*vtimezoneRules{}} }
 // add records a VTIMEZONE component; one that cannot be evaluated is
 // recorded as such (its TZID then falls back to the database).
 func (z *zones) add(c *dav.Content) {
-	id := ""
+	id, n := "", 0
 	for _, p := range c.Props {
 		if p.Name == "TZID" {
 			id = strings.TrimSpace(p.Value)
+			n++
 		}
 	}
-	if id == "" {
+	if id == "" || n > 1 {
+		return
+	}
+	if _, dup := z.defs[id]; dup {
+		// Two definitions of one TZID: neither is used.
+		z.defs[id] = nil
 		return
 	}
 	z.defs[id] = parseVTimezone(c)
@@ -122,11 +128,20 @@ func parseVTimezone(c *dav.Content) *vtimezoneRules {
 			var err error
 			switch p.Name {
 			case "DTSTART":
+				if haveStart {
+					return nil
+				}
 				o.start, err = time.Parse("20060102T150405", v)
 				haveStart = err == nil
 			case "TZOFFSETFROM":
+				if haveFrom {
+					return nil
+				}
 				o.from, haveFrom = parseOffset(v)
 			case "TZOFFSETTO":
+				if haveTo {
+					return nil
+				}
 				o.to, haveTo = parseOffset(v)
 			case "RRULE":
 				if o.rule != nil {
@@ -351,7 +366,9 @@ func (v *vtimezoneRules) offset(local time.Time) (int, bool) {
 	var best time.Time
 	off, found := 0, false
 	consider := func(t time.Time, to int) {
-		if !t.After(local) && (!found || t.After(best)) {
+		// Ties go to the smaller offset, so that the order of the
+		// observances does not matter.
+		if !t.After(local) && (!found || t.After(best) || t.Equal(best) && to < off) {
 			best, off, found = t, to, true
 		}
 	}
@@ -371,7 +388,7 @@ func (v *vtimezoneRules) offset(local time.Time) (int, bool) {
 	}
 	first := v.obs[0]
 	for _, o := range v.obs[1:] {
-		if o.start.Before(first.start) {
+		if o.start.Before(first.start) || o.start.Equal(first.start) && o.from < first.from {
 			first = o
 		}
 	}

@@ -55,13 +55,16 @@ func (p ContentProp) Param(name string) ([]string, bool) {
 	return out, found
 }
 
-// ParamValue returns the first value of parameter name (upper case), or "".
+// ParamValue returns the value of parameter name (upper case); several
+// values are sorted and joined with ",", so that the result does not
+// depend on the order they were written in. "" when absent.
 func (p ContentProp) ParamValue(name string) string {
 	vs, _ := p.Param(name)
-	if len(vs) == 0 {
-		return ""
+	if len(vs) > 1 {
+		vs = append([]string(nil), vs...)
+		sort.Strings(vs)
 	}
-	return vs[0]
+	return strings.Join(vs, ",")
 }
 
 // Content is one parsed component: BEGIN:Name ... END:Name.
@@ -88,7 +91,7 @@ func ParseContent(data []byte) ([]*Content, bool) {
 		}
 		switch p.Name {
 		case "BEGIN":
-			c := &Content{Name: strings.ToUpper(strings.TrimSpace(p.Value))}
+			c := &Content{Name: asciiUpper(strings.TrimSpace(p.Value))}
 			if len(stack) > 0 {
 				parent := stack[len(stack)-1]
 				parent.Children = append(parent.Children, c)
@@ -97,7 +100,7 @@ func ParseContent(data []byte) ([]*Content, bool) {
 			}
 			stack = append(stack, c)
 		case "END":
-			if len(stack) == 0 || stack[len(stack)-1].Name != strings.ToUpper(strings.TrimSpace(p.Value)) {
+			if len(stack) == 0 || stack[len(stack)-1].Name != asciiUpper(strings.TrimSpace(p.Value)) {
 				ok = false
 				if len(stack) > 0 {
 					stack = stack[:len(stack)-1]
@@ -161,10 +164,10 @@ func parseContentLine(s string) (ContentProp, bool) {
 	}
 	name := s[:end]
 	if dot := strings.LastIndexByte(name, '.'); dot >= 0 {
-		p.Group = strings.ToLower(name[:dot])
+		p.Group = asciiLower(name[:dot])
 		name = name[dot+1:]
 	}
-	p.Name = strings.ToUpper(strings.TrimSpace(name))
+	p.Name = asciiUpper(strings.TrimSpace(name))
 	rest := s[end:]
 	for len(rest) > 0 && rest[0] == ';' {
 		rest = rest[1:]
@@ -173,7 +176,7 @@ func parseContentLine(s string) (ContentProp, bool) {
 		if j < 0 {
 			return p, false
 		}
-		prm := ContentParam{Name: strings.ToUpper(strings.TrimSpace(rest[:j]))}
+		prm := ContentParam{Name: asciiUpper(strings.TrimSpace(rest[:j]))}
 		if rest[j] != '=' {
 			// vCard 2.1 bare parameter ("TEL;CELL:").
 			prm.Values = []string{prm.Name}
@@ -212,6 +215,34 @@ func parseContentLine(s string) (ContentProp, bool) {
 	}
 	p.Value = rest[1:]
 	return p, true
+}
+
+// asciiUpper upper-cases the ASCII letters of s: names are ASCII (RFC 5545
+// §3.1, RFC 6350 §3.3), and other bytes are left as they are.
+func asciiUpper(s string) string {
+	return asciiCase(s, 'a', 'z', 'A'-'a')
+}
+
+// asciiLower lower-cases the ASCII letters of s.
+func asciiLower(s string) string {
+	return asciiCase(s, 'A', 'Z', 'a'-'A')
+}
+
+func asciiCase(s string, lo, hi byte, delta int) string {
+	i := 0
+	for i < len(s) && (s[i] < lo || s[i] > hi) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if b[i] >= lo && b[i] <= hi {
+			b[i] = byte(int(b[i]) + delta)
+		}
+	}
+	return string(b)
 }
 
 // caretDecode decodes RFC 6868 §3 escapes in a parameter value: ^n is a
