@@ -302,7 +302,7 @@ func canonDateTime(v, tzid string, zones *zones) string {
 // as sorted sets, INTERVAL=1 and WKST=MO (the defaults) dropped, UNTIL as
 // an instant.
 func canonRecur(v string, zones *zones) string {
-	parts := map[string]string{}
+	parts := map[string][]string{}
 	for _, part := range strings.Split(strings.TrimSpace(v), ";") {
 		if part == "" {
 			continue
@@ -336,11 +336,7 @@ func canonRecur(v string, zones *zones) string {
 		if k == "INTERVAL" && val == "1" || k == "WKST" && val == "MO" {
 			continue
 		}
-		if prev, dup := parts[k]; dup {
-			// A part given twice (invalid): keep both, in a fixed order.
-			val = strings.Join(sortedKeys(map[string]bool{prev: true, val: true}), "|")
-		}
-		parts[k] = val
+		parts[k] = append(parts[k], val)
 	}
 	keys := make(map[string]bool, len(parts))
 	for k := range parts {
@@ -348,7 +344,13 @@ func canonRecur(v string, zones *zones) string {
 	}
 	var b strings.Builder
 	for _, k := range sortedKeys(keys) {
-		b.WriteString(k + "=" + parts[k] + ";")
+		// A part given more than once (invalid) keeps every value, in a
+		// fixed order.
+		vals := map[string]bool{}
+		for _, v := range parts[k] {
+			vals[v] = true
+		}
+		b.WriteString(k + "=" + strings.Join(sortedKeys(vals), "|") + ";")
 	}
 	return b.String()
 }

@@ -54,57 +54,65 @@ var notLoss = map[string]bool{"DTSTAMP": true, "LAST-MODIFIED": true, "CREATED":
 var textProps = map[string]bool{"SUMMARY": true, "DESCRIPTION": true, "LOCATION": true, "COMMENT": true, "FN": true,
 	"NOTE": true, "TITLE": true, "EMAIL": true, "NICKNAME": true}
 
-// Mutations returns real changes of data, at most max: every property
-// (outside VTIMEZONE and the VCALENDAR's own properties) whose name occurs
-// once in its component dropped, every nested component dropped, and free
-// text (and X- properties) with a character appended. Nil when data does
-// not parse as content lines.
-func Mutations(data []byte, max int) []Mutation {
+// Mutations returns real changes of data, at most max. For a calendar
+// (calendar true): every property whose name occurs once in its component
+// dropped, free text (and X- properties) with a character appended, and
+// every component but a VTIMEZONE dropped, below the top-level components
+// (whose own properties, e.g. the VCALENDAR's, are not compared), and
+// outside VTIMEZONEs. For a vCard: the same for the properties of the
+// first top-level component. Nil when data does not parse as content
+// lines.
+func Mutations(data []byte, max int, calendar bool) []Mutation {
 	top, ok := dav.ParseContent(data)
-	if !ok {
+	if !ok || len(top) == 0 {
 		return nil
 	}
 	var out []Mutation
-	var walk func(c *dav.Content, path string, depth int)
-	walk = func(c *dav.Content, path string, depth int) {
-		if c.Name == "VTIMEZONE" || len(out) >= max {
-			return
+	props := func(c *dav.Content, path string) {
+		count := map[string]int{}
+		for _, p := range c.Props {
+			count[p.Name]++
 		}
-		// The VCALENDAR's own properties are not compared (a resource
-		// carries them for the calendar, not for an event).
-		if !(depth == 0 && c.Name == "VCALENDAR") {
-			count := map[string]int{}
-			for _, p := range c.Props {
-				count[p.Name]++
+		for i, p := range c.Props {
+			if count[p.Name] != 1 || notLoss[p.Name] || p.Name == "" {
+				continue
 			}
-			for i, p := range c.Props {
-				if count[p.Name] != 1 || notLoss[p.Name] || p.Name == "" {
-					continue
-				}
-				keep := c.Props
-				c.Props = append(append([]dav.ContentProp(nil), keep[:i]...), keep[i+1:]...)
-				out = append(out, Mutation{What: "drop " + path + p.Name, Data: write(top, nil, Options{})})
+			keep := c.Props
+			c.Props = append(append([]dav.ContentProp(nil), keep[:i]...), keep[i+1:]...)
+			out = append(out, Mutation{What: "drop " + path + p.Name, Data: write(top, nil, Options{})})
+			c.Props = keep
+			if textProps[p.Name] || strings.HasPrefix(p.Name, "X-") {
+				c.Props = append([]dav.ContentProp(nil), keep...)
+				c.Props[i].Value += "x"
+				out = append(out, Mutation{What: "change " + path + p.Name, Data: write(top, nil, Options{})})
 				c.Props = keep
-				if textProps[p.Name] || strings.HasPrefix(p.Name, "X-") {
-					c.Props = append([]dav.ContentProp(nil), keep...)
-					c.Props[i].Value += "x"
-					out = append(out, Mutation{What: "change " + path + p.Name, Data: write(top, nil, Options{})})
-					c.Props = keep
-				}
 			}
-		}
-		for i, k := range c.Children {
-			if depth > 0 || c.Name != "VCALENDAR" {
-				keep := c.Children
-				c.Children = append(append([]*dav.Content(nil), keep[:i]...), keep[i+1:]...)
-				out = append(out, Mutation{What: "drop " + path + k.Name, Data: write(top, nil, Options{})})
-				c.Children = keep
-			}
-			walk(k, path+k.Name+"/", depth+1)
 		}
 	}
-	for _, c := range top {
-		walk(c, "", 0)
+	if !calendar {
+		props(top[0], "")
+	} else {
+		var walk func(c *dav.Content, path string, depth int)
+		walk = func(c *dav.Content, path string, depth int) {
+			if c.Name == "VTIMEZONE" || len(out) >= max {
+				return
+			}
+			if depth > 0 {
+				props(c, path)
+			}
+			for i, k := range c.Children {
+				if k.Name != "VTIMEZONE" {
+					keep := c.Children
+					c.Children = append(append([]*dav.Content(nil), keep[:i]...), keep[i+1:]...)
+					out = append(out, Mutation{What: "drop " + path + k.Name, Data: write(top, nil, Options{})})
+					c.Children = keep
+				}
+				walk(k, path+k.Name+"/", depth+1)
+			}
+		}
+		for _, c := range top {
+			walk(c, "", 0)
+		}
 	}
 	if len(out) > max {
 		out = out[:max]
@@ -195,7 +203,9 @@ func prop(p dav.ContentProp, r *rand.Rand, o Options) string {
 	}
 	for _, x := range params {
 		b.WriteByte(';')
-		if x.Name == "" && len(x.Values) == 1 && x.Values[0] != "" && !strings.ContainsAny(x.Values[0], `=;:,"^ `+"\t\r\n") {
+		// A bare parameter reads upper-cased: only an upper-case value
+		// can be written so.
+		if x.Name == "" && len(x.Values) == 1 && x.Values[0] != "" && !strings.ContainsAny(x.Values[0], `=;:,"^ abcdefghijklmnopqrstuvwxyz`+"\t\r\n") {
 			b.WriteString(cased(x.Values[0], r)) // vCard 2.1 bare parameter
 			continue
 		}
