@@ -48,6 +48,45 @@ type ItemChange struct {
 	Paths []string `json:"paths,omitempty"`
 }
 
+// ChangedIn returns what differs in the object uid listed in Different,
+// as one line: "VEVENT/EXDATE, VEVENT/SUMMARY"; "" when not known.
+func (c CollectionCheck) ChangedIn(uid string) string {
+	for _, x := range c.Changes {
+		if x.UID == uid {
+			return strings.Join(x.Paths, ", ")
+		}
+	}
+	return ""
+}
+
+// maxPaths bounds the paths reported for one object.
+const maxPaths = 20
+
+// reportPaths makes Diff paths fit for a report: characters outside the
+// RFC 5545 §3.1 / RFC 6350 §3.3 name alphabet (and the path's "/" and
+// "(instance)") shown as "?", at most maxPaths of them.
+func reportPaths(paths []string) []string {
+	clean := func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '/', r == '(', r == ')':
+			return r
+		}
+		return '?'
+	}
+	var out []string
+	for i, p := range paths {
+		if i == maxPaths {
+			out = append(out, fmt.Sprintf("and %d more", len(paths)-maxPaths))
+			break
+		}
+		if len(p) > 80 {
+			p = p[:80] + "..."
+		}
+		out = append(out, strings.Map(clean, p))
+	}
+	return out
+}
+
 // AdoptedItem is a source UID verified at a destination href outside its
 // collection's destination: "adopted from Href".
 type AdoptedItem struct {
@@ -253,7 +292,7 @@ func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Co
 	if err != nil || b == nil {
 		return nil
 	}
-	return d.Diff(a, b)
+	return reportPaths(d.Diff(a, b))
 }
 
 // adopted reads the objects that the copy of sc adopted outside targets,
