@@ -157,13 +157,13 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones) {
 		}
 	case intProps[name]:
 		v := canonInt(p.Value)
-		if defaultValues[name] == v {
+		if d, ok := defaultValues[name]; ok && d == v {
 			return
 		}
 		out.AddProp(name, dropParams(params, "VALUE"), v)
 	case enumProps[name]:
 		v := strings.ToUpper(strings.TrimSpace(p.Value))
-		if defaultValues[name] == v {
+		if d, ok := defaultValues[name]; ok && d == v {
 			return
 		}
 		out.AddProp(name, dropParams(params, "VALUE"), v)
@@ -206,7 +206,7 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 	var out []dav.ContentParam
 	for _, n := range order {
 		vs := sortedKeys(merged[n])
-		if len(vs) == 1 && (defaultParams[n] == vs[0] || n == "VALUE" && vs[0] == "TEXT") {
+		if d, ok := defaultParams[n]; len(vs) == 1 && (ok && d == vs[0] || n == "VALUE" && vs[0] == "TEXT") {
 			continue
 		}
 		if n == "ENCODING" && len(vs) == 1 && vs[0] == "B" {
