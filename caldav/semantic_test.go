@@ -325,3 +325,21 @@ func TestSemanticAllDay(t *testing.T) {
 		t.Errorf("VALUE=DATE spelled out or not: Diff = %v", d)
 	}
 }
+
+// BenchmarkFingerprint measures the fingerprint of the bench event, which
+// Index computes for every destination object.
+func BenchmarkFingerprint(b *testing.B) {
+	data := []byte(benchEvent(b))
+	b.Run("semantic", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := (Rules{}).Fingerprint(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("legacy", func(b *testing.B) {
+		for b.Loop() {
+			legacyHash(data)
+		}
+	})
+}
