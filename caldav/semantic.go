@@ -2,6 +2,7 @@ package caldav
 
 import (
 	"encoding/base64"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ import (
 //     none that can be evaluated, the time zone database. A DATE, a
 //     floating time and an instant never compare equal;
 //   - RRULE parts are a set with defaults applied (§3.3.10: INTERVAL=1,
-//     WKST=MO), their lists are sets, and UNTIL is an instant;
+//     WKST=MO, what the rule takes from DTSTART), their lists are sets,
+//     and UNTIL is an instant;
 //   - EXDATE and RDATE are sets of instants, however they are split
 //     among properties; CATEGORIES and RESOURCES are sets of texts;
 //   - TEXT escapes (§3.3.11) are decoded, DURATIONs compared by length
@@ -92,8 +94,19 @@ func canonComponent(c *dav.Content, zones *zones) *dav.Canon {
 	}
 	out := dav.NewCanon(c.Name, label)
 	out.Key = key
+	// The date of DTSTART, from which an RRULE takes what it leaves out.
+	start, n := "", 0
 	for _, p := range c.Props {
-		canonProp(out, p, zones)
+		if p.Name == "DTSTART" {
+			start = strings.TrimSpace(p.Value)
+			n++
+		}
+	}
+	if n != 1 {
+		start = ""
+	}
+	for _, p := range c.Props {
+		canonProp(out, p, zones, start)
 	}
 	for _, k := range c.Children {
 		out.Add(canonComponent(k, zones))
@@ -123,7 +136,7 @@ var (
 		"RELATED": "START", "RELTYPE": "PARENT", "FBTYPE": "BUSY", "ENCODING": "8BIT"}
 )
 
-func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones) {
+func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, start string) {
 	name := p.Name
 	if ignored[name] || name == "" {
 		return
@@ -139,7 +152,7 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones) {
 			out.AddProp(name, ps, canonDateOrPeriod(v, p.ParamValue("TZID"), zones))
 		}
 	case recurProps[name]:
-		out.AddProp(name, dropParams(params, "VALUE"), canonRecur(p.Value, zones))
+		out.AddProp(name, dropParams(params, "VALUE"), canonRecur(p.Value, start, zones))
 	case name == "DURATION":
 		out.AddProp(name, dropParams(params, "VALUE"), canonDuration(p.Value))
 	case name == "TRIGGER":
@@ -222,12 +235,7 @@ func sortedKeys(m map[string]bool) []string {
 	for k := range m {
 		out = append(out, k)
 	}
-	// Small lists: insertion sort keeps this allocation-free.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	sort.Strings(out)
 	return out
 }
 
@@ -300,8 +308,11 @@ func canonDateTime(v, tzid string, zones *zones) string {
 // canonRecur canonicalises a RECUR value (RFC 5545 §3.3.10): parts as a
 // sorted set, names and enumerations upper-cased, numbers by value, lists
 // as sorted sets, INTERVAL=1 and WKST=MO (the defaults) dropped, UNTIL as
-// an instant.
-func canonRecur(v string, zones *zones) string {
+// an instant. What the rule takes from DTSTART (start, its literal value)
+// is written out: the weekday of a WEEKLY rule, the day of a MONTHLY
+// one, the month and day of a YEARLY one (as in python-dateutil's rrule).
+// WKST is dropped where it cannot change the instances.
+func canonRecur(v, start string, zones *zones) string {
 	parts := map[string][]string{}
 	for _, part := range strings.Split(strings.TrimSpace(v), ";") {
 		if part == "" {
@@ -338,6 +349,7 @@ func canonRecur(v string, zones *zones) string {
 		}
 		parts[k] = append(parts[k], val)
 	}
+	recurDefaults(parts, start)
 	keys := make(map[string]bool, len(parts))
 	for k := range parts {
 		keys[k] = true
@@ -353,6 +365,45 @@ func canonRecur(v string, zones *zones) string {
 		b.WriteString(k + "=" + strings.Join(sortedKeys(vals), "|") + ";")
 	}
 	return b.String()
+}
+
+// recurDefaults adds to a valid rule (each part once) the parts it takes
+// from the DTSTART value start, and drops a WKST that cannot matter: WKST
+// counts only for a WEEKLY rule with INTERVAL above 1 whose BYDAY is not
+// just DTSTART's weekday, and for a YEARLY rule with BYWEEKNO (RFC 5545
+// §3.3.10).
+func recurDefaults(parts map[string][]string, start string) {
+	for _, vs := range parts {
+		if len(vs) != 1 {
+			return
+		}
+	}
+	has := func(k string) bool { return len(parts[k]) > 0 }
+	freq := ""
+	if has("FREQ") {
+		freq = parts["FREQ"][0]
+	}
+	day, err := time.Parse("20060102", start[:min(8, len(start))])
+	if err == nil {
+		wd := strings.ToUpper(day.Weekday().String()[:2])
+		switch {
+		case freq == "WEEKLY" && !has("BYDAY"):
+			parts["BYDAY"] = []string{wd}
+		case freq == "MONTHLY" && !has("BYDAY") && !has("BYMONTHDAY") && !has("BYYEARDAY") && !has("BYWEEKNO"):
+			parts["BYMONTHDAY"] = []string{strconv.Itoa(day.Day())}
+		case freq == "YEARLY" && !has("BYWEEKNO") && !has("BYYEARDAY") && !has("BYMONTHDAY") && !has("BYDAY"):
+			if !has("BYMONTH") {
+				parts["BYMONTH"] = []string{strconv.Itoa(int(day.Month()))}
+			}
+			parts["BYMONTHDAY"] = []string{strconv.Itoa(day.Day())}
+		}
+		if has("WKST") && freq == "WEEKLY" && has("BYDAY") && parts["BYDAY"][0] == wd {
+			delete(parts, "WKST")
+		}
+	}
+	if has("WKST") && !(freq == "WEEKLY" && has("INTERVAL") && has("BYDAY") || freq == "YEARLY" && has("BYWEEKNO")) {
+		delete(parts, "WKST")
+	}
 }
 
 // canonInt spells an integer without sign "+" or leading zeros; other text

@@ -343,3 +343,39 @@ func BenchmarkFingerprint(b *testing.B) {
 		}
 	})
 }
+
+// TestSemanticRecurDefaults: what an RRULE takes from DTSTART (Monday 6
+// January 2025) may be written out or not; WKST counts only where it can
+// change the instances.
+func TestSemanticRecurDefaults(t *testing.T) {
+	event := func(rrule string) []byte {
+		return dav.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:r@x\nDTSTART;TZID=Europe/Berlin:20250106T100000\n" +
+			"RRULE:" + rrule + "\nSUMMARY:R\nEND:VEVENT\nEND:VCALENDAR\n"))
+	}
+	tests := []struct {
+		a, b  string
+		equal bool
+	}{
+		{"FREQ=WEEKLY", "FREQ=WEEKLY;BYDAY=MO", true},
+		{"FREQ=WEEKLY", "FREQ=WEEKLY;BYDAY=TU", false},
+		{"FREQ=WEEKLY;INTERVAL=2", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO;WKST=SU", true},
+		{"FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TU;WKST=SU", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TU", false},
+		{"FREQ=WEEKLY;INTERVAL=2;BYDAY=TU;WKST=TU", "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU", false},
+		{"FREQ=WEEKLY;BYDAY=MO,TU;WKST=SU", "FREQ=WEEKLY;BYDAY=MO,TU", true},
+		{"FREQ=DAILY;WKST=SU", "FREQ=DAILY", true},
+		{"FREQ=MONTHLY", "FREQ=MONTHLY;BYMONTHDAY=6", true},
+		{"FREQ=MONTHLY", "FREQ=MONTHLY;BYMONTHDAY=7", false},
+		{"FREQ=MONTHLY", "FREQ=MONTHLY;BYDAY=1MO", false},
+		{"FREQ=YEARLY", "FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=6", true},
+		{"FREQ=YEARLY;BYMONTH=3", "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=6", true},
+		{"FREQ=YEARLY", "FREQ=YEARLY;BYMONTH=2", false},
+		{"FREQ=YEARLY;BYWEEKNO=20;WKST=SU", "FREQ=YEARLY;BYWEEKNO=20", false},
+		{"FREQ=WEEKLY;COUNT=10", "FREQ=WEEKLY;COUNT=11", false},
+	}
+	for _, tt := range tests {
+		d := Rules{}.Diff(event(tt.a), event(tt.b))
+		if got := len(d) == 0; got != tt.equal {
+			t.Errorf("%s vs %s: equal %v, want %v (Diff %v)", tt.a, tt.b, got, tt.equal, d)
+		}
+	}
+}
