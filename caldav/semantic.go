@@ -38,7 +38,8 @@ import (
 //     without line breaks, URI schemes case-insensitive;
 //   - SEQUENCE 0, PRIORITY 0, CLASS PUBLIC and TRANSP OPAQUE are the
 //     values an absent property has (§3.8.7.4, §3.8.1.9, §3.8.1.3,
-//     §3.8.2.7).
+//     §3.8.2.7); so are a VEVENT's STATUS CONFIRMED and the Outlook
+//     mirrors Carbonio adds when they agree with the event (see implied).
 //
 // What is not compared at all is listed in ignored: properties a server
 // writes about its own copy, not user data.
@@ -94,19 +95,26 @@ func canonComponent(c *dav.Content, zones *zones) *dav.Canon {
 	}
 	out := dav.NewCanon(c.Name, label)
 	out.Key = key
-	// The date of DTSTART, from which an RRULE takes what it leaves out.
-	start, n := "", 0
+	cx := compContext{name: c.Name}
+	nStart, nTransp := 0, 0
 	for _, p := range c.Props {
-		if p.Name == "DTSTART" {
-			start = strings.TrimSpace(p.Value)
-			n++
+		switch p.Name {
+		case "DTSTART":
+			cx.start = strings.TrimSpace(p.Value)
+			nStart++
+		case "TRANSP":
+			cx.transp = strings.ToUpper(strings.TrimSpace(p.Value))
+			nTransp++
 		}
 	}
-	if n != 1 {
-		start = ""
+	if nStart != 1 {
+		cx.start = ""
+	}
+	if nTransp > 1 {
+		cx.transp = "?"
 	}
 	for _, p := range c.Props {
-		canonProp(out, p, zones, start)
+		canonProp(out, p, zones, cx)
 	}
 	for _, k := range c.Children {
 		out.Add(canonComponent(k, zones))
@@ -123,8 +131,8 @@ var (
 	enumProps     = map[string]bool{"STATUS": true, "CLASS": true, "TRANSP": true, "ACTION": true, "CALSCALE": true, "METHOD": true, "BUSYTYPE": true}
 	intProps      = map[string]bool{"SEQUENCE": true, "PRIORITY": true, "PERCENT-COMPLETE": true, "REPEAT": true}
 	setProps      = map[string]bool{"CATEGORIES": true, "RESOURCES": true}
-	// defaultValues are property values equal to the property's absence.
-	defaultValues = map[string]string{"SEQUENCE": "0", "PRIORITY": "0", "CLASS": "PUBLIC", "TRANSP": "OPAQUE"}
+	// outlookMirrors are enumerated X- properties with implied values.
+	outlookMirrors = map[string]bool{"X-MICROSOFT-CDO-BUSYSTATUS": true, "X-MICROSOFT-CDO-INTENDEDSTATUS": true, "X-MICROSOFT-CDO-ALLDAYEVENT": true}
 	// enumParams have case-insensitive values (RFC 5545 §3.2).
 	enumParams = map[string]bool{"CUTYPE": true, "ENCODING": true, "FBTYPE": true, "PARTSTAT": true, "RANGE": true, "RELATED": true,
 		"RELTYPE": true, "ROLE": true, "RSVP": true, "VALUE": true, "SCHEDULE-AGENT": true, "SCHEDULE-FORCE-SEND": true,
@@ -136,7 +144,61 @@ var (
 		"RELATED": "START", "RELTYPE": "PARENT", "FBTYPE": "BUSY", "ENCODING": "8BIT"}
 )
 
-func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, start string) {
+// compContext is what the value rules need to know of the component a
+// property is in.
+type compContext struct {
+	name string
+	// start is the literal DTSTART value ("" when there is not exactly
+	// one), transp the upper-cased TRANSP value ("" when absent).
+	start, transp string
+}
+
+// implied returns the value a property has when absent, given its
+// component, and whether there is one:
+//
+//   - SEQUENCE 0, PRIORITY 0 (undefined), CLASS PUBLIC, TRANSP OPAQUE
+//     (RFC 5545 §3.8.7.4, §3.8.1.9, §3.8.1.3, §3.8.2.7);
+//   - a VEVENT's STATUS CONFIRMED: RFC 5545 §3.8.1.11 gives no default, but
+//     Zimbra and Carbonio write STATUS on every event they serve
+//     (zextras/carbonio-mailbox and Zimbra/zm-mailbox,
+//     store/src/java/com/zimbra/cs/mailbox/calendar/Invite.java,
+//     newToComponent), and calendar clients show an event without STATUS
+//     as confirmed;
+//   - the Outlook mirrors Zimbra and Carbonio add (same source):
+//     X-MICROSOFT-CDO-BUSYSTATUS and -INTENDEDSTATUS, BUSY for an opaque
+//     event and FREE for a transparent one; X-MICROSOFT-CDO-ALLDAYEVENT,
+//     TRUE when DTSTART is a DATE and FALSE otherwise. A mirror that says
+//     something else (OOF, TENTATIVE) is compared.
+func implied(name string, cx compContext) (string, bool) {
+	switch name {
+	case "SEQUENCE", "PRIORITY":
+		return "0", true
+	case "CLASS":
+		return "PUBLIC", true
+	case "TRANSP":
+		return "OPAQUE", true
+	case "STATUS":
+		return "CONFIRMED", cx.name == "VEVENT"
+	case "X-MICROSOFT-CDO-BUSYSTATUS", "X-MICROSOFT-CDO-INTENDEDSTATUS":
+		switch cx.transp {
+		case "", "OPAQUE":
+			return "BUSY", true
+		case "TRANSPARENT":
+			return "FREE", true
+		}
+	case "X-MICROSOFT-CDO-ALLDAYEVENT":
+		if cx.start == "" {
+			return "", false
+		}
+		if len(cx.start) == 8 {
+			return "TRUE", true
+		}
+		return "FALSE", true
+	}
+	return "", false
+}
+
+func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, cx compContext) {
 	name := p.Name
 	if ignored[name] || name == "" {
 		return
@@ -152,7 +214,7 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, start string) {
 			out.AddProp(name, ps, canonDateOrPeriod(v, p.ParamValue("TZID"), zones))
 		}
 	case recurProps[name]:
-		out.AddProp(name, dropParams(params, "VALUE"), canonRecur(p.Value, start, zones))
+		out.AddProp(name, dropParams(params, "VALUE"), canonRecur(p.Value, cx.start, zones))
 	case name == "DURATION":
 		out.AddProp(name, dropParams(params, "VALUE"), canonDuration(p.Value))
 	case name == "TRIGGER":
@@ -170,13 +232,13 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, start string) {
 		}
 	case intProps[name]:
 		v := canonInt(p.Value)
-		if d, ok := defaultValues[name]; ok && d == v {
+		if d, ok := implied(name, cx); ok && d == v {
 			return
 		}
 		out.AddProp(name, dropParams(params, "VALUE"), v)
-	case enumProps[name]:
+	case enumProps[name] || outlookMirrors[name]:
 		v := strings.ToUpper(strings.TrimSpace(p.Value))
-		if d, ok := defaultValues[name]; ok && d == v {
+		if d, ok := implied(name, cx); ok && d == v {
 			return
 		}
 		out.AddProp(name, dropParams(params, "VALUE"), v)

@@ -152,6 +152,10 @@ func TestSemanticEqual(t *testing.T) {
 			s = dropLine(t, s, "CREATED:")
 			return edit(t, s, "LAST-MODIFIED:20250101T000000Z", "LAST-MODIFIED:20261206T101010Z")
 		}},
+		{"what Carbonio writes on every event it serves", func(t *testing.T, s string) string {
+			return edit(t, s, "SUMMARY:Bench sync\r", "SUMMARY:Bench sync\r\nSTATUS:CONFIRMED\r\nTRANSP:OPAQUE\r\nCLASS:PUBLIC\r\nSEQUENCE:0\r\n"+
+				"X-MICROSOFT-CDO-BUSYSTATUS:BUSY\r\nX-MICROSOFT-CDO-INTENDEDSTATUS:BUSY\r\nX-MICROSOFT-CDO-ALLDAYEVENT:FALSE\r")
+		}},
 		{"TEXT escapes", func(t *testing.T, s string) string {
 			return edit(t, s, `DESCRIPTION:Agenda:\nfirst line\, then the second\; done`, `DESCRIPTION:Agenda:\Nfirst line\, then the second\; done`)
 		}},
@@ -273,6 +277,12 @@ func TestSemanticDifferent(t *testing.T) {
 		{"SEQUENCE raised", func(t *testing.T, s string) string {
 			return edit(t, s, "SUMMARY:Bench sync\r", "SEQUENCE:1\r\nSUMMARY:Bench sync\r")
 		}, []string{"VEVENT/SEQUENCE"}},
+		{"STATUS TENTATIVE added", func(t *testing.T, s string) string {
+			return edit(t, s, "SUMMARY:Bench sync\r", "STATUS:TENTATIVE\r\nSUMMARY:Bench sync\r")
+		}, []string{"VEVENT/STATUS"}},
+		{"an Outlook busy status other than the event's", func(t *testing.T, s string) string {
+			return edit(t, s, "SUMMARY:Bench sync\r", "X-MICROSOFT-CDO-BUSYSTATUS:OOF\r\nX-MICROSOFT-CDO-ALLDAYEVENT:TRUE\r\nSUMMARY:Bench sync\r")
+		}, []string{"VEVENT/X-MICROSOFT-CDO-ALLDAYEVENT", "VEVENT/X-MICROSOFT-CDO-BUSYSTATUS"}},
 		{"a TEXT escape that changes the text", func(t *testing.T, s string) string {
 			return edit(t, s, `first line\, then`, `first line\\, then`)
 		}, []string{"VEVENT/DESCRIPTION"}},

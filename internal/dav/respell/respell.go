@@ -48,7 +48,11 @@ type Mutation struct {
 // notLoss are properties whose removal is no loss of user data: the
 // semantic comparison ignores them or treats them as defaults.
 var notLoss = map[string]bool{"DTSTAMP": true, "LAST-MODIFIED": true, "CREATED": true, "PRODID": true, "REV": true,
-	"SEQUENCE": true, "PRIORITY": true, "CLASS": true, "TRANSP": true}
+	"SEQUENCE": true, "PRIORITY": true, "CLASS": true, "TRANSP": true,
+	"X-MICROSOFT-CDO-BUSYSTATUS": true, "X-MICROSOFT-CDO-INTENDEDSTATUS": true, "X-MICROSOFT-CDO-ALLDAYEVENT": true}
+
+// notLossValue are values whose removal is no loss, by property.
+var notLossValue = map[string]string{"STATUS": "CONFIRMED"}
 
 // textProps hold free text, where appending a character changes content.
 var textProps = map[string]bool{"SUMMARY": true, "DESCRIPTION": true, "LOCATION": true, "COMMENT": true, "FN": true,
@@ -74,7 +78,8 @@ func Mutations(data []byte, max int, calendar bool) []Mutation {
 			count[p.Name]++
 		}
 		for i, p := range c.Props {
-			if count[p.Name] != 1 || notLoss[p.Name] || p.Name == "" {
+			if count[p.Name] != 1 || notLoss[p.Name] || p.Name == "" ||
+				notLossValue[p.Name] != "" && strings.EqualFold(strings.TrimSpace(p.Value), notLossValue[p.Name]) {
 				continue
 			}
 			keep := c.Props
