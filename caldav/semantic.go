@@ -158,12 +158,13 @@ type compContext struct {
 //
 //   - SEQUENCE 0, PRIORITY 0 (undefined), CLASS PUBLIC, TRANSP OPAQUE
 //     (RFC 5545 §3.8.7.4, §3.8.1.9, §3.8.1.3, §3.8.2.7);
-//   - a VEVENT's STATUS CONFIRMED: RFC 5545 §3.8.1.11 gives no default, but
-//     Zimbra and Carbonio write STATUS on every event they serve
+//   - a VEVENT's STATUS CONFIRMED, a VTODO's NEEDS-ACTION: RFC 5545
+//     §3.8.1.11 gives no default, but Zimbra and Carbonio write STATUS on
+//     every event and task they serve
 //     (zextras/carbonio-mailbox and Zimbra/zm-mailbox,
 //     store/src/java/com/zimbra/cs/mailbox/calendar/Invite.java,
 //     newToComponent), and calendar clients show an event without STATUS
-//     as confirmed;
+//     as confirmed (a task without it as to be done);
 //   - the Outlook mirrors Zimbra and Carbonio add (same source):
 //     X-MICROSOFT-CDO-BUSYSTATUS and -INTENDEDSTATUS, BUSY for an opaque
 //     event and FREE for a transparent one; X-MICROSOFT-CDO-ALLDAYEVENT,
@@ -178,7 +179,12 @@ func implied(name string, cx compContext) (string, bool) {
 	case "TRANSP":
 		return "OPAQUE", true
 	case "STATUS":
-		return "CONFIRMED", cx.name == "VEVENT"
+		switch cx.name {
+		case "VEVENT":
+			return "CONFIRMED", true
+		case "VTODO":
+			return "NEEDS-ACTION", true
+		}
 	case "X-MICROSOFT-CDO-BUSYSTATUS", "X-MICROSOFT-CDO-INTENDEDSTATUS":
 		switch cx.transp {
 		case "", "OPAQUE":

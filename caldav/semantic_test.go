@@ -389,3 +389,18 @@ func TestSemanticRecurDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestSemanticTaskStatus: a task's STATUS:NEEDS-ACTION is its absence;
+// COMPLETED is not.
+func TestSemanticTaskStatus(t *testing.T) {
+	task := dav.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VTODO\nUID:t@x\nSUMMARY:T\nEND:VTODO\nEND:VCALENDAR\n"))
+	with := func(status string) []byte {
+		return []byte(strings.Replace(string(task), "SUMMARY:T", "SUMMARY:T\r\nSTATUS:"+status, 1))
+	}
+	if d := (Rules{}).Diff(task, with("needs-action")); len(d) != 0 {
+		t.Errorf("NEEDS-ACTION: Diff = %v, want none", d)
+	}
+	if diff := cmp.Diff([]string{"VTODO/STATUS"}, Rules{}.Diff(task, with("COMPLETED"))); diff != "" {
+		t.Errorf("COMPLETED (-want +got):\n%s", diff)
+	}
+}

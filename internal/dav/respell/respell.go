@@ -6,6 +6,7 @@ package respell
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/zxmigrate/zxmigrate/internal/dav"
@@ -52,7 +53,7 @@ var notLoss = map[string]bool{"DTSTAMP": true, "LAST-MODIFIED": true, "CREATED":
 	"X-MICROSOFT-CDO-BUSYSTATUS": true, "X-MICROSOFT-CDO-INTENDEDSTATUS": true, "X-MICROSOFT-CDO-ALLDAYEVENT": true}
 
 // notLossValue are values whose removal is no loss, by property.
-var notLossValue = map[string]string{"STATUS": "CONFIRMED"}
+var notLossValue = map[string][]string{"STATUS": {"CONFIRMED", "NEEDS-ACTION"}}
 
 // textProps hold free text, where appending a character changes content.
 var textProps = map[string]bool{"SUMMARY": true, "DESCRIPTION": true, "LOCATION": true, "COMMENT": true, "FN": true,
@@ -78,8 +79,9 @@ func Mutations(data []byte, max int, calendar bool) []Mutation {
 			count[p.Name]++
 		}
 		for i, p := range c.Props {
-			if count[p.Name] != 1 || notLoss[p.Name] || p.Name == "" ||
-				notLossValue[p.Name] != "" && strings.EqualFold(strings.TrimSpace(p.Value), notLossValue[p.Name]) {
+			if count[p.Name] != 1 || notLoss[p.Name] || p.Name == "" || slices.ContainsFunc(notLossValue[p.Name], func(v string) bool {
+				return strings.EqualFold(strings.TrimSpace(p.Value), v)
+			}) {
 				continue
 			}
 			keep := c.Props
