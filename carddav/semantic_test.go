@@ -210,7 +210,7 @@ func TestSemanticDifferent(t *testing.T) {
 			if ha == hb {
 				t.Errorf("fingerprints equal")
 			}
-			re, ok := respell.Respell([]byte(other), respell.Options{Seed: 11})
+			re, ok := respell.Respell([]byte(other), respell.Options{Seed: 11, Groups: true})
 			if !ok {
 				t.Fatal("Respell: does not parse")
 			}

@@ -7,6 +7,7 @@ package respell
 import (
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/zxmigrate/zxmigrate/internal/dav"
@@ -21,6 +22,9 @@ type Options struct {
 	// RRULE reorders the parts of RRULE and EXRULE values (RFC 5545
 	// §3.3.10).
 	RRULE bool
+	// Groups renames every vCard group (RFC 6350 §3.3), one new name per
+	// old one.
+	Groups bool
 }
 
 // Respell writes the components of data again in another spelling of the
@@ -36,6 +40,9 @@ func Respell(data []byte, o Options) ([]byte, bool) {
 		return nil, false
 	}
 	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
+	if o.Groups {
+		renameGroups(top, r)
+	}
 	return write(top, r, o), true
 }
 
@@ -125,6 +132,29 @@ func Mutations(data []byte, max int, calendar bool) []Mutation {
 		out = out[:max]
 	}
 	return out
+}
+
+// renameGroups gives every group a new name, "item" and a number in
+// random order.
+func renameGroups(cs []*dav.Content, r *rand.Rand) {
+	names := map[string]string{}
+	var walk func(cs []*dav.Content)
+	walk = func(cs []*dav.Content) {
+		for _, c := range cs {
+			for i := range c.Props {
+				g := c.Props[i].Group
+				if g == "" {
+					continue
+				}
+				if names[g] == "" {
+					names[g] = "x" + strconv.Itoa(len(names)) + "-" + strconv.Itoa(r.IntN(1000))
+				}
+				c.Props[i].Group = names[g]
+			}
+			walk(c.Children)
+		}
+	}
+	walk(cs)
 }
 
 // write serialises components; with r nil it writes them plainly (CRLF,
