@@ -67,7 +67,7 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 
 	// The destination's spelling differs from the source's: what the
 	// byte or legacy comparison would have called different.
-	c, err := dav.NewClient(dav.BasicAuth(dst.HTTP, dst.User, dst.Password), dst.URL)
+	c, err := dav.Endpoint{URL: dst.URL, User: dst.User, Password: dst.Password, HTTPClient: dst.HTTP}.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

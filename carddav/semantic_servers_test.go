@@ -56,7 +56,7 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 		t.Fatalf("verify after the copy: %+v, want 2 matched", v.Collections)
 	}
 
-	c, err := dav.NewClient(dav.BasicAuth(dst.HTTP, dst.User, dst.Password), dst.URL)
+	c, err := dav.Endpoint{URL: dst.URL, User: dst.User, Password: dst.Password, HTTPClient: dst.HTTP}.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
