@@ -1032,7 +1032,11 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
 					}
 					for _, u := range c.Different {
-						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "different on the destination"})
+						reason := "different on the destination"
+						if w := c.ChangedIn(u); w != "" {
+							reason += ": " + w
+						}
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: reason})
 					}
 					for _, u := range c.Duplicates {
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "more than once on the destination"})
