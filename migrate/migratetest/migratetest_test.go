@@ -215,6 +215,13 @@ func TestPreflight(t *testing.T) {
 	if len(pr.Shares) != 6 {
 		t.Errorf("preflight shares = %+v, want 6 items", pr.Shares)
 	}
+	var txt strings.Builder
+	if err := pr.WriteText(&txt); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(txt.String(), "Shares: 4 skipped, 2 invitation needed") {
+		t.Errorf("preflight text lacks the shares line:\n%s", txt.String())
+	}
 
 	// Once provisioned, the dry runs find the oversize messages.
 	r := env.Runner()
