@@ -113,3 +113,13 @@ func TestShareRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalID(t *testing.T) {
+	for in, want := range map[string]string{
+		"257": "257", "00000000-0000-0000-0000-000000000002:257": "257", "": "",
+	} {
+		if got := carbonio.LocalID(in); got != want {
+			t.Errorf("LocalID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
