@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -140,7 +141,8 @@ type Client struct {
 	// Password is the admin's password.
 	Password secret.Secret
 	// HTTPClient sends the requests; nil means a client with TLS
-	// verification against the system roots.
+	// verification against the system roots, paced per host like every
+	// default client of this module (internal/pace).
 	HTTPClient *http.Client
 	// Transport runs module commands (backup, powerstore, core); nil means
 	// the zextras SOAP request. Use a *CLI to run the carbonio command
@@ -181,8 +183,13 @@ func (c *Client) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return http.DefaultClient
+	return defaultHTTPClient
 }
+
+// defaultHTTPClient is the standard client paced by the process's shared
+// pacer: Carbonio's DoSFilter counts SOAP requests with every other HTTP
+// request to the server (internal/pace).
+var defaultHTTPClient = &http.Client{Transport: pace.Default().Wrap(http.DefaultTransport)}
 
 // callOpts says how to send one request.
 type callOpts struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -58,6 +59,7 @@ type serverBackend struct {
 	dstTLS   *tls.Config
 	srcHTTP  *http.Client
 	dstHTTP  *http.Client
+	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
 	ssh      *carbonio.SSH
 }
@@ -82,11 +84,13 @@ func loadTLS(caFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func httpClient(cfg *tls.Config) *http.Client {
+// httpClient returns the run's HTTP client for one side: every request
+// goes through the run's one pacer (one pace per host).
+func httpClient(cfg *tls.Config, p *pace.Pacer) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = cfg
 	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t, Timeout: 10 * time.Minute}
+	return &http.Client{Transport: p.Wrap(t), Timeout: 10 * time.Minute}
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -107,7 +111,8 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 	if b.dstTLS, err = loadTLS(ca(&p.Destination)); err != nil {
 		return nil, err
 	}
-	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS), httpClient(b.dstTLS)
+	b.pacer = pace.New(p.Limits.HTTPRate)
+	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS, b.pacer), httpClient(b.dstTLS, b.pacer)
 	need := p.needs()
 	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
 		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -99,6 +100,8 @@ type Plan struct {
 	Contacts DAVOptions `yaml:"contacts"`
 	// Concurrency bounds the work in flight.
 	Concurrency Concurrency `yaml:"concurrency"`
+	// Limits are the servers' request rates the run keeps under.
+	Limits Limits `yaml:"limits"`
 	// State is the path of the SQLite state file; "" means DefaultStatePath.
 	State string `yaml:"state"`
 	// Report is the directory the JSON and HTML reports go to; "" means
@@ -284,6 +287,18 @@ type Concurrency struct {
 	// ConnectionsPerServer caps IMAP connections per server across all
 	// accounts (0: DefaultConnectionsPerServer).
 	ConnectionsPerServer int `yaml:"connections_per_server"`
+}
+
+// Limits are rates the servers allow one client.
+type Limits struct {
+	// HTTPRate is how many HTTP requests per second the run sends at most
+	// to one host, all kinds together (DAV, REST, SOAP): Zimbra's and
+	// Carbonio's zimbraHttpDosFilterMaxRequestsPerSec, which refuses the
+	// excess. 0 means pace.DefaultRate (30, the Zimbra default); negative
+	// turns pacing off (for hosts that exempt the migration's address,
+	// zimbraHttpThrottleSafeIPs). Answers 429 and 503 slow a host down
+	// whatever the setting.
+	HTTPRate float64 `yaml:"http_rate"`
 }
 
 // PlanError is a problem with a plan, naming the key (and the line when it
@@ -601,6 +616,9 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 	}
 	if p.Concurrency.ConnectionsPerServer < 0 {
 		bad("concurrency.connections_per_server", "must not be negative")
+	}
+	if math.IsNaN(p.Limits.HTTPRate) || math.IsInf(p.Limits.HTTPRate, 0) {
+		bad("limits.http_rate", "must be a number of requests per second")
 	}
 	return errors.Join(errs...)
 }

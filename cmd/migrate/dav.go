@@ -17,6 +17,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 )
@@ -37,6 +38,7 @@ type davFlags struct {
 	dryRun, verify        bool
 	delete                bool
 	concurrency           int
+	httpRate              float64
 }
 
 func (f *davFlags) register(c *cobra.Command, kind string) {
@@ -67,6 +69,7 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.BoolVar(&f.delete, "delete", false, "delete on the destination the objects this tool copied that the source no longer has (needs --state; objects changed on the destination since are kept)")
 	fl.BoolVar(&f.verify, "verify", true, "after copying, compare source and destination by UID and content")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "parallel requests per server (0: default 4)")
+	fl.Float64Var(&f.httpRate, "http-rate", 0, "HTTP requests per second per host, all requests together (0: default 30, Zimbra's DoSFilter limit; negative: no pacing)")
 }
 
 func (f *davFlags) check() error {
@@ -172,7 +175,9 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16}}
+	// One pacer for both sides: each host gets its own pace.
+	pacer := pace.New(f.httpRate)
+	hc := &http.Client{Transport: pacer.Wrap(&http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16})}
 	var fromPw, toPw secret.Secret
 	if f.fromUser != "" {
 		if fromPw, err = loadPassword("MIGRATE_FROM_PASSWORD", f.fromPwFile, "from-password-file"); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/emersion/go-webdav"
 
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -129,10 +130,12 @@ func IsStatus(err error, code int) bool {
 // DefaultHTTPClient returns an http.Client with TLS verification on and
 // enough idle connections per host for DefaultConcurrency workers (the
 // standard transport keeps only 2, which makes parallel PUTs reconnect).
+// Its requests go through the process's shared pacer (pace.Default), which
+// keeps each host under Zimbra's default request rate.
 func DefaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: pace.Default().Wrap(t)}
 }
 
 // Client sends raw WebDAV requests relative to a base URL. It is safe for

@@ -104,6 +104,14 @@ type Pacer struct {
 // DefaultRate, negative no pacing).
 func New(rate float64) *Pacer { return &Pacer{Rate: rate} }
 
+var defaultPacer = New(0)
+
+// Default returns the process's shared Pacer at DefaultRate, for the
+// default HTTP clients of packages whose callers give none: one client
+// address, one pace per host, however many clients the process builds.
+// A migration run builds its own Pacer from its plan instead.
+func Default() *Pacer { return defaultPacer }
+
 // host is the pacing state of one host. Guarded by Pacer.mu.
 type host struct {
 	next   time.Time // earliest start of the next request

@@ -138,7 +138,7 @@ func TestHostsArePacedApart(t *testing.T) {
 		}
 		wg.Wait()
 		// 10 requests per host at 9.5/s each, both hosts at once.
-		if took, want := time.Since(start), 9 * gap(9.5); took != want {
+		if took, want := time.Since(start), 9*gap(9.5); took != want {
 			t.Errorf("took %v, want %v", took, want)
 		}
 	})
