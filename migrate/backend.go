@@ -143,6 +143,14 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 }
 
 func (b *serverBackend) Close() error {
+	for _, st := range b.pacer.Stats() {
+		if st.Throttled > 0 {
+			b.log.Warn("server throttled HTTP requests", "host", st.Host, "requests", st.Requests, "throttled", st.Throttled,
+				"retried", st.Retried, "slow_downs", st.SlowDowns, "rate", st.Rate)
+		} else {
+			b.log.Debug("HTTP pace", "host", st.Host, "requests", st.Requests, "waited", st.Waited)
+		}
+	}
 	if b.ssh != nil {
 		return b.ssh.Close()
 	}

@@ -4,8 +4,9 @@
 // imap_throttle_fetch): two loopback Dovecots, the source behind the fault
 // proxy with IMAPRules.FetchPerAccount on or off, a cold copy per run into
 // a reset destination. It prints the median wall time per concurrency and
-// mode, and how many FETCHes the throttle held back. bench/fetch.sh builds
-// and runs it.
+// mode, how many FETCHes the throttle held back, and ratios taken within
+// each round (robust to the drifting load of a shared machine).
+// bench/fetch.sh builds and runs it.
 package main
 
 import (
@@ -84,60 +85,66 @@ func bench(messages, runs int, conc []int) error {
 		name     string
 		throttle bool
 	}{{"one FETCH per account (Zimbra)", true}, {"no FETCH throttle", false}}
-	res := map[string]map[int][]result{}
-	for _, m := range modes {
-		proxy, err := faultproxy.Listen(src.Addr, faultproxy.Options{IMAP: &faultproxy.IMAPRules{FetchPerAccount: m.throttle}})
+	proxies := make([]*faultproxy.Proxy, len(modes))
+	for i, m := range modes {
+		p, err := faultproxy.Listen(src.Addr, faultproxy.Options{IMAP: &faultproxy.IMAPRules{FetchPerAccount: m.throttle}})
 		if err != nil {
 			return err
 		}
-		srcAcct := *rules
-		srcAcct.Addr = proxy.Addr()
-		res[m.name] = map[int][]result{}
-		// Interleave concurrencies within each round so that load on the
-		// machine spreads over all of them.
-		for r := 0; r < runs; r++ {
-			for _, c := range conc {
+		defer p.Close()
+		proxies[i] = p
+	}
+	// res[mode][concurrency] holds one result per round. Each round runs
+	// every concurrency in both modes back to back, so that the load of a
+	// shared machine, which drifts over minutes, weighs on all of them
+	// alike; ratios are taken within a round.
+	res := make([]map[int][]result, len(modes))
+	for i := range res {
+		res[i] = map[int][]result{}
+	}
+	for r := 0; r < runs; r++ {
+		for _, c := range conc {
+			for i, m := range modes {
 				if err := dst.ResetUser(ctx, testserver.DefaultUser); err != nil {
-					proxy.Close()
 					return err
 				}
-				before := proxy.Stats().FetchWaits
+				srcAcct := *rules
+				srcAcct.Addr = proxies[i].Addr()
+				before := proxies[i].Stats().FetchWaits
 				t0 := time.Now()
 				st, err := (&imapcopy.Copier{Concurrency: c, Checkpoint: imapcopy.NewMemoryCheckpoint()}).Copy(ctx, &dstAcct, &srcAcct)
 				wall := time.Since(t0)
 				if err != nil {
-					proxy.Close()
 					return fmt.Errorf("%s, concurrency %d: %w", m.name, c, err)
 				}
 				if tt := st.Totals(); tt.Copied != len(acc.Mail.Messages) || len(tt.Failed) != 0 {
-					proxy.Close()
 					return fmt.Errorf("%s, concurrency %d: copied %d of %d, %d failed", m.name, c, tt.Copied, len(acc.Mail.Messages), len(tt.Failed))
 				}
-				r := result{wall: wall, waits: proxy.Stats().FetchWaits - before}
-				res[m.name][c] = append(res[m.name][c], r)
-				fmt.Printf("  %-32s concurrency %d: %v (%d FETCHes held)\n", m.name, c, wall.Round(10*time.Millisecond), r.waits)
+				res[i][c] = append(res[i][c], result{wall: wall, waits: proxies[i].Stats().FetchWaits - before})
+				fmt.Printf("  round %d  %-32s concurrency %d: %v (%d FETCHes held)\n", r+1, m.name, c, wall.Round(10*time.Millisecond), proxies[i].Stats().FetchWaits-before)
 			}
 		}
-		proxy.Close()
 	}
-	fmt.Printf("\n| folder concurrency |")
-	for _, m := range modes {
-		fmt.Printf(" %s: median wall | FETCHes held |", m.name)
-	}
-	fmt.Printf("\n|---|")
-	for range modes {
-		fmt.Printf("---|---|")
-	}
-	fmt.Println()
+	fmt.Printf("\n| folder concurrency | throttled: median wall (runs) | FETCHes held | unthrottled: median wall (runs) | throttled / unthrottled (median of rounds) | throttled / throttled at 1 (median of rounds) |\n")
+	fmt.Printf("|---|---|---|---|---|---|\n")
 	for _, c := range conc {
-		fmt.Printf("| %d |", c)
-		for _, m := range modes {
-			rs := res[m.name][c]
-			fmt.Printf(" %v (%s) | %d |", median(rs).Round(10*time.Millisecond), walls(rs), medianWaits(rs))
+		th, un := res[0][c], res[1][c]
+		var vsFree, vsOne []float64
+		for r := range th {
+			vsFree = append(vsFree, th[r].wall.Seconds()/un[r].wall.Seconds())
+			vsOne = append(vsOne, th[r].wall.Seconds()/res[0][conc[0]][r].wall.Seconds())
 		}
-		fmt.Println()
+		fmt.Printf("| %d | %v (%s) | %d | %v (%s) | %.2f | %.2f |\n", c,
+			median(th).Round(10*time.Millisecond), walls(th), medianWaits(th),
+			median(un).Round(10*time.Millisecond), walls(un), medianF(vsFree), medianF(vsOne))
 	}
 	return nil
+}
+
+func medianF(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func median(rs []result) time.Duration {
