@@ -48,8 +48,9 @@ func main() {
 }
 
 type result struct {
-	wall  time.Duration
-	waits int64
+	wall   time.Duration
+	waits  int64
+	waited time.Duration // FETCHes held back, summed
 }
 
 func bench(messages, runs int, conc []int) error {
@@ -110,7 +111,7 @@ func bench(messages, runs int, conc []int) error {
 				}
 				srcAcct := *rules
 				srcAcct.Addr = proxies[i].Addr()
-				before := proxies[i].Stats().FetchWaits
+				before := proxies[i].Stats()
 				t0 := time.Now()
 				st, err := (&imapcopy.Copier{Concurrency: c, Checkpoint: imapcopy.NewMemoryCheckpoint()}).Copy(ctx, &dstAcct, &srcAcct)
 				wall := time.Since(t0)
@@ -120,22 +121,25 @@ func bench(messages, runs int, conc []int) error {
 				if tt := st.Totals(); tt.Copied != len(acc.Mail.Messages) || len(tt.Failed) != 0 {
 					return fmt.Errorf("%s, concurrency %d: copied %d of %d, %d failed", m.name, c, tt.Copied, len(acc.Mail.Messages), len(tt.Failed))
 				}
-				res[i][c] = append(res[i][c], result{wall: wall, waits: proxies[i].Stats().FetchWaits - before})
-				fmt.Printf("  round %d  %-32s concurrency %d: %v (%d FETCHes held)\n", r+1, m.name, c, wall.Round(10*time.Millisecond), proxies[i].Stats().FetchWaits-before)
+				after := proxies[i].Stats()
+				res[i][c] = append(res[i][c], result{wall: wall, waits: after.FetchWaits - before.FetchWaits, waited: after.FetchWaited - before.FetchWaited})
+				fmt.Printf("  round %d  %-32s concurrency %d: %v (%d FETCHes held, %v in all)\n", r+1, m.name, c, wall.Round(10*time.Millisecond),
+					after.FetchWaits-before.FetchWaits, (after.FetchWaited - before.FetchWaited).Round(10*time.Millisecond))
 			}
 		}
 	}
-	fmt.Printf("\n| folder concurrency | throttled: median wall (runs) | FETCHes held | unthrottled: median wall (runs) | throttled / unthrottled (median of rounds) | throttled / throttled at 1 (median of rounds) |\n")
-	fmt.Printf("|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| folder concurrency | throttled: median wall (runs) | FETCHes held | held time / wall | unthrottled: median wall (runs) | throttled / unthrottled (median of rounds) | throttled / throttled at %d (median of rounds) |\n", conc[0])
+	fmt.Printf("|---|---|---|---|---|---|---|\n")
 	for _, c := range conc {
 		th, un := res[0][c], res[1][c]
-		var vsFree, vsOne []float64
+		var vsFree, vsOne, held []float64
 		for r := range th {
+			held = append(held, th[r].waited.Seconds()/th[r].wall.Seconds())
 			vsFree = append(vsFree, th[r].wall.Seconds()/un[r].wall.Seconds())
 			vsOne = append(vsOne, th[r].wall.Seconds()/res[0][conc[0]][r].wall.Seconds())
 		}
-		fmt.Printf("| %d | %v (%s) | %d | %v (%s) | %.2f | %.2f |\n", c,
-			median(th).Round(10*time.Millisecond), walls(th), medianWaits(th),
+		fmt.Printf("| %d | %v (%s) | %d | %.2f | %v (%s) | %.2f | %.2f |\n", c,
+			median(th).Round(10*time.Millisecond), walls(th), medianWaits(th), medianF(held),
 			median(un).Round(10*time.Millisecond), walls(un), medianF(vsFree), medianF(vsOne))
 	}
 	return nil

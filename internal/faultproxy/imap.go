@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ZimbraRepeatLimit is Zimbra's default imap_throttle_command_limit.
@@ -207,8 +208,10 @@ func (r *IMAPRules) holdFetch(pc *pconn, tag string) error {
 	case ch <- struct{}{}:
 	default:
 		pc.p.c.fetchWaits.Add(1)
+		t0 := time.Now()
 		select {
 		case ch <- struct{}{}:
+			pc.p.c.fetchWaitNanos.Add(int64(time.Since(t0)))
 		case <-pc.done:
 			return errFault
 		}

@@ -53,6 +53,8 @@ type Stats struct {
 	// FetchWaits counts FETCH commands that IMAPRules.FetchPerAccount held
 	// back while another FETCH of their account was under way.
 	FetchWaits int64
+	// FetchWaited is the time those FETCHes spent held back, summed.
+	FetchWaited time.Duration
 	// Appends counts APPEND commands seen with IMAP rules on, and
 	// AppendedMessages the messages they carried (more than Appends when
 	// clients use MULTIAPPEND), refused ones included.
@@ -75,7 +77,7 @@ func (s Stats) String() string {
 
 type counters struct {
 	accepted, refused, busy, resets, stalls, injects, closes, rejected, dropped, cuts atomic.Int64
-	errorDrops, appends, appendMsgs, fetchWaits                                       atomic.Int64
+	errorDrops, appends, appendMsgs, fetchWaits, fetchWaitNanos                       atomic.Int64
 	toServer, toClient                                                                atomic.Int64
 }
 
@@ -186,7 +188,7 @@ func (p *Proxy) Stats() Stats {
 		Accepted: p.c.accepted.Load(), Refused: p.c.refused.Load(), Busy: p.c.busy.Load(),
 		Resets: p.c.resets.Load(), Stalls: p.c.stalls.Load(), Injects: p.c.injects.Load(),
 		Closes: p.c.closes.Load(), Rejected: p.c.rejected.Load(), Dropped: p.c.dropped.Load(),
-		ErrorDrops: p.c.errorDrops.Load(), Cuts: p.c.cuts.Load(), FetchWaits: p.c.fetchWaits.Load(), Appends: p.c.appends.Load(), AppendedMessages: p.c.appendMsgs.Load(),
+		ErrorDrops: p.c.errorDrops.Load(), Cuts: p.c.cuts.Load(), FetchWaits: p.c.fetchWaits.Load(), FetchWaited: time.Duration(p.c.fetchWaitNanos.Load()), Appends: p.c.appends.Load(), AppendedMessages: p.c.appendMsgs.Load(),
 		BytesToServer: p.c.toServer.Load(), BytesToClient: p.c.toClient.Load(),
 	}
 }
