@@ -540,7 +540,7 @@ func (b *serverBackend) imapAccounts(a AccountPlan) (dst, src *imapcopy.Account)
 func (b *serverBackend) copier(a AccountPlan, inv *Inventory, rec *recorder) *imapcopy.Copier {
 	m := b.p.Mail
 	c := &imapcopy.Copier{
-		Concurrency: b.p.Concurrency.folders(),
+		Concurrency: b.p.Concurrency.mailFolders(),
 		MaxWriters:  m.WritersPerAccount,
 		Budget:      b.budget,
 		Include:     m.Include,

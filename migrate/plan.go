@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
@@ -282,7 +283,9 @@ type Concurrency struct {
 	// (0: DefaultConcurrentAccounts).
 	ConcurrentAccounts int `yaml:"concurrent_accounts"`
 	// FoldersPerAccount is how many folders or collections of one account
-	// copy at once (0: DefaultFoldersPerAccount).
+	// copy at once (0: imapcopy.DefaultConcurrency for mail, measured
+	// against Zimbra's one-FETCH-per-account throttle; and
+	// DefaultFoldersPerAccount for calendars and contacts).
 	FoldersPerAccount int `yaml:"folders_per_account"`
 	// ConnectionsPerServer caps IMAP connections per server across all
 	// accounts (0: DefaultConnectionsPerServer).
@@ -887,6 +890,14 @@ func (c Concurrency) folders() int {
 		return c.FoldersPerAccount
 	}
 	return DefaultFoldersPerAccount
+}
+
+// mailFolders is FoldersPerAccount for the mail copy.
+func (c Concurrency) mailFolders() int {
+	if c.FoldersPerAccount > 0 {
+		return c.FoldersPerAccount
+	}
+	return imapcopy.DefaultConcurrency
 }
 
 func (c Concurrency) connections() int {
