@@ -40,6 +40,9 @@ type Hooks struct {
 	// DestinationCLI runs carbonio and zmmtactl on the destination
 	// (default: the plan's destination.cli).
 	DestinationCLI carbonio.Runner
+	// SourceCLI runs zxsuite on the source for the export phase (default:
+	// the plan's source.cli).
+	SourceCLI carbonio.Runner
 	// PollInterval is the first wait between polls of a server operation
 	// (default: the carbonio client's).
 	PollInterval time.Duration
@@ -63,6 +66,7 @@ type serverBackend struct {
 	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
 	ssh      *carbonio.SSH
+	seed     seedBackend // export and transfer
 }
 
 func loadTLS(caFile string) (*tls.Config, error) {
@@ -151,6 +155,7 @@ func (b *serverBackend) Close() error {
 			b.log.Debug("HTTP pace", "host", st.Host, "requests", st.Requests, "waited", st.Waited)
 		}
 	}
+	b.seed.close()
 	if b.ssh != nil {
 		return b.ssh.Close()
 	}
@@ -182,6 +187,7 @@ func (b *serverBackend) Check(ctx context.Context) error {
 		errs = append(errs, httpCheck(ctx, "source.dav", b.p.Source.DAV.URL, b.srcHTTP))
 		errs = append(errs, httpCheck(ctx, "destination.dav", b.p.Destination.DAV.URL, b.dstHTTP))
 	}
+	errs = append(errs, b.checkSeed(ctx))
 	return errors.Join(errs...)
 }
 
@@ -510,6 +516,12 @@ func (b *serverBackend) unverified(module, action string) bool {
 }
 
 func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []AccountPlan, rec *recorder) error {
+	switch ph {
+	case PhaseExport:
+		return b.export(ctx, p, rec)
+	case PhaseTransfer:
+		return b.transfer(ctx, p, accts, rec)
+	}
 	if b.dstAdmin == nil {
 		return errors.New("migrate: no destination admin API configured (destination.admin)")
 	}
@@ -1021,7 +1033,11 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
 					}
 					for _, u := range c.Different {
-						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "different on the destination"})
+						reason := "different on the destination"
+						if w := c.ChangedIn(u); w != "" {
+							reason += ": " + w
+						}
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: reason})
 					}
 					for _, u := range c.Duplicates {
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "more than once on the destination"})
