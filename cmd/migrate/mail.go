@@ -95,7 +95,7 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.StringVar(&f.statePath, "state", "", "state file (SQLite) for resume and fast re-runs")
 	fl.StringVar(&f.reportPath, "report", "", "write the JSON report to this file")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read both sides and report what would be copied; write nothing")
-	fl.IntVar(&f.concurrency, "concurrency", 0, "folders copied in parallel (0: 2)")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "folders copied in parallel (0: 3, fastest against Zimbra's one-FETCH-per-account throttle)")
 	fl.IntVar(&f.writers, "max-writers", 0, "APPEND connections per destination folder (0: 1; up to 4 helps over a WAN into Carbonio)")
 	fl.IntVar(&f.appendBatch, "append-batch", 0, fmt.Sprintf("messages per APPEND command when the destination offers MULTIAPPEND (0: %d; 1: one per command)", imapcopy.DefaultAppendBatch))
 	fl.StringArrayVar(&f.include, "include", nil, "copy only folders matching this pattern ('/' separated; * and ? wildcards); repeatable")

@@ -21,6 +21,7 @@ type outputFlags struct {
 	progress  string
 	reportDir string
 	only      []string
+	httpRate  float64
 }
 
 func (f *outputFlags) add(cmd *cobra.Command, withReport bool) {
@@ -30,6 +31,7 @@ func (f *outputFlags) add(cmd *cobra.Command, withReport bool) {
 	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
 	fl.StringSliceVar(&f.only, "account", nil, "only these source accounts (repeat or comma-separate)")
+	fl.Float64Var(&f.httpRate, "http-rate", 0, "HTTP requests per second per host, overriding the plan's limits.http_rate (default 30; negative: no pacing)")
 	if withReport {
 		fl.StringVar(&f.reportDir, "report-dir", "", "directory for report.json and report.html (default: the plan's report)")
 	}
@@ -42,6 +44,12 @@ func (f *outputFlags) setup(e *env) (*migrate.Runner, *progress, error) {
 	plan, err := migrate.LoadPlan(f.plan)
 	if err != nil {
 		return nil, nil, classify(err)
+	}
+	if f.httpRate != 0 {
+		plan.Limits.HTTPRate = f.httpRate
+		if err := plan.Validate(); err != nil {
+			return nil, nil, usageError{fmt.Errorf("--http-rate: %w", err)}
+		}
 	}
 	prog, err := newProgress(e.stderr, f.progress)
 	if err != nil {
