@@ -28,8 +28,9 @@ type Files struct {
 	roots  map[string]string // account → root node id
 	next   int
 
-	cutAfter  int64 // the next upload reads this many bytes and drops the connection; -1 off
-	dropReply bool  // the next upload is stored, then the connection dropped before the answer
+	cutNth    int   // the cutNth upload from now is cut off; 0 off
+	cutAfter  int64 // bytes of its body read before the connection drops
+	dropNth   int   // the dropNth upload from now is stored, then its connection dropped before the answer
 
 	// Uploads and Versions count the successful upload and upload-version
 	// requests; Folders counts createFolder mutations.
@@ -44,7 +45,7 @@ type fileNode struct {
 
 // NewFiles returns an empty Files service.
 func NewFiles() *Files {
-	return &Files{tokens: map[string]string{}, nodes: map[string]*fileNode{}, roots: map[string]string{}, cutAfter: -1}
+	return &Files{tokens: map[string]string{}, nodes: map[string]*fileNode{}, roots: map[string]string{}}
 }
 
 // AddUser gives account a home (LOCAL_ROOT) and accepts token as its
@@ -60,20 +61,21 @@ func (f *Files) AddUser(account, token string) {
 	}
 }
 
-// CutNextUpload makes the next upload or upload-version read n bytes of
-// its body and then drop the connection, storing nothing.
-func (f *Files) CutNextUpload(n int64) {
+// CutUpload makes the nth upload or upload-version from now (1 is the
+// next) read n bytes of its body and then drop the connection, storing
+// nothing.
+func (f *Files) CutUpload(nth int, n int64) {
 	f.mu.Lock()
-	f.cutAfter = n
+	f.cutNth, f.cutAfter = nth, n
 	f.mu.Unlock()
 }
 
-// DropNextReply makes the next upload or upload-version store the file or
-// version and then drop the connection before answering, as when the
-// client is killed after the server committed.
-func (f *Files) DropNextReply() {
+// DropReply makes the nth upload or upload-version from now store the
+// file or version and then drop the connection before answering, as when
+// the client is killed after the server committed.
+func (f *Files) DropReply(nth int) {
 	f.mu.Lock()
-	f.dropReply = true
+	f.dropNth = nth
 	f.mu.Unlock()
 }
 
@@ -323,11 +325,19 @@ func (f *Files) upload(w http.ResponseWriter, r *http.Request, acct string, vers
 		return
 	}
 	f.mu.Lock()
-	cut, drop := f.cutAfter, f.dropReply
-	f.cutAfter, f.dropReply = -1, false
+	cut, drop := false, false
+	if f.cutNth > 0 {
+		f.cutNth--
+		cut = f.cutNth == 0
+	}
+	if f.dropNth > 0 {
+		f.dropNth--
+		drop = f.dropNth == 0
+	}
+	after := f.cutAfter
 	f.mu.Unlock()
-	if cut >= 0 {
-		_, _ = io.CopyN(io.Discard, r.Body, cut)
+	if cut {
+		_, _ = io.CopyN(io.Discard, r.Body, after)
 		panic(http.ErrAbortHandler)
 	}
 	body, err := io.ReadAll(r.Body)
