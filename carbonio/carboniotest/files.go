@@ -187,6 +187,7 @@ var filesSchemaNames = map[string]bool{
 
 var gqlVar = regexp.MustCompile(`\$[A-Za-z_][A-Za-z0-9_]*`)
 var gqlName = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
+var gqlString = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 type gqlError struct {
 	Message string `json:"message"`
@@ -214,7 +215,7 @@ func (f *Files) graphql(w http.ResponseWriter, r *http.Request, acct string) {
 		http.Error(w, "bad json", http.StatusBadRequest)
 		return
 	}
-	for _, n := range gqlName.FindAllString(gqlVar.ReplaceAllString(req.Query, ""), -1) {
+	for _, n := range gqlName.FindAllString(gqlVar.ReplaceAllString(gqlString.ReplaceAllString(req.Query, ""), ""), -1) {
 		if !filesSchemaNames[n] {
 			gqlAnswer(w, nil, fmt.Sprintf("Validation error (FieldUndefined): Field '%s' is undefined", n))
 			return
