@@ -108,7 +108,7 @@ func (s *Store) upgrade(ctx context.Context) error {
 		return fmt.Errorf("state: begin schema upgrade: %w", err)
 	}
 	defer tx.Rollback()
-	for _, list := range [][]string{coreSchema, mailSchema, davSchema} {
+	for _, list := range [][]string{coreSchema, mailSchema, davSchema, filesSchema} {
 		for _, stmt := range list {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("state: schema: %w", err)
