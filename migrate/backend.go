@@ -426,7 +426,7 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 			// clash with the destination's own. Calendars and contacts go
 			// by DAV.
 			inv.SkipFolders[imapName(f.Path)] = fmt.Sprintf("not a mail folder (%s view)", f.View)
-			if f.View == "document" && f.Count > 0 {
+			if f.View == "document" && f.Count > 0 && !b.p.HasPhase(PhaseFiles) {
 				notMigrated(NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
 					Reason: fmt.Sprintf("%d Files/Briefcase items: not migrated by this procedure", f.Count)})
 			}
@@ -576,6 +576,8 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 		return nil
 	case PhaseShares:
 		return b.shares(ctx, accts, rec)
+	case PhaseFiles:
+		return b.files(ctx, accts, rec)
 	case PhaseDedup:
 		uv := b.unverified("ZxPowerstore", "doDeduplicate")
 		if op, ok := b.running(ctx, "deduplicate", "dedup"); ok {

@@ -40,6 +40,7 @@ const (
 	PhaseContacts          Phase = "contacts"           // account: CardDAV copy
 	PhaseVerify            Phase = "verify"             // account: source-versus-destination proof
 	PhaseShares            Phase = "shares"             // global, after the account pool: grants, mountpoints, saved searches
+	PhaseFiles             Phase = "files"              // global, after the account pool: Briefcase documents into Carbonio Files
 	PhaseDedup             Phase = "dedup"              // global: volume deduplication
 	PhaseMTAStart          Phase = "mta_start"          // global: start the destination MTA
 )
@@ -47,7 +48,7 @@ const (
 // AllPhases lists every phase in run order.
 var AllPhases = []Phase{
 	PhaseExport, PhaseTransfer, PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
-	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseShares, PhaseDedup, PhaseMTAStart,
+	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseShares, PhaseFiles, PhaseDedup, PhaseMTAStart,
 }
 
 // DefaultPhases is what a plan runs when it lists no phases: the procedure
@@ -71,7 +72,7 @@ func (p Phase) IsAccountPhase() bool {
 // pool: shares (which needs every account's folders on the destination),
 // dedup and mta_start.
 func (p Phase) closing() bool {
-	return p == PhaseShares || p == PhaseDedup || p == PhaseMTAStart
+	return p == PhaseShares || p == PhaseFiles || p == PhaseDedup || p == PhaseMTAStart
 }
 
 // Defaults for zero-valued plan fields.
@@ -146,11 +147,27 @@ type Endpoint struct {
 	IMAP IMAPEndpoint `yaml:"imap"`
 	// DAV is the CalDAV/CardDAV endpoint.
 	DAV DAVEndpoint `yaml:"dav"`
+	// Files is the Briefcase (source) or Carbonio Files (destination)
+	// endpoint of the files phase.
+	Files FilesEndpoint `yaml:"files"`
 	// CLI runs the carbonio (or zxsuite) and zmmtactl commands on the
 	// server, locally or over SSH. It is needed for the MTA phases; module
 	// commands (SmartScan, restore, dedup) use it when set, else the admin
 	// SOAP API.
 	CLI CLIEndpoint `yaml:"cli"`
+}
+
+// FilesEndpoint says where the files phase reads or writes documents.
+type FilesEndpoint struct {
+	// URL is an origin (https://host[:port]). On the source it serves the
+	// Zimbra REST UserServlet (/home/...) and SOAP; "" means the admin URL
+	// (port 7071: the token then travels in ZM_ADMIN_AUTH_TOKEN). On the
+	// destination it serves /services/files; "" means the origin of the
+	// DAV URL.
+	URL string `yaml:"url"`
+	// MaxFileMiB skips (and reports) a document with a revision larger
+	// than this; 0 means no limit.
+	MaxFileMiB int64 `yaml:"max_file_mib"`
 }
 
 // CLIEndpoint says how to run commands on a server.
@@ -705,7 +722,7 @@ func (p *Plan) needs() needs {
 		case PhaseCalendars, PhaseContacts:
 			n.dav = true
 		case PhaseVerify:
-		case PhaseShares:
+		case PhaseShares, PhaseFiles:
 			n.srcAdmin, n.dstAdmin = true, true
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/zxmigrate/zxmigrate/carbonio/files"
 )
 
 // ReportVersion is the version of the JSON report format.
@@ -49,6 +51,10 @@ type Report struct {
 	// shares phase with their outcomes (created, updated, unchanged,
 	// skipped, invitation_needed, failed).
 	Shares []ShareItem `json:"shares,omitempty"`
+	// Files lists the Briefcase documents of the files phase with their
+	// outcomes (created, updated, unchanged, skipped, failed) and the
+	// verification's (verified, mismatch).
+	Files []files.Item `json:"files,omitempty"`
 	// Throughput samples cumulative progress over the run.
 	Throughput []Sample `json:"throughput"`
 	Totals     Totals   `json:"totals"`
@@ -99,6 +105,8 @@ type PhaseResult struct {
 	// Shares lists the shares phase's grants, mountpoints and saved
 	// searches with their outcomes.
 	Shares []ShareItem `json:"shares,omitempty"`
+	// Files lists the files phase's documents with their outcomes.
+	Files []files.Item `json:"files,omitempty"`
 }
 
 // Detail is one folder or collection of a phase.
@@ -387,6 +395,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	writeShares(&b, r.Shares)
+	writeFiles(&b, r.Files)
 	if n := len(r.NotMigrated); n > 0 {
 		kinds := map[string]int{}
 		for _, nm := range r.NotMigrated {

@@ -111,6 +111,11 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 {{range .R.Shares}}<tr><td>{{.Account}}</td><td>{{.Kind}}</td><td>{{.Folder}}</td><td>{{.Grantee}}</td><td>{{.Perm}}</td><td>{{.Outcome}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>
 
+{{end}}{{if .R.Files}}<h2>Files (Briefcase)</h2>
+<table><tr><th>account</th><th>folder</th><th>document</th><th>versions</th><th>uploaded</th><th>outcome</th><th>reason</th></tr>
+{{range .R.Files}}<tr><td>{{.Account}}</td><td>{{.Folder}}</td><td>{{.Name}}</td><td class="n">{{.Versions}}</td><td class="n">{{.Uploaded}}</td><td>{{.Outcome}}</td><td>{{.Reason}}</td></tr>
+{{end}}</table>
+
 {{end}}<h2>Not migrated by this procedure</h2>
 <p>Shares and Files/Briefcase items are not migrated by the provisioning-only procedure; mountpoints and saved searches are
 views of other data and are skipped. They are listed here so nobody is surprised.</p>

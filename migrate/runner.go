@@ -440,7 +440,7 @@ func (r *Runner) shouldRun(row state.PhaseRow, ok bool, ph Phase) bool {
 	}
 	switch Status(row.Status) {
 	case StatusDone, StatusPartial:
-		return r.Delta && (ph.IsAccountPhase() || ph == PhaseMTAStop || ph == PhaseMTAStart || ph == PhaseShares)
+		return r.Delta && (ph.IsAccountPhase() || ph == PhaseMTAStop || ph == PhaseMTAStart || ph == PhaseShares || ph == PhaseFiles)
 	case StatusFailed:
 		return false // --retry-failed reset these to pending
 	default:
@@ -726,6 +726,7 @@ func reportFromStore(ctx context.Context, store *state.Store, plan *Plan, accts 
 		rep.Phases = append(rep.Phases, res)
 		rep.NotMigrated = append(rep.NotMigrated, res.NotMigrated...)
 		rep.Shares = append(rep.Shares, res.Shares...)
+		rep.Files = append(rep.Files, res.Files...)
 	}
 	if accts == nil {
 		all, err := store.Accounts(ctx)

@@ -23,6 +23,10 @@ import (
 type Briefcase struct {
 	// Token is the accepted token.
 	Token string
+	// TokenCheck, when set, also accepts a token for which it returns
+	// true for the account of the path or the SOAP context, e.g.
+	// (*Server).ValidUserToken.
+	TokenCheck func(account, token string) bool
 
 	mu   sync.Mutex
 	docs map[string]*briefDoc // id → document
@@ -59,9 +63,9 @@ func (b *Briefcase) AddRevision(id string, rev []byte) {
 	b.docs[id].revs = append(b.docs[id].revs, rev)
 }
 
-func (b *Briefcase) authorized(r *http.Request) bool {
+func (b *Briefcase) authorized(r *http.Request, account string) bool {
 	for _, n := range []string{"ZM_AUTH_TOKEN", "ZM_ADMIN_AUTH_TOKEN"} {
-		if c, err := r.Cookie(n); err == nil && c.Value == b.Token {
+		if c, err := r.Cookie(n); err == nil && (c.Value == b.Token || b.TokenCheck != nil && account != "" && b.TokenCheck(account, c.Value)) {
 			return true
 		}
 	}
@@ -70,10 +74,6 @@ func (b *Briefcase) authorized(r *http.Request) bool {
 
 // ServeHTTP implements http.Handler.
 func (b *Briefcase) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !b.authorized(r) {
-		http.Error(w, "must authenticate", http.StatusUnauthorized)
-		return
-	}
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/service/soap") && r.Method == http.MethodPost:
 		b.soap(w, r)
@@ -88,6 +88,10 @@ func (b *Briefcase) home(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/home/")
 	acct, folder, _ := strings.Cut(rest, "/")
 	acct, _ = url.PathUnescape(acct)
+	if !b.authorized(r, acct) {
+		http.Error(w, "must authenticate", http.StatusUnauthorized)
+		return
+	}
 	folder = strings.Trim(folder, "/")
 	q := r.URL.Query()
 	b.mu.Lock()
@@ -156,6 +160,10 @@ func (b *Briefcase) soap(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&env); err != nil {
 		briefFault(w, "service.PARSE_ERROR", "bad json")
+		return
+	}
+	if !b.authorized(r, env.Header.Context.Account.Content) {
+		briefFault(w, "service.AUTH_REQUIRED", "no valid authtoken present")
 		return
 	}
 	raw, ok := env.Body["ListDocumentRevisionsRequest"]
