@@ -32,9 +32,9 @@ type Files struct {
 	roots  map[string]string // account → root node id
 	next   int
 
-	cutNth    int   // the cutNth upload from now is cut off; 0 off
-	cutAfter  int64 // bytes of its body read before the connection drops
-	dropNth   int   // the dropNth upload from now is stored, then its connection dropped before the answer
+	cutNth   int   // the cutNth upload from now is cut off; 0 off
+	cutAfter int64 // bytes of its body read before the connection drops
+	dropNth  int   // the dropNth upload from now is stored, then its connection dropped before the answer
 
 	// Uploads and Versions count the successful upload and upload-version
 	// requests; Folders counts createFolder mutations.

@@ -109,7 +109,9 @@ func (d *Dest) do(ctx context.Context, account string, req *http.Request) (*http
 	return hc.Do(req.WithContext(ctx))
 }
 
-func (d *Dest) endpoint(p string) string { return strings.TrimRight(d.URL, "/") + "/services/files" + p }
+func (d *Dest) endpoint(p string) string {
+	return strings.TrimRight(d.URL, "/") + "/services/files" + p
+}
 
 // maxJSON bounds one GraphQL or upload answer.
 const maxJSON = 16 << 20
