@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -93,7 +92,10 @@ type Limits struct {
 // is nil: Zimbra Documents (HTML pages in the Zimbra editor's format).
 var DefaultRefusedTypes = []string{"application/x-zimbra-doc"}
 
-// Migrator copies Briefcase folders of one account pair into Files.
+// Migrator copies Briefcase folders into Files: the source folder
+// "Briefcase/Projects" becomes Briefcase/Projects in the user's home
+// (LOCAL_ROOT). Set the fields before the first call; not safe for
+// concurrent use.
 type Migrator struct {
 	Src    *Source
 	Dst    *Dest
@@ -102,10 +104,6 @@ type Migrator struct {
 
 	folders map[string]string // dstAccount + "\x00" + path → node id
 }
-
-// BriefcaseRoot is the Files folder under the user's home that receives the
-// Briefcase tree: the source folder "Briefcase/Projects" becomes
-// LOCAL_ROOT/Briefcase/Projects.
 
 // folder returns the Files node id of path (a source folder path such as
 // "Briefcase/Projects"), creating missing folders: each is looked up by
@@ -368,5 +366,3 @@ func (m *Migrator) Verify(ctx context.Context, srcAcct, dstAcct, path string) ([
 	}
 	return items, nil
 }
-
-var _ io.Reader = (*strings.Reader)(nil)
