@@ -93,9 +93,13 @@ func (s *Source) home(account string, folder string) string {
 
 // Documents lists the documents of one Briefcase folder (path from the
 // mailbox root, e.g. "Briefcase/Projects") with the UserServlet's JSON
-// format: GET /home/<user>/<folder>?fmt=json, whose answer lists the
-// folder's items by type, documents under "doc" (Zimbra/zm-mailbox
-// store/src/java/com/zimbra/cs/service/formatter/JsonFormatter.java).
+// format: GET /home/<user>/<folder>?fmt=json. JsonFormatter is XmlFormatter
+// with JSON elements: an "items" root holding each item as
+// ToXML.encodeItem writes it, documents as "doc" elements with id, name,
+// ver, s and ct (Zimbra/zm-mailbox
+// store/src/java/com/zimbra/cs/service/formatter/JsonFormatter.java,
+// XmlFormatter.java, store/src/java/com/zimbra/cs/service/mail/ToXML.java).
+// The JSON shape of that root is inferred, not seen on a live server.
 // Sub-folders are not descended into; list them from the inventory.
 func (s *Source) Documents(ctx context.Context, account, folder string) ([]Document, error) {
 	req, err := http.NewRequest(http.MethodGet, s.home(account, folder)+"?fmt=json", nil)
