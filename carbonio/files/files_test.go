@@ -161,14 +161,25 @@ func TestNewRevisionOnRerunIsAddedAsVersion(t *testing.T) {
 	id := b.add("Briefcase", "notes.txt", "text/plain", "n1")
 	b.src.AddRevision(id, []byte("n2"))
 	b.revs["Briefcase/notes.txt"] = append(b.revs["Briefcase/notes.txt"], []byte("n2"))
+	var reportID string
+	for _, d := range mustDocs(t, b, "Briefcase") {
+		if d.Name == "report.txt" {
+			reportID = d.ID
+		}
+	}
+	b.src.AddRevision(reportID, []byte("four"))
+	b.revs["Briefcase/report.txt"] = append(b.revs["Briefcase/report.txt"], []byte("four"))
 	items, err := b.run(ctx, b.m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := outcomes(items); o[files.Created] != 1 || o[files.Unchanged] != 3 {
+	if o := outcomes(items); o[files.Created] != 1 || o[files.Updated] != 1 || o[files.Unchanged] != 2 {
 		t.Fatalf("outcomes %v", o)
 	}
 	b.check(t)
+	if b.dst.Uploads != 4 || b.dst.VersionUploads != 5 {
+		t.Fatalf("uploads %d, version uploads %d; want 4 and 5", b.dst.Uploads, b.dst.VersionUploads)
+	}
 }
 
 func TestResumeAfterCutUpload(t *testing.T) {
