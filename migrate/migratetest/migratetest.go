@@ -85,6 +85,9 @@ type Env struct {
 	srcIMAP, dstIMAP *memimap.Server
 	srcDAV, dstDAV   *memdav.Server
 	srcHTTP, dstHTTP *httptest.Server
+	briefcase        *carboniotest.Briefcase
+	files            *carboniotest.Files
+	filesHTTP        []*httptest.Server
 	srcAdmin         *carboniotest.Server
 	dstAdmin         *carboniotest.Server
 	tempDir          bool
@@ -146,6 +149,11 @@ func Start(o Options) (env *Env, err error) {
 	e.srcDAV, e.dstDAV = memdav.New(), memdav.New()
 	e.srcDAV.RequireToken, e.dstDAV.RequireToken = true, true
 	e.srcHTTP, e.dstHTTP = httptest.NewServer(e.srcDAV), httptest.NewServer(e.dstDAV)
+	// The source's Briefcase over REST and the destination's Carbonio
+	// Files, both accepting the user tokens their admin API hands out.
+	e.briefcase, e.files = carboniotest.NewBriefcase(""), carboniotest.NewFiles()
+	bcHTTP, filesHTTP := httptest.NewServer(e.briefcase), httptest.NewServer(e.files)
+	e.filesHTTP = []*httptest.Server{bcHTTP, filesHTTP}
 
 	srcFx := &carboniotest.Fixture{Domains: []string{o.Domain},
 		Servers: []carboniotest.FixtureServer{{Name: "zimbra." + o.Domain, Services: []string{"mailbox", "mta", "proxy"}}}}
@@ -169,6 +177,7 @@ func Start(o Options) (env *Env, err error) {
 	srcFx.Aliases = []carboniotest.FixtureAlias{{Name: "postmaster@" + o.Domain, Target: e.Accounts[0]}}
 	srcFx.DistributionLists = []carboniotest.FixtureList{{Name: "all@" + o.Domain, Members: e.Accounts}}
 	e.srcAdmin = carboniotest.New(carboniotest.Options{Admin: srcSOAPAdm, Password: adminPass, Fixture: srcFx})
+	e.briefcase.TokenCheck = e.srcAdmin.ValidUserToken
 	// The export phase writes a fake export into srcExport on this host
 	// (the source's zxsuite), the transfer phase copies it into dstExport
 	// (mode local: rsync, or the built-in copier without rsync), and the
@@ -177,6 +186,7 @@ func Start(o Options) (env *Env, err error) {
 	srcExport, dstExport := filepath.Join(e.Dir, "source-export"), filepath.Join(e.Dir, "destination-export")
 	e.dstAdmin = carboniotest.New(carboniotest.Options{Admin: dstSOAPAdm, Password: adminPass,
 		Fixture: carboniotest.DestinationFixture(), Backups: map[string]*carboniotest.Fixture{BackupPath: srcFx, dstExport: srcFx}, OperationSteps: 1})
+	e.files.TokenCheck = e.dstAdmin.ValidUserToken
 
 	srcCA, dstCA := filepath.Join(e.Dir, "source-ca.pem"), filepath.Join(e.Dir, "destination-ca.pem")
 	if err := os.WriteFile(srcCA, e.srcAdmin.CertPEM(), 0o600); err != nil {
@@ -193,11 +203,13 @@ func Start(o Options) (env *Env, err error) {
 			Admin: migrate.AdminEndpoint{URL: e.srcAdmin.URL, User: srcSOAPAdm, Credential: pw, CAFile: srcCA},
 			IMAP:  migrate.IMAPEndpoint{Address: e.srcIMAP.Addr(), Security: "none", Admin: imapAdmin, Credential: pw},
 			DAV:   migrate.DAVEndpoint{URL: e.srcHTTP.URL + "/", Auth: "token"},
+			Files: migrate.FilesEndpoint{URL: bcHTTP.URL},
 		},
 		Destination: migrate.Endpoint{
 			Admin: migrate.AdminEndpoint{URL: e.dstAdmin.URL, User: dstSOAPAdm, Credential: pw, CAFile: dstCA},
 			IMAP:  migrate.IMAPEndpoint{Address: e.dstIMAP.Addr(), Security: "none", Admin: imapAdmin, Credential: pw},
 			DAV:   migrate.DAVEndpoint{URL: e.dstHTTP.URL + "/", Auth: "token"},
+			Files: migrate.FilesEndpoint{URL: filesHTTP.URL},
 		},
 		Domains:      []string{o.Domain},
 		Phases:       migrate.AllPhases,
@@ -281,6 +293,12 @@ func (e *Env) seed(user string, acct *corpus.Account, virtual bool, owner string
 			carboniotest.FixtureFolder{Name: shared, View: "message", Kind: "link", Owner: owner, RemoteID: ownerInboxID},
 			carboniotest.FixtureFolder{Name: search, View: "message", Kind: "search", Query: "is:unread", Types: "message"},
 			carboniotest.FixtureFolder{Name: "Briefcase", View: "document", Count: 3, Size: 123456})
+		// Its Briefcase: a report with 3 revisions, a picture and a
+		// spreadsheet, moved into Carbonio Files by the files phase.
+		e.briefcase.AddDocument(user, "Briefcase", "report.txt", "text/plain",
+			[]byte("Quarterly report\n"), []byte("Quarterly report\nfigures\n"), []byte("Quarterly report\nfigures\nsigned\n"))
+		e.briefcase.AddDocument(user, "Briefcase", "logo.png", "image/png", []byte("\x89PNG\r\n\x1a\ndemo"))
+		e.briefcase.AddDocument(user, "Briefcase", "budget.ods", "application/vnd.oasis.opendocument.spreadsheet", []byte("PK\x03\x04demo"))
 		var extra []corpus.Message
 		for i, m := range mb.Messages {
 			if i >= 3 {
@@ -307,6 +325,7 @@ func (e *Env) seed(user string, acct *corpus.Account, virtual bool, owner string
 	}
 	e.srcDAV.AddUser(user, "unused")
 	e.dstDAV.AddUser(user, "unused")
+	e.files.AddUser(user, "")
 	for _, c := range acct.Calendars {
 		p := e.srcDAV.AddCalendar(user, c.Name, c.DisplayName, c.Components...)
 		for _, o := range c.Objects {
@@ -357,6 +376,10 @@ func (e *Env) DestinationObjects(user string) int {
 	return n
 }
 
+// DestinationFiles lists the files user holds in the destination's
+// Carbonio Files, with their versions.
+func (e *Env) DestinationFiles(user string) []carboniotest.File { return e.files.Tree(user) }
+
 // Close stops every server and removes a temporary Dir.
 func (e *Env) Close() {
 	for _, s := range []*memimap.Server{e.srcIMAP, e.dstIMAP} {
@@ -364,7 +387,7 @@ func (e *Env) Close() {
 			s.Close()
 		}
 	}
-	for _, h := range []*httptest.Server{e.srcHTTP, e.dstHTTP} {
+	for _, h := range append([]*httptest.Server{e.srcHTTP, e.dstHTTP}, e.filesHTTP...) {
 		if h != nil {
 			h.Close()
 		}

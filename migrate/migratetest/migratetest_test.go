@@ -84,15 +84,35 @@ func TestRunAllPhases(t *testing.T) {
 		t.Errorf("copied %d messages, want %d", gotMsgs, wantMsgs)
 	}
 	// user05 has a mountpoint and a saved search (skipped by the mail copy,
-	// re-created by the shares phase), a Briefcase (listed) and a calendar
-	// shared with user01, the public, a guest and a key holder: only the
-	// guest and key grants stay behind.
+	// re-created by the shares phase), a Briefcase (moved into Files by the
+	// files phase) and a calendar shared with user01, the public, a guest
+	// and a key holder: only the guest and key grants stay behind.
 	kinds := map[string]int{}
 	for _, nm := range rep.NotMigrated {
 		kinds[nm.Kind]++
 	}
-	if len(rep.NotMigrated) != 3 || kinds["files"] != 1 || kinds["share"] != 2 {
+	if len(rep.NotMigrated) != 2 || kinds["share"] != 2 {
 		t.Errorf("not migrated = %+v", rep.NotMigrated)
+	}
+	var docs []string
+	for _, it := range rep.Files {
+		docs = append(docs, fmt.Sprintf("%s %s/%s %d: %s", it.Account, it.Folder, it.Name, it.Versions, it.Outcome))
+	}
+	wantDocs := []string{
+		"user05@example.com Briefcase/budget.ods 1: created",
+		"user05@example.com Briefcase/logo.png 1: created",
+		"user05@example.com Briefcase/report.txt 3: created",
+	}
+	if d := cmp.Diff(docs, wantDocs); d != "" {
+		t.Errorf("files (-got +want):\n%s", d)
+	}
+	for _, f := range env.DestinationFiles("user05@example.com") {
+		if f.Path == "Briefcase/report.txt" && (len(f.Versions) != 3 || !strings.HasSuffix(string(f.Versions[2]), "signed\n")) {
+			t.Errorf("report.txt on the destination: %d versions, last %q", len(f.Versions), f.Versions[len(f.Versions)-1])
+		}
+	}
+	if n := len(env.DestinationFiles("user05@example.com")); n != 3 {
+		t.Errorf("%d files on the destination, want 3", n)
 	}
 	var shares []string
 	for _, it := range rep.Shares {
@@ -203,7 +223,7 @@ func TestPreflight(t *testing.T) {
 	for _, n := range pr.NotMigrated {
 		kinds[n.Kind]++
 	}
-	if len(pr.NotMigrated) != 3 || kinds["files"] != 1 || kinds["share"] != 2 {
+	if len(pr.NotMigrated) != 2 || kinds["share"] != 2 {
 		t.Errorf("not migrated = %+v", pr.NotMigrated)
 	}
 	// The shares dry run: nothing can be re-created before provisioning.
