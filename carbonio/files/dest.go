@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
@@ -65,7 +66,8 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("files: %d %s", e.Status, e.Message) }
 
-// Dest writes to Carbonio Files. Set the fields before the first call.
+// Dest writes to Carbonio Files. Set the fields before the first call; the
+// methods are then safe for concurrent use.
 type Dest struct {
 	// URL is the Carbonio web origin, e.g. https://mail.example.com; the
 	// Files paths /services/files/... are appended.
@@ -76,10 +78,13 @@ type Dest struct {
 	// paced per host (internal/pace). Requests never leave URL's origin.
 	HTTPClient *http.Client
 
+	mu sync.Mutex
 	hc *http.Client
 }
 
 func (d *Dest) client() (*http.Client, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.hc != nil {
 		return d.hc, nil
 	}
@@ -246,7 +251,8 @@ func (d *Dest) Versions(ctx context.Context, account, nodeID string) ([]int, err
 }
 
 // Upload creates a file under parentID from body (rest.yaml: POST /upload,
-// headers Filename in Base64 and ParentId; the answer is {nodeId}).
+// headers Filename in Base64 and ParentId; the answer is {nodeId}). size
+// is the body's length, or -1 when unknown (sent chunked).
 func (d *Dest) Upload(ctx context.Context, account, parentID, name, contentType string, size int64, body io.Reader) (string, error) {
 	req, err := http.NewRequest(http.MethodPost, d.endpoint("/upload"), body)
 	if err != nil {

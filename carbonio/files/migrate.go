@@ -279,9 +279,6 @@ func (m *Migrator) upload(ctx context.Context, srcAcct, dstAcct, parent string, 
 		return err
 	}
 	defer body.Close()
-	if size < 0 {
-		size = r.Size
-	}
 	ct := r.ContentType
 	if ct == "" {
 		ct = d.ContentType

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
@@ -36,7 +37,7 @@ type Revision struct {
 }
 
 // Source reads a Zimbra 8.8.15 Briefcase over REST. Set the fields before
-// the first call.
+// the first call; the methods are then safe for concurrent use.
 type Source struct {
 	// URL is the mailstore's origin, e.g. https://zimbra.example.com:7071.
 	// On an admin port (7071, 6071) the token travels in the
@@ -49,10 +50,13 @@ type Source struct {
 	// paced per host. Requests never leave URL's origin.
 	HTTPClient *http.Client
 
+	mu sync.Mutex
 	hc *http.Client
 }
 
 func (s *Source) client() (*http.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.hc != nil {
 		return s.hc, nil
 	}
@@ -208,7 +212,8 @@ func (s *Source) Revisions(ctx context.Context, account string, d Document) ([]R
 // Open streams one revision: GET /home/<user>/?id=<id>&ver=<n> (the
 // UserServlet's id and ver parameters, Zimbra/zm-mailbox
 // store/src/java/com/zimbra/cs/service/UserServlet.java QP_ID, QP_VERSION).
-// The caller closes the body.
+// It returns the body's length, -1 when the server does not say. The
+// caller closes the body.
 func (s *Source) Open(ctx context.Context, account, id string, ver int) (io.ReadCloser, int64, error) {
 	q := url.Values{"id": {id}, "ver": {strconv.Itoa(ver)}}
 	req, err := http.NewRequest(http.MethodGet, s.home(account, "")+"?"+q.Encode(), nil)
