@@ -66,7 +66,7 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read and validate everything, write nothing")
 	fl.BoolVar(&f.delete, "delete", false, "delete on the destination the objects this tool copied that the source no longer has (needs --state; objects changed on the destination since are kept)")
 	fl.BoolVar(&f.verify, "verify", true, "after copying, compare source and destination by UID and content")
-	fl.IntVar(&f.concurrency, "concurrency", 0, "parallel requests per server (0: default 4)")
+	fl.IntVar(&f.concurrency, "concurrency", dav.DefaultConcurrency, "parallel requests per server")
 }
 
 func (f *davFlags) check() error {
@@ -136,8 +136,9 @@ func newContactsCmd(e *env) *cobra.Command {
 		Short: "Copy address books over CardDAV, idempotently",
 		Long: `Copy every address book from --from to --to over CardDAV, vCards byte for byte.
 
-Same flags and behaviour as 'migrate calendars'. Contacts are never imported
-through REST vcf/csv, which duplicates them on every re-run.`,
+Flags and behaviour are those of 'migrate calendars', except that there is no
+--to-rest or --to-folder: contacts are never imported through REST vcf/csv,
+which duplicates them on every re-run. --from-folders defaults to Contacts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDAV(cmd.Context(), e, f, "contacts") },
 	}
@@ -186,7 +187,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	}
 	var store *state.Store
 	if f.statePath != "" {
-		if store, err = state.Open(ctx, f.statePath); err != nil {
+		if store, err = state.OpenLocked(ctx, f.statePath); err != nil {
 			return err
 		}
 		defer store.Close()
