@@ -52,7 +52,7 @@ var examples = map[string]string{
 	"carbonio mta":                 `  migrate carbonio --ssh root@carbonio --run-as zextras mta stop`,
 	"carbonio export":              `  migrate carbonio --ssh root@zimbra --run-as zimbra --carbonio-path zxsuite export /opt/zimbra/backup/export`,
 	"demo":                         `  migrate demo --out /tmp/zxdemo`,
-	"preflight":                    `  migrate preflight --plan plan.yaml
+	"preflight": `  migrate preflight --plan plan.yaml
   migrate preflight --plan plan.yaml --account alice@example.com --json`,
 	"run": `  migrate run --plan plan.yaml
   migrate run --plan plan.yaml --retry-failed

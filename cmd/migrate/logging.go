@@ -90,4 +90,3 @@ func (h *retryLines) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *retryLines) WithGroup(name string) slog.Handler {
 	return &retryLines{inner: h.inner.WithGroup(name), attrs: h.attrs, w: h.w, mu: h.mu}
 }
-
