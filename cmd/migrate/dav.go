@@ -49,7 +49,11 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.StringVar(&f.toPwFile, "to-password-file", "", "file holding the destination password")
 	fl.StringVar(&f.fromREST, "from-rest-account", "", "read the source through Zimbra's REST export of this account (admin credentials in --from-user)")
 	fl.StringVar(&f.toAdmin, "to-carbonio-admin", "", "Carbonio admin URL (https://host:7071): --to-user is an admin, and the destination is written as --to-account with a DelegateAuth token (ZM_AUTH_TOKEN cookie)")
-	fl.StringVar(&f.toAccount, "to-account", "", "with --to-carbonio-admin or --to-rest: the mailbox to write to")
+	if kind == "calendars" {
+		fl.StringVar(&f.toAccount, "to-account", "", "with --to-carbonio-admin or --to-rest: the mailbox to write to")
+	} else {
+		fl.StringVar(&f.toAccount, "to-account", "", "with --to-carbonio-admin: the mailbox to write to")
+	}
 	if kind == "calendars" {
 		fl.BoolVar(&f.toREST, "to-rest", false, "write through Carbonio's REST import (/home/<account>/<folder>?fmt=ics POST; fallback when DAV is unavailable); --to is the server URL")
 		fl.StringVar(&f.toFolder, "to-folder", "Calendar", "with --to-rest: the existing folder every calendar is imported into")
@@ -136,9 +140,9 @@ func newContactsCmd(e *env) *cobra.Command {
 		Short: "Copy address books over CardDAV, idempotently",
 		Long: `Copy every address book from --from to --to over CardDAV, vCards byte for byte.
 
-Flags and behaviour are those of 'migrate calendars', except that there is no
---to-rest or --to-folder: contacts are never imported through REST vcf/csv,
-which duplicates them on every re-run. --from-folders defaults to Contacts.`,
+Flags and behaviour are those of 'migrate calendars' except the REST import,
+which contacts never use: Carbonio's REST vcf/csv import duplicates them on
+every re-run. --from-folders defaults to Contacts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDAV(cmd.Context(), e, f, "contacts") },
 	}

@@ -116,32 +116,43 @@ func connectionProblem(err error) *problem {
 		imapErr  *imap.Error
 		invalid  x509.CertificateInvalidError
 		netError net.Error
+		se       *migrate.ServerError
 	)
+	// server names the server: by plan key in a plan run, else by address.
+	server := func(fallback string) string {
+		if errors.As(err, &se) {
+			return fmt.Sprintf("%s (%s)", se.Key, se.Address)
+		}
+		if fallback == "" {
+			return "the server"
+		}
+		return fallback
+	}
 	switch {
 	case errors.As(err, &unknown), errors.As(err, &certErr), errors.As(err, &invalid):
-		return &problem{"the server's certificate is not trusted: " + rootCause(err),
+		return &problem{"the certificate of " + server("the server") + " is not trusted: " + rootCause(err),
 			"trust its CA with --ca-file (ca_file in a plan)"}
 	case errors.As(err, &hostErr):
-		return &problem{"the server's certificate is for another name: " + rootCause(err),
+		return &problem{"the certificate of " + server("the server") + " is for another name: " + rootCause(err),
 			"use the host name the certificate names, or fix the certificate"}
 	case errors.As(err, &recErr), errors.Is(err, http.ErrSchemeMismatch):
-		return &problem{"the server did not answer with TLS: the port speaks plaintext",
+		return &problem{server("the server") + " did not answer with TLS: the port speaks plaintext",
 			"use imap:// (STARTTLS, port 143) or http://, or the server's TLS port (IMAP 993)"}
 	case startTLSRefused(err, &imapErr):
-		return &problem{"the server does not offer STARTTLS on this port",
+		return &problem{server("the server") + " does not offer STARTTLS on this port",
 			"use imaps:// (implicit TLS, port 993), or --allow-plaintext to send the password unencrypted (test servers only)"}
 	case errors.As(err, &dnsErr):
-		return &problem{fmt.Sprintf("cannot reach %s: no such host", dnsErr.Name),
+		return &problem{fmt.Sprintf("cannot reach %s: no such host", server(dnsErr.Name)),
 			"check the host name"}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		addr := ""
 		if errors.As(err, &opErr) && opErr.Addr != nil {
-			addr = " " + opErr.Addr.String()
+			addr = opErr.Addr.String()
 		}
-		return &problem{"cannot reach" + addr + ": connection refused",
+		return &problem{"cannot reach " + server(addr) + ": connection refused",
 			"check the host and port, and that the server is running"}
 	case errors.As(err, &opErr), errors.As(err, &netError) && netError.Timeout():
-		return &problem{"cannot reach the server: " + rootCause(err),
+		return &problem{"cannot reach " + server("the server") + ": " + rootCause(err),
 			"check the address, the network and any firewall in between"}
 	}
 	return nil
@@ -205,14 +216,14 @@ func printError(w io.Writer, err error, debug bool) {
 	}
 	if debug {
 		fmt.Fprintf(w, "  detail: %v\n", err)
-	} else if p.what != err.Error() {
+	} else if p.what != strip(err.Error()) {
 		fmt.Fprintf(w, "  (--log-level debug shows the details)\n")
 	}
 }
 
 // packagePrefixes are the names our packages put in front of their errors;
 // they tell a developer where an error came from and an operator nothing.
-var packagePrefixes = []string{"migrate", "imapcopy", "caldav", "carddav", "dav", "state", "carbonio", "mail", "plan"}
+var packagePrefixes = []string{"migrate", "imapcopy", "caldav", "carddav", "dav", "state", "carbonio"}
 
 // strip removes our packages' name prefixes from every segment of an error
 // chain: "caldav: dav: source calendars: dav: PROPFIND ..." becomes

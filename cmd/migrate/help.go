@@ -81,6 +81,11 @@ func addExamples(root *cobra.Command) {
 		case "mail", "calendars", "contacts", "run":
 			c.Long = strings.TrimRight(c.Long, "\n") + "\n\n" + concurrentRunsNote
 		}
+		// carbonio's -v/--verbose is an older spelling of --log-level
+		// debug (see globalFlags.apply); it still works, unlisted.
+		if c.PersistentFlags().Lookup("verbose") != nil {
+			_ = c.PersistentFlags().MarkDeprecated("verbose", "use --log-level debug")
+		}
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}

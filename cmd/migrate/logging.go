@@ -47,7 +47,18 @@ func (h *retryLines) Handle(ctx context.Context, r slog.Record) error {
 	attempt := 0
 	visit := func(a slog.Attr) bool {
 		switch a.Key {
-		case "folder", "request", "source", "collection", "host", "account":
+		case "source":
+			if a.Value.Kind() == slog.KindBool {
+				// imapcopy's listing: which side, not a folder name.
+				if what == "" {
+					what = map[bool]string{true: "the source", false: "the destination"}[a.Value.Bool()]
+				}
+				return true
+			}
+			if what == "" {
+				what = a.Value.String()
+			}
+		case "folder", "request", "collection", "host", "account":
 			if what == "" {
 				what = a.Value.String()
 			}

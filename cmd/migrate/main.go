@@ -62,6 +62,8 @@ Exit codes: 0 done and verified, 2 usage or configuration, 3 partial, 4 credenti
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE:          func(c *cobra.Command, _ []string) error { return c.Help() },
 		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
 			return e.g.apply(c)
 		},
