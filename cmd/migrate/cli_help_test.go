@@ -264,4 +264,3 @@ func TestTwoMailRunsOneState(t *testing.T) {
 		t.Errorf("second run: exit %d (%v), want %d naming %s:\n%s", code, err, exitUsage, want, errb.String())
 	}
 }
-
