@@ -228,6 +228,7 @@ func TestCLITable(t *testing.T) {
 		{"report state missing", []string{"report", "--state", filepath.Join(dir, "absent.db")}, nil, exitUsage, `^migrate: state file .*absent\.db not found$`},
 		{"report from missing", []string{"report", "--from", filepath.Join(dir, "absent.json")}, nil, exitUsage, `^migrate: --from: open `},
 		{"report bad format", []string{"report", "--state", goodState, "--format", "pdf"}, nil, exitUsage, `^migrate: --format "pdf": want text, json or html$`},
+		{"report plan whose state is a README", []string{"report", "--plan", writePlan(t, cliPlan+"state: "+readme+"\n")}, nil, exitUsage, `^migrate: .*README\.md is not a zxmigrate state file`},
 		{"report missing plan", []string{"report", "--plan", missingPlan}, nil, exitUsage, `^migrate: plan file .* not found`},
 	}
 	if len(tests) < 30 {

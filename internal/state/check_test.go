@@ -69,6 +69,21 @@ func foreignFiles(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	files["other.db"] = other
+	// Another application's database in WAL mode: reading it must not
+	// leave -wal or -shm files next to it.
+	walDB := filepath.Join(dir, "other-wal.db")
+	db, err = sql.Open("sqlite", "file:"+walDB+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := os.Chtimes(walDB, old, old); err != nil {
+		t.Fatal(err)
+	}
+	files["other-wal.db"] = walDB
 	return files
 }
 
@@ -237,4 +252,34 @@ func TestLockNamesTheHolder(t *testing.T) {
 		t.Fatalf("Lock after Close = %v", err)
 	}
 	u()
+}
+
+// TestReadOnlyLeavesNoSideFiles: reading a closed state leaves no WAL or
+// SHM file behind.
+func TestReadOnlyLeavesNoSideFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state.db")
+	s, err := Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, _ := os.ReadDir(dir)
+	ro, err := OpenReadOnly(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Runs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+	after, _ := os.ReadDir(dir)
+	if len(after) != len(before) {
+		var names []string
+		for _, e := range after {
+			names = append(names, e.Name())
+		}
+		t.Errorf("files after a read-only open: %v (before: %d)", names, len(before))
+	}
 }

@@ -114,8 +114,16 @@ func rwDSN(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
 }
 
+// roDSN opens path read-only without leaving anything behind. A database
+// with a WAL file is being written (or was not closed): it is read through
+// the WAL and its shared memory, which exist already. Without one, nothing
+// is in flight, and immutable=1 reads the file alone, so SQLite creates no
+// -wal or -shm file next to it (https://www.sqlite.org/uri.html, "immutable").
 func roDSN(path string) string {
-	return "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)"
+	if _, err := os.Stat(path + "-wal"); err == nil {
+		return "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)"
+	}
+	return "file:" + path + "?mode=ro&immutable=1"
 }
 
 func openDB(ctx context.Context, path, dsn string, upgrade bool) (*Store, error) {
