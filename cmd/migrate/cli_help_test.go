@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zxmigrate/zxmigrate/internal/memimap"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 )
 
@@ -163,7 +164,7 @@ func TestPreflightErrorOnce(t *testing.T) {
 	if code != exitUnreachable {
 		t.Errorf("exit %d, want %d", code, exitUnreachable)
 	}
-	if n := strings.Count(out+errOut, "connection refused"); n != 1 {
+	if n := strings.Count(out+errOut, "source.imap (127.0.0.1:1)"); n != 1 {
 		t.Errorf("the error is printed %d times, want once:\nstdout:\n%s\nstderr:\n%s", n, out, errOut)
 	}
 	if !strings.Contains(out, "WITHOUT a shared state file") {
@@ -262,5 +263,28 @@ func TestTwoMailRunsOneState(t *testing.T) {
 	want := "(process " + strconv.Itoa(first.Process.Pid) + " on " + host + ")"
 	if code != exitUsage || !strings.Contains(errb.String(), "another run is using the state file") || !strings.Contains(errb.String(), want) {
 		t.Errorf("second run: exit %d (%v), want %d naming %s:\n%s", code, err, exitUsage, want, errb.String())
+	}
+}
+
+// TestMailTakesGlobalFlags: README's global flags work on `migrate mail`:
+// --progress none silences the progress lines, and the log flags parse.
+func TestMailTakesGlobalFlags(t *testing.T) {
+	src := startMemimap(t, memimap.Options{})
+	dst := startMemimap(t, memimap.Options{})
+	if err := src.Seed("u", smallMailbox()); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MIGRATE_FROM_PASSWORD", "p")
+	t.Setenv("MIGRATE_TO_PASSWORD", "p")
+	code, out, errOut := runCLI(t, "mail", "--from", "imap://u@"+src.Addr(), "--to", "imap://u@"+dst.Addr(), "--allow-plaintext",
+		"--progress", "none", "--log-format", "json", "--log-level", "error")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if errOut != "" {
+		t.Errorf("--progress none printed on stderr:\n%s", errOut)
+	}
+	if !strings.Contains(out, "TOTAL") {
+		t.Errorf("no summary:\n%s", out)
 	}
 }

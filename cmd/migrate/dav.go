@@ -201,7 +201,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		account = f.fromUser + "@" + hostOf(f.from)
 	}
 	onEvent := func(ev dav.Event) {
-		if d, ok := ev.(dav.CollectionDone); ok {
+		if d, ok := ev.(dav.CollectionDone); ok && e.g.progress != "none" {
 			s := d.Stats
 			fmt.Fprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
 				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, deletions(s, f.delete))

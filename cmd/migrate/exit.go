@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -170,8 +171,31 @@ func startTLSRefused(err error, ie **imap.Error) bool {
 }
 
 // describe turns err into what the operator reads: what failed, in the
-// operator's words, and what to do.
+// operator's words, and what to do. Several errors joined (two servers
+// unreachable) are described one by one.
 func describe(err error) problem {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		m, ok := e.(interface{ Unwrap() []error })
+		if !ok {
+			continue
+		}
+		if errs := m.Unwrap(); len(errs) > 1 {
+			var whats, todos []string
+			for _, sub := range errs {
+				p := describe(sub)
+				whats = append(whats, p.what)
+				if p.todo != "" && !slices.Contains(todos, p.todo) {
+					todos = append(todos, p.todo)
+				}
+			}
+			return problem{what: strings.Join(whats, "; "), todo: strings.Join(todos, "; ")}
+		}
+		break
+	}
+	return describeOne(err)
+}
+
+func describeOne(err error) problem {
 	var (
 		nse *state.NotStateError
 		le  *state.LockedError

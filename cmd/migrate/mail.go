@@ -210,8 +210,11 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		c.Checkpoint = st.Mail(src.String() + " -> " + dst.String())
 	}
 	prog := newMailProgress(e.stderr)
-	c.OnEvent = prog.event
-	stopProg := prog.start()
+	stopProg := func() {}
+	if e.g.progress != "none" {
+		c.OnEvent = prog.event
+		stopProg = prog.start()
+	}
 	started := time.Now()
 	var stats *imapcopy.Stats
 	if f.verifyOnly {

@@ -168,6 +168,9 @@ func newPreflightCmd(e *env) *cobra.Command {
 			}
 			pr, err := r.Preflight(e.ctx)
 			prog.Close()
+			if pr != nil && err != nil && !asJSON && len(pr.Accounts) == 0 && len(pr.Checks) <= 1 {
+				pr = nil // nothing was found before the error, which main prints
+			}
 			if pr != nil {
 				if err != nil && !asJSON {
 					// The error is printed once, by main, in the
@@ -179,8 +182,10 @@ func newPreflightCmd(e *env) *cobra.Command {
 					_ = pr.WriteJSON(e.stdout)
 				} else {
 					_ = pr.WriteText(e.stdout)
-					fmt.Fprintln(e.stdout, concurrentRunsNote)
 				}
+			}
+			if !asJSON {
+				fmt.Fprintln(e.stdout, concurrentRunsNote)
 			}
 			if err != nil {
 				return err
