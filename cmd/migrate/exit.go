@@ -208,7 +208,11 @@ func describeOne(err error) problem {
 	case errors.As(err, &le):
 		return problem{what: le.Error()}
 	case errors.As(err, &pe):
-		return problem{what: strip(pe.Error()), todo: "`migrate plan check FILE` checks a plan; `migrate plan init FILE` writes an annotated one"}
+		p := problem{what: strip(err.Error())}
+		if pe.File != "" {
+			p.todo = "'migrate plan check FILE' checks a plan; 'migrate plan init FILE' writes an annotated one"
+		}
+		return p
 	case errors.As(err, &ae):
 		return problem{what: strip(ae.Error())}
 	case errors.Is(err, carbonio.ErrHostKey):
@@ -247,7 +251,7 @@ func printError(w io.Writer, err error, debug bool) {
 
 // packagePrefixes are the names our packages put in front of their errors;
 // they tell a developer where an error came from and an operator nothing.
-var packagePrefixes = []string{"migrate", "imapcopy", "caldav", "carddav", "dav", "state", "carbonio"}
+var packagePrefixes = []string{"migrate", "imapcopy", "caldav", "carddav", "dav", "state", "carbonio", "secret"}
 
 // strip removes our packages' name prefixes from every segment of an error
 // chain: "caldav: dav: source calendars: dav: PROPFIND ..." becomes

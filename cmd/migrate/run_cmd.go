@@ -217,7 +217,7 @@ func newReportCmd(e *env) *cobra.Command {
 				}
 				defer fh.Close()
 				if rep, err = migrate.ReadReport(fh); err != nil {
-					return usageError{err}
+					return usageError{fmt.Errorf("--from %s is not a zxmigrate JSON report: %w", from, err)}
 				}
 			case statePath != "" || planFile != "":
 				var plan *migrate.Plan
