@@ -214,8 +214,12 @@ func TestRetryLines(t *testing.T) {
 func TestTwoMailRunsOneState(t *testing.T) {
 	src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "src"})
 	bin := filepath.Join(t.TempDir(), "migrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.revision=rev-from-ldflags", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// A build without VCS stamping takes its revision from the linker.
+	if out, err := exec.Command(bin, "version").Output(); err != nil || !bytes.Contains(out, []byte("revision: rev-from-ldflags")) {
+		t.Errorf("version of a build with -X main.revision: %v\n%s", err, out)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

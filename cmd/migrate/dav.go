@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -278,7 +276,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		err = werr
 	}
 	if err != nil {
-		return classifyDAVError(err)
+		return err // exitCode and describe read the chain
 	}
 	if !stats.OK() || (rep.Verification != nil && !rep.Verification.OK()) {
 		return errPartial
@@ -309,17 +307,6 @@ func redact(u string) string {
 		return "(unparsable URL)"
 	}
 	return p.Redacted()
-}
-
-// classifyDAVError marks network failures as unreachable; auth failures
-// already match retry.ErrAuth.
-func classifyDAVError(err error) error {
-	var ne net.Error
-	var oe *net.OpError
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &oe) || (errors.As(err, &ne) && !errors.Is(err, context.Canceled)) {
-		return unreachableError{err}
-	}
-	return err
 }
 
 // maxNotes bounds the notes printed per collection; the report has all.

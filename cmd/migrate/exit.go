@@ -175,6 +175,9 @@ func startTLSRefused(err error, ie **imap.Error) bool {
 // unreachable) are described one by one.
 func describe(err error) problem {
 	for e := err; e != nil; e = errors.Unwrap(e) {
+		if _, ok := e.(*migrate.ServerError); ok {
+			break // one server: its error is one problem
+		}
 		m, ok := e.(interface{ Unwrap() []error })
 		if !ok {
 			continue
@@ -218,7 +221,11 @@ func describeOne(err error) problem {
 	case errors.Is(err, carbonio.ErrHostKey):
 		return problem{what: strip(err.Error()), todo: "check the host key, then add it to the known_hosts file (--ssh-known-hosts)"}
 	case errors.Is(err, retry.ErrAuth):
-		return problem{what: "a server refused the credentials: " + strip(err.Error()),
+		what := "a server refused the credentials: " + strip(err.Error())
+		if se := (*migrate.ServerError)(nil); errors.As(err, &se) {
+			what = fmt.Sprintf("%s (%s) refused the credentials: %s", se.Key, se.Address, strip(se.Err.Error()))
+		}
+		return problem{what: what,
 			todo: "check the user and the password (MIGRATE_*_PASSWORD or --*-password-file)"}
 	}
 	var ue usageError

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"sort"
 	"strings"
@@ -238,7 +236,7 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		}
 	}
 	if err != nil {
-		return classifyMailErr(err)
+		return err // exitCode and describe read the chain
 	}
 	if !ok {
 		return errPartial
@@ -257,22 +255,6 @@ func mailOK(s *imapcopy.Stats, dryRun bool) bool {
 		}
 	}
 	return true
-}
-
-// classifyMailErr marks connection failures as unreachable; auth and
-// cancellation already carry their meaning.
-func classifyMailErr(err error) error {
-	var ne net.Error
-	var oe *net.OpError
-	var ue x509.UnknownAuthorityError
-	var he x509.HostnameError
-	switch {
-	case errors.As(err, &ue), errors.As(err, &he):
-		return unreachableError{fmt.Errorf("%w (trust the server's CA with --ca-file)", err)}
-	case errors.As(err, &oe), errors.As(err, &ne):
-		return unreachableError{err}
-	}
-	return err
 }
 
 func writeJSONFile(path string, v any) error {

@@ -9,18 +9,32 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// revision and version may be set at link time, for builds without Go's VCS
+// stamping (-buildvcs=false, or a source tarball):
+//
+//	go build -ldflags "-X main.revision=$(git rev-parse HEAD) -X main.version=v1.2.3" ./cmd/migrate
+//
+// The build information, when it has them, wins.
+var revision, version string
+
 // versionString describes this binary: the module version, the VCS revision
 // it was built from and the Go version, from the build information the Go
 // toolchain embeds (runtime/debug.ReadBuildInfo).
 func versionString() string {
 	var b strings.Builder
 	module, ver, rev, when, modified := "github.com/zxmigrate/zxmigrate", "(unknown)", "(unknown)", "", false
+	if version != "" {
+		ver = version
+	}
+	if revision != "" {
+		rev = revision
+	}
 	goVer := runtime.Version()
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Path != "" {
 			module = bi.Main.Path
 		}
-		if bi.Main.Version != "" {
+		if bi.Main.Version != "" && (version == "" || bi.Main.Version != "(devel)") {
 			ver = bi.Main.Version
 		}
 		goVer = bi.GoVersion
