@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,7 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
+	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
 )
 
 // commands lists every command of the tree by its arguments, e.g.
@@ -290,5 +293,62 @@ func TestMailTakesGlobalFlags(t *testing.T) {
 	}
 	if !strings.Contains(out, "TOTAL") {
 		t.Errorf("no summary:\n%s", out)
+	}
+}
+
+// TestRunStateRefusals: a plan run whose state another run holds, or whose
+// state path is not a state file, stops with exit 2 before copying.
+func TestRunStateRefusals(t *testing.T) {
+	menv, err := migratetest.Start(migratetest.Options{Accounts: 1, Dir: t.TempDir(), Events: -1, Contacts: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer menv.Close()
+	dir := t.TempDir()
+	t.Setenv("ZXT_RUN_SRC_PW", menv.Plan.Source.IMAP.Password.Reveal())
+	t.Setenv("ZXT_RUN_DST_PW", menv.Plan.Destination.IMAP.Password.Reveal())
+	if err := os.WriteFile(filepath.Join(dir, "accounts.txt"), []byte(strings.Join(menv.Accounts, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notes := foreignFile(t, dir, "notes.md", []byte("# notes\n"), 0o644)
+	plan := func(statePath string) string {
+		p := filepath.Join(t.TempDir(), "plan.yaml")
+		body := fmt.Sprintf(`source:
+  kind: imap
+  imap: {address: %q, security: none, admin: admin, password_env: ZXT_RUN_SRC_PW}
+destination:
+  kind: imap
+  imap: {address: %q, security: none, admin: admin, password_env: ZXT_RUN_DST_PW}
+accounts:
+  list_file: %s
+phases: [mail]
+state: %s
+`, menv.Plan.Source.IMAP.Address, menv.Plan.Destination.IMAP.Address, filepath.Join(dir, "accounts.txt"), statePath)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	locked := filepath.Join(dir, "state.db")
+	unlock, err := state.Lock(context.Background(), locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	host, _ := os.Hostname()
+	code, _, errOut := runCLI(t, "run", "--plan", plan(locked), "--progress", "none")
+	if want := fmt.Sprintf("(process %d on %s)", os.Getpid(), host); code != exitUsage || !strings.Contains(errOut, want) {
+		t.Errorf("run on a locked state: exit %d, want %d naming %s:\n%s", code, exitUsage, want, errOut)
+	}
+	before := statFacts(t, notes)
+	code, _, errOut = runCLI(t, "run", "--plan", plan(notes), "--progress", "none")
+	if code != exitUsage || !strings.Contains(errOut, "is not a zxmigrate state file") {
+		t.Errorf("run on notes.md: exit %d, want %d:\n%s", code, exitUsage, errOut)
+	}
+	if after := statFacts(t, notes); after != before {
+		t.Errorf("notes.md changed: %+v, want %+v", after, before)
+	}
+	if _, err := os.Stat(notes + ".lock"); err == nil {
+		t.Error("a lock file was made next to notes.md")
 	}
 }

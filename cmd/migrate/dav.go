@@ -205,6 +205,10 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, deletions(s, f.delete))
 		}
 	}
+	log, err := operatorLogger(e.stderr, e.g)
+	if err != nil {
+		return err
+	}
 	var (
 		src  dav.Source
 		dst  dav.Destination
@@ -212,7 +216,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	)
 	switch kind {
 	case "calendars":
-		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent}
+		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Calendars(account)
 		}
@@ -237,7 +241,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		}
 		dst = d
 	default:
-		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent}
+		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Contacts(account)
 		}
