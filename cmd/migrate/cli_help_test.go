@@ -32,6 +32,8 @@ func commands(t *testing.T) [][]string {
 	e := &env{ctx: context.Background(), stdout: new(bytes.Buffer), stderr: new(bytes.Buffer)}
 	root.AddCommand(newMailCmd(e), newCalendarsCmd(e), newContactsCmd(e), newCarbonioCmd(e), newVersionCmd(e), newPlanCmd(e))
 	root.AddCommand(newOrchestratorCmds(e)...)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	var walk func(c *cobra.Command, path []string)
 	walk = func(c *cobra.Command, path []string) {
 		cmds = append(cmds, path)

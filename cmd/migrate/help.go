@@ -62,10 +62,17 @@ var examples = map[string]string{
 	"report": `  migrate report --plan plan.yaml
   migrate report --state state.db --format html > report.html
   migrate report --from report.json --out reports/`,
-	"version":    `  migrate version`,
-	"plan":       `  migrate plan init plan.yaml && migrate plan check plan.yaml`,
-	"plan init":  `  migrate plan init plan.yaml`,
-	"plan check": `  migrate plan check plan.yaml --secrets`,
+	"version": `  migrate version`,
+	"help":    `  migrate help run`,
+	"completion": `  migrate completion bash > /etc/bash_completion.d/migrate
+  migrate completion zsh > "${fpath[1]}/_migrate"`,
+	"completion bash":       `  migrate completion bash > /etc/bash_completion.d/migrate`,
+	"completion zsh":        `  migrate completion zsh > "${fpath[1]}/_migrate"`,
+	"completion fish":       `  migrate completion fish > ~/.config/fish/completions/migrate.fish`,
+	"completion powershell": `  migrate completion powershell | Out-String | Invoke-Expression`,
+	"plan":                  `  migrate plan init plan.yaml && migrate plan check plan.yaml`,
+	"plan init":             `  migrate plan init plan.yaml`,
+	"plan check":            `  migrate plan check plan.yaml --secrets`,
 }
 
 // addExamples sets the Example of every command from examples, and adds
