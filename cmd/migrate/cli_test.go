@@ -31,6 +31,20 @@ type cliCase struct {
 	first string // regexp the first stderr line must match
 }
 
+// hints are the "what to do" lines some rows must show, by row name: the
+// TLS and STARTTLS cases name the way out.
+var hints = map[string]string{
+	"mail imap to a server without STARTTLS": `^  what to do: use imaps:// \(implicit TLS, port 993\), or --allow-plaintext `,
+	"mail imaps to a plaintext port":         `^  what to do: use imap:// \(STARTTLS, usually port 143\) or the server's implicit-TLS port`,
+	"mail imaps untrusted certificate":       `^  what to do: trust its CA with --ca-file`,
+	"calendars untrusted certificate":        `^  what to do: trust its CA with --ca-file`,
+	"calendars https to a plaintext port":    `^  what to do: use the server's HTTPS port`,
+	"carbonio untrusted certificate":         `^  what to do: trust its CA with --ca-file`,
+	"carbonio https to a plaintext port":     `^  what to do: use the server's HTTPS port`,
+	"mail refused":                           `^  what to do: check the host and port, and that the server is running$`,
+	"mail wrong password":                    `^  what to do: check the user and the password`,
+}
+
 // cliEnv is the environment of every table row: passwords set, so that a
 // row fails for the reason it names.
 var cliEnv = map[string]string{
@@ -233,6 +247,11 @@ func TestCLITable(t *testing.T) {
 		{"report plan whose state is a README", []string{"report", "--plan", writePlan(t, cliPlan+"state: "+readme+"\n")}, nil, exitUsage, `^migrate: .*README\.md is not a zxmigrate state file`},
 		{"report missing plan", []string{"report", "--plan", missingPlan}, nil, exitUsage, `^migrate: plan file .* not found`},
 	}
+	for name := range hints {
+		if !slices.ContainsFunc(tests, func(c cliCase) bool { return c.name == name }) {
+			t.Errorf("hint for %q, which is no row of the table", name)
+		}
+	}
 	if len(tests) < 30 {
 		t.Fatalf("the table has %d rows; the issue asks for at least 30", len(tests))
 	}
@@ -262,6 +281,12 @@ func TestCLITable(t *testing.T) {
 			}
 			if !regexp.MustCompile(tt.first).MatchString(first) {
 				t.Errorf("first line %q does not match %q\nstderr:\n%s", first, tt.first, stderr)
+			}
+			if h, ok := hints[tt.name]; ok {
+				lines := strings.Split(stderr, "\n")
+				if len(lines) < 2 || !regexp.MustCompile(h).MatchString(lines[1]) {
+					t.Errorf("second line does not match %q:\n%s", h, stderr)
+				}
 			}
 			if strings.Count(stderr, "migrate: migrate:") > 0 || !strings.HasPrefix(first, "migrate: ") {
 				t.Errorf("want one \"migrate: \" prefix, got %q", first)

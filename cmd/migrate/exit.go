@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"slices"
@@ -60,9 +59,9 @@ type unreachableError struct{ err error }
 func (u unreachableError) Error() string { return u.err.Error() }
 func (u unreachableError) Unwrap() error { return u.err }
 
-// classify is kept for the commands that mark errors before returning them;
-// exitCode and describe look through the whole chain themselves, so marking
-// is never needed for the right code.
+// classify returns err as it is: exitCode and describe read the whole error
+// chain, so no command needs to mark an SDK error for its exit code. It
+// stays for the callers that mark errors by habit.
 func classify(err error) error { return err }
 
 // exitCode maps the outcome of a command to the process exit code. It is the
@@ -136,9 +135,12 @@ func connectionProblem(err error) *problem {
 	case errors.As(err, &hostErr):
 		return &problem{"the certificate of " + server("the server") + " is for another name: " + rootCause(err),
 			"use the host name the certificate names, or fix the certificate"}
-	case errors.As(err, &recErr), errors.Is(err, http.ErrSchemeMismatch):
+	case errors.Is(err, http.ErrSchemeMismatch):
+		return &problem{server("the server") + " did not answer with TLS: the port speaks plain HTTP",
+			"use the server's HTTPS port (admin 7071, DAV 443), or http:// with --allow-plaintext where the command offers it"}
+	case errors.As(err, &recErr):
 		return &problem{server("the server") + " did not answer with TLS: the port speaks plaintext",
-			"use imap:// (STARTTLS, port 143) or http://, or the server's TLS port (IMAP 993)"}
+			"use imap:// (STARTTLS, usually port 143) or the server's implicit-TLS port (usually 993)"}
 	case startTLSRefused(err, &imapErr):
 		return &problem{server("the server") + " does not offer STARTTLS on this port",
 			"use imaps:// (implicit TLS, port 993), or --allow-plaintext to send the password unencrypted (test servers only)"}
@@ -306,6 +308,3 @@ func isCobraUsage(err error) bool {
 	}
 	return false
 }
-
-// notFound reports a missing file as a usage error naming flag.
-func notFound(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -66,7 +66,7 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 		}
 	}
 	if runErr != nil {
-		return classify(runErr)
+		return runErr
 	}
 	if rep != nil && !rep.OK() {
 		return errPartial
