@@ -354,3 +354,16 @@ state: %s
 		t.Error("a lock file was made next to notes.md")
 	}
 }
+
+// TestPrintErrorEscapes: a server's text in an error cannot drive the
+// terminal.
+func TestPrintErrorEscapes(t *testing.T) {
+	var b bytes.Buffer
+	printError(&b, fmt.Errorf("imapcopy: select: NO \x1b[2Jgone\rnow"), true)
+	if strings.ContainsAny(b.String(), "\x1b\r") {
+		t.Errorf("control characters reached the terminal: %q", b.String())
+	}
+	if !strings.Contains(b.String(), `migrate: select: NO \x1b[2Jgone\rnow`) {
+		t.Errorf("got %q", b.String())
+	}
+}

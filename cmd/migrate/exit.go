@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -245,14 +246,16 @@ func describeOne(err error) problem {
 
 // printError prints err once, with one "migrate:" prefix, what to do, and
 // the whole internal chain only when debug is set.
+// Error texts can carry what a server said: control characters in them are
+// shown escaped, never sent to the terminal.
 func printError(w io.Writer, err error, debug bool) {
 	p := describe(err)
-	fmt.Fprintf(w, "migrate: %s\n", p.what)
+	fmt.Fprintf(w, "migrate: %s\n", printable(p.what))
 	if p.todo != "" {
 		fmt.Fprintf(w, "  what to do: %s\n", p.todo)
 	}
 	if debug {
-		fmt.Fprintf(w, "  detail: %v\n", err)
+		fmt.Fprintf(w, "  detail: %s\n", printable(err.Error()))
 	} else if p.what != strip(err.Error()) {
 		fmt.Fprintf(w, "  (--log-level debug shows the details)\n")
 	}
@@ -307,4 +310,19 @@ func isCobraUsage(err error) bool {
 		}
 	}
 	return false
+}
+
+// printable escapes control characters (C0, DEL, C1) as Go escapes, so that
+// a server's text cannot move the cursor or change the terminal.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
