@@ -185,6 +185,7 @@ func TestCLITable(t *testing.T) {
 		{"mail state is a program", mail("--state", tool), nil, exitUsage, `^migrate: .*tool is not a zxmigrate state file`},
 		{"mail state is empty", mail("--state", empty), nil, exitUsage, `^migrate: .*empty is not a zxmigrate state file \(an empty file\)`},
 		{"mail state locked", mail("--state", lockedState), nil, exitUsage, lockedMsg},
+		{"mail state in a missing directory", mail("--state", filepath.Join(dir, "no-dir", "s.db")), nil, exitUsage, `^migrate: --state .*no-dir/s\.db: `},
 		{"mail ca-file missing", mail("--ca-file", filepath.Join(dir, "nope.pem")), nil, exitUsage, `^migrate: read --ca-file: `},
 		// mail: servers
 		{"mail wrong password", mail(), map[string]string{"MIGRATE_TO_PASSWORD": "wrong"}, exitAuth, `^migrate: a server refused the credentials`},

@@ -189,7 +189,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	}
 	var store *state.Store
 	if f.statePath != "" {
-		if store, err = state.OpenLocked(ctx, f.statePath); err != nil {
+		if store, err = openState(ctx, f.statePath); err != nil {
 			return err
 		}
 		defer store.Close()

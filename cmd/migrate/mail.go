@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
-	"github.com/zxmigrate/zxmigrate/internal/state"
 )
 
 // mailFlags are the flags of `migrate mail`.
@@ -200,7 +199,7 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 	if f.statePath != "" {
 		// The state's lock makes a second run on it refuse (exit 2)
 		// instead of copying the same mailbox twice.
-		st, err := state.OpenLocked(ctx, f.statePath)
+		st, err := openState(ctx, f.statePath)
 		if err != nil {
 			return err
 		}
