@@ -203,6 +203,17 @@ func TestRetryLines(t *testing.T) {
 	if !strings.Contains(lines[3], "level=WARN") {
 		t.Errorf("other records must pass through: %q", lines[3])
 	}
+	// As imapcopy logs a failed folder pass and a failed listing.
+	buf.Reset()
+	log.Warn("folder pass failed; retrying", "folder", "INBOX", "attempt", 1, "wait", time.Second,
+		"err", fmt.Errorf("imapcopy: fetch: %w", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}))
+	log, _ = operatorLogger(&buf, globalFlags{logLevel: "info", logFormat: "text"})
+	log.Info("retrying folder listing", "source", true, "attempt", 4, "error", &net.OpError{Op: "dial", Net: "tcp", Err: dnsErr}, "wait", time.Second)
+	want2 := "migrate: retrying INBOX: lost the connection to the server: i/o timeout (attempt 2/6)\n" +
+		"migrate: retrying the source: cannot reach carbonio.example.com: no such host (attempt 5/6)\n"
+	if buf.String() != want2 {
+		t.Errorf("imapcopy retries:\n%s\nwant:\n%s", buf.String(), want2)
+	}
 	// With --log-level debug every record stays raw.
 	buf.Reset()
 	log, _ = operatorLogger(&buf, globalFlags{logLevel: "debug", logFormat: "text"})

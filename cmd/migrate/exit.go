@@ -155,6 +155,9 @@ func connectionProblem(err error) *problem {
 		}
 		return &problem{"cannot reach " + server(addr) + ": connection refused",
 			"check the host and port, and that the server is running"}
+	case errors.As(err, &opErr) && opErr.Op != "dial":
+		return &problem{"lost the connection to " + server("the server") + ": " + rootCause(err),
+			"run the same command again: it resumes; if it keeps failing, check the network and the server's load"}
 	case errors.As(err, &opErr), errors.As(err, &netError) && netError.Timeout():
 		return &problem{"cannot reach " + server("the server") + ": " + rootCause(err),
 			"check the address, the network and any firewall in between"}
