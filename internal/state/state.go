@@ -3,7 +3,10 @@
 // checkpoint interfaces that imapcopy, caldav and carddav declare, so that
 // every copy is resumable and a re-run never duplicates.
 //
-// The file is created with mode 0600 and never holds a secret.
+// The file is created with mode 0600 and never holds a secret. A path is
+// opened only when it is absent or already a zxmigrate state file (see
+// Check); anything else is refused untouched. Lock and OpenLocked keep one
+// process per state.
 //
 // A *Store is safe for concurrent use.
 package state
