@@ -378,3 +378,21 @@ func TestPrintErrorEscapes(t *testing.T) {
 		t.Errorf("got %q", b.String())
 	}
 }
+
+// TestInterruptedMessage: a cancelled run exits 130 and says how to resume,
+// not "context canceled".
+func TestInterruptedMessage(t *testing.T) {
+	t.Setenv("MIGRATE_FROM_PASSWORD", "x")
+	t.Setenv("MIGRATE_TO_PASSWORD", "x")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	addr := closedAddr(t)
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"mail", "--from", "imap://u@" + addr, "--to", "imap://u@" + addr, "--allow-plaintext"}, &out, &errb)
+	if code != exitInterrupted {
+		t.Errorf("exit %d, want %d", code, exitInterrupted)
+	}
+	if first, _, _ := strings.Cut(errb.String(), "\n"); first != "migrate: interrupted" || strings.Contains(errb.String(), "context canceled") {
+		t.Errorf("stderr:\n%s", errb.String())
+	}
+}

@@ -212,6 +212,8 @@ func describeOne(err error) problem {
 		ae  *migrate.AccountError
 	)
 	switch {
+	case errors.Is(err, context.Canceled):
+		return problem{what: "interrupted", todo: "run the same command again: it resumes from the state saved"}
 	case errors.As(err, &nse):
 		return problem{what: nse.Error()}
 	case errors.As(err, &le):
