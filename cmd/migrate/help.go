@@ -47,6 +47,7 @@ var examples = map[string]string{
 	"carbonio restore":             `  migrate carbonio --ssh root@carbonio --run-as zextras restore /opt/zextras/export --domains example.com --provisioning-only`,
 	"carbonio dedup":               `  migrate carbonio --ssh root@carbonio --run-as zextras dedup --dry-run`,
 	"carbonio operations":          `  migrate carbonio --url https://carbonio:7071 --user admin@carbonio.local operations`,
+	"carbonio wait":                `  migrate carbonio --url https://carbonio:7071 --user admin@carbonio.local wait 8f3c2a`,
 	"carbonio stop":                `  migrate carbonio --url https://carbonio:7071 --user admin@carbonio.local stop 8f3c2a`,
 	"carbonio verify-provisioning": `  MIGRATE_FROM_PASSWORD=... migrate carbonio --url https://carbonio:7071 --user admin@carbonio.local verify-provisioning --from-url https://zimbra:7071 --from-user admin@example.com`,
 	"carbonio mta":                 `  migrate carbonio --ssh root@carbonio --run-as zextras mta stop`,
