@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/internal/testpki"
@@ -146,6 +147,13 @@ func TestCLITable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The Carbonio admin API: the exported fake over TLS, with its CA.
+	cs := carboniotest.New(carboniotest.Options{Admin: "admin@example.com", Password: "secret"})
+	t.Cleanup(cs.Close)
+	csCA := filepath.Join(t.TempDir(), "carbonio-ca.pem")
+	if err := os.WriteFile(csCA, cs.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	httpURL := plainHTTP(t)
 	httpsToPlain := "https://" + strings.TrimPrefix(httpURL, "http://")
 	closed := closedAddr(t)
@@ -218,6 +226,8 @@ func TestCLITable(t *testing.T) {
 		{"carbonio no password", carb("https://carbonio:7071", "accounts"), map[string]string{"MIGRATE_CARBONIO_PASSWORD": ""}, exitUsage, `^migrate: .*MIGRATE_CARBONIO_PASSWORD or --password-file`},
 		{"carbonio folders without account", carb("https://carbonio:7071", "folders"), nil, exitUsage, `^migrate: accepts 1 arg`},
 		{"carbonio untrusted certificate", carb(davURL, "accounts"), nil, exitUnreachable, `^migrate: the certificate of the server is not trusted`},
+		{"carbonio wrong password", carb(cs.URL, "--ca-file", csCA, "accounts"), map[string]string{"MIGRATE_CARBONIO_PASSWORD": "wrong"}, exitAuth, `^migrate: a server refused the credentials`},
+		{"carbonio refused", carb("https://"+closed, "accounts"), nil, exitUnreachable, `^migrate: cannot reach 127\.0\.0\.1:\d+: connection refused$`},
 		{"carbonio https to a plaintext port", carb(httpsToPlain, "accounts"), nil, exitUnreachable, `^migrate: the server did not answer with TLS`},
 
 		// plans: run, preflight, verify
