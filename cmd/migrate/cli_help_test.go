@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -395,4 +396,26 @@ func TestInterruptedMessage(t *testing.T) {
 	if first, _, _ := strings.Cut(errb.String(), "\n"); first != "migrate: interrupted" || strings.Contains(errb.String(), "context canceled") {
 		t.Errorf("stderr:\n%s", errb.String())
 	}
+}
+
+// FuzzPrintError: whatever an error says, the operator reads one
+// "migrate: " prefix and no control characters.
+func FuzzPrintError(f *testing.F) {
+	for _, s := range []string{"migrate: migrate: read plan: open x: no such file", "caldav: dav: source calendars: dav: PROPFIND: 404",
+		"imapcopy: NO \x1b[31mred", "migrate", "", ": : :", "state: x: y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var b bytes.Buffer
+		printError(&b, errors.New(s), false)
+		out := b.String()
+		if !strings.HasPrefix(out, "migrate: ") || strings.Contains(out, "migrate: migrate: ") {
+			t.Errorf("%q printed as %q", s, out)
+		}
+		for _, r := range out {
+			if r != '\n' && (r < 0x20 || (r >= 0x7f && r < 0xa0)) {
+				t.Fatalf("%q printed a control character: %q", s, out)
+			}
+		}
+	})
 }
