@@ -283,3 +283,30 @@ func TestReadOnlyLeavesNoSideFiles(t *testing.T) {
 		t.Errorf("files after a read-only open: %v (before: %d)", names, len(before))
 	}
 }
+
+// TestReadOnlyWhileWriting: a report of a live run reads what the running
+// process committed, through its WAL, while that process holds the lock.
+func TestReadOnlyWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "state.db")
+	w, err := OpenLocked(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.StartRun(ctx, "h"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p + "-wal"); err != nil {
+		t.Fatalf("the writer has no WAL (%v); the test needs one", err)
+	}
+	ro, err := OpenReadOnly(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	runs, err := ro.Runs(ctx)
+	if err != nil || len(runs) != 1 {
+		t.Errorf("Runs while writing = %v, %v; want the one run", runs, err)
+	}
+}
