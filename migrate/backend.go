@@ -19,6 +19,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -82,11 +83,10 @@ func loadTLS(caFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func httpClient(cfg *tls.Config) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = cfg
-	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t, Timeout: 10 * time.Minute}
+// httpClient has no overall timeout: its connections' idle deadlines
+// (internal/httpx) fail a stalled request without cutting a long transfer.
+func httpClient(cfg *tls.Config, idle time.Duration) *http.Client {
+	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle})
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -107,7 +107,7 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 	if b.dstTLS, err = loadTLS(ca(&p.Destination)); err != nil {
 		return nil, err
 	}
-	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS), httpClient(b.dstTLS)
+	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout), httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout)
 	need := p.needs()
 	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
 		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,
@@ -762,7 +762,8 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 
 func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
-		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct}
+		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins,
+			Limits: caldav.Limits{MaxMultistatus: ep.MaxMultistatusMiB << 20, MaxObject: ep.MaxObjectMiB << 20, MaxExport: ep.MaxExportMiB << 20}}
 		if f := b.hooks.DAVCredentials; f != nil {
 			if u, pw, ok := f(side, acct); ok {
 				e.User, e.Password = u, pw
@@ -786,7 +787,8 @@ func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 }
 
 func cardEndpoint(e caldav.Endpoint) carddav.Endpoint {
-	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient}
+	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient,
+		TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits, TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout}
 }
 
 func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst caldav.Destination, src caldav.Source, err error) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -201,6 +202,20 @@ type DAVEndpoint struct {
 	User       string `yaml:"user"`
 	Credential `yaml:",inline"`
 	CAFile     string `yaml:"ca_file"`
+	// TrustedOrigins lists origins besides URL's that the server's hrefs
+	// and redirects may point to (https://host[:port]); requests to any
+	// other origin are refused and credentials never reach it.
+	TrustedOrigins []string `yaml:"trusted_origins"`
+	// IdleTimeout fails a DAV or admin request on whose connection no
+	// byte moved for this long, e.g. "5m"; 0 means 2 minutes. A slow
+	// transfer that progresses is never cut.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxMultistatusMiB, MaxObjectMiB and MaxExportMiB bound a DAV
+	// listing or multiget answer, one object and one REST folder export;
+	// 0 means the defaults (64, 64 and 128 MiB).
+	MaxMultistatusMiB int64 `yaml:"max_multistatus_mib"`
+	MaxObjectMiB      int64 `yaml:"max_object_mib"`
+	MaxExportMiB      int64 `yaml:"max_export_mib"`
 }
 
 // Selection picks accounts.
@@ -557,6 +572,9 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 		case "", "token", "basic":
 		default:
 			bad(side+".dav.auth", "unknown auth %q (want token or basic)", ep.DAV.Auth)
+		}
+		if ep.DAV.IdleTimeout < 0 || ep.DAV.MaxMultistatusMiB < 0 || ep.DAV.MaxObjectMiB < 0 || ep.DAV.MaxExportMiB < 0 {
+			bad(side+".dav", "idle_timeout and max_*_mib must not be negative")
 		}
 		switch ep.CLI.Mode {
 		case "", "local":
