@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/migrate"
@@ -118,6 +119,7 @@ func connectionProblem(err error) *problem {
 		invalid  x509.CertificateInvalidError
 		netError net.Error
 		se       *migrate.ServerError
+		idle     *httpx.IdleError
 	)
 	// server names the server: by plan key in a plan run, else by address.
 	server := func(fallback string) string {
@@ -155,6 +157,9 @@ func connectionProblem(err error) *problem {
 		}
 		return &problem{"cannot reach " + server(addr) + ": connection refused",
 			"check the host and port, and that the server is running"}
+	case errors.As(err, &idle):
+		return &problem{fmt.Sprintf("no data from %s for %s (idle timeout)", server("the server"), idle.Idle),
+			"raise --idle-timeout if the server is slow but alive; run the same command again: it resumes"}
 	case errors.As(err, &opErr) && opErr.Op != "dial":
 		return &problem{"lost the connection to " + server("the server") + ": " + rootCause(err),
 			"run the same command again: it resumes; if it keeps failing, check the network and the server's load"}
