@@ -248,6 +248,9 @@ func (c *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 // source object must be at the destination exactly once and equal.
 // Source objects the last Copy of this Copier read from the same src, with
 // the same ETag since, are not read again; the destination is read in full.
+// Objects are compared by meaning, not spelling (semantic.go): an object
+// found different is listed with the names of the components and
+// properties that differ (Verification.Collections[].Changes).
 func (c *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
 	v, err := c.engine().Verify(ctx, dst, src)
 	if err != nil {

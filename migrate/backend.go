@@ -39,6 +39,9 @@ type Hooks struct {
 	// DestinationCLI runs carbonio and zmmtactl on the destination
 	// (default: the plan's destination.cli).
 	DestinationCLI carbonio.Runner
+	// SourceCLI runs zxsuite on the source for the export phase (default:
+	// the plan's source.cli).
+	SourceCLI carbonio.Runner
 	// PollInterval is the first wait between polls of a server operation
 	// (default: the carbonio client's).
 	PollInterval time.Duration
@@ -61,6 +64,7 @@ type serverBackend struct {
 	dstHTTP  *http.Client
 	budget   *imapcopy.ConnBudget
 	ssh      *carbonio.SSH
+	seed     seedBackend // export and transfer
 }
 
 func loadTLS(caFile string) (*tls.Config, error) {
@@ -138,6 +142,7 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 }
 
 func (b *serverBackend) Close() error {
+	b.seed.close()
 	if b.ssh != nil {
 		return b.ssh.Close()
 	}
@@ -169,6 +174,7 @@ func (b *serverBackend) Check(ctx context.Context) error {
 		errs = append(errs, httpCheck(ctx, "source.dav", b.p.Source.DAV.URL, b.srcHTTP))
 		errs = append(errs, httpCheck(ctx, "destination.dav", b.p.Destination.DAV.URL, b.dstHTTP))
 	}
+	errs = append(errs, b.checkSeed(ctx))
 	return errors.Join(errs...)
 }
 
@@ -497,6 +503,12 @@ func (b *serverBackend) unverified(module, action string) bool {
 }
 
 func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []AccountPlan, rec *recorder) error {
+	switch ph {
+	case PhaseExport:
+		return b.export(ctx, p, rec)
+	case PhaseTransfer:
+		return b.transfer(ctx, p, accts, rec)
+	}
 	if b.dstAdmin == nil {
 		return errors.New("migrate: no destination admin API configured (destination.admin)")
 	}
@@ -1008,7 +1020,11 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
 					}
 					for _, u := range c.Different {
-						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "different on the destination"})
+						reason := "different on the destination"
+						if w := c.ChangedIn(u); w != "" {
+							reason += ": " + w
+						}
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: reason})
 					}
 					for _, u := range c.Duplicates {
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "more than once on the destination"})

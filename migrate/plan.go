@@ -27,6 +27,8 @@ type Phase string
 
 // The phases, in the order the documented procedure runs them.
 const (
+	PhaseExport            Phase = "export"             // global: zxsuite backup doExport on the source
+	PhaseTransfer          Phase = "transfer"           // global: bring the export to the destination (or check it is there)
 	PhaseMTAStop           Phase = "mta_stop"           // global: stop the destination MTA
 	PhaseSmartScan         Phase = "smartscan"          // global: backup SmartScan on the destination
 	PhaseProvisioning      Phase = "provisioning"       // global: external restore, provisioning only
@@ -41,12 +43,13 @@ const (
 
 // AllPhases lists every phase in run order.
 var AllPhases = []Phase{
-	PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
+	PhaseExport, PhaseTransfer, PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
 	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseDedup, PhaseMTAStart,
 }
 
 // DefaultPhases is what a plan runs when it lists no phases: the procedure
-// without the optional MTA stop/start and deduplication.
+// without the optional export and transfer, MTA stop/start and
+// deduplication.
 var DefaultPhases = []Phase{
 	PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
 	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify,
@@ -91,6 +94,11 @@ type Plan struct {
 	// Phases lists the phases to run; empty means DefaultPhases. Order in
 	// the file does not matter: phases always run in AllPhases order.
 	Phases []Phase `yaml:"phases"`
+	// Export configures the export phase on the source.
+	Export ExportPlan `yaml:"export"`
+	// Transfer configures the transfer phase: how the export reaches
+	// provisioning.backup_path.
+	Transfer TransferPlan `yaml:"transfer"`
 	// Provisioning configures the external restore and its neighbours.
 	Provisioning Provisioning `yaml:"provisioning"`
 	// Mail configures the IMAP copy.
@@ -110,6 +118,8 @@ type Plan struct {
 	hash        string
 	cliInjected bool // a Runner supplies the destination command line
 	davInjected bool // a Runner supplies per-account DAV credentials
+
+	srcCLIInjected bool // a Runner supplies the source command line
 }
 
 // Endpoint is one side of the migration.
@@ -608,6 +618,7 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 	if (p.HasPhase(PhaseMTAStop) || p.HasPhase(PhaseMTAStart)) && p.Destination.CLI.Mode == "" && !p.cliInjected {
 		bad("destination.cli.mode", "the mta_stop and mta_start phases need a command line on the destination (local or ssh)")
 	}
+	p.validateSeed(bad)
 	for _, ph := range []Phase{PhaseSmartScan, PhaseProvisioning, PhaseDedup} {
 		if p.HasPhase(ph) && p.Destination.CLI.Mode == "" && !p.cliInjected && !p.Destination.Admin.UnverifiedSOAP {
 			bad("destination.cli.mode", "the %s phase runs on the carbonio command line: set destination.cli.mode (local or ssh), "+
@@ -782,6 +793,10 @@ func (p *Plan) resolvePaths(dir string) {
 		for i := range ep.CLI.SSH.KeyFiles {
 			abs(&ep.CLI.SSH.KeyFiles[i])
 		}
+	}
+	abs(&p.Transfer.SSH.KnownHostsFile)
+	for i := range p.Transfer.SSH.KeyFiles {
+		abs(&p.Transfer.SSH.KeyFiles[i])
 	}
 }
 

@@ -407,7 +407,11 @@ func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification, del
 				fmt.Fprintf(e.stdout, "  MISSING at destination: %s (UID %s)\n", c.Source, u)
 			}
 			for _, u := range c.Different {
-				fmt.Fprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)\n", c.Source, u)
+				what := ""
+				if w := c.ChangedIn(u); w != "" {
+					what = ": " + w
+				}
+				fmt.Fprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)%s\n", c.Source, u, what)
 			}
 			for _, u := range c.Duplicates {
 				fmt.Fprintf(e.stdout, "  DUPLICATE at destination: %s (UID %s)\n", c.Source, u)
