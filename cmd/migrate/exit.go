@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
@@ -256,16 +256,16 @@ func describeOne(err error) problem {
 
 // printError prints err once, with one "migrate:" prefix, what to do, and
 // the whole internal chain only when debug is set.
-// Error texts can carry what a server said: control characters in them are
-// shown escaped, never sent to the terminal.
+// Error texts can carry what a server said: they go through termsafe, so
+// control characters are shown escaped, never sent to the terminal.
 func printError(w io.Writer, err error, debug bool) {
 	p := describe(err)
-	fmt.Fprintf(w, "migrate: %s\n", printable(p.what))
+	fmt.Fprintf(w, "migrate: %s\n", termsafe.String(p.what))
 	if p.todo != "" {
 		fmt.Fprintf(w, "  what to do: %s\n", p.todo)
 	}
 	if debug {
-		fmt.Fprintf(w, "  detail: %s\n", printable(err.Error()))
+		fmt.Fprintf(w, "  detail: %s\n", termsafe.Error(err))
 	} else if p.what != strip(err.Error()) {
 		fmt.Fprintf(w, "  (--log-level debug shows the details)\n")
 	}
@@ -320,19 +320,4 @@ func isCobraUsage(err error) bool {
 		}
 	}
 	return false
-}
-
-// printable escapes control characters (C0, DEL, C1) as Go escapes, so that
-// a server's text cannot move the cursor or change the terminal.
-func printable(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -92,7 +92,7 @@ Exit codes: 0 done and verified, 2 usage or configuration, 3 partial, 4 credenti
 	err := root.ExecuteContext(ctx)
 	code := exitCode(ctx, err)
 	if err != nil && !isReported(err) {
-		printError(stderr, err, e.g.debug())
+		printError(stderr, err, e.g.debug()) // escapes server text (termsafe)
 	}
 	return code
 }
