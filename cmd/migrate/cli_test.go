@@ -186,7 +186,7 @@ func TestCLITable(t *testing.T) {
 		{"mail without --to", []string{"mail", "--from", imapURL(plain.Addr)}, nil, exitUsage, `^migrate: mail: --from and --to are required$`},
 		{"mail bad scheme", []string{"mail", "--from", "pop3://u@h", "--to", imapURL(plain.Addr)}, nil, exitUsage, `^migrate: `},
 		{"mail no password", mail(), map[string]string{"MIGRATE_FROM_PASSWORD": ""}, exitUsage, `^migrate: environment variable MIGRATE_FROM_PASSWORD is not set \(set MIGRATE_FROM_PASSWORD or --from-password-file\)$`},
-		{"mail negative concurrency", mail("--concurrency", "-1"), nil, exitUsage, `^migrate: mail: --concurrency, --max-writers, --append-batch and --max-size must not be negative$`},
+		{"mail negative concurrency", mail("--concurrency", "-1"), nil, exitUsage, `^migrate: mail: --concurrency, --max-writers, --append-batch, --max-size and --idle-timeout must not be negative`},
 		{"mail delete without state", mail("--delete"), nil, exitUsage, `^migrate: mail: --delete needs --state`},
 		{"mail bad map", mail("--map", "Sent"), nil, exitUsage, `^migrate: mail: --map "Sent": want SRC=DST$`},
 		{"mail state is a README", mail("--state", readme), nil, exitUsage, `^migrate: .*README\.md is not a zxmigrate state file \(not a SQLite database\); it was left untouched`},

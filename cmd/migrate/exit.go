@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/state"
@@ -175,6 +176,9 @@ func connectionProblem(err error) *problem {
 // message and wraps the server's answer (or the EOF of a server that hung
 // up).
 func startTLSRefused(err error, ie **imap.Error) bool {
+	if errors.Is(err, imapcopy.ErrStartTLSRefused) {
+		return true
+	}
 	if !strings.Contains(err.Error(), "starttls ") {
 		return false
 	}
