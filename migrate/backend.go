@@ -20,6 +20,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -62,6 +63,7 @@ type serverBackend struct {
 	dstTLS   *tls.Config
 	srcHTTP  *http.Client
 	dstHTTP  *http.Client
+	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
 	ssh      *carbonio.SSH
 	seed     seedBackend // export and transfer
@@ -89,8 +91,9 @@ func loadTLS(caFile string) (*tls.Config, error) {
 
 // httpClient has no overall timeout: its connections' idle deadlines
 // (internal/httpx) fail a stalled request without cutting a long transfer.
-func httpClient(cfg *tls.Config, idle time.Duration) *http.Client {
-	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle})
+// Every request goes through the run's one pacer (one pace per host).
+func httpClient(cfg *tls.Config, idle time.Duration, p *pace.Pacer) *http.Client {
+	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle, Wrap: p.Wrap})
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -111,7 +114,9 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 	if b.dstTLS, err = loadTLS(ca(&p.Destination)); err != nil {
 		return nil, err
 	}
-	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout), httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout)
+	b.pacer = pace.New(p.Limits.HTTPRate)
+	b.srcHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout, b.pacer)
+	b.dstHTTP = httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout, b.pacer)
 	need := p.needs()
 	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
 		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,
@@ -142,6 +147,14 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 }
 
 func (b *serverBackend) Close() error {
+	for _, st := range b.pacer.Stats() {
+		if st.Throttled > 0 {
+			b.log.Warn("server throttled HTTP requests", "host", st.Host, "requests", st.Requests, "throttled", st.Throttled,
+				"retried", st.Retried, "slow_downs", st.SlowDowns, "rate", st.Rate)
+		} else {
+			b.log.Debug("HTTP pace", "host", st.Host, "requests", st.Requests, "waited", st.Waited)
+		}
+	}
 	b.seed.close()
 	if b.ssh != nil {
 		return b.ssh.Close()
@@ -588,7 +601,7 @@ func (b *serverBackend) imapAccounts(a AccountPlan) (dst, src *imapcopy.Account)
 func (b *serverBackend) copier(a AccountPlan, inv *Inventory, rec *recorder) *imapcopy.Copier {
 	m := b.p.Mail
 	c := &imapcopy.Copier{
-		Concurrency: b.p.Concurrency.folders(),
+		Concurrency: b.p.Concurrency.mailFolders(),
 		MaxWriters:  m.WritersPerAccount,
 		Budget:      b.budget,
 		Include:     m.Include,

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
@@ -138,7 +139,7 @@ func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
 func httpClientFor(tc *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
-	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	return &http.Client{Transport: pace.Default().Wrap(tr), Timeout: 5 * time.Minute}
 }
 
 // mtaCtl is zmmtactl next to --carbonio-path when that is a path (both

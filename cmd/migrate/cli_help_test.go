@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
@@ -83,7 +84,7 @@ func TestHelp(t *testing.T) {
 
 func TestHelpTexts(t *testing.T) {
 	_, mail, _ := runCLI(t, "mail", "--help")
-	for _, want := range []string{`--concurrency int +folders copied in parallel \(default 2\)`, `--append-batch int .*\(default 16\)`, "WITHOUT a shared state file"} {
+	for _, want := range []string{`--concurrency int +folders copied in parallel .*\(default ` + strconv.Itoa(imapcopy.DefaultConcurrency) + `\)`, `--append-batch int .*\(default 16\)`, "WITHOUT a shared state file"} {
 		if !regexp.MustCompile(want).MatchString(mail) {
 			t.Errorf("mail --help lacks %q:\n%s", want, mail)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 )
@@ -42,6 +43,7 @@ type davFlags struct {
 	dryRun, verify        bool
 	delete                bool
 	concurrency           int
+	httpRate              float64
 }
 
 func (f *davFlags) register(c *cobra.Command, kind string) {
@@ -81,6 +83,7 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.BoolVar(&f.delete, "delete", false, "delete on the destination the objects this tool copied that the source no longer has (needs --state; objects changed on the destination since are kept)")
 	fl.BoolVar(&f.verify, "verify", true, "after copying, compare source and destination by UID and content")
 	fl.IntVar(&f.concurrency, "concurrency", dav.DefaultConcurrency, "parallel requests per server")
+	fl.Float64Var(&f.httpRate, "http-rate", 0, "HTTP requests per second per host, all requests together; 0 means 30, Zimbra's DoSFilter limit; negative means no pacing")
 }
 
 func (f *davFlags) check() error {
@@ -202,7 +205,8 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	if err != nil {
 		return err
 	}
-	hc := httpx.NewClient(httpx.Options{TLSConfig: tlsCfg, IdleTimeout: f.idleTimeout})
+	// One pacer for both sides: each host gets its own pace.
+	hc := httpx.NewClient(httpx.Options{TLSConfig: tlsCfg, IdleTimeout: f.idleTimeout, Wrap: pace.New(f.httpRate).Wrap})
 	limits := dav.Limits{MaxMultistatus: f.maxMultistatusMiB << 20, MaxObject: f.maxObjectMiB << 20, MaxExport: f.maxExportMiB << 20}
 	var fromPw, toPw secret.Secret
 	if f.fromUser != "" {

@@ -21,12 +21,14 @@ type outputFlags struct {
 	plan      string
 	reportDir string
 	only      []string
+	httpRate  float64
 }
 
 func (f *outputFlags) add(cmd *cobra.Command, withReport bool) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.plan, "plan", "", "plan file (YAML; 'migrate plan init FILE' writes an annotated one)")
 	fl.StringSliceVar(&f.only, "account", nil, "only these source accounts (repeat or comma-separate)")
+	fl.Float64Var(&f.httpRate, "http-rate", 0, "HTTP requests per second per host, overriding the plan's limits.http_rate (default 30; negative: no pacing)")
 	if withReport {
 		fl.StringVar(&f.reportDir, "report-dir", "", "directory for report.json and report.html (default: the plan's report)")
 	}
@@ -39,6 +41,12 @@ func (f *outputFlags) setup(e *env, progressMode string) (*migrate.Runner, *prog
 	plan, err := loadPlan(f.plan)
 	if err != nil {
 		return nil, nil, err
+	}
+	if f.httpRate != 0 {
+		plan.Limits.HTTPRate = f.httpRate
+		if err := plan.Validate(); err != nil {
+			return nil, nil, usageError{fmt.Errorf("--http-rate: %w", err)}
+		}
 	}
 	prog, err := newProgress(e.stderr, progressMode)
 	if err != nil {
