@@ -398,20 +398,28 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 	if err != nil {
 		return nil, err
 	}
+	// With the shares phase, grants, mountpoints and saved searches are
+	// re-created there, which reports what it cannot re-create.
+	shares := b.p.HasPhase(PhaseShares)
+	notMigrated := func(n NotMigrated) {
+		if !shares || n.Kind == "files" {
+			inv.NotMigrated = append(inv.NotMigrated, n)
+		}
+	}
 	for _, f := range fs {
 		if len(f.Grants) > 0 && f.Kind == carbonio.KindFolder {
-			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "share", Name: f.Path,
+			notMigrated(NotMigrated{Account: a.Source, Kind: "share", Name: f.Path,
 				Reason: "shared with " + describeGrants(f.Grants) + ": shares are not migrated by this procedure; re-create them on the destination"})
 		}
 		switch {
 		case f.Kind == carbonio.KindLink:
 			reason := "mountpoint of another account's folder: shares are not migrated by this procedure"
 			inv.SkipFolders[imapName(f.Path)] = reason
-			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "mountpoint", Name: f.Path, Reason: reason})
+			notMigrated(NotMigrated{Account: a.Source, Kind: "mountpoint", Name: f.Path, Reason: reason})
 		case f.Kind == carbonio.KindSearch:
 			reason := "saved search: a view of other folders, its messages are copied from their own folders"
 			inv.SkipFolders[imapName(f.Path)] = reason
-			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "search", Name: f.Path, Reason: reason})
+			notMigrated(NotMigrated{Account: a.Source, Kind: "search", Name: f.Path, Reason: reason})
 		case nonMailViews[f.View]:
 			// Old sources list calendars, address books and briefcases as
 			// IMAP folders; copying them would make empty mail folders that
@@ -419,7 +427,7 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 			// by DAV.
 			inv.SkipFolders[imapName(f.Path)] = fmt.Sprintf("not a mail folder (%s view)", f.View)
 			if f.View == "document" && f.Count > 0 {
-				inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
+				notMigrated(NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
 					Reason: fmt.Sprintf("%d Files/Briefcase items: not migrated by this procedure", f.Count)})
 			}
 		}
@@ -566,6 +574,8 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 			})
 		}
 		return nil
+	case PhaseShares:
+		return b.shares(ctx, accts, rec)
 	case PhaseDedup:
 		uv := b.unverified("ZxPowerstore", "doDeduplicate")
 		if op, ok := b.running(ctx, "deduplicate", "dedup"); ok {

@@ -39,6 +39,7 @@ const (
 	PhaseCalendars         Phase = "calendars"          // account: CalDAV copy
 	PhaseContacts          Phase = "contacts"           // account: CardDAV copy
 	PhaseVerify            Phase = "verify"             // account: source-versus-destination proof
+	PhaseShares            Phase = "shares"             // global, after the account pool: grants, mountpoints, saved searches
 	PhaseDedup             Phase = "dedup"              // global: volume deduplication
 	PhaseMTAStart          Phase = "mta_start"          // global: start the destination MTA
 )
@@ -46,7 +47,7 @@ const (
 // AllPhases lists every phase in run order.
 var AllPhases = []Phase{
 	PhaseExport, PhaseTransfer, PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
-	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseDedup, PhaseMTAStart,
+	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseShares, PhaseDedup, PhaseMTAStart,
 }
 
 // DefaultPhases is what a plan runs when it lists no phases: the procedure
@@ -64,6 +65,13 @@ func (p Phase) IsAccountPhase() bool {
 		return true
 	}
 	return false
+}
+
+// closing reports whether p is a global phase that runs after the account
+// pool: shares (which needs every account's folders on the destination),
+// dedup and mta_start.
+func (p Phase) closing() bool {
+	return p == PhaseShares || p == PhaseDedup || p == PhaseMTAStart
 }
 
 // Defaults for zero-valued plan fields.
@@ -697,6 +705,8 @@ func (p *Plan) needs() needs {
 		case PhaseCalendars, PhaseContacts:
 			n.dav = true
 		case PhaseVerify:
+		case PhaseShares:
+			n.srcAdmin, n.dstAdmin = true, true
 		}
 	}
 	if p.Accounts.ListFile == "" && p.Accounts.FromDirectory == nil || p.Accounts.FromDirectory != nil && *p.Accounts.FromDirectory {
