@@ -19,8 +19,19 @@ import (
 // one in a sub-folder) across a domain rename into Carbonio Files, lists
 // it in the report's Files section and no longer as not migrated, and
 // uploads nothing on a second run with the same state.
-func TestFilesPhase(t *testing.T) {
-	ctx := context.Background()
+type filesEnv struct {
+	fs   *carboniotest.Files
+	bc   *carboniotest.Briefcase
+	revs [][]byte
+	plan func(phases ...migrate.Phase) *migrate.Plan
+}
+
+// newFilesEnv starts a source admin API (example.com) with alice's
+// Briefcase and a sub-folder, the Briefcase REST fake holding a document
+// with 3 revisions and one in the sub-folder, a destination admin API
+// (example.net) and the Files fake.
+func newFilesEnv(t *testing.T) *filesEnv {
+	t.Helper()
 	folders := carboniotest.DefaultFolders()
 	for i := range folders {
 		if folders[i].Name == "Briefcase" {
@@ -73,6 +84,13 @@ func TestFilesPhase(t *testing.T) {
 		}
 		return p
 	}
+	return &filesEnv{fs: fs, bc: bc, revs: revs, plan: plan}
+}
+
+func TestFilesPhase(t *testing.T) {
+	ctx := context.Background()
+	env := newFilesEnv(t)
+	fs, revs, plan := env.fs, env.revs, env.plan
 	// The inventory lists the Briefcase as not migrated only without the
 	// files phase.
 	briefcaseNotMigrated := func(phases ...migrate.Phase) bool {
@@ -145,5 +163,54 @@ func TestFilesPhase(t *testing.T) {
 	}
 	if len(rep.Files) == 0 {
 		t.Error("second run did not run the files phase")
+	}
+}
+
+// TestFilesPhaseResume interrupts the phase twice through the state file:
+// once by an upload cut off mid-body, once by an upload the server stored
+// but whose answer was lost (the state never heard of the node). The
+// --delta runs that follow leave each document once, with its revisions
+// in order, and upload each version once.
+func TestFilesPhaseResume(t *testing.T) {
+	ctx := context.Background()
+	env := newFilesEnv(t)
+	env.fs.CutUpload(2, 5) // report.txt's second revision
+	rep, err := (&migrate.Runner{Plan: env.plan(migrate.PhaseFiles)}).Run(ctx)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	failed := 0
+	for _, it := range rep.Files {
+		if it.Outcome == files.Failed {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("cut run items %+v, want one failed", rep.Files)
+	}
+	env.fs.DropReply(1) // report.txt's second revision again: stored, answer lost
+	if _, err := (&migrate.Runner{Plan: env.plan(migrate.PhaseFiles), Delta: true}).Run(ctx); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	rep, err = (&migrate.Runner{Plan: env.plan(migrate.PhaseFiles), Delta: true}).Run(ctx)
+	if err != nil {
+		t.Fatalf("third run: %v", err)
+	}
+	for _, it := range rep.Files {
+		if it.Outcome == files.Failed || it.Outcome == files.Mismatch {
+			t.Errorf("third run %s/%s: %s %s", it.Folder, it.Name, it.Outcome, it.Reason)
+		}
+	}
+	tree := env.fs.Tree("alice@example.net")
+	if len(tree) != 2 || tree[1].Path != "Briefcase/report.txt" || len(tree[1].Versions) != 3 {
+		t.Fatalf("destination tree %+v", tree)
+	}
+	for i, v := range tree[1].Versions {
+		if !bytes.Equal(v, env.revs[i]) {
+			t.Fatalf("version %d = %q, want %q", i+1, v, env.revs[i])
+		}
+	}
+	if env.fs.Uploads != 2 || env.fs.VersionUploads != 2 {
+		t.Errorf("uploads %d, version uploads %d; want 2 and 2", env.fs.Uploads, env.fs.VersionUploads)
 	}
 }
