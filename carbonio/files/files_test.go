@@ -299,6 +299,19 @@ func TestLimitsReportedPerItem(t *testing.T) {
 			t.Fatalf("%s uploaded despite a limit", f.Path)
 		}
 	}
+	// Verification leaves the skipped documents out: they are reported once.
+	checks, err := b.m.Verify(context.Background(), srcUser, dstUser, "Briefcase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Outcome != files.Verified {
+			t.Errorf("verify %s: %s %s", c.Name, c.Outcome, c.Reason)
+		}
+	}
+	if len(checks) != 2 {
+		t.Errorf("verify checked %d documents, want 2", len(checks))
+	}
 }
 
 func TestVerifyCatchesChangedByteAndVersionCount(t *testing.T) {

@@ -143,6 +143,19 @@ func (m *Migrator) folder(ctx context.Context, account, path string) (string, er
 	return id, nil
 }
 
+// overLimit says why revs are not uploaded, or "".
+func (m *Migrator) overLimit(revs []Revision) string {
+	if m.Limits.MaxSize <= 0 {
+		return ""
+	}
+	for _, r := range revs {
+		if r.Size > m.Limits.MaxSize {
+			return fmt.Sprintf("revision %d is %d bytes, over the %d-byte limit", r.Version, r.Size, m.Limits.MaxSize)
+		}
+	}
+	return ""
+}
+
 func (m *Migrator) refused(ct string) bool {
 	types := m.Limits.RefusedTypes
 	if types == nil {
@@ -202,13 +215,9 @@ func (m *Migrator) document(ctx context.Context, srcAcct, dstAcct, path, parent 
 		revs = []Revision{{Version: d.Version, Size: d.Size, ContentType: d.ContentType}}
 	}
 	it.Versions = len(revs)
-	if m.Limits.MaxSize > 0 {
-		for _, r := range revs {
-			if r.Size > m.Limits.MaxSize {
-				it.Outcome, it.Reason = Skipped, fmt.Sprintf("revision %d is %d bytes, over the %d-byte limit", r.Version, r.Size, m.Limits.MaxSize)
-				return it
-			}
-		}
+	if reason := m.overLimit(revs); reason != "" {
+		it.Outcome, it.Reason = Skipped, reason
+		return it
 	}
 	mp, known, err := m.Store.Node(ctx, dstAcct, d.ID)
 	if err != nil {
@@ -316,6 +325,17 @@ func (m *Migrator) Verify(ctx context.Context, srcAcct, dstAcct, path string) ([
 		if m.refused(d.ContentType) {
 			continue
 		}
+		revs, err := m.Src.Revisions(ctx, srcAcct, d)
+		if err != nil {
+			return items, err
+		}
+		if len(revs) == 0 {
+			revs = []Revision{{Version: d.Version, Size: d.Size, ContentType: d.ContentType}}
+		}
+		if m.overLimit(revs) != "" {
+			continue
+		}
+		it.Versions = len(revs)
 		mp, ok, err := m.Store.Node(ctx, dstAcct, d.ID)
 		if err != nil {
 			return items, err
@@ -324,11 +344,6 @@ func (m *Migrator) Verify(ctx context.Context, srcAcct, dstAcct, path string) ([
 			mis("not on the destination")
 			continue
 		}
-		revs, err := m.Src.Revisions(ctx, srcAcct, d)
-		if err != nil {
-			return items, err
-		}
-		it.Versions = len(revs)
 		vs, err := m.Dst.Versions(ctx, dstAcct, mp.NodeID)
 		if err != nil {
 			return items, err
@@ -337,10 +352,7 @@ func (m *Migrator) Verify(ctx context.Context, srcAcct, dstAcct, path string) ([
 			mis("%d versions on the destination, %d revisions on the source", len(vs), len(revs))
 			continue
 		}
-		latest := d.Version
-		if len(revs) > 0 {
-			latest = revs[len(revs)-1].Version
-		}
+		latest := revs[len(revs)-1].Version
 		body, _, err := m.Src.Open(ctx, srcAcct, d.ID, latest)
 		if err != nil {
 			return items, err

@@ -137,6 +137,9 @@ func (s *Source) Documents(ctx context.Context, account, folder string) ([]Docum
 	return docs, nil
 }
 
+// maxRevisions is the smallest count asked of ListDocumentRevisions.
+const maxRevisions = 1000
+
 type wireDoc struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
@@ -150,8 +153,10 @@ type wireDoc struct {
 // soap/src/java/com/zimbra/soap/mail/message/ListDocumentRevisionsRequest.java,
 // soap/src/java/com/zimbra/soap/mail/type/ListDocumentRevisionsSpec.java):
 // count revisions back from the current one. Purged revisions are absent.
+// count is at least maxRevisions, so that a listing without ver loses
+// none.
 func (s *Source) Revisions(ctx context.Context, account string, d Document) ([]Revision, error) {
-	count := max(d.Version, 1)
+	count := max(d.Version, maxRevisions)
 	env := map[string]any{
 		"Header": map[string]any{"context": map[string]any{
 			"_jsns":   "urn:zimbra",
