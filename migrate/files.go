@@ -54,36 +54,28 @@ func (b *serverBackend) files(ctx context.Context, accts []AccountPlan, rec *rec
 	if rec.store != nil {
 		store = rec.store.Files()
 	}
-	m := &files.Migrator{
-		Src:    &files.Source{URL: srcURL, Tokens: b.srcAdmin, HTTPClient: b.srcHTTP},
-		Dst:    &files.Dest{URL: dstURL, Tokens: b.dstAdmin, HTTPClient: b.dstHTTP},
-		Store:  store,
-		Limits: files.Limits{MaxSize: b.p.Destination.Files.MaxFileMiB << 20},
-	}
+	m := b.filesMigrator(srcURL, dstURL, store)
 	for _, a := range accts {
-		fs, err := b.srcAdmin.Folders(ctx, a.Source)
+		paths, err := b.briefcases(ctx, a)
 		if err != nil {
-			return fmt.Errorf("migrate: files: folders of %s: %w", a.Source, err)
+			return err
 		}
-		for _, f := range fs {
-			if f.Kind != carbonio.KindFolder || f.View != "document" {
-				continue
-			}
-			items, err := m.Folder(ctx, a.Source, a.Destination, f.Path)
+		for _, path := range paths {
+			items, err := m.Folder(ctx, a.Source, a.Destination, path)
 			recordFiles(rec, items)
 			if err != nil {
 				if ctx.Err() != nil {
 					return err
 				}
-				rec.Problem(fmt.Sprintf("briefcase %s of %s", f.Path, a.Source), false, err.Error())
+				rec.Problem(fmt.Sprintf("briefcase %s of %s", path, a.Source), false, err.Error())
 				continue
 			}
-			checks, err := m.Verify(ctx, a.Source, a.Destination, f.Path)
+			checks, err := m.Verify(ctx, a.Source, a.Destination, path)
 			if err != nil {
 				if ctx.Err() != nil {
 					return err
 				}
-				rec.Problem(fmt.Sprintf("verify briefcase %s of %s", f.Path, a.Source), false, err.Error())
+				rec.Problem(fmt.Sprintf("verify briefcase %s of %s", path, a.Source), false, err.Error())
 				continue
 			}
 			for _, c := range checks {
@@ -94,6 +86,55 @@ func (b *serverBackend) files(ctx context.Context, accts []AccountPlan, rec *rec
 		}
 	}
 	return nil
+}
+
+func (b *serverBackend) filesMigrator(srcURL, dstURL string, store files.Store) *files.Migrator {
+	return &files.Migrator{
+		Src:    &files.Source{URL: srcURL, Tokens: b.srcAdmin, HTTPClient: b.srcHTTP},
+		Dst:    &files.Dest{URL: dstURL, Tokens: b.dstAdmin, HTTPClient: b.dstHTTP},
+		Store:  store,
+		Limits: files.Limits{MaxSize: b.p.Destination.Files.MaxFileMiB << 20},
+	}
+}
+
+// briefcases lists the source folders of a with the document view.
+func (b *serverBackend) briefcases(ctx context.Context, a AccountPlan) ([]string, error) {
+	fs, err := b.srcAdmin.Folders(ctx, a.Source)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: files: folders of %s: %w", a.Source, err)
+	}
+	var out []string
+	for _, f := range fs {
+		if f.Kind == carbonio.KindFolder && f.View == "document" {
+			out = append(out, f.Path)
+		}
+	}
+	return out, nil
+}
+
+// filesDryRun lists what the files phase would copy, reading the source
+// only (for preflight).
+func (b *serverBackend) filesDryRun(ctx context.Context, accts []AccountPlan) ([]files.Item, error) {
+	srcURL, dstURL, err := b.p.filesURLs()
+	if err != nil {
+		return nil, err
+	}
+	m := b.filesMigrator(srcURL, dstURL, &files.MemStore{})
+	var all []files.Item
+	for _, a := range accts {
+		paths, err := b.briefcases(ctx, a)
+		if err != nil {
+			return all, err
+		}
+		for _, p := range paths {
+			items, err := m.DryRun(ctx, a.Source, p)
+			all = append(all, items...)
+			if err != nil {
+				return all, err
+			}
+		}
+	}
+	return all, nil
 }
 
 // recordFiles adds the items to the phase result.
@@ -129,21 +170,28 @@ func writeFiles(b *strings.Builder, items []files.Item) {
 		return
 	}
 	counts := map[files.Outcome]int{}
-	versions := 0
+	versions, toCopy := 0, 0
 	for _, it := range items {
 		counts[it.Outcome]++
 		versions += it.Uploaded
-	}
-	var parts []string
-	for _, o := range []files.Outcome{files.Created, files.Updated, files.Unchanged, files.Skipped, files.Failed, files.Mismatch} {
-		if counts[o] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[o], o))
+		if it.Outcome == files.WouldCopy {
+			toCopy += it.Versions
 		}
 	}
-	fmt.Fprintf(b, "Files (Briefcase): %s; %d versions uploaded\n", strings.Join(parts, ", "), versions)
+	var parts []string
+	for _, o := range []files.Outcome{files.Created, files.Updated, files.Unchanged, files.WouldCopy, files.Skipped, files.Failed, files.Mismatch} {
+		if counts[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[o], strings.ReplaceAll(string(o), "_", " ")))
+		}
+	}
+	if counts[files.WouldCopy] > 0 {
+		fmt.Fprintf(b, "Files (Briefcase): %s; %d revisions to copy\n", strings.Join(parts, ", "), toCopy)
+	} else {
+		fmt.Fprintf(b, "Files (Briefcase): %s; %d versions uploaded\n", strings.Join(parts, ", "), versions)
+	}
 	for _, it := range items {
 		switch it.Outcome {
-		case files.Created, files.Unchanged, files.Updated:
+		case files.Created, files.Unchanged, files.Updated, files.WouldCopy:
 			continue
 		}
 		fmt.Fprintf(b, "  %s %s %q: %s\n", it.Outcome, it.Account, it.Folder+"/"+it.Name, it.Reason)

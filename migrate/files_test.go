@@ -3,6 +3,8 @@ package migrate_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"slices"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -98,6 +100,24 @@ func TestFilesPhase(t *testing.T) {
 		if err != nil {
 			t.Fatalf("preflight: %v", err)
 		}
+		if slices.Contains(phases, migrate.PhaseFiles) {
+			// The dry run reads the source only.
+			var got []string
+			for _, it := range pr.Files {
+				got = append(got, fmt.Sprintf("%s/%s %d %s", it.Folder, it.Name, it.Versions, it.Outcome))
+			}
+			slices.Sort(got)
+			if want := []string{"Briefcase/Projects/plan.pdf 1 would_copy", "Briefcase/report.txt 3 would_copy"}; !slices.Equal(got, want) {
+				t.Errorf("preflight files = %q, want %q", got, want)
+			}
+			var txt strings.Builder
+			if err := pr.WriteText(&txt); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(txt.String(), "Files (Briefcase): 2 would copy; 4 revisions to copy") {
+				t.Errorf("preflight text lacks the files line:\n%s", txt.String())
+			}
+		}
 		for _, nm := range pr.NotMigrated {
 			if nm.Kind == "files" {
 				return true
@@ -107,6 +127,9 @@ func TestFilesPhase(t *testing.T) {
 	}
 	if !briefcaseNotMigrated(migrate.PhaseVerify) || briefcaseNotMigrated(migrate.PhaseFiles) {
 		t.Error("Briefcase listed as not migrated with the files phase, or not without it")
+	}
+	if fs.Uploads != 0 || fs.Folders != 0 {
+		t.Errorf("preflight wrote to Files: %d uploads, %d folders", fs.Uploads, fs.Folders)
 	}
 
 	rep, err := (&migrate.Runner{Plan: plan(migrate.PhaseFiles)}).Run(ctx)

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zxmigrate/zxmigrate/carbonio/files"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 )
 
@@ -72,6 +73,9 @@ type PreflightReport struct {
 	// Shares is the dry run of the shares phase, when the plan has it:
 	// what it would create or update, and what it would skip.
 	Shares []ShareItem `json:"shares,omitempty"`
+	// Files is the dry run of the files phase, when the plan has it: the
+	// Briefcase documents it would copy and those over a limit.
+	Files []files.Item `json:"files,omitempty"`
 }
 
 // Check is one server or credential check.
@@ -207,6 +211,13 @@ func (r *Runner) Preflight(ctx context.Context) (*PreflightReport, error) {
 			}
 		}
 	}
+	if b, ok := r.backend.(*serverBackend); ok && r.Plan.HasPhase(PhaseFiles) && b.srcAdmin != nil && ctx.Err() == nil {
+		items, err := b.filesDryRun(ctx, accts)
+		pr.Files = items
+		if err != nil {
+			pr.Checks = append(pr.Checks, Check{Name: "files", OK: false, Detail: err.Error()})
+		}
+	}
 	return pr, ctx.Err()
 }
 
@@ -305,6 +316,7 @@ func (p *PreflightReport) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "%d accounts, %s in all\n", len(p.Accounts), humanBytes(size))
 	writeShares(&b, p.Shares)
+	writeFiles(&b, p.Files)
 	if len(p.NotMigrated) > 0 {
 		b.WriteString("Not migrated by this procedure:\n")
 		for _, n := range p.NotMigrated {

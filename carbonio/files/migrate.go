@@ -55,13 +55,14 @@ type Outcome string
 
 // Outcomes.
 const (
-	Created   Outcome = "created"   // a new Files node with all its revisions
-	Updated   Outcome = "updated"   // missing versions added to an existing node
-	Unchanged Outcome = "unchanged" // nothing to upload
-	Skipped   Outcome = "skipped"   // a size or type limit, or a conflict; Reason says which
-	Failed    Outcome = "failed"    // the source or the destination refused it
-	Verified  Outcome = "verified"  // Verify: bytes and version count match
-	Mismatch  Outcome = "mismatch"  // Verify: they differ; Reason says how
+	Created   Outcome = "created"    // a new Files node with all its revisions
+	Updated   Outcome = "updated"    // missing versions added to an existing node
+	Unchanged Outcome = "unchanged"  // nothing to upload
+	Skipped   Outcome = "skipped"    // a size or type limit, or a conflict; Reason says which
+	Failed    Outcome = "failed"     // the source or the destination refused it
+	Verified  Outcome = "verified"   // Verify: bytes and version count match
+	WouldCopy Outcome = "would_copy" // DryRun: its revisions would be copied (or found)
+	Mismatch  Outcome = "mismatch"   // Verify: they differ; Reason says how
 )
 
 // Item is one document the phase handled.
@@ -305,6 +306,36 @@ func (m *Migrator) upload(ctx context.Context, srcAcct, dstAcct, parent string, 
 	}
 	mp.Versions++
 	return nil
+}
+
+// DryRun lists what Folder would do with the documents of one source
+// folder, reading only the source: each document would be copied
+// (WouldCopy, with its revision count) or is over a limit (Skipped). The
+// destination is not read: before provisioning its accounts do not exist.
+func (m *Migrator) DryRun(ctx context.Context, srcAcct, path string) ([]Item, error) {
+	docs, err := m.Src.Documents(ctx, srcAcct, path)
+	if err != nil {
+		return nil, fmt.Errorf("files: list %s of %s: %w", path, srcAcct, err)
+	}
+	var items []Item
+	for _, d := range docs {
+		it := Item{Account: srcAcct, Folder: path, Name: d.Name}
+		if m.refused(d.ContentType) {
+			it.Outcome, it.Reason = Skipped, "content type "+d.ContentType+" is not migrated to Files"
+			items = append(items, it)
+			continue
+		}
+		revs, err := m.Src.Revisions(ctx, srcAcct, d)
+		if err != nil {
+			return items, err
+		}
+		it.Versions, it.Outcome = max(len(revs), 1), WouldCopy
+		if reason := m.overLimit(revs); reason != "" {
+			it.Outcome, it.Reason = Skipped, reason
+		}
+		items = append(items, it)
+	}
+	return items, nil
 }
 
 // Verify compares each document of the source folder with its Files node:
