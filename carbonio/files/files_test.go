@@ -413,3 +413,29 @@ func TestFilesFakeFailsLikeTheServer(t *testing.T) {
 }
 
 func errorsAs(err error, target **files.Error) bool { return errors.As(err, target) }
+
+func TestTokenStaysOnItsOrigin(t *testing.T) {
+	var leaked []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie("ZM_AUTH_TOKEN"); err == nil {
+			leaked = append(leaked, c.Value)
+		}
+		w.Write([]byte(`{"nodeId":"x"}`))
+	}))
+	defer other.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	d := &files.Dest{URL: redirect.URL, Tokens: tokens{dstUser: "dst-token"}, HTTPClient: &http.Client{}}
+	if _, err := d.Upload(context.Background(), dstUser, files.LocalRoot, "a.txt", "text/plain", 1, strings.NewReader("a")); err == nil {
+		t.Error("an upload redirected to another origin succeeded")
+	}
+	s := &files.Source{URL: redirect.URL, Tokens: tokens{srcUser: "src-token"}, HTTPClient: &http.Client{}}
+	if _, err := s.Documents(context.Background(), srcUser, "Briefcase"); err == nil {
+		t.Error("a listing redirected to another origin succeeded")
+	}
+	if len(leaked) != 0 {
+		t.Errorf("token sent to another origin: %d times", len(leaked))
+	}
+}
