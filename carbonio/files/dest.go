@@ -64,6 +64,7 @@ type Error struct {
 	Message string
 }
 
+// Error implements error.
 func (e *Error) Error() string { return fmt.Sprintf("files: %d %s", e.Status, e.Message) }
 
 // Dest writes to Carbonio Files. Set the fields before the first call; the

@@ -439,3 +439,29 @@ func TestTokenStaysOnItsOrigin(t *testing.T) {
 		t.Errorf("token sent to another origin: %d times", len(leaked))
 	}
 }
+
+func TestBriefcaseFakeRefusesUnknownFieldsAndStrangers(t *testing.T) {
+	b := newBench(t)
+	post := func(token, body string) string {
+		req, _ := http.NewRequest(http.MethodPost, b.m.Src.URL+"/service/soap/ListDocumentRevisionsRequest", strings.NewReader(body))
+		req.AddCookie(&http.Cookie{Name: "ZM_AUTH_TOKEN", Value: token})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(resp.Body)
+		return buf.String()
+	}
+	id := mustDocs(t, b, "Briefcase")[0].ID
+	if got := post("src-token", `{"Body":{"ListDocumentRevisionsRequest":{"doc":{"id":"`+id+`","count":5,"limit":1}}}}`); !strings.Contains(got, "unknown attribute limit") {
+		t.Errorf("unknown attribute answer: %s", got)
+	}
+	if got := post("wrong", `{"Body":{"ListDocumentRevisionsRequest":{"doc":{"id":"`+id+`"}}}}`); !strings.Contains(got, "AUTH_REQUIRED") {
+		t.Errorf("wrong token answer: %s", got)
+	}
+	if _, err := (&files.Source{URL: b.m.Src.URL, Tokens: tokens{srcUser: "wrong"}, HTTPClient: b.hc}).Documents(context.Background(), srcUser, "Briefcase"); err == nil {
+		t.Error("a wrong token listed the Briefcase")
+	}
+}
