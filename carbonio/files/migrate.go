@@ -187,9 +187,19 @@ func (m *Migrator) Folder(ctx context.Context, srcAcct, dstAcct, path string) ([
 	if err != nil {
 		return nil, fmt.Errorf("files: folder %s of %s: %w", path, dstAcct, err)
 	}
+	// One listing of the destination folder serves every lookup by name:
+	// nodes this run creates are in the state before the next document.
+	kids, err := m.Dst.Children(ctx, dstAcct, parent)
+	if err != nil {
+		return nil, fmt.Errorf("files: list folder %s of %s: %w", path, dstAcct, err)
+	}
+	byName := make(map[string]Node, len(kids))
+	for _, k := range kids {
+		byName[k.Name] = k
+	}
 	var items []Item
 	for _, d := range docs {
-		it := m.document(ctx, srcAcct, dstAcct, path, parent, d)
+		it := m.document(ctx, srcAcct, dstAcct, path, parent, byName, d)
 		items = append(items, it)
 		if it.Outcome == Failed && fatal(ctx, ctx.Err()) {
 			return items, ctx.Err()
@@ -198,7 +208,7 @@ func (m *Migrator) Folder(ctx context.Context, srcAcct, dstAcct, path string) ([
 	return items, nil
 }
 
-func (m *Migrator) document(ctx context.Context, srcAcct, dstAcct, path, parent string, d Document) Item {
+func (m *Migrator) document(ctx context.Context, srcAcct, dstAcct, path, parent string, byName map[string]Node, d Document) Item {
 	it := Item{Account: srcAcct, Folder: path, Name: d.Name}
 	fail := func(err error) Item {
 		it.Outcome, it.Reason = Failed, err.Error()
@@ -228,11 +238,7 @@ func (m *Migrator) document(ctx context.Context, srcAcct, dstAcct, path, parent 
 	// before the state write left a node or a version the state does not
 	// know; find the node by parent and name, and count its versions.
 	if !known {
-		n, found, err := m.Dst.Child(ctx, dstAcct, parent, d.Name)
-		if err != nil {
-			return fail(err)
-		}
-		if found {
+		if n, found := byName[d.Name]; found {
 			if n.IsFolder() {
 				it.Outcome, it.Reason = Skipped, "a folder with this name exists on the destination"
 				return it
