@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		newCarbonioCmd(e),
 	)
 	root.AddCommand(newOrchestratorCmds(e)...)
+	root.AddCommand(newStatusCmd(e))
 	err := root.ExecuteContext(ctx)
 	code := exitCode(ctx, err)
 	if err != nil && !isReported(err) {
