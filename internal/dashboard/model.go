@@ -82,9 +82,9 @@ type Problem struct {
 // keep 50,000 rows small: [source, status, phase, size, seconds, items,
 // bytes, problems]. seconds is the time spent in the account's phases.
 type Accounts struct {
-	Version int64   `json:"version"`
+	Version int64    `json:"version"`
 	Columns []string `json:"columns"`
-	Rows    [][]any `json:"rows,omitempty"`
+	Rows    [][]any  `json:"rows,omitempty"`
 }
 
 var accountColumns = []string{"account", "status", "phase", "size", "seconds", "items", "bytes", "problems"}
