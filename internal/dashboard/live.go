@@ -236,7 +236,7 @@ func (l *Live) Status(ctx context.Context) (*Status, error) {
 		}
 	}
 	st.Accounts, st.CountsFrom = own, "run"
-	if counts != nil && countsErr == nil {
+	if counts != nil && countsErr == nil && len(counts) > 0 {
 		st.Accounts, st.CountsFrom = counts, "store"
 	}
 	st.Throughput = append(st.Throughput, l.samples...)

@@ -186,6 +186,9 @@ func (c *accountsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
+	if counts == nil {
+		return // no state store yet
+	}
 	for _, st := range allStates {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[string(st)]), string(st))
 	}

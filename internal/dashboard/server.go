@@ -70,7 +70,7 @@ func Handler(src Source, m *Metrics) http.Handler {
 		writeJSON(w, a)
 	})
 	if m != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+		mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}
 	return mux
 }

@@ -3,6 +3,8 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"sort"
 	"sync"
@@ -35,8 +37,9 @@ func NewStoreView(st *state.Store, plan *migrate.Plan) *StoreView {
 }
 
 // StoreCounts returns a function counting accounts per state in the state
-// file at path. It opens the file on first use once it exists (the runner
-// creates it) and keeps it open; close stops that.
+// file at path (nil counts while the file does not exist yet). It opens the
+// file on first use once it exists (the runner creates it) and keeps it
+// open until closeFn.
 func StoreCounts(path string) (counts func(context.Context) (map[string]int, error), closeFn func()) {
 	var mu sync.Mutex
 	var st *state.Store
@@ -49,7 +52,9 @@ func StoreCounts(path string) (counts func(context.Context) (map[string]int, err
 			return cached, nil
 		}
 		if st == nil {
-			if _, err := os.Stat(path); err != nil {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, nil // no run has created it yet
+			} else if err != nil {
 				return nil, err
 			}
 			s, err := state.Open(ctx, path)
