@@ -84,8 +84,8 @@ func (l *Live) OnEvent(ev migrate.Event) {
 		l.active[e.Phase]++
 		l.version++
 	case migrate.Progress:
-		if e.Phase == migrate.PhaseVerify {
-			break
+		if e.Phase == migrate.PhaseVerify || e.Account == "" {
+			break // items are messages and objects; verification and global phases copy none
 		}
 		r := l.row(e.Account)
 		dItems, dBytes = max(e.Items-r.curItems, 0), max(e.Bytes-r.curBytes, 0)
@@ -141,6 +141,7 @@ func (l *Live) OnEvent(ev migrate.Event) {
 		r.seconds, r.started = r.baseSeconds, time.Time{}
 		if res.Status == migrate.StatusFailed || res.Status == migrate.StatusInterrupted {
 			l.addProblem(Problem{Time: now, Account: e.Account, Phase: string(res.Phase), Reason: res.Reason})
+			r.problems++
 		}
 		l.version++
 	case migrate.AccountFinished:

@@ -134,8 +134,8 @@ func (m *Metrics) observe(ev migrate.Event, dItems, dBytes int64) {
 			m.inPhase.WithLabelValues(string(e.Phase)).Inc()
 		}
 	case migrate.Progress:
-		if e.Phase == migrate.PhaseVerify {
-			return // verification reads; it copies nothing
+		if e.Phase == migrate.PhaseVerify || e.Account == "" {
+			return // verification reads, global phases copy no messages or objects
 		}
 		m.progressItems.WithLabelValues(string(e.Phase)).Add(float64(dItems))
 		m.progressBytes.WithLabelValues(string(e.Phase)).Add(float64(dBytes))

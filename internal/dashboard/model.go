@@ -80,7 +80,8 @@ type Problem struct {
 
 // Accounts is what /api/accounts returns: one row per account, as arrays to
 // keep 50,000 rows small: [source, status, phase, size, seconds, items,
-// bytes, problems]. seconds is the time spent in the account's phases.
+// bytes, problems]. seconds is the time spent in the account's phases;
+// problems counts skipped and failed items and failed phases.
 type Accounts struct {
 	Version int64    `json:"version"`
 	Columns []string `json:"columns"`

@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -179,6 +181,7 @@ func Listen(o Options, h http.Handler) (*Server, error) {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          log.New(io.Discard, "", 0), // not over the progress display
 	}
 	urlHost := ln.Addr().String()
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {

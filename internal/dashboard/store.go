@@ -219,6 +219,9 @@ func (v *StoreView) refresh(ctx context.Context) error {
 		for _, pr := range res.Problems {
 			status.Problems = append(status.Problems, Problem{Time: res.Finished, Account: p.Account, Phase: p.Phase, Item: pr.Item, Skipped: pr.Skipped, Reason: pr.Reason})
 		}
+		if p.Status == string(migrate.StatusFailed) {
+			r.problems++
+		}
 		if p.Status == string(migrate.StatusFailed) && res.Reason != "" {
 			status.Problems = append(status.Problems, Problem{Time: p.Updated, Account: p.Account, Phase: p.Phase, Reason: res.Reason})
 		}
