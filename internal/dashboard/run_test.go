@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
 )
@@ -270,5 +271,57 @@ loop:
 	_, status := get(t, http.DefaultClient, url+"api/status", "")
 	if !strings.Contains(status, "seeded failure") {
 		t.Errorf("/api/status does not list the seeded failures' reasons")
+	}
+
+	// The state store alone (migrate status --serve) tells the same story.
+	st, err := state.Open(context.Background(), re.env.Plan.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	view := NewStoreView(st, re.env.Plan)
+	vs, err := view.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantItems := rep.Totals.Messages + rep.Totals.Events + rep.Totals.Contacts + rep.Totals.Existing
+	if vs.Total != len(rep.Accounts) || vs.Accounts["done"] != rep.Totals.Done || vs.Accounts["failed"] != rep.Totals.Failed ||
+		vs.Items != wantItems || vs.Bytes != rep.Totals.Bytes || vs.Outcome != string(rep.Outcome) {
+		t.Errorf("store view: total %d, %v, items %d, bytes %d, outcome %s; report: %+v, outcome %s",
+			vs.Total, vs.Accounts, vs.Items, vs.Bytes, vs.Outcome, rep.Totals, rep.Outcome)
+	}
+	if len(vs.Throughput) == 0 || vs.Throughput[len(vs.Throughput)-1].Items != wantItems {
+		t.Errorf("store view throughput ends at %+v, want %d items", vs.Throughput[len(vs.Throughput)-1:], wantItems)
+	}
+	ls, _ := re.live.Status(context.Background())
+	if ls.Items != wantItems || ls.Bytes != rep.Totals.Bytes {
+		t.Errorf("live view: %d items, %d bytes; report %d, %d", ls.Items, ls.Bytes, wantItems, rep.Totals.Bytes)
+	}
+	va, err := view.Accounts(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, r := range va.Rows {
+		a := rep.Account(r[0].(string))
+		if a == nil || r[3].(int64) != a.Size {
+			t.Errorf("store row %v does not match the report", r)
+		}
+		if r[1] == "failed" {
+			failed++
+		}
+	}
+	if len(va.Rows) != len(rep.Accounts) || failed != rep.Totals.Failed {
+		t.Errorf("store rows: %d, %d failed; report %d, %d failed", len(va.Rows), failed, len(rep.Accounts), rep.Totals.Failed)
+	}
+	if again, _ := view.Accounts(context.Background(), va.Version); again.Rows != nil {
+		t.Error("rows sent again for an unchanged version")
+	}
+	var sawSeeded bool
+	for _, p := range vs.Problems {
+		sawSeeded = sawSeeded || strings.Contains(p.Reason, "seeded failure")
+	}
+	if !sawSeeded {
+		t.Error("store view problems lack the seeded failures")
 	}
 }
