@@ -7,7 +7,7 @@
   const ROW_H = 26, OVERSCAN = 10;
   const COL = { account: 0, status: 1, phase: 2, size: 3, seconds: 4, items: 5, bytes: 6, problems: 7 };
   const STATES = ["pending", "running", "done", "partial", "failed", "not_run", "interrupted"];
-  let rows = [], view = [], version = 0, sortKey = "size", sortDir = -1, lastStatus = null;
+  let rows = [], view = [], version = 0, lastRows = 0, sortKey = "size", sortDir = -1, lastStatus = null;
   const $ = (id) => document.getElementById(id);
 
   function el(tag, cls, text) {
@@ -181,12 +181,18 @@
       const s = await get("api/status");
       renderStatus(s);
       $("conn").textContent = "";
-      if (s.accounts_version !== version) await pollAccounts();
+      // The table changes with every progress event; fetch it again at
+      // most every 2 s (10 s for very large tables), and at once when the
+      // run has finished.
+      const every = rows.length > 10000 ? 10000 : 2000;
+      const ended = s.finished && !s.finished.startsWith("0001");
+      if (s.accounts_version !== version && (ended || Date.now() - lastRows >= every)) await pollAccounts();
     } catch (e) {
       $("conn").textContent = "not connected: " + e.message;
     }
   }
   async function pollAccounts() {
+    lastRows = Date.now();
     const a = await get("api/accounts?v=" + version);
     if (a.rows) {
       rows = a.rows;
