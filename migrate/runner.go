@@ -130,6 +130,7 @@ func (r *Runner) prepare(ctx context.Context) ([]AccountPlan, error) {
 		return nil, errors.New("migrate: runner has no plan")
 	}
 	r.Plan.cliInjected = r.Hooks.DestinationCLI != nil
+	r.Plan.srcCLIInjected = r.Hooks.SourceCLI != nil
 	r.Plan.davInjected = r.Hooks.DAVCredentials != nil
 	if err := r.Plan.Validate(); err != nil {
 		return nil, err

@@ -137,6 +137,7 @@ func (r *Runner) Preflight(ctx context.Context) (*PreflightReport, error) {
 		Detail: fmt.Sprintf("%d accounts selected", len(accts))})
 	if b, ok := r.backend.(*serverBackend); ok {
 		pr.Checks = append(pr.Checks, b.moduleChecks()...)
+		pr.Checks = append(pr.Checks, b.seedChecks()...)
 	}
 	provisioned := !r.Plan.HasPhase(PhaseProvisioning)
 	var mu sync.Mutex

@@ -22,7 +22,9 @@ func newDemoCmd(e *env) *cobra.Command {
 		Long: `Start an in-process Zextras Suite-like source and Carbonio-like destination (IMAP, CalDAV/CardDAV
 and the admin API, all on 127.0.0.1, nothing installed, no root), seed a sample domain of generated
 mail, calendars and contacts, run the whole plan with progress, and write the JSON and HTML
-reports. Nothing outside --out is touched.`,
+reports. The source's export is written under --out and transferred to the destination's restore
+path there (rsync between local directories when installed, else the built-in copier: the phase
+says which). Nothing outside --out is touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir := out

@@ -29,6 +29,8 @@ type progress struct {
 	items   int64
 	bytes   int64
 	lastSum time.Time
+
+	globalLast map[migrate.Phase]globalLine // see globalProgress
 }
 
 type acctBar struct {
@@ -130,6 +132,10 @@ func (p *progress) OnEvent(ev migrate.Event) {
 				mpb.BarRemoveOnComplete())
 		}
 	case migrate.Progress:
+		if e.Account == "" {
+			p.globalProgress(e)
+			return
+		}
 		a := p.acct[e.Account]
 		if a == nil || e.Phase == migrate.PhaseVerify {
 			return
