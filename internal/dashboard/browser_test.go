@@ -171,6 +171,8 @@ wait:
 
 	// Filter to failed.
 	js[bool](t, ctx, `(() => { const s = document.getElementById("state-filter"); s.value = "failed"; s.dispatchEvent(new Event("change")); return true })()`)
+	// The table refreshes at most every 2 s; the filter stays applied.
+	waitJS(t, ctx, fmt.Sprintf(`document.getElementById("shown").textContent == "%d"`, rep.Totals.Failed), 10*time.Second)
 	states := js[[]string](t, ctx, `[...document.querySelectorAll("#rows .row")].map(r => r.dataset.status)`)
 	if len(states) != rep.Totals.Failed || count(t, ctx, "#shown") != rep.Totals.Failed {
 		t.Errorf("filtered to failed: %d rows (%d shown), want %d", len(states), count(t, ctx, "#shown"), rep.Totals.Failed)
