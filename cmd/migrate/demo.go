@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +28,9 @@ path there (rsync between local directories when installed, else the built-in co
 says which). Nothing outside --out is touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if holdOpen && lf.addr == "" {
+				return usageError{errors.New("--hold goes with --listen: it keeps the dashboard up after the run")}
+			}
 			dir := out
 			if dir == "" {
 				d, err := os.MkdirTemp("", "zxmigrate-demo-")
