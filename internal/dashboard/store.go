@@ -16,7 +16,8 @@ import (
 
 // StoreView answers the dashboard from a state store alone: what every
 // runner sharing the store has recorded. It reads, never writes; answers
-// are cached for a second so that many open pages cost one query.
+// are cached for a second (longer when the store is slow to read) so that
+// many open pages cost one read.
 type StoreView struct {
 	// Plan, when set, names the run and gives the budgets.
 	Plan *migrate.Plan
@@ -25,6 +26,7 @@ type StoreView struct {
 
 	mu      sync.Mutex
 	at      time.Time
+	ttl     time.Duration
 	status  *Status
 	rows    [][]any
 	version int64
@@ -132,9 +134,10 @@ func (v *StoreView) Accounts(ctx context.Context, version int64) (*Accounts, err
 func (v *StoreView) refresh(ctx context.Context) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.status != nil && time.Since(v.at) < time.Second {
+	if v.status != nil && time.Since(v.at) < v.ttl {
 		return nil
 	}
+	began := time.Now()
 	st, err := v.open(ctx)
 	if err != nil {
 		return err
@@ -280,5 +283,8 @@ func (v *StoreView) refresh(ctx context.Context) error {
 	}
 	status.AccountsVersion = v.version
 	v.status, v.rows, v.at = status, cells, time.Now()
+	// A large store costs more to read: keep the answer for at least five
+	// times the read, so that open pages never keep the store busy.
+	v.ttl = max(time.Second, 5*time.Since(began))
 	return nil
 }
