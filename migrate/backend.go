@@ -577,9 +577,11 @@ func security(s string) imapcopy.Security {
 func (b *serverBackend) imapAccounts(a AccountPlan) (dst, src *imapcopy.Account) {
 	s, d := b.p.Source.IMAP, b.p.Destination.IMAP
 	src = &imapcopy.Account{Addr: s.Address, Security: security(s.Security), TLSConfig: b.srcTLS,
-		User: a.Source, Admin: s.Admin, Password: s.Password}
+		User: a.Source, Admin: s.Admin, Password: s.Password,
+		IdleTimeout: s.IdleTimeout, MaxLine: s.MaxLineBytes, MaxLiteral: s.MaxLiteralBytes}
 	dst = &imapcopy.Account{Addr: d.Address, Security: security(d.Security), TLSConfig: b.dstTLS,
-		User: a.Destination, Admin: d.Admin, Password: d.Password}
+		User: a.Destination, Admin: d.Admin, Password: d.Password,
+		IdleTimeout: d.IdleTimeout, MaxLine: d.MaxLineBytes, MaxLiteral: d.MaxLiteralBytes}
 	return dst, src
 }
 
@@ -669,7 +671,17 @@ func errText(err error) string {
 // mailResult folds imapcopy stats into the phase result.
 func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 	rec.add(func(r *PhaseResult) {
+		cancelled := 0
+		defer func() {
+			if cancelled > 0 {
+				r.Problems = append(r.Problems, Problem{Item: "folders", Reason: fmt.Sprintf("%d folders not copied or not finished: the run was stopped", cancelled)})
+			}
+		}()
 		for _, f := range st.Folders {
+			if f.Cancelled {
+				cancelled++ // one line per account, not one per folder
+				continue
+			}
 			d := Detail{Name: f.Source, Destination: f.Destination, SourceCount: int64(f.SourceCount), DestCount: int64(f.DestCount),
 				Copied: int64(f.Copied), Existing: int64(f.AlreadyPresent), Skipped: int64(len(f.SkippedItems)), Failed: int64(len(f.Failed))}
 			var notes []string

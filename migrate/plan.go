@@ -202,6 +202,15 @@ type IMAPEndpoint struct {
 	Admin      string `yaml:"admin"`
 	Credential `yaml:",inline"`
 	CAFile     string `yaml:"ca_file"`
+	// IdleTimeout ends a connection on which the server sends nothing
+	// this long while an answer is due ("2m"; it moves with every byte);
+	// 0 means imapcopy.DefaultIdleTimeout, negative disables it.
+	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
+	// MaxLineBytes and MaxLiteralBytes cap a response line and a literal
+	// outside message bodies; 0 means imapcopy.DefaultMaxLine and
+	// imapcopy.DefaultMaxLiteral (1 MiB each).
+	MaxLineBytes    int64 `yaml:"max_line_bytes,omitempty"`
+	MaxLiteralBytes int64 `yaml:"max_literal_bytes,omitempty"`
 }
 
 // DAVEndpoint is a CalDAV/CardDAV server.

@@ -574,7 +574,8 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 			continue
 		}
 		if inv == nil && (ph == PhaseMail || ph == PhaseVerify) {
-			i, err := r.backend.Inventory(ctx, a)
+			var i *Inventory
+			err := r.noPanic("inventory of "+a.Source, func() (err error) { i, err = r.backend.Inventory(ctx, a); return err })
 			if err != nil {
 				if retry.Classify(err) == retry.Fatal && ctx.Err() == nil {
 					return fmt.Errorf("migrate: inventory %s: %w", a.Source, err)
@@ -592,7 +593,7 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 		}
 		rec := r.newRecorder(store, a.Source, ph)
 		r.emit(PhaseStarted{Account: a.Source, Phase: ph, Time: rec.res.Started})
-		perr := r.backend.Account(ctx, ph, a, inv, rec)
+		perr := r.noPanic(string(ph)+" of "+a.Source, func() error { return r.backend.Account(ctx, ph, a, inv, rec) })
 		if ph == PhaseMail && inv != nil {
 			rec.add(func(res *PhaseResult) { res.NotMigrated = append(res.NotMigrated, inv.NotMigrated...) })
 		}
