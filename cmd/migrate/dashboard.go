@@ -55,12 +55,11 @@ func serveRun(w io.Writer, f *listenFlags, r *migrate.Runner) (url string, stop 
 	if addr == "" {
 		return "", func() {}, nil
 	}
-	counts, closeStore := dashboard.StoreCounts(r.Plan.StatePath())
+	counts := dashboard.StoreCounts(r.Plan.StatePath())
 	m := dashboard.NewMetrics(counts)
 	live := dashboard.NewLive(r.Plan, m, counts)
 	s, err := f.listen(addr, live, m)
 	if err != nil {
-		closeStore()
 		return "", nil, err
 	}
 	prev := r.OnEvent
@@ -71,7 +70,7 @@ func serveRun(w io.Writer, f *listenFlags, r *migrate.Runner) (url string, stop 
 		live.OnEvent(ev)
 	}
 	fmt.Fprintf(w, "Dashboard: %s  (Prometheus metrics: %smetrics)\n", s.URL(), s.URL())
-	return s.URL(), func() { _ = s.Close(); closeStore() }, nil
+	return s.URL(), func() { _ = s.Close() }, nil
 }
 
 // hold keeps the dashboard up until ctx ends (Ctrl-C).

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/internal/dashboard"
-	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
@@ -41,12 +40,7 @@ alone until Ctrl-C: counts, names and reasons from what the runners recorded. Re
 			if _, err := os.Stat(statePath); err != nil {
 				return usageError{fmt.Errorf("state file: %w", err)}
 			}
-			st, err := state.Open(e.ctx, statePath)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			view := dashboard.NewStoreView(st, plan)
+			view := dashboard.NewStoreViewPath(statePath, plan)
 			if lf.addr == "" {
 				counts, err := view.Counts(e.ctx)
 				if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/zxmigrate/zxmigrate/internal/secret"
-	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
 )
@@ -63,7 +62,7 @@ func startEnv(t *testing.T, accounts, failEvery int, o Options) *runEnv {
 	if failEvery > 0 {
 		r.Hooks.SourceTokens = failingTokens{next: r.Hooks.SourceTokens, every: failEvery, accts: env.Accounts}
 	}
-	counts, closeStore := StoreCounts(env.Plan.StatePath())
+	counts := StoreCounts(env.Plan.StatePath())
 	m := NewMetrics(counts)
 	live := NewLive(env.Plan, m, counts)
 	r.OnEvent = live.OnEvent
@@ -71,7 +70,7 @@ func startEnv(t *testing.T, accounts, failEvery int, o Options) *runEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := &runEnv{env: env, r: r, live: live, m: m, srv: srv, stop: func() { srv.Close(); closeStore() }}
+	re := &runEnv{env: env, r: r, live: live, m: m, srv: srv, stop: func() { srv.Close() }}
 	t.Cleanup(re.stop)
 	return re
 }
@@ -274,12 +273,7 @@ loop:
 	}
 
 	// The state store alone (migrate status --serve) tells the same story.
-	st, err := state.Open(context.Background(), re.env.Plan.StatePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	view := NewStoreView(st, re.env.Plan)
+	view := NewStoreViewPath(re.env.Plan.StatePath(), re.env.Plan)
 	vs, err := view.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)

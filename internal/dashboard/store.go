@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -22,7 +21,7 @@ type StoreView struct {
 	// Plan, when set, names the run and gives the budgets.
 	Plan *migrate.Plan
 
-	open func(ctx context.Context) (*state.Store, error)
+	read func(ctx context.Context, fn func(*state.Store) error) error
 
 	mu      sync.Mutex
 	at      time.Time
@@ -35,52 +34,57 @@ type StoreView struct {
 
 // NewStoreView reads st.
 func NewStoreView(st *state.Store, plan *migrate.Plan) *StoreView {
-	return &StoreView{Plan: plan, open: func(context.Context) (*state.Store, error) { return st, nil }}
+	v := &StoreView{Plan: plan}
+	v.read = func(ctx context.Context, fn func(*state.Store) error) error { return fn(st) }
+	return v
+}
+
+// NewStoreViewPath reads the state file at path, opening it read-only for
+// each read (so that it sees runs that start later, and never holds the
+// file open in between).
+func NewStoreViewPath(path string, plan *migrate.Plan) *StoreView {
+	v := &StoreView{Plan: plan}
+	v.read = func(ctx context.Context, fn func(*state.Store) error) error { return readStore(ctx, path, fn) }
+	return v
+}
+
+// readStore opens path read-only for fn.
+func readStore(ctx context.Context, path string, fn func(*state.Store) error) error {
+	st, err := state.OpenReadOnly(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
 }
 
 // StoreCounts returns a function counting accounts per state in the state
-// file at path (nil counts while the file does not exist yet). It opens the
-// file on first use once it exists (the runner creates it) and keeps it
-// open until closeFn.
-func StoreCounts(path string) (counts func(context.Context) (map[string]int, error), closeFn func()) {
+// file at path, read-only (nil counts while the file does not exist yet).
+// Answers are cached for a second.
+func StoreCounts(path string) func(context.Context) (map[string]int, error) {
 	var mu sync.Mutex
-	var st *state.Store
 	var cached map[string]int
 	var at time.Time
-	counts = func(ctx context.Context) (map[string]int, error) {
+	return func(ctx context.Context) (map[string]int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if cached != nil && time.Since(at) < time.Second {
 			return cached, nil
 		}
-		if st == nil {
-			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-				return nil, nil // no run has created it yet
-			} else if err != nil {
-				return nil, err
-			}
-			s, err := state.Open(ctx, path)
-			if err != nil {
-				return nil, err
-			}
-			st = s
+		var c map[string]int
+		err := readStore(ctx, path, func(st *state.Store) (err error) {
+			c, err = countAccounts(ctx, st)
+			return err
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil // no run has created it yet
 		}
-		c, err := countAccounts(ctx, st)
 		if err != nil {
 			return nil, err
 		}
 		cached, at = c, time.Now()
 		return c, nil
 	}
-	closeFn = func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if st != nil {
-			st.Close()
-			st = nil
-		}
-	}
-	return counts, closeFn
 }
 
 func countAccounts(ctx context.Context, st *state.Store) (map[string]int, error) {
@@ -96,12 +100,12 @@ func countAccounts(ctx context.Context, st *state.Store) (map[string]int, error)
 }
 
 // Counts returns the accounts per state.
-func (v *StoreView) Counts(ctx context.Context) (map[string]int, error) {
-	st, err := v.open(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return countAccounts(ctx, st)
+func (v *StoreView) Counts(ctx context.Context) (c map[string]int, err error) {
+	err = v.read(ctx, func(st *state.Store) (err error) {
+		c, err = countAccounts(ctx, st)
+		return err
+	})
+	return c, err
 }
 
 // Status implements Source.
@@ -138,19 +142,19 @@ func (v *StoreView) refresh(ctx context.Context) error {
 		return nil
 	}
 	began := time.Now()
-	st, err := v.open(ctx)
-	if err != nil {
+	var accts []state.AccountRow
+	var phases []state.PhaseRow
+	var runs []state.RunInfo
+	err := v.read(ctx, func(st *state.Store) (err error) {
+		if accts, err = st.Accounts(ctx); err != nil {
+			return err
+		}
+		if phases, err = st.Phases(ctx); err != nil {
+			return err
+		}
+		runs, err = st.Runs(ctx)
 		return err
-	}
-	accts, err := st.Accounts(ctx)
-	if err != nil {
-		return err
-	}
-	phases, err := st.Phases(ctx)
-	if err != nil {
-		return err
-	}
-	runs, err := st.Runs(ctx)
+	})
 	if err != nil {
 		return err
 	}
