@@ -712,11 +712,14 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			if v := f.Verify; v != nil {
 				d.SourceCount, d.DestCount = int64(v.SourceCount), int64(v.DestCount)
 				if verify {
-					d.Failed = int64(v.Missing + v.Duplicated + v.FlagMismatches)
+					d.Failed = int64(v.Missing + v.Duplicated + v.FlagMismatches + v.BodyMismatches)
 					d.Skipped = int64(v.Skipped)
 				}
 				if v.Missing > 0 || v.Duplicated > 0 || v.FlagMismatches > 0 {
 					notes = append(notes, fmt.Sprintf("verify: %d missing, %d duplicated, %d flag/date mismatches", v.Missing, v.Duplicated, v.FlagMismatches))
+				}
+				if v.BodyMismatches > 0 {
+					notes = append(notes, fmt.Sprintf("verify: %d of %d sampled bodies differ", v.BodyMismatches, v.Sampled))
 				}
 				if v.Extra > 0 {
 					notes = append(notes, fmt.Sprintf("%d extra on the destination", v.Extra))
@@ -740,6 +743,9 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 				}
 				if v := f.Verify; v != nil && v.FlagMismatches > 0 {
 					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: fmt.Sprintf("%d messages with different flags or dates", v.FlagMismatches)})
+				}
+				if v := f.Verify; v != nil && v.BodyMismatches > 0 {
+					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: fmt.Sprintf("%d messages whose bytes differ on the destination (e.g. UIDs %v)", v.BodyMismatches, v.BodyExamples)})
 				}
 				continue
 			}
