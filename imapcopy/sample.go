@@ -53,8 +53,9 @@ func (c *Copier) sampleFraction() float64 {
 	return c.VerifySample
 }
 
-// proofName says which proof runs, as reports print it.
-func (c *Copier) proofName() string {
+// Proof names the end-of-run proof the Copier runs, as reports print it:
+// ProofDeep, or "fingerprint + 5% sample" for the default.
+func (c *Copier) Proof() string {
 	if c.DeepVerify {
 		return ProofDeep
 	}

@@ -293,7 +293,7 @@ func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p fo
 // and compares the whole bodies of a sample of pairs (see
 // DefaultVerifySample). Both connections have the folder selected.
 func (s *session) sample(srcConn, dstConn *conn, p folderPlan, pairs []verifyPair, v *Verification) error {
-	v.Proof = s.c.proofName()
+	v.Proof = s.c.Proof()
 	if s.c.DeepVerify {
 		return nil
 	}

@@ -186,6 +186,8 @@ type mailReport struct {
 	OK       bool            `json:"ok"`
 	Error    string          `json:"error,omitempty"`
 	Stats    *imapcopy.Stats `json:"stats"`
+	// Proof names the end-of-run proof (imapcopy.Copier.Proof).
+	Proof string `json:"proof,omitempty"`
 }
 
 func runMail(ctx context.Context, e *env, f *mailFlags) error {
@@ -240,6 +242,9 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 	ok := err == nil && stats != nil && mailOK(stats, f.dryRun)
 	if f.reportPath != "" && stats != nil {
 		rep := mailReport{Version: 1, Kind: "mail", Started: started.UTC(), Finished: time.Now().UTC(), OK: ok, Stats: stats}
+		if !f.dryRun {
+			rep.Proof = c.Proof()
+		}
 		if err != nil {
 			rep.Error = err.Error()
 		}
