@@ -70,7 +70,7 @@ says which). Nothing outside --out is touched.`,
 	fl := cmd.Flags()
 	fl.StringVar(&out, "out", "", "directory for the state file and the reports (default: a new temporary directory)")
 	fl.IntVar(&accounts, "accounts", migratetest.DefaultAccounts, "accounts in the sample domain")
-	fl.IntVar(&messages, "messages", 0, "messages per account (0: the corpus minimum, about 190, covering every folder and edge case)")
+	fl.IntVar(&messages, "messages", 0, "messages per account; 0 means the corpus minimum, about 190, covering every folder and edge case")
 	fl.StringVar(&prog, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
 	fl.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
