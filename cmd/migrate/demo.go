@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 func newDemoCmd(e *env) *cobra.Command {
 	var out, prog, logFormat, logLevel string
 	var accounts, messages int
+	var lf listenFlags
+	var holdOpen bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Migrate a generated domain between in-process servers and write the reports",
@@ -25,6 +28,9 @@ path there (rsync between local directories when installed, else the built-in co
 says which). Nothing outside --out is touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if holdOpen && lf.addr == "" {
+				return usageError{errors.New("--hold goes with --listen: it keeps the dashboard up after the run")}
+			}
 			dir := out
 			if dir == "" {
 				d, err := os.MkdirTemp("", "zxmigrate-demo-")
@@ -58,12 +64,21 @@ says which). Nothing outside --out is touched.`,
 			}
 			r := env.Runner()
 			r.OnEvent, r.Logger = p.OnEvent, log
+			url, stopDash, err := serveRun(e.stdout, &lf, r)
+			if err != nil {
+				p.Close()
+				return err
+			}
+			defer stopDash()
 			done := watchStop(r.Stop)
 			rep, err := r.Run(e.ctx)
 			done()
 			p.Close()
 			ferr := finish(e, rep, env.Plan.ReportDir(), err)
 			fmt.Fprintf(e.stdout, "State:  %s\nOpen the HTML report in a browser; it is one self-contained file.\n", env.Plan.StatePath())
+			if holdOpen && url != "" {
+				hold(e.ctx, e.stdout, url)
+			}
 			return ferr
 		},
 	}
@@ -74,5 +89,7 @@ says which). Nothing outside --out is touched.`,
 	fl.StringVar(&prog, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
 	fl.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	lf.add(cmd, "listen", "serve Prometheus metrics and the live dashboard on host:port, e.g. 127.0.0.1:8080")
+	fl.BoolVar(&holdOpen, "hold", false, "with --listen: keep the dashboard up after the run until Ctrl-C")
 	return cmd
 }
