@@ -32,3 +32,23 @@ func lockState(path string) (unlock func(), err error) {
 		f.Close()
 	}, nil
 }
+
+// StateInUse reports whether a live process holds the lock of the state
+// file at path (a run in progress). It creates nothing: a missing lock file
+// means no run holds it. The kernel drops the lock with its process, so a
+// crashed run's state is not in use.
+func StateInUse(path string) bool {
+	if path == "" || path == ":memory:" {
+		return false
+	}
+	f, err := os.Open(path + ".lock")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
+}

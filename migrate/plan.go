@@ -99,6 +99,9 @@ type Plan struct {
 	Contacts DAVOptions `yaml:"contacts"`
 	// Concurrency bounds the work in flight.
 	Concurrency Concurrency `yaml:"concurrency"`
+	// MTA configures what happens to the destination MTA when a run stops
+	// between mta_stop and mta_start.
+	MTA MTAOptions `yaml:"mta"`
 	// State is the path of the SQLite state file; "" means DefaultStatePath.
 	State string `yaml:"state"`
 	// Report is the directory the JSON and HTML reports go to; "" means
@@ -106,6 +109,7 @@ type Plan struct {
 	Report string `yaml:"report"`
 
 	hash        string
+	file        string // the file LoadPlan read, for the commands a report suggests
 	cliInjected bool // a Runner supplies the destination command line
 	davInjected bool // a Runner supplies per-account DAV credentials
 }
@@ -328,6 +332,7 @@ func LoadPlan(name string) (*Plan, error) {
 		return nil, fmt.Errorf("migrate: plan path: %w", err)
 	}
 	p.resolvePaths(dir)
+	p.file = name
 	return p, nil
 }
 
