@@ -110,8 +110,8 @@ type Plan struct {
 
 	hash        string
 	file        string // the file LoadPlan read, for the commands a report suggests
-	cliInjected bool // a Runner supplies the destination command line
-	davInjected bool // a Runner supplies per-account DAV credentials
+	cliInjected bool   // a Runner supplies the destination command line
+	davInjected bool   // a Runner supplies per-account DAV credentials
 }
 
 // Endpoint is one side of the migration.

@@ -91,7 +91,7 @@ type PhaseResult struct {
 	// equal on the destination.
 	ToVerify int64 `json:"to_verify,omitempty"`
 	Verified int64 `json:"verified,omitempty"`
-	Bytes   int64 `json:"bytes"`
+	Bytes    int64 `json:"bytes"`
 	// Deleted counts destination copies deleted because the source no
 	// longer has their items (mail.delete, calendars.delete,
 	// contacts.delete); in a dry run, how many would be.
@@ -117,12 +117,12 @@ type Detail struct {
 	Destination string `json:"destination,omitempty"`
 	// SourceCount and DestCount are the item counts seen on each side
 	// (verification); -1 when not counted.
-	SourceCount int64  `json:"source_count"`
-	DestCount   int64  `json:"dest_count"`
-	Copied      int64  `json:"copied"`
-	Existing    int64  `json:"existing"`
-	Skipped     int64  `json:"skipped"`
-	Failed      int64  `json:"failed"`
+	SourceCount int64 `json:"source_count"`
+	DestCount   int64 `json:"dest_count"`
+	Copied      int64 `json:"copied"`
+	Existing    int64 `json:"existing"`
+	Skipped     int64 `json:"skipped"`
+	Failed      int64 `json:"failed"`
 	// ToVerify and Verified: of ToVerify source items, Verified were
 	// found equal on the destination (verify phase).
 	ToVerify int64  `json:"to_verify,omitempty"`
