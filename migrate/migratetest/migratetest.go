@@ -351,3 +351,7 @@ func (e *Env) Close() {
 		os.RemoveAll(e.Dir)
 	}
 }
+
+// DestinationAdmin returns the destination's fake admin API and command
+// line, which records the MTA's state (MTARunning) and the commands run.
+func (e *Env) DestinationAdmin() *carboniotest.Server { return e.dstAdmin }
