@@ -88,12 +88,12 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 		}
 	}
 	if runErr != nil {
-		return classify(runErr)
+		return warnMTA(e, rep, classify(runErr))
 	}
 	if rep != nil && !rep.OK() {
-		return errPartial
+		return warnMTA(e, rep, errPartial)
 	}
-	return nil
+	return warnMTA(e, rep, nil)
 }
 
 func newRunCmd(e *env) *cobra.Command {

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/zxmigrate/zxmigrate/migrate"
+)
+
+// warnMTA makes the MTA warning the last thing a run prints when the run
+// left the destination MTA stopped (mta_stop done, mta_start not): the
+// error that ended the run first, then the warning with the command that
+// starts the MTA. It returns the error to exit with, marked as printed.
+func warnMTA(e *env, rep *migrate.Report, err error) error {
+	if rep == nil || rep.MTA == nil {
+		return err
+	}
+	if err != nil && !isReported(err) {
+		fmt.Fprintf(e.stderr, "migrate: %s\n", strings.TrimPrefix(err.Error(), "migrate: "))
+		err = reportedError{err}
+	}
+	fmt.Fprint(e.stderr, "\n"+rep.MTA.Warning())
+	return err
+}
