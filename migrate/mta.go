@@ -2,7 +2,9 @@ package migrate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -192,4 +194,40 @@ func (r *Runner) restartMTA(ctx context.Context, store *state.Store, accts []Acc
 	_ = r.savePhase(ctx, store, state.GlobalAccount, stop)
 	r.emit(PhaseFinished{Result: res})
 	return true
+}
+
+// MTALeftStopped reads the plan's state file and reports whether an earlier
+// run left the destination MTA stopped (mta_stop done, mta_start not), for
+// a run that failed before it could build a report. It creates nothing:
+// without a state file it returns nil.
+func MTALeftStopped(ctx context.Context, p *Plan) *MTAStopped {
+	path := p.StatePath()
+	if path == ":memory:" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		return nil
+	}
+	st, err := state.Open(ctx, path)
+	if err != nil {
+		return nil
+	}
+	defer st.Close()
+	rows, err := st.Phases(ctx)
+	if err != nil {
+		return nil
+	}
+	global := map[Phase]PhaseResult{}
+	for _, row := range rows {
+		if row.Account != state.GlobalAccount {
+			continue
+		}
+		res := PhaseResult{}
+		if row.Detail != "" {
+			_ = json.Unmarshal([]byte(row.Detail), &res)
+		}
+		res.Phase, res.Status = Phase(row.Phase), Status(row.Status)
+		global[res.Phase] = res
+	}
+	return mtaStopped(global, p)
 }

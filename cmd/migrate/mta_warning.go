@@ -22,3 +22,13 @@ func warnMTA(e *env, rep *migrate.Report, err error) error {
 	fmt.Fprint(e.stderr, "\n"+rep.MTA.Warning())
 	return err
 }
+
+// warnPlanMTA is warnMTA for a run that ended without a report (it failed
+// before it began, e.g. a server unreachable on the resume): the plan's
+// state says whether an earlier run left the MTA stopped.
+func warnPlanMTA(e *env, p *migrate.Plan, rep *migrate.Report, err error) error {
+	if rep != nil || err == nil || p == nil {
+		return err
+	}
+	return warnMTA(e, &migrate.Report{MTA: migrate.MTALeftStopped(e.ctx, p)}, err)
+}

@@ -34,6 +34,7 @@ func resetStops(t *testing.T) {
 // mta_start.
 type mtaRun struct {
 	plan     string
+	src      *memimap.Server
 	admin    *carboniotest.Server
 	appendAt chan struct{} // closed at the first APPEND
 	release  chan struct{} // closing it lets the APPENDs go on
@@ -59,6 +60,7 @@ func newMTARun(t *testing.T, restart bool) *mtaRun {
 	if err := src.Seed(user, smallMailbox()); err != nil {
 		t.Fatal(err)
 	}
+	m.src = src
 	m.admin = carboniotest.New(carboniotest.Options{Admin: "admin@carbonio.local", Password: pw, Fixture: carboniotest.DestinationFixture()})
 	t.Cleanup(m.admin.Close)
 	m.admin.AddAccount(carboniotest.FixtureAccount{Name: user})
@@ -134,6 +136,21 @@ func TestRunInterruptedWithMTAStopped(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "destination MTA is STOPPED") || !strings.Contains(out.String(), wantStart) {
 		t.Errorf("report --state does not warn:\n%s", out.String())
+	}
+
+	// The resume fails before it starts (the source is gone): it still
+	// ends with the warning, read from the state.
+	m.src.Close()
+	out.Reset()
+	errb.Reset()
+	code = run(context.Background(), []string{"run", "--plan", m.plan, "--progress", "none"}, &out, &errb)
+	if code != exitUnreachable {
+		t.Fatalf("resume with the source down: exit %d, want %d\nstderr:\n%s", code, exitUnreachable, errb.String())
+	}
+	lines = strings.Split(strings.TrimRight(errb.String(), "\n"), "\n")
+	tail = strings.Join(lines[max(0, len(lines)-5):], "\n")
+	if !strings.Contains(tail, "!!! The destination MTA is STOPPED") || !strings.Contains(tail, wantStart) {
+		t.Errorf("a resume that failed early does not end with the warning:\n%s", errb.String())
 	}
 }
 

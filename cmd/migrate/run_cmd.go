@@ -141,7 +141,7 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 			if dir == "" {
 				dir = r.Plan.ReportDir()
 			}
-			return finish(e, rep, dir, err)
+			return warnPlanMTA(e, r.Plan, rep, finish(e, rep, dir, err))
 		},
 	}
 	f.add(cmd, true)
