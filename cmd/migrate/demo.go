@@ -75,7 +75,11 @@ reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 			}
 			t0 := time.Now()
 			fmt.Fprintf(e.stdout, "Seeding %d accounts on in-process servers ...\n", accounts)
-			env, err := migratetest.StartContext(e.ctx, migratetest.Options{Accounts: accounts, Messages: messages, Dir: dir, Faults: faults})
+			o := migratetest.Options{Accounts: accounts, Messages: messages, Dir: dir, Faults: faults}
+			if !cmd.Flags().Changed("messages") {
+				o.Messages = 0 // the corpus minimum for every account
+			}
+			env, err := migratetest.StartContext(e.ctx, o)
 			if err != nil {
 				return err
 			}
