@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,10 @@ const (
 	demoMaxAccounts      = 5000
 	demoMaxMessages      = 20000     // per account
 	demoMaxTotalMessages = 1_000_000 // accounts × messages
+	// demoMemoryLimit is the Go runtime's soft memory limit during a demo
+	// (unless GOMEMLIMIT is set): the collector works harder near it
+	// rather than letting the heap double.
+	demoMemoryLimit = 1536 << 20
 )
 
 // checkDemoSize validates --accounts and --messages.
@@ -60,6 +65,9 @@ reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 			if err := checkDemoSize(accounts, messages); err != nil {
 				return err
 			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				defer debug.SetMemoryLimit(debug.SetMemoryLimit(demoMemoryLimit))
+			}
 			dir := out
 			if dir == "" {
 				d, err := os.MkdirTemp("", "zxmigrate-demo-")
@@ -81,6 +89,9 @@ reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 			}
 			env, err := migratetest.StartContext(e.ctx, o)
 			if err != nil {
+				if e.ctx.Err() != nil {
+					return fmt.Errorf("demo: interrupted while seeding, nothing was migrated: %w", err)
+				}
 				return err
 			}
 			defer env.Close()
