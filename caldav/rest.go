@@ -20,8 +20,10 @@ type ZimbraREST struct {
 	// User and Password are sent as Basic credentials when Token is nil.
 	User     string
 	Password secret.Secret
-	// Token, when not nil, gives a token sent as the ZM_AUTH_TOKEN cookie
-	// (for Account, or for User when Account is empty).
+	// Token, when not nil, gives the token for Account (or User when
+	// Account is empty), sent as the ZM_AUTH_TOKEN cookie; on an admin
+	// port (7071, 6071) as ZM_ADMIN_AUTH_TOKEN, and it must then be an
+	// admin's token (carbonio.Client.AdminTokens).
 	Token TokenSource
 	// Account is the mailbox whose folders are read.
 	Account string
@@ -37,8 +39,11 @@ func (z ZimbraREST) rest(writable bool) (*dav.REST, error) {
 	if z.Account == "" {
 		return nil, fmt.Errorf("caldav: REST needs the account to read")
 	}
-	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient}
-	c, err := dav.NewClient(e.HTTP(), z.URL)
+	var tok dav.UserTokenSource
+	if z.Token != nil {
+		tok = z.Token
+	}
+	c, err := dav.NewClient(dav.RESTClient(z.HTTPClient, z.URL, z.User, z.Password, tok, z.Account), z.URL)
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)
 	}

@@ -40,7 +40,8 @@ func BenchmarkModuleCommand(b *testing.B) {
 			c := &carbonio.Client{URL: srv.URL, Admin: "admin@carbonio.local", Password: secret.New(sentinelPass), HTTPClient: srv.Client()}
 			switch tr {
 			case "cli":
-				c.Transport = &carbonio.CLI{Runner: srv.CLIRunner()}
+				// Without a URL, operations are listed on the command line.
+				c.URL, c.Transport = "", &carbonio.CLI{Runner: srv.CLIRunner()}
 			case "ssh":
 				sshd := testssh.Start(b)
 				bin, err := carboniotest.BuildFakeCLIBinary(b.TempDir())
@@ -50,7 +51,7 @@ func BenchmarkModuleCommand(b *testing.B) {
 				dir := srv.InstallFakeCLI(b, bin)
 				r := &carbonio.SSH{Addr: sshd.Addr, User: sshd.User, KnownHostsFile: sshd.KnownHosts, KeyFiles: []string{sshd.ClientKey}}
 				defer r.Close()
-				c.Transport = &carbonio.CLI{Runner: r, Program: filepath.Join(dir, "carbonio")}
+				c.URL, c.Transport = "", &carbonio.CLI{Runner: r, Program: filepath.Join(dir, "carbonio")}
 			}
 			ctx := context.Background()
 			if _, err := c.Operations(ctx); err != nil {

@@ -51,10 +51,24 @@ func tail(b []byte) string {
 	return s
 }
 
-// CLI is the module transport that runs `carbonio --json MODULE ACTION
-// ARGS` (PROTOCOLS.md §3.5 (b)) through a Runner: locally or over SSH.
-// No secret is ever put on the command line: the carbonio command runs as
-// the zextras user and needs none. It is safe for concurrent use when its
+// CLI is the module transport that runs `PROGRAM --json MODULE ACTION
+// ARGS` through a Runner: locally or over SSH. The grammar (positional
+// arguments first, then "name value" pairs, lists comma-separated) is the
+// documented one (zextras/tech-doc source/carbonio/admincli/shell.rst and
+// source/carbonio/cli_commands/*). The carbonio wrapper refuses any user
+// but zextras (zextras/carbonio-core-utils src/bin/carbonio): run it as
+// zextras (Local.User, SSH.RunAs).
+//
+// The same transport drives a Zextras Suite source: Program "zxsuite"
+// (same grammar: zextras/tech-doc source/cli/ZxBackup/*.rst) with a Runner
+// that reaches the source host as the zimbra user, e.g.
+//
+//	src := &carbonio.Client{Transport: &carbonio.CLI{Program: "zxsuite",
+//		Runner: &carbonio.SSH{Addr: "zimbra.example.com", User: "root", RunAs: "zimbra"}}}
+//	op, err := src.Export(ctx, "/opt/zimbra/backup/export", carbonio.ExportOptions{Domains: doms})
+//
+// No secret is ever put on the command line: the command runs as the
+// server's own user and needs none. It is safe for concurrent use when its
 // Runner is.
 type CLI struct {
 	// Runner runs the command; nil means Local{}.
@@ -73,9 +87,12 @@ func (c *CLI) runner() Runner {
 	return Local{}
 }
 
-// Module implements ModuleTransport. It prints the JSON result of the
-// command: the CLI is assumed to print the same object as the zextras SOAP
-// answer's content (PROTOCOLS.md §7 question 2).
+// Module implements ModuleTransport and returns the JSON object the
+// command prints. Zextras' scripts read a top-level "response" from
+// `carbonio --json` (zextras/sps-habeat appserver.py), which may come
+// wrapped as {"ok":true,"response":…} (zextras/carbonio-configd
+// internal/zxadmin/client.go); the client's parser takes both, and the
+// per-server form. Text before the first '{' (banners) is skipped.
 func (c *CLI) Module(ctx context.Context, cmd Command) (json.RawMessage, error) {
 	words, err := cmd.CLIArgs()
 	if err != nil {

@@ -142,10 +142,17 @@ type Client struct {
 	// HTTPClient sends the requests; nil means a client with TLS
 	// verification against the system roots.
 	HTTPClient *http.Client
-	// Transport runs module commands (backup, powerstore, core); nil means
-	// the zextras SOAP request. Use a *CLI to run the carbonio command
-	// locally or over SSH instead.
+	// Transport runs module commands on the command line: a *CLI running
+	// `carbonio --json` locally or over SSH. doSmartScan,
+	// doExternalRestore, doDeduplicate, doExport and getAvailable* run only
+	// there unless UnverifiedSOAP is set, because no public source shows
+	// their SOAP field names. Listing, watching and stopping operations
+	// and listing volumes go over SOAP when URL is set, else here.
 	Transport ModuleTransport
+	// UnverifiedSOAP lets the commands above go over the zextras SOAP
+	// request, with the CLI parameter names as field names (a guess), when
+	// Transport is nil. Callers should tell their users it is unverified.
+	UnverifiedSOAP bool
 	// Logger receives debug and warning records; nil means silent. Tokens
 	// and passwords are never logged.
 	Logger *slog.Logger

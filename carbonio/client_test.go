@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,9 @@ func newFixture(t *testing.T, transport string) *fixture {
 		Retry: retry.Policy{Base: time.Millisecond, Max: 5 * time.Millisecond}}
 	switch transport {
 	case "soap":
+		// The fake accepts the guessed SOAP fields of the do* commands;
+		// this opt-in is what a plan's unverified SOAP setting does.
+		c.UnverifiedSOAP = true
 	case "cli":
 		c.Transport = &carbonio.CLI{Runner: srv.CLIRunner()}
 	case "ssh":
@@ -179,10 +183,10 @@ func waitOK(t *testing.T, c *carbonio.Client, op carbonio.Operation, err error) 
 	if err != nil {
 		t.Fatalf("Wait(%s): %v", op.Name, err)
 	}
-	if final.State != carbonio.StateFinished {
-		t.Fatalf("Wait(%s) state = %q, want Finished", op.Name, final.State)
+	if final.Outcome != carbonio.OutcomeSucceeded || final.Type != carbonio.TypeFinished {
+		t.Fatalf("Wait(%s) = %+v, want type Finished, outcome succeeded", op.Name, final)
 	}
-	if len(seen) < 2 || seen[0] != carbonio.StateStarted || seen[len(seen)-1] != carbonio.StateFinished {
+	if len(seen) < 2 || seen[0] != carbonio.StateStarted || seen[len(seen)-1] != "Finished" {
 		t.Errorf("progress states of %s = %v, want Started … Finished", op.Name, seen)
 	}
 	return final
@@ -315,7 +319,7 @@ func TestTokenExpiresDuringOperation(t *testing.T) {
 					expired = true
 				}
 			})
-			if err != nil || final.State != carbonio.StateFinished {
+			if err != nil || final.Outcome != carbonio.OutcomeSucceeded {
 				t.Fatalf("Wait = %+v, %v", final, err)
 			}
 			rep, err := f.c.CheckProvisioning(ctx, expectedFromSource())
@@ -329,48 +333,188 @@ func TestTokenExpiresDuringOperation(t *testing.T) {
 	}
 }
 
+// TestFailedOperation: a restore whose log entry says type Exception, or a
+// type the client does not know, or that vanishes, is never a success, on
+// every transport and in both answer styles.
 func TestFailedOperation(t *testing.T) {
 	for _, tr := range transports {
+		for _, style := range []carboniotest.AnswerStyle{carboniotest.NestedOK, carboniotest.Bare} {
+			for _, end := range []string{"Exception", "Cancelled", "lost"} {
+				t.Run(fmt.Sprintf("%s/style%d/%s", tr, style, end), func(t *testing.T) {
+					if tr == "ssh" && (style != carboniotest.NestedOK || end != "Exception") {
+						t.Skip("one SSH case is enough; the in-process CLI covers the rest")
+					}
+					f := newFixture(t, tr)
+					f.srv.SetAnswers(style)
+					switch end {
+					case "Exception":
+						f.srv.FailOperations("doExternalRestore", "disk full on /opt/zextras/backup")
+					case "lost":
+						f.srv.LoseOperations("doExternalRestore")
+					default:
+						f.srv.EndOperations("doExternalRestore", end)
+					}
+					ctx := context.Background()
+					op, err := f.c.ExternalRestore(ctx, backupPath, carbonio.RestoreOptions{ProvisioningOnly: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					final, err := f.c.Wait(ctx, op, nil)
+					if err == nil || final.Outcome == carbonio.OutcomeSucceeded {
+						t.Fatalf("Wait = %+v, %v; want a failure", final, err)
+					}
+					if !strings.Contains(err.Error(), op.ID) {
+						t.Errorf("error %q does not name the operation %s", err, op.ID)
+					}
+					var oe *carbonio.OperationError
+					switch end {
+					case "Exception":
+						if !errors.As(err, &oe) || !errors.Is(err, carbonio.ErrOperationFailed) || final.Outcome != carbonio.OutcomeFailed || final.Type != "Exception" {
+							t.Errorf("Wait = %+v, %v; want outcome failed, type Exception", final, err)
+						}
+					case "lost":
+						if !errors.Is(err, carbonio.ErrOperationLost) || final.Outcome != carbonio.OutcomeUnknown {
+							t.Errorf("Wait = %+v, %v; want ErrOperationLost", final, err)
+						}
+					default:
+						if !errors.As(err, &oe) || !errors.Is(err, carbonio.ErrOutcomeUnknown) || !strings.Contains(err.Error(), `unknown outcome "Cancelled"`) {
+							t.Errorf("Wait = %+v, %v; want unknown outcome \"Cancelled\"", final, err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestStopOperation stops over SOAP (ZxCore doStopOperation, operationId)
+// and over the command line alone (powerstore doStopOperation UUID).
+func TestStopOperation(t *testing.T) {
+	for _, tr := range []string{"soap", "cli-only"} {
 		t.Run(tr, func(t *testing.T) {
-			f := newFixture(t, tr)
-			f.srv.FailOperations("doExternalRestore", "disk full on /opt/zextras/backup")
+			f := newFixture(t, "cli")
+			if tr == "cli-only" {
+				f.c.URL = ""
+			}
 			ctx := context.Background()
-			op, err := f.c.ExternalRestore(ctx, backupPath, carbonio.RestoreOptions{ProvisioningOnly: true})
+			op, err := f.c.Deduplicate(ctx, "message1", false)
 			if err != nil {
 				t.Fatal(err)
 			}
+			before := len(f.srv.CLICommands())
+			if err := f.c.StopOperation(ctx, op.ID); err != nil {
+				t.Fatal(err)
+			}
+			var stopCLI []string
+			for _, c := range f.srv.CLICommands()[before:] {
+				if slices.Contains(c, "doStopOperation") {
+					stopCLI = c
+				}
+			}
+			switch {
+			case tr == "soap" && stopCLI != nil:
+				t.Errorf("stop went over the command line %q, want SOAP", stopCLI)
+			case tr == "cli-only" && !slices.Equal(stopCLI, []string{"carbonio", "--json", "powerstore", "doStopOperation", op.ID}):
+				t.Errorf("stop command line = %q", stopCLI)
+			}
 			final, err := f.c.Wait(ctx, op, nil)
-			var oe *carbonio.OperationError
-			if !errors.As(err, &oe) || !errors.Is(err, carbonio.ErrOperationFailed) || errors.Is(err, carbonio.ErrOperationStopped) {
-				t.Fatalf("Wait error = %v, want an *OperationError matching ErrOperationFailed", err)
+			if err == nil || final.Outcome == carbonio.OutcomeSucceeded {
+				t.Fatalf("Wait after stop = %+v, %v; want no success", final, err)
 			}
-			if final.State != carbonio.StateFailed || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), op.ID) {
-				t.Errorf("final = %+v, err = %v", final, err)
-			}
-			rep, err := f.c.CheckProvisioning(ctx, expectedFromSource())
-			if err != nil || rep.OK() {
-				t.Errorf("CheckProvisioning after a failed restore passed: %v, %v", rep, err)
+			if err := f.c.StopOperation(ctx, op.ID); err == nil {
+				t.Error("stopping a stopped operation succeeded")
 			}
 		})
 	}
 }
 
-func TestStopOperation(t *testing.T) {
-	f := newFixture(t, "cli")
+// TestNeedsTransport: without a command line and without the SOAP opt-in
+// the do* commands refuse to run and say what to configure; listing
+// operations still works over SOAP.
+func TestNeedsTransport(t *testing.T) {
+	f := newFixture(t, "soap")
+	f.c.UnverifiedSOAP = false
 	ctx := context.Background()
-	op, err := f.c.Deduplicate(ctx, "message1", false)
-	if err != nil {
-		t.Fatal(err)
+	_, err := f.c.SmartScan(ctx, carbonio.SmartScanOptions{})
+	if !errors.Is(err, carbonio.ErrNoTransport) || !strings.Contains(err.Error(), "command line") || !strings.Contains(err.Error(), "ZxBackup doSmartScan") {
+		t.Fatalf("SmartScan without a transport = %v", err)
 	}
-	if err := f.c.StopOperation(ctx, op.ID); err != nil {
-		t.Fatal(err)
+	if n := len(f.srv.StartedOperations()); n != 0 {
+		t.Errorf("%d operations started", n)
 	}
-	_, err = f.c.Wait(ctx, op, nil)
-	if !errors.Is(err, carbonio.ErrOperationStopped) {
-		t.Fatalf("Wait = %v, want ErrOperationStopped", err)
+	if _, err := f.c.Operations(ctx); err != nil {
+		t.Errorf("Operations over SOAP: %v", err)
 	}
-	if err := f.c.StopOperation(ctx, op.ID); err == nil {
-		t.Error("stopping a stopped operation succeeded")
+	cmd := carbonio.Command{Module: "ZxBackup", Action: "doExternalRestore"}
+	if f.c.Unverified(cmd) {
+		t.Error("Unverified without the opt-in")
+	}
+	f.c.UnverifiedSOAP = true
+	if !f.c.Unverified(cmd) || f.c.Unverified(carbonio.Command{Module: "ZxCore", Action: "getAllOperations"}) {
+		t.Error("Unverified does not tell the guessed request from the verified one")
+	}
+}
+
+// cannedRunner prints out for every command.
+type cannedRunner struct{ out string }
+
+func (r cannedRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
+	return []byte(r.out), nil
+}
+
+// TestAnswerShapes parses the operation lists the public sources show, by
+// shape, and refuses every other shape naming the request.
+func TestAnswerShapes(t *testing.T) {
+	ctx := context.Background()
+	ok := []struct{ name, out string }{
+		{"per server, nested and ok", `{"response":{"mbox1":{"ok":true,"response":{"operationList":[{"id":"a","state":"Finished","type":"Exception"}]}}},"nested":true,"ok":true}`},
+		{"per server, bare", `{"response":{"mbox1":{"ok":true,"response":{"operationList":[{"id":"a","state":"Finished","type":"Exception"}]}}}}`},
+		{"per server, ok without nested", `{"ok":true,"response":{"mbox1":{"ok":true,"response":{"operationList":[{"id":"a","state":"Finished","type":"Exception"}]}}}}`},
+		{"flat with ok and serverId", `{"ok":true,"response":{"operationList":[{"id":"a","state":"Finished","type":"Exception","serverId":"mbox1"}]}}`},
+		{"flat without ok", "Loading...\n" + `{"response":{"operationList":[{"id":"a","state":"Finished","type":"Exception","serverId":"mbox1"}]}}`},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &carbonio.Client{Transport: &carbonio.CLI{Runner: cannedRunner{tt.out}}}
+			ops, err := c.OperationLog(ctx)
+			want := []carbonio.Operation{{ID: "a", State: "Finished", Type: "Exception", Outcome: carbonio.OutcomeFailed, Host: "mbox1"}}
+			if tt.name[:4] == "flat" {
+				want[0].ServerID = "mbox1"
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, ops); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	bad := []struct{ name, out string }{
+		{"servers without ok", `{"response":{"mbox1":{"response":{"operationList":[]}}}}`},
+		{"nested but not per server", `{"ok":true,"nested":true,"response":{"operationList":[]}}`},
+		{"no operationList", `{"ok":true,"response":{"mbox1":{"ok":true,"response":{}}}}`},
+		{"flat without operationList", `{"ok":true,"response":{}}`},
+		{"operationList of strings", `{"ok":true,"response":{"operationList":"none"}}`},
+		{"entry without id", `{"ok":true,"response":{"operationList":[{"state":"Started"}]}}`},
+		{"no response", `{"nested":true}`},
+		{"array", `[]`},
+		{"response not an object", `{"ok":true,"response":[]}`},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &carbonio.Client{Transport: &carbonio.CLI{Runner: cannedRunner{tt.out}}}
+			ops, err := c.Operations(ctx)
+			if !errors.Is(err, carbonio.ErrUnexpectedAnswer) || !strings.Contains(err.Error(), "ZxCore getAllOperations") {
+				t.Fatalf("Operations = %v, %v; want ErrUnexpectedAnswer naming the request", ops, err)
+			}
+		})
+	}
+	// A server that failed is an error; the others still count.
+	c := &carbonio.Client{Transport: &carbonio.CLI{Runner: cannedRunner{`{"response":{"a":{"ok":false,"error":{"message":"down"}},"b":{"ok":true,"response":{"operationList":[{"id":"x","state":"Started"}]}}}}`}}}
+	ops, err := c.Operations(ctx)
+	var me *carbonio.ModuleError
+	if !errors.As(err, &me) || me.Server != "a" || len(ops) != 1 || ops[0].Outcome != carbonio.OutcomeRunning {
+		t.Errorf("one failed server: %v, %v", ops, err)
 	}
 }
 
@@ -394,12 +538,15 @@ func TestUnexpectedShape(t *testing.T) {
 		{"module answer without operationId", "soap", "doSmartScan",
 			`{"Body":{"response":{"content":"{\"ok\":true,\"response\":{}}"}}}`, "ZxBackup doSmartScan",
 			func(c *carbonio.Client) error { _, err := c.SmartScan(ctx, carbonio.SmartScanOptions{}); return err }},
-		{"operation list of strings", "cli", "getAllOperations",
-			`{"ok":true,"nested":true,"response":{"mbox1":{"ok":true,"response":{"operationList":"x"}}}}`, "ZxCore getAllOperations",
+		{"operation list of strings", "soap", "getAllOperations",
+			`{"Body":{"response":{"content":"{\"ok\":true,\"nested\":true,\"response\":{\"mbox1\":{\"ok\":true,\"response\":{\"operationList\":\"x\"}}}}"}}}`, "ZxCore getAllOperations",
 			func(c *carbonio.Client) error { _, err := c.Operations(ctx); return err }},
+		{"operation log of unknown shape", "soap", "getOperationLog",
+			`{"Body":{"response":{"content":"{\"ok\":true,\"response\":{\"mbox1\":{\"operations\":[]}}}"}}}`, "ZxCore getOperationLog",
+			func(c *carbonio.Client) error { _, err := c.OperationLog(ctx); return err }},
 		{"CLI prints no JSON", "cli", "doDeduplicate", "Error: license expired\n", "ZxPowerstore doDeduplicate",
 			func(c *carbonio.Client) error { _, err := c.Deduplicate(ctx, "message1", true); return err }},
-		{"CLI prints no ok", "cli", "doExternalRestore", `{"response":{"operationId":"x"}}`, "ZxBackup doExternalRestore",
+		{"CLI prints no response", "cli", "doExternalRestore", `{"operationId":"x"}`, "ZxBackup doExternalRestore",
 			func(c *carbonio.Client) error {
 				_, err := c.ExternalRestore(ctx, backupPath, carbonio.RestoreOptions{})
 				return err
@@ -705,8 +852,64 @@ func TestCommandLine(t *testing.T) {
 			t.Errorf("command %s twice in the table", k)
 		}
 		seen[k] = true
+		if s.CLIModule == "" {
+			continue
+		}
 		if c2, ok := carbonio.LookupCLICommand(s.CLIModule, s.Action); !ok || c2.Module != s.Module {
 			t.Errorf("CLI lookup of %s %s = %v", s.CLIModule, s.Action, c2.Module)
 		}
+	}
+}
+
+// TestAdminTokens: the admin token source gives the admin's own token for
+// any account, and a forgotten token is replaced by a new login.
+func TestAdminTokens(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "soap")
+	ts := f.c.AdminTokens()
+	tok, err := ts.UserToken(ctx, "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := f.srv.IssuedTokens()
+	if len(issued) != 1 || tok.Reveal() != issued[0] {
+		t.Fatalf("admin token %q, issued %q", tok.Reveal(), issued)
+	}
+	ts.ForgetUserToken("alice@example.com")
+	if _, err := ts.UserToken(ctx, "bob@example.com"); err != nil || f.srv.AuthCount() != 2 {
+		t.Errorf("after forgetting: %v, %d logins", err, f.srv.AuthCount())
+	}
+	for _, c := range []struct {
+		url  string
+		want string
+	}{{"https://mbox:7071", carbonio.CookieAdminAuthToken}, {"https://proxy:6071/", carbonio.CookieAdminAuthToken},
+		{"https://mail.example.com/dav/", carbonio.CookieAuthToken}, {"https://mbox:8443/home/", carbonio.CookieAuthToken}} {
+		if got := carbonio.AuthCookie(c.url); got != c.want {
+			t.Errorf("AuthCookie(%s) = %s, want %s", c.url, got, c.want)
+		}
+	}
+}
+
+// TestDocumentedOptions: the documented CLI options reach the server by
+// their documented names.
+func TestDocumentedOptions(t *testing.T) {
+	f := newFixture(t, "cli")
+	ctx := context.Background()
+	if _, err := f.c.SmartScan(ctx, carbonio.SmartScanOptions{RemoteMetadataUpload: true, CreateFakeBlob: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.ExternalRestore(ctx, backupPath, carbonio.RestoreOptions{ForceAsExternalRestore: true, BlobsArchive: "/tmp/blobs.tar"}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]string{}
+	for _, s := range f.srv.StartedOperations() {
+		got[s.Action] = s.Args
+	}
+	want := map[string]map[string]string{
+		"doSmartScan":       {"action": "start", "remote_metadata_upload": "true", "create_fake_blob": "true"},
+		"doExternalRestore": {"source_path": backupPath, "force_as_external_restore": "true", "blobs_archive": "/tmp/blobs.tar"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("arguments seen by the server (-want +got):\n%s", diff)
 	}
 }

@@ -1,6 +1,7 @@
 package carbonio
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,20 +33,44 @@ type ParamSpec struct {
 	SOAPOnly bool
 }
 
+// SOAPStatus says what is known of a command's zextras SOAP form.
+type SOAPStatus int
+
+const (
+	// SOAPGuess: no public source shows the SOAP field names; the table
+	// uses the CLI names, a guess. Such commands run on the command line
+	// unless the client opts in (Client.UnverifiedSOAP).
+	SOAPGuess SOAPStatus = iota
+	// SOAPVerified: the admin console sends this request with these fields.
+	SOAPVerified
+	// SOAPNone: the command exists only on the command line.
+	SOAPNone
+)
+
+// String names the status as reports show it.
+func (s SOAPStatus) String() string {
+	switch s {
+	case SOAPVerified:
+		return "verified"
+	case SOAPNone:
+		return "command line only"
+	}
+	return "unverified"
+}
+
 // CommandSpec is one module command and how each transport spells it.
 type CommandSpec struct {
 	// Module is the SOAP module, e.g. "ZxBackup".
 	Module string
-	// CLIModule is the CLI word, e.g. "backup".
+	// CLIModule is the CLI word, e.g. "backup"; "" when the command has no
+	// command-line form.
 	CLIModule string
 	// Action is the action on both transports, e.g. "doExternalRestore".
 	Action string
 	// Params are the parameters the client may send.
 	Params []ParamSpec
-	// Verified is false where the SOAP field names are guesses
-	// (PROTOCOLS.md §3.5): capture them on a lab server before trusting
-	// the SOAP transport for these commands, or use the CLI transport.
-	Verified bool
+	// SOAP says whether the SOAP form is verified, a guess, or absent.
+	SOAP SOAPStatus
 }
 
 // Param returns the parameter named name (CLI name).
@@ -78,16 +103,40 @@ var targetServers = ParamSpec{Name: "targetServers", SOAP: "targetServers", Kind
 
 // Commands is THE table of module commands: the client builds both the
 // zextras SOAP request and the carbonio command line from it, and
-// carboniotest decodes both from it. The SOAP field names of the commands
-// with Verified false are guesses (the CLI names); see PROTOCOLS.md §3.5.
+// carboniotest decodes both from it.
+//
+// Sources (public repositories):
+//   - SOAP requests the admin console sends: zextras/carbonio-admin-console-ui
+//     apps/admin-ui-operations/src/services/get-all-operations.ts
+//     (ZxCore getAllOperations, targetServers), get-all-done-operation.ts
+//     (ZxCore getOperationLog, no targetServers), stop-operation.ts (ZxCore
+//     doStopOperation, operationId, targetServers "all_servers").
+//   - Command lines: zextras/tech-doc source/carbonio/cli_commands/backup/*.rst
+//     (doSmartScan, doExternalRestore, getAvailableAccounts,
+//     getAvailableDomains, doStopOperation) and
+//     source/carbonio/cli_commands/powerstore/*.rst (doDeduplicate,
+//     doStopOperation); the Zextras Suite export in
+//     source/cli/ZxBackup/zxsuite_backup_doExport.rst.
+//   - No public source shows the SOAP fields of doSmartScan,
+//     doExternalRestore, doDeduplicate, doExport or getAvailable*: the
+//     public SOAP requests use camelCase names that do not follow from the
+//     CLI names (zextras/carbonio-admin-console-ui
+//     src/services/restore_new_legal_hold_account.ts: srcAccountName,
+//     obeyHSM). Their SOAP form here is a guess (SOAPGuess).
 var Commands = []CommandSpec{
-	{Module: "ZxCore", CLIModule: "core", Action: "getAllOperations", Verified: true, Params: []ParamSpec{targetServers}},
-	{Module: "ZxCore", CLIModule: "core", Action: "getOperationLog", Verified: true, Params: []ParamSpec{targetServers}},
-	{Module: "ZxPowerstore", CLIModule: "powerstore", Action: "getAllVolumes", Verified: true, Params: []ParamSpec{targetServers}},
+	{Module: "ZxCore", CLIModule: "core", Action: "getAllOperations", SOAP: SOAPVerified, Params: []ParamSpec{targetServers}},
+	{Module: "ZxCore", CLIModule: "core", Action: "getOperationLog", SOAP: SOAPVerified, Params: []ParamSpec{targetServers}},
+	{Module: "ZxPowerstore", CLIModule: "powerstore", Action: "getAllVolumes", SOAP: SOAPVerified, Params: []ParamSpec{targetServers}},
+	// The console stops any operation through ZxCore; there is no CLI
+	// "core doStopOperation" in the docs, so this entry is SOAP only.
+	{Module: "ZxCore", Action: "doStopOperation", SOAP: SOAPVerified, Params: []ParamSpec{
+		{Name: "operationId", SOAP: "operationId", Kind: KindString, SOAPOnly: true}, targetServers,
+	}},
 	{Module: "ZxBackup", CLIModule: "backup", Action: "doSmartScan", Params: []ParamSpec{
 		// CLI: "doSmartScan start"; the SOAP action itself starts it.
 		{Name: "action", Kind: KindString, Positional: true},
 		p("notifications", KindList), p("deep", KindBool), p("read_error_threshold", KindInt),
+		p("remote_metadata_upload", KindBool), p("create_fake_blob", KindBool),
 	}},
 	{Module: "ZxBackup", CLIModule: "backup", Action: "doExternalRestore", Params: []ParamSpec{
 		pos("source_path", "source_path", KindString),
@@ -97,15 +146,16 @@ var Commands = []CommandSpec{
 		p("skip_account_provisioning", KindBool), p("skip_domain_provisioning", KindBool),
 		p("provisioning_only", KindBool), p("notifications", KindList), p("concurrent_accounts", KindInt),
 		p("max_file_size", KindInt), p("restore_datasource", KindBool),
+		p("force_as_external_restore", KindBool), p("blobs_archive", KindString),
 	}},
 	{Module: "ZxPowerstore", CLIModule: "powerstore", Action: "doDeduplicate", Params: []ParamSpec{
 		pos("volume_name", "volume_name", KindList), p("dry_run", KindBool),
 	}},
-	{Module: "ZxBackup", CLIModule: "backup", Action: "doStopOperation", Params: []ParamSpec{
-		pos("operation_uuid", "operation_uuid", KindString),
+	{Module: "ZxBackup", CLIModule: "backup", Action: "doStopOperation", SOAP: SOAPNone, Params: []ParamSpec{
+		{Name: "operation_uuid", Kind: KindString, Positional: true},
 	}},
-	{Module: "ZxPowerstore", CLIModule: "powerstore", Action: "doStopOperation", Params: []ParamSpec{
-		pos("operation_uuid", "operation_uuid", KindString),
+	{Module: "ZxPowerstore", CLIModule: "powerstore", Action: "doStopOperation", SOAP: SOAPNone, Params: []ParamSpec{
+		{Name: "operation_uuid", Kind: KindString, Positional: true},
 	}},
 	{Module: "ZxBackup", CLIModule: "backup", Action: "getAvailableAccounts", Params: []ParamSpec{
 		p("backup_path", KindString), p("domains", KindList), p("date", KindString),
@@ -118,6 +168,9 @@ var Commands = []CommandSpec{
 		pos("destination_path", "destination_path", KindString), p("domains", KindList),
 	}},
 }
+
+// ErrNoCLIForm is returned for a command that has no command-line form.
+var ErrNoCLIForm = errors.New("no command-line form")
 
 // LookupCommand returns the spec of module/action (SOAP names).
 func LookupCommand(module, action string) (CommandSpec, bool) {
@@ -132,7 +185,7 @@ func LookupCommand(module, action string) (CommandSpec, bool) {
 // LookupCLICommand returns the spec of a CLI module word and action.
 func LookupCLICommand(cliModule, action string) (CommandSpec, bool) {
 	for _, c := range Commands {
-		if c.CLIModule == cliModule && strings.EqualFold(c.Action, action) {
+		if c.CLIModule != "" && c.CLIModule == cliModule && strings.EqualFold(c.Action, action) {
 			return c, true
 		}
 	}
@@ -189,6 +242,9 @@ func (c Command) SOAPFields() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.SOAP == SOAPNone {
+		return nil, fmt.Errorf("carbonio: %s: has no SOAP form, only a command line", c.Request())
+	}
 	m := map[string]any{"module": s.Module, "action": s.Action}
 	for _, a := range c.Args {
 		ps, _ := s.Param(a.Name)
@@ -215,6 +271,9 @@ func (c Command) CLIArgs() ([]string, error) {
 	s, err := c.spec()
 	if err != nil {
 		return nil, err
+	}
+	if s.CLIModule == "" {
+		return nil, fmt.Errorf("carbonio: %s: %w", c.Request(), ErrNoCLIForm)
 	}
 	out := []string{s.CLIModule, s.Action}
 	vals := map[string]string{}

@@ -3,19 +3,26 @@
 //
 // It speaks the admin SOAP API in its JSON form (AuthRequest, directory
 // and inventory requests, DelegateAuth, GetFolder acting as a user) and
-// runs module commands (backup doSmartScan, doExternalRestore, powerstore
-// doDeduplicate, operations) either through the zextras SOAP request or,
-// because their SOAP field names are not documented, through the carbonio
-// command line, locally or over SSH (CLI, Local, SSH). Both transports are
-// built from one table, Commands.
+// lists, watches and stops module operations with the zextras SOAP
+// requests the admin console sends. The module commands whose SOAP fields
+// no public source shows (backup doSmartScan, doExternalRestore, doExport,
+// powerstore doDeduplicate) run on the carbonio command line, locally or
+// over SSH (CLI, Local, SSH); their guessed SOAP form is an explicit
+// opt-in (Client.UnverifiedSOAP). Both transports are built from one
+// table, Commands, whose comments cite the public sources.
+//
+// An operation succeeds only when its outcome (OutcomeOf its raw state
+// and type) is OutcomeSucceeded; Wait returns an *OperationError for a
+// failed or unknown outcome.
 //
 // Quick start:
 //
 //	c := &carbonio.Client{URL: "https://mbox.example.com:7071", Admin: "admin@example.com",
-//		Password: secret.New(pw)}
+//		Password: secret.New(pw),
+//		Transport: &carbonio.CLI{Runner: &carbonio.SSH{Addr: "mbox.example.com", User: "root", RunAs: "zextras"}}}
 //	op, err := c.SmartScan(ctx, carbonio.SmartScanOptions{})
 //	if err == nil {
-//		op, err = c.Wait(ctx, op, func(o carbonio.Operation) { fmt.Println(o.State, o.Progress) })
+//		op, err = c.Wait(ctx, op, func(o carbonio.Operation) { fmt.Println(o.State, o.Type) })
 //	}
 //	op, err = c.ExternalRestore(ctx, "/tmp/export", carbonio.RestoreOptions{
 //		Domains: []string{"example.com"}, ProvisioningOnly: true})

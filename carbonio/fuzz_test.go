@@ -58,6 +58,9 @@ func FuzzDecodeModule(f *testing.F) {
 		`{"ok":true,"nested":true,"response":{"a":{"ok":false,"message":"x"},"b":{"ok":true,"response":{}}}}`,
 		`{"ok":true,"response":{"accounts":["a@b",{"name":"c@d"}]}}`,
 		`{"ok":"true"}`, `null`, `{"ok":true,"nested":true,"response":[]}`,
+		`{"response":{"mbox1":{"ok":true,"response":{"operationList":[{"id":"1","state":"Finished","type":"Exception"}]}}}}`,
+		`{"ok":true,"response":{"operationList":[{"id":"1","state":"Finished","type":"Finished","serverId":"x"}]}}`,
+		`{"response":{"operationList":[{"id":"1","type":"Weird"}]}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -75,7 +78,15 @@ func FuzzDecodeModule(f *testing.F) {
 			}
 			if json.Unmarshal(r.Response, &ans) == nil {
 				for _, o := range ans.OperationList {
-					_ = o.op(r.Server)
+					for _, done := range []bool{false, true} {
+						op := o.op(r.Server, done)
+						if op.Outcome == OutcomeSucceeded && op.Type != TypeFinished {
+							t.Fatalf("success without type Finished: %+v", op)
+						}
+						if done && op.Outcome == OutcomeRunning {
+							t.Fatalf("a log entry is running: %+v", op)
+						}
+					}
 				}
 			}
 		}

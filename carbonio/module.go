@@ -16,9 +16,8 @@ import (
 
 // ModuleTransport runs one module command and returns its JSON result: the
 // object that the zextras SOAP request carries in Body.response.content and
-// that `carbonio --json` prints ({"ok":…,"response":…}, possibly nested per
-// server). Implementations: the client's own SOAP transport (Transport nil)
-// and *CLI.
+// that `carbonio --json` prints. Implementations: the client's own SOAP
+// transport and *CLI.
 type ModuleTransport interface {
 	Module(ctx context.Context, cmd Command) (json.RawMessage, error)
 }
@@ -38,7 +37,16 @@ func (e *ModuleError) Error() string {
 	return fmt.Sprintf("carbonio: %s: %s", e.Request, e.Message)
 }
 
-// soapModule is the default transport: the zextras request.
+// ErrNoTransport is returned for a command that no configured transport
+// may run: one whose SOAP form is unverified (or absent) on a client
+// without a command line and without UnverifiedSOAP.
+var ErrNoTransport = errors.New("no way to run this command is configured")
+
+// soapModule is the zextras SOAP request. The console posts it to
+// /service/admin/soap/zextras and reads JSON.parse(Body.response.content)
+// (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/services/get-all-operations.ts,
+// use-all-operations.ts).
 type soapModule struct{ c *Client }
 
 func (t soapModule) Module(ctx context.Context, cmd Command) (json.RawMessage, error) {
@@ -64,11 +72,59 @@ func (t soapModule) Module(ctx context.Context, cmd Command) (json.RawMessage, e
 	return json.RawMessage(ans.Content), nil
 }
 
-func (c *Client) transport() ModuleTransport {
-	if c.Transport != nil {
-		return c.Transport
+// transportFor picks how cmd runs:
+//   - SOAP-verified commands (listing and stopping operations, volumes) go
+//     over SOAP when the client has a URL, else over the command line;
+//   - command-line-only commands need Transport;
+//   - the others (doSmartScan, doExternalRestore, doDeduplicate, doExport,
+//     getAvailable*) run on the command line (Transport), and over SOAP
+//     with guessed field names only when UnverifiedSOAP is set.
+func (c *Client) transportFor(cmd Command) (ModuleTransport, error) {
+	spec, ok := LookupCommand(cmd.Module, cmd.Action)
+	if !ok {
+		return nil, fmt.Errorf("carbonio: %s: not in the command table", cmd.Request())
 	}
-	return soapModule{c}
+	switch spec.SOAP {
+	case SOAPVerified:
+		if c.URL == "" && c.Transport != nil && spec.CLIModule != "" {
+			return c.Transport, nil
+		}
+		return soapModule{c}, nil
+	case SOAPNone:
+		if c.Transport != nil {
+			return c.Transport, nil
+		}
+		return nil, fmt.Errorf("carbonio: %s: %w: it exists only on the command line; configure one (local or ssh)", cmd.Request(), ErrNoTransport)
+	}
+	if c.Transport != nil {
+		return c.Transport, nil
+	}
+	if c.UnverifiedSOAP {
+		c.log().Warn("carbonio: sending a module command over SOAP with unverified field names", "request", cmd.Request())
+		return soapModule{c}, nil
+	}
+	return nil, fmt.Errorf("carbonio: %s: %w: no public source shows its SOAP fields, so it runs on the carbonio command line; "+
+		"configure one (local, or ssh to the Mailbox & Provisioning node), or ask explicitly for the unverified SOAP request",
+		cmd.Request(), ErrNoTransport)
+}
+
+// Unverified reports whether cmd would be sent as a SOAP request whose
+// field names no public source shows (see UnverifiedSOAP).
+func (c *Client) Unverified(cmd Command) bool {
+	t, err := c.transportFor(cmd)
+	if err != nil {
+		return false
+	}
+	spec, _ := LookupCommand(cmd.Module, cmd.Action)
+	_, soap := t.(soapModule)
+	return soap && spec.SOAP == SOAPGuess
+}
+
+// CanRun reports whether the client has a transport for module/action,
+// and if not, an error that says what to configure.
+func (c *Client) CanRun(module, action string) error {
+	_, err := c.transportFor(Command{Module: module, Action: action})
+	return err
 }
 
 // moduleResult is one server's part of a module answer.
@@ -79,7 +135,6 @@ type moduleResult struct {
 
 type moduleJSON struct {
 	OK       *bool           `json:"ok"`
-	Nested   text            `json:"nested"`
 	Response json.RawMessage `json:"response"`
 	Error    json.RawMessage `json:"error"`
 	Message  text            `json:"message"`
@@ -104,140 +159,256 @@ func (m moduleJSON) errMessage() string {
 	return msg
 }
 
-// parseModule checks "ok" at every level of a module answer and returns
-// the per-server responses (one with Server "" when not nested). A server
-// that failed gives a *ModuleError; the others are still returned.
+// perServer returns raw as a map of per-server answers when that is its
+// shape: a non-empty object whose every value is an object with a boolean
+// "ok" ({"<server>":{"ok":…,"response":…,"error":…}}). The console reads
+// exactly this, response[<server>].ok/.response, and never looks at a
+// "nested" flag (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/services/use-all-operations.ts,
+// src/types/operations.ts OperationsContent).
+func perServer(raw json.RawMessage) (map[string]moduleJSON, bool) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || len(m) == 0 {
+		return nil, false
+	}
+	out := make(map[string]moduleJSON, len(m))
+	for k, v := range m {
+		var probe map[string]json.RawMessage
+		if json.Unmarshal(v, &probe) != nil {
+			return nil, false
+		}
+		okRaw, has := probe["ok"]
+		if !has {
+			return nil, false
+		}
+		var b bool
+		if json.Unmarshal(okRaw, &b) != nil {
+			return nil, false
+		}
+		var r moduleJSON
+		if json.Unmarshal(v, &r) != nil {
+			return nil, false
+		}
+		out[k] = r
+	}
+	return out, true
+}
+
+// parseModule reads a module answer by its shape and returns the
+// per-server responses, or one with Server "" for the flat form:
+//   - per server, with or without "nested" and a top-level "ok":
+//     {"response":{"<server>":{"ok":…,"response":…}},"nested":true,"ok":true}
+//     (the console's own stub: zextras/carbonio-admin-console-ui
+//     apps/admin-ui-operations/src/views/operations/operations-detail-operation.tsx);
+//   - flat, {"ok":true,"response":{…}}: the operation log without
+//     targetServers (src/types/operations.ts DoneOperationsContent), and
+//     the wrapper carbonio-configd expects (zextras/carbonio-configd
+//     internal/zxadmin/client.go);
+//   - flat without "ok", {"response":{…}}: what Zextras' scripts read from
+//     `carbonio --json` (zextras/sps-habeat appserver.py).
+//
+// "ok": false at any level is a *ModuleError; a server that failed does not
+// hide the others. Any other shape is an error wrapping ErrUnexpectedAnswer
+// that names the request.
 func parseModule(request string, content []byte) ([]moduleResult, error) {
 	content = bytes.TrimSpace(content)
-	var top moduleJSON
+	var top map[string]json.RawMessage
 	if err := json.Unmarshal(content, &top); err != nil {
 		return nil, shapeErr(request, "module answer is not a JSON object: %v", err)
 	}
-	if top.OK == nil {
-		return nil, shapeErr(request, "module answer has no \"ok\"")
+	var m moduleJSON
+	if err := json.Unmarshal(content, &m); err != nil {
+		return nil, shapeErr(request, "module answer: %v", err)
 	}
-	if !*top.OK {
-		return nil, &ModuleError{Request: request, Message: top.errMessage()}
+	if m.OK != nil && !*m.OK {
+		return nil, &ModuleError{Request: request, Message: m.errMessage()}
 	}
-	if !top.Nested.bool() {
-		return []moduleResult{{Response: top.Response}}, nil
+	resp, hasResp := top["response"]
+	if !hasResp || bytes.Equal(bytes.TrimSpace(resp), []byte("null")) {
+		if m.OK != nil {
+			// {"ok":true}: an action that answers nothing more.
+			return []moduleResult{{}}, nil
+		}
+		return nil, shapeErr(request, "module answer has neither \"ok\" nor \"response\"")
 	}
-	var per map[string]moduleJSON
-	if err := json.Unmarshal(top.Response, &per); err != nil {
-		return nil, shapeErr(request, "nested answer is not an object of servers: %v", err)
-	}
-	names := make([]string, 0, len(per))
-	for n := range per {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var out []moduleResult
-	var errs []error
-	for _, n := range names {
-		r := per[n]
-		switch {
-		case r.OK == nil:
-			errs = append(errs, shapeErr(request, "server %s: no \"ok\"", n))
-		case !*r.OK:
-			errs = append(errs, &ModuleError{Request: request, Server: n, Message: r.errMessage()})
-		default:
+	if per, ok := perServer(resp); ok {
+		names := make([]string, 0, len(per))
+		for n := range per {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var out []moduleResult
+		var errs []error
+		for _, n := range names {
+			r := per[n]
+			if !*r.OK {
+				errs = append(errs, &ModuleError{Request: request, Server: n, Message: r.errMessage()})
+				continue
+			}
 			out = append(out, moduleResult{Server: n, Response: r.Response})
 		}
+		return out, errors.Join(errs...)
 	}
-	return out, errors.Join(errs...)
+	var nested text
+	if raw, ok := top["nested"]; ok && json.Unmarshal(raw, &nested) == nil && nested.bool() {
+		return nil, shapeErr(request, "answer says nested but its response is not an object of servers with \"ok\"")
+	}
+	if t := bytes.TrimSpace(resp); len(t) == 0 || t[0] != '{' {
+		return nil, shapeErr(request, "response is not an object")
+	}
+	return []moduleResult{{Response: resp}}, nil
 }
 
-// module runs cmd on the configured transport and parses the answer.
+// module runs cmd on its transport and parses the answer.
 func (c *Client) module(ctx context.Context, cmd Command) ([]moduleResult, error) {
-	raw, err := c.transport().Module(ctx, cmd)
+	t, err := c.transportFor(cmd)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := t.Module(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
 	return parseModule(cmd.Request(), raw)
 }
 
-// Operation states. Queued, Started and Finished are documented; the
-// others are the outcomes named by the CLI's --sync exit codes, whose
-// strings are not (PROTOCOLS.md §3.3).
+// Raw operation states and types. Queued, Started, Finished and Exception
+// are the admin console's constants (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/constants.ts); Stopping and Dismissed are
+// taken as states too (inferred: not in the console files read). The CLI's --sync exit codes
+// (0 Successful, 1 Failed, 2 Stopped, 3 Removed, 4 Interrupted; zextras/tech-doc
+// source/carbonio/admincli/shell.rst) are exit codes, not strings an answer
+// carries, and this client does not use --sync.
 const (
-	StateQueued      = "Queued"
-	StateStarted     = "Started"
-	StateFinished    = "Finished"
-	StateFailed      = "Failed"
-	StateStopped     = "Stopped"
-	StateRemoved     = "Removed"
-	StateInterrupted = "Interrupted"
+	StateQueued    = "Queued"
+	StateStarted   = "Started"
+	StateStopping  = "Stopping"
+	StateDismissed = "Dismissed"
+
+	TypeFinished  = "Finished"
+	TypeException = "Exception"
+	TypeStarted   = "Started"
 )
 
+// Outcome is what an operation's raw state and type mean for a caller.
+type Outcome string
+
+// Outcomes. Only OutcomeSucceeded is a success; OutcomeUnknown (a value
+// this client does not know) is never one.
+const (
+	OutcomeSucceeded Outcome = "succeeded"
+	OutcomeFailed    Outcome = "failed"
+	OutcomeRunning   Outcome = "running"
+	OutcomeUnknown   Outcome = "unknown"
+)
+
+// OutcomeOf computes the outcome from an operation's raw state and type.
+// The result of a finished operation is in "type": the console's table of
+// done operations draws it from type Finished, Exception or Started
+// (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/views/operations/operations-table.tsx).
+//   - type Exception: failed.
+//   - type Finished: succeeded. This is inferred from the name: the same
+//     table draws Finished with a red "close" icon and Started with a green
+//     check, which no public source explains.
+//   - state Queued, Started or Stopping (with any other type): running.
+//   - state Dismissed: failed (the operation will not run).
+//   - anything else: unknown.
+func OutcomeOf(state, typ string) Outcome {
+	switch typ {
+	case TypeException:
+		return OutcomeFailed
+	case TypeFinished:
+		return OutcomeSucceeded
+	}
+	switch state {
+	case StateQueued, StateStarted, StateStopping:
+		return OutcomeRunning
+	case StateDismissed:
+		return OutcomeFailed
+	}
+	return OutcomeUnknown
+}
+
 // Operation is an asynchronous module operation (SmartScan, restore,
-// deduplication...).
+// deduplication...). Its fields are those of the console's Operation type
+// (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/types/operations.ts), which has no
+// progress, end time or error message.
 type Operation struct {
 	ID     string
 	Module string // e.g. "ZxBackup"
 	Name   string // e.g. "SmartScan", or the action that started it
-	State  string
-	Host   string
-	// Progress is the reported percentage (0–100), or -1 when the server
-	// does not report one.
-	Progress   float64
+	// State and Type are the raw values the server sent.
+	State string
+	Type  string
+	// Outcome is computed from State and Type (OutcomeOf); an entry of the
+	// operation log is never running: it is then unknown.
+	Outcome  Outcome
+	Host     string
+	ServerID string
+	// QueuedTime and StartTime are zero when not reported.
 	QueuedTime time.Time
 	StartTime  time.Time
-	EndTime    time.Time
-	// Error is the failure message of a failed operation.
-	Error string
 }
 
-// Done reports whether the operation has left the queue for good.
-func (o Operation) Done() bool {
-	switch o.State {
-	case StateQueued, StateStarted, "":
-		return false
-	}
-	return true
-}
+// Done reports whether the operation is no longer running.
+func (o Operation) Done() bool { return o.Outcome != OutcomeRunning }
 
-// Errors of Wait, matched with errors.Is on *OperationError.
+// Errors of Wait, matched with errors.Is.
 var (
-	ErrOperationFailed  = errors.New("operation failed")
-	ErrOperationStopped = errors.New("operation stopped")
-	ErrOperationLost    = errors.New("operation vanished without an outcome")
+	// ErrOperationFailed matches an *OperationError whose outcome is failed.
+	ErrOperationFailed = errors.New("operation failed")
+	// ErrOutcomeUnknown matches an *OperationError whose outcome is unknown.
+	ErrOutcomeUnknown = errors.New("unknown outcome")
+	// ErrOperationLost is an operation that left the list of running
+	// operations without appearing in the operation log.
+	ErrOperationLost = errors.New("operation vanished without an outcome")
 )
 
-// OperationError is a finished operation that did not succeed.
+// label names an operation for messages: "ZxBackup SmartScan ID", or the
+// ID alone when module and name are not known.
+func (o Operation) label() string {
+	return strings.TrimSpace(strings.Join([]string{o.Module, o.Name, o.ID}, " "))
+}
+
+// OperationError is an operation that ended without succeeding: its
+// outcome is failed or unknown.
 type OperationError struct{ Operation Operation }
 
 // Error implements error.
 func (e *OperationError) Error() string {
-	msg := e.Operation.Error
-	if msg == "" {
-		msg = "no message"
+	o := e.Operation
+	raw := fmt.Sprintf("state %q, type %q", o.State, o.Type)
+	if o.Outcome == OutcomeFailed {
+		return fmt.Sprintf("carbonio: operation %s: outcome failed (%s)", o.label(), raw)
 	}
-	return fmt.Sprintf("carbonio: operation %s %s (%s) ended %s: %s", e.Operation.Module, e.Operation.Name, e.Operation.ID, e.Operation.State, msg)
+	x := o.Type
+	if x == "" {
+		x = o.State
+	}
+	return fmt.Sprintf("carbonio: operation %s: unknown outcome %q (%s)", o.label(), x, raw)
 }
 
-// Is matches ErrOperationStopped for stopped or removed operations and
-// ErrOperationFailed otherwise.
+// Is matches ErrOperationFailed or ErrOutcomeUnknown.
 func (e *OperationError) Is(target error) bool {
-	switch e.Operation.State {
-	case StateStopped, StateRemoved:
-		return target == ErrOperationStopped
+	if e.Operation.Outcome == OutcomeFailed {
+		return target == ErrOperationFailed
 	}
-	return target == ErrOperationFailed
+	return target == ErrOutcomeUnknown
 }
 
 type opJSON struct {
-	ID         text            `json:"id"`
-	Module     text            `json:"module"`
-	Name       text            `json:"name"`
-	State      text            `json:"state"`
-	Host       text            `json:"host"`
-	ServerName text            `json:"serverName"`
-	Progress   *text           `json:"progress"`
-	QueuedTime text            `json:"queuedTime"`
-	StartTime  text            `json:"startTime"`
-	EndTime    text            `json:"endTime"`
-	Error      json.RawMessage `json:"error"`
-	Message    text            `json:"message"`
+	ID         text `json:"id"`
+	Module     text `json:"module"`
+	Name       text `json:"name"`
+	State      text `json:"state"`
+	Type       text `json:"type"`
+	Host       text `json:"host"`
+	ServerName text `json:"serverName"`
+	ServerID   text `json:"serverId"`
+	QueuedTime text `json:"queuedTime"`
+	StartTime  text `json:"startTime"`
 }
 
 func msTime(t text) time.Time {
@@ -247,64 +418,89 @@ func msTime(t text) time.Time {
 	return time.Time{}
 }
 
-func (o opJSON) op(server string) Operation {
+func (o opJSON) op(server string, done bool) Operation {
 	op := Operation{ID: string(o.ID), Module: string(o.Module), Name: string(o.Name), State: string(o.State),
-		Host: string(o.Host), Progress: -1, QueuedTime: msTime(o.QueuedTime), StartTime: msTime(o.StartTime),
-		EndTime: msTime(o.EndTime), Error: string(o.Message)}
-	if op.Host == "" {
-		op.Host = string(o.ServerName)
+		Type: string(o.Type), Host: string(o.Host), ServerID: string(o.ServerID),
+		QueuedTime: msTime(o.QueuedTime), StartTime: msTime(o.StartTime)}
+	op.Outcome = OutcomeOf(op.State, op.Type)
+	if done && op.Outcome == OutcomeRunning {
+		op.Outcome = OutcomeUnknown
 	}
-	if op.Host == "" {
-		op.Host = server
-	}
-	if o.Progress != nil && *o.Progress != "" {
-		op.Progress = o.Progress.float()
-	}
-	if len(o.Error) > 0 {
-		op.Error = moduleJSON{Error: o.Error}.errMessage()
+	for _, h := range []string{string(o.ServerName), server, op.ServerID} {
+		if op.Host == "" {
+			op.Host = h
+		}
 	}
 	return op
 }
 
-func (c *Client) operationList(ctx context.Context, action string) ([]Operation, error) {
-	res, err := c.module(ctx, Command{Module: "ZxCore", Action: action, Args: []Arg{{"targetServers", "all_servers"}}})
+// operationList runs a listing command and decodes every server's
+// response.operationList. A response without operationList is an error
+// naming the request, never an empty list.
+func (c *Client) operationList(ctx context.Context, cmd Command, done bool) ([]Operation, error) {
+	res, err := c.module(ctx, cmd)
 	if err != nil && len(res) == 0 {
 		return nil, err
 	}
 	var out []Operation
 	for _, r := range res {
-		var ans struct {
-			OperationList list[opJSON] `json:"operationList"`
-		}
+		var ans map[string]json.RawMessage
 		if uerr := json.Unmarshal(r.Response, &ans); uerr != nil {
-			return nil, shapeErr("ZxCore "+action, "server %q: %v", r.Server, uerr)
+			return nil, shapeErr(cmd.Request(), "server %q: response is not an object: %v", r.Server, uerr)
 		}
-		for _, o := range ans.OperationList {
-			out = append(out, o.op(r.Server))
+		raw, ok := ans["operationList"]
+		if !ok {
+			return nil, shapeErr(cmd.Request(), "server %q: no response.operationList", r.Server)
+		}
+		var list list[opJSON]
+		if uerr := json.Unmarshal(raw, &list); uerr != nil {
+			return nil, shapeErr(cmd.Request(), "server %q: operationList: %v", r.Server, uerr)
+		}
+		for _, o := range list {
+			if o.ID == "" {
+				return nil, shapeErr(cmd.Request(), "server %q: operation without an id", r.Server)
+			}
+			out = append(out, o.op(r.Server, done))
 		}
 	}
 	return out, err
 }
 
-// Operations lists the running and queued operations of all servers.
+// Operations lists the running and queued operations of all servers
+// (ZxCore getAllOperations with targetServers all_servers, as the console
+// sends it: zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/services/get-all-operations.ts).
 func (c *Client) Operations(ctx context.Context) ([]Operation, error) {
-	return c.operationList(ctx, "getAllOperations")
+	return c.operationList(ctx, Command{Module: "ZxCore", Action: "getAllOperations", Args: []Arg{{"targetServers", "all_servers"}}}, false)
 }
 
-// OperationLog lists the finished operations of all servers.
+// OperationLog lists the finished operations (ZxCore getOperationLog
+// without targetServers, as the console sends it; entries carry serverId:
+// zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/services/get-all-done-operation.ts,
+// use-done-operations.ts).
 func (c *Client) OperationLog(ctx context.Context) ([]Operation, error) {
-	return c.operationList(ctx, "getOperationLog")
+	return c.operationList(ctx, Command{Module: "ZxCore", Action: "getOperationLog"}, true)
 }
 
-// StopOperation stops the running operation id. Its module (backup or
-// powerstore doStopOperation) is looked up in the operation list;
-// ZxBackup when the operation is not listed.
+// StopOperation stops the operation id. Over SOAP it sends what the
+// console sends: module ZxCore, action doStopOperation, operationId,
+// targetServers all_servers (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/services/stop-operation.ts). Without an
+// admin URL it runs `carbonio backup|powerstore doStopOperation <uuid>`
+// (zextras/tech-doc source/carbonio/cli_commands/backup/doStopOperation.rst),
+// powerstore when the operation list names ZxPowerstore.
 func (c *Client) StopOperation(ctx context.Context, id string) error {
+	if c.URL != "" || c.Transport == nil {
+		_, err := c.module(ctx, Command{Module: "ZxCore", Action: "doStopOperation",
+			Args: []Arg{{"operationId", id}, {"targetServers", "all_servers"}}})
+		return err
+	}
 	mod := "ZxBackup"
 	if ops, err := c.Operations(ctx); err == nil {
 		for _, o := range ops {
-			if _, ok := LookupCommand(o.Module, "doStopOperation"); ok && o.ID == id {
-				mod = o.Module
+			if o.ID == id && strings.EqualFold(o.Module, "ZxPowerstore") {
+				mod = "ZxPowerstore"
 			}
 		}
 	}
@@ -327,7 +523,7 @@ func (c *Client) start(ctx context.Context, cmd Command, name string) (Operation
 	if err := json.Unmarshal(res[0].Response, &ans); err != nil || ans.OperationID == "" {
 		return Operation{}, shapeErr(cmd.Request(), "no response.operationId")
 	}
-	op := Operation{ID: string(ans.OperationID), Module: cmd.Module, Name: name, State: StateQueued, Host: res[0].Server, Progress: -1}
+	op := Operation{ID: string(ans.OperationID), Module: cmd.Module, Name: name, State: StateQueued, Outcome: OutcomeRunning, Host: res[0].Server}
 	c.log().Info("carbonio: operation queued", "request", cmd.Request(), "id", op.ID)
 	return op, nil
 }
@@ -338,6 +534,11 @@ type SmartScanOptions struct {
 	Deep               bool
 	Notifications      []string
 	ReadErrorThreshold int
+	// RemoteMetadataUpload and CreateFakeBlob are documented options of
+	// `carbonio backup doSmartScan` (zextras/tech-doc
+	// source/carbonio/cli_commands/backup/doSmartScan.rst), default false.
+	RemoteMetadataUpload bool
+	CreateFakeBlob       bool
 }
 
 // SmartScan starts `backup doSmartScan start`.
@@ -352,11 +553,19 @@ func (c *Client) SmartScan(ctx context.Context, o SmartScanOptions) (Operation, 
 	if o.ReadErrorThreshold > 0 {
 		args = append(args, Arg{"read_error_threshold", strconv.Itoa(o.ReadErrorThreshold)})
 	}
+	if o.RemoteMetadataUpload {
+		args = append(args, Arg{"remote_metadata_upload", "true"})
+	}
+	if o.CreateFakeBlob {
+		args = append(args, Arg{"create_fake_blob", "true"})
+	}
 	return c.start(ctx, Command{Module: "ZxBackup", Action: "doSmartScan", Args: args}, "SmartScan")
 }
 
-// RestoreOptions are the parameters of ExternalRestore. Nil pointers and
-// zero values leave the server's default (documented in the comment).
+// RestoreOptions are the parameters of ExternalRestore, as documented for
+// `carbonio backup doExternalRestore` (zextras/tech-doc
+// source/carbonio/cli_commands/backup/doExternalRestore.rst). Nil pointers
+// and zero values leave the server's default (given in the comment).
 type RestoreOptions struct {
 	Domains                 []string // default all
 	Accounts                []string // default all
@@ -373,6 +582,8 @@ type RestoreOptions struct {
 	Notifications           []string
 	MaxFileSize             int   // 0: no limit
 	RestoreDatasource       *bool // default true
+	ForceAsExternalRestore  bool  // default false
+	BlobsArchive            string
 }
 
 // Args returns the command arguments for o (without source_path).
@@ -415,6 +626,10 @@ func (o RestoreOptions) Args() []Arg {
 		add("max_file_size", strconv.Itoa(o.MaxFileSize))
 	}
 	opt("restore_datasource", o.RestoreDatasource)
+	flag("force_as_external_restore", o.ForceAsExternalRestore)
+	if o.BlobsArchive != "" {
+		add("blobs_archive", o.BlobsArchive)
+	}
 	return a
 }
 
@@ -532,11 +747,13 @@ func (c *Client) MTA(ctx context.Context, start bool) error {
 // ErrNeedsCLI is returned by calls that only the CLI transport can make.
 var ErrNeedsCLI = errors.New("carbonio: this needs the CLI transport (local or SSH)")
 
-// Wait polls until op leaves the operation list, then reads its outcome
-// from the operation log. It calls onProgress (when not nil) on every
-// change seen. It returns the final operation, and an *OperationError when
-// it failed or was stopped. Waits start at PollInterval and grow by half
-// up to PollMax.
+// Wait polls until op leaves the list of running operations, then reads
+// its outcome from the operation log. It calls onProgress (when not nil)
+// whenever the operation's state or type changes. It returns the final
+// operation and nil only when its outcome is OutcomeSucceeded; a failed or
+// unknown outcome gives an *OperationError, and an operation found in
+// neither list (five polls in a row) ErrOperationLost. Waits start at
+// PollInterval and grow by half up to PollMax.
 func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operation)) (Operation, error) {
 	interval, maxWait := c.PollInterval, c.PollMax
 	if interval <= 0 {
@@ -569,6 +786,26 @@ func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operati
 		c.log().Warn("carbonio: polling operation failed, will poll again", "id", op.ID, "err", err, "failures", failures)
 		return true
 	}
+	fill := func(o Operation) Operation {
+		if o.Module == "" {
+			o.Module = op.Module
+		}
+		if o.Name == "" {
+			o.Name = op.Name
+		}
+		return o
+	}
+	// end returns the verdict on a final entry.
+	end := func(o Operation) (Operation, error) {
+		if onProgress != nil && (o.State != last.State || o.Type != last.Type) {
+			onProgress(o)
+		}
+		c.log().Info("carbonio: operation ended", "id", o.ID, "state", o.State, "type", o.Type, "outcome", o.Outcome)
+		if o.Outcome == OutcomeSucceeded {
+			return o, nil
+		}
+		return o, &OperationError{Operation: o}
+	}
 	for {
 		ops, err := c.Operations(ctx)
 		if err != nil {
@@ -581,21 +818,25 @@ func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operati
 			return last, err
 		}
 		failures = 0
-		found := false
+		listed := false
 		for _, o := range ops {
-			if o.ID == op.ID {
-				found = true
-				if o.Module == "" {
-					o.Module = op.Module
-				}
-				if o != last && onProgress != nil {
-					onProgress(o)
-				}
-				last = o
-				break
+			if o.ID != op.ID {
+				continue
 			}
+			listed = true
+			o = fill(o)
+			if o.Outcome == OutcomeFailed {
+				return end(o)
+			}
+			if onProgress != nil && (o.State != last.State || o.Type != last.Type) {
+				onProgress(o)
+			}
+			last = o
+			break
 		}
-		if !found {
+		if !listed || last.Outcome != OutcomeRunning {
+			// Gone from the running list (or listed with a final type):
+			// the operation log has the verdict.
 			done, err := c.OperationLog(ctx)
 			if err != nil {
 				if transient(err) && pause() {
@@ -607,29 +848,19 @@ func (c *Client) Wait(ctx context.Context, op Operation, onProgress func(Operati
 				return last, err
 			}
 			for _, o := range done {
-				if o.ID != op.ID {
-					continue
+				if o.ID == op.ID {
+					return end(fill(o))
 				}
-				if o.Module == "" {
-					o.Module = op.Module
-				}
-				if o.Name == "" {
-					o.Name = op.Name
-				}
-				if onProgress != nil {
-					onProgress(o)
-				}
-				c.log().Info("carbonio: operation ended", "id", o.ID, "state", o.State)
-				if o.State == StateFinished {
-					return o, nil
-				}
-				return o, &OperationError{Operation: o}
 			}
-			missing++
-			if missing >= 5 {
-				last.State = "Unknown"
-				return last, fmt.Errorf("carbonio: operation %s %s (%s): %w", op.Module, op.Name, op.ID, ErrOperationLost)
+			if !listed {
+				missing++
+				if missing >= 5 {
+					last.Outcome = OutcomeUnknown
+					return last, fmt.Errorf("carbonio: operation %s: %w (in neither the running list nor the operation log)", fill(last).label(), ErrOperationLost)
+				}
 			}
+		} else {
+			missing = 0
 		}
 		if !pause() {
 			return last, ctx.Err()

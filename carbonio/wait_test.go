@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -27,9 +28,9 @@ func TestWaitBackoff(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		var progress []float64
-		final, err := c.Wait(ctx, op, func(o carbonio.Operation) { progress = append(progress, o.Progress) })
-		if err != nil || final.State != carbonio.StateFinished {
+		var progress []string
+		final, err := c.Wait(ctx, op, func(o carbonio.Operation) { progress = append(progress, o.State+"/"+o.Type) })
+		if err != nil || final.Outcome != carbonio.OutcomeSucceeded {
 			t.Fatalf("Wait = %+v, %v", final, err)
 		}
 		// Polls at 0, 1, 2.5, 4.75, 8.125, 12.125, 16.125 s: the seventh
@@ -37,8 +38,8 @@ func TestWaitBackoff(t *testing.T) {
 		if got, want := time.Since(start), 16125*time.Millisecond; got != want {
 			t.Errorf("Wait took %v of fake time, want %v", got, want)
 		}
-		if len(progress) != 7 || progress[len(progress)-1] != 100 {
-			t.Errorf("progress events = %v", progress)
+		if want := []string{"Started/Started", "Finished/Finished"}; !slices.Equal(progress, want) {
+			t.Errorf("progress events = %v, want %v", progress, want)
 		}
 
 		// A cancelled context ends the wait between polls.
@@ -156,7 +157,7 @@ func TestWaitSurvivesTransientPollFailures(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || final.State != carbonio.StateFinished {
+			if err != nil || final.Outcome != carbonio.OutcomeSucceeded {
 				t.Fatalf("Wait = %+v, %v", final, err)
 			}
 		})

@@ -115,7 +115,7 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 	}
 	if p.Destination.Admin.URL != "" {
 		b.dstAdmin = &carbonio.Client{URL: p.Destination.Admin.URL, Admin: p.Destination.Admin.User, Password: p.Destination.Admin.Password,
-			HTTPClient: b.dstHTTP, Logger: log, PollInterval: hooks.PollInterval}
+			HTTPClient: b.dstHTTP, Logger: log, PollInterval: hooks.PollInterval, UnverifiedSOAP: p.Destination.Admin.UnverifiedSOAP}
 		if hooks.PollInterval > 0 {
 			b.dstAdmin.PollMax = 4 * hooks.PollInterval
 		}
@@ -419,7 +419,7 @@ func (b *serverBackend) running(ctx context.Context, hints ...string) (carbonio.
 		return carbonio.Operation{}, false
 	}
 	for _, op := range ops {
-		if op.Done() {
+		if op.Outcome != carbonio.OutcomeRunning {
 			continue
 		}
 		name := strings.ToLower(op.Name)
@@ -432,23 +432,68 @@ func (b *serverBackend) running(ctx context.Context, hints ...string) (carbonio.
 	return carbonio.Operation{}, false
 }
 
-func (b *serverBackend) wait(ctx context.Context, op carbonio.Operation, opErr error, rec *recorder) error {
+// wait waits for op and records it in the phase result: the operation,
+// its outcome, its raw state and type, and whether it was started over
+// SOAP with unverified field names. Only a succeeded outcome is a success;
+// a failed or unknown one (or a lost operation) fails the phase with an
+// error that names the operation and its outcome.
+func (b *serverBackend) wait(ctx context.Context, op carbonio.Operation, opErr error, unverified bool, rec *recorder) error {
 	if opErr != nil {
 		return opErr
 	}
-	rec.add(func(r *PhaseResult) { r.Reason = "operation " + op.ID })
+	note := ""
+	if unverified {
+		note = "; started over SOAP with unverified field names (destination.admin.unverified_soap)"
+	}
+	rec.add(func(r *PhaseResult) { r.Reason = fmt.Sprintf("operation %s %s: running%s", op.Name, op.ID, note) })
 	final, err := b.dstAdmin.Wait(ctx, op, func(o carbonio.Operation) {
-		if o.Progress >= 0 {
-			rec.Progress(int64(o.Progress), 0, 100)
-		}
+		rec.Progress(0, 0, 0)
 	})
 	if err != nil {
+		if unverified {
+			return fmt.Errorf("%w%s", err, note)
+		}
 		return err
 	}
 	rec.add(func(r *PhaseResult) {
-		r.Reason = fmt.Sprintf("operation %s %s", final.ID, strings.ToLower(final.State))
+		r.Reason = fmt.Sprintf("operation %s %s: outcome %s (state %q, type %q)%s", final.Name, final.ID, final.Outcome, final.State, final.Type, note)
 	})
 	return nil
+}
+
+// moduleChecks tells preflight how each destination module phase of the
+// plan will run: on the command line, or over SOAP with unverified field
+// names.
+func (b *serverBackend) moduleChecks() []Check {
+	if b.dstAdmin == nil {
+		return nil
+	}
+	var out []Check
+	for _, m := range []struct {
+		ph             Phase
+		module, action string
+	}{{PhaseSmartScan, "ZxBackup", "doSmartScan"}, {PhaseProvisioning, "ZxBackup", "doExternalRestore"}, {PhaseDedup, "ZxPowerstore", "doDeduplicate"}} {
+		if !b.p.HasPhase(m.ph) {
+			continue
+		}
+		c := Check{Name: fmt.Sprintf("%s (%s %s)", m.ph, m.module, m.action), OK: true}
+		switch err := b.dstAdmin.CanRun(m.module, m.action); {
+		case err != nil:
+			c.OK, c.Detail = false, err.Error()
+		case b.unverified(m.module, m.action):
+			c.Detail = "unverified: sent over SOAP with field names no public source shows (destination.admin.unverified_soap)"
+		default:
+			c.Detail = "carbonio command line (destination.cli)"
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// unverified reports whether the client sends module/action over SOAP
+// with guessed field names.
+func (b *serverBackend) unverified(module, action string) bool {
+	return b.dstAdmin.Unverified(carbonio.Command{Module: module, Action: action})
 }
 
 func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []AccountPlan, rec *recorder) error {
@@ -461,11 +506,12 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 	case PhaseMTAStart:
 		return b.dstAdmin.MTA(ctx, true)
 	case PhaseSmartScan:
+		uv := b.unverified("ZxBackup", "doSmartScan")
 		if op, ok := b.running(ctx, "smartscan", "smart scan"); ok {
-			return b.wait(ctx, op, nil, rec)
+			return b.wait(ctx, op, nil, uv, rec)
 		}
 		op, err := b.dstAdmin.SmartScan(ctx, carbonio.SmartScanOptions{})
-		return b.wait(ctx, op, err, rec)
+		return b.wait(ctx, op, err, uv, rec)
 	case PhaseProvisioning:
 		pr := p.Provisioning
 		o := carbonio.RestoreOptions{
@@ -486,7 +532,7 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 		if !ok {
 			op, err = b.dstAdmin.ExternalRestore(ctx, pr.BackupPath, o)
 		}
-		if err := b.wait(ctx, op, err, rec); err != nil {
+		if err := b.wait(ctx, op, err, b.unverified("ZxBackup", "doExternalRestore"), rec); err != nil {
 			return err
 		}
 		if len(p.Map.Domains) > 0 || len(p.Map.Accounts) > 0 {
@@ -496,11 +542,12 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 		}
 		return nil
 	case PhaseDedup:
+		uv := b.unverified("ZxPowerstore", "doDeduplicate")
 		if op, ok := b.running(ctx, "deduplicate", "dedup"); ok {
-			return b.wait(ctx, op, nil, rec)
+			return b.wait(ctx, op, nil, uv, rec)
 		}
 		op, err := b.dstAdmin.Deduplicate(ctx, p.Provisioning.DedupVolume, false)
-		return b.wait(ctx, op, err, rec)
+		return b.wait(ctx, op, err, uv, rec)
 	}
 	return fmt.Errorf("migrate: %s is not a global phase", ph)
 }

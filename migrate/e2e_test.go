@@ -103,9 +103,10 @@ func e2eRunner(t *testing.T, c e2eConfig, onEvent func(migrate.Event)) *migrate.
 			IMAP: migrate.IMAPEndpoint{Address: c.SrcIMAP, Security: "none", Admin: c.Master, Credential: master},
 			DAV:  migrate.DAVEndpoint{URL: c.SrcDAV, Auth: "basic"}},
 		Destination: migrate.Endpoint{
-			Admin: migrate.AdminEndpoint{URL: dst.URL, User: "admin@carbonio.local", Credential: migrate.Credential{Password: secret.New("pw")}, CAFile: ca},
-			IMAP:  migrate.IMAPEndpoint{Address: c.DstIMAP, Security: "none", Admin: c.Master, Credential: master},
-			DAV:   migrate.DAVEndpoint{URL: c.DstDAV, Auth: "basic"}},
+			Admin: migrate.AdminEndpoint{URL: dst.URL, User: "admin@carbonio.local", Credential: migrate.Credential{Password: secret.New("pw")}, CAFile: ca,
+				UnverifiedSOAP: true}, // carboniotest accepts the guessed SOAP fields
+			IMAP: migrate.IMAPEndpoint{Address: c.DstIMAP, Security: "none", Admin: c.Master, Credential: master},
+			DAV:  migrate.DAVEndpoint{URL: c.DstDAV, Auth: "basic"}},
 		Domains:      []string{c.Domain},
 		Accounts:     migrate.Selection{ListFile: c.ListFile},
 		Phases:       []migrate.Phase{migrate.PhaseSmartScan, migrate.PhaseProvisioning, migrate.PhaseProvisioningCheck, migrate.PhaseMail, migrate.PhaseCalendars, migrate.PhaseContacts, migrate.PhaseVerify},

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
@@ -173,6 +174,11 @@ type AdminEndpoint struct {
 	// CAFile adds PEM certificates to the trusted roots. Verification is
 	// always on.
 	CAFile string `yaml:"ca_file"`
+	// UnverifiedSOAP sends doSmartScan, doExternalRestore and
+	// doDeduplicate over the admin SOAP API when no command line is
+	// configured. No public source shows their SOAP field names: the
+	// client guesses them, and preflight and the report say so.
+	UnverifiedSOAP bool `yaml:"unverified_soap"`
 }
 
 // IMAPEndpoint is an IMAP server reached with admin login.
@@ -588,6 +594,20 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 
 	if (p.HasPhase(PhaseMTAStop) || p.HasPhase(PhaseMTAStart)) && p.Destination.CLI.Mode == "" && !p.cliInjected {
 		bad("destination.cli.mode", "the mta_stop and mta_start phases need a command line on the destination (local or ssh)")
+	}
+	for _, ph := range []Phase{PhaseSmartScan, PhaseProvisioning, PhaseDedup} {
+		if p.HasPhase(ph) && p.Destination.CLI.Mode == "" && !p.cliInjected && !p.Destination.Admin.UnverifiedSOAP {
+			bad("destination.cli.mode", "the %s phase runs on the carbonio command line: set destination.cli.mode (local or ssh), "+
+				"or destination.admin.unverified_soap: true to send it over SOAP with field names no public source shows", ph)
+			break
+		}
+	}
+	for side, ep := range map[string]*Endpoint{"source": &p.Source, "destination": &p.Destination} {
+		if ep.DAV.URL != "" && p.needs().dav {
+			if msg := carbonio.DAVOnAdminPort(ep.DAV.URL); msg != "" {
+				bad(side+".dav.url", "%s", msg)
+			}
+		}
 	}
 	if p.HasPhase(PhaseProvisioning) && p.Provisioning.BackupPath == "" {
 		bad("provisioning.backup_path", "required by the provisioning phase")

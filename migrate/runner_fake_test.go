@@ -127,9 +127,11 @@ func fakeEndpoint(host string) Endpoint {
 }
 
 func fakePlan(t *testing.T) *Plan {
+	dst := fakeEndpoint("dst.example")
+	dst.Admin.UnverifiedSOAP = true // the fake backend runs no module command
 	return &Plan{
 		Source:       fakeEndpoint("src.example"),
-		Destination:  fakeEndpoint("dst.example"),
+		Destination:  dst,
 		Provisioning: Provisioning{BackupPath: "/backup"},
 		Name:         "fake",
 		Domains:      []string{"example.com"},

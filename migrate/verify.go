@@ -135,6 +135,9 @@ func (r *Runner) Preflight(ctx context.Context) (*PreflightReport, error) {
 	}
 	pr.Checks = append(pr.Checks, Check{Name: "servers and credentials", OK: true,
 		Detail: fmt.Sprintf("%d accounts selected", len(accts))})
+	if b, ok := r.backend.(*serverBackend); ok {
+		pr.Checks = append(pr.Checks, b.moduleChecks()...)
+	}
 	provisioned := !r.Plan.HasPhase(PhaseProvisioning)
 	var mu sync.Mutex
 	out := make([]PreflightAccount, len(accts))

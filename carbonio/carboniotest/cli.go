@@ -19,8 +19,8 @@ import (
 // RunCLI runs a fake carbonio, zxsuite or zmmtactl command line against
 // the server's state and returns what the real command would print and its
 // exit status. `carbonio --json MODULE ACTION ARGS` prints the module
-// answer object ({"ok":…,"response":…}); arguments are decoded with
-// carbonio.Commands. Injected failures apply by action name (Raw, and
+// answer object ({"ok":…,"response":…}, or only {"response":…} with
+// Answers Bare); arguments are decoded with carbonio.Commands. Injected failures apply by action name (Raw, and
 // ModuleError).
 func (s *Server) RunCLI(argv []string) (stdout, stderr string, code int) {
 	s.mu.Lock()
@@ -109,8 +109,15 @@ func (s *Server) RunCLI(argv []string) (stdout, stderr string, code int) {
 	} else {
 		out = s.runModule(spec, vals)
 	}
+	failed := out["ok"] == false
+	if s.opts.Answers == Bare && !failed {
+		// The bare form Zextras' scripts read from `carbonio --json`: a
+		// top-level "response" (zextras/sps-habeat appserver.py).
+		delete(out, "ok")
+		delete(out, "nested")
+	}
 	b, _ := json.Marshal(out)
-	if ok, _ := out["ok"].(bool); !ok {
+	if failed {
 		return string(b) + "\n", "", 1
 	}
 	return string(b) + "\n", "", 0

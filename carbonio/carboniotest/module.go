@@ -46,59 +46,75 @@ func (s *Server) serverName() string {
 	return "mbox1.carbonio.local"
 }
 
-func (s *Server) nested(resp any) map[string]any {
-	return map[string]any{"ok": true, "nested": true, "response": map[string]any{
+func (s *Server) serverID() string { return "srv-" + s.serverName() }
+
+// perServer wraps resp as one server's answer in the configured style.
+func (s *Server) perServer(resp any) map[string]any {
+	out := map[string]any{"response": map[string]any{
 		s.serverName(): map[string]any{"ok": true, "response": resp},
 	}}
+	if s.opts.Answers == NestedOK {
+		out["nested"], out["ok"] = true, true
+	}
+	return out
 }
 
+// opJSON is an operation with the admin console's Operation fields
+// (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/types/operations.ts) and the stub's
+// descName and monitorCommand (views/operations/operations-detail-operation.tsx).
 func (s *Server) opJSON(o *operation) map[string]any {
 	m := map[string]any{"id": o.ID, "module": o.Module, "name": o.Name, "descName": o.Name, "state": o.State,
-		"host": s.serverName(), "queuedTime": o.queued.UnixMilli(), "progress": o.Progress,
-		"parameters": o.Args, "monitorCommand": "carbonio backup monitor " + o.ID}
+		"host": s.serverName(), "serverName": s.serverName(), "serverId": s.serverID(),
+		"queuedTime": o.queued.UnixMilli(), "parameters": o.Args, "monitorCommand": "carbonio backup monitor " + o.ID}
+	if o.Type != "" {
+		m["type"] = o.Type
+	}
 	if !o.started.IsZero() {
 		m["startTime"] = o.started.UnixMilli()
-	}
-	if !o.ended.IsZero() {
-		m["endTime"] = o.ended.UnixMilli()
-	}
-	if o.errMsg != "" {
-		m["error"] = map[string]any{"message": o.errMsg}
+		m["humanStartTime"] = o.started.UTC().Format("2006-01-02 15:04:05")
 	}
 	return m
 }
 
-// advance moves every queued or running operation one step.
+// advance moves every running operation one step.
 func (s *Server) advance() {
 	now := s.opts.Now()
 	var still []*operation
 	for _, o := range s.ops {
 		switch o.State {
 		case carbonio.StateQueued:
-			o.State, o.started = carbonio.StateStarted, now
+			o.State, o.Type, o.started = carbonio.StateStarted, carbonio.TypeStarted, now
 		case carbonio.StateStarted:
 			o.steps++
-			o.Progress = min(100, float64(o.steps)*100/float64(s.opts.OperationSteps))
 			if o.steps >= s.opts.OperationSteps {
 				s.finish(o)
 			}
+		case carbonio.StateStopping:
+			// A stopped operation: what its log entry says is not public;
+			// the fake logs it as an Exception.
+			o.State, o.Type = "Finished", carbonio.TypeException
 		}
-		if o.State == carbonio.StateQueued || o.State == carbonio.StateStarted {
+		switch {
+		case o.State == carbonio.StateQueued || o.State == carbonio.StateStarted || o.State == carbonio.StateStopping:
 			still = append(still, o)
-		} else {
+		case s.lostOps[o.Action]:
+		default:
 			s.log = append(s.log, o)
 		}
 	}
 	s.ops = still
 }
 
+// finish ends o. The console's test fixture shows a done operation with
+// state and type "Finished" (zextras/carbonio-admin-console-ui
+// apps/admin-ui-operations/src/views/operations/tests/operations-table.test.ts).
 func (s *Server) finish(o *operation) {
-	o.ended = s.opts.Now()
-	if msg, ok := s.failOps[o.Action]; ok {
-		o.State, o.errMsg = carbonio.StateFailed, msg
+	o.State, o.Type = "Finished", carbonio.TypeFinished
+	if t, ok := s.endTypes[o.Action]; ok {
+		o.Type = t
 		return
 	}
-	o.State, o.Progress = carbonio.StateFinished, 100
 	switch o.Action {
 	case "doExternalRestore":
 		s.restore(o.Args)
@@ -190,13 +206,18 @@ func (s *Server) runModule(spec carbonio.CommandSpec, args map[string]string) ma
 		for _, o := range s.ops {
 			list = append(list, s.opJSON(o))
 		}
-		return s.nested(map[string]any{"operationList": list})
+		return s.perServer(map[string]any{"operationList": list})
 	case "getOperationLog":
 		list := []any{}
 		for _, o := range s.log {
 			list = append(list, s.opJSON(o))
 		}
-		return s.nested(map[string]any{"operationList": list})
+		if _, per := args["targetServers"]; per {
+			return s.perServer(map[string]any{"operationList": list})
+		}
+		// Without targetServers the log is flat, its entries carrying
+		// serverId (apps/admin-ui-operations/src/services/use-done-operations.ts).
+		return map[string]any{"ok": true, "response": map[string]any{"operationList": list}}
 	case "getAllVolumes":
 		var prim, sec []any
 		for _, v := range s.volumes {
@@ -208,17 +229,25 @@ func (s *Server) runModule(spec carbonio.CommandSpec, args map[string]string) ma
 				sec = append(sec, m)
 			}
 		}
-		return s.nested(map[string]any{"primaries": prim, "secondaries": sec})
+		return s.perServer(map[string]any{"primaries": prim, "secondaries": sec})
 	case "doStopOperation":
+		// SOAP: ZxCore, operationId, targetServers, answered per server
+		// (apps/admin-ui-operations/src/services/stop-operation.ts,
+		// views/operations/running-detail-panel.tsx). CLI: backup or
+		// powerstore doStopOperation <uuid>.
 		id := args["operation_uuid"]
-		for i, o := range s.ops {
-			if o.ID == id {
-				if o.Module != spec.Module {
+		if spec.Module == "ZxCore" {
+			id = args["operationId"]
+		}
+		for _, o := range s.ops {
+			if o.ID == id && o.State != carbonio.StateStopping {
+				if spec.Module != "ZxCore" && o.Module != spec.Module {
 					return moduleErr(fmt.Sprintf("operation %s belongs to %s, not %s", id, o.Module, spec.Module))
 				}
-				o.State, o.ended = carbonio.StateStopped, s.opts.Now()
-				s.ops = slices.Delete(s.ops, i, i+1)
-				s.log = append(s.log, o)
+				o.State = carbonio.StateStopping
+				if spec.Module == "ZxCore" {
+					return s.perServer(map[string]any{})
+				}
 				return map[string]any{"ok": true, "response": map[string]any{}}
 			}
 		}

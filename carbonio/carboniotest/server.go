@@ -2,10 +2,19 @@
 // httptest TLS server speaking the JSON SOAP dialect (authentication with
 // expiring tokens, faults, a directory loaded from fixtures, folder trees
 // with mountpoints and saved searches, asynchronous module operations that
-// move Queued → Started → Finished, injectable failures), plus a fake
+// move Queued → Started and then into the operation log with type
+// Finished, Exception or any other, injectable failures), plus a fake
 // carbonio command (RunCLI, CLIRunner, and the fakecli program for real
-// SSH tests). It decodes module commands with carbonio.Commands, the same
-// table the client encodes them with.
+// SSH tests).
+//
+// What it serves follows the public sources where they exist: the
+// per-server answers with and without "nested" and a top-level "ok", the
+// flat operation log with serverId, the operation fields of the admin
+// console, ZxCore doStopOperation. It decodes module commands with
+// carbonio.Commands, the same table the client encodes them with, so it
+// accepts the client's guessed SOAP field names for doSmartScan,
+// doExternalRestore, doDeduplicate and doExport: passing against it
+// proves nothing about those names.
 //
 // Operations advance one step on every getAllOperations call, so tests
 // that poll are deterministic and need no sleeping.
@@ -53,7 +62,24 @@ type Options struct {
 	// OperationSteps is how many getAllOperations polls an operation
 	// spends Started before it finishes; 0 means 2.
 	OperationSteps int
+	// Answers is how per-server module answers are wrapped.
+	Answers AnswerStyle
 }
+
+// AnswerStyle is how the fake wraps a per-server module answer.
+type AnswerStyle int
+
+const (
+	// NestedOK is {"response":{"<server>":{"ok":true,"response":…}},
+	// "nested":true,"ok":true}: the admin console's own stub
+	// (zextras/carbonio-admin-console-ui
+	// apps/admin-ui-operations/src/views/operations/operations-detail-operation.tsx).
+	NestedOK AnswerStyle = iota
+	// Bare is {"response":{"<server>":{"ok":true,"response":…}}}: no
+	// "nested" and no top-level "ok", which is all the console reads
+	// (apps/admin-ui-operations/src/services/use-all-operations.ts).
+	Bare
+)
 
 // Failure is an injected failure for one request name: a SOAP request
 // ("GetAllVolumesRequest") or a module action ("doSmartScan").
@@ -93,12 +119,10 @@ type token struct {
 }
 
 type operation struct {
-	ID, Module, Name, Action, State string
-	Progress                        float64
-	Args                            map[string]string
-	steps                           int
-	queued, started, ended          time.Time
-	errMsg                          string
+	ID, Module, Name, Action, State, Type string
+	Args                                  map[string]string
+	steps                                 int
+	queued, started                       time.Time
 }
 
 // Server is the fake admin API. Its methods are safe for concurrent use.
@@ -122,7 +146,9 @@ type Server struct {
 	log         []*operation
 	started     []Started
 	injected    map[string][]Failure
-	failOps     map[string]string
+	endTypes    map[string]string
+	lostOps     map[string]bool
+	messages    []string
 	mtaRunning  bool
 	authCount   int
 	requests    []string
@@ -158,7 +184,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts: opts, accounts: map[string]*account{}, aliases: map[string]string{}, lists: map[string][]string{},
 		backups: map[string]*Fixture{}, tokens: map[string]*token{}, injected: map[string][]Failure{},
-		failOps: map[string]string{}, mtaRunning: true, cliKey: randomHex(16),
+		endTypes: map[string]string{}, lostOps: map[string]bool{}, mtaRunning: true, cliKey: randomHex(16),
 	}
 	for k, v := range opts.Backups {
 		s.backups[k] = v
@@ -326,11 +352,54 @@ func (s *Server) Inject(request string, f Failure) {
 }
 
 // FailOperations makes every later operation started by action (e.g.
-// "doExternalRestore") end in state Failed with message.
+// "doExternalRestore") end in the operation log with type Exception, the
+// console's failed result. The message is written to the server's log
+// (Messages): an operation entry carries no error text.
 func (s *Server) FailOperations(action, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failOps[action] = message
+	s.endTypes[action] = carbonio.TypeException
+	s.messages = append(s.messages, action+": "+message)
+}
+
+// SetAnswers changes how later per-server module answers are wrapped.
+func (s *Server) SetAnswers(style AnswerStyle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Answers = style
+}
+
+// EndOperations makes every later operation started by action end in the
+// operation log with this raw type, e.g. one the client does not know.
+func (s *Server) EndOperations(action, typ string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endTypes[action] = typ
+}
+
+// LoseOperations makes every later operation started by action leave the
+// list of running operations without an entry in the operation log.
+func (s *Server) LoseOperations(action string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lostOps[action] = true
+}
+
+// ResetOperations undoes FailOperations, EndOperations and LoseOperations
+// for action: its later operations finish with type Finished.
+func (s *Server) ResetOperations(action string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.endTypes, action)
+	delete(s.lostOps, action)
+}
+
+// Messages returns the failure messages of FailOperations, as a server
+// would write them to its own log.
+func (s *Server) Messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.messages)
 }
 
 // AuthCount returns how many successful AuthRequests were served.

@@ -24,7 +24,7 @@ type carbonioFlags struct {
 	url, user, pwFile, caFile string
 	ssh, knownHosts, runAs    string
 	sshKeys                   []string
-	localCLI                  bool
+	localCLI, unverifiedSOAP  bool
 	program                   string
 	json, verbose             bool
 	poll                      time.Duration
@@ -39,11 +39,18 @@ func newCarbonioCmd(e *env) *cobra.Command {
 		Long: `Drive the Carbonio admin API for the provisioning phase.
 
 Directory calls go over the admin SOAP API (--url, --user; the password comes
-from MIGRATE_CARBONIO_PASSWORD or --password-file). Module commands (smartscan,
-restore, dedup, operations, stop) go over the same SOAP API, or, with --ssh
-USER@HOST or --local-cli, run "carbonio --json ..." on the Mailstore &
-Provisioning node (the SOAP field names of those commands are not documented;
-the CLI's are). "mta stop|start" needs --ssh or --local-cli.`,
+from MIGRATE_CARBONIO_PASSWORD or --password-file). Listing, watching and
+stopping operations (operations, wait, stop) go over the same SOAP API: the
+admin console's requests are public.
+
+smartscan, restore, dedup and export run "carbonio --json ..." on the Mailstore
+& Provisioning node, with --ssh USER@HOST or --local-cli: no public source shows
+their SOAP field names. --unverified-soap sends them over SOAP anyway, with
+guessed names. Without --url, operations are listed and watched through the
+command line too. "mta stop|start" needs --ssh or --local-cli.
+
+Exit status: 0 when an operation's outcome is succeeded; 3 when it is failed or
+unknown; 1 when the operation vanished without an outcome.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
@@ -58,6 +65,7 @@ the CLI's are). "mta stop|start" needs --ssh or --local-cli.`,
 	fl.StringVar(&f.runAs, "run-as", "", "run the commands through sudo as this user, e.g. zextras")
 	fl.BoolVar(&f.localCLI, "local-cli", false, "run module commands with the local carbonio command")
 	fl.StringVar(&f.program, "carbonio-path", "carbonio", "the carbonio command (zxsuite for a Zextras Suite source)")
+	fl.BoolVar(&f.unverifiedSOAP, "unverified-soap", false, "send smartscan, restore, dedup and export over SOAP with guessed field names (no public source shows them)")
 	fl.BoolVar(&f.json, "json", false, "print JSON")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log requests to stderr")
 	fl.DurationVar(&f.poll, "poll", 2*time.Second, "first wait between operation polls")
@@ -70,6 +78,7 @@ the CLI's are). "mta stop|start" needs --ssh or --local-cli.`,
 		carbonioDedupCmd(e, f),
 		carbonioOperationsCmd(e, f),
 		carbonioStopCmd(e, f),
+		carbonioWaitCmd(e, f),
 		carbonioVerifyCmd(e, f),
 		carbonioMTACmd(e, f),
 		carbonioExportCmd(e, f),
@@ -86,7 +95,7 @@ type session struct {
 // client builds the client. soap says whether the command needs the admin
 // SOAP API (then --url, --user and a password are required).
 func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
-	s := &session{c: &carbonio.Client{URL: f.url, Admin: f.user, PollInterval: f.poll}, close: func() {}}
+	s := &session{c: &carbonio.Client{URL: f.url, Admin: f.user, PollInterval: f.poll, UnverifiedSOAP: f.unverifiedSOAP}, close: func() {}}
 	if f.verbose {
 		s.c.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -141,8 +150,13 @@ func (f *carbonioFlags) mtaCtl() string {
 	return "zmmtactl"
 }
 
-// cliOnly reports whether module commands avoid SOAP.
+// cliOnly reports whether a command line is configured.
 func (f *carbonioFlags) cliOnly() bool { return f.ssh != "" || f.localCLI }
+
+// needSOAP says whether a module command needs the SOAP API configured:
+// when there is no command line, or when --url is given (listing and
+// watching operations then go over SOAP).
+func (f *carbonioFlags) needSOAP() bool { return !f.cliOnly() || f.url != "" }
 
 // classifyCarbonio maps client errors to the CLI's exit classes.
 func classifyCarbonio(err error) error {
@@ -158,6 +172,9 @@ func classifyCarbonio(err error) error {
 	}
 	if errors.Is(err, retry.ErrAuth) {
 		return err
+	}
+	if errors.Is(err, carbonio.ErrNoTransport) {
+		return usageError{fmt.Errorf("%w (give --ssh USER@HOST or --local-cli, or --unverified-soap)", err)}
 	}
 	var oe *net.OpError
 	var dnsErr *net.DNSError
@@ -177,57 +194,79 @@ func (f *carbonioFlags) printJSON(e *env, v any) error {
 	return enc.Encode(v)
 }
 
-// opView is an operation as printed.
+// opView is an operation as printed by --json: the computed outcome
+// (succeeded, failed, running, unknown) next to the raw state and type.
 type opView struct {
-	ID       string  `json:"id"`
-	Module   string  `json:"module"`
-	Name     string  `json:"name"`
-	State    string  `json:"state"`
-	Host     string  `json:"host,omitempty"`
-	Progress float64 `json:"progress"`
-	Error    string  `json:"error,omitempty"`
+	ID       string `json:"id"`
+	Outcome  string `json:"outcome"`
+	State    string `json:"state"`
+	Type     string `json:"type"`
+	Module   string `json:"module,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Host     string `json:"host,omitempty"`
+	ServerID string `json:"server_id,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 func viewOf(o carbonio.Operation) opView {
-	return opView{ID: o.ID, Module: o.Module, Name: o.Name, State: o.State, Host: o.Host, Progress: o.Progress, Error: o.Error}
+	return opView{ID: o.ID, Outcome: string(o.Outcome), State: o.State, Type: o.Type, Module: o.Module, Name: o.Name,
+		Host: o.Host, ServerID: o.ServerID}
 }
 
 func progressText(o carbonio.Operation) string {
-	s := fmt.Sprintf("%s %s: %s", o.Name, o.ID, o.State)
-	if o.Progress >= 0 {
-		s += fmt.Sprintf(" %.0f%%", o.Progress)
+	s := fmt.Sprintf("%s %s: %s", o.Name, o.ID, o.Outcome)
+	if o.State != "" || o.Type != "" {
+		s += fmt.Sprintf(" (state %s, type %s)", orDash(o.State), orDash(o.Type))
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
 	return s
 }
 
 // runOperation starts an operation, waits for it unless noWait, and prints
-// the outcome. A failed or stopped operation gives errPartial.
+// the outcome. A failed or unknown outcome gives errPartial (exit 3).
 func (f *carbonioFlags) runOperation(e *env, ctx context.Context, s *session, noWait bool, start func() (carbonio.Operation, error)) error {
 	op, err := start()
 	if err != nil {
 		return classifyCarbonio(err)
 	}
 	fmt.Fprintf(e.stderr, "%s queued\n", progressText(op))
-	if !noWait {
-		op, err = s.c.Wait(ctx, op, func(o carbonio.Operation) { fmt.Fprintln(e.stderr, progressText(o)) })
+	if noWait {
+		return f.printOutcome(e, op, nil)
 	}
+	return f.wait(e, ctx, s, op)
+}
+
+// wait waits for op and prints its outcome.
+func (f *carbonioFlags) wait(e *env, ctx context.Context, s *session, op carbonio.Operation) error {
+	op, err := s.c.Wait(ctx, op, func(o carbonio.Operation) { fmt.Fprintln(e.stderr, progressText(o)) })
 	var oe *carbonio.OperationError
 	if err != nil && !errors.As(err, &oe) {
 		return classifyCarbonio(err)
 	}
+	return f.printOutcome(e, op, err)
+}
+
+// printOutcome prints op; opErr (an *OperationError) gives errPartial.
+func (f *carbonioFlags) printOutcome(e *env, op carbonio.Operation, opErr error) error {
 	if f.json {
-		if perr := f.printJSON(e, viewOf(op)); perr != nil {
+		v := viewOf(op)
+		if opErr != nil {
+			v.Error = opErr.Error()
+		}
+		if perr := f.printJSON(e, v); perr != nil {
 			return perr
 		}
 	} else {
-		line := progressText(op)
-		if op.Error != "" {
-			line += ": " + op.Error
-		}
-		fmt.Fprintln(e.stdout, line)
+		fmt.Fprintln(e.stdout, progressText(op))
 	}
-	if oe != nil {
-		fmt.Fprintf(e.stderr, "migrate: %v\n", err)
+	if opErr != nil {
+		fmt.Fprintf(e.stderr, "migrate: %v\n", opErr)
 		return errPartial
 	}
 	return nil
@@ -306,23 +345,25 @@ func carbonioFoldersCmd(e *env, f *carbonioFlags) *cobra.Command {
 }
 
 func carbonioSmartScanCmd(e *env, f *carbonioFlags) *cobra.Command {
-	var deep, noWait bool
+	var deep, noWait, remoteMeta, fakeBlob bool
 	cmd := &cobra.Command{
 		Use:   "smartscan",
 		Short: "Run backup doSmartScan start and wait for it",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := f.client(e, !f.cliOnly())
+			s, err := f.client(e, f.needSOAP())
 			if err != nil {
 				return err
 			}
 			defer s.close()
 			return f.runOperation(e, c.Context(), s, noWait, func() (carbonio.Operation, error) {
-				return s.c.SmartScan(c.Context(), carbonio.SmartScanOptions{Deep: deep})
+				return s.c.SmartScan(c.Context(), carbonio.SmartScanOptions{Deep: deep, RemoteMetadataUpload: remoteMeta, CreateFakeBlob: fakeBlob})
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&deep, "deep", false, "deep scan")
+	cmd.Flags().BoolVar(&remoteMeta, "remote-metadata-upload", false, "pass remote_metadata_upload true (documented doSmartScan option)")
+	cmd.Flags().BoolVar(&fakeBlob, "create-fake-blob", false, "pass create_fake_blob true (documented doSmartScan option)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once queued")
 	return cmd
 }
@@ -354,7 +395,7 @@ func carbonioRestoreCmd(e *env, f *carbonioFlags) *cobra.Command {
 			if verify && f.url == "" {
 				return usageError{errors.New("carbonio: --verify needs --url")}
 			}
-			s, err := f.client(e, !f.cliOnly() || verify)
+			s, err := f.client(e, f.needSOAP() || verify)
 			if err != nil {
 				return err
 			}
@@ -388,6 +429,8 @@ func carbonioRestoreCmd(e *env, f *carbonioFlags) *cobra.Command {
 	fl.StringSliceVar(&o.Notifications, "notifications", nil, "addresses notified at the end")
 	fl.IntVar(&o.MaxFileSize, "max-file-size", 0, "largest file restored (0: no limit)")
 	fl.BoolVar(&datasource, "restore-datasource", true, "restore data sources (server default true)")
+	fl.BoolVar(&o.ForceAsExternalRestore, "force-as-external-restore", false, "pass force_as_external_restore true (server default false)")
+	fl.StringVar(&o.BlobsArchive, "blobs-archive", "", "pass blobs_archive VALUE (documented doExternalRestore option)")
 	fl.BoolVar(&noWait, "no-wait", false, "return once queued")
 	fl.BoolVar(&verify, "verify", false, "afterwards, check that every account of the backup exists (needs --url)")
 	return cmd
@@ -404,7 +447,7 @@ func carbonioDedupCmd(e *env, f *carbonioFlags) *cobra.Command {
 			if len(args) == 1 {
 				vol = args[0]
 			}
-			s, err := f.client(e, !f.cliOnly() || vol == "")
+			s, err := f.client(e, f.needSOAP() || vol == "")
 			if err != nil {
 				return err
 			}
@@ -420,24 +463,30 @@ func carbonioDedupCmd(e *env, f *carbonioFlags) *cobra.Command {
 }
 
 func carbonioOperationsCmd(e *env, f *carbonioFlags) *cobra.Command {
-	var done bool
+	var withLog bool
 	cmd := &cobra.Command{
 		Use:   "operations",
-		Short: "List running and queued operations (finished ones with --log)",
-		Args:  cobra.NoArgs,
+		Short: "List running and queued operations (with --log, the finished ones too)",
+		Long: `List operations (ZxCore getAllOperations; with --log also ZxCore
+getOperationLog). With --json each carries "id", "outcome" (succeeded, failed,
+running or unknown), and the raw "state" and "type" the server sent.`,
+		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := f.client(e, !f.cliOnly())
+			s, err := f.client(e, f.needSOAP())
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			list := s.c.Operations
-			if done {
-				list = s.c.OperationLog
-			}
-			ops, err := list(c.Context())
+			ops, err := s.c.Operations(c.Context())
 			if err != nil {
 				return classifyCarbonio(err)
+			}
+			if withLog {
+				done, err := s.c.OperationLog(c.Context())
+				if err != nil {
+					return classifyCarbonio(err)
+				}
+				ops = append(ops, done...)
 			}
 			if f.json {
 				out := make([]opView, 0, len(ops))
@@ -447,27 +496,46 @@ func carbonioOperationsCmd(e *env, f *carbonioFlags) *cobra.Command {
 				return f.printJSON(e, out)
 			}
 			for _, o := range ops {
-				fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", o.ID, o.Module, o.Name, o.State)
+				fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Outcome, orDash(o.State), orDash(o.Type), orDash(o.Module), orDash(o.Name))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&done, "log", false, "list finished operations instead")
+	cmd.Flags().BoolVar(&withLog, "log", false, "also list finished operations")
 	return cmd
 }
 
 func carbonioStopCmd(e *env, f *carbonioFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "stop OPERATION_ID",
-		Short: "Stop a running operation",
+		Short: "Stop a running operation (ZxCore doStopOperation; without --url, carbonio backup|powerstore doStopOperation)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.client(e, !f.cliOnly())
+			s, err := f.client(e, f.needSOAP())
 			if err != nil {
 				return err
 			}
 			defer s.close()
 			return classifyCarbonio(s.c.StopOperation(c.Context(), args[0]))
+		},
+	}
+}
+
+func carbonioWaitCmd(e *env, f *carbonioFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait OPERATION_ID",
+		Short: "Wait for an operation; exit 0 only when its outcome is succeeded",
+		Long: `Wait for an operation to leave the list of running operations and read its
+outcome from the operation log. Exit status 0 when the outcome is succeeded, 3
+when it is failed or unknown, 1 when the operation is in neither list.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := f.client(e, f.needSOAP())
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			return f.wait(e, c.Context(), s, carbonio.Operation{ID: args[0], Outcome: carbonio.OutcomeRunning})
 		},
 	}
 }
@@ -481,7 +549,8 @@ func carbonioVerifyCmd(e *env, f *carbonioFlags) *cobra.Command {
 		Long: `Check provisioning: the expected directory comes from the source admin API
 (--from-url, --from-user, password from MIGRATE_FROM_PASSWORD or
 --from-password-file) or from a backup's available accounts (--from-backup
-PATH, accounts only). Exit status 3 when something is missing.`,
+PATH, accounts only; a command on the server: --ssh or --local-cli, or
+--unverified-soap). Exit status 3 when something is missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if (fromURL == "") == (fromBackup == "") {
@@ -593,7 +662,7 @@ func carbonioExportCmd(e *env, f *carbonioFlags) *cobra.Command {
 		Short: "On a Zextras Suite source, run backup doExport PATH (use --ssh to the source and --carbonio-path zxsuite)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := f.client(e, !f.cliOnly())
+			s, err := f.client(e, f.needSOAP())
 			if err != nil {
 				return err
 			}

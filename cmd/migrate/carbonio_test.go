@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,7 +110,7 @@ func TestCarbonioPhase1OverSSH(t *testing.T) {
 			"--concurrent-accounts", "5", "--verify"), 0, "provisioning verified"},
 		{"verify from source", append(b.dstArgs("verify-provisioning", "--domains", "example.com"), b.srcFlags...), 0, "provisioning verified"},
 		{"dedup", b.sshArgs("dedup", "--dry-run"), 0, "Deduplicate"},
-		{"operations log", b.sshArgs("--json", "operations", "--log"), 0, `"state": "Finished"`},
+		{"operations log", b.sshArgs("--json", "operations", "--log"), 0, `"outcome": "succeeded"`},
 		{"mta start", b.sshArgs("mta", "start"), 0, "mta start: done"},
 	}
 	for _, st := range steps {
@@ -130,7 +131,14 @@ func TestCarbonioPhase1OverSSH(t *testing.T) {
 	if !b.dst.MTARunning() {
 		t.Error("MTA not running at the end")
 	}
-	if n := len(b.dst.CLICommands()); n < 10 {
+	// mta stop, smartscan, restore, getAvailableAccounts, dedup, mta start;
+	// listing and watching went over SOAP.
+	for _, c := range b.dst.CLICommands() {
+		if slices.Contains(c, "getAllOperations") || slices.Contains(c, "getOperationLog") {
+			t.Errorf("operations listed over the command line although --url was given: %q", c)
+		}
+	}
+	if n := len(b.dst.CLICommands()); n < 6 {
 		t.Errorf("only %d commands went over SSH", n)
 	}
 	b.checkSecrets(t, 4)
@@ -138,16 +146,20 @@ func TestCarbonioPhase1OverSSH(t *testing.T) {
 
 func TestCarbonioSOAP(t *testing.T) {
 	b := newCarbonioBench(t, false)
-	code, out, errOut := b.run(t, b.dstArgs("--json", "smartscan")...)
+	code, _, errOut := b.run(t, b.dstArgs("--json", "smartscan")...)
+	if code != exitUsage || !strings.Contains(errOut, "--unverified-soap") {
+		t.Fatalf("smartscan over SOAP without the opt-in: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut := b.run(t, b.dstArgs("--unverified-soap", "--json", "smartscan")...)
 	var op map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &op) != nil || op["state"] != "Finished" {
+	if code != 0 || json.Unmarshal([]byte(out), &op) != nil || op["outcome"] != "succeeded" || op["type"] != "Finished" {
 		t.Fatalf("smartscan: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if !strings.Contains(errOut, "Started") {
 		t.Errorf("no progress on stderr: %q", errOut)
 	}
-	code, out, _ = b.run(t, b.dstArgs("restore", "/tmp/export", "--provisioning-only", "--skip-aliases")...)
-	if code != 0 || !strings.Contains(out, "Finished") {
+	code, out, _ = b.run(t, b.dstArgs("--unverified-soap", "restore", "/tmp/export", "--provisioning-only", "--skip-aliases")...)
+	if code != 0 || !strings.Contains(out, "succeeded") {
 		t.Fatalf("restore: exit %d\n%s", code, out)
 	}
 	code, out, _ = b.run(t, b.dstArgs("accounts", "--domain", "example.com")...)
@@ -174,8 +186,8 @@ func TestCarbonioSOAP(t *testing.T) {
 		t.Errorf("folders (a shared Team folder among them): exit %d\n%s", code, out)
 	}
 	b.dst.FailOperations("doDeduplicate", "volume is read-only")
-	code, out, errOut = b.run(t, b.dstArgs("dedup", "message1")...)
-	if code != 3 || !strings.Contains(out+errOut, "volume is read-only") {
+	code, out, errOut = b.run(t, b.dstArgs("--unverified-soap", "dedup", "message1")...)
+	if code != 3 || !strings.Contains(out+errOut, "failed") || !strings.Contains(out+errOut, "Exception") {
 		t.Errorf("failed dedup: exit %d\n%s\n%s", code, out, errOut)
 	}
 	b.checkSecrets(t, 3)
@@ -227,6 +239,81 @@ func TestCarbonioExitCodes(t *testing.T) {
 	}
 	if b.dst.MTARunning() == false {
 		t.Error("a refused command stopped the MTA")
+	}
+	b.checkSecrets(t, 2)
+}
+
+// TestCarbonioOperationsContract checks the command-line contract of
+// `migrate carbonio operations` and `wait` over SOAP (--url) and over the
+// command line alone (--local-cli with the fake carbonio): --json carries
+// id, outcome, state and type; wait exits 0 only for succeeded, 3 for a
+// failed or unknown outcome, non-zero with a message for a lost operation.
+func TestCarbonioOperationsContract(t *testing.T) {
+	b := newCarbonioBench(t, false)
+	cli := b.dst.BuildFakeCLI(t)
+	local := []string{"--local-cli", "--carbonio-path", filepath.Join(cli, "carbonio"), "--poll", "1ms"}
+	for _, tr := range []struct {
+		name  string
+		flags []string
+	}{{"soap", append(b.dstArgs(), local...)}, {"cli", local}} {
+		t.Run(tr.name, func(t *testing.T) {
+			args := func(extra ...string) []string { return append(append([]string{}, tr.flags...), extra...) }
+			start := func() string {
+				t.Helper()
+				code, out, errOut := b.run(t, args("--json", "smartscan", "--no-wait")...)
+				var v map[string]any
+				if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["id"] == "" {
+					t.Fatalf("smartscan --no-wait: exit %d\n%s\n%s", code, out, errOut)
+				}
+				return v["id"].(string)
+			}
+			for _, tc := range []struct {
+				name    string
+				setup   func()
+				code    int
+				outcome string
+				msg     string
+			}{
+				{"finished", func() {}, 0, "succeeded", ""},
+				{"exception", func() { b.dst.FailOperations("doSmartScan", "scan failed") }, exitPartial, "failed", "Exception"},
+				{"unknown type", func() { b.dst.EndOperations("doSmartScan", "Aborted") }, exitPartial, "unknown", `unknown outcome "Aborted"`},
+				{"lost", func() { b.dst.LoseOperations("doSmartScan") }, exitInternal, "", "vanished"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.setup()
+					defer b.dst.ResetOperations("doSmartScan")
+					id := start()
+					code, out, errOut := b.run(t, args("--json", "wait", id)...)
+					if code != tc.code || !strings.Contains(out+errOut, tc.msg) {
+						t.Fatalf("wait: exit %d, want %d (%q)\nstdout: %s\nstderr: %s", code, tc.code, tc.msg, out, errOut)
+					}
+					if tc.outcome == "" {
+						return
+					}
+					var v map[string]any
+					if err := json.Unmarshal([]byte(out), &v); err != nil || v["id"] != id || v["outcome"] != tc.outcome {
+						t.Errorf("wait --json = %s (%v), want id %s, outcome %s", out, err, id, tc.outcome)
+					}
+				})
+			}
+			code, out, errOut := b.run(t, args("--json", "operations", "--log")...)
+			var ops []map[string]any
+			if code != 0 || json.Unmarshal([]byte(out), &ops) != nil {
+				t.Fatalf("operations --log: exit %d\n%s\n%s", code, out, errOut)
+			}
+			seen := map[string]int{}
+			for _, o := range ops {
+				for _, k := range []string{"id", "outcome", "state", "type"} {
+					if _, ok := o[k]; !ok {
+						t.Errorf("operation %v has no %q", o, k)
+					}
+				}
+				seen[o["outcome"].(string)]++
+			}
+			if seen["succeeded"] == 0 || seen["failed"] == 0 || seen["unknown"] == 0 {
+				t.Errorf("outcomes listed = %v, want succeeded, failed and unknown among them", seen)
+			}
+		})
 	}
 	b.checkSecrets(t, 2)
 }

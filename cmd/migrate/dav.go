@@ -287,7 +287,13 @@ func tokenSource(f *davFlags, adminPw secret.Secret, hc *http.Client) caldav.Tok
 	if f.toAdmin == "" {
 		return nil
 	}
-	return &carbonio.Client{URL: f.toAdmin, Admin: f.toUser, Password: adminPw, HTTPClient: hc}
+	c := &carbonio.Client{URL: f.toAdmin, Admin: f.toUser, Password: adminPw, HTTPClient: hc}
+	if carbonio.IsAdminURL(f.to) {
+		// REST on an admin port takes the admin's own token, in
+		// ZM_ADMIN_AUTH_TOKEN (see carbonio.AuthCookie).
+		return c.AdminTokens()
+	}
+	return c
 }
 
 func hostOf(u string) string {
