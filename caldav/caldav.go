@@ -2,9 +2,11 @@ package caldav
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/emersion/go-webdav"
 	webcaldav "github.com/emersion/go-webdav/caldav"
@@ -24,6 +26,10 @@ type TokenSource interface {
 
 // Shared types; see internal/dav for their fields.
 type (
+	// Limits bound what a server may send (answer sizes, XML depth).
+	Limits = dav.Limits
+	// LimitError is an answer that broke a limit.
+	LimitError = dav.LimitError
 	// Collection is a calendar or task list.
 	Collection = dav.Collection
 	// Ref is an object href with its ETag.
@@ -102,18 +108,41 @@ type Endpoint struct {
 	Token   TokenSource
 	Account string
 	// HTTPClient sends the requests; nil means an http.Client with TLS
-	// verification on.
+	// verification on and idle timeouts (see internal/httpx). Given an
+	// *http.Client, credentials are attached per hop by a copy of it, so
+	// they reach no origin but URL's and TrustedOrigins, redirects
+	// included.
 	HTTPClient webdav.HTTPClient
+	// TrustedOrigins lists origins besides URL's that hrefs and redirects
+	// may point to ("https://dav2.example.com:8443", or a bare host taking
+	// URL's scheme). Requests to any other origin are refused and reported
+	// as the failure of the object or collection concerned.
+	TrustedOrigins []string
+	// AllowPlaintext permits plain-http hrefs and redirects from an https
+	// URL (credentials then travel in clear).
+	AllowPlaintext bool
+	// Limits bound what the server may send; the zero value means the
+	// defaults (see Limits).
+	Limits Limits
+	// TLSConfig and IdleTimeout configure the client made when HTTPClient
+	// is nil: nil TLSConfig verifies against the system roots; IdleTimeout
+	// fails a request on whose connection no byte moved for that long (a
+	// slow transfer that progresses is never cut), 0 meaning 2 minutes.
+	TLSConfig   *tls.Config
+	IdleTimeout time.Duration
 }
 
-// HTTP returns the endpoint's authenticated HTTP client.
-func (e Endpoint) HTTP() webdav.HTTPClient {
+func (e Endpoint) dav() dav.Endpoint {
 	var tok dav.UserTokenSource
 	if e.Token != nil {
 		tok = e.Token
 	}
-	return dav.EndpointClient(e.HTTPClient, e.User, e.Password, tok, e.Account)
+	return dav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: tok, Account: e.Account, HTTPClient: e.HTTPClient,
+		TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout, ClientOptions: dav.ClientOptions{TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits}}
 }
+
+// HTTP returns the endpoint's authenticated HTTP client.
+func (e Endpoint) HTTP() webdav.HTTPClient { return e.dav().HTTP() }
 
 // DAV is a CalDAV server used as a Source or a Destination. It is safe for
 // concurrent use.
@@ -123,7 +152,7 @@ type DAV struct {
 
 // NewDAV returns the CalDAV server at e. Nothing is sent until first use.
 func NewDAV(e Endpoint) (*DAV, error) {
-	c, err := dav.NewClient(e.HTTP(), e.URL)
+	c, err := e.dav().Client()
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)
 	}
@@ -133,7 +162,7 @@ func NewDAV(e Endpoint) (*DAV, error) {
 // FindCalendars lists calendars with go-webdav's client (for callers that
 // want its view; Copy uses its own discovery, which also reads colours).
 func FindCalendars(ctx context.Context, e Endpoint) ([]webcaldav.Calendar, error) {
-	c, err := webcaldav.NewClient(e.HTTP(), e.URL)
+	c, err := webcaldav.NewClient(dav.GuardXML(e.HTTP(), e.Limits), e.URL)
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)
 	}
@@ -219,6 +248,9 @@ func (c *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 // source object must be at the destination exactly once and equal.
 // Source objects the last Copy of this Copier read from the same src, with
 // the same ETag since, are not read again; the destination is read in full.
+// Objects are compared by meaning, not spelling (semantic.go): an object
+// found different is listed with the names of the components and
+// properties that differ (Verification.Collections[].Changes).
 func (c *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
 	v, err := c.engine().Verify(ctx, dst, src)
 	if err != nil {

@@ -10,7 +10,10 @@
 //
 // Objects are identified by UID. Rules validates and repairs each resource
 // in one place (one UID per resource, VTIMEZONE for every TZID placed
-// before use, no METHOD) and fingerprints it semantically. A Checkpoint
+// before use, no METHOD) and fingerprints it semantically: a server's
+// re-spelling (RRULE part order, quoting, case, folding, order, an instant
+// in UTC or with a TZID) is not a change, a lost EXDATE, alarm, attendee
+// or instance is (semantic.go lists the rules). A Checkpoint
 // (internal/state implements it over SQLite) records source href, ETag and
 // fingerprint against destination href and ETag, so a re-run reads only
 // changed objects and writes only changed ones; without a checkpoint,

@@ -2,12 +2,9 @@ package caldav
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 
 	ical "github.com/arran4/golang-ical"
@@ -29,10 +26,6 @@ func invalid(format string, args ...any) error {
 type Rules struct{}
 
 var _ dav.Rules = Rules{}
-
-// ignored are properties that do not count when comparing objects: servers
-// rewrite them.
-var ignored = map[string]bool{"DTSTAMP": true, "LAST-MODIFIED": true, "PRODID": true}
 
 // Split implements dav.Rules. It checks that data is a parsable iCalendar
 // object whose components all have a UID, groups components by UID (one
@@ -66,18 +59,13 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 		late     bool                // a VTIMEZONE came after its use
 		method   bool
 		verbatim = len(cals) == 1
-		first    *ical.Calendar
 	)
 	for ci, cal := range cals {
 		if cal.Kind != "VCALENDAR" {
 			return nil, invalid("top-level %s is not VCALENDAR", cal.Kind)
 		}
-		parsed, err := ical.ParseCalendar(bytes.NewReader(cal.Raw()))
-		if err != nil {
+		if _, err := ical.ParseCalendar(bytes.NewReader(cal.Raw())); err != nil {
 			return nil, invalid("does not parse: %v", err)
-		}
-		if ci == 0 {
-			first = parsed
 		}
 		props, children, ok := cal.Inner()
 		if !ok {
@@ -170,7 +158,7 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 		var h string
 		if verbatim && !late && len(notes) == 0 && len(tzs) == len(tzByID) {
 			raw = data
-			_, h = fingerprint(first)
+			h = semanticHash(data)
 		} else {
 			raw = assemble(header, tzs, g.blocks)
 			var err error
@@ -242,40 +230,45 @@ func withCRLF(b []byte) []byte {
 	return b
 }
 
-// Fingerprint implements dav.Rules: the UID of the object and a hash of its
-// components (VTIMEZONEs excluded) with properties and parameters sorted,
-// ignoring DTSTAMP, LAST-MODIFIED and PRODID.
+// Fingerprint implements dav.Rules: the UID of the object and the hash of
+// its canonical form (see semantic.go), so that two spellings of the same
+// calendar data have one fingerprint.
 func (Rules) Fingerprint(data []byte) (string, string, error) {
 	cal, err := ical.ParseCalendar(bytes.NewReader(data))
 	if err != nil {
 		return "", "", invalid("does not parse: %v", err)
 	}
-	uid, h := fingerprint(cal)
-	return uid, h, nil
-}
-
-func fingerprint(cal *ical.Calendar) (string, string) {
-	var parts []string
 	uid := ""
 	for _, c := range cal.Components {
-		name := compName(c)
-		if name == "VTIMEZONE" {
+		if _, tz := c.(*ical.VTimezone); tz {
 			continue
 		}
-		if uid == "" {
-			for _, p := range c.UnknownPropertiesIANAProperties() {
-				if strings.EqualFold(p.IANAToken, "UID") {
-					uid = strings.TrimSpace(p.Value)
-				}
+		for _, p := range c.UnknownPropertiesIANAProperties() {
+			if strings.EqualFold(p.IANAToken, "UID") {
+				uid = strings.TrimSpace(p.Value)
 			}
 		}
-		parts = append(parts, canon(c))
+		if uid != "" {
+			break
+		}
 	}
-	sort.Strings(parts)
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x1e")))
-	return uid, hex.EncodeToString(h[:])
+	return uid, semanticHash(data), nil
 }
 
+// Diff implements dav.Differ: the components and properties in which dst
+// differs from src, semantically (see semantic.go), e.g. "VEVENT/EXDATE".
+func (Rules) Diff(src, dst []byte) []string {
+	a, _ := canonical(src)
+	b, _ := canonical(dst)
+	return dav.Diff(a, b)
+}
+
+func semanticHash(data []byte) string {
+	c, _ := canonical(data)
+	return c.Hash()
+}
+
+// compName is the name of a parsed component.
 func compName(c ical.Component) string {
 	switch x := c.(type) {
 	case *ical.VEvent:
@@ -298,30 +291,4 @@ func compName(c ical.Component) string {
 		return strings.ToUpper(x.Token)
 	}
 	return fmt.Sprintf("%T", c)
-}
-
-func canon(c ical.Component) string {
-	var lines []string
-	for _, p := range c.UnknownPropertiesIANAProperties() {
-		name := strings.ToUpper(p.IANAToken)
-		if ignored[name] {
-			continue
-		}
-		var ps []string
-		for k, vs := range p.ICalParameters {
-			vv := append([]string(nil), vs...)
-			for i := range vv {
-				vv[i] = strings.Trim(vv[i], `"`)
-			}
-			sort.Strings(vv)
-			ps = append(ps, strings.ToUpper(k)+"="+strings.Join(vv, ","))
-		}
-		sort.Strings(ps)
-		lines = append(lines, name+";"+strings.Join(ps, ";")+":"+p.Value)
-	}
-	for _, s := range c.SubComponents() {
-		lines = append(lines, canon(s))
-	}
-	sort.Strings(lines)
-	return "BEGIN:" + compName(c) + "\x1f" + strings.Join(lines, "\x1f") + "\x1fEND"
 }

@@ -1,8 +1,10 @@
 package caldav
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-webdav"
 
@@ -31,19 +33,26 @@ type ZimbraREST struct {
 	// ("Work/Team") are flattened to one collection named "Work-Team".
 	Folders []string
 	// HTTPClient sends the requests; nil means an http.Client with TLS
-	// verification on.
+	// verification on and idle timeouts.
 	HTTPClient webdav.HTTPClient
+	// TrustedOrigins, AllowPlaintext, Limits, TLSConfig and IdleTimeout
+	// are as in Endpoint; Limits.MaxExport bounds one folder export.
+	TrustedOrigins []string
+	AllowPlaintext bool
+	Limits         Limits
+	TLSConfig      *tls.Config
+	IdleTimeout    time.Duration
 }
 
 func (z ZimbraREST) rest(writable bool) (*dav.REST, error) {
 	if z.Account == "" {
 		return nil, fmt.Errorf("caldav: REST needs the account to read")
 	}
-	var tok dav.UserTokenSource
-	if z.Token != nil {
-		tok = z.Token
-	}
-	c, err := dav.NewClient(dav.RESTClient(z.HTTPClient, z.URL, z.User, z.Password, tok, z.Account), z.URL)
+	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient,
+		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits, TLSConfig: z.TLSConfig, IdleTimeout: z.IdleTimeout}
+	d := e.dav()
+	d.REST = true
+	c, err := d.Client()
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -166,6 +167,9 @@ type Client struct {
 	// DelegateDuration is the lifetime asked for user tokens; 0 means 1h.
 	DelegateDuration time.Duration
 
+	hcMu       sync.Mutex   // guards hc and hcFrom (not mu: adminToken holds mu while posting)
+	hc         *http.Client // HTTPClient restricted to URL's origin
+	hcFrom     *http.Client // the HTTPClient hc was made from
 	mu         sync.Mutex
 	token      secret.Secret
 	tokenGen   int
@@ -184,12 +188,31 @@ func (c *Client) log() *slog.Logger {
 	return c.Logger
 }
 
+// httpClient returns HTTPClient (nil: httpx.NewClient with defaults) made
+// to refuse requests and redirects outside URL's origin: the admin
+// password and tokens travel in the request bodies, which a 307 or 308
+// redirect would resend (see internal/httpx).
 func (c *Client) httpClient() *http.Client {
-	if c.HTTPClient != nil {
-		return c.HTTPClient
+	c.hcMu.Lock()
+	defer c.hcMu.Unlock()
+	if c.hc != nil && c.hcFrom == c.HTTPClient {
+		return c.hc
 	}
-	return http.DefaultClient
+	scope, err := httpx.NewScope(c.URL, nil, false)
+	if err != nil {
+		// post reports the URL; keep the caller's client unchanged.
+		if c.HTTPClient != nil {
+			return c.HTTPClient
+		}
+		return httpx.NewClient(httpx.Options{})
+	}
+	c.hc, c.hcFrom = httpx.RestrictClient(c.HTTPClient, scope), c.HTTPClient
+	return c.hc
 }
+
+// maxAnswer bounds one SOAP answer; the largest real ones (a directory
+// search of a big domain) are a few MiB.
+const maxAnswer = 256 << 20
 
 // callOpts says how to send one request.
 type callOpts struct {
@@ -288,9 +311,12 @@ func (c *Client) post(ctx context.Context, name, want, path string, payload []by
 		return nil, fmt.Errorf("carbonio: %s: %w", name, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return nil, fmt.Errorf("carbonio: %s: read answer: %w", name, err)
+	}
+	if len(b) > maxAnswer {
+		return nil, permanent{fmt.Errorf("carbonio: %s: answer from %s larger than %d MiB (a broken or hostile server)", name, c.URL, maxAnswer>>20)}
 	}
 	c.log().Debug("carbonio: soap", "request", name, "status", resp.StatusCode, "bytes", len(b), "took", time.Since(start))
 	raw, derr := decodeEnvelope(name, want, b)

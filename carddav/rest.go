@@ -1,8 +1,10 @@
 package carddav
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-webdav"
 
@@ -31,8 +33,15 @@ type ZimbraREST struct {
 	// are flattened ("Work/Team" becomes "Work-Team").
 	Folders []string
 	// HTTPClient sends the requests; nil means an http.Client with TLS
-	// verification on.
+	// verification on and idle timeouts.
 	HTTPClient webdav.HTTPClient
+	// TrustedOrigins, AllowPlaintext, Limits, TLSConfig and IdleTimeout
+	// are as in Endpoint; Limits.MaxExport bounds one folder export.
+	TrustedOrigins []string
+	AllowPlaintext bool
+	Limits         Limits
+	TLSConfig      *tls.Config
+	IdleTimeout    time.Duration
 }
 
 // NewZimbraREST returns a Source that exports each folder as .vcf and cuts
@@ -41,11 +50,11 @@ func NewZimbraREST(z ZimbraREST) (Source, error) {
 	if z.Account == "" {
 		return nil, fmt.Errorf("carddav: REST needs the account to read")
 	}
-	var tok dav.UserTokenSource
-	if z.Token != nil {
-		tok = z.Token
-	}
-	c, err := dav.NewClient(dav.RESTClient(z.HTTPClient, z.URL, z.User, z.Password, tok, z.Account), z.URL)
+	e := Endpoint{URL: z.URL, User: z.User, Password: z.Password, Token: z.Token, Account: z.Account, HTTPClient: z.HTTPClient,
+		TrustedOrigins: z.TrustedOrigins, AllowPlaintext: z.AllowPlaintext, Limits: z.Limits, TLSConfig: z.TLSConfig, IdleTimeout: z.IdleTimeout}
+	d := e.dav()
+	d.REST = true
+	c, err := d.Client()
 	if err != nil {
 		return nil, fmt.Errorf("carddav: %w", err)
 	}

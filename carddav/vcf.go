@@ -3,12 +3,10 @@ package carddav
 import (
 	"bytes"
 	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/emersion/go-vcard"
@@ -30,9 +28,6 @@ func invalid(format string, args ...any) error {
 type Rules struct{}
 
 var _ dav.Rules = Rules{}
-
-// ignored are properties that do not count when comparing cards.
-var ignored = map[string]bool{"PRODID": true, "REV": true}
 
 // Split implements dav.Rules. Each BEGIN:VCARD block becomes one item, kept
 // byte for byte (vCard 3.0 and 4.0 as given). A card must parse and carry
@@ -121,7 +116,7 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 			}
 			h = gh
 		} else {
-			h = hashCard(card)
+			h = semanticHash(raw)
 		}
 		out = append(out, dav.Item{UID: uid, Data: raw, Hash: h, Notes: notes, Repaired: repaired})
 	}
@@ -153,8 +148,9 @@ func addUID(b dav.Block, uid string) []byte {
 	return out
 }
 
-// Fingerprint implements dav.Rules: the card's UID and a hash of its fields
-// with parameters sorted, ignoring PRODID and REV.
+// Fingerprint implements dav.Rules: the card's UID and the hash of its
+// canonical form (see semantic.go), so that two spellings of the same card
+// have one fingerprint.
 func (Rules) Fingerprint(data []byte) (string, string, error) {
 	dec := vcard.NewDecoder(bytes.NewReader(data))
 	card, err := dec.Decode()
@@ -164,32 +160,18 @@ func (Rules) Fingerprint(data []byte) (string, string, error) {
 	if _, err := dec.Decode(); err != io.EOF {
 		return "", "", invalid("more than one card")
 	}
-	return strings.TrimSpace(card.Value("UID")), hashCard(card), nil
+	return strings.TrimSpace(card.Value("UID")), semanticHash(data), nil
 }
 
-// hashCard hashes a card's fields with parameters sorted, ignoring PRODID
-// and REV.
-func hashCard(card vcard.Card) string {
-	var lines []string
-	for k, fs := range card {
-		if ignored[k] {
-			continue
-		}
-		for _, f := range fs {
-			var ps []string
-			for pk, pv := range f.Params {
-				vv := append([]string(nil), pv...)
-				for i := range vv {
-					vv[i] = strings.ToLower(vv[i])
-				}
-				sort.Strings(vv)
-				ps = append(ps, strings.ToUpper(pk)+"="+strings.Join(vv, ","))
-			}
-			sort.Strings(ps)
-			lines = append(lines, k+";"+strings.Join(ps, ";")+":"+f.Value)
-		}
-	}
-	sort.Strings(lines)
-	h := sha256.Sum256([]byte(strings.Join(lines, "\x1f")))
-	return hex.EncodeToString(h[:])
+// Diff implements dav.Differ: the properties in which dst differs from
+// src, semantically (see semantic.go), e.g. "EMAIL" or "PHOTO".
+func (Rules) Diff(src, dst []byte) []string {
+	a, _ := canonical(src)
+	b, _ := canonical(dst)
+	return dav.Diff(a, b)
+}
+
+func semanticHash(data []byte) string {
+	c, _ := canonical(data)
+	return c.Hash()
 }

@@ -1,6 +1,7 @@
 package imapcopy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -77,6 +78,41 @@ type Account struct {
 	Password secret.Secret
 	// DialTimeout bounds connecting and logging in; 0 means 30s.
 	DialTimeout time.Duration
+	// IdleTimeout ends a connection on which the server sends nothing for
+	// this long while an answer is due, or on which a write makes no
+	// progress for this long. It is applied as deadlines that move with
+	// every byte, so a slow but progressing transfer is never cut. 0
+	// means DefaultIdleTimeout; negative disables it.
+	IdleTimeout time.Duration
+	// MaxLine caps one line the server sends (literals excluded); 0 means
+	// DefaultMaxLine.
+	MaxLine int64
+	// MaxLiteral caps a literal outside message bodies (mailbox names,
+	// header fields); 0 means DefaultMaxLiteral. A message body may be as
+	// large as its announced RFC822.SIZE plus a margin.
+	MaxLiteral int64
+}
+
+// idleTimeout is IdleTimeout with its default.
+func (a *Account) idleTimeout() time.Duration {
+	switch {
+	case a.IdleTimeout < 0:
+		return 0
+	case a.IdleTimeout == 0:
+		return DefaultIdleTimeout
+	}
+	return a.IdleTimeout
+}
+
+// guard wraps the plaintext side of a connection with the limits of a.
+func (a *Account) guard(c net.Conn) *guardConn {
+	return newGuard(c, a.idleTimeout(), a.MaxLine, a.MaxLiteral)
+}
+
+// guardedDialer is implemented by Dialers whose connections enforce
+// limits: the copier raises the literal cap while it reads message bodies.
+type guardedDialer interface {
+	dialGuarded(ctx context.Context) (*imapclient.Client, *guardConn, error)
 }
 
 // ParseURL parses imap[s]://USER@HOST[:PORT]. imaps:// selects ImplicitTLS
@@ -144,13 +180,30 @@ func (a *Account) String() string {
 func (a *Account) serverKey() string { return a.Addr }
 
 // Dial connects, secures and authenticates a connection. Authentication
-// failures wrap retry.ErrAuth.
+// failures wrap retry.ErrAuth. The connection enforces IdleTimeout and
+// MaxLine; since its caller may fetch message bodies, it accepts literals
+// up to MaxDialLiteral (the Copier's own connections accept MaxLiteral
+// outside message bodies, and a body up to its announced size).
 func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
+	c, g, err := a.dialGuarded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.armBodies(MaxDialLiteral)
+	return c, nil
+}
+
+// MaxDialLiteral caps every literal on a connection returned by
+// Account.Dial.
+const MaxDialLiteral = 4 << 30
+
+// dialGuarded is Dial that also returns the connection's guard.
+func (a *Account) dialGuarded(ctx context.Context) (*imapclient.Client, *guardConn, error) {
 	ctx, cancel := a.dialContext(ctx)
 	defer cancel()
 	conn, err := a.connect(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// go-imap has no context: close the connection to abort a handshake.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -158,40 +211,135 @@ func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
 
 	tcfg := a.tlsConfig()
 	opts := &imapclient.Options{TLSConfig: tcfg}
-	var c *imapclient.Client
+	var g *guardConn
 	switch a.Security {
 	case ImplicitTLS:
 		tc := tls.Client(conn, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("imapcopy: tls %s: %w", a.Addr, err)
+			return nil, nil, fmt.Errorf("imapcopy: tls %s: %w", a.Addr, err)
 		}
-		c = imapclient.New(tc, opts)
+		g = a.guard(tc)
 	case StartTLS:
-		c, err = imapclient.NewStartTLS(conn, opts)
+		tc, err := a.startTLS(ctx, conn, tcfg)
 		if err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("imapcopy: starttls %s: %w", a.Addr, ctxErr(ctx, err))
+			return nil, nil, fmt.Errorf("imapcopy: starttls %s: %w", a.Addr, ctxErr(ctx, err))
 		}
+		// The greeting came before TLS; go-imap waits for one: give it a
+		// bare one, so that it asks for the capabilities over TLS.
+		g = a.guard(&prefixConn{Conn: tc, prefix: []byte("* OK TLS established\r\n")})
 	case Plaintext:
-		c = imapclient.New(conn, opts)
+		g = a.guard(conn)
 	default:
 		conn.Close()
-		return nil, fmt.Errorf("imapcopy: unknown security %d", a.Security)
+		return nil, nil, fmt.Errorf("imapcopy: unknown security %d", a.Security)
 	}
+	c := imapclient.New(g, opts)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("imapcopy: greeting from %s: %w", a.Addr, ctxErr(ctx, err))
+		return nil, nil, fmt.Errorf("imapcopy: greeting from %s: %w", a.Addr, ctxErr(ctx, err))
 	}
 	if err := a.login(c); err != nil {
 		c.Close()
-		return nil, ctxErr(ctx, err)
+		return nil, nil, ctxErr(ctx, err)
 	}
 	if ctx.Err() != nil {
 		c.Close()
-		return nil, fmt.Errorf("imapcopy: login to %s: %w", a.Addr, ctx.Err())
+		return nil, nil, fmt.Errorf("imapcopy: login to %s: %w", a.Addr, ctx.Err())
 	}
-	return c, nil
+	g.settle()
+	return c, g, nil
+}
+
+// startTLS reads the greeting and runs STARTTLS (RFC 3501 §6.2.1) on the
+// plain connection, under the same line limit as everything else, and
+// returns the TLS connection. A BYE greeting returns an *imap.Error of type
+// BYE; a PREAUTH greeting is refused (RFC 3501 §6.2.1: no STARTTLS after
+// PREAUTH).
+func (a *Account) startTLS(ctx context.Context, conn net.Conn, tcfg *tls.Config) (net.Conn, error) {
+	g := a.guard(conn)
+	defer g.settle()
+	g.idle = min(g.idle, 30*time.Second)
+	if g.idle <= 0 {
+		g.idle = 30 * time.Second
+	}
+	br := bufio.NewReaderSize(g, 4096)
+	readLine := func() (string, error) {
+		var line []byte
+		for {
+			frag, err := br.ReadSlice('\n')
+			line = append(line, frag...)
+			if err == nil {
+				return strings.TrimRight(string(line), "\r\n"), nil
+			}
+			if err != bufio.ErrBufferFull {
+				return "", err
+			}
+		}
+	}
+	greet, err := readLine()
+	if err != nil {
+		return nil, fmt.Errorf("greeting: %w", err)
+	}
+	switch word := strings.ToUpper(strings.Fields(greet + " x x")[1]); word {
+	case "OK":
+	case "BYE":
+		return nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: clipText(greet)}
+	case "PREAUTH":
+		return nil, errors.New("server sent PREAUTH on an unencrypted connection")
+	default:
+		return nil, fmt.Errorf("unexpected greeting %q", clipText(greet))
+	}
+	if _, err := g.Write([]byte("S1 STARTTLS\r\n")); err != nil {
+		return nil, err
+	}
+	for {
+		line, err := readLine()
+		if err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(line, "S1 ") {
+			continue // untagged data (a CAPABILITY, an ALERT)
+		}
+		if f := strings.Fields(line); len(f) < 2 || !strings.EqualFold(f[1], "OK") {
+			return nil, fmt.Errorf("the server refused STARTTLS: %q", clipText(line))
+		}
+		break
+	}
+	if br.Buffered() > 0 {
+		// Bytes sent before the handshake could be injected responses
+		// (CVE-2011-0411 style): refuse.
+		return nil, errors.New("the server sent data before the TLS handshake")
+	}
+	tc := tls.Client(conn, tcfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// clipText shortens server text quoted in an error.
+func clipText(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
+
+// prefixConn is a net.Conn whose reads start with prefix.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
 }
 
 // dialContext bounds connecting and logging in by DialTimeout (30 s when

@@ -32,8 +32,9 @@ const (
 	// appendLineTimeout bounds writing a command line and waiting for
 	// one response line.
 	appendLineTimeout = 30 * time.Second
-	// appendLiteralTimeout bounds sending or skipping one literal; larger
-	// literals get one more second per 100 KB (appendLiteralRate).
+	// appendLiteralTimeout bounds skipping one literal a server sends;
+	// larger literals get one more second per 100 KB (appendLiteralRate).
+	// Sending a message body is bounded by the idle timeout per buffer.
 	appendLiteralTimeout = 5 * time.Minute
 	appendLiteralRate    = 100_000
 	// appendItemTimeout is added to the wait for the tagged answer of an
@@ -44,8 +45,10 @@ const (
 	appendLogoutTimeout = 5 * time.Second
 	// appendMaxLine caps one response line (literals excluded).
 	appendMaxLine = 1 << 20
-	// appendMaxLiteral caps the size of a literal a server may announce.
-	appendMaxLiteral = 1 << 40
+	// appendMaxLiteral caps the size of a literal a server may announce:
+	// on an append connection only untagged data (a mailbox name in a
+	// LIST) carries literals, and none is legitimately large.
+	appendMaxLiteral = DefaultMaxLiteral
 	// appendBufSize is the size of the write and read buffers.
 	appendBufSize = 64 << 10
 	// literalMinusMax is the largest non-synchronising literal LITERAL-
@@ -153,6 +156,10 @@ type appendConn struct {
 	// itemTimeout is added to the wait for an APPEND's tagged answer per
 	// message: appendItemTimeout (tests shorten it).
 	itemTimeout time.Duration
+	// idle bounds each write of a message body (one buffer, 64 KiB): a
+	// slow but progressing upload is never cut. Account.IdleTimeout; <= 0
+	// means no bound.
+	idle time.Duration
 	// ready is set once logged in: idleCheck looks for idle-time
 	// responses from then on.
 	ready bool
@@ -176,7 +183,7 @@ func (w *countWriter) Write(p []byte) (int, error) {
 }
 
 func newAppendConn(name string, nc, raw net.Conn) *appendConn {
-	c := &appendConn{name: name, raw: raw, lineTimeout: appendLineTimeout, itemTimeout: appendItemTimeout}
+	c := &appendConn{name: name, raw: raw, lineTimeout: appendLineTimeout, itemTimeout: appendItemTimeout, idle: DefaultIdleTimeout}
 	c.setConn(nc)
 	return c
 }
@@ -298,6 +305,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 		return fail(fmt.Errorf("imapcopy: unknown security %d", a.Security))
 	}
 	c = newAppendConn(a.String(), nc, raw)
+	c.idle = a.idleTimeout()
 
 	g, err := c.rr.read(c.lineTimeout)
 	if err != nil {
@@ -655,6 +663,15 @@ func (c *appendConn) literalHeader(ctx context.Context, tag string, n int64, bin
 	return c.waitCont(ctx, tag)
 }
 
+// armWrite sets the write deadline of one body buffer: idle from now, or
+// none when idle is off.
+func (c *appendConn) armWrite() error {
+	if c.idle <= 0 {
+		return c.nc.SetWriteDeadline(time.Time{})
+	}
+	return c.setWriteDeadline(c.idle)
+}
+
 func (c *appendConn) setWriteDeadline(d time.Duration) error {
 	return c.nc.SetWriteDeadline(time.Now().Add(d))
 }
@@ -858,7 +875,7 @@ func (c *appendConn) append(ctx context.Context, mailbox string, items []appendI
 		if done {
 			return 0, nil, c.refusal(ctx, r)
 		}
-		if err := c.setWriteDeadline(literalTimeout(it.Size)); err != nil {
+		if err := c.armWrite(); err != nil {
 			return 0, nil, c.fail(ctx, err)
 		}
 		if err := c.copyBody(ctx, i, it, !scanned[i]); err != nil {
@@ -916,6 +933,11 @@ func (c *appendConn) copyBody(ctx context.Context, i int, it appendItem, checkNU
 	stalls := 0
 	for remaining > 0 {
 		if c.bw.Available() == 0 {
+			// Each buffer gets the idle time anew: progress keeps the
+			// upload going, a stalled server ends it.
+			if err := c.armWrite(); err != nil {
+				return c.fail(ctx, err)
+			}
 			if err := c.bw.Flush(); err != nil {
 				return c.failWrite(ctx, "append", err)
 			}

@@ -94,6 +94,7 @@ type conn struct {
 	repeats  int
 	maxRep   int
 	selected string
+	guard    *guardConn // nil when the Dialer enforces no limits
 }
 
 func newPool(d Dialer, b *ConnBudget) *pool {
@@ -106,6 +107,9 @@ func newPool(d Dialer, b *ConnBudget) *pool {
 // whose attempts are kept for real failures.
 const busyDials = 6
 
+// logoutGrace bounds the wait for the answer to LOGOUT.
+const logoutGrace = 2 * time.Second
+
 // busyBackoff is the first wait after a busy answer; it doubles each time.
 var busyBackoff = 200 * time.Millisecond
 
@@ -115,6 +119,13 @@ func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
 		c := p.idleConn()
 		return c, c != nil
 	}, func(ctx context.Context) (*conn, error) {
+		if gd, ok := p.d.(guardedDialer); ok {
+			cl, g, err := gd.dialGuarded(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &conn{Client: cl, p: p, maxRep: maxRepeat, guard: g}, nil
+		}
 		cl, err := p.d.Dial(ctx)
 		if err != nil {
 			return nil, err
@@ -192,6 +203,7 @@ func (p *pool) put(c *conn, healthy bool) {
 		c.discard()
 		return
 	}
+	c.guard.armBodies(0) // message bodies are read only in a selected folder
 	p.mu.Lock()
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
@@ -210,7 +222,11 @@ func (p *pool) closeAll() {
 	p.idle = nil
 	p.mu.Unlock()
 	closeEach(idle, func(c *conn) {
+		// A server that does not answer LOGOUT must not hold up the end
+		// of a Copy (a stop must be prompt).
+		t := time.AfterFunc(logoutGrace, func() { c.Client.Close() })
 		_ = c.Logout().Wait()
+		t.Stop()
 		c.discard()
 	})
 }

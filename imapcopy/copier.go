@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 )
 
 // Defaults for zero Copier fields.
@@ -232,6 +235,7 @@ type sideInfo struct {
 	ns          nsInfo
 	caps        imap.CapSet
 	list        []*imap.ListData
+	bad         []string // raw names that are not modified UTF-7
 	byName      map[string]*imap.ListData
 	appendLimit int64
 }
@@ -307,6 +311,7 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	if err != nil {
 		return stats, err
 	}
+	plans = append(plans, c.badFolderPlans(s.srcInfo.bad)...)
 	if !c.DryRun && !verifyOnly {
 		if err := s.createFolders(ctx, plans); err != nil {
 			return stats, err
@@ -339,8 +344,37 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 			}
 			continue
 		}
-		g.Go(func() error {
-			err := s.folderWithRetry(gctx, p, fs, verifyOnly)
+		if gctx.Err() != nil {
+			// The run stops: no new folder starts. Not started folders are
+			// marked, not reported one by one.
+			fs.Cancelled = true
+			continue
+		}
+		g.Go(func() (gerr error) {
+			defer func() {
+				// A panic in the bookkeeping below (an OnEvent or OnError
+				// hook) fails this folder too, not the process.
+				if v := recover(); v != nil {
+					fs.Err = (&PanicError{Value: v}).Error()
+					gerr = nil
+				}
+			}()
+			if gctx.Err() != nil {
+				fs.Cancelled = true
+				return nil
+			}
+			err := func() (err error) {
+				defer recoverTo(&err)
+				return s.folderWithRetry(gctx, p, fs, verifyOnly)
+			}()
+			if pe := (*PanicError)(nil); errors.As(err, &pe) {
+				c.log().Error("panic in a folder pass", "folder", p.Display, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+			}
+			if err != nil && gctx.Err() != nil && ctx.Err() != nil {
+				// Stopped by the caller: counted among the cancelled.
+				fs.Cancelled = true
+				return err
+			}
 			if err != nil {
 				fs.Err = err.Error()
 				if retry.Classify(err) == retry.Fatal || gctx.Err() != nil {
@@ -375,16 +409,9 @@ func largestFirst(plans []folderPlan) []int {
 		}
 		return 0
 	}
-	sortStable(idx, func(a, b int) bool { return size(plans[a]) > size(plans[b]) })
+	// O(n log n): an account may hold 100,000 folders.
+	sort.SliceStable(idx, func(a, b int) bool { return size(plans[idx[a]]) > size(plans[idx[b]]) })
 	return idx
-}
-
-func sortStable(idx []int, less func(a, b int) bool) {
-	for i := 1; i < len(idx); i++ {
-		for j := i; j > 0 && less(idx[j], idx[j-1]); j-- {
-			idx[j], idx[j-1] = idx[j-1], idx[j]
-		}
-	}
 }
 
 // listSide logs in, reads NAMESPACE, capabilities and one LIST (with
@@ -405,7 +432,7 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 	if info.has(imap.CapNamespace) || info.has(imap.CapIMAP4rev2) {
 		nd, err := cn.Namespace().Wait()
 		if err != nil {
-			return info, fmt.Errorf("imapcopy: namespace on %s: %w", p.d, err)
+			return info, connFailure(cn, fmt.Errorf("imapcopy: namespace on %s: %w", p.d, err))
 		}
 		if len(nd.Personal) > 0 {
 			info.ns = nsInfo{Prefix: nd.Personal[0].Prefix, Delim: nd.Personal[0].Delim}
@@ -423,8 +450,13 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 		}
 	}
 	list, err := cn.List("", "*", opts).Collect()
+	if isUTF7Error(err) {
+		// One name go-imap cannot decode fails the whole LIST: list again
+		// with the names kept raw, and make each bad one a bad folder.
+		list, info.bad, err = s.listRawNames(ctx, p, opts != nil)
+	}
 	if err != nil {
-		return info, fmt.Errorf("imapcopy: list folders on %s: %w", p.d, err)
+		return info, connFailure(cn, fmt.Errorf("imapcopy: list folders on %s: %w", p.d, err))
 	}
 	if isSrc && len(list) == 0 {
 		return info, fmt.Errorf("imapcopy: %s listed no folders at all (broken mountpoint?)", p.d)
@@ -438,6 +470,75 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 	}
 	healthy = true
 	return info, nil
+}
+
+// listRawNames lists the mailboxes of p's server on an append connection,
+// names undecoded, and returns the decodable ones as go-imap would and the
+// raw bytes of the others.
+func (s *session) listRawNames(ctx context.Context, p *pool, extended bool) ([]*imap.ListData, []string, error) {
+	ad, ok := p.d.(appendDialer)
+	if !ok {
+		return nil, nil, errNoRawList
+	}
+	if err := p.budget.acquire(ctx, p.key); err != nil {
+		return nil, nil, err
+	}
+	defer p.budget.release(p.key)
+	ac, err := ad.dialAppend(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, ac.kill)
+	defer stop()
+	defer ac.close()
+	raws, err := ac.listRaw(ctx, extended)
+	if err != nil {
+		return nil, nil, err
+	}
+	var list []*imap.ListData
+	var bad []string
+	for _, r := range raws {
+		name, ok := decodeName(r.Raw)
+		if !ok {
+			bad = append(bad, r.Raw)
+			continue
+		}
+		list = append(list, &imap.ListData{Attrs: r.Attrs, Delim: r.Delim, Mailbox: name})
+	}
+	s.c.log().Warn("mailbox names that are not modified UTF-7", "server", p.d.String(), "count", len(bad))
+	return list, bad, nil
+}
+
+// badFolderPlans makes one plan per source mailbox whose name is not
+// modified UTF-7: skipped when Include/Exclude/SkipFolder say so (they see
+// the name escaped, as it is reported), else failed with the raw name.
+func (c *Copier) badFolderPlans(bad []string) []folderPlan {
+	var out []folderPlan
+	for _, raw := range bad {
+		disp := termsafe.String(raw)
+		p := folderPlan{Src: srcFolder{Name: disp, Path: []string{disp}}, Display: disp}
+		if reason := c.skipReason(disp); reason != "" {
+			p.Skip = reason
+		} else {
+			p.Err = fmt.Sprintf("imapcopy: mailbox name %s is not valid modified UTF-7 (RFC 3501 §5.1.3): folder not copied", strconv.Quote(raw))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// connFailure marks err as a connection failure (retried like a dropped
+// connection) when cn is closed: go-imap reports a broken connection (an
+// idle timeout, a limit, a BYE) as text only.
+func connFailure(cn *conn, err error) error {
+	select {
+	case <-cn.Closed():
+		if retry.Classify(err) == retry.Permanent {
+			return connError{err}
+		}
+	default:
+	}
+	return err
 }
 
 func (s *session) sourceFolders() []srcFolder {
@@ -559,8 +660,8 @@ func (s *session) folderAttempts(ctx context.Context, p folderPlan, fs *FolderSt
 			err = s.copyFolder(ctx, p, fs, copied)
 		}
 		// A failure that is not a server's answer (a closed or broken
-		// connection, a parse error) is worth a new pass.
-		if _, refused := errIsIMAPNo(err); err != nil && !refused && retry.Classify(err) == retry.Permanent {
+		// connection, a parse error) is worth a new pass; a panic is not.
+		if _, refused := errIsIMAPNo(err); err != nil && !refused && !isPanic(err) && retry.Classify(err) == retry.Permanent {
 			err = connError{err}
 		}
 		return err

@@ -50,7 +50,8 @@ func fetchMeta(cn *conn, n uint32) ([]msgInfo, error) {
 	}
 	cn.tick("FETCH")
 	cmd := cn.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
-	out := make([]msgInfo, 0, n)
+	// n is the server's EXISTS: a hint, never trusted to size memory.
+	out := make([]msgInfo, 0, min(n, existsHint))
 	for {
 		m := cmd.Next()
 		if m == nil {
@@ -72,8 +73,19 @@ func fetchMeta(cn *conn, n uint32) ([]msgInfo, error) {
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	// Message bodies of this folder may now be read on cn, each up to its
+	// announced size plus a margin.
+	var largest int64
+	for _, m := range out {
+		largest = max(largest, m.Size)
+	}
+	cn.guard.raiseBodies(bodyAllowance(largest))
 	return out, nil
 }
+
+// existsHint caps the capacity reserved from a server's message count
+// (EXISTS): a hostile "* 4294967295 EXISTS" must not size an allocation.
+const existsHint = 1 << 14
 
 // copyFolder is one pass over a folder: reconcile, propagate flags, append
 // what is missing, verify.
@@ -688,7 +700,8 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 	g, gctx := newGroup(ctx)
 
 	// Reader: fetch bodies chunk by chunk.
-	g.Go(func() error {
+	g.Go(func() (err error) {
+		defer recoverTo(&err)
 		defer close(jobs)
 		for start := 0; start < len(todo); start += fetchChunk {
 			chunk := todo[start:min(start+fetchChunk, len(todo))]
@@ -701,6 +714,29 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 			}
 			var set imap.UIDSet
 			set.AddNum(uids...)
+			// Each literal may be as large as its message's announced size
+			// plus a margin, and never over MaxSize: a server announcing
+			// more is refused before a byte is stored.
+			var largest int64
+			for _, m := range chunk {
+				largest = max(largest, m.Size)
+			}
+			allow := func(u imap.UID) (int64, string) {
+				size, why := largest, "the largest RFC822.SIZE of the batch plus a margin"
+				if mi, ok := info[u]; ok {
+					size, why = mi.Size, fmt.Sprintf("its RFC822.SIZE %d plus a margin", mi.Size)
+				}
+				lim := bodyAllowance(size)
+				if c.MaxSize > 0 && c.MaxSize < lim {
+					return c.MaxSize, "the --max-size limit"
+				}
+				return lim, why
+			}
+			srcConn.guard.raiseBodies(bodyAllowance(largest))
+			var abort func()
+			if srcConn.guard != nil {
+				abort = func() { srcConn.guard.Close() }
+			}
 			srcConn.tick("FETCH")
 			cmd := srcConn.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 			seen := map[imap.UID]bool{}
@@ -709,10 +745,22 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 				if m == nil {
 					break
 				}
-				j, err := readJob(m, c.spill(), s.mem, c.TempDir)
+				j, err := readJob(m, c.spill(), s.mem, c.TempDir, allow, abort)
 				if err != nil {
 					srcConn.Client.Close() // never discard after a read error (go-imap races)
-					return fmt.Errorf("imapcopy: read source message in %q: %w", p.Src.Name, err)
+					var ble *bodyLimitError
+					if errors.As(err, &ble) && ble.UID != 0 {
+						// That message's failure: remembered, so the next
+						// pass (started at once, the connection is gone)
+						// reports it without fetching it again.
+						it := ItemIssue{UID: ble.UID, Reason: ble.Error()}
+						s.memo.markRefused(p.Src.Name, it)
+						c.emit(MessageFailed{Folder: p.Display, UID: ble.UID, Err: ble})
+						if aerr := c.itemError(itemName(p.Display, ble.UID), ble); aerr != nil {
+							return aerr
+						}
+					}
+					return connError{fmt.Errorf("imapcopy: read source message in %q: %w", p.Src.Name, err)}
 				}
 				if j == nil {
 					continue
@@ -754,7 +802,10 @@ func (s *session) streamBodies(ctx context.Context, srcConn *conn, p folderPlan,
 	})
 
 	for _, w := range run {
-		g.Go(func() error { return w(gctx, jobs) })
+		g.Go(func() (err error) {
+			defer recoverTo(&err)
+			return w(gctx, jobs)
+		})
 	}
 	err := g.Wait()
 	// Drain jobs left behind by an error.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
@@ -205,8 +206,27 @@ func (j *job) messageID() string {
 	return headerValue(j.body.head(64<<10), "Message-Id")
 }
 
-// readJob reads one FETCH (UID BODY[]) response.
-func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, dir string) (*job, error) {
+// bodyLimitError is a message literal larger than the message's announced
+// RFC822.SIZE (plus a margin) or than Copier.MaxSize: the message is
+// refused before any byte of it is read or stored, and the connection is
+// dropped.
+type bodyLimitError struct {
+	UID   imap.UID // 0 when the server sent the body before the UID
+	Size  int64
+	Limit int64
+	Why   string
+}
+
+func (e *bodyLimitError) Error() string {
+	return fmt.Sprintf("imapcopy: the server announced a body literal of %d bytes, over %s (%d bytes); message refused", e.Size, e.Why, e.Limit)
+}
+
+// readJob reads one FETCH (UID BODY[]) response. allow returns, for a UID
+// (0 when not yet known), the largest literal accepted and why; a larger
+// literal is refused unread after abort closed the connection (go-imap's
+// reader waits until a literal it handed out ends: closing the network
+// connection is what ends it).
+func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, dir string, allow func(imap.UID) (int64, string), abort func()) (*job, error) {
 	j := &job{}
 	for {
 		it := m.Next()
@@ -219,6 +239,31 @@ func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, di
 		case imapclient.FetchItemDataBodySection:
 			if it.Literal == nil {
 				continue
+			}
+			if allow != nil {
+				if lim, why := allow(j.uid); it.Literal.Size() > lim {
+					if j.body != nil {
+						j.body.Close()
+					}
+					if abort == nil {
+						// No way to close the connection under go-imap:
+						// skip the literal (nothing of it is stored).
+						_, _ = io.Copy(io.Discard, it.Literal)
+					} else {
+						abort()
+						// What go-imap had buffered, then the error of
+						// the closed connection.
+						var buf [4096]byte
+						for n := int64(0); n < 1<<20; {
+							k, err := it.Literal.Read(buf[:])
+							n += int64(k)
+							if err != nil {
+								break
+							}
+						}
+					}
+					return nil, &bodyLimitError{UID: j.uid, Size: it.Literal.Size(), Limit: lim, Why: why}
+				}
 			}
 			b, err := spoolLiteral(it.Literal, threshold, mem, dir)
 			if err != nil {

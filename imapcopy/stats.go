@@ -54,6 +54,9 @@ type FolderStats struct {
 	Verify *Verification `json:"verify,omitempty"`
 	// Err is the error that stopped this folder, if any.
 	Err string `json:"error,omitempty"`
+	// Cancelled marks a folder the run stopped (its context ended) before
+	// it started or finished; such folders are summarised, not listed.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // ItemIssue names one message and what went wrong with it.
@@ -118,7 +121,7 @@ func (v *Verification) OK() bool {
 // listed in Keywords but do not count), no folder error, and a passing
 // verification (or no messages to verify).
 func (f *FolderStats) OK() bool {
-	if f.Err != "" || len(f.Failed) > 0 || len(f.SkippedItems) > 0 || len(f.DeleteFailed) > 0 {
+	if f.Err != "" || f.Cancelled || len(f.Failed) > 0 || len(f.SkippedItems) > 0 || len(f.DeleteFailed) > 0 {
 		return false
 	}
 	for _, k := range f.Keywords {

@@ -36,11 +36,14 @@ func fingerprintsOf(cn *conn, set imap.UIDSet, n int, deep bool) ([]printed, err
 	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID", "Date"}, Peek: true}
 	if deep {
 		section = &imap.FetchItemBodySection{Peek: true}
+		// Whole bodies stream into a hash: nothing of them is held, so
+		// their literals may be as large as a message can be.
+		cn.guard.raiseBodies(1 << 40)
 	}
 	cn.tick("FETCH")
 	cmd := cn.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{section}})
-	out := make([]printed, 0, n)
+	out := make([]printed, 0, min(n, existsHint)) // n may come from EXISTS
 	var buf bytes.Buffer
 	copyBuf := make([]byte, 32<<10)
 	for {

@@ -19,6 +19,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -38,6 +39,9 @@ type Hooks struct {
 	// DestinationCLI runs carbonio and zmmtactl on the destination
 	// (default: the plan's destination.cli).
 	DestinationCLI carbonio.Runner
+	// SourceCLI runs zxsuite on the source for the export phase (default:
+	// the plan's source.cli).
+	SourceCLI carbonio.Runner
 	// PollInterval is the first wait between polls of a server operation
 	// (default: the carbonio client's).
 	PollInterval time.Duration
@@ -60,6 +64,7 @@ type serverBackend struct {
 	dstHTTP  *http.Client
 	budget   *imapcopy.ConnBudget
 	ssh      *carbonio.SSH
+	seed     seedBackend // export and transfer
 }
 
 func loadTLS(caFile string) (*tls.Config, error) {
@@ -82,11 +87,10 @@ func loadTLS(caFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func httpClient(cfg *tls.Config) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = cfg
-	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t, Timeout: 10 * time.Minute}
+// httpClient has no overall timeout: its connections' idle deadlines
+// (internal/httpx) fail a stalled request without cutting a long transfer.
+func httpClient(cfg *tls.Config, idle time.Duration) *http.Client {
+	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle})
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -107,7 +111,7 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 	if b.dstTLS, err = loadTLS(ca(&p.Destination)); err != nil {
 		return nil, err
 	}
-	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS), httpClient(b.dstTLS)
+	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout), httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout)
 	need := p.needs()
 	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
 		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,
@@ -138,6 +142,7 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 }
 
 func (b *serverBackend) Close() error {
+	b.seed.close()
 	if b.ssh != nil {
 		return b.ssh.Close()
 	}
@@ -169,6 +174,7 @@ func (b *serverBackend) Check(ctx context.Context) error {
 		errs = append(errs, httpCheck(ctx, "source.dav", b.p.Source.DAV.URL, b.srcHTTP))
 		errs = append(errs, httpCheck(ctx, "destination.dav", b.p.Destination.DAV.URL, b.dstHTTP))
 	}
+	errs = append(errs, b.checkSeed(ctx))
 	return errors.Join(errs...)
 }
 
@@ -497,6 +503,12 @@ func (b *serverBackend) unverified(module, action string) bool {
 }
 
 func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []AccountPlan, rec *recorder) error {
+	switch ph {
+	case PhaseExport:
+		return b.export(ctx, p, rec)
+	case PhaseTransfer:
+		return b.transfer(ctx, p, accts, rec)
+	}
 	if b.dstAdmin == nil {
 		return errors.New("migrate: no destination admin API configured (destination.admin)")
 	}
@@ -565,9 +577,11 @@ func security(s string) imapcopy.Security {
 func (b *serverBackend) imapAccounts(a AccountPlan) (dst, src *imapcopy.Account) {
 	s, d := b.p.Source.IMAP, b.p.Destination.IMAP
 	src = &imapcopy.Account{Addr: s.Address, Security: security(s.Security), TLSConfig: b.srcTLS,
-		User: a.Source, Admin: s.Admin, Password: s.Password}
+		User: a.Source, Admin: s.Admin, Password: s.Password,
+		IdleTimeout: s.IdleTimeout, MaxLine: s.MaxLineBytes, MaxLiteral: s.MaxLiteralBytes}
 	dst = &imapcopy.Account{Addr: d.Address, Security: security(d.Security), TLSConfig: b.dstTLS,
-		User: a.Destination, Admin: d.Admin, Password: d.Password}
+		User: a.Destination, Admin: d.Admin, Password: d.Password,
+		IdleTimeout: d.IdleTimeout, MaxLine: d.MaxLineBytes, MaxLiteral: d.MaxLiteralBytes}
 	return dst, src
 }
 
@@ -657,7 +671,17 @@ func errText(err error) string {
 // mailResult folds imapcopy stats into the phase result.
 func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 	rec.add(func(r *PhaseResult) {
+		cancelled := 0
+		defer func() {
+			if cancelled > 0 {
+				r.Problems = append(r.Problems, Problem{Item: "folders", Reason: fmt.Sprintf("%d folders not copied or not finished: the run was stopped", cancelled)})
+			}
+		}()
 		for _, f := range st.Folders {
+			if f.Cancelled {
+				cancelled++ // one line per account, not one per folder
+				continue
+			}
 			d := Detail{Name: f.Source, Destination: f.Destination, SourceCount: int64(f.SourceCount), DestCount: int64(f.DestCount),
 				Copied: int64(f.Copied), Existing: int64(f.AlreadyPresent), Skipped: int64(len(f.SkippedItems)), Failed: int64(len(f.Failed))}
 			var notes []string
@@ -770,7 +794,8 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 
 func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
-		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct}
+		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins,
+			Limits: caldav.Limits{MaxMultistatus: ep.MaxMultistatusMiB << 20, MaxObject: ep.MaxObjectMiB << 20, MaxExport: ep.MaxExportMiB << 20}}
 		if f := b.hooks.DAVCredentials; f != nil {
 			if u, pw, ok := f(side, acct); ok {
 				e.User, e.Password = u, pw
@@ -794,7 +819,8 @@ func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 }
 
 func cardEndpoint(e caldav.Endpoint) carddav.Endpoint {
-	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient}
+	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient,
+		TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits, TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout}
 }
 
 func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst caldav.Destination, src caldav.Source, err error) {
@@ -1017,7 +1043,11 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
 					}
 					for _, u := range c.Different {
-						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "different on the destination"})
+						reason := "different on the destination"
+						if w := c.ChangedIn(u); w != "" {
+							reason += ": " + w
+						}
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: reason})
 					}
 					for _, u := range c.Duplicates {
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "more than once on the destination"})

@@ -36,6 +36,9 @@ type Progress struct {
 	Items, Total int64
 	// Bytes copied so far.
 	Bytes int64
+	// TotalBytes is how many bytes the phase expects in all, 0 when
+	// unknown (the transfer phase knows the size of the export).
+	TotalBytes int64
 }
 
 // ItemProblem names one item that was skipped or failed, with the reason.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -26,6 +27,8 @@ type Phase string
 
 // The phases, in the order the documented procedure runs them.
 const (
+	PhaseExport            Phase = "export"             // global: zxsuite backup doExport on the source
+	PhaseTransfer          Phase = "transfer"           // global: bring the export to the destination (or check it is there)
 	PhaseMTAStop           Phase = "mta_stop"           // global: stop the destination MTA
 	PhaseSmartScan         Phase = "smartscan"          // global: backup SmartScan on the destination
 	PhaseProvisioning      Phase = "provisioning"       // global: external restore, provisioning only
@@ -40,12 +43,13 @@ const (
 
 // AllPhases lists every phase in run order.
 var AllPhases = []Phase{
-	PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
+	PhaseExport, PhaseTransfer, PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
 	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseDedup, PhaseMTAStart,
 }
 
 // DefaultPhases is what a plan runs when it lists no phases: the procedure
-// without the optional MTA stop/start and deduplication.
+// without the optional export and transfer, MTA stop/start and
+// deduplication.
 var DefaultPhases = []Phase{
 	PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
 	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify,
@@ -90,6 +94,11 @@ type Plan struct {
 	// Phases lists the phases to run; empty means DefaultPhases. Order in
 	// the file does not matter: phases always run in AllPhases order.
 	Phases []Phase `yaml:"phases"`
+	// Export configures the export phase on the source.
+	Export ExportPlan `yaml:"export"`
+	// Transfer configures the transfer phase: how the export reaches
+	// provisioning.backup_path.
+	Transfer TransferPlan `yaml:"transfer"`
 	// Provisioning configures the external restore and its neighbours.
 	Provisioning Provisioning `yaml:"provisioning"`
 	// Mail configures the IMAP copy.
@@ -113,6 +122,8 @@ type Plan struct {
 	file        string // the file LoadPlan read, for the commands a report suggests
 	cliInjected bool   // a Runner supplies the destination command line
 	davInjected bool   // a Runner supplies per-account DAV credentials
+
+	srcCLIInjected bool // a Runner supplies the source command line
 }
 
 // Endpoint is one side of the migration.
@@ -191,6 +202,15 @@ type IMAPEndpoint struct {
 	Admin      string `yaml:"admin"`
 	Credential `yaml:",inline"`
 	CAFile     string `yaml:"ca_file"`
+	// IdleTimeout ends a connection on which the server sends nothing
+	// this long while an answer is due ("2m"; it moves with every byte);
+	// 0 means imapcopy.DefaultIdleTimeout, negative disables it.
+	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
+	// MaxLineBytes and MaxLiteralBytes cap a response line and a literal
+	// outside message bodies; 0 means imapcopy.DefaultMaxLine and
+	// imapcopy.DefaultMaxLiteral (1 MiB each).
+	MaxLineBytes    int64 `yaml:"max_line_bytes,omitempty"`
+	MaxLiteralBytes int64 `yaml:"max_literal_bytes,omitempty"`
 }
 
 // DAVEndpoint is a CalDAV/CardDAV server.
@@ -205,6 +225,20 @@ type DAVEndpoint struct {
 	User       string `yaml:"user"`
 	Credential `yaml:",inline"`
 	CAFile     string `yaml:"ca_file"`
+	// TrustedOrigins lists origins besides URL's that the server's hrefs
+	// and redirects may point to (https://host[:port]); requests to any
+	// other origin are refused and credentials never reach it.
+	TrustedOrigins []string `yaml:"trusted_origins"`
+	// IdleTimeout fails a DAV or admin request on whose connection no
+	// byte moved for this long, e.g. "5m"; 0 means 2 minutes. A slow
+	// transfer that progresses is never cut.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxMultistatusMiB, MaxObjectMiB and MaxExportMiB bound a DAV
+	// listing or multiget answer, one object and one REST folder export;
+	// 0 means the defaults (64, 64 and 128 MiB).
+	MaxMultistatusMiB int64 `yaml:"max_multistatus_mib"`
+	MaxObjectMiB      int64 `yaml:"max_object_mib"`
+	MaxExportMiB      int64 `yaml:"max_export_mib"`
 }
 
 // Selection picks accounts.
@@ -563,6 +597,9 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 		default:
 			bad(side+".dav.auth", "unknown auth %q (want token or basic)", ep.DAV.Auth)
 		}
+		if ep.DAV.IdleTimeout < 0 || ep.DAV.MaxMultistatusMiB < 0 || ep.DAV.MaxObjectMiB < 0 || ep.DAV.MaxExportMiB < 0 {
+			bad(side+".dav", "idle_timeout and max_*_mib must not be negative")
+		}
 		switch ep.CLI.Mode {
 		case "", "local":
 		case "ssh":
@@ -595,6 +632,7 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 	if (p.HasPhase(PhaseMTAStop) || p.HasPhase(PhaseMTAStart)) && p.Destination.CLI.Mode == "" && !p.cliInjected {
 		bad("destination.cli.mode", "the mta_stop and mta_start phases need a command line on the destination (local or ssh)")
 	}
+	p.validateSeed(bad)
 	for _, ph := range []Phase{PhaseSmartScan, PhaseProvisioning, PhaseDedup} {
 		if p.HasPhase(ph) && p.Destination.CLI.Mode == "" && !p.cliInjected && !p.Destination.Admin.UnverifiedSOAP {
 			bad("destination.cli.mode", "the %s phase runs on the carbonio command line: set destination.cli.mode (local or ssh), "+
@@ -769,6 +807,10 @@ func (p *Plan) resolvePaths(dir string) {
 		for i := range ep.CLI.SSH.KeyFiles {
 			abs(&ep.CLI.SSH.KeyFiles[i])
 		}
+	}
+	abs(&p.Transfer.SSH.KnownHostsFile)
+	for i := range p.Transfer.SSH.KeyFiles {
+		abs(&p.Transfer.SSH.KeyFiles[i])
 	}
 }
 

@@ -130,6 +130,7 @@ func (r *Runner) prepare(ctx context.Context) ([]AccountPlan, error) {
 		return nil, errors.New("migrate: runner has no plan")
 	}
 	r.Plan.cliInjected = r.Hooks.DestinationCLI != nil
+	r.Plan.srcCLIInjected = r.Hooks.SourceCLI != nil
 	r.Plan.davInjected = r.Hooks.DAVCredentials != nil
 	if err := r.Plan.Validate(); err != nil {
 		return nil, err
@@ -586,7 +587,8 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 			continue
 		}
 		if inv == nil && (ph == PhaseMail || ph == PhaseVerify) {
-			i, err := r.backend.Inventory(ctx, a)
+			var i *Inventory
+			err := r.noPanic("inventory of "+a.Source, func() (err error) { i, err = r.backend.Inventory(ctx, a); return err })
 			if err != nil {
 				if retry.Classify(err) == retry.Fatal && ctx.Err() == nil {
 					return fmt.Errorf("migrate: inventory %s: %w", a.Source, err)
@@ -604,7 +606,7 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 		}
 		rec := r.newRecorder(store, a.Source, ph)
 		r.emit(PhaseStarted{Account: a.Source, Phase: ph, Time: rec.res.Started})
-		perr := r.backend.Account(ctx, ph, a, inv, rec)
+		perr := r.noPanic(string(ph)+" of "+a.Source, func() error { return r.backend.Account(ctx, ph, a, inv, rec) })
 		if ph == PhaseMail && inv != nil {
 			rec.add(func(res *PhaseResult) { res.NotMigrated = append(res.NotMigrated, inv.NotMigrated...) })
 		}

@@ -40,7 +40,7 @@ func (r *Runner) Verify(ctx context.Context) (*Report, error) {
 			}
 			rec := r.newRecorder(nil, a.Source, PhaseVerify)
 			r.emit(PhaseStarted{Account: a.Source, Phase: PhaseVerify, Time: rec.res.Started})
-			perr := r.backend.Account(ctx, PhaseVerify, a, inv, rec)
+			perr := r.noPanic("verify of "+a.Source, func() error { return r.backend.Account(ctx, PhaseVerify, a, inv, rec) })
 			res := rec.finish(ctx, perr)
 			r.emit(PhaseFinished{Account: a.Source, Result: res})
 			ar.Phases = []PhaseResult{res}
@@ -137,6 +137,7 @@ func (r *Runner) Preflight(ctx context.Context) (*PreflightReport, error) {
 		Detail: fmt.Sprintf("%d accounts selected", len(accts))})
 	if b, ok := r.backend.(*serverBackend); ok {
 		pr.Checks = append(pr.Checks, b.moduleChecks()...)
+		pr.Checks = append(pr.Checks, b.seedChecks()...)
 	}
 	provisioned := !r.Plan.HasPhase(PhaseProvisioning)
 	var mu sync.Mutex

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 )
@@ -32,6 +34,11 @@ type davFlags struct {
 	toFolder              string // with toREST: the folder written to
 	folders               []string
 	allowPlaintext        bool
+	trustedOrigins        []string
+	idleTimeout           time.Duration
+	maxMultistatusMiB     int64
+	maxObjectMiB          int64
+	maxExportMiB          int64
 	caFile                string
 	statePath, reportPath string
 	dryRun, verify        bool
@@ -60,6 +67,11 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	}
 	fl.StringSliceVar(&f.folders, "from-folders", []string{def}, "with --from-rest-account: folders to export (nested ones like Work/Team are flattened)")
 	fl.BoolVar(&f.allowPlaintext, "allow-plaintext", false, "allow http:// URLs (credentials travel in clear)")
+	fl.StringSliceVar(&f.trustedOrigins, "trust-origin", nil, "also send credentials to this origin (https://host[:port]) when the server's hrefs or redirects point there; any other origin is refused")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", httpx.DefaultIdleTimeout, "fail a request when no byte moved on its connection for this long (a slow transfer that progresses is never cut)")
+	fl.Int64Var(&f.maxMultistatusMiB, "max-multistatus-mib", dav.DefaultMaxMultistatus>>20, "refuse a DAV listing or multiget answer larger than this (MiB)")
+	fl.Int64Var(&f.maxObjectMiB, "max-object-mib", dav.DefaultMaxObject>>20, "refuse one calendar or contact object larger than this (MiB)")
+	fl.Int64Var(&f.maxExportMiB, "max-export-mib", dav.DefaultMaxExport>>20, "with --from-rest-account: refuse a folder export larger than this (MiB)")
 	fl.StringVar(&f.caFile, "ca-file", "", "PEM file with extra CA certificates to trust")
 	fl.StringVar(&f.statePath, "state", "", "state file (SQLite) that makes re-runs skip unchanged objects")
 	fl.StringVar(&f.reportPath, "report", "", "write a JSON report to this file")
@@ -102,6 +114,21 @@ func (f *davFlags) check() error {
 	}
 	if f.concurrency < 0 {
 		return usageError{errors.New("--concurrency must not be negative")}
+	}
+	for _, o := range f.trustedOrigins {
+		org, err := httpx.ParseOrigin(o, "https")
+		if err != nil {
+			return usageError{fmt.Errorf("--trust-origin: %w", err)}
+		}
+		if org.Scheme == "http" && !f.allowPlaintext {
+			return usageError{fmt.Errorf("--trust-origin %s is plain http: pass --allow-plaintext to send credentials in clear", org)}
+		}
+	}
+	if f.maxMultistatusMiB < 0 || f.maxObjectMiB < 0 || f.maxExportMiB < 0 {
+		return usageError{errors.New("--max-*-mib must not be negative")}
+	}
+	if f.idleTimeout < 0 {
+		return usageError{errors.New("--idle-timeout must not be negative")}
 	}
 	return nil
 }
@@ -172,7 +199,8 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16}}
+	hc := httpx.NewClient(httpx.Options{TLSConfig: tlsCfg, IdleTimeout: f.idleTimeout})
+	limits := dav.Limits{MaxMultistatus: f.maxMultistatusMiB << 20, MaxObject: f.maxObjectMiB << 20, MaxExport: f.maxExportMiB << 20}
 	var fromPw, toPw secret.Secret
 	if f.fromUser != "" {
 		if fromPw, err = loadPassword("MIGRATE_FROM_PASSWORD", f.fromPwFile, "from-password-file"); err != nil {
@@ -215,9 +243,9 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		}
 		copr = c
 		if f.fromREST != "" {
-			src, err = caldav.NewZimbraREST(caldav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc})
+			src, err = caldav.NewZimbraREST(caldav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		} else {
-			src, err = caldav.NewDAV(caldav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc})
+			src, err = caldav.NewDAV(caldav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
@@ -225,9 +253,9 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		var d caldav.Destination
 		switch {
 		case f.toREST:
-			d, err = caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, Folders: []string{f.toFolder}, HTTPClient: hc})
+			d, err = caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, Folders: []string{f.toFolder}, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		default:
-			d, err = caldav.NewDAV(caldav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc})
+			d, err = caldav.NewDAV(caldav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
@@ -240,9 +268,9 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		}
 		copr = c
 		if f.fromREST != "" {
-			src, err = carddav.NewZimbraREST(carddav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc})
+			src, err = carddav.NewZimbraREST(carddav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		} else {
-			src, err = carddav.NewDAV(carddav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc})
+			src, err = carddav.NewDAV(carddav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
@@ -251,7 +279,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		if t := tokenSource(f, toPw, hc); t != nil {
 			ts = t
 		}
-		d, err := carddav.NewDAV(carddav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: ts, Account: f.toAccount, HTTPClient: hc})
+		d, err := carddav.NewDAV(carddav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: ts, Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		if err != nil {
 			return usageError{err}
 		}
@@ -383,7 +411,11 @@ func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification, del
 				fmt.Fprintf(e.stdout, "  MISSING at destination: %s (UID %s)\n", c.Source, u)
 			}
 			for _, u := range c.Different {
-				fmt.Fprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)\n", c.Source, u)
+				what := ""
+				if w := c.ChangedIn(u); w != "" {
+					what = ": " + w
+				}
+				fmt.Fprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)%s\n", c.Source, u, what)
 			}
 			for _, u := range c.Duplicates {
 				fmt.Fprintf(e.stdout, "  DUPLICATE at destination: %s (UID %s)\n", c.Source, u)

@@ -50,14 +50,16 @@ func newDemoCmd(e *env) *cobra.Command {
 		Long: `Start an in-process Zextras Suite-like source and Carbonio-like destination (IMAP, CalDAV/CardDAV
 and the admin API, all on 127.0.0.1, nothing installed, no root), seed a sample domain of generated
 mail, calendars and contacts, run the whole plan with progress, and write the JSON and HTML
-reports. Nothing outside --out is touched.
+reports. The source's export is written under --out and transferred to the destination's restore
+path there (rsync between local directories when installed, else the built-in copier: the phase
+says which). Nothing outside --out is touched.
 
 Message bodies are kept on disk in --out while the demo runs (about 5 MB per account with
 the default --messages: 2,000 accounts took 8.6 GB of disk and peaked at 1.5 GB of memory,
-in 30 minutes on 2 busy cores); the file is removed at the end. --with-faults seeds trouble so that the run
-ends partial (exit code 3) and the report shows what that looks like: a keyword the
-destination refuses, a message over its size limit, a broken vCard and a connection
-reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
+in 30 minutes on 2 busy cores); the file is removed at the end. --with-faults seeds trouble
+so that the run ends partial (exit code 3) and the report shows what that looks like: a
+keyword the destination refuses, a message over its size limit, a broken vCard and a
+connection reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 		Example: `  migrate demo --out /tmp/demo
   migrate demo --accounts 3 --with-faults --out /tmp/demo-faults`,
 		Args: cobra.NoArgs,

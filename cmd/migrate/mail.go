@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,8 @@ type mailFlags struct {
 	deepVerify            bool
 	verifyOnly            bool
 	debug                 bool
+	idleTimeout           time.Duration
+	maxLine, maxLiteral   int64
 }
 
 // newMailCmd is `migrate mail`: copy one mailbox over IMAP (issue 3).
@@ -103,6 +106,9 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.BoolVar(&f.skipDeleted, "skip-deleted", false, "do not copy messages flagged \\Deleted (default: copy them with the flag)")
 	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (slower)")
 	fl.BoolVar(&f.verifyOnly, "verify-only", false, "copy nothing; only compare source and destination")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", imapcopy.DefaultIdleTimeout, "end an IMAP connection on which the server sends nothing this long while an answer is due (moves with every byte: slow transfers are not cut); 0 disables")
+	fl.Int64Var(&f.maxLine, "max-line-bytes", imapcopy.DefaultMaxLine, "longest response line accepted from an IMAP server")
+	fl.Int64Var(&f.maxLiteral, "max-literal-bytes", imapcopy.DefaultMaxLiteral, "largest IMAP literal accepted outside message bodies (a body may be as large as its RFC822.SIZE plus a margin, and at most --max-size)")
 	fl.BoolVar(&f.debug, "debug", false, "log debug details (folder phases, retries) to stderr; never secrets")
 	return c
 }
@@ -111,8 +117,8 @@ func (f *mailFlags) accounts() (dst, src *imapcopy.Account, err error) {
 	if f.from == "" || f.to == "" {
 		return nil, nil, usageError{errors.New("mail: --from and --to are required")}
 	}
-	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 || f.appendBatch < 0 {
-		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers, --append-batch and --max-size must not be negative")}
+	if f.concurrency < 0 || f.writers < 0 || f.maxSize < 0 || f.appendBatch < 0 || f.idleTimeout < 0 || f.maxLine <= 0 || f.maxLiteral <= 0 {
+		return nil, nil, usageError{errors.New("mail: --concurrency, --max-writers, --append-batch, --max-size and --idle-timeout must not be negative, --max-line-bytes and --max-literal-bytes must be positive")}
 	}
 	if f.deleteGone && f.statePath == "" {
 		return nil, nil, usageError{errors.New("mail: --delete needs --state: only messages the state records as copies are ever deleted")}
@@ -134,6 +140,10 @@ func (f *mailFlags) accounts() (dst, src *imapcopy.Account, err error) {
 		}
 		a.TLSConfig = tcfg
 		a.Admin = admin
+		a.IdleTimeout, a.MaxLine, a.MaxLiteral = f.idleTimeout, f.maxLine, f.maxLiteral
+		if f.idleTimeout == 0 {
+			a.IdleTimeout = -1 // 0 on the command line disables it
+		}
 		if a.Password, err = loadPassword(env, file, flagName); err != nil {
 			return nil, err
 		}
@@ -305,9 +315,9 @@ func (p *mailProgress) event(ev imapcopy.Event) {
 		var l []string
 		for _, ch := range ev.Changes {
 			if ch.To != "" {
-				l = append(l, fmt.Sprintf("%q→%q", ch.From, ch.To))
+				l = append(l, strconv.Quote(ch.From)+"→"+strconv.Quote(ch.To))
 			} else {
-				l = append(l, fmt.Sprintf("%q dropped", ch.From))
+				l = append(l, strconv.Quote(ch.From)+" dropped")
 			}
 		}
 		p.line("mail: %s uid %d keywords sanitised: %s", ev.Folder, ev.UID, strings.Join(l, ", "))
@@ -329,7 +339,7 @@ func (p *mailProgress) event(ev imapcopy.Event) {
 func (p *mailProgress) line(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format+"\n", args...)
+	safeFprintf(p.w, format+"\n", args...)
 }
 
 func (p *mailProgress) start() (stop func()) {
@@ -362,8 +372,18 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 	if dryRun {
 		copied = "TO COPY"
 	}
-	fmt.Fprintf(tw, "FOLDER\tDESTINATION\tSOURCE\tDEST\t%s\tPRESENT\tFLAGS\tSKIPPED\tFAILED\tVERIFIED\n", copied)
-	folders := append([]imapcopy.FolderStats(nil), s.Folders...)
+	safeFprintf(tw, "FOLDER\tDESTINATION\tSOURCE\tDEST\t%s\tPRESENT\tFLAGS\tSKIPPED\tFAILED\tVERIFIED\n", copied)
+	// Folders the run stopped before they were done are summarised in one
+	// line: a stop must not print one row per folder of a huge account.
+	var folders []imapcopy.FolderStats
+	cancelled := 0
+	for _, f := range s.Folders {
+		if f.Cancelled {
+			cancelled++
+			continue
+		}
+		folders = append(folders, f)
+	}
 	sort.SliceStable(folders, func(i, j int) bool { return folders[i].Source < folders[j].Source })
 	for _, f := range folders {
 		verified := "-"
@@ -385,49 +405,52 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 		if f.Renamed != "" {
 			dest += " *"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Source, dest, f.SourceCount, f.DestCount,
+		safeFprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Source, dest, f.SourceCount, f.DestCount,
 			f.Copied, f.AlreadyPresent, f.FlagUpdates, len(f.SkippedItems), len(f.Failed), verified)
 	}
 	t := s.Totals()
-	fmt.Fprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.SourceCount, t.DestCount, t.Copied, t.AlreadyPresent, t.FlagUpdates, len(t.SkippedItems), len(t.Failed))
+	safeFprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.SourceCount, t.DestCount, t.Copied, t.AlreadyPresent, t.FlagUpdates, len(t.SkippedItems), len(t.Failed))
 	tw.Flush()
+	if cancelled > 0 {
+		safeFprintf(w, "cancelled: %d folders not copied or not finished (the run was stopped)\n", cancelled)
+	}
 	if t.Deleted > 0 {
 		verb := "deleted on the destination"
 		if dryRun {
 			verb = "would delete on the destination"
 		}
-		fmt.Fprintf(w, "%s: %d copies of messages the source no longer has\n", verb, t.Deleted)
+		safeFprintf(w, "%s: %d copies of messages the source no longer has\n", verb, t.Deleted)
 	}
 	for _, f := range folders {
 		if f.Renamed != "" {
-			fmt.Fprintf(w, "renamed: %s → %s (%s)\n", f.Source, f.Destination, f.Renamed)
+			safeFprintf(w, "renamed: %s → %s (%s)\n", f.Source, f.Destination, f.Renamed)
 		}
 		if f.Err != "" {
-			fmt.Fprintf(w, "error: %s: %s\n", f.Source, f.Err)
+			safeFprintf(w, "error: %s: %s\n", f.Source, f.Err)
 		}
 		for _, it := range f.SkippedItems {
-			fmt.Fprintf(w, "skipped: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
+			safeFprintf(w, "skipped: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
 		}
 		for _, it := range f.Failed {
-			fmt.Fprintf(w, "failed: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
+			safeFprintf(w, "failed: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
 		}
 		if f.Deleted > 0 {
-			fmt.Fprintf(w, "deleted: %s: %d\n", f.Source, f.Deleted)
+			safeFprintf(w, "deleted: %s: %d\n", f.Source, f.Deleted)
 		}
 		for _, it := range f.DeleteFailed {
-			fmt.Fprintf(w, "not deleted: %s uid %d: %s\n", f.Source, it.UID, it.Reason)
+			safeFprintf(w, "not deleted: %s uid %d: %s\n", f.Source, it.UID, it.Reason)
 		}
 		for _, it := range f.Keywords {
 			for _, ch := range it.Changes {
 				to := "dropped"
 				if ch.To != "" {
-					to = fmt.Sprintf("sent as %q", ch.To)
+					to = "sent as " + strconv.Quote(ch.To)
 				}
-				fmt.Fprintf(w, "keyword: %s uid %d %s: %q %s (%s)\n", f.Source, it.UID, it.MessageID, ch.From, to, ch.Reason)
+				safeFprintf(w, "keyword: %s uid %d %s: %s %s (%s)\n", f.Source, it.UID, it.MessageID, strconv.Quote(ch.From), to, ch.Reason)
 			}
 		}
 		if f.Verify != nil && len(f.Verify.Examples) > 0 {
-			fmt.Fprintf(w, "missing: %s: source uids %v\n", f.Source, f.Verify.Examples)
+			safeFprintf(w, "missing: %s: source uids %v\n", f.Source, f.Verify.Examples)
 		}
 	}
 }

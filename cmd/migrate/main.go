@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 )
 
 func main() {
@@ -57,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	code := exitCode(ctx, err)
 	if err != nil && !isReported(err) {
-		fmt.Fprintf(stderr, "migrate: %v\n", err)
+		fmt.Fprintf(stderr, "migrate: %s\n", termsafe.Error(err)) // error texts quote servers
 	}
 	return code
 }

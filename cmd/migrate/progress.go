@@ -13,8 +13,34 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
+
+// safeFprintf is fmt.Fprintf with every string and error argument escaped
+// by termsafe: folder names, reasons and error texts come from servers and
+// must not reach a terminal or a text log raw.
+func safeFprintf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, format, safeArgs(args)...)
+}
+
+// safeArgs escapes the string, error and fmt.Stringer arguments.
+func safeArgs(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			out[i] = termsafe.String(v)
+		case error:
+			out[i] = termsafe.Error(v)
+		case fmt.Stringer:
+			out[i] = termsafe.String(v.String())
+		default:
+			out[i] = a
+		}
+	}
+	return out
+}
 
 // progress renders runner events: bars per account with ETA on a terminal,
 // plain lines otherwise. Its OnEvent is safe for concurrent use.
@@ -29,6 +55,8 @@ type progress struct {
 	items   int64
 	bytes   int64
 	lastSum time.Time
+
+	globalLast map[migrate.Phase]globalLine // see globalProgress
 }
 
 type acctBar struct {
@@ -91,7 +119,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		for i, ph := range e.Phases {
 			phases[i] = string(ph)
 		}
-		fmt.Fprintf(p.w, "%s run %d: %d accounts; phases: %s\n", p.since(), e.RunID, p.n, strings.Join(phases, ", "))
+		safeFprintf(p.w, "%s run %d: %d accounts; phases: %s\n", p.since(), e.RunID, p.n, strings.Join(phases, ", "))
 		for _, a := range e.Accounts {
 			p.acct[a.Source] = &acctBar{size: a.Size}
 		}
@@ -103,7 +131,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		}
 	case migrate.PhaseStarted:
 		if e.Account == "" {
-			fmt.Fprintf(p.w, "%s %s ...\n", p.since(), e.Phase)
+			safeFprintf(p.w, "%s %s ...\n", p.since(), e.Phase)
 			return
 		}
 		a := p.acct[e.Account]
@@ -123,13 +151,17 @@ func (p *progress) OnEvent(ev migrate.Event) {
 				counter = decor.CountersNoUnit("%d / %d", decor.WCSyncSpace)
 			}
 			a.bar = p.bars.AddBar(total,
-				mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR),
+				mpb.PrependDecorators(decor.Name(termsafe.String(name), decor.WCSyncSpaceR),
 					decor.Any(func(decor.Statistics) string { s, _ := a.phase.Load().(string); return s }, decor.WCSyncSpaceR),
 					counter),
 				mpb.AppendDecorators(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace)),
 				mpb.BarRemoveOnComplete())
 		}
 	case migrate.Progress:
+		if e.Account == "" {
+			p.globalProgress(e)
+			return
+		}
 		a := p.acct[e.Account]
 		if a == nil || e.Phase == migrate.PhaseVerify {
 			return
@@ -160,12 +192,12 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		if e.Skipped {
 			what = "skipped"
 		}
-		fmt.Fprintf(p.w, "%s %s %s: %s %s: %s\n", p.since(), e.Account, e.Phase, what, e.Item, e.Reason)
+		safeFprintf(p.w, "%s %s %s: %s %s: %s\n", p.since(), e.Account, e.Phase, what, e.Item, e.Reason)
 	case migrate.PhaseFinished:
 		r := e.Result
 		who := e.Account
 		if who == "" {
-			fmt.Fprintf(p.w, "%s %s: %s%s\n", p.since(), r.Phase, r.Status, reasonSuffix(r.Reason))
+			safeFprintf(p.w, "%s %s: %s%s\n", p.since(), r.Phase, r.Status, reasonSuffix(r.Reason))
 			return
 		}
 		if r.Phase != migrate.PhaseVerify {
@@ -177,14 +209,14 @@ func (p *progress) OnEvent(ev migrate.Event) {
 			if r.Deleted > 0 {
 				deleted = fmt.Sprintf(", %d deleted", r.Deleted)
 			}
-			fmt.Fprintf(p.w, "%s %s %s: %s, %d copied, %d present, %d skipped, %d failed%s%s\n", p.since(), who, r.Phase,
+			safeFprintf(p.w, "%s %s %s: %s, %d copied, %d present, %d skipped, %d failed%s%s\n", p.since(), who, r.Phase,
 				r.Status, r.Copied, r.Existing, r.Skipped, r.Failed, deleted, reasonSuffix(r.Reason))
 		} else if r.Status == migrate.StatusFailed {
-			fmt.Fprintf(p.w, "%s %s %s: failed%s\n", p.since(), who, r.Phase, reasonSuffix(r.Reason))
+			safeFprintf(p.w, "%s %s %s: failed%s\n", p.since(), who, r.Phase, reasonSuffix(r.Reason))
 		}
 		if time.Since(p.lastSum) > 10*time.Second && p.bars == nil {
 			p.lastSum = time.Now()
-			fmt.Fprintf(p.w, "%s progress: %d/%d accounts, %d items copied (%.1f MB)\n", p.since(), p.done, p.n, p.items, float64(p.bytes)/1e6)
+			safeFprintf(p.w, "%s progress: %d/%d accounts, %d items copied (%.1f MB)\n", p.since(), p.done, p.n, p.items, float64(p.bytes)/1e6)
 		}
 	case migrate.AccountFinished:
 		p.done++
@@ -195,7 +227,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		if p.total != nil {
 			p.total.Increment()
 		}
-		fmt.Fprintf(p.w, "%s %s: %s (%d/%d)\n", p.since(), e.Account, e.Status, p.done, p.n)
+		safeFprintf(p.w, "%s %s: %s (%d/%d)\n", p.since(), e.Account, e.Status, p.done, p.n)
 	case migrate.RunFinished:
 	}
 }

@@ -13,6 +13,7 @@ package dav
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -22,9 +23,11 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-webdav"
 
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -50,7 +53,7 @@ func uidConflictHref(body []byte) string {
 	if !bytes.Contains(body, []byte("no-uid-conflict")) {
 		return ""
 	}
-	d := xml.NewDecoder(bytes.NewReader(body))
+	d := newXMLReader(bytes.NewReader(body), "", Limits{})
 	depth := 0 // > 0 inside no-uid-conflict
 	for {
 		tok, err := d.Token()
@@ -126,25 +129,47 @@ func IsStatus(err error, code int) bool {
 	return errors.As(err, &he) && he.Code == code
 }
 
-// DefaultHTTPClient returns an http.Client with TLS verification on and
-// enough idle connections per host for DefaultConcurrency workers (the
-// standard transport keeps only 2, which makes parallel PUTs reconnect).
+// DefaultHTTPClient returns an http.Client with TLS verification on, idle
+// deadlines on every connection and enough idle connections per host for
+// DefaultConcurrency workers (see internal/httpx).
 func DefaultHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 32
-	return &http.Client{Transport: t}
+	return httpx.NewClient(httpx.Options{})
 }
 
-// Client sends raw WebDAV requests relative to a base URL. It is safe for
-// concurrent use when its HTTPClient is.
+// Client sends raw WebDAV requests relative to a base URL. It sends nothing
+// outside its scope (the base URL's origin plus the trusted origins) and
+// reads answers under its Limits. It is safe for concurrent use when its
+// HTTPClient is.
 type Client struct {
-	http webdav.HTTPClient
-	base *url.URL
+	http   webdav.HTTPClient
+	base   *url.URL
+	scope  *httpx.Scope
+	limits Limits
 }
 
-// NewClient returns a client for the server at base. hc nil means
-// http.DefaultClient.
+// ClientOptions are the optional settings of NewClientWith.
+type ClientOptions struct {
+	// TrustedOrigins lists origins besides the base URL's that hrefs and
+	// redirects may point to ("https://dav2.example.com:8443", or a bare
+	// host taking the base URL's scheme). Anything else is refused.
+	TrustedOrigins []string
+	// AllowPlaintext permits plain-http hrefs from an https base.
+	AllowPlaintext bool
+	// Limits bound the answers read.
+	Limits Limits
+}
+
+// NewClient returns a client for the server at base with default options.
+// hc nil means http.DefaultClient.
 func NewClient(hc webdav.HTTPClient, base string) (*Client, error) {
+	return NewClientWith(hc, base, ClientOptions{})
+}
+
+// NewClientWith returns a client for the server at base. hc nil means
+// http.DefaultClient. hc carries the credentials (see EndpointClient); the
+// client refuses, before anything is sent, every href outside base's
+// origin and o.TrustedOrigins.
+func NewClientWith(hc webdav.HTTPClient, base string, o ClientOptions) (*Client, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -159,8 +184,15 @@ func NewClient(hc webdav.HTTPClient, base string) (*Client, error) {
 		u.Path = "/"
 	}
 	u.User = nil
-	return &Client{http: hc, base: u}, nil
+	scope, err := httpx.NewScope(u.String(), o.TrustedOrigins, o.AllowPlaintext)
+	if err != nil {
+		return nil, fmt.Errorf("dav: %w", err)
+	}
+	return &Client{http: hc, base: u, scope: scope, limits: o.Limits}, nil
 }
+
+// Limits returns the client's limits.
+func (c *Client) Limits() Limits { return c.limits }
 
 // Base returns the base URL.
 func (c *Client) Base() *url.URL { u := *c.base; return &u }
@@ -180,6 +212,9 @@ func (c *Client) ResolveHref(href string) *url.URL {
 // NewRequest builds a request for href.
 func (c *Client) NewRequest(ctx context.Context, method, href string, body []byte) (*http.Request, error) {
 	u := c.ResolveHref(href)
+	if err := c.scope.Check(u); err != nil {
+		return nil, fmt.Errorf("dav: %s %s: %w", method, u.Redacted(), err)
+	}
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -274,11 +309,32 @@ func parseStatus(s string) int {
 	return n
 }
 
-// decodeMultistatus reads a DAV:multistatus answer. It walks the tokens by
-// hand (encoding/xml's reflection costs more than the parsing on large
-// multiget answers); unknown elements are skipped.
-func decodeMultistatus(r io.Reader) ([]Response, error) {
-	d := xml.NewDecoder(r)
+// CheckHref returns nil when href may be requested (it is inside the
+// client's scope), else an error naming it.
+func (c *Client) CheckHref(href string) error {
+	if err := c.scope.Check(c.ResolveHref(href)); err != nil {
+		return fmt.Errorf("dav: %w", err)
+	}
+	return nil
+}
+
+// readMultistatus reads the multistatus answer of req under the client's
+// limits.
+func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]Response, error) {
+	body := newLimitReader(resp.Body, &LimitError{What: "multistatus", URL: req.URL.Redacted(), Limit: c.limits.multistatus(), Field: "MaxMultistatus"})
+	rs, err := decodeMultistatus(body, req.URL.Redacted(), c.limits)
+	if err != nil && !isLimit(err) {
+		return nil, fmt.Errorf("dav: %s %s: %w", req.Method, req.URL.Redacted(), err)
+	}
+	return rs, err
+}
+
+// decodeMultistatus reads a DAV:multistatus answer under limits l (the byte
+// limit is the caller's, on r). It walks the tokens by hand (encoding/xml's
+// reflection costs more than the parsing on large multiget answers, and
+// its recursion has no depth bound); unknown elements are skipped.
+func decodeMultistatus(r io.Reader, url string, l Limits) ([]Response, error) {
+	d := newXMLReader(r, url, l)
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -298,7 +354,7 @@ func decodeMultistatus(r io.Reader) ([]Response, error) {
 }
 
 // decodeResponses reads the children of DAV:multistatus up to its end.
-func decodeResponses(d *xml.Decoder, out *[]Response) error {
+func decodeResponses(d *xmlReader, out *[]Response) error {
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -326,7 +382,7 @@ func decodeResponses(d *xml.Decoder, out *[]Response) error {
 }
 
 // decodeResponse reads one DAV:response; ok is false when it has no href.
-func decodeResponse(d *xml.Decoder) (resp Response, ok bool, err error) {
+func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -373,7 +429,7 @@ func decodeResponse(d *xml.Decoder) (resp Response, ok bool, err error) {
 
 // decodePropstat reads one DAV:propstat into resp: its properties go to
 // Props when its status is 2xx (or absent), else their names to Missing.
-func decodePropstat(d *xml.Decoder, resp *Response) error {
+func decodePropstat(d *xmlReader, resp *Response) error {
 	var props []Prop
 	code := 0
 	for {
@@ -427,7 +483,7 @@ func decodePropstat(d *xml.Decoder, resp *Response) error {
 
 // decodeProp reads the element started by se: its attributes, its own
 // character data and its child elements.
-func decodeProp(d *xml.Decoder, se xml.StartElement) (Prop, error) {
+func decodeProp(d *xmlReader, se xml.StartElement) (Prop, error) {
 	p := Prop{XMLName: se.Name}
 	if len(se.Attr) > 0 {
 		p.Attrs = append([]xml.Attr(nil), se.Attr...)
@@ -456,7 +512,7 @@ func decodeProp(d *xml.Decoder, se xml.StartElement) (Prop, error) {
 
 // text reads the character data of the current element up to its end,
 // skipping child elements.
-func text(d *xml.Decoder) (string, error) {
+func text(d *xmlReader) (string, error) {
 	var buf []byte
 	for {
 		tok, err := d.Token()
@@ -495,7 +551,7 @@ func (c *Client) Propfind(ctx context.Context, href, depth string, props ...xml.
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return decodeMultistatus(resp.Body)
+	return c.readMultistatus(req, resp)
 }
 
 // SamePath reports whether two hrefs name the same path (decoded, ignoring
@@ -532,24 +588,14 @@ func ParseETag(s string) string {
 // QuoteETag formats an ETag for If-Match.
 func QuoteETag(etag string) string { return `"` + etag + `"` }
 
-// BasicAuth returns an HTTP client that sends Basic credentials. The
-// password is revealed only on the wire.
-func BasicAuth(hc webdav.HTTPClient, user string, pw secret.Secret) webdav.HTTPClient {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	return &basicClient{hc: hc, user: user, pw: pw}
-}
-
-type basicClient struct {
-	hc   webdav.HTTPClient
-	user string
-	pw   secret.Secret
-}
-
-func (b *basicClient) Do(req *http.Request) (*http.Response, error) {
-	req.SetBasicAuth(b.user, b.pw.Reveal())
-	return b.hc.Do(req)
+// BasicAuth returns an HTTP client that sends Basic credentials to the
+// origins of scope only (see httpx.Authorize); requests and redirects
+// elsewhere are refused. The password is revealed only on the wire.
+func BasicAuth(hc webdav.HTTPClient, scope *httpx.Scope, user string, pw secret.Secret) webdav.HTTPClient {
+	return httpx.Authorize(hc, scope, func(req *http.Request) error {
+		req.SetBasicAuth(user, pw.Reveal())
+		return nil
+	})
 }
 
 // TokenFunc returns the current auth token.
@@ -557,30 +603,27 @@ type TokenFunc func(ctx context.Context) (secret.Secret, error)
 
 // CookieAuth returns an HTTP client that sends the token from tok as the
 // named cookie (ZM_AUTH_TOKEN for user ports, ZM_ADMIN_AUTH_TOKEN for the
-// admin port). A token error fails the request, wrapped with retry.ErrAuth.
-// When the server answers 401 and forget is not nil, forget drops the
-// cached token and the request is sent once more with a fresh one.
-func CookieAuth(hc webdav.HTTPClient, name string, tok TokenFunc, forget func()) webdav.HTTPClient {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	return &cookieClient{hc: hc, name: name, tok: tok, forget: forget}
+// admin port), to the origins of scope only (see httpx.Authorize). A token
+// error fails the request, wrapped with retry.ErrAuth. When the server
+// answers 401 and forget is not nil, forget drops the cached token and the
+// request is sent once more with a fresh one.
+func CookieAuth(hc webdav.HTTPClient, scope *httpx.Scope, name string, tok TokenFunc, forget func()) webdav.HTTPClient {
+	authed := httpx.Authorize(hc, scope, func(req *http.Request) error {
+		t, err := tok(req.Context())
+		if err != nil {
+			return fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, retry.ErrAuth, err)
+		}
+		req.AddCookie(&http.Cookie{Name: name, Value: t.Reveal()})
+		return nil
+	})
+	return &cookieClient{hc: authed, forget: forget}
 }
 
+// cookieClient sends a request once more after a 401 once forget has
+// dropped the cached token.
 type cookieClient struct {
 	hc     webdav.HTTPClient
-	name   string
-	tok    TokenFunc
 	forget func()
-}
-
-func (c *cookieClient) send(req *http.Request) (*http.Response, error) {
-	t, err := c.tok(req.Context())
-	if err != nil {
-		return nil, fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, retry.ErrAuth, err)
-	}
-	req.AddCookie(&http.Cookie{Name: c.name, Value: t.Reveal()})
-	return c.hc.Do(req)
 }
 
 func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
@@ -591,7 +634,7 @@ func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
 	} else {
 		first = req
 	}
-	resp, err := c.send(first)
+	resp, err := c.hc.Do(first)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retryable {
 		return resp, err
 	}
@@ -606,7 +649,7 @@ func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
 		}
 		again.Body = b
 	}
-	return c.send(again)
+	return c.hc.Do(again)
 }
 
 // UserTokenSource is the token-source shape that caldav and carddav declare
@@ -619,7 +662,9 @@ type UserTokenSource interface {
 // caldav and carddav endpoints are: with token set, the ZM_AUTH_TOKEN cookie
 // of account (user when account is empty), renewed once on a 401 when the
 // source can forget a token; else Basic user/password when user is set.
-func EndpointClient(hc webdav.HTTPClient, user string, pw secret.Secret, token UserTokenSource, account string) webdav.HTTPClient {
+// Credentials go to the origins of scope only; with neither, requests
+// outside scope are still refused.
+func EndpointClient(hc webdav.HTTPClient, scope *httpx.Scope, user string, pw secret.Secret, token UserTokenSource, account string) webdav.HTTPClient {
 	if hc == nil {
 		hc = DefaultHTTPClient()
 	}
@@ -632,11 +677,56 @@ func EndpointClient(hc webdav.HTTPClient, user string, pw secret.Secret, token U
 		if f, ok := token.(interface{ ForgetUserToken(account string) }); ok {
 			forget = func() { f.ForgetUserToken(account) }
 		}
-		return CookieAuth(hc, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
+		return CookieAuth(hc, scope, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
 			return token.UserToken(ctx, account)
 		}, forget)
 	case user != "":
-		return BasicAuth(hc, user, pw)
+		return BasicAuth(hc, scope, user, pw)
 	}
-	return hc
+	return httpx.Restrict(hc, scope)
 }
+
+// Endpoint is a server and how to log in, as caldav.Endpoint and
+// carddav.Endpoint describe it.
+type Endpoint struct {
+	URL      string
+	User     string
+	Password secret.Secret
+	Token    UserTokenSource
+	Account  string
+	// HTTPClient nil means an httpx client with TLSConfig and IdleTimeout.
+	HTTPClient  webdav.HTTPClient
+	TLSConfig   *tls.Config
+	IdleTimeout time.Duration
+	// REST marks a Zimbra REST (UserServlet) endpoint: a token goes in the
+	// cookie TokenCookie names for URL.
+	REST bool
+	ClientOptions
+}
+
+// HTTP returns the endpoint's authenticated HTTP client (EndpointClient,
+// scoped to URL and the trusted origins). A URL that cannot be parsed gives
+// a client whose every request fails with that error.
+func (e Endpoint) HTTP() webdav.HTTPClient {
+	scope, err := httpx.NewScope(e.URL, e.TrustedOrigins, e.AllowPlaintext)
+	if err != nil {
+		return failing{fmt.Errorf("dav: %w", err)}
+	}
+	hc := e.HTTPClient
+	if hc == nil {
+		hc = httpx.NewClient(httpx.Options{TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout})
+	}
+	if e.REST {
+		return RESTClient(hc, scope, e.URL, e.User, e.Password, e.Token, e.Account)
+	}
+	return EndpointClient(hc, scope, e.User, e.Password, e.Token, e.Account)
+}
+
+// Client returns a raw client for the endpoint.
+func (e Endpoint) Client() (*Client, error) {
+	return NewClientWith(e.HTTP(), e.URL, e.ClientOptions)
+}
+
+type failing struct{ err error }
+
+func (f failing) Do(*http.Request) (*http.Response, error) { return nil, f.err }

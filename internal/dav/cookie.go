@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-webdav"
 
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
@@ -33,13 +34,13 @@ func TokenCookie(rawURL string) string {
 }
 
 // RESTClient is EndpointClient for Zimbra REST (UserServlet) requests to
-// rawURL: with a token, on an admin port the token goes in
+// rawURL, credentials going to the origins of scope only: with a token, on an admin port the token goes in
 // ZM_ADMIN_AUTH_TOKEN (and must then be an admin's token), elsewhere in
 // ZM_AUTH_TOKEN.
-func RESTClient(hc webdav.HTTPClient, rawURL, user string, pw secret.Secret, token UserTokenSource, account string) webdav.HTTPClient {
+func RESTClient(hc webdav.HTTPClient, scope *httpx.Scope, rawURL, user string, pw secret.Secret, token UserTokenSource, account string) webdav.HTTPClient {
 	name := TokenCookie(rawURL)
 	if token == nil || name == "ZM_AUTH_TOKEN" {
-		return EndpointClient(hc, user, pw, token, account)
+		return EndpointClient(hc, scope, user, pw, token, account)
 	}
 	if hc == nil {
 		hc = DefaultHTTPClient()
@@ -51,7 +52,7 @@ func RESTClient(hc webdav.HTTPClient, rawURL, user string, pw secret.Secret, tok
 	if f, ok := token.(interface{ ForgetUserToken(account string) }); ok {
 		forget = func() { f.ForgetUserToken(account) }
 	}
-	return CookieAuth(hc, name, func(ctx context.Context) (secret.Secret, error) {
+	return CookieAuth(hc, scope, name, func(ctx context.Context) (secret.Secret, error) {
 		return token.UserToken(ctx, account)
 	}, forget)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
@@ -35,7 +36,11 @@ func TestRESTClientCookie(t *testing.T) {
 		{"http://mail.example.com/home/alice@example.com/Calendar", "ZM_AUTH_TOKEN"},
 	} {
 		got = nil
-		c := RESTClient(hc, tc.url, "", secret.Secret{}, fixedToken("tok-1"), "alice@example.com")
+		scope, err := httpx.NewScope(tc.url, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := RESTClient(hc, scope, tc.url, "", secret.Secret{}, fixedToken("tok-1"), "alice@example.com")
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
 		resp, err := c.Do(req)
 		if err != nil {

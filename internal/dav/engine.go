@@ -52,6 +52,16 @@ type Rules interface {
 	Fingerprint(data []byte) (uid, hash string, err error)
 }
 
+// Differ is implemented by Rules that can say what differs between two
+// resources with different fingerprints. Verify uses it to name the
+// components and properties that changed.
+type Differ interface {
+	// Diff returns the paths of component and property names in which dst
+	// differs from src, e.g. "VEVENT/EXDATE" or "EMAIL"; empty when they
+	// are semantically equal. Paths never hold values.
+	Diff(src, dst []byte) []string
+}
+
 // Source is where objects come from.
 type Source interface {
 	// Collections lists the calendars or address books to copy.

@@ -130,8 +130,11 @@ func (c *Client) Get(ctx context.Context, href string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := readAll(resp.Body, resp.ContentLength, &LimitError{What: "object", URL: req.URL.Redacted(), Limit: c.limits.object(), Field: "MaxObject"})
 	if err != nil {
+		if isLimit(err) {
+			return nil, "", err
+		}
 		return nil, "", fmt.Errorf("dav: GET %s: %w", href, err)
 	}
 	return b, ParseETag(resp.Header.Get("ETag")), nil
@@ -160,6 +163,17 @@ type ReadFunc func(ref Ref, data []byte, err error)
 // them when the REPORT fails). fn is called once per href, in no particular
 // order, from the calling goroutine.
 func (c *Client) MultiGet(ctx context.Context, p *Protocol, coll string, refs []Ref, fn ReadFunc) error {
+	// An href outside the client's scope fails as that object's error;
+	// nothing is sent for it, not even to the listing server.
+	inScope := refs[:0:0]
+	for _, r := range refs {
+		if err := c.CheckHref(r.Href); err != nil {
+			fn(r, nil, err)
+			continue
+		}
+		inScope = append(inScope, r)
+	}
+	refs = inScope
 	if len(refs) == 0 {
 		return nil
 	}
@@ -178,7 +192,9 @@ func (c *Client) MultiGet(ctx context.Context, p *Protocol, coll string, refs []
 	req.Header.Set("Content-Type", "application/xml; charset=utf-8")
 	resp, err := c.Do(req)
 	if err == nil {
-		rs, derr := decodeMultistatus(resp.Body)
+		// An answer over Limits.MaxMultistatus falls back to a GET
+		// per object like any other failed REPORT.
+		rs, derr := c.readMultistatus(req, resp)
 		resp.Body.Close()
 		if derr == nil {
 			byPath := map[string]Ref{}
@@ -433,7 +449,7 @@ func (c *Client) wellKnownPrincipal(ctx context.Context, p *Protocol) (string, e
 		// The client followed a redirect (and may have turned PROPFIND into GET).
 		target = resp.Request.URL.Path
 	case resp.StatusCode == http.StatusMultiStatus:
-		rs, err := decodeMultistatus(resp.Body)
+		rs, err := c.readMultistatus(req, resp)
 		if err == nil {
 			for _, r := range rs {
 				if cp := r.Prop(NSDAV, "current-user-principal"); cp != nil && cp.Href() != "" {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -96,8 +95,11 @@ func (r *REST) List(ctx context.Context, c Collection) ([]Ref, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := readAll(resp.Body, resp.ContentLength, &LimitError{What: "export", URL: req.URL.Redacted(), Limit: r.Client.limits.export(), Field: "MaxExport"})
 	if err != nil {
+		if isLimit(err) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("dav: export %s: %w", c.Href, err)
 	}
 	body = CRLF(body)

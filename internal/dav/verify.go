@@ -18,6 +18,9 @@ type CollectionCheck struct {
 	Missing []string `json:"missing,omitempty"`
 	// Different lists UIDs present on both sides with different content.
 	Different []string `json:"different,omitempty"`
+	// Changes says, for the UIDs in Different, what differs: component and
+	// property names, never values (see Differ).
+	Changes []ItemChange `json:"changes,omitempty"`
 	// Duplicates lists UIDs the destination holds more than once.
 	Duplicates []string `json:"duplicates,omitempty"`
 	// Adopted lists UIDs found equal at a destination href outside the
@@ -34,6 +37,54 @@ type CollectionCheck struct {
 // OK reports whether everything at the source is at the destination, once.
 func (c CollectionCheck) OK() bool {
 	return len(c.Missing) == 0 && len(c.Different) == 0 && len(c.Duplicates) == 0
+}
+
+// ItemChange names what differs in one object found different.
+type ItemChange struct {
+	UID string `json:"uid"`
+	// Paths are component and property names, e.g. "VEVENT/SUMMARY",
+	// "VEVENT(instance)" (an overridden instance missing or added) or
+	// "EMAIL". Empty when the objects could not be read again to compare.
+	Paths []string `json:"paths,omitempty"`
+}
+
+// ChangedIn returns what differs in the object uid listed in Different,
+// as one line: "VEVENT/EXDATE, VEVENT/SUMMARY"; "" when not known.
+func (c CollectionCheck) ChangedIn(uid string) string {
+	for _, x := range c.Changes {
+		if x.UID == uid {
+			return strings.Join(x.Paths, ", ")
+		}
+	}
+	return ""
+}
+
+// maxPaths bounds the paths reported for one object.
+const maxPaths = 20
+
+// reportPaths makes Diff paths fit for a report: characters outside the
+// RFC 5545 §3.1 / RFC 6350 §3.3 name alphabet (and the path's "/" and
+// "(instance)") shown as "?", at most maxPaths of them.
+func reportPaths(paths []string) []string {
+	clean := func(r rune) rune {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '/', r == '(', r == ')':
+			return r
+		}
+		return '?'
+	}
+	var out []string
+	for i, p := range paths {
+		if i == maxPaths {
+			out = append(out, fmt.Sprintf("and %d more", len(paths)-maxPaths))
+			break
+		}
+		if len(p) > 80 {
+			p = p[:80] + "..."
+		}
+		out = append(out, strings.Map(clean, p))
+	}
+	return out
 }
 
 // AdoptedItem is a source UID verified at a destination href outside its
@@ -93,6 +144,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		sc := srcCols[i]
 		chk := CollectionCheck{Source: sc.Href}
 		want := map[string]string{}
+		from := map[string]Ref{} // UID -> source object
 		refs, err := src.List(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("dav: list %s: %w", sc.Href, err)
@@ -111,6 +163,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			if items, ok := e.Memo.get(sc.Href, ref); ok && useMemo {
 				for _, it := range items {
 					want[it[0]] = it[1]
+					from[it[0]] = ref
 				}
 				continue
 			}
@@ -129,6 +182,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 				}
 				for _, it := range items {
 					want[it.UID] = it.Hash
+					from[it.UID] = ref
 				}
 			})
 			if err != nil {
@@ -137,6 +191,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		}
 		chk.Items = len(want)
 		got := map[string][]string{}
+		at := map[string]Ref{} // UID -> destination object
 		var targets []Collection
 		if isFixed {
 			targets = append(targets, fixed)
@@ -159,6 +214,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			for uid, xs := range idx {
 				for _, x := range xs {
 					got[uid] = append(got[uid], x.Hash)
+					at[uid] = x.Ref
 				}
 			}
 		}
@@ -174,6 +230,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 				chk.Adopted = append(chk.Adopted, AdoptedItem{UID: uid, Href: adopted[uid].Href})
 			case !ok && adopted[uid].Href != "":
 				chk.Different = append(chk.Different, uid)
+				at[uid] = adopted[uid].Ref
 			case !ok:
 				chk.Missing = append(chk.Missing, uid)
 			case len(hs) > 1:
@@ -186,11 +243,56 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		}
 		sort.Strings(chk.Missing)
 		sort.Strings(chk.Different)
+		for _, uid := range chk.Different {
+			chk.Changes = append(chk.Changes, ItemChange{UID: uid, Paths: e.explain(ctx, dst, src, sc, uid, from[uid], at[uid])})
+		}
 		sort.Strings(chk.Duplicates)
 		sort.Slice(chk.Adopted, func(i, j int) bool { return chk.Adopted[i].UID < chk.Adopted[j].UID })
 		out.Collections = append(out.Collections, chk)
 	}
 	return out, nil
+}
+
+// explain reads the source object srcRef and the destination object
+// dstRef again and returns what differs for uid (see Differ), or nil when
+// the Rules cannot say or an object cannot be read: the UID then stays
+// listed as different, without details.
+func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Collection, uid string, srcRef, dstRef Ref) []string {
+	d, ok := e.Rules.(Differ)
+	if !ok || srcRef.Href == "" || dstRef.Href == "" {
+		return nil
+	}
+	var a, b []byte
+	err := src.Read(ctx, sc, []Ref{srcRef}, func(_ Ref, data []byte, err error) {
+		if err != nil {
+			return
+		}
+		items, err := e.Rules.Split(CRLF(data))
+		if err != nil {
+			return
+		}
+		for _, it := range items {
+			if it.UID == uid {
+				a = it.Data
+			}
+		}
+	})
+	if err != nil || a == nil {
+		return nil
+	}
+	dir := CleanPath(dstRef.Href)
+	if i := strings.LastIndex(dir, "/"); i >= 0 {
+		dir = dir[:i+1]
+	}
+	err = dst.Read(ctx, Collection{Href: dir}, []Ref{{Href: dstRef.Href}}, func(_ Ref, data []byte, err error) {
+		if err == nil {
+			b = CRLF(data)
+		}
+	})
+	if err != nil || b == nil {
+		return nil
+	}
+	return reportPaths(d.Diff(a, b))
 }
 
 // adopted reads the objects that the copy of sc adopted outside targets,

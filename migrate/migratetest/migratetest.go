@@ -39,8 +39,13 @@ const (
 	DefaultDomain   = "example.com"
 	DefaultEvents   = 12
 	DefaultContacts = 12
-	// BackupPath is where the fake destination finds the source export.
+	// BackupPath is where the fake destination finds the source export
+	// when the plan does not transfer it (Env.Plan transfers it into
+	// Dir/destination-export).
 	BackupPath = "/opt/zextras/migration/export"
+	// ExportBlobBytes is the item data the fake source exports per
+	// account, so that the transfer moves real bytes.
+	ExportBlobBytes = 64 << 10
 )
 
 // Options shape the generated domain. Zero values mean the defaults.
@@ -222,8 +227,14 @@ func StartContext(ctx context.Context, o Options) (env *Env, err error) {
 	srcFx.Aliases = []carboniotest.FixtureAlias{{Name: "postmaster@" + o.Domain, Target: e.Accounts[0]}}
 	srcFx.DistributionLists = []carboniotest.FixtureList{{Name: "all@" + o.Domain, Members: e.Accounts}}
 	e.srcAdmin = carboniotest.New(carboniotest.Options{Admin: srcSOAPAdm, Password: adminPass, Fixture: srcFx})
+	// The export phase writes a fake export into srcExport on this host
+	// (the source's zxsuite), the transfer phase copies it into dstExport
+	// (mode local: rsync, or the built-in copier without rsync), and the
+	// destination then reads what arrived there; a plan without those
+	// phases finds the backup preloaded.
+	srcExport, dstExport := filepath.Join(e.Dir, "source-export"), filepath.Join(e.Dir, "destination-export")
 	e.dstAdmin = carboniotest.New(carboniotest.Options{Admin: dstSOAPAdm, Password: adminPass,
-		Fixture: carboniotest.DestinationFixture(), Backups: map[string]*carboniotest.Fixture{BackupPath: srcFx}, OperationSteps: 1})
+		Fixture: carboniotest.DestinationFixture(), Backups: map[string]*carboniotest.Fixture{BackupPath: srcFx, dstExport: srcFx}, OperationSteps: 1})
 
 	srcCA, dstCA := filepath.Join(e.Dir, "source-ca.pem"), filepath.Join(e.Dir, "destination-ca.pem")
 	if err := os.WriteFile(srcCA, e.srcAdmin.CertPEM(), 0o600); err != nil {
@@ -248,7 +259,9 @@ func StartContext(ctx context.Context, o Options) (env *Env, err error) {
 		},
 		Domains:      []string{o.Domain},
 		Phases:       migrate.AllPhases,
-		Provisioning: migrate.Provisioning{BackupPath: BackupPath, ConcurrentAccounts: 5},
+		Export:       migrate.ExportPlan{Path: srcExport},
+		Transfer:     migrate.TransferPlan{Mode: migrate.TransferLocal},
+		Provisioning: migrate.Provisioning{BackupPath: dstExport, ConcurrentAccounts: 5},
 		Concurrency:  migrate.Concurrency{ConcurrentAccounts: 8, FoldersPerAccount: 8, ConnectionsPerServer: 128},
 		State:        filepath.Join(e.Dir, "state.db"),
 		Report:       filepath.Join(e.Dir, "report"),
@@ -256,7 +269,8 @@ func StartContext(ctx context.Context, o Options) (env *Env, err error) {
 	e.Hooks = migrate.Hooks{
 		SourceTokens:      tokens{e.srcDAV},
 		DestinationTokens: tokens{e.dstDAV},
-		DestinationCLI:    e.dstAdmin.CLIRunner(),
+		DestinationCLI:    e.dstAdmin.ExportRunner(0),
+		SourceCLI:         e.srcAdmin.ExportRunner(ExportBlobBytes),
 		PollInterval:      20e6, // 20ms: the fake's operations finish in one poll
 	}
 	return e, nil

@@ -307,7 +307,8 @@ func TestProvisioningAdoptsRunningRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	adm := &carbonio.Client{URL: env.dstAdmin.URL, Admin: dstSOAPAdm, Password: secret.New(adminPass), HTTPClient: env.dstAdmin.Client()}
+	adm := &carbonio.Client{URL: env.dstAdmin.URL, Admin: dstSOAPAdm, Password: secret.New(adminPass), HTTPClient: env.dstAdmin.Client(),
+		Transport: &carbonio.CLI{Runner: env.dstAdmin.CLIRunner()}}
 	op, err := adm.ExternalRestore(context.Background(), BackupPath, carbonio.RestoreOptions{Domains: env.Plan.Domains, ProvisioningOnly: true})
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ type Side struct {
 
 func (s Side) client(t testing.TB, base string) *dav.Client {
 	t.Helper()
-	c, err := dav.NewClient(dav.BasicAuth(s.HTTP, s.User, s.Password), base)
+	c, err := dav.Endpoint{URL: base, User: s.User, Password: s.Password, HTTPClient: s.HTTP}.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,5 @@
+//go:build race
+
+package hostiledav
+
+const raceEnabled = true
