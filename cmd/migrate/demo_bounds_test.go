@@ -144,8 +144,8 @@ func TestDemoWithFaults(t *testing.T) {
 // TestDemoMemoryBounded runs a 60-account demo in a child process and
 // bounds its peak RSS. The servers keep message bodies on disk: the peak
 // grows with the message count, not the bytes (60 accounts hold about
-// 370 MB of mail, which in memory on both servers and in the seeding
-// corpus came to more than 1 GB).
+// 370 MB of mail: kept in memory on both servers and in the seeding
+// corpus it would take more than 1 GB).
 func TestDemoMemoryBounded(t *testing.T) {
 	if os.Getenv("ZXT_DEMO_CHILD") != "" {
 		code := run(context.Background(), strings.Fields(os.Getenv("ZXT_DEMO_CHILD")), os.Stdout, os.Stderr)
