@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -141,7 +142,8 @@ type Client struct {
 	// Password is the admin's password.
 	Password secret.Secret
 	// HTTPClient sends the requests; nil means a client with TLS
-	// verification against the system roots.
+	// verification against the system roots, paced per host like every
+	// default client of this module (internal/pace).
 	HTTPClient *http.Client
 	// Transport runs module commands on the command line: a *CLI running
 	// `carbonio --json` locally or over SSH. doSmartScan,
@@ -204,10 +206,21 @@ func (c *Client) httpClient() *http.Client {
 		if c.HTTPClient != nil {
 			return c.HTTPClient
 		}
-		return httpx.NewClient(httpx.Options{})
+		return defaultHTTPClient()
 	}
-	c.hc, c.hcFrom = httpx.RestrictClient(c.HTTPClient, scope), c.HTTPClient
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient()
+	}
+	c.hc, c.hcFrom = httpx.RestrictClient(hc, scope), c.HTTPClient
 	return c.hc
+}
+
+// defaultHTTPClient is httpx's default client paced by the process's
+// shared pacer: Carbonio's DoSFilter counts SOAP requests with every other
+// HTTP request to the server (internal/pace).
+func defaultHTTPClient() *http.Client {
+	return httpx.NewClient(httpx.Options{Wrap: pace.Default().Wrap})
 }
 
 // maxAnswer bounds one SOAP answer; the largest real ones (a directory

@@ -682,7 +682,7 @@ func TestFolders(t *testing.T) {
 			t.Errorf("folder %q = %+v", ck.path, fo)
 		}
 	}
-	if g := by["Calendar"].Grants; len(g) != 1 || g[0] != (carbonio.Grant{Type: "usr", Grantee: "bob@example.com", Perm: "r"}) {
+	if g := by["Calendar"].Grants; len(g) != 1 || g[0] != (carbonio.Grant{Type: "usr", Grantee: "bob@example.com", Perm: "r", ZID: g[0].ZID}) || g[0].ZID == "" {
 		t.Errorf("Calendar grants = %+v, want bob@example.com (usr, r)", g)
 	}
 	if g := by["Inbox"].Grants; len(g) != 0 {

@@ -91,6 +91,16 @@ type Folder struct {
 	ModSeq  int64
 	// Grants are the folder's shares (its ACL): who else may see it.
 	Grants []Grant
+	// Color is the folder's color index (0-127; 0 when unset).
+	Color int
+	// Owner, OwnerID and RemoteID describe a mountpoint (Kind "link"):
+	// the owner's address and account id and the shared folder's id in
+	// the owner's mailbox ("owner", "zid", "rid" of the link element,
+	// zextras/carbonio-mailbox soap/src/main/java/com/zimbra/soap/mail/type/Mountpoint.java).
+	Owner, OwnerID, RemoteID string
+	// Query, Types and SortBy describe a saved search (Kind "search")
+	// (soap/src/main/java/com/zimbra/soap/mail/type/SearchFolder.java).
+	Query, Types, SortBy string
 }
 
 // Grant is one entry of a folder's ACL (the "grant" elements of its "acl"
@@ -104,6 +114,9 @@ type Grant struct {
 	Grantee string
 	// Perm is the rights string: some of r, w, i, d, a, x, p, f, c.
 	Perm string
+	// ZID is the grantee's id ("zid"); for "all" and "pub" a fixed
+	// well-known id.
+	ZID string
 }
 
 // Folder kinds.
@@ -323,6 +336,13 @@ type folderJSON struct {
 	Folders list[folderJSON] `json:"folder"`
 	Links   list[folderJSON] `json:"link"`
 	Search  list[folderJSON] `json:"search"`
+	Color   text             `json:"color"`
+	Owner   text             `json:"owner"`
+	ZID     text             `json:"zid"`
+	RID     text             `json:"rid"`
+	Query   text             `json:"query"`
+	Types   text             `json:"types"`
+	SortBy  text             `json:"sortBy"`
 	ACL     struct {
 		Grant list[grantJSON] `json:"grant"`
 	} `json:"acl"`
@@ -361,13 +381,15 @@ func (c *Client) Folders(ctx context.Context, account string) ([]Folder, error) 
 		}
 		if depth > 0 {
 			fo := Folder{Path: p, ID: string(f.ID), View: string(f.View), Kind: kind,
-				Count: f.N.int64(), Size: f.S.int64(), UIDNext: f.I4next.int64(), ModSeq: f.I4ms.int64()}
+				Count: f.N.int64(), Size: f.S.int64(), UIDNext: f.I4next.int64(), ModSeq: f.I4ms.int64(),
+				Color: int(f.Color.int64()), Owner: string(f.Owner), OwnerID: string(f.ZID), RemoteID: string(f.RID),
+				Query: string(f.Query), Types: string(f.Types), SortBy: string(f.SortBy)}
 			for _, g := range f.ACL.Grant {
 				who := string(g.D)
 				if who == "" {
 					who = string(g.ZID)
 				}
-				fo.Grants = append(fo.Grants, Grant{Type: string(g.GT), Grantee: who, Perm: string(g.Perm)})
+				fo.Grants = append(fo.Grants, Grant{Type: string(g.GT), Grantee: who, Perm: string(g.Perm), ZID: string(g.ZID)})
 			}
 			out = append(out, fo)
 		} else {

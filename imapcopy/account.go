@@ -252,6 +252,10 @@ func (a *Account) dialGuarded(ctx context.Context) (*imapclient.Client, *guardCo
 	return c, g, nil
 }
 
+// ErrStartTLSRefused is wrapped by the error of a connection whose server
+// answered STARTTLS with anything but OK: it offers no TLS on that port.
+var ErrStartTLSRefused = errors.New("the server refused STARTTLS")
+
 // startTLS reads the greeting and runs STARTTLS (RFC 3501 §6.2.1) on the
 // plain connection, under the same line limit as everything else, and
 // returns the TLS connection. A BYE greeting returns an *imap.Error of type
@@ -303,7 +307,7 @@ func (a *Account) startTLS(ctx context.Context, conn net.Conn, tcfg *tls.Config)
 			continue // untagged data (a CAPABILITY, an ALERT)
 		}
 		if f := strings.Fields(line); len(f) < 2 || !strings.EqualFold(f[1], "OK") {
-			return nil, fmt.Errorf("the server refused STARTTLS: %q", clipText(line))
+			return nil, fmt.Errorf("%w: %q", ErrStartTLSRefused, clipText(line))
 		}
 		break
 	}

@@ -77,11 +77,14 @@
 // holding NUL bytes as BINARY literals (RFC 3516), and a refusal in place
 // of a literal's '+' refuses that message without losing the connection.
 // APPENDUID sets are mapped back to each message. A refused MULTIAPPEND
-// names no message and a server may have stored part of it (Zimbra stores
-// the messages one by one and does not undo them on a NO), so its
-// messages keep their in-flight marks, the pass starts again, looks them up
-// on the destination and sends the missing ones one per command. Other
-// Dialers append through go-imap, one message per command, pipelined.
+// names no message and stores none (RFC 3502; Zimbra and Carbonio delete
+// what the command had stored when it fails, ImapHandler.doAPPEND), so its
+// messages go again at once, one per command, where a refusal names the
+// message. Only a MULTIAPPEND whose answer never arrives (the connection
+// dropped) leaves its messages' outcome unknown: they keep their
+// in-flight marks and the next pass looks them up on the destination
+// before it sends the missing ones. Other Dialers append through go-imap,
+// one message per command, pipelined.
 //
 // # Deletions
 //

@@ -312,10 +312,16 @@ func (s *session) item(o outgoing, flags []imap.Flag) (appendItem, error) {
 }
 
 // sendTogether sends several messages in one MULTIAPPEND. A refusal names no
-// message, and a server may have stored some of them (RFC 3502 asks for all
-// or none; not every server complies): the messages keep their in-flight
-// marks and are remembered to go alone, and a new pass looks them up on the
-// destination before it sends the missing ones one by one.
+// message and stored none of them (RFC 3502 section 3; Zimbra and Carbonio
+// delete the messages of the command they had stored when a
+// ServiceException ends it: ImapHandler.doAPPEND in Zimbra/zm-mailbox
+// store/src/java/com/zimbra/cs/imap/ImapHandler.java and
+// zextras/carbonio-mailbox store/src/main/java/com/zimbra/cs/imap/ImapHandler.java),
+// so its messages go again at once one per command on the same connection,
+// where a refusal names the message; they are remembered to go alone in
+// later passes too. Only when the answer never arrives (the connection
+// dropped) is the outcome unknown: the messages keep their in-flight marks
+// and the next pass looks them up on the destination first.
 func (s *session) sendTogether(ctx context.Context, cn *rawConn, p folderPlan, fs *FolderStats, mu *sync.Mutex, out []outgoing, rec *recorder, copiedEarlier map[imap.UID]bool) error {
 	items := make([]appendItem, len(out))
 	for i, o := range out {
@@ -348,8 +354,17 @@ func (s *session) sendTogether(ctx context.Context, cn *rawConn, p folderPlan, f
 		for _, o := range out {
 			s.memo.markSingle(p.Src.Name, o.j.uid)
 		}
-		s.c.log().Info("MULTIAPPEND refused; its messages go one by one after a lookup", "folder", p.Display, "messages", len(out), "err", err)
-		return connError{fmt.Errorf("imapcopy: append %d messages to %q in one command: %w", len(out), p.Dst, err)}
+		if cn.closed() {
+			s.c.log().Info("MULTIAPPEND refused and the connection lost; its messages go one by one after a lookup", "folder", p.Display, "messages", len(out), "err", err)
+			return connError{fmt.Errorf("imapcopy: append %d messages to %q in one command: %w", len(out), p.Dst, err)}
+		}
+		s.c.log().Info("MULTIAPPEND refused; its messages go one by one", "folder", p.Display, "messages", len(out), "err", err)
+		for _, o := range out {
+			if err := s.sendAlone(ctx, cn, p, fs, mu, o, rec, copiedEarlier); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return connError{fmt.Errorf("imapcopy: append to %q: %w", p.Dst, err)}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -49,10 +50,11 @@ func messageIDs(m corpus.Mailbox) []string {
 // TestMultiAppendIntoDovecot copies from an in-memory source into a Dovecot
 // behind the Zimbra rules of the fault proxy, through our append
 // connection: messages travel several per MULTIAPPEND; a MULTIAPPEND that
-// holds a refused keyword is refused whole, its messages are looked up and
-// sent alone (the refused keyword dropped and reported); a message with a
-// NUL byte goes as a BINARY literal. Everything arrives once, and a re-run
-// copies nothing.
+// holds a refused keyword is refused whole and, since a refused
+// MULTIAPPEND stores nothing, its messages go again alone on the same
+// connection in the same pass, without a look-up (the refused keyword
+// dropped and reported); a message with a NUL byte goes as a BINARY
+// literal. Everything arrives once, and a re-run copies nothing.
 func TestMultiAppendIntoDovecot(t *testing.T) {
 	src := startMem(t, memimap.Options{})
 	src.AddUser("user1", "pass1")
@@ -74,7 +76,18 @@ func TestMultiAppendIntoDovecot(t *testing.T) {
 	srcAcct := memAccount(src, "user1", "", "pass1")
 
 	ctx := context.Background()
-	c := &Copier{Checkpoint: NewMemoryCheckpoint(), InFlightSettle: -1, Logger: testLogger(t)}
+	var (
+		evMu   sync.Mutex
+		passes = map[string]int{}
+	)
+	c := &Copier{Checkpoint: NewMemoryCheckpoint(), InFlightSettle: -1, Logger: testLogger(t),
+		OnEvent: func(e Event) {
+			if fs, ok := e.(FolderStarted); ok {
+				evMu.Lock()
+				passes[fs.Folder]++
+				evMu.Unlock()
+			}
+		}}
 	st, err := c.Copy(ctx, dst, srcAcct)
 	if err != nil {
 		t.Fatalf("Copy: %v", err)
@@ -89,8 +102,6 @@ func TestMultiAppendIntoDovecot(t *testing.T) {
 			fromCopy += f.Verify.SourceFromCopy
 		}
 	}
-	// The last pass copied the messages of the refused MULTIAPPENDs only;
-	// the first passes' copies are read from the source.
 	if fromCopy == 0 || fromCopy > tt.Copied {
 		t.Errorf("%d source fingerprints taken from the copy, want 1..%d", fromCopy, tt.Copied)
 	}
@@ -112,6 +123,13 @@ func TestMultiAppendIntoDovecot(t *testing.T) {
 	}
 	if ps.Rejected < 1 {
 		t.Error("no APPEND was refused: the refused keyword never reached the proxy")
+	}
+	// A refused MULTIAPPEND stored nothing: its messages went alone in the
+	// same pass, no pass started again to look them up.
+	for f, n := range passes {
+		if n != 1 {
+			t.Errorf("folder %s: %d passes, want 1", f, n)
+		}
 	}
 
 	// Every message once: compare Message-IDs with multiplicity.

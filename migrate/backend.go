@@ -20,6 +20,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -62,6 +63,7 @@ type serverBackend struct {
 	dstTLS   *tls.Config
 	srcHTTP  *http.Client
 	dstHTTP  *http.Client
+	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
 	ssh      *carbonio.SSH
 	seed     seedBackend // export and transfer
@@ -89,8 +91,9 @@ func loadTLS(caFile string) (*tls.Config, error) {
 
 // httpClient has no overall timeout: its connections' idle deadlines
 // (internal/httpx) fail a stalled request without cutting a long transfer.
-func httpClient(cfg *tls.Config, idle time.Duration) *http.Client {
-	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle})
+// Every request goes through the run's one pacer (one pace per host).
+func httpClient(cfg *tls.Config, idle time.Duration, p *pace.Pacer) *http.Client {
+	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle, Wrap: p.Wrap})
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -111,7 +114,9 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 	if b.dstTLS, err = loadTLS(ca(&p.Destination)); err != nil {
 		return nil, err
 	}
-	b.srcHTTP, b.dstHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout), httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout)
+	b.pacer = pace.New(p.Limits.HTTPRate)
+	b.srcHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout, b.pacer)
+	b.dstHTTP = httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout, b.pacer)
 	need := p.needs()
 	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
 		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,
@@ -142,6 +147,14 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 }
 
 func (b *serverBackend) Close() error {
+	for _, st := range b.pacer.Stats() {
+		if st.Throttled > 0 {
+			b.log.Warn("server throttled HTTP requests", "host", st.Host, "requests", st.Requests, "throttled", st.Throttled,
+				"retried", st.Retried, "slow_downs", st.SlowDowns, "rate", st.Rate)
+		} else {
+			b.log.Debug("HTTP pace", "host", st.Host, "requests", st.Requests, "waited", st.Waited)
+		}
+	}
 	b.seed.close()
 	if b.ssh != nil {
 		return b.ssh.Close()
@@ -385,20 +398,28 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 	if err != nil {
 		return nil, err
 	}
+	// With the shares phase, grants, mountpoints and saved searches are
+	// re-created there, which reports what it cannot re-create.
+	shares := b.p.HasPhase(PhaseShares)
+	notMigrated := func(n NotMigrated) {
+		if !shares || n.Kind == "files" {
+			inv.NotMigrated = append(inv.NotMigrated, n)
+		}
+	}
 	for _, f := range fs {
 		if len(f.Grants) > 0 && f.Kind == carbonio.KindFolder {
-			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "share", Name: f.Path,
+			notMigrated(NotMigrated{Account: a.Source, Kind: "share", Name: f.Path,
 				Reason: "shared with " + describeGrants(f.Grants) + ": shares are not migrated by this procedure; re-create them on the destination"})
 		}
 		switch {
 		case f.Kind == carbonio.KindLink:
 			reason := "mountpoint of another account's folder: shares are not migrated by this procedure"
 			inv.SkipFolders[imapName(f.Path)] = reason
-			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "mountpoint", Name: f.Path, Reason: reason})
+			notMigrated(NotMigrated{Account: a.Source, Kind: "mountpoint", Name: f.Path, Reason: reason})
 		case f.Kind == carbonio.KindSearch:
 			reason := "saved search: a view of other folders, its messages are copied from their own folders"
 			inv.SkipFolders[imapName(f.Path)] = reason
-			inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "search", Name: f.Path, Reason: reason})
+			notMigrated(NotMigrated{Account: a.Source, Kind: "search", Name: f.Path, Reason: reason})
 		case nonMailViews[f.View]:
 			// Old sources list calendars, address books and briefcases as
 			// IMAP folders; copying them would make empty mail folders that
@@ -406,7 +427,7 @@ func (b *serverBackend) Inventory(ctx context.Context, a AccountPlan) (*Inventor
 			// by DAV.
 			inv.SkipFolders[imapName(f.Path)] = fmt.Sprintf("not a mail folder (%s view)", f.View)
 			if f.View == "document" && f.Count > 0 {
-				inv.NotMigrated = append(inv.NotMigrated, NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
+				notMigrated(NotMigrated{Account: a.Source, Kind: "files", Name: f.Path,
 					Reason: fmt.Sprintf("%d Files/Briefcase items: not migrated by this procedure", f.Count)})
 			}
 		}
@@ -553,6 +574,8 @@ func (b *serverBackend) Global(ctx context.Context, ph Phase, p *Plan, accts []A
 			})
 		}
 		return nil
+	case PhaseShares:
+		return b.shares(ctx, accts, rec)
 	case PhaseDedup:
 		uv := b.unverified("ZxPowerstore", "doDeduplicate")
 		if op, ok := b.running(ctx, "deduplicate", "dedup"); ok {
@@ -588,7 +611,7 @@ func (b *serverBackend) imapAccounts(a AccountPlan) (dst, src *imapcopy.Account)
 func (b *serverBackend) copier(a AccountPlan, inv *Inventory, rec *recorder) *imapcopy.Copier {
 	m := b.p.Mail
 	c := &imapcopy.Copier{
-		Concurrency: b.p.Concurrency.folders(),
+		Concurrency: b.p.Concurrency.mailFolders(),
 		MaxWriters:  m.WritersPerAccount,
 		Budget:      b.budget,
 		Include:     m.Include,

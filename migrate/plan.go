@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
 
@@ -37,6 +39,7 @@ const (
 	PhaseCalendars         Phase = "calendars"          // account: CalDAV copy
 	PhaseContacts          Phase = "contacts"           // account: CardDAV copy
 	PhaseVerify            Phase = "verify"             // account: source-versus-destination proof
+	PhaseShares            Phase = "shares"             // global, after the account pool: grants, mountpoints, saved searches
 	PhaseDedup             Phase = "dedup"              // global: volume deduplication
 	PhaseMTAStart          Phase = "mta_start"          // global: start the destination MTA
 )
@@ -44,7 +47,7 @@ const (
 // AllPhases lists every phase in run order.
 var AllPhases = []Phase{
 	PhaseExport, PhaseTransfer, PhaseMTAStop, PhaseSmartScan, PhaseProvisioning, PhaseProvisioningCheck,
-	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseDedup, PhaseMTAStart,
+	PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify, PhaseShares, PhaseDedup, PhaseMTAStart,
 }
 
 // DefaultPhases is what a plan runs when it lists no phases: the procedure
@@ -62,6 +65,13 @@ func (p Phase) IsAccountPhase() bool {
 		return true
 	}
 	return false
+}
+
+// closing reports whether p is a global phase that runs after the account
+// pool: shares (which needs every account's folders on the destination),
+// dedup and mta_start.
+func (p Phase) closing() bool {
+	return p == PhaseShares || p == PhaseDedup || p == PhaseMTAStart
 }
 
 // Defaults for zero-valued plan fields.
@@ -112,6 +122,8 @@ type Plan struct {
 	// MTA configures what happens to the destination MTA when a run stops
 	// between mta_stop and mta_start.
 	MTA MTAOptions `yaml:"mta"`
+	// Limits are the servers' request rates the run keeps under.
+	Limits Limits `yaml:"limits"`
 	// State is the path of the SQLite state file; "" means DefaultStatePath.
 	State string `yaml:"state"`
 	// Report is the directory the JSON and HTML reports go to; "" means
@@ -323,11 +335,25 @@ type Concurrency struct {
 	// (0: DefaultConcurrentAccounts).
 	ConcurrentAccounts int `yaml:"concurrent_accounts"`
 	// FoldersPerAccount is how many folders or collections of one account
-	// copy at once (0: DefaultFoldersPerAccount).
+	// copy at once (0: imapcopy.DefaultConcurrency for mail, measured
+	// against Zimbra's one-FETCH-per-account throttle; and
+	// DefaultFoldersPerAccount for calendars and contacts).
 	FoldersPerAccount int `yaml:"folders_per_account"`
 	// ConnectionsPerServer caps IMAP connections per server across all
 	// accounts (0: DefaultConnectionsPerServer).
 	ConnectionsPerServer int `yaml:"connections_per_server"`
+}
+
+// Limits are rates the servers allow one client.
+type Limits struct {
+	// HTTPRate is how many HTTP requests per second the run sends at most
+	// to one host, all kinds together (DAV, REST, SOAP): Zimbra's and
+	// Carbonio's zimbraHttpDosFilterMaxRequestsPerSec, which refuses the
+	// excess. 0 means pace.DefaultRate (30, the Zimbra default); negative
+	// turns pacing off (for hosts that exempt the migration's address,
+	// zimbraHttpThrottleSafeIPs). Answers 429 and 503 slow a host down
+	// whatever the setting.
+	HTTPRate float64 `yaml:"http_rate"`
 }
 
 // PlanError is a problem with a plan, naming the key (and the line when it
@@ -665,6 +691,9 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 	if p.Concurrency.ConnectionsPerServer < 0 {
 		bad("concurrency.connections_per_server", "must not be negative")
 	}
+	if math.IsNaN(p.Limits.HTTPRate) || math.IsInf(p.Limits.HTTPRate, 0) {
+		bad("limits.http_rate", "must be a number of requests per second")
+	}
 	return errors.Join(errs...)
 }
 
@@ -681,6 +710,8 @@ func (p *Plan) needs() needs {
 		case PhaseCalendars, PhaseContacts:
 			n.dav = true
 		case PhaseVerify:
+		case PhaseShares:
+			n.srcAdmin, n.dstAdmin = true, true
 		}
 	}
 	if p.Accounts.ListFile == "" && p.Accounts.FromDirectory == nil || p.Accounts.FromDirectory != nil && *p.Accounts.FromDirectory {
@@ -936,6 +967,14 @@ func (c Concurrency) folders() int {
 		return c.FoldersPerAccount
 	}
 	return DefaultFoldersPerAccount
+}
+
+// mailFolders is FoldersPerAccount for the mail copy.
+func (c Concurrency) mailFolders() int {
+	if c.FoldersPerAccount > 0 {
+		return c.FoldersPerAccount
+	}
+	return imapcopy.DefaultConcurrency
 }
 
 func (c Concurrency) connections() int {

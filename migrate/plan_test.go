@@ -35,6 +35,9 @@ func TestExamplePlanParses(t *testing.T) {
 	if got := p.Concurrency.ConcurrentAccounts; got != 4 {
 		t.Errorf("concurrent_accounts = %d, want 4", got)
 	}
+	if got := p.Limits.HTTPRate; got != 30 {
+		t.Errorf("limits.http_rate = %v, want 30", got)
+	}
 	if !filepath.IsAbs(p.StatePath()) || filepath.Base(p.StatePath()) != "zxmigrate.db" {
 		t.Errorf("state path %q not resolved against the plan's directory", p.StatePath())
 	}
@@ -64,6 +67,7 @@ func TestPlanBadInput(t *testing.T) {
 		{"provisioning without backup", strings.Replace(minimalPlan, "[mail, verify]", "[provisioning]", 1) +
 			"destination2: x\n", "destination2", 0, "unknown key"},
 		{"missing admin for provisioning", strings.Replace(minimalPlan, "[mail, verify]", "[provisioning]", 1), "destination.admin.url", 0, "required"},
+		{"http rate not a number", minimalPlan + "limits:\n  http_rate: .nan\n", "limits.http_rate", 0, "requests per second"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

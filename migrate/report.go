@@ -50,6 +50,10 @@ type Report struct {
 	// NotMigrated lists what this procedure does not move (shares,
 	// Files/Briefcase items, mountpoints), so nobody is surprised.
 	NotMigrated []NotMigrated `json:"not_migrated"`
+	// Shares lists the grants, mountpoints and saved searches of the
+	// shares phase with their outcomes (created, updated, unchanged,
+	// skipped, invitation_needed, failed).
+	Shares []ShareItem `json:"shares,omitempty"`
 	// Throughput samples cumulative progress over the run.
 	Throughput []Sample `json:"throughput"`
 	Totals     Totals   `json:"totals"`
@@ -109,6 +113,9 @@ type PhaseResult struct {
 	// for phases that have one (mta_stop: the command that starts the MTA
 	// again).
 	Undo string `json:"undo,omitempty"`
+	// Shares lists the shares phase's grants, mountpoints and saved
+	// searches with their outcomes.
+	Shares []ShareItem `json:"shares,omitempty"`
 }
 
 // Detail is one folder or collection of a phase.
@@ -423,6 +430,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	writeShares(&b, r.Shares)
 	if n := len(r.NotMigrated); n > 0 {
 		kinds := map[string]int{}
 		for _, nm := range r.NotMigrated {

@@ -115,7 +115,12 @@ Mail for the migrated domains is not delivered until it runs. Start it now with:
 </details>
 {{end}}{{end}}
 
-<h2>Not migrated by this procedure</h2>
+{{if .R.Shares}}<h2>Shares</h2>
+<table><tr><th>account</th><th>kind</th><th>folder</th><th>grantee / owner</th><th>rights</th><th>outcome</th><th>reason</th></tr>
+{{range .R.Shares}}<tr><td>{{.Account}}</td><td>{{.Kind}}</td><td>{{.Folder}}</td><td>{{.Grantee}}</td><td>{{.Perm}}</td><td>{{.Outcome}}</td><td>{{.Reason}}</td></tr>
+{{end}}</table>
+
+{{end}}<h2>Not migrated by this procedure</h2>
 <p>Shares and Files/Briefcase items are not migrated by the provisioning-only procedure; mountpoints and saved searches are
 views of other data and are skipped. They are listed here so nobody is surprised.</p>
 <table><tr><th>account</th><th>kind</th><th>name</th><th>reason</th></tr>

@@ -44,7 +44,8 @@ type Runner struct {
 	// an earlier run. Without it they keep their result.
 	RetryFailed bool
 	// Delta runs the copy and verify phases again for accounts already done:
-	// the cutover pass, copying only what changed since.
+	// the cutover pass, copying only what changed since. The shares phase
+	// runs again too, adding what changed on the source.
 	Delta bool
 	// Only restricts the run to these source addresses (all when empty).
 	Only []string
@@ -366,7 +367,7 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 	// Opening global phases. A failure here stops the run: the accounts
 	// need provisioning before anything can be copied.
 	for _, ph := range phases {
-		if ph.IsAccountPhase() || ph == PhaseDedup || ph == PhaseMTAStart {
+		if ph.IsAccountPhase() || ph.closing() {
 			continue
 		}
 		if r.stopped.Load() {
@@ -425,7 +426,7 @@ func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPla
 		return ErrStopped
 	}
 	for _, ph := range phases {
-		if ph != PhaseDedup && ph != PhaseMTAStart {
+		if !ph.closing() {
 			continue
 		}
 		if _, err := r.globalPhase(ctx, store, ph, accts); err != nil {
@@ -442,7 +443,7 @@ func (r *Runner) shouldRun(row state.PhaseRow, ok bool, ph Phase) bool {
 	}
 	switch Status(row.Status) {
 	case StatusDone, StatusPartial:
-		return r.Delta && (ph.IsAccountPhase() || ph == PhaseMTAStop || ph == PhaseMTAStart)
+		return r.Delta && (ph.IsAccountPhase() || ph == PhaseMTAStop || ph == PhaseMTAStart || ph == PhaseShares)
 	case StatusFailed:
 		return false // --retry-failed reset these to pending
 	default:
@@ -759,6 +760,8 @@ func buildFromStore(ctx context.Context, store *state.Store, plan *Plan, accts [
 			res = PhaseResult{Phase: ph, Status: StatusPending}
 		}
 		rep.Phases = append(rep.Phases, res)
+		rep.NotMigrated = append(rep.NotMigrated, res.NotMigrated...)
+		rep.Shares = append(rep.Shares, res.Shares...)
 	}
 	// Whatever this run's phases, the state says whether an earlier
 	// mta_stop left the MTA stopped.

@@ -17,5 +17,23 @@ import (
 type Store = state.Store
 
 // OpenStore opens or creates the state file at path and brings its schema up
-// to date.
+// to date. A path that holds anything but a state file (a text file, a
+// program, an empty file, another application's database) is refused with a
+// *NotStateError and left untouched. OpenStore takes no lock; see
+// OpenStoreLocked.
 func OpenStore(ctx context.Context, path string) (*Store, error) { return state.Open(ctx, path) }
+
+// OpenStoreLocked is OpenStore under the state's lock, which Store.Close
+// releases: while one process has it, another gets a *LockedError naming
+// it. Runner.Run takes the same lock.
+func OpenStoreLocked(ctx context.Context, path string) (*Store, error) {
+	return state.OpenLocked(ctx, path)
+}
+
+// NotStateError is returned for a state path that holds something other
+// than a zxmigrate state file; nothing about that file was changed.
+type NotStateError = state.NotStateError
+
+// LockedError is returned while another process holds a state's lock; it
+// names that process by pid and host.
+type LockedError = state.LockedError

@@ -69,6 +69,9 @@ type PreflightReport struct {
 	// NotMigrated lists shares, mountpoints, saved searches and
 	// Files/Briefcase items the procedure leaves behind.
 	NotMigrated []NotMigrated `json:"not_migrated"`
+	// Shares is the dry run of the shares phase, when the plan has it:
+	// what it would create or update, and what it would skip.
+	Shares []ShareItem `json:"shares,omitempty"`
 }
 
 // Check is one server or credential check.
@@ -192,6 +195,18 @@ func (r *Runner) Preflight(ctx context.Context) (*PreflightReport, error) {
 	}
 	_ = g.Wait()
 	pr.Accounts = out
+	if b, ok := r.backend.(*serverBackend); ok && r.Plan.HasPhase(PhaseShares) && b.srcAdmin != nil && b.dstAdmin != nil && ctx.Err() == nil {
+		items, err := newSharer(r.Plan, b.srcAdmin, b.dstAdmin, true, b.log).run(ctx, accts)
+		pr.Shares = items
+		if err != nil {
+			pr.Checks = append(pr.Checks, Check{Name: "shares", OK: false, Detail: err.Error()})
+		}
+		for _, it := range items {
+			if it.Outcome == ShareInvitation {
+				pr.NotMigrated = append(pr.NotMigrated, NotMigrated{Account: it.Account, Kind: "share", Name: it.Folder + " (" + it.Grantee + ")", Reason: it.Reason})
+			}
+		}
+	}
 	return pr, ctx.Err()
 }
 
@@ -289,6 +304,7 @@ func (p *PreflightReport) WriteText(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "%d accounts, %s in all\n", len(p.Accounts), humanBytes(size))
+	writeShares(&b, p.Shares)
 	if len(p.NotMigrated) > 0 {
 		b.WriteString("Not migrated by this procedure:\n")
 		for _, n := range p.NotMigrated {

@@ -54,6 +54,9 @@ type FixtureVolume struct {
 
 // FixtureFolder is a folder; Kind is "folder" (default), "link" or "search".
 type FixtureFolder struct {
+	// ID is the folder's id; empty ids are numbered when the account is
+	// added (the root is 1).
+	ID      string          `json:"id,omitempty"`
 	Name    string          `json:"name"`
 	View    string          `json:"view,omitempty"`
 	Kind    string          `json:"kind,omitempty"`
@@ -64,6 +67,17 @@ type FixtureFolder struct {
 	Folders []FixtureFolder `json:"folders,omitempty"`
 	// Grants are the folder's shares, served as its "acl".
 	Grants []FixtureGrant `json:"grants,omitempty"`
+	// Color is the folder's color index.
+	Color int `json:"color,omitempty"`
+	// Owner, OwnerID and RemoteID describe a link: the owner's address,
+	// account id and the shared folder's id.
+	Owner    string `json:"owner,omitempty"`
+	OwnerID  string `json:"owner_id,omitempty"`
+	RemoteID string `json:"remote_id,omitempty"`
+	// Query, Types and SortBy describe a saved search.
+	Query  string `json:"query,omitempty"`
+	Types  string `json:"types,omitempty"`
+	SortBy string `json:"sort_by,omitempty"`
 }
 
 // FixtureGrant is one share of a folder: grantee type ("usr", "grp",
@@ -72,6 +86,8 @@ type FixtureGrant struct {
 	Type    string `json:"type"`
 	Grantee string `json:"grantee"`
 	Perm    string `json:"perm"`
+	// ZID is the grantee's id; empty means a made-up one.
+	ZID string `json:"zid,omitempty"`
 }
 
 // LoadFixture reads a JSON fixture file.

@@ -110,6 +110,8 @@ type account struct {
 	attrs   map[string][]string
 	system  bool
 	folders []FixtureFolder
+	// lastFolder is the highest folder id given out (the root is 1).
+	lastFolder int
 }
 
 type token struct {
@@ -245,8 +247,10 @@ func (s *Server) addAccount(a FixtureAccount) {
 	if a.System {
 		attrs["zimbraIsSystemAccount"] = []string{"TRUE"}
 	}
-	s.accounts[name] = &account{name: name, id: fmt.Sprintf("00000000-0000-0000-0000-%012d", s.nextID),
-		attrs: attrs, system: a.System, folders: f}
+	acct := &account{name: name, id: fmt.Sprintf("00000000-0000-0000-0000-%012d", s.nextID),
+		attrs: attrs, system: a.System, folders: cloneFolders(f), lastFolder: 1}
+	acct.numberFolders(acct.folders)
+	s.accounts[name] = acct
 }
 
 // Close stops the server.
@@ -275,7 +279,9 @@ func (s *Server) AddFolder(acct string, f FixtureFolder) error {
 	if !ok {
 		return fmt.Errorf("carboniotest: no account %s", acct)
 	}
-	a.folders = append(a.folders, f)
+	nf := cloneFolders([]FixtureFolder{f})
+	a.numberFolders(nf)
+	a.folders = append(a.folders, nf...)
 	return nil
 }
 
@@ -724,25 +730,44 @@ func (s *Server) dispatch(name string, body, ctx json.RawMessage) (map[string]an
 		if !ok {
 			return nil, faultf(carbonio.CodeNoSuchAccount, "no such account: %s", n)
 		}
-		id := 1
-		return map[string]any{"folder": []any{folderTree(FixtureFolder{Name: "USER_ROOT", Folders: a.folders}, &id)}}, nil
+		return map[string]any{"folder": []any{folderTree(FixtureFolder{ID: carbonio.RootFolderID, Name: "USER_ROOT", Folders: a.folders}, a.id)}}, nil
+	case "FolderActionRequest", "CreateMountpointRequest", "CreateSearchFolderRequest", "GetDistributionListRequest":
+		return s.dispatchShares(name, body, ctx)
 	}
 	return nil, faultf("service.UNKNOWN_DOCUMENT", "unknown document: %s", name)
 }
 
-func folderTree(f FixtureFolder, id *int) map[string]any {
-	m := map[string]any{"id": strconv.Itoa(*id), "name": f.Name}
-	*id++
+// folderTree encodes f as GetFolderResponse does for an admin acting as
+// the mailbox's owner: ids qualified with the account id acct
+// (ItemIdFormatter in zextras/carbonio-mailbox).
+func folderTree(f FixtureFolder, acct string) map[string]any {
+	m := map[string]any{"id": acct + ":" + f.ID, "name": f.Name}
 	if f.View != "" {
 		m["view"] = f.View
 	}
 	if f.Kind == "" || f.Kind == "folder" {
 		m["n"], m["s"], m["i4ms"], m["i4next"] = f.Count, f.Size, f.ModSeq, f.UIDNext
 	}
+	if f.Color > 0 {
+		m["color"] = f.Color
+	}
+	for k, v := range map[string]string{"owner": f.Owner, "zid": f.OwnerID, "rid": f.RemoteID, "query": f.Query, "types": f.Types, "sortBy": f.SortBy} {
+		if v != "" {
+			m[k] = v
+		}
+	}
 	if len(f.Grants) > 0 {
 		var gs []any
 		for i, g := range f.Grants {
-			gs = append(gs, map[string]any{"gt": g.Type, "d": g.Grantee, "perm": g.Perm, "zid": fmt.Sprintf("grantee-%d-%d", *id, i)})
+			zid := g.ZID
+			if zid == "" {
+				zid = fmt.Sprintf("grantee-%s-%d", f.ID, i)
+			}
+			e := map[string]any{"gt": g.Type, "perm": g.Perm, "zid": zid}
+			if g.Grantee != "" {
+				e["d"] = g.Grantee
+			}
+			gs = append(gs, e)
 		}
 		m["acl"] = map[string]any{"grant": gs}
 	}
@@ -752,7 +777,7 @@ func folderTree(f FixtureFolder, id *int) map[string]any {
 		if k == "" {
 			k = "folder"
 		}
-		kids[k] = append(kids[k], folderTree(ch, id))
+		kids[k] = append(kids[k], folderTree(ch, acct))
 	}
 	for k, v := range kids {
 		m[k] = v

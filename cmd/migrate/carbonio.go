@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
@@ -138,7 +139,7 @@ func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
 func httpClientFor(tc *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
-	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	return &http.Client{Transport: pace.Default().Wrap(tr), Timeout: 5 * time.Minute}
 }
 
 // mtaCtl is zmmtactl next to --carbonio-path when that is a path (both
@@ -418,7 +419,7 @@ func carbonioRestoreCmd(e *env, f *carbonioFlags) *cobra.Command {
 	fl.StringSliceVar(&o.Accounts, "accounts", nil, "restore only these accounts")
 	fl.StringVar(&o.InputFile, "input-file", "", "file on the server listing accounts, one per line")
 	fl.BoolVar(&o.ProvisioningOnly, "provisioning-only", false, "create domains, accounts, aliases and lists, no items")
-	fl.IntVar(&o.ConcurrentAccounts, "concurrent-accounts", 0, "accounts restored in parallel (0: server default)")
+	fl.IntVar(&o.ConcurrentAccounts, "concurrent-accounts", 0, "accounts restored in parallel; 0 leaves it to the server")
 	fl.BoolVar(&o.SkipAliases, "skip-aliases", false, "do not restore aliases")
 	fl.BoolVar(&o.SkipDistributionLists, "skip-distribution-lists", false, "do not restore distribution lists")
 	fl.BoolVar(&o.SkipCOSes, "skip-coses", false, "do not restore classes of service")
@@ -427,7 +428,7 @@ func carbonioRestoreCmd(e *env, f *carbonioFlags) *cobra.Command {
 	fl.BoolVar(&o.SkipAccountProvisioning, "skip-account-provisioning", false, "do not provision accounts")
 	fl.BoolVar(&filterDeleted, "filter-deleted", true, "skip deleted items (server default true)")
 	fl.StringSliceVar(&o.Notifications, "notifications", nil, "addresses notified at the end")
-	fl.IntVar(&o.MaxFileSize, "max-file-size", 0, "largest file restored (0: no limit)")
+	fl.IntVar(&o.MaxFileSize, "max-file-size", 0, "largest file restored; 0 means no limit")
 	fl.BoolVar(&datasource, "restore-datasource", true, "restore data sources (server default true)")
 	fl.BoolVar(&o.ForceAsExternalRestore, "force-as-external-restore", false, "pass force_as_external_restore true (server default false)")
 	fl.StringVar(&o.BlobsArchive, "blobs-archive", "", "pass blobs_archive VALUE (documented doExternalRestore option)")

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/internal/state"
 )
 
 // loadPassword reads a password from file when given, else from the env var.
@@ -39,4 +43,15 @@ func tlsConfig(caFile string) (*tls.Config, error) {
 	}
 	cfg.RootCAs = pool
 	return cfg, nil
+}
+
+// openState opens the --state of a command that writes one, under the
+// state's lock (state.OpenLocked). A path in a missing or unwritable
+// directory is a usage error like a foreign file or a held lock.
+func openState(ctx context.Context, path string) (*state.Store, error) {
+	st, err := state.OpenLocked(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return nil, usageError{fmt.Errorf("--state %s: %w", path, errors.Unwrap(err))}
+	}
+	return st, err
 }

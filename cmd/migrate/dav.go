@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +17,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/state"
 )
@@ -44,6 +43,7 @@ type davFlags struct {
 	dryRun, verify        bool
 	delete                bool
 	concurrency           int
+	httpRate              float64
 }
 
 func (f *davFlags) register(c *cobra.Command, kind string) {
@@ -56,7 +56,11 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.StringVar(&f.toPwFile, "to-password-file", "", "file holding the destination password")
 	fl.StringVar(&f.fromREST, "from-rest-account", "", "read the source through Zimbra's REST export of this account (admin credentials in --from-user)")
 	fl.StringVar(&f.toAdmin, "to-carbonio-admin", "", "Carbonio admin URL (https://host:7071): --to-user is an admin, and the destination is written as --to-account with a DelegateAuth token (ZM_AUTH_TOKEN cookie)")
-	fl.StringVar(&f.toAccount, "to-account", "", "with --to-carbonio-admin or --to-rest: the mailbox to write to")
+	if kind == "calendars" {
+		fl.StringVar(&f.toAccount, "to-account", "", "with --to-carbonio-admin or --to-rest: the mailbox to write to")
+	} else {
+		fl.StringVar(&f.toAccount, "to-account", "", "with --to-carbonio-admin: the mailbox to write to")
+	}
 	if kind == "calendars" {
 		fl.BoolVar(&f.toREST, "to-rest", false, "write through Carbonio's REST import (/home/<account>/<folder>?fmt=ics POST; fallback when DAV is unavailable); --to is the server URL")
 		fl.StringVar(&f.toFolder, "to-folder", "Calendar", "with --to-rest: the existing folder every calendar is imported into")
@@ -78,7 +82,8 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read and validate everything, write nothing")
 	fl.BoolVar(&f.delete, "delete", false, "delete on the destination the objects this tool copied that the source no longer has (needs --state; objects changed on the destination since are kept)")
 	fl.BoolVar(&f.verify, "verify", true, "after copying, compare source and destination by UID and content")
-	fl.IntVar(&f.concurrency, "concurrency", 0, "parallel requests per server (0: default 4)")
+	fl.IntVar(&f.concurrency, "concurrency", dav.DefaultConcurrency, "parallel requests per server")
+	fl.Float64Var(&f.httpRate, "http-rate", 0, "HTTP requests per second per host, all requests together; 0 means 30, Zimbra's DoSFilter limit; negative means no pacing")
 }
 
 func (f *davFlags) check() error {
@@ -163,8 +168,9 @@ func newContactsCmd(e *env) *cobra.Command {
 		Short: "Copy address books over CardDAV, idempotently",
 		Long: `Copy every address book from --from to --to over CardDAV, vCards byte for byte.
 
-Same flags and behaviour as 'migrate calendars'. Contacts are never imported
-through REST vcf/csv, which duplicates them on every re-run.`,
+Flags and behaviour are those of 'migrate calendars' except the REST import,
+which contacts never use: Carbonio's REST vcf/csv import duplicates them on
+every re-run. --from-folders defaults to Contacts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDAV(cmd.Context(), e, f, "contacts") },
 	}
@@ -199,7 +205,8 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	if err != nil {
 		return err
 	}
-	hc := httpx.NewClient(httpx.Options{TLSConfig: tlsCfg, IdleTimeout: f.idleTimeout})
+	// One pacer for both sides: each host gets its own pace.
+	hc := httpx.NewClient(httpx.Options{TLSConfig: tlsCfg, IdleTimeout: f.idleTimeout, Wrap: pace.New(f.httpRate).Wrap})
 	limits := dav.Limits{MaxMultistatus: f.maxMultistatusMiB << 20, MaxObject: f.maxObjectMiB << 20, MaxExport: f.maxExportMiB << 20}
 	var fromPw, toPw secret.Secret
 	if f.fromUser != "" {
@@ -214,7 +221,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	}
 	var store *state.Store
 	if f.statePath != "" {
-		if store, err = state.Open(ctx, f.statePath); err != nil {
+		if store, err = openState(ctx, f.statePath); err != nil {
 			return err
 		}
 		defer store.Close()
@@ -224,11 +231,15 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		account = f.fromUser + "@" + hostOf(f.from)
 	}
 	onEvent := func(ev dav.Event) {
-		if d, ok := ev.(dav.CollectionDone); ok {
+		if d, ok := ev.(dav.CollectionDone); ok && e.g.progress != "none" {
 			s := d.Stats
 			fmt.Fprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
 				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, deletions(s, f.delete))
 		}
+	}
+	log, err := operatorLogger(e.stderr, e.g)
+	if err != nil {
+		return err
 	}
 	var (
 		src  dav.Source
@@ -237,7 +248,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	)
 	switch kind {
 	case "calendars":
-		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent}
+		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Calendars(account)
 		}
@@ -262,7 +273,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		}
 		dst = d
 	default:
-		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent}
+		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Contacts(account)
 		}
@@ -301,7 +312,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		err = werr
 	}
 	if err != nil {
-		return classifyDAVError(err)
+		return err // exitCode and describe read the chain
 	}
 	if !stats.OK() || (rep.Verification != nil && !rep.Verification.OK()) {
 		return errPartial
@@ -338,17 +349,6 @@ func redact(u string) string {
 		return "(unparsable URL)"
 	}
 	return p.Redacted()
-}
-
-// classifyDAVError marks network failures as unreachable; auth failures
-// already match retry.ErrAuth.
-func classifyDAVError(err error) error {
-	var ne net.Error
-	var oe *net.OpError
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &oe) || (errors.As(err, &ne) && !errors.Is(err, context.Canceled)) {
-		return unreachableError{err}
-	}
-	return err
 }
 
 // maxNotes bounds the notes printed per collection; the report has all.

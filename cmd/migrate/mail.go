@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"sort"
 	"strconv"
@@ -21,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
-	"github.com/zxmigrate/zxmigrate/internal/state"
 )
 
 // mailFlags are the flags of `migrate mail`.
@@ -95,13 +91,13 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.StringVar(&f.statePath, "state", "", "state file (SQLite) for resume and fast re-runs")
 	fl.StringVar(&f.reportPath, "report", "", "write the JSON report to this file")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read both sides and report what would be copied; write nothing")
-	fl.IntVar(&f.concurrency, "concurrency", 0, "folders copied in parallel (0: 2)")
-	fl.IntVar(&f.writers, "max-writers", 0, "APPEND connections per destination folder (0: 1; up to 4 helps over a WAN into Carbonio)")
-	fl.IntVar(&f.appendBatch, "append-batch", 0, fmt.Sprintf("messages per APPEND command when the destination offers MULTIAPPEND (0: %d; 1: one per command)", imapcopy.DefaultAppendBatch))
+	fl.IntVar(&f.concurrency, "concurrency", imapcopy.DefaultConcurrency, "folders copied in parallel (the default is fastest against Zimbra's one-FETCH-per-account throttle)")
+	fl.IntVar(&f.writers, "max-writers", imapcopy.DefaultMaxWriters, "APPEND connections per destination folder (up to 4 helps over a WAN into Carbonio)")
+	fl.IntVar(&f.appendBatch, "append-batch", imapcopy.DefaultAppendBatch, "messages per APPEND command when the destination offers MULTIAPPEND (1: one per command)")
 	fl.StringArrayVar(&f.include, "include", nil, "copy only folders matching this pattern ('/' separated; * and ? wildcards); repeatable")
 	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip folders matching this pattern; repeatable")
 	fl.StringArrayVar(&f.maps, "map", nil, "rename a folder, SRC=DST ('/' separated); repeatable")
-	fl.Int64Var(&f.maxSize, "max-size", 0, "skip and report messages larger than this many bytes (0: only the server's APPENDLIMIT)")
+	fl.Int64Var(&f.maxSize, "max-size", 0, "skip and report messages larger than this many bytes; 0 leaves the limit to the server's APPENDLIMIT")
 	fl.BoolVar(&f.deleteGone, "delete", false, "delete on the destination the copies of messages the source no longer has (needs the --state of the earlier runs; only copies are ever deleted)")
 	fl.BoolVar(&f.skipDeleted, "skip-deleted", false, "do not copy messages flagged \\Deleted (default: copy them with the flag)")
 	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (slower)")
@@ -109,7 +105,8 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", imapcopy.DefaultIdleTimeout, "end an IMAP connection on which the server sends nothing this long while an answer is due (moves with every byte: slow transfers are not cut); 0 disables")
 	fl.Int64Var(&f.maxLine, "max-line-bytes", imapcopy.DefaultMaxLine, "longest response line accepted from an IMAP server")
 	fl.Int64Var(&f.maxLiteral, "max-literal-bytes", imapcopy.DefaultMaxLiteral, "largest IMAP literal accepted outside message bodies (a body may be as large as its RFC822.SIZE plus a margin, and at most --max-size)")
-	fl.BoolVar(&f.debug, "debug", false, "log debug details (folder phases, retries) to stderr; never secrets")
+	fl.BoolVar(&f.debug, "debug", false, "log debug details to stderr")
+	_ = fl.MarkDeprecated("debug", "use --log-level debug")
 	return c
 }
 
@@ -206,20 +203,25 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		DryRun:      f.dryRun,
 		DeepVerify:  f.deepVerify,
 	}
-	if f.debug {
-		c.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if c.Logger, err = operatorLogger(e.stderr, e.g); err != nil {
+		return err
 	}
 	if f.statePath != "" {
-		st, err := state.Open(ctx, f.statePath)
+		// The state's lock makes a second run on it refuse (exit 2)
+		// instead of copying the same mailbox twice.
+		st, err := openState(ctx, f.statePath)
 		if err != nil {
-			return usageError{err}
+			return err
 		}
 		defer st.Close()
 		c.Checkpoint = st.Mail(src.String() + " -> " + dst.String())
 	}
 	prog := newMailProgress(e.stderr)
-	c.OnEvent = prog.event
-	stopProg := prog.start()
+	stopProg := func() {}
+	if e.g.progress != "none" {
+		c.OnEvent = prog.event
+		stopProg = prog.start()
+	}
 	started := time.Now()
 	var stats *imapcopy.Stats
 	if f.verifyOnly {
@@ -228,7 +230,8 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		stats, err = c.Copy(ctx, dst, src)
 	}
 	stopProg()
-	if stats != nil {
+	// A run that failed before listing a folder has no table to show.
+	if stats != nil && (err == nil || len(stats.Folders) > 0) {
 		printMailSummary(e.stdout, stats, f.dryRun)
 	}
 	ok := err == nil && stats != nil && mailOK(stats, f.dryRun)
@@ -242,7 +245,7 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		}
 	}
 	if err != nil {
-		return classifyMailErr(err)
+		return err // exitCode and describe read the chain
 	}
 	if !ok {
 		return errPartial
@@ -261,22 +264,6 @@ func mailOK(s *imapcopy.Stats, dryRun bool) bool {
 		}
 	}
 	return true
-}
-
-// classifyMailErr marks connection failures as unreachable; auth and
-// cancellation already carry their meaning.
-func classifyMailErr(err error) error {
-	var ne net.Error
-	var oe *net.OpError
-	var ue x509.UnknownAuthorityError
-	var he x509.HostnameError
-	switch {
-	case errors.As(err, &ue), errors.As(err, &he):
-		return unreachableError{fmt.Errorf("%w (trust the server's CA with --ca-file)", err)}
-	case errors.As(err, &oe), errors.As(err, &ne):
-		return unreachableError{err}
-	}
-	return err
 }
 
 func writeJSONFile(path string, v any) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
@@ -16,7 +15,7 @@ func warnMTA(e *env, rep *migrate.Report, err error) error {
 		return err
 	}
 	if err != nil && !isReported(err) {
-		fmt.Fprintf(e.stderr, "migrate: %s\n", strings.TrimPrefix(err.Error(), "migrate: "))
+		printError(e.stderr, err, e.g.debug())
 		err = reportedError{err}
 	}
 	fmt.Fprint(e.stderr, "\n"+rep.MTA.Warning())

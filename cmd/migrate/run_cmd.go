@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -13,23 +15,20 @@ import (
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
-// outputFlags are shared by the commands that run a plan.
+// outputFlags are shared by the commands that run a plan. Logging and
+// progress are the global flags (env.g).
 type outputFlags struct {
 	plan      string
-	logFormat string
-	logLevel  string
-	progress  string
 	reportDir string
 	only      []string
+	httpRate  float64
 }
 
 func (f *outputFlags) add(cmd *cobra.Command, withReport bool) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.plan, "plan", "", "plan file (YAML; see migrate/testdata/plan.example.yaml)")
-	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
-	fl.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
+	fl.StringVar(&f.plan, "plan", "", "plan file (YAML; 'migrate plan init FILE' writes an annotated one)")
 	fl.StringSliceVar(&f.only, "account", nil, "only these source accounts (repeat or comma-separate)")
+	fl.Float64Var(&f.httpRate, "http-rate", 0, "HTTP requests per second per host, overriding the plan's limits.http_rate (default 30; negative: no pacing)")
 	if withReport {
 		fl.StringVar(&f.reportDir, "report-dir", "", "directory for report.json and report.html (default: the plan's report)")
 	}
@@ -38,41 +37,28 @@ func (f *outputFlags) add(cmd *cobra.Command, withReport bool) {
 }
 
 // setup loads the plan and builds the runner with progress and logs.
-func (f *outputFlags) setup(e *env) (*migrate.Runner, *progress, error) {
-	plan, err := migrate.LoadPlan(f.plan)
-	if err != nil {
-		return nil, nil, classify(err)
-	}
-	prog, err := newProgress(e.stderr, f.progress)
+func (f *outputFlags) setup(e *env, progressMode string) (*migrate.Runner, *progress, error) {
+	plan, err := loadPlan(f.plan)
 	if err != nil {
 		return nil, nil, err
 	}
-	log, err := newLogger(prog.Writer(), f.logFormat, f.logLevel)
+	if f.httpRate != 0 {
+		plan.Limits.HTTPRate = f.httpRate
+		if err := plan.Validate(); err != nil {
+			return nil, nil, usageError{fmt.Errorf("--http-rate: %w", err)}
+		}
+	}
+	prog, err := newProgress(e.stderr, progressMode)
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := operatorLogger(prog.Writer(), e.g)
 	if err != nil {
 		prog.Close()
 		return nil, nil, err
 	}
 	r := &migrate.Runner{Plan: plan, OnEvent: prog.OnEvent, Logger: log, Only: f.only}
 	return r, prog, nil
-}
-
-// classify maps SDK errors to the CLI's exit-code types.
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	var (
-		pe *migrate.PlanError
-		ae *migrate.AccountError
-		se *migrate.ServerError
-	)
-	switch {
-	case errors.As(err, &pe), errors.As(err, &ae):
-		return usageError{err}
-	case errors.As(err, &se) && se.Unreachable():
-		return unreachableError{err}
-	}
-	return err
 }
 
 // finish writes a report's files and summary and turns its outcome into
@@ -88,7 +74,7 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 		}
 	}
 	if runErr != nil {
-		return warnMTA(e, rep, classify(runErr))
+		return warnMTA(e, rep, runErr)
 	}
 	if rep != nil && !rep.OK() {
 		return warnMTA(e, rep, errPartial)
@@ -111,7 +97,7 @@ State is kept in the plan's SQLite file: the same command continues exactly wher
 The first Ctrl-C finishes the phases in flight and saves state; a second stops at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, prog, err := f.setup(e)
+			r, prog, err := f.setup(e, e.g.progress)
 			if err != nil {
 				return err
 			}
@@ -159,7 +145,7 @@ func newVerifyCmd(e *env) *cobra.Command {
 		Short: "Recompute the source-versus-destination proof for every account (writes nothing to the servers)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, prog, err := f.setup(e)
+			r, prog, err := f.setup(e, e.g.progress)
 			if err != nil {
 				return err
 			}
@@ -184,22 +170,33 @@ func newPreflightCmd(e *env) *cobra.Command {
 		Short: "Check servers, credentials and accounts; inventory what will not migrate (writes nothing)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f.progress = "none"
-			r, prog, err := f.setup(e)
+			r, prog, err := f.setup(e, "none")
 			if err != nil {
 				return err
 			}
 			pr, err := r.Preflight(e.ctx)
 			prog.Close()
+			if pr != nil && err != nil && !asJSON && len(pr.Accounts) == 0 && len(pr.Checks) <= 1 {
+				pr = nil // nothing was found before the error, which main prints
+			}
 			if pr != nil {
+				if err != nil && !asJSON {
+					// The error is printed once, by main, in the
+					// operator's words; the check that carries it
+					// would repeat it as a raw chain.
+					pr.Checks = slices.DeleteFunc(pr.Checks, func(c migrate.Check) bool { return !c.OK && c.Detail == err.Error() })
+				}
 				if asJSON {
 					_ = pr.WriteJSON(e.stdout)
 				} else {
 					_ = pr.WriteText(e.stdout)
 				}
 			}
+			if !asJSON {
+				fmt.Fprintln(e.stdout, concurrentRunsNote)
+			}
 			if err != nil {
-				return classify(err)
+				return err
 			}
 			if !pr.OK() {
 				return errPartial
@@ -228,24 +225,26 @@ func newReportCmd(e *env) *cobra.Command {
 				}
 				defer fh.Close()
 				if rep, err = migrate.ReadReport(fh); err != nil {
-					return usageError{err}
+					return usageError{fmt.Errorf("--from %s is not a zxmigrate JSON report: %w", from, err)}
 				}
 			case statePath != "" || planFile != "":
 				var plan *migrate.Plan
 				if planFile != "" {
-					p, err := migrate.LoadPlan(planFile)
+					p, err := loadPlan(planFile)
 					if err != nil {
-						return classify(err)
+						return err
 					}
 					plan = p
 					if statePath == "" {
 						statePath = p.StatePath()
 					}
 				}
-				if _, err := os.Stat(statePath); err != nil {
-					return usageError{fmt.Errorf("state file: %w", err)}
+				// A report reads: it never creates a state file, nor
+				// changes one (state.OpenReadOnly).
+				st, err := state.OpenReadOnly(e.ctx, statePath)
+				if errors.Is(err, fs.ErrNotExist) {
+					return usageError{fmt.Errorf("state file %s not found", statePath)}
 				}
-				st, err := state.Open(e.ctx, statePath)
 				if err != nil {
 					return err
 				}
@@ -284,3 +283,10 @@ func newReportCmd(e *env) *cobra.Command {
 	fl.StringVar(&out, "out", "", "write report.json and report.html into this directory instead")
 	return cmd
 }
+
+// concurrentRunsNote is said by preflight and by the --help of the commands
+// that copy: a state file is locked, a mailbox is not.
+const concurrentRunsNote = `Note: each run locks its state file, so a second run on the same state is refused. Two runs on
+one mailbox WITHOUT a shared state file (e.g. 'migrate mail' without --state from cron, while a
+plan run copies the same account) are not prevented and duplicate mail: give every run on a
+mailbox the same state file.`

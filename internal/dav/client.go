@@ -28,6 +28,7 @@ import (
 	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
+	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/secret"
 )
@@ -131,9 +132,11 @@ func IsStatus(err error, code int) bool {
 
 // DefaultHTTPClient returns an http.Client with TLS verification on, idle
 // deadlines on every connection and enough idle connections per host for
-// DefaultConcurrency workers (see internal/httpx).
+// DefaultConcurrency workers (see internal/httpx). Its requests go through
+// the process's shared pacer (pace.Default), which keeps each host under
+// Zimbra's default request rate.
 func DefaultHTTPClient() *http.Client {
-	return httpx.NewClient(httpx.Options{})
+	return httpx.NewClient(httpx.Options{Wrap: pace.Default().Wrap})
 }
 
 // Client sends raw WebDAV requests relative to a base URL. It sends nothing
@@ -714,7 +717,7 @@ func (e Endpoint) HTTP() webdav.HTTPClient {
 	}
 	hc := e.HTTPClient
 	if hc == nil {
-		hc = httpx.NewClient(httpx.Options{TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout})
+		hc = httpx.NewClient(httpx.Options{TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout, Wrap: pace.Default().Wrap})
 	}
 	if e.REST {
 		return RESTClient(hc, scope, e.URL, e.User, e.Password, e.Token, e.Account)

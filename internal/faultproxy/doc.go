@@ -1,9 +1,11 @@
 // Package faultproxy injects network faults between a client and a server in
 // tests: a TCP proxy on 127.0.0.1 that resets, stalls, slows down, injects
 // bytes, refuses connections and caps their number, with an optional IMAP
-// mode that behaves like a Zimbra/Carbonio server (IMAPRules), and an
-// http.Handler (HTTP) that answers 503 or resets connections around a
-// reverse proxy.
+// mode that behaves like a Zimbra/Carbonio server (IMAPRules, including its
+// one-FETCH-per-account throttle), an http.Handler (HTTP) that answers 503
+// or resets connections around a reverse proxy, and one (DoSFilter) that
+// refuses requests over a rate per client address as Jetty's DoSFilter
+// does in front of Zimbra and Carbonio.
 //
 // Faults are planned per connection by a Schedule; Random draws them from a
 // seeded PCG per connection index, so a seed reproduces a run. Stats counts

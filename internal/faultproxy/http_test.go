@@ -95,3 +95,63 @@ func TestHTTPFaults(t *testing.T) {
 		t.Errorf("same seed gave %v, first run %v", got, st)
 	}
 }
+
+func TestDoSFilter(t *testing.T) {
+	backend := &store{data: map[string]string{"/x": "ok"}}
+	d := &DoSFilter{Next: backend}
+	fs := httptest.NewServer(d)
+	defer fs.Close()
+
+	// A burst well over 30 requests within a second: the 31st and later
+	// are refused with 429 and Jetty's header, and refused requests keep
+	// the window full.
+	codes := map[int]int{}
+	var hdr string
+	for range 60 {
+		resp, err := fs.Client().Get(fs.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes[resp.StatusCode]++
+		if resp.StatusCode == http.StatusTooManyRequests {
+			hdr = resp.Header.Get("DoSFilter")
+		}
+		resp.Body.Close()
+	}
+	st := d.Stats()
+	t.Logf("burst of 60: %v, %v", codes, st)
+	if codes[http.StatusOK] > 30 || codes[http.StatusTooManyRequests] < 30 || st.Rejected != int64(codes[http.StatusTooManyRequests]) || st.Requests != 60 {
+		t.Errorf("burst of 60: answers %v, stats %v: want at most 30 OK and the rest 429", codes, st)
+	}
+	if hdr != "unavailable" {
+		t.Errorf("DoSFilter header %q, want unavailable", hdr)
+	}
+}
+
+func TestRateTracker(t *testing.T) {
+	tr := &rateTracker{times: make([]int64, 3)}
+	for i, c := range []struct {
+		now  int64
+		want bool
+	}{
+		{1000, false}, {1100, false}, {1200, false},
+		{1999, true},  // the 4th within 1 s of the 1st
+		{2100, false}, // the one it replaces (1100) is 1000 ms old
+		{2150, true},  // replaces 1200
+		{3999, false}, // replaces 1999
+	} {
+		if got := tr.exceeded(c.now); got != c.want {
+			t.Errorf("request %d at %d: exceeded %v, want %v", i, c.now, got, c.want)
+		}
+	}
+	// A Status of 503 is used instead of 429.
+	d := &DoSFilter{Next: http.NotFoundHandler(), MaxRequestsPerSec: 1, Status: http.StatusServiceUnavailable}
+	rec := httptest.NewRecorder()
+	for range 2 {
+		rec = httptest.NewRecorder()
+		d.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	}
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("second request within a second with a limit of 1: %d, want 503", rec.Code)
+	}
+}

@@ -3,11 +3,13 @@ package faultproxy
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ZimbraRepeatLimit is Zimbra's default imap_throttle_command_limit.
@@ -67,6 +69,20 @@ type IMAPRules struct {
 	// does at the worst moment. Counted in Stats.Cuts. It may be called
 	// concurrently.
 	CutAnswer func(name, args string) bool
+	// FetchPerAccount lets one FETCH per authenticated account run at a
+	// time across all the proxy's connections, as Zimbra's
+	// ImapCommandThrottle does with imap_throttle_fetch (default true):
+	// "each authenticated account may only perform one expensive command
+	// at a time regardless of number of sessions/connections"
+	// (zextras/carbonio-mailbox
+	// store/src/main/java/com/zimbra/cs/imap/ImapCommandThrottle.java,
+	// lock; ImapHandler.doFETCH takes it for a FETCH that asks for more
+	// than FLAGS and UID and holds it until the FETCH is answered). Such a
+	// FETCH is held back before it reaches the server until the account's
+	// previous one has its tagged answer. The account is the user of LOGIN
+	// or AUTHENTICATE PLAIN (the authorization identity when given), less a
+	// "*master" suffix. Counted in Stats.FetchWaits.
+	FetchPerAccount bool
 }
 
 // ZimbraTagFlag reports whether flag looks like a Zimbra tag keyword
@@ -75,9 +91,154 @@ func ZimbraTagFlag(flag string) bool { return strings.Contains(flag, ":") }
 
 // ZimbraRules returns the rules of a default Zimbra/Carbonio server:
 // tag keywords refused, the 10,240,000-byte message limit, the 25-repeat
-// throttle and the connection dropped after 5 errors in a row.
+// throttle, the connection dropped after 5 errors in a row and one FETCH
+// per account at a time.
 func ZimbraRules() *IMAPRules {
-	return &IMAPRules{MaxLiteral: 10_240_000, RepeatLimit: ZimbraRepeatLimit, MaxConsecutiveErrors: ZimbraMaxConsecutiveErrors}
+	return &IMAPRules{MaxLiteral: 10_240_000, RepeatLimit: ZimbraRepeatLimit, MaxConsecutiveErrors: ZimbraMaxConsecutiveErrors,
+		FetchPerAccount: true}
+}
+
+// loginAccount returns the account a LOGIN or AUTHENTICATE PLAIN command
+// (name, args) or a SASL continuation line (name "", args the line) logs
+// in as, "" when it cannot tell; sasl reports an AUTHENTICATE PLAIN whose
+// initial response comes on the next line.
+func loginAccount(name, args string) (account string, sasl bool) {
+	args = strings.TrimRight(args, "\r\n")
+	switch name {
+	case "LOGIN":
+		user, _ := firstAstring(args)
+		return stripMaster(user), false
+	case "AUTHENTICATE":
+		mech, ir, _ := strings.Cut(args, " ")
+		if !strings.EqualFold(mech, "PLAIN") {
+			return "", false
+		}
+		if ir == "" {
+			return "", true
+		}
+		return plainAccount(ir), false
+	case "":
+		return plainAccount(args), false
+	}
+	return "", false
+}
+
+// plainAccount decodes a SASL PLAIN response (RFC 4616): the
+// authorization identity when given, else the authentication identity.
+func plainAccount(b64 string) string {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return ""
+	}
+	parts := strings.SplitN(string(raw), "\x00", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	if parts[0] != "" {
+		return parts[0]
+	}
+	return stripMaster(parts[1])
+}
+
+// stripMaster drops a master-login suffix ("user*admin" logs in as user).
+func stripMaster(user string) string {
+	u, _, _ := strings.Cut(user, "*")
+	return u
+}
+
+// firstAstring returns the first argument when it is an atom or a quoted
+// string ("" for a literal).
+func firstAstring(args string) (string, bool) {
+	if args == "" || args[0] == '{' {
+		return "", false
+	}
+	if args[0] != '"' {
+		a, _, _ := strings.Cut(args, " ")
+		return a, true
+	}
+	var b strings.Builder
+	for i := 1; i < len(args); i++ {
+		switch args[i] {
+		case '\\':
+			if i+1 < len(args) {
+				i++
+				b.WriteByte(args[i])
+			}
+		case '"':
+			return b.String(), true
+		default:
+			b.WriteByte(args[i])
+		}
+	}
+	return "", false
+}
+
+// expensiveFetch reports whether FETCH arguments ask for more than FLAGS
+// and UID, the items Zimbra answers from its cache without the account's
+// FETCH lock (ImapHandler FETCH_FROM_CACHE).
+func expensiveFetch(args string) bool {
+	_, items, ok := strings.Cut(strings.TrimSpace(args), " ")
+	if !ok {
+		return false
+	}
+	items = strings.ToUpper(items)
+	if strings.ContainsAny(items, "[<") {
+		return true // BODY[...], BINARY[...], partial fetches
+	}
+	for _, f := range strings.Fields(strings.NewReplacer("(", " ", ")", " ").Replace(items)) {
+		if f != "FLAGS" && f != "UID" {
+			return true
+		}
+	}
+	return false
+}
+
+// holdFetch waits, before a FETCH of pc's account reaches the server,
+// until no other FETCH of the account is under way, and records tag as the
+// FETCH whose tagged answer lets the next one go.
+func (r *IMAPRules) holdFetch(pc *pconn, tag string) error {
+	pc.fetchMu.Lock()
+	acct := pc.account
+	pc.fetchMu.Unlock()
+	if acct == "" {
+		return nil
+	}
+	ch := pc.p.fetchLock(acct)
+	select {
+	case ch <- struct{}{}:
+	default:
+		pc.p.c.fetchWaits.Add(1)
+		t0 := time.Now()
+		select {
+		case ch <- struct{}{}:
+			pc.p.c.fetchWaitNanos.Add(int64(time.Since(t0)))
+		case <-pc.done:
+			return errFault
+		}
+	}
+	pc.fetchMu.Lock()
+	pc.fetchTag, pc.fetchHeld = tag+" ", ch
+	pc.fetchMu.Unlock()
+	return nil
+}
+
+// fetchAnswered reports whether line is the tagged answer of the FETCH
+// pc holds the account's lock for.
+func (pc *pconn) fetchAnswered(line []byte) bool {
+	pc.fetchMu.Lock()
+	defer pc.fetchMu.Unlock()
+	return pc.fetchHeld != nil && bytes.HasPrefix(line, []byte(pc.fetchTag))
+}
+
+// releaseFetch lets the account's next FETCH go, if pc holds the lock.
+func (pc *pconn) releaseFetch() {
+	pc.fetchMu.Lock()
+	ch := pc.fetchHeld
+	pc.fetchHeld, pc.fetchTag = nil, ""
+	pc.fetchMu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 // answerKind classifies the first line of a server response for
@@ -273,8 +434,9 @@ func skipMailbox(args string) (string, bool) {
 // the rules. It returns nil when the client ended its side cleanly.
 func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error {
 	var (
-		lastKey string
-		repeats int
+		lastKey     string
+		repeats     int
+		saslPending bool // AUTHENTICATE PLAIN waits for its response line
 	)
 	for {
 		line, err := readLine(br)
@@ -291,6 +453,26 @@ func (r *IMAPRules) pumpCommands(pc *pconn, br *bufio.Reader, w io.Writer) error
 			return err
 		}
 		tag, name, args, ok := parseCommand(line)
+		if r.FetchPerAccount {
+			var acct string
+			switch {
+			case saslPending && !ok:
+				acct, _ = loginAccount("", string(line))
+				saslPending = false
+			case ok && (name == "LOGIN" || name == "AUTHENTICATE"):
+				acct, saslPending = loginAccount(name, args)
+			}
+			if acct != "" {
+				pc.fetchMu.Lock()
+				pc.account = acct
+				pc.fetchMu.Unlock()
+			}
+			if ok && (name == "FETCH" || name == "UID FETCH") && expensiveFetch(args) {
+				if err := r.holdFetch(pc, tag); err != nil {
+					return err
+				}
+			}
+		}
 		if ok && r.RepeatLimit > 0 {
 			key := name
 			if !r.argsIgnored(name) {
@@ -480,14 +662,16 @@ func swallow(br *bufio.Reader, line []byte) error {
 // land inside one, and applies MaxConsecutiveErrors.
 func (r *IMAPRules) pumpResponses(pc *pconn, br *bufio.Reader, w io.Writer) error {
 	var (
-		buf   []byte
-		first = true     // the next line starts a response
-		kind  answerKind // of the current response, from its first line
+		buf     []byte
+		first   = true     // the next line starts a response
+		kind    answerKind // of the current response, from its first line
+		fetched bool       // the current response answers the held FETCH
 	)
 	for {
 		line, err := readLine(br)
 		if first {
 			kind, first = classifyAnswer(line), false
+			fetched = pc.fetchAnswered(line)
 			if cut, _ := pc.cutTag.Load().(string); cut != "" && bytes.HasPrefix(line, []byte(cut)) {
 				pc.p.c.cuts.Add(1)
 				pc.shutdown()
@@ -524,6 +708,9 @@ func (r *IMAPRules) pumpResponses(pc *pconn, br *bufio.Reader, w io.Writer) erro
 		}
 		if _, err := w.Write(buf); err != nil {
 			return err
+		}
+		if fetched {
+			pc.releaseFetch()
 		}
 		buf, first = buf[:0], true
 		if cap(buf) > 1<<20 {

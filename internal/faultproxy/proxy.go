@@ -50,6 +50,11 @@ type Stats struct {
 	ErrorDrops int64
 	// Cuts counts connections closed by IMAPRules.CutAnswer.
 	Cuts int64
+	// FetchWaits counts FETCH commands that IMAPRules.FetchPerAccount held
+	// back while another FETCH of their account was under way.
+	FetchWaits int64
+	// FetchWaited is the time those FETCHes spent held back, summed.
+	FetchWaited time.Duration
 	// Appends counts APPEND commands seen with IMAP rules on, and
 	// AppendedMessages the messages they carried (more than Appends when
 	// clients use MULTIAPPEND), refused ones included.
@@ -66,13 +71,13 @@ func (s Stats) Faults() int64 {
 
 // String lists the counters on one line, for test logs.
 func (s Stats) String() string {
-	return fmt.Sprintf("accepted=%d refused=%d busy=%d resets=%d stalls=%d injects=%d closes=%d rejected=%d dropped=%d error-drops=%d cuts=%d",
-		s.Accepted, s.Refused, s.Busy, s.Resets, s.Stalls, s.Injects, s.Closes, s.Rejected, s.Dropped, s.ErrorDrops, s.Cuts)
+	return fmt.Sprintf("accepted=%d refused=%d busy=%d resets=%d stalls=%d injects=%d closes=%d rejected=%d dropped=%d error-drops=%d cuts=%d fetch-waits=%d",
+		s.Accepted, s.Refused, s.Busy, s.Resets, s.Stalls, s.Injects, s.Closes, s.Rejected, s.Dropped, s.ErrorDrops, s.Cuts, s.FetchWaits)
 }
 
 type counters struct {
 	accepted, refused, busy, resets, stalls, injects, closes, rejected, dropped, cuts atomic.Int64
-	errorDrops, appends, appendMsgs                                                   atomic.Int64
+	errorDrops, appends, appendMsgs, fetchWaits, fetchWaitNanos                       atomic.Int64
 	toServer, toClient                                                                atomic.Int64
 }
 
@@ -90,10 +95,27 @@ type Proxy struct {
 	next      atomic.Int64 // index of the next connection
 	c         counters
 
-	mu     sync.Mutex
-	conns  map[*pconn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu         sync.Mutex
+	conns      map[*pconn]struct{}
+	fetchLocks map[string]chan struct{} // account → its FETCH lock (IMAPRules.FetchPerAccount)
+	closed     bool
+	wg         sync.WaitGroup
+}
+
+// fetchLock returns the FETCH lock of an account: a channel holding one
+// token while a FETCH of the account is under way.
+func (p *Proxy) fetchLock(account string) chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fetchLocks == nil {
+		p.fetchLocks = map[string]chan struct{}{}
+	}
+	ch := p.fetchLocks[account]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		p.fetchLocks[account] = ch
+	}
+	return ch
 }
 
 // Listen starts a proxy on 127.0.0.1 (a free port) that forwards to target.
@@ -166,7 +188,7 @@ func (p *Proxy) Stats() Stats {
 		Accepted: p.c.accepted.Load(), Refused: p.c.refused.Load(), Busy: p.c.busy.Load(),
 		Resets: p.c.resets.Load(), Stalls: p.c.stalls.Load(), Injects: p.c.injects.Load(),
 		Closes: p.c.closes.Load(), Rejected: p.c.rejected.Load(), Dropped: p.c.dropped.Load(),
-		ErrorDrops: p.c.errorDrops.Load(), Cuts: p.c.cuts.Load(), Appends: p.c.appends.Load(), AppendedMessages: p.c.appendMsgs.Load(),
+		ErrorDrops: p.c.errorDrops.Load(), Cuts: p.c.cuts.Load(), FetchWaits: p.c.fetchWaits.Load(), FetchWaited: time.Duration(p.c.fetchWaitNanos.Load()), Appends: p.c.appends.Load(), AppendedMessages: p.c.appendMsgs.Load(),
 		BytesToServer: p.c.toServer.Load(), BytesToClient: p.c.toClient.Load(),
 	}
 }
@@ -285,6 +307,7 @@ func (p *Proxy) handle(cc net.Conn) {
 	}()
 	wg.Wait()
 	pc.shutdown()
+	pc.releaseFetch()
 }
 
 // pconn is one proxied connection.
@@ -294,6 +317,11 @@ type pconn struct {
 	clientMu sync.Mutex // serialises writes to client (responses vs. IMAP rule answers)
 
 	cutTag atomic.Value // string: "TAG " of a command whose answer IMAPRules.CutAnswer cuts
+
+	fetchMu   sync.Mutex    // guards account, fetchTag, fetchHeld
+	account   string        // logged-in account, for IMAPRules.FetchPerAccount
+	fetchTag  string        // "TAG " of the FETCH holding the account's lock
+	fetchHeld chan struct{} // the lock held, nil when none
 
 	errMu  sync.Mutex // guards errors
 	errors int        // errors in a row, for IMAPRules.MaxConsecutiveErrors

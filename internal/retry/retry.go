@@ -107,9 +107,12 @@ func Classify(err error) Class {
 	return Permanent
 }
 
+// DefaultAttempts is the number of tries of a zero Policy.
+const DefaultAttempts = 6
+
 // Policy bounds retries. The zero value means DefaultPolicy.
 type Policy struct {
-	// Attempts is the total number of tries; 0 means 6.
+	// Attempts is the total number of tries; 0 means DefaultAttempts.
 	Attempts int
 	// Base is the first backoff; 0 means 200ms.
 	Base time.Duration
@@ -119,7 +122,7 @@ type Policy struct {
 
 func (p Policy) norm() Policy {
 	if p.Attempts <= 0 {
-		p.Attempts = 6
+		p.Attempts = DefaultAttempts
 	}
 	if p.Base <= 0 {
 		p.Base = 200 * time.Millisecond

@@ -217,7 +217,7 @@ func StartContext(ctx context.Context, o Options) (env *Env, err error) {
 		faults := o.Faults && i == 1
 		acct := corpus.Generate(user, gen)
 		virtual := o.VirtualEvery > 0 && i%o.VirtualEvery == 0
-		fa, err := e.seed(user, acct, virtual, faults)
+		fa, err := e.seed(user, acct, virtual, e.Accounts[0], faults)
 		if err != nil {
 			return nil, err
 		}
@@ -276,10 +276,22 @@ func StartContext(ctx context.Context, o Options) (env *Env, err error) {
 	return e, nil
 }
 
+// ownerInboxID is the id of every source account's Inbox (the first id of
+// a user folder in Zimbra).
+const ownerInboxID = "257"
+
 // seed loads one account into the source servers and prepares its
 // destination mailboxes (the IMAP and DAV users; the admin API's account is
 // created by the provisioning phase).
-func (e *Env) seed(user string, acct *corpus.Account, virtual, faults bool) (carboniotest.FixtureAccount, error) {
+//
+// A virtual account (every VirtualEvery-th) shares its calendar with owner
+// (the first account), the public, a guest and a key holder, mounts
+// owner's Inbox and has a saved search: the shares phase re-creates all
+// but the guest and key grants, which it reports as needing an invitation.
+//
+// With faults, the account also gets Options.Faults' faulty message and
+// vCard.
+func (e *Env) seed(user string, acct *corpus.Account, virtual bool, owner string, faults bool) (carboniotest.FixtureAccount, error) {
 	e.srcIMAP.AddUser(user, "user-password-unused")
 	e.dstIMAP.AddUser(user, "user-password-unused")
 	mb := acct.Mail
@@ -312,12 +324,16 @@ func (e *Env) seed(user string, acct *corpus.Account, virtual, faults bool) (car
 		if strings.EqualFold(n, "INBOX") || strings.HasPrefix(strings.ToUpper(n), "INBOX/") {
 			zname = "Inbox" + n[len("INBOX"):]
 		}
-		fa.Folders = append(fa.Folders, carboniotest.FixtureFolder{Name: zname, View: "message", Count: a.n, Size: a.size, UIDNext: a.n + 1})
+		ff := carboniotest.FixtureFolder{Name: zname, View: "message", Count: a.n, Size: a.size, UIDNext: a.n + 1}
+		if zname == "Inbox" {
+			ff.ID = ownerInboxID // the mountpoints below point at it
+		}
+		fa.Folders = append(fa.Folders, ff)
 	}
 	cal := carboniotest.FixtureFolder{Name: "Calendar", View: "appointment"}
 	if virtual {
-		// A shared calendar: the grant is listed as not migrated.
-		cal.Grants = []carboniotest.FixtureGrant{{Type: "usr", Grantee: "boss@example.com", Perm: "rwidx"}, {Type: "pub", Perm: "r"}}
+		cal.Grants = []carboniotest.FixtureGrant{{Type: "usr", Grantee: owner, Perm: "rwidx"}, {Type: "pub", Perm: "r"},
+			{Type: "guest", Grantee: "partner@example.org", Perm: "r"}, {Type: "key", Grantee: "auditor", Perm: "r"}}
 	}
 	fa.Folders = append(fa.Folders, cal, carboniotest.FixtureFolder{Name: "Contacts", View: "contact"})
 	if virtual {
@@ -326,8 +342,8 @@ func (e *Env) seed(user string, acct *corpus.Account, virtual, faults bool) (car
 		shared := "Shared by boss"
 		search := "Unread mail"
 		fa.Folders = append(fa.Folders,
-			carboniotest.FixtureFolder{Name: shared, View: "message", Kind: "link"},
-			carboniotest.FixtureFolder{Name: search, View: "message", Kind: "search"},
+			carboniotest.FixtureFolder{Name: shared, View: "message", Kind: "link", Owner: owner, RemoteID: ownerInboxID},
+			carboniotest.FixtureFolder{Name: search, View: "message", Kind: "search", Query: "is:unread", Types: "message"},
 			carboniotest.FixtureFolder{Name: "Briefcase", View: "document", Count: 3, Size: 123456})
 		var extra []corpus.Message
 		for i, m := range mb.Messages {

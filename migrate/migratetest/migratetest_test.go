@@ -3,9 +3,12 @@ package migratetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/migrate"
@@ -80,14 +83,31 @@ func TestRunAllPhases(t *testing.T) {
 	if gotMsgs != wantMsgs {
 		t.Errorf("copied %d messages, want %d", gotMsgs, wantMsgs)
 	}
-	// user05 has a mountpoint and a saved search (skipped and listed), a
-	// Briefcase and a shared calendar (listed).
+	// user05 has a mountpoint and a saved search (skipped by the mail copy,
+	// re-created by the shares phase), a Briefcase (listed) and a calendar
+	// shared with user01, the public, a guest and a key holder: only the
+	// guest and key grants stay behind.
 	kinds := map[string]int{}
 	for _, nm := range rep.NotMigrated {
 		kinds[nm.Kind]++
 	}
-	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 || kinds["share"] != 1 {
+	if len(rep.NotMigrated) != 3 || kinds["files"] != 1 || kinds["share"] != 2 {
 		t.Errorf("not migrated = %+v", rep.NotMigrated)
+	}
+	var shares []string
+	for _, it := range rep.Shares {
+		shares = append(shares, fmt.Sprintf("%s %s %s %s: %s", it.Account, it.Kind, it.Folder, it.Grantee, it.Outcome))
+	}
+	wantShares := []string{
+		"user05@example.com grant Calendar usr user01@example.com: created",
+		"user05@example.com grant Calendar pub: created",
+		"user05@example.com grant Calendar guest partner@example.org: invitation_needed",
+		"user05@example.com grant Calendar key auditor: invitation_needed",
+		"user05@example.com mountpoint Shared by boss user01@example.com Inbox: created",
+		"user05@example.com search Unread mail : created",
+	}
+	if d := cmp.Diff(shares, wantShares); d != "" {
+		t.Errorf("shares (-got +want):\n%s", d)
 	}
 	skipped := 0
 	for _, d := range rep.Account("user05@example.com").Phase(migrate.PhaseMail).Details {
@@ -183,8 +203,24 @@ func TestPreflight(t *testing.T) {
 	for _, n := range pr.NotMigrated {
 		kinds[n.Kind]++
 	}
-	if kinds["mountpoint"] != 1 || kinds["search"] != 1 || kinds["files"] != 1 || kinds["share"] != 1 {
+	if len(pr.NotMigrated) != 3 || kinds["files"] != 1 || kinds["share"] != 2 {
 		t.Errorf("not migrated = %+v", pr.NotMigrated)
+	}
+	// The shares dry run: nothing can be re-created before provisioning.
+	for _, it := range pr.Shares {
+		if it.Outcome != migrate.ShareSkipped && it.Outcome != migrate.ShareInvitation {
+			t.Errorf("preflight share %+v before provisioning", it)
+		}
+	}
+	if len(pr.Shares) != 6 {
+		t.Errorf("preflight shares = %+v, want 6 items", pr.Shares)
+	}
+	var txt strings.Builder
+	if err := pr.WriteText(&txt); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(txt.String(), "Shares: 4 skipped, 2 invitation needed") {
+		t.Errorf("preflight text lacks the shares line:\n%s", txt.String())
 	}
 
 	// Once provisioned, the dry runs find the oversize messages.
