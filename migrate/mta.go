@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -205,10 +204,7 @@ func MTALeftStopped(ctx context.Context, p *Plan) *MTAStopped {
 	if path == ":memory:" {
 		return nil
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
-		return nil
-	}
-	st, err := state.Open(ctx, path)
+	st, err := state.OpenReadOnly(ctx, path)
 	if err != nil {
 		return nil
 	}
