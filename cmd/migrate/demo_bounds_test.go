@@ -157,7 +157,7 @@ func TestDemoMemoryBounded(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector multiplies memory use: the bound is for the plain binary")
 	}
-	const boundMB = 400
+	const boundMB = 300
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDemoMemoryBounded$")
 	cmd.Env = append(os.Environ(), "ZXT_DEMO_CHILD=demo --accounts 60 --progress none --out "+t.TempDir())
 	out, err := cmd.CombinedOutput()
