@@ -18,7 +18,7 @@ have() {
 }
 
 missing=()
-for bin in dovecot doveadm radicale xandikos mbsync vdirsyncer sshd rsync /usr/bin/time curl sqlite3; do
+for bin in dovecot doveadm radicale xandikos mbsync vdirsyncer sshd rsync /usr/bin/time curl sqlite3 chromium; do
 	have "$bin" || missing+=("$bin")
 done
 if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1; then
@@ -39,7 +39,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		apt-get update
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 			dovecot-core dovecot-imapd radicale xandikos isync vdirsyncer \
-			openssh-server openssh-client rsync time curl sqlite3 python3-aiohttp
+			openssh-server openssh-client rsync time curl sqlite3 python3-aiohttp chromium
 		if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 		# A system Dovecot or sshd may have started anyway on a host with a
 		# real init; the tests do not use them, so they are left alone.

@@ -129,6 +129,10 @@ type Plan struct {
 	// Report is the directory the JSON and HTML reports go to; "" means
 	// DefaultReportDir.
 	Report string `yaml:"report"`
+	// Listen is the host:port where `migrate run` serves Prometheus metrics
+	// and the live dashboard ("" means none; --listen overrides it). An
+	// address that is not loopback needs a token.
+	Listen string `yaml:"listen"`
 
 	hash        string
 	file        string // the file LoadPlan read, for the commands a report suggests

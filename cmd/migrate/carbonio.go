@@ -236,7 +236,7 @@ func (f *carbonioFlags) runOperation(e *env, ctx context.Context, s *session, no
 	if err != nil {
 		return classifyCarbonio(err)
 	}
-	fmt.Fprintf(e.stderr, "%s queued\n", progressText(op))
+	safeFprintf(e.stderr, "%s queued\n", progressText(op))
 	if noWait {
 		return f.printOutcome(e, op, nil)
 	}
@@ -245,7 +245,7 @@ func (f *carbonioFlags) runOperation(e *env, ctx context.Context, s *session, no
 
 // wait waits for op and prints its outcome.
 func (f *carbonioFlags) wait(e *env, ctx context.Context, s *session, op carbonio.Operation) error {
-	op, err := s.c.Wait(ctx, op, func(o carbonio.Operation) { fmt.Fprintln(e.stderr, progressText(o)) })
+	op, err := s.c.Wait(ctx, op, func(o carbonio.Operation) { safeFprintf(e.stderr, "%s\n", progressText(o)) })
 	var oe *carbonio.OperationError
 	if err != nil && !errors.As(err, &oe) {
 		return classifyCarbonio(err)
@@ -264,10 +264,10 @@ func (f *carbonioFlags) printOutcome(e *env, op carbonio.Operation, opErr error)
 			return perr
 		}
 	} else {
-		fmt.Fprintln(e.stdout, progressText(op))
+		safeFprintf(e.stdout, "%s\n", progressText(op))
 	}
 	if opErr != nil {
-		fmt.Fprintf(e.stderr, "migrate: %v\n", opErr)
+		safeFprintf(e.stderr, "migrate: %v\n", opErr)
 		return errPartial
 	}
 	return nil
@@ -303,7 +303,7 @@ func carbonioAccountsCmd(e *env, f *carbonioFlags) *cobra.Command {
 				return f.printJSON(e, out)
 			}
 			for _, a := range accts {
-				fmt.Fprintln(e.stdout, a.Name)
+				safeFprintf(e.stdout, "%s\n", a.Name)
 			}
 			return nil
 		},
@@ -338,7 +338,7 @@ func carbonioFoldersCmd(e *env, f *carbonioFlags) *cobra.Command {
 					}
 					shared += fmt.Sprintf(" %s:%s=%s", g.Type, g.Grantee, g.Perm)
 				}
-				fmt.Fprintf(e.stdout, "%-40s %-7s %-12s %8d%s\n", x.Path, x.Kind, x.View, x.Count, shared)
+				safeFprintf(e.stdout, "%-40s %-7s %-12s %8d%s\n", x.Path, x.Kind, x.View, x.Count, shared)
 			}
 			return nil
 		},
@@ -497,7 +497,7 @@ running or unknown), and the raw "state" and "type" the server sent.`,
 				return f.printJSON(e, out)
 			}
 			for _, o := range ops {
-				fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Outcome, orDash(o.State), orDash(o.Type), orDash(o.Module), orDash(o.Name))
+				safeFprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Outcome, orDash(o.State), orDash(o.Type), orDash(o.Module), orDash(o.Name))
 			}
 			return nil
 		},

@@ -233,7 +233,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	onEvent := func(ev dav.Event) {
 		if d, ok := ev.(dav.CollectionDone); ok && e.g.progress != "none" {
 			s := d.Stats
-			fmt.Fprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
+			safeFprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
 				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, deletions(s, f.delete))
 		}
 	}
@@ -374,29 +374,29 @@ func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification, del
 			n++
 		}
 	}
-	fmt.Fprintf(e.stdout, "%s: %d collections, %d objects: %d created, %d updated, %d unchanged, %d skipped, %d failed, %d repaired%s%s\n",
+	safeFprintf(e.stdout, "%s: %d collections, %d objects: %d created, %d updated, %d unchanged, %d skipped, %d failed, %d repaired%s%s\n",
 		kind, n, t.Objects, t.Created, t.Updated, t.Unchanged, t.Skipped, t.Failed, t.Repaired, deletions(t, deletes), mode)
 	for _, c := range s.Collections {
 		if c.Gone {
-			fmt.Fprintf(e.stdout, "  %s: gone at the source; %s and its %d objects kept\n", c.Source, c.Destination, c.HeldBack)
+			safeFprintf(e.stdout, "  %s: gone at the source; %s and its %d objects kept\n", c.Source, c.Destination, c.HeldBack)
 			continue
 		}
 		if c.Nested != "" {
-			fmt.Fprintf(e.stdout, "  %s: nested collection %q flattened to %q\n", c.Source, c.Nested, c.Name)
+			safeFprintf(e.stdout, "  %s: nested collection %q flattened to %q\n", c.Source, c.Nested, c.Name)
 		}
 		for _, er := range c.Errors {
 			uid := ""
 			if er.UID != "" {
 				uid = " (UID " + er.UID + ")"
 			}
-			fmt.Fprintf(e.stdout, "  FAILED %s%s: %s\n", er.Item, uid, er.Reason)
+			safeFprintf(e.stdout, "  FAILED %s%s: %s\n", er.Item, uid, er.Reason)
 		}
 		for i, n := range c.Notes {
 			if i == maxNotes {
-				fmt.Fprintf(e.stdout, "  ... %d more notes (see --report)\n", len(c.Notes)-maxNotes)
+				safeFprintf(e.stdout, "  ... %d more notes (see --report)\n", len(c.Notes)-maxNotes)
 				break
 			}
-			fmt.Fprintf(e.stdout, "  note %s: %s\n", n.Item, n.Note)
+			safeFprintf(e.stdout, "  note %s: %s\n", n.Item, n.Note)
 		}
 	}
 	if v != nil {
@@ -405,23 +405,23 @@ func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification, del
 			ok += c.Matched
 			bad += len(c.Missing) + len(c.Different) + len(c.Duplicates)
 			for _, a := range c.Adopted {
-				fmt.Fprintf(e.stdout, "  equal, adopted from %s: %s (UID %s)\n", a.Href, c.Source, a.UID)
+				safeFprintf(e.stdout, "  equal, adopted from %s: %s (UID %s)\n", a.Href, c.Source, a.UID)
 			}
 			for _, u := range c.Missing {
-				fmt.Fprintf(e.stdout, "  MISSING at destination: %s (UID %s)\n", c.Source, u)
+				safeFprintf(e.stdout, "  MISSING at destination: %s (UID %s)\n", c.Source, u)
 			}
 			for _, u := range c.Different {
 				what := ""
 				if w := c.ChangedIn(u); w != "" {
 					what = ": " + w
 				}
-				fmt.Fprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)%s\n", c.Source, u, what)
+				safeFprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)%s\n", c.Source, u, what)
 			}
 			for _, u := range c.Duplicates {
-				fmt.Fprintf(e.stdout, "  DUPLICATE at destination: %s (UID %s)\n", c.Source, u)
+				safeFprintf(e.stdout, "  DUPLICATE at destination: %s (UID %s)\n", c.Source, u)
 			}
 		}
-		fmt.Fprintf(e.stdout, "verify: %d objects equal, %d problems\n", ok, bad)
+		safeFprintf(e.stdout, "verify: %d objects equal, %d problems\n", ok, bad)
 	}
 }
 

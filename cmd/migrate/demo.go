@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,6 +45,8 @@ func newDemoCmd(e *env) *cobra.Command {
 	var out, prog, logFormat, logLevel string
 	var accounts, messages int
 	var faults bool
+	var lf listenFlags
+	var holdOpen bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Migrate a generated domain between in-process servers and write the reports",
@@ -66,6 +69,9 @@ connection reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDemoSize(accounts, messages); err != nil {
 				return err
+			}
+			if holdOpen && lf.addr == "" {
+				return usageError{errors.New("--hold goes with --listen: it keeps the dashboard up after the run")}
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
 				defer debug.SetMemoryLimit(debug.SetMemoryLimit(demoMemoryLimit))
@@ -115,12 +121,21 @@ connection reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 			}
 			r := env.Runner()
 			r.OnEvent, r.Logger = p.OnEvent, log
+			url, stopDash, err := serveRun(e.stdout, &lf, r)
+			if err != nil {
+				p.Close()
+				return err
+			}
+			defer stopDash()
 			done := watchStop(r.Stop)
 			rep, err := r.Run(e.ctx)
 			done()
 			p.Close()
 			ferr := finish(e, rep, env.Plan.ReportDir(), err)
 			fmt.Fprintf(e.stdout, "State:  %s\nOpen the HTML report in a browser; it is one self-contained file.\n", env.Plan.StatePath())
+			if holdOpen && url != "" {
+				hold(e.ctx, e.stdout, url)
+			}
 			return ferr
 		},
 	}
@@ -133,5 +148,7 @@ connection reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 	fl.StringVar(&prog, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
 	fl.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	lf.add(cmd, "listen", "serve Prometheus metrics and the live dashboard on host:port, e.g. 127.0.0.1:8080")
+	fl.BoolVar(&holdOpen, "hold", false, "with --listen: keep the dashboard up after the run until Ctrl-C")
 	return cmd
 }

@@ -86,6 +86,7 @@ Exit codes: 0 done and verified, 2 usage or configuration, 3 partial, 4 credenti
 		newPlanCmd(e),
 	)
 	root.AddCommand(newOrchestratorCmds(e)...)
+	root.AddCommand(newStatusCmd(e))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd(args...)
 	addExamples(root)

@@ -84,6 +84,7 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 
 func newRunCmd(e *env) *cobra.Command {
 	var f outputFlags
+	var lf listenFlags
 	var retryFailed, delta, deleteGone bool
 	var phases []string
 	cmd := &cobra.Command{
@@ -119,6 +120,12 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 					return usageError{fmt.Errorf("--phases: %w", err)}
 				}
 			}
+			_, stopDash, err := serveRun(prog.Writer(), &lf, r)
+			if err != nil {
+				prog.Close()
+				return err
+			}
+			defer stopDash()
 			done := watchStop(r.Stop)
 			rep, err := r.Run(e.ctx)
 			done()
@@ -134,6 +141,7 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 	cmd.Flags().BoolVar(&retryFailed, "retry-failed", false, "run again the phases that failed or finished partial")
 	cmd.Flags().BoolVar(&delta, "delta", false, "cutover pass: copy again what changed since (mail, calendars, contacts) for accounts already done")
 	cmd.Flags().BoolVar(&deleteGone, "delete", false, "with --delta: also delete on the destination the copies of messages and objects the source no longer has (as mail.delete, calendars.delete, contacts.delete)")
+	lf.add(cmd, "listen", "serve Prometheus metrics (/metrics) and the live dashboard (/) on host:port (default: the plan's listen key; loopback unless a token is set)")
 	cmd.Flags().StringSliceVar(&phases, "phases", nil, "run only these phases of the plan, e.g. --phases mail --delta for a daily pre-stage")
 	return cmd
 }
