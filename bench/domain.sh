@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/domain.sh: 4 accounts in parallel with zxmigrate (the mail phase of a
 # plan) versus 4 parallel mbsync processes, on two loopback Dovecot servers
-# (TESTBENCH.md), median of 3 runs each. Prints aggregate messages per second
+# median of 3 runs each. Prints aggregate messages per second
 # and the ratio. The full log goes to bench/out/domain.log.
 #
 #   bench/domain.sh            # 4 x 2,500 messages

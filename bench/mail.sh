@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/mail.sh: `migrate mail` versus mbsync (isync, one-way A->B with
-# CopyArrivalDate, TESTBENCH.md §6) on two loopback Dovecots: cold copy and
+# CopyArrivalDate) on two loopback Dovecots: cold copy and
 # no-op re-run, RUNS runs each, medians, ratios and peak RSS from
 # /usr/bin/time -v; then one cold copy of 300 messages plus a 50 MB message
 # for the memory bound. Not a test: numbers go to stdout and bench/out/mail.log.

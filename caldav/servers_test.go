@@ -6,7 +6,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
 )
 
-// Real-server pairs (TESTBENCH.md §3–5). Radicale handles ~20 PUT/s, so
+// Real-server pairs (internal/testserver). Radicale handles ~20 PUT/s, so
 // sizes stay small; bench/dav.sh measures bigger runs.
 func TestConformanceServers(t *testing.T) {
 	pairs := []struct {

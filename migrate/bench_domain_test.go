@@ -113,7 +113,7 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// runMbsync runs one mbsync per account in parallel (TESTBENCH.md §6).
+// runMbsync runs one mbsync per account in parallel, one-way with CopyArrivalDate.
 func runMbsync(ctx context.Context, dir string, src, dst *testserver.Dovecot, names []string, run int) (time.Duration, error) {
 	bin, err := exec.LookPath("mbsync")
 	if err != nil {

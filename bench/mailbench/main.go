@@ -1,5 +1,5 @@
 // Command mailbench measures `migrate mail` against mbsync on two loopback
-// Dovecots (TESTBENCH.md §6): cold copy and no-op re-run, N runs each,
+// Dovecots: cold copy and no-op re-run, N runs each,
 // medians, ratios and peak RSS from /usr/bin/time -v; then one cold copy of
 // a small corpus with a 50 MB message for the memory bound. bench/mail.sh
 // builds and runs it.
@@ -357,7 +357,7 @@ func maxRSS(rs []result) int64 {
 	return m
 }
 
-// mbsyncRC is TESTBENCH.md §6's one-way configuration.
+// mbsyncRC is the one-way configuration (Sync Pull, CopyArrivalDate).
 func mbsyncRC(srcAddr, dstAddr, state string) string {
 	sh, sp, _ := strings.Cut(srcAddr, ":")
 	dh, dp, _ := strings.Cut(dstAddr, ":")

@@ -6,7 +6,7 @@
 // duplicated.
 //
 // The same seed and options always yield the same bytes (math/rand/v2 PCG
-// streams, never the clock). The shape follows TESTBENCH.md §7: 29 folders
+// streams, never the clock). The reference mailbox has 29 folders
 // (nested, non-ASCII, spaces and dots, a \Noselect parent "Lists", the
 // unsubscribed "Old Stuff", "Empty", special-use Sent/Drafts/Trash/Junk/
 // Archive), text, multipart/alternative, multipart/mixed with base64

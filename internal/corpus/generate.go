@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// ReferenceMessages is the size of the reference mailbox of TESTBENCH §7:
+// ReferenceMessages is the size of the reference mailbox:
 // 9,898 generated messages, 101 cross-folder duplicates, 20 same-folder
 // duplicate copies and 102 edge cases.
 const ReferenceMessages = 10121
@@ -74,7 +74,7 @@ const (
 	spacesFolder = "Folder with spaces"
 )
 
-// referenceFolders is TESTBENCH §7's folder table, in creation order.
+// referenceFolders is the reference mailbox's folder table, in creation order.
 func referenceFolders() []folderSpec {
 	std := [3]int{54, 34, 12}
 	f := func(name string, n int, seen float64) folderSpec {
@@ -155,7 +155,7 @@ var crossDupTargets = []string{"Archive", "Work", "Work/Projects", "Work/Clients
 var Keywords = []string{"$Forwarded", "$MDNSent", "$Junk", "$NotJunk", "$label1", "$label2", "Work", "Important", "ToDo", ZimbraTagKeyword}
 
 // ZimbraTagKeyword is a Zimbra tag in the NAME:FLAGnnn form that Carbonio
-// answers with "NO APPEND failed" (PROTOCOLS.md).
+// answers with "NO APPEND failed" (imapsync/imapsync FAQ.d/FAQ.Zimbra.txt).
 const ZimbraTagKeyword = "Project:FLAG211"
 
 // DeletedInInbox is the number of INBOX messages flagged \Deleted but not

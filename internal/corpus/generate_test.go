@@ -135,7 +135,7 @@ func TestMinimumCorpus(t *testing.T) {
 	}
 }
 
-// TestReferenceCorpus checks the 10,121-message corpus of TESTBENCH §7. It
+// TestReferenceCorpus checks the 10,121-message reference corpus. It
 // takes a few seconds (more under -race), so -short skips it.
 func TestReferenceCorpus(t *testing.T) {
 	if testing.Short() || (raceEnabled && os.Getenv("CORPUS_REFERENCE") == "") {

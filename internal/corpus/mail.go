@@ -300,7 +300,7 @@ var attachNames = []struct{ name, ctype string }{
 }
 
 // attachmentSize draws the decoded size of an attachment whose encoded
-// size follows TESTBENCH §7: 65 % 3–300 KB, 32 % 0.3–1.2 MB, 3 % 1.5–4.5 MB.
+// size follows the reference mailbox: 65 % 3–300 KB, 32 % 0.3–1.2 MB, 3 % 1.5–4.5 MB.
 func attachmentSize(r *rand.Rand) int {
 	var enc int
 	switch x := r.IntN(100); {

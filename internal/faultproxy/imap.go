@@ -30,7 +30,7 @@ const maxLine = 16 << 20
 const maxBufferedLiteral = 64 << 20
 
 // IMAPRules makes the proxy behave like a Zimbra/Carbonio IMAP server on top
-// of any IMAP server (PROTOCOLS.md §6). The proxy parses client commands and
+// of any IMAP server (the limits of zextras/carbonio-mailbox store/src/main/java/com/zimbra/cs/imap). The proxy parses client commands and
 // server responses line by line, literals included, and answers some commands
 // itself. A nil *IMAPRules in Options turns IMAP parsing off.
 //

@@ -86,7 +86,7 @@ type Dovecot struct {
 	proc    *process
 }
 
-// dovecotConf is the configuration template of TESTBENCH.md §2.1, expanded
+// dovecotConf is the configuration template, expanded
 // with os.Expand, plus TLS and the anvil auth penalty turned off (after a
 // failed login Dovecot otherwise delays the next ones from 127.0.0.1 by up
 // to 15 s).

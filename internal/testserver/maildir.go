@@ -32,7 +32,7 @@ var maildirFlags = map[string]byte{
 var seedCalls atomic.Int64
 
 // Seed stores mb for user by writing maildir files directly, which is much
-// faster than APPEND (TESTBENCH.md §2.4): folders are created (and
+// faster than APPEND: folders are created (and
 // subscribed) with doveadm; \Noselect folders are not created, so that
 // Dovecot shows them as implicit parents of their children; messages are
 // written in order with their flags, keywords and INTERNALDATE (as the file

@@ -17,7 +17,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 )
 
-// radicaleConf is the configuration of TESTBENCH.md §3.
+// radicaleConf is the configuration: htpasswd auth, multifilesystem storage under the temporary directory.
 const radicaleConf = `[server]
 hosts = 127.0.0.1:${PORT}
 max_connections = 20

@@ -12,7 +12,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 )
 
-// xandikosServe is the aiohttp wrapper of TESTBENCH.md §4: Xandikos has no
+// xandikosServe is the aiohttp wrapper: Xandikos has no
 // authentication of its own and serves one principal per process.
 const xandikosServe = `import base64, sys
 from aiohttp import web
