@@ -737,6 +737,10 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 				if verify {
 					d.Failed = int64(v.Missing + v.Duplicated + v.FlagMismatches + v.BodyMismatches)
 					d.Skipped = int64(v.Skipped)
+					// Of the source messages not skipped on purpose, those
+					// neither missing nor different are proven copied.
+					d.ToVerify = int64(max(v.SourceCount-v.Skipped, 0))
+					d.Verified = max(d.ToVerify-int64(v.Missing+v.FlagMismatches), 0)
 				}
 				if v.Missing > 0 || v.Duplicated > 0 || v.FlagMismatches > 0 {
 					notes = append(notes, fmt.Sprintf("verify: %d missing, %d duplicated, %d flag/date mismatches", v.Missing, v.Duplicated, v.FlagMismatches))
@@ -753,6 +757,8 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			if verify {
 				r.Failed += d.Failed
 				r.Skipped += d.Skipped
+				r.ToVerify += d.ToVerify
+				r.Verified += d.Verified
 				if f.Err != "" {
 					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: f.Err})
 				}
@@ -781,10 +787,12 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			// Every keyword change is listed per message. A dropped
 			// keyword loses information: counted as changed, so the phase
 			// ends partial (as `migrate mail` exits 3); a keyword
-			// renamed by the documented rule is a translation.
+			// renamed by the documented rule is counted as translated.
 			for _, k := range f.Keywords {
 				if k.Lost() {
 					r.Changed++
+				} else {
+					r.Translated++
 				}
 			}
 			for _, k := range f.Keywords {
@@ -800,7 +808,7 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 					}
 					ch = append(ch, fmt.Sprintf("%s -> %s (%s)", c.From, to, c.Reason))
 				}
-				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, k.UID), Changed: true,
+				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, k.UID), Changed: k.Lost(), Translated: !k.Lost(),
 					Reason: "keywords changed: " + strings.Join(ch, "; ")})
 			}
 			if f.Err != "" {
@@ -1036,7 +1044,8 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 				for _, c := range v.Collections {
 					bad := int64(len(c.Missing) + len(c.Different) + len(c.Duplicates))
 					d := Detail{Name: string(ph) + ": " + c.Source, Destination: c.Destination, SourceCount: int64(c.Items),
-						DestCount: int64(c.Matched), Failed: bad, Skipped: int64(len(c.Invalid))}
+						DestCount: int64(c.Matched), Failed: bad, Skipped: int64(len(c.Invalid)),
+						ToVerify: int64(c.Items), Verified: int64(c.Matched)}
 					var notes []string
 					if len(c.Missing) > 0 {
 						notes = append(notes, fmt.Sprintf("%d missing", len(c.Missing)))
@@ -1057,6 +1066,8 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 					r.Details = append(r.Details, d)
 					r.Failed += bad
 					r.Skipped += d.Skipped
+					r.ToVerify += d.ToVerify
+					r.Verified += d.Verified
 					for _, u := range c.Missing {
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
 					}
