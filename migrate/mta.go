@@ -200,7 +200,12 @@ func (r *Runner) restartMTA(ctx context.Context, store *state.Store, accts []Acc
 // a run that failed before it could build a report. It creates nothing:
 // without a state file it returns nil.
 func MTALeftStopped(ctx context.Context, p *Plan) *MTAStopped {
-	path := p.StatePath()
+	return MTALeftStoppedAt(ctx, p.StatePath(), p)
+}
+
+// MTALeftStoppedAt is MTALeftStopped for the state file at path; p may be
+// nil, and then the start command is the one recorded with mta_stop.
+func MTALeftStoppedAt(ctx context.Context, path string, p *Plan) *MTAStopped {
 	if path == ":memory:" {
 		return nil
 	}

@@ -138,6 +138,15 @@ func TestRunInterruptedWithMTAStopped(t *testing.T) {
 		t.Errorf("report --state does not warn:\n%s", out.String())
 	}
 
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"status", "--state", state}, &out, &errb); code != exitOK {
+		t.Fatalf("status --state: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "destination MTA is STOPPED") || !strings.Contains(out.String(), wantStart) {
+		t.Errorf("status --state does not warn:\n%s", out.String())
+	}
+
 	// The resume fails before it starts (the source is gone): it still
 	// ends with the warning, read from the state.
 	m.src.Close()
