@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -90,8 +91,16 @@ type Copier struct {
 	// nothing to the destination or the checkpoint.
 	DryRun bool
 	// DeepVerify hashes whole messages on both sides in the final proof
-	// instead of comparing size, Message-ID and Date.
+	// instead of comparing size, flags, INTERNALDATE, Message-ID and Date
+	// and a sample of whole bodies.
 	DeepVerify bool
+	// VerifySample is the fraction of copied messages the default proof
+	// reads whole on both sides (see DefaultVerifySample for the odds); 0
+	// means DefaultVerifySample, a negative value no sample.
+	VerifySample float64
+	// VerifySeed chooses the sample; 0 means a random seed per Copy, which
+	// the Verification reports.
+	VerifySeed uint64
 	// SpillThreshold is the message size above which a message is spooled
 	// to a temporary file rather than held in memory; 0 means
 	// DefaultSpillThreshold.
@@ -231,6 +240,7 @@ type session struct {
 	srcInfo  sideInfo
 	dstInfo  sideInfo
 	mem      *memBudget // message bodies in memory
+	seed     uint64     // chooses the proof's sample (Copier.VerifySeed)
 }
 
 // sideInfo is what one LIST pass learned about a server.
@@ -266,7 +276,10 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 		budget = NewConnBudget(0)
 	}
 	s := &session{c: c, src: newPool(src, budget), dst: newPool(dst, budget), cp: c.Checkpoint,
-		mem: newMemBudget(c.memoryBudget())}
+		mem: newMemBudget(c.memoryBudget()), seed: c.VerifySeed}
+	for s.seed == 0 {
+		s.seed = rand.Uint64()
+	}
 	if s.cp == nil {
 		s.cp = NewMemoryCheckpoint()
 	}

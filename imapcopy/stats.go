@@ -86,9 +86,20 @@ func (i ItemIssue) Lost() bool {
 // found on the destination, counting multiplicity.
 type Verification struct {
 	// Deep is set when whole messages were hashed.
-	Deep        bool `json:"deep,omitempty"`
-	SourceCount int  `json:"source_count"`
-	DestCount   int  `json:"dest_count"`
+	Deep bool `json:"deep,omitempty"`
+	// Proof names the proof that ran: ProofDeep, or "fingerprint + 5%
+	// sample" (see DefaultVerifySample).
+	Proof string `json:"proof,omitempty"`
+	// Sampled counts the message pairs the sample read whole on both
+	// sides, and BodyMismatches those whose bytes differed (which fails
+	// the proof); BodyExamples names a few of their source UIDs.
+	Sampled        int        `json:"sampled,omitempty"`
+	BodyMismatches int        `json:"body_mismatches,omitempty"`
+	BodyExamples   []imap.UID `json:"body_examples,omitempty"`
+	// SampleSeed reproduces the sample's choice (Copier.VerifySeed).
+	SampleSeed  uint64 `json:"sample_seed,omitempty"`
+	SourceCount int    `json:"source_count"`
+	DestCount   int    `json:"dest_count"`
 	// Missing counts source messages without a destination counterpart.
 	Missing int `json:"missing"`
 	// Extra counts destination messages with no source counterpart (mail
@@ -113,7 +124,7 @@ type Verification struct {
 
 // OK reports whether the verification proved the folder complete.
 func (v *Verification) OK() bool {
-	return v != nil && v.Missing == 0 && v.Duplicated == 0 && v.FlagMismatches == 0
+	return v != nil && v.Missing == 0 && v.Duplicated == 0 && v.FlagMismatches == 0 && v.BodyMismatches == 0
 }
 
 // OK reports whether the folder was copied completely and verified: no

@@ -158,7 +158,30 @@ func sourceFingerprints(cn *conn, n uint32, sp *sourcePrints) (out []printed, re
 // pairs source UIDs with destination UIDs where known; the others pair in
 // UID order within equal fingerprints.
 func compare(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[imap.UID]bool, rule flagRule, deep bool) *Verification {
+	v, _ := comparePairs(src, dst, mapped, skipped, rule, deep)
+	return v
+}
+
+// verifyPair is a source message and the destination copy the proof matched it
+// with; exact is set when the pairing is unambiguous (the checkpoint's
+// APPENDUID mapping, or a fingerprint the source holds once).
+type verifyPair struct {
+	src, dst imap.UID
+	size     int64
+	exact    bool
+}
+
+// comparePairs is compare that also returns the pairs it matched.
+func comparePairs(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[imap.UID]bool, rule flagRule, deep bool) (*Verification, []verifyPair) {
 	v := &Verification{Deep: deep, DestCount: len(dst)}
+	if deep {
+		v.Proof = ProofDeep
+	}
+	var pairs []verifyPair
+	srcByFP := map[string]int{}
+	for i := range src {
+		srcByFP[src[i].fp]++
+	}
 	dstByUID := map[imap.UID]*printed{}
 	dstByFP := map[string][]*printed{}
 	for i := range dst {
@@ -185,6 +208,7 @@ func compare(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[imap.
 			if d := dstByUID[du]; d != nil && d.fp == s.fp && !used[du] {
 				used[du] = true
 				checkPair(s, d)
+				pairs = append(pairs, verifyPair{src: s.UID, dst: du, size: s.Size, exact: true})
 				continue
 			}
 		}
@@ -207,22 +231,19 @@ func compare(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[imap.
 		}
 		used[found.UID] = true
 		checkPair(s, found)
+		pairs = append(pairs, verifyPair{src: s.UID, dst: found.UID, size: s.Size, exact: srcByFP[s.fp] == 1})
 	}
 	v.Extra = len(dst) - len(used)
 	// A destination holding more copies of a source fingerprint than the
 	// source has is a duplicate made by a copy, not mail that was already
 	// there: the proof fails on it.
-	srcByFP := map[string]int{}
-	for i := range src {
-		srcByFP[src[i].fp]++
-	}
 	for fp, ds := range dstByFP {
 		if n := srcByFP[fp]; n > 0 && len(ds) > n {
 			v.Duplicated += len(ds) - n
 		}
 	}
 	v.Extra -= v.Duplicated
-	return v
+	return v, pairs
 }
 
 // verifyFolder runs the proof at the end of a folder pass. It re-selects
@@ -258,11 +279,33 @@ func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p fo
 	for _, m := range done {
 		mapped[m.Src] = m.Dst
 	}
-	v := compare(srcPrints, dstPrints, mapped, skipped, rule, s.c.DeepVerify)
+	v, pairs := comparePairs(srcPrints, dstPrints, mapped, skipped, rule, s.c.DeepVerify)
 	v.SourceFromCopy = reused
+	if err := s.sample(srcConn, dstConn, p, pairs, v); err != nil {
+		return nil, FolderStatus{}, err
+	}
 	fs.SourceCount, fs.DestCount = len(srcPrints), len(dstPrints)
 	st := FolderStatus{UIDValidity: dstSel.UIDValidity, UIDNext: uint32(dstSel.UIDNext), Messages: dstSel.NumMessages, HighestModSeq: dstSel.HighestModSeq}
 	return v, st, nil
+}
+
+// sample completes the default proof of a folder: it names the proof in v
+// and compares the whole bodies of a sample of pairs (see
+// DefaultVerifySample). Both connections have the folder selected.
+func (s *session) sample(srcConn, dstConn *conn, p folderPlan, pairs []verifyPair, v *Verification) error {
+	v.Proof = s.c.Proof()
+	if s.c.DeepVerify {
+		return nil
+	}
+	f := s.c.sampleFraction()
+	if f == 0 {
+		return nil
+	}
+	v.SampleSeed = s.seed
+	if err := sampleBodies(srcConn, dstConn, pickSample(pairs, f, s.seed, p.Src.Name), v); err != nil {
+		return fmt.Errorf("imapcopy: verify sample of %q: %w", p.Src.Name, err)
+	}
+	return nil
 }
 
 // verifyOnly is the proof without a copy (Copier.Verify).
@@ -321,7 +364,11 @@ func (s *session) verifyOnly(ctx context.Context, p folderPlan, fs *FolderStats)
 			}
 		}
 	}
-	fs.Verify = compare(srcPrints, dstPrints, mapped, skipped, rule, s.c.DeepVerify)
+	v, pairs := comparePairs(srcPrints, dstPrints, mapped, skipped, rule, s.c.DeepVerify)
+	if err := s.sample(srcConn, dstConn, p, pairs, v); err != nil {
+		return err
+	}
+	fs.Verify = v
 	fs.SourceCount, fs.DestCount = len(srcPrints), len(dstPrints)
 	healthy = true
 	return nil

@@ -737,11 +737,18 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			if v := f.Verify; v != nil {
 				d.SourceCount, d.DestCount = int64(v.SourceCount), int64(v.DestCount)
 				if verify {
-					d.Failed = int64(v.Missing + v.Duplicated + v.FlagMismatches)
+					d.Failed = int64(v.Missing + v.Duplicated + v.FlagMismatches + v.BodyMismatches)
 					d.Skipped = int64(v.Skipped)
+					// Of the source messages not skipped on purpose, those
+					// neither missing nor different are proven copied.
+					d.ToVerify = int64(max(v.SourceCount-v.Skipped, 0))
+					d.Verified = max(d.ToVerify-int64(v.Missing+v.FlagMismatches), 0)
 				}
 				if v.Missing > 0 || v.Duplicated > 0 || v.FlagMismatches > 0 {
 					notes = append(notes, fmt.Sprintf("verify: %d missing, %d duplicated, %d flag/date mismatches", v.Missing, v.Duplicated, v.FlagMismatches))
+				}
+				if v.BodyMismatches > 0 {
+					notes = append(notes, fmt.Sprintf("verify: %d of %d sampled bodies differ", v.BodyMismatches, v.Sampled))
 				}
 				if v.Extra > 0 {
 					notes = append(notes, fmt.Sprintf("%d extra on the destination", v.Extra))
@@ -752,6 +759,8 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			if verify {
 				r.Failed += d.Failed
 				r.Skipped += d.Skipped
+				r.ToVerify += d.ToVerify
+				r.Verified += d.Verified
 				if f.Err != "" {
 					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: f.Err})
 				}
@@ -766,6 +775,9 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 				if v := f.Verify; v != nil && v.FlagMismatches > 0 {
 					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: fmt.Sprintf("%d messages with different flags or dates", v.FlagMismatches)})
 				}
+				if v := f.Verify; v != nil && v.BodyMismatches > 0 {
+					r.Problems = append(r.Problems, Problem{Item: f.Source, Reason: fmt.Sprintf("%d messages whose bytes differ on the destination (e.g. UIDs %v)", v.BodyMismatches, v.BodyExamples)})
+				}
 				continue
 			}
 			r.Copied += d.Copied
@@ -777,10 +789,12 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 			// Every keyword change is listed per message. A dropped
 			// keyword loses information: counted as changed, so the phase
 			// ends partial (as `migrate mail` exits 3); a keyword
-			// renamed by the documented rule is a translation.
+			// renamed by the documented rule is counted as translated.
 			for _, k := range f.Keywords {
 				if k.Lost() {
 					r.Changed++
+				} else {
+					r.Translated++
 				}
 			}
 			for _, k := range f.Keywords {
@@ -796,7 +810,7 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 					}
 					ch = append(ch, fmt.Sprintf("%s -> %s (%s)", c.From, to, c.Reason))
 				}
-				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, k.UID), Changed: true,
+				r.Problems = append(r.Problems, Problem{Item: fmt.Sprintf("%s UID %d", f.Source, k.UID), Changed: k.Lost(), Translated: !k.Lost(),
 					Reason: "keywords changed: " + strings.Join(ch, "; ")})
 			}
 			if f.Err != "" {
@@ -1032,7 +1046,8 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 				for _, c := range v.Collections {
 					bad := int64(len(c.Missing) + len(c.Different) + len(c.Duplicates))
 					d := Detail{Name: string(ph) + ": " + c.Source, Destination: c.Destination, SourceCount: int64(c.Items),
-						DestCount: int64(c.Matched), Failed: bad, Skipped: int64(len(c.Invalid))}
+						DestCount: int64(c.Matched), Failed: bad, Skipped: int64(len(c.Invalid)),
+						ToVerify: int64(c.Items), Verified: int64(c.Matched)}
 					var notes []string
 					if len(c.Missing) > 0 {
 						notes = append(notes, fmt.Sprintf("%d missing", len(c.Missing)))
@@ -1053,6 +1068,8 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 					r.Details = append(r.Details, d)
 					r.Failed += bad
 					r.Skipped += d.Skipped
+					r.ToVerify += d.ToVerify
+					r.Verified += d.Verified
 					for _, u := range c.Missing {
 						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
 					}

@@ -12,3 +12,7 @@ import (
 func lockState(path string) (unlock func(), err error) {
 	return state.Lock(context.Background(), path)
 }
+
+// StateInUse reports whether a live process holds the lock of the state
+// file at path: a run in progress (state.InUse).
+func StateInUse(path string) bool { return state.InUse(path) }

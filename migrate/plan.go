@@ -120,6 +120,9 @@ type Plan struct {
 	Contacts DAVOptions `yaml:"contacts"`
 	// Concurrency bounds the work in flight.
 	Concurrency Concurrency `yaml:"concurrency"`
+	// MTA configures what happens to the destination MTA when a run stops
+	// between mta_stop and mta_start.
+	MTA MTAOptions `yaml:"mta"`
 	// Limits are the servers' request rates the run keeps under.
 	Limits Limits `yaml:"limits"`
 	// State is the path of the SQLite state file; "" means DefaultStatePath.
@@ -133,8 +136,9 @@ type Plan struct {
 	Listen string `yaml:"listen"`
 
 	hash        string
-	cliInjected bool // a Runner supplies the destination command line
-	davInjected bool // a Runner supplies per-account DAV credentials
+	file        string // the file LoadPlan read, for the commands a report suggests
+	cliInjected bool   // a Runner supplies the destination command line
+	davInjected bool   // a Runner supplies per-account DAV credentials
 
 	srcCLIInjected bool // a Runner supplies the source command line
 }
@@ -415,6 +419,7 @@ func LoadPlan(name string) (*Plan, error) {
 		return nil, fmt.Errorf("migrate: plan path: %w", err)
 	}
 	p.resolvePaths(dir)
+	p.file = name
 	return p, nil
 }
 

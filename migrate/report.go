@@ -39,8 +39,13 @@ type Report struct {
 	RunID    int64     `json:"run_id"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
-	// Outcome is done, partial, failed or interrupted.
+	// Outcome is done, partial, failed or interrupted; running for a run
+	// still in progress (read from the state of a live run).
 	Outcome Status `json:"outcome"`
+	// MTA is set when the run stopped the destination MTA (mta_stop) and
+	// did not start it again (mta_start not done): mail is not delivered
+	// until it runs. Renderers show it first and last.
+	MTA *MTAStopped `json:"mta_stopped,omitempty"`
 	// Phases holds the global phases (provisioning and friends).
 	Phases   []PhaseResult   `json:"phases"`
 	Accounts []AccountReport `json:"accounts"`
@@ -85,10 +90,18 @@ type PhaseResult struct {
 	Failed   int64 `json:"failed"`
 	// Changed items arrived, but with information lost by a documented
 	// rule (a keyword the destination refuses, dropped): the phase ends
-	// partial, as `migrate mail` exits with the partial code. Keywords
-	// renamed by the sanitising rule are listed in Problems, not counted.
+	// partial, as `migrate mail` exits with the partial code.
 	Changed int64 `json:"changed"`
-	Bytes   int64 `json:"bytes"`
+	// Translated items arrived with a keyword renamed by the documented
+	// sanitising rule (Zimbra's NAME:FLAGnnn tag keywords): nothing is
+	// lost, the phase stays done. They are listed in Problems too.
+	Translated int64 `json:"translated,omitempty"`
+	// ToVerify and Verified are the verify phase's proof: of ToVerify
+	// source items (those not skipped on purpose), Verified were found
+	// equal on the destination.
+	ToVerify int64 `json:"to_verify,omitempty"`
+	Verified int64 `json:"verified,omitempty"`
+	Bytes    int64 `json:"bytes"`
 	// Deleted counts destination copies deleted because the source no
 	// longer has their items (mail.delete, calendars.delete,
 	// contacts.delete); in a dry run, how many would be.
@@ -102,6 +115,10 @@ type PhaseResult struct {
 	ProblemsOmitted int64 `json:"problems_omitted,omitempty"`
 	// NotMigrated lists what the phase found and left alone on purpose.
 	NotMigrated []NotMigrated `json:"not_migrated,omitempty"`
+	// Undo is the command that reverts the phase's effect on the servers,
+	// for phases that have one (mta_stop: the command that starts the MTA
+	// again).
+	Undo string `json:"undo,omitempty"`
 	// Shares lists the shares phase's grants, mountpoints and saved
 	// searches with their outcomes.
 	Shares []ShareItem `json:"shares,omitempty"`
@@ -115,23 +132,30 @@ type Detail struct {
 	Destination string `json:"destination,omitempty"`
 	// SourceCount and DestCount are the item counts seen on each side
 	// (verification); -1 when not counted.
-	SourceCount int64  `json:"source_count"`
-	DestCount   int64  `json:"dest_count"`
-	Copied      int64  `json:"copied"`
-	Existing    int64  `json:"existing"`
-	Skipped     int64  `json:"skipped"`
-	Failed      int64  `json:"failed"`
-	Note        string `json:"note,omitempty"`
+	SourceCount int64 `json:"source_count"`
+	DestCount   int64 `json:"dest_count"`
+	Copied      int64 `json:"copied"`
+	Existing    int64 `json:"existing"`
+	Skipped     int64 `json:"skipped"`
+	Failed      int64 `json:"failed"`
+	// ToVerify and Verified: of ToVerify source items, Verified were
+	// found equal on the destination (verify phase).
+	ToVerify int64  `json:"to_verify,omitempty"`
+	Verified int64  `json:"verified,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // Problem is a skipped, changed or failed item.
 type Problem struct {
 	Item    string `json:"item"`
 	Skipped bool   `json:"skipped"`
-	// Changed marks an item that arrived altered by a documented rule
-	// (keywords dropped or renamed; the reason says which).
-	Changed bool   `json:"changed,omitempty"`
-	Reason  string `json:"reason"`
+	// Changed marks an item that arrived with information lost by a
+	// documented rule (a keyword dropped; the reason says which).
+	Changed bool `json:"changed,omitempty"`
+	// Translated marks an item that arrived with a keyword renamed by the
+	// documented sanitising rule, nothing lost.
+	Translated bool   `json:"translated,omitempty"`
+	Reason     string `json:"reason"`
 }
 
 // NotMigrated is something the procedure leaves behind on purpose.
@@ -163,7 +187,14 @@ type Totals struct {
 	Existing int64 `json:"existing"`
 	Skipped  int64 `json:"skipped"`
 	Changed  int64 `json:"changed"`
-	FailedN  int64 `json:"failed_items"`
+	// Translated counts items with keywords renamed by the documented
+	// rule (not a loss; not in Changed).
+	Translated int64 `json:"translated"`
+	FailedN    int64 `json:"failed_items"`
+	// ToVerify and Verified sum the verify phases: "Verified of ToVerify
+	// verified".
+	ToVerify int64 `json:"to_verify"`
+	Verified int64 `json:"verified"`
 	Bytes    int64 `json:"bytes"`
 	Deleted  int64 `json:"deleted,omitempty"`
 }
@@ -227,14 +258,17 @@ func (r *Report) finalize() {
 			}
 			t.Skipped += p.Skipped
 			t.Changed += p.Changed
+			t.Translated += p.Translated
 			t.FailedN += p.Failed
+			t.ToVerify += p.ToVerify
+			t.Verified += p.Verified
 		}
 	}
 	for _, p := range r.Phases {
 		worst = worse(worst, p.Status)
 	}
 	r.Totals = t
-	if r.Outcome != StatusInterrupted {
+	if r.Outcome != StatusInterrupted && r.Outcome != StatusRunning {
 		r.Outcome = worst
 	}
 }
@@ -359,7 +393,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	if t.Deleted > 0 {
 		fmt.Fprintf(&b, "Deleted:  %d copies of items the source no longer has\n", t.Deleted)
 	}
-	fmt.Fprintf(&b, "Problems: %d skipped, %d changed, %d failed items\n", t.Skipped, t.Changed, t.FailedN)
+	fmt.Fprintf(&b, "Problems: %d skipped, %d changed, %d failed items", t.Skipped, t.Changed, t.FailedN)
+	if t.Translated > 0 {
+		fmt.Fprintf(&b, "; %d translated (keywords renamed, nothing lost)", t.Translated)
+	}
+	b.WriteString("\n")
+	if t.ToVerify > 0 || t.Verified > 0 {
+		fmt.Fprintf(&b, "Verified: %s of %s items found equal on the destination\n", thousands(t.Verified), thousands(t.ToVerify))
+	}
 	for _, p := range r.Phases {
 		if p.Status == StatusDone || p.Status == StatusNotRun && p.Reason == "" {
 			continue
@@ -391,6 +432,9 @@ func (r *Report) WriteText(w io.Writer) error {
 					fmt.Fprintf(&b, " (%s)", p.Reason)
 				}
 			}
+			if p.Phase == PhaseVerify && (p.ToVerify > 0 || p.Verified > 0) {
+				fmt.Fprintf(&b, "; %s", p.VerifiedText())
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -408,8 +452,37 @@ func (r *Report) WriteText(w io.Writer) error {
 		sort.Strings(ks)
 		fmt.Fprintf(&b, "Not migrated by this procedure: %s\n", strings.Join(ks, ", "))
 	}
+	if r.Outcome == StatusRunning {
+		b.WriteString("The run is still in progress (its state file is locked by a live process): these figures are a snapshot.\n")
+	}
+	// Last, so that it is what the operator reads.
+	b.WriteString(r.MTA.Warning())
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// VerifiedText is the verify phase's proof in words, e.g. "3,800 of 3,800
+// verified".
+func (p PhaseResult) VerifiedText() string {
+	return fmt.Sprintf("%s of %s verified", thousands(p.Verified), thousands(p.ToVerify))
+}
+
+// thousands formats n with comma thousands separators.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
 }
 
 func humanBytes(n int64) string {

@@ -24,6 +24,7 @@ type htmlData struct {
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"bytes": humanBytes,
+	"num":   thousands,
 	"phase": func(a AccountReport, p Phase) *PhaseResult { return a.Phase(p) },
 	"accountPhases": func() []Phase {
 		return []Phase{PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify}
@@ -58,11 +59,17 @@ th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 details{margin:.3em 0}summary{cursor:pointer}
 .kpi{display:flex;gap:1em;flex-wrap:wrap}.kpi div{background:#f6f8fa;border:1px solid #ddd;border-radius:6px;padding:.5em 1em}
 .kpi b{display:block;font-size:1.3em}
+.alarm{border:3px solid #b00020;background:#fdecee;color:#600;padding:.6em 1em;border-radius:6px;margin:1em 0}
+.alarm pre{margin:.3em 0;font-size:1.05em;white-space:pre-wrap}
 svg text{font:11px sans-serif;fill:#555}
 </style></head><body>
 <h1>zxmigrate report{{if .R.Plan}}: {{.R.Plan}}{{end}}</h1>
 <p>Run {{.R.RunID}} · started {{.R.Started.Format "2006-01-02 15:04:05 MST"}} · {{dur .R}} ·
 outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report format version {{.R.Version}}</p>
+{{if eq .R.Outcome "running"}}<p class="running">The run is still in progress (its state file is locked by a live process): these figures are a snapshot.</p>{{end}}
+{{define "mta"}}{{with .}}<div class="alarm" id="mta-stopped"><b>The destination MTA {{if .Certain}}is STOPPED{{else}}MAY BE STOPPED (mta_stop did not finish){{end}}: mta_stop ran and mta_start has not.</b>
+Mail for the migrated domains is not delivered until it runs. Start it now with:<pre>{{.StartCommand}}</pre>{{if .ResumeCommand}}or finish the run, which starts it at the end:<pre>{{.ResumeCommand}}</pre>{{end}}</div>{{end}}{{end}}
+{{template "mta" .R.MTA}}
 <div class="kpi">
 <div><b>{{.R.Totals.Accounts}}</b>accounts</div>
 <div><b class="done">{{.R.Totals.Done}}</b>done</div>
@@ -73,8 +80,10 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 <div><b>{{.R.Totals.Contacts}}</b>contacts</div>
 <div><b>{{.R.Totals.Existing}}</b>already present</div>{{if .R.Totals.Deleted}}<div><b>{{.R.Totals.Deleted}}</b>deleted (gone from the source)</div>{{end}}
 <div><b>{{.R.Totals.Skipped}}</b>skipped</div>
-<div><b>{{.R.Totals.Changed}}</b>changed</div>
+<div><b>{{.R.Totals.Changed}}</b>changed (information lost)</div>
+<div><b>{{.R.Totals.Translated}}</b>translated (keywords renamed, nothing lost)</div>
 <div><b>{{.R.Totals.FailedN}}</b>failed items</div>
+{{if or .R.Totals.ToVerify .R.Totals.Verified}}<div><b>{{num .R.Totals.Verified}} of {{num .R.Totals.ToVerify}}</b>verified</div>{{end}}
 </div>
 
 <h2>Global phases</h2>
@@ -89,7 +98,7 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 <table><tr><th>source</th><th>destination</th><th>status</th>
 {{range accountPhases}}<th>{{.}}</th>{{end}}</tr>
 {{range $a := .R.Accounts}}<tr><td>{{$a.Source}}</td><td>{{$a.Destination}}</td><td class="{{$a.Status}}">{{$a.Status}}</td>
-{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Deleted}}<br>{{.Deleted}} deleted{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Changed}}<br>{{.Changed}} changed{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
+{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Deleted}}<br>{{.Deleted}} deleted{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Changed}}<br>{{.Changed}} changed{{end}}{{if .Translated}}<br>{{.Translated}} translated{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}{{if or .ToVerify .Verified}}<br>{{num .Verified}} of {{num .ToVerify}} verified{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
 </tr>
 {{end}}</table>
 
@@ -97,11 +106,11 @@ outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report forma
 {{range $a := .R.Accounts}}{{if hasProblems $a}}<details{{if ne $a.Status "done"}} open{{end}}><summary><b>{{$a.Source}}</b> → {{$a.Destination}} <span class="{{$a.Status}}">{{$a.Status}}</span>{{if $a.Error}}: {{$a.Error}}{{end}}</summary>
 {{range $a.Phases}}{{if or .Details .Problems .Reason}}<h3>{{.Phase}} <span class="{{.Status}}">{{.Status}}</span></h3>
 {{if .Reason}}<p>{{.Reason}}</p>{{end}}
-{{if .Details}}<table><tr><th>folder / collection</th><th>destination</th><th>source</th><th>dest.</th><th>copied</th><th>present</th><th>skipped</th><th>failed</th><th>note</th></tr>
-{{range .Details}}<tr><td>{{.Name}}</td><td>{{.Destination}}</td><td class="n">{{if ge .SourceCount 0}}{{.SourceCount}}{{end}}</td><td class="n">{{if ge .DestCount 0}}{{.DestCount}}{{end}}</td><td class="n">{{.Copied}}</td><td class="n">{{.Existing}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Failed}}</td><td>{{.Note}}</td></tr>
+{{if .Details}}<table><tr><th>folder / collection</th><th>destination</th><th>source</th><th>dest.</th><th>copied</th><th>present</th><th>skipped</th><th>failed</th><th>verified</th><th>note</th></tr>
+{{range .Details}}<tr><td>{{.Name}}</td><td>{{.Destination}}</td><td class="n">{{if ge .SourceCount 0}}{{.SourceCount}}{{end}}</td><td class="n">{{if ge .DestCount 0}}{{.DestCount}}{{end}}</td><td class="n">{{.Copied}}</td><td class="n">{{.Existing}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Failed}}</td><td class="n">{{if or .ToVerify .Verified}}{{num .Verified}} of {{num .ToVerify}}{{end}}</td><td>{{.Note}}</td></tr>
 {{end}}</table>{{end}}
 {{if .Problems}}<table><tr><th>item</th><th>outcome</th><th>reason</th></tr>
-{{range .Problems}}<tr><td>{{.Item}}</td><td class="{{if or .Skipped .Changed}}partial{{else}}failed{{end}}">{{if .Skipped}}skipped{{else if .Changed}}changed{{else}}failed{{end}}</td><td>{{.Reason}}</td></tr>
+{{range .Problems}}<tr><td>{{.Item}}</td><td class="{{if .Translated}}done{{else if or .Skipped .Changed}}partial{{else}}failed{{end}}">{{if .Skipped}}skipped{{else if .Changed}}changed{{else if .Translated}}translated{{else}}failed{{end}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>{{end}}{{end}}{{end}}
 </details>
 {{end}}{{end}}
@@ -122,6 +131,7 @@ views of other data and are skipped. They are listed here so nobody is surprised
 <table><tr><th>account</th><th>kind</th><th>name</th><th>reason</th></tr>
 {{range .R.NotMigrated}}<tr><td>{{.Account}}</td><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="4">nothing found</td></tr>{{end}}</table>
+{{template "mta" .R.MTA}}
 <p style="color:#777;margin-top:3em">Generated by zxmigrate. This page is self-contained: no scripts, no network.</p>
 </body></html>
 `))

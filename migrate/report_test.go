@@ -32,7 +32,8 @@ func sampleReport() *Report {
 					Details: []Detail{{Name: "INBOX", Destination: "INBOX", SourceCount: -1, DestCount: -1, Copied: 100}}},
 				{Phase: PhaseCalendars, Status: StatusDone, Copied: 12},
 				{Phase: PhaseContacts, Status: StatusDone, Copied: 30},
-				{Phase: PhaseVerify, Status: StatusDone},
+				{Phase: PhaseVerify, Status: StatusDone, ToVerify: 3800, Verified: 3800,
+					Details: []Detail{{Name: "INBOX", SourceCount: 3800, DestCount: 3800, ToVerify: 3800, Verified: 3800}}},
 			}},
 			{Source: "bob@example.com", Destination: "bob@example.org", Phases: []PhaseResult{
 				{Phase: PhaseMail, Status: StatusPartial, Copied: 10, Skipped: 1, Bytes: 1e5,
@@ -40,8 +41,8 @@ func sampleReport() *Report {
 					NotMigrated: []NotMigrated{{Account: "bob@example.com", Kind: "mountpoint", Name: "Team <Shared>", Reason: "a view of another account's folder"}}},
 				{Phase: PhaseCalendars, Status: StatusFailed, Reason: "caldav: PROPFIND /dav/bob/: 503 Service Unavailable"},
 				{Phase: PhaseContacts, Status: StatusDone, Existing: 4},
-				{Phase: PhaseVerify, Status: StatusPartial, Failed: 1,
-					Details:  []Detail{{Name: "INBOX", SourceCount: 11, DestCount: 10}},
+				{Phase: PhaseVerify, Status: StatusPartial, Failed: 1, ToVerify: 11, Verified: 10,
+					Details:  []Detail{{Name: "INBOX", SourceCount: 11, DestCount: 10, ToVerify: 11, Verified: 10}},
 					Problems: []Problem{{Item: "INBOX UID 9", Reason: "missing on the destination"}}},
 			}},
 		},
@@ -55,7 +56,7 @@ func sampleReport() *Report {
 
 func TestReportFinalize(t *testing.T) {
 	r := sampleReport()
-	want := Totals{Accounts: 2, Done: 1, Failed: 1, Messages: 130, Events: 12, Contacts: 30, Existing: 4, Skipped: 1, FailedN: 1, Bytes: 4.1e6}
+	want := Totals{Accounts: 2, Done: 1, Failed: 1, Messages: 130, Events: 12, Contacts: 30, Existing: 4, Skipped: 1, FailedN: 1, Bytes: 4.1e6, ToVerify: 3811, Verified: 3810}
 	if diff := cmp.Diff(r.Totals, want); diff != "" {
 		t.Errorf("totals (-got +want):\n%s", diff)
 	}

@@ -331,6 +331,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	stopSampler := r.startSampler()
 	runErr := r.run(ctx, store, accts)
 	stopSampler()
+	if ctx.Err() != nil || errors.Is(runErr, ErrStopped) {
+		r.restartMTA(ctx, store, accts)
+	}
 
 	rep, err := r.buildReport(ctx, store, runID, accts)
 	if err != nil {
@@ -457,7 +460,17 @@ func (r *Runner) globalPhase(ctx context.Context, store *state.Store, ph Phase, 
 		return Status(row.Status), nil
 	}
 	rec := r.newRecorder(store, "", ph)
-	if err := store.SetPhase(ctx, state.GlobalAccount, string(ph), string(StatusRunning), ""); err != nil {
+	running := ""
+	if ph == PhaseMTAStop {
+		// Recorded before the MTA stops, so that a report read from the
+		// state after any stop (even SIGKILL) can say how to start it.
+		undo := r.Plan.MTAStartCommand()
+		rec.add(func(res *PhaseResult) { res.Undo = undo })
+		if b, err := json.Marshal(PhaseResult{Phase: ph, Status: StatusRunning, Undo: undo}); err == nil {
+			running = string(b)
+		}
+	}
+	if err := store.SetPhase(ctx, state.GlobalAccount, string(ph), string(StatusRunning), running); err != nil {
 		return StatusFailed, fmt.Errorf("migrate: %w", err)
 	}
 	r.emit(PhaseStarted{Phase: ph, Time: rec.res.Started})
@@ -662,23 +675,39 @@ func thin(s []Sample, n int) []Sample {
 // ReportFromStore rebuilds a report from a state store without the servers:
 // the last saved report when there is one, else from the phase records.
 // plan may be nil.
+//
+// A run that has not finished reads "running" while a live process holds
+// the state's lock (StateInUse), else "interrupted"; its report is rebuilt
+// from the phase records, not taken from an earlier run's saved report.
 func ReportFromStore(ctx context.Context, store *state.Store, plan *Plan) (*Report, error) {
+	runs, err := store.Runs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	var last state.RunInfo
+	if len(runs) > 0 {
+		last = runs[len(runs)-1]
+	}
+	unfinished := len(runs) > 0 && last.Finished.IsZero()
 	if b, ok, err := store.LastReport(ctx); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
-	} else if ok {
+	} else if ok && !unfinished {
 		var rep Report
 		if err := json.Unmarshal(b, &rep); err == nil && rep.Version == ReportVersion {
 			return &rep, nil
 		}
 	}
-	rep, err := reportFromStore(ctx, store, plan, nil)
+	live := unfinished && StateInUse(store.Path())
+	rep, err := buildFromStore(ctx, store, plan, nil, live)
 	if err != nil {
 		return nil, err
 	}
-	if runs, err := store.Runs(ctx); err == nil && len(runs) > 0 {
-		last := runs[len(runs)-1]
+	if len(runs) > 0 {
 		rep.RunID, rep.Started, rep.Finished = last.ID, last.Started, last.Finished
-		if last.Finished.IsZero() {
+		switch {
+		case live:
+			rep.Outcome = StatusRunning
+		case unfinished:
 			rep.Outcome = StatusInterrupted
 		}
 	}
@@ -687,6 +716,13 @@ func ReportFromStore(ctx context.Context, store *state.Store, plan *Plan) (*Repo
 }
 
 func reportFromStore(ctx context.Context, store *state.Store, plan *Plan, accts []AccountPlan) (*Report, error) {
+	return buildFromStore(ctx, store, plan, accts, false)
+}
+
+// buildFromStore assembles a report from the phase records. live says that
+// a process is running the recorded run now: its running phases are
+// running, not interrupted.
+func buildFromStore(ctx context.Context, store *state.Store, plan *Plan, accts []AccountPlan, live bool) (*Report, error) {
 	rows, err := store.Phases(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -728,6 +764,9 @@ func reportFromStore(ctx context.Context, store *state.Store, plan *Plan, accts 
 		rep.Shares = append(rep.Shares, res.Shares...)
 		rep.Files = append(rep.Files, res.Files...)
 	}
+	// Whatever this run's phases, the state says whether an earlier
+	// mta_stop left the MTA stopped.
+	rep.MTA = mtaStopped(byAcct[state.GlobalAccount], plan)
 	if accts == nil {
 		all, err := store.Accounts(ctx)
 		if err != nil {
@@ -753,7 +792,7 @@ func reportFromStore(ctx context.Context, store *state.Store, plan *Plan, accts 
 					res.Status, res.Reason = StatusNotRun, ar.Error
 				}
 			}
-			if res.Status == StatusRunning {
+			if res.Status == StatusRunning && !live {
 				res.Status, res.Reason = StatusInterrupted, "interrupted; run again to resume"
 			}
 			ar.Phases = append(ar.Phases, res)

@@ -38,6 +38,8 @@ type mailFlags struct {
 	skipDeleted           bool
 	deleteGone            bool
 	deepVerify            bool
+	verifySample          float64
+	verifySeed            uint64
 	verifyOnly            bool
 	debug                 bool
 	idleTimeout           time.Duration
@@ -100,7 +102,9 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.Int64Var(&f.maxSize, "max-size", 0, "skip and report messages larger than this many bytes; 0 leaves the limit to the server's APPENDLIMIT")
 	fl.BoolVar(&f.deleteGone, "delete", false, "delete on the destination the copies of messages the source no longer has (needs the --state of the earlier runs; only copies are ever deleted)")
 	fl.BoolVar(&f.skipDeleted, "skip-deleted", false, "do not copy messages flagged \\Deleted (default: copy them with the flag)")
-	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (slower)")
+	fl.BoolVar(&f.deepVerify, "deep-verify", false, "prove the copy by hashing whole messages on both sides (reads every message again)")
+	fl.Float64Var(&f.verifySample, "verify-sample", imapcopy.DefaultVerifySample, "fraction of messages the default proof reads whole on both sides (negative: none)")
+	fl.Uint64Var(&f.verifySeed, "verify-seed", 0, "seed choosing the proof's sample; unset, each run draws one")
 	fl.BoolVar(&f.verifyOnly, "verify-only", false, "copy nothing; only compare source and destination")
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", imapcopy.DefaultIdleTimeout, "end an IMAP connection on which the server sends nothing this long while an answer is due (moves with every byte: slow transfers are not cut); 0 disables")
 	fl.Int64Var(&f.maxLine, "max-line-bytes", imapcopy.DefaultMaxLine, "longest response line accepted from an IMAP server")
@@ -179,6 +183,8 @@ type mailReport struct {
 	OK       bool            `json:"ok"`
 	Error    string          `json:"error,omitempty"`
 	Stats    *imapcopy.Stats `json:"stats"`
+	// Proof names the end-of-run proof (imapcopy.Copier.Proof).
+	Proof string `json:"proof,omitempty"`
 }
 
 func runMail(ctx context.Context, e *env, f *mailFlags) error {
@@ -191,17 +197,19 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 		return err
 	}
 	c := &imapcopy.Copier{
-		Concurrency: f.concurrency,
-		MaxWriters:  f.writers,
-		AppendBatch: f.appendBatch,
-		Include:     f.include,
-		Exclude:     f.exclude,
-		Map:         renames,
-		SkipDeleted: f.skipDeleted,
-		Delete:      f.deleteGone,
-		MaxSize:     f.maxSize,
-		DryRun:      f.dryRun,
-		DeepVerify:  f.deepVerify,
+		Concurrency:  f.concurrency,
+		MaxWriters:   f.writers,
+		AppendBatch:  f.appendBatch,
+		Include:      f.include,
+		Exclude:      f.exclude,
+		Map:          renames,
+		SkipDeleted:  f.skipDeleted,
+		Delete:       f.deleteGone,
+		MaxSize:      f.maxSize,
+		DryRun:       f.dryRun,
+		DeepVerify:   f.deepVerify,
+		VerifySample: f.verifySample,
+		VerifySeed:   f.verifySeed,
 	}
 	if c.Logger, err = operatorLogger(e.stderr, e.g); err != nil {
 		return err
@@ -237,6 +245,9 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 	ok := err == nil && stats != nil && mailOK(stats, f.dryRun)
 	if f.reportPath != "" && stats != nil {
 		rep := mailReport{Version: 1, Kind: "mail", Started: started.UTC(), Finished: time.Now().UTC(), OK: ok, Stats: stats}
+		if !f.dryRun {
+			rep.Proof = c.Proof()
+		}
 		if err != nil {
 			rep.Error = err.Error()
 		}
@@ -386,7 +397,7 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 		case f.Verify != nil && f.Verify.OK():
 			verified = "yes"
 		case f.Verify != nil:
-			verified = fmt.Sprintf("NO: %d missing, %d duplicated, %d flag/date mismatches", f.Verify.Missing, f.Verify.Duplicated, f.Verify.FlagMismatches)
+			verified = fmt.Sprintf("NO: %d missing, %d duplicated, %d flag/date mismatches, %d body mismatches", f.Verify.Missing, f.Verify.Duplicated, f.Verify.FlagMismatches, f.Verify.BodyMismatches)
 		}
 		dest := f.Destination
 		if f.Renamed != "" {
@@ -398,6 +409,20 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 	t := s.Totals()
 	safeFprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.SourceCount, t.DestCount, t.Copied, t.AlreadyPresent, t.FlagUpdates, len(t.SkippedItems), len(t.Failed))
 	tw.Flush()
+	proof, sampled := "", 0
+	for _, f := range folders {
+		if f.Verify != nil && f.Verify.Proof != "" {
+			proof = f.Verify.Proof
+			sampled += f.Verify.Sampled
+		}
+	}
+	if proof != "" {
+		if proof == imapcopy.ProofDeep {
+			safeFprintf(w, "proof: deep (every message read whole on both sides)\n")
+		} else {
+			safeFprintf(w, "proof: %s (%d messages read whole on both sides)\n", proof, sampled)
+		}
+	}
 	if cancelled > 0 {
 		safeFprintf(w, "cancelled: %d folders not copied or not finished (the run was stopped)\n", cancelled)
 	}
@@ -438,6 +463,9 @@ func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
 		}
 		if f.Verify != nil && len(f.Verify.Examples) > 0 {
 			safeFprintf(w, "missing: %s: source uids %v\n", f.Source, f.Verify.Examples)
+		}
+		if f.Verify != nil && len(f.Verify.BodyExamples) > 0 {
+			safeFprintf(w, "bytes differ: %s: source uids %v\n", f.Source, f.Verify.BodyExamples)
 		}
 	}
 }

@@ -83,6 +83,9 @@ func TestMailCLI(t *testing.T) {
 	if !rep.OK || rep.Stats.Totals().Copied != 5 {
 		t.Errorf("report ok %v copied %d, want true, 5", rep.OK, rep.Stats.Totals().Copied)
 	}
+	if rep.Proof != "fingerprint + 5% sample" || !strings.Contains(out, "proof: fingerprint + 5% sample") {
+		t.Errorf("report proof %q, want the default named in the report and the summary:\n%s", rep.Proof, out)
+	}
 	if strings.Contains(string(b), "\"p\"") {
 		t.Error("report contains the password")
 	}

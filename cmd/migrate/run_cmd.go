@@ -74,12 +74,12 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 		}
 	}
 	if runErr != nil {
-		return runErr
+		return warnMTA(e, rep, runErr)
 	}
 	if rep != nil && !rep.OK() {
-		return errPartial
+		return warnMTA(e, rep, errPartial)
 	}
-	return nil
+	return warnMTA(e, rep, nil)
 }
 
 func newRunCmd(e *env) *cobra.Command {
@@ -134,7 +134,7 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 			if dir == "" {
 				dir = r.Plan.ReportDir()
 			}
-			return finish(e, rep, dir, err)
+			return warnPlanMTA(e, r.Plan, rep, finish(e, rep, dir, err))
 		},
 	}
 	f.add(cmd, true)

@@ -60,11 +60,12 @@ func handleSignals(sigs <-chan os.Signal, cancel context.CancelFunc, stderr io.W
 func watchStop(stop func()) (done func()) {
 	stopMu.Lock()
 	softStoppers++
+	requests := stopRequests
 	stopMu.Unlock()
 	ch := make(chan struct{})
 	go func() {
 		select {
-		case <-stopRequests:
+		case <-requests:
 			stop()
 		case <-ch:
 		}

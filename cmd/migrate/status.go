@@ -57,6 +57,9 @@ alone until Ctrl-C: counts, names and reasons from what the runners recorded. Re
 				for _, k := range keys {
 					fmt.Fprintf(e.stdout, "  %-12s %d\n", k, counts[k])
 				}
+				if m := migrate.MTALeftStoppedAt(e.ctx, statePath, plan); m != nil {
+					fmt.Fprint(e.stdout, "\n"+m.Warning())
+				}
 				return nil
 			}
 			s, err := lf.listen(lf.addr, view, dashboard.NewStoreMetrics(view.Counts))

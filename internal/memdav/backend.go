@@ -156,7 +156,7 @@ func (b *calBackend) GetCalendar(ctx context.Context, p string) (*webcaldav.Cale
 }
 
 func (o *obj) calObject(p string) webcaldav.CalendarObject {
-	return webcaldav.CalendarObject{Path: p, ModTime: o.modTime, ETag: o.etag, Data: o.cal, ContentLength: int64(len(o.encoded()))}
+	return webcaldav.CalendarObject{Path: p, ModTime: o.modTime, ETag: o.etag, Data: o.calendar(), ContentLength: int64(len(o.encoded()))}
 }
 
 func (b *calBackend) GetCalendarObject(ctx context.Context, p string, _ *webcaldav.CalendarCompRequest) (*webcaldav.CalendarObject, error) {
@@ -344,7 +344,7 @@ func (b *cardBackend) DeleteAddressBook(ctx context.Context, p string) error {
 }
 
 func (o *obj) addressObject(p string) webcarddav.AddressObject {
-	return webcarddav.AddressObject{Path: p, ModTime: o.modTime, ETag: o.etag, Card: o.card, ContentLength: int64(len(o.encoded()))}
+	return webcarddav.AddressObject{Path: p, ModTime: o.modTime, ETag: o.etag, Card: o.card(), ContentLength: int64(len(o.encoded()))}
 }
 
 func (b *cardBackend) GetAddressObject(ctx context.Context, p string, _ *webcarddav.AddressDataRequest) (*webcarddav.AddressObject, error) {

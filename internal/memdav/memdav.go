@@ -97,14 +97,34 @@ func (c *coll) del(p string) {
 	delete(c.objs, p)
 }
 
+// obj is a stored object. Only its bytes are kept: the parsed form is
+// rebuilt from raw when a request needs it, so that a demo of thousands of
+// accounts does not hold every object's tree in memory.
 type obj struct {
 	raw     []byte
 	enc     []byte // encoded form, computed once
-	cal     *ical.Calendar
-	card    vcard.Card
+	isCal   bool
 	etag    string
 	modTime time.Time
 	uid     string
+}
+
+// calendar parses the object again (it parsed when stored).
+func (o *obj) calendar() *ical.Calendar {
+	cal, err := ical.NewDecoder(bytes.NewReader(o.raw)).Decode()
+	if err != nil {
+		return ical.NewCalendar()
+	}
+	return cal
+}
+
+// card parses the object again (it parsed when stored).
+func (o *obj) card() vcard.Card {
+	card, err := vcard.NewDecoder(bytes.NewReader(o.raw)).Decode()
+	if err != nil {
+		return vcard.Card{}
+	}
+	return card
 }
 
 // New returns an empty server.
@@ -240,7 +260,8 @@ func newCalObj(data []byte) (*obj, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memdav: parse iCalendar: %w", err)
 	}
-	o := &obj{raw: data, cal: cal, modTime: time.Now()}
+	o := &obj{raw: data, isCal: true, modTime: time.Now()}
+	o.enc = encodeCal(cal, data)
 	for _, c := range cal.Children {
 		if c.Name != "VTIMEZONE" {
 			if p := c.Props.Get("UID"); p != nil {
@@ -258,28 +279,28 @@ func newCardObj(data []byte) (*obj, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memdav: parse vCard: %w", err)
 	}
-	o := &obj{raw: data, card: card, modTime: time.Now(), uid: card.Value("UID")}
+	o := &obj{raw: data, modTime: time.Now(), uid: card.Value("UID")}
+	o.enc = encodeCard(card, data)
 	o.etag = etagOf(o.encoded())
 	return o, nil
 }
 
-func (o *obj) encoded() []byte {
-	if o.enc == nil {
-		o.enc = o.encode()
+func (o *obj) encoded() []byte { return o.enc }
+
+// encodeCal is the form the server serves; raw when it does not encode.
+func encodeCal(cal *ical.Calendar, raw []byte) []byte {
+	var b bytes.Buffer
+	if err := ical.NewEncoder(&b).Encode(cal); err != nil {
+		return raw
 	}
-	return o.enc
+	return b.Bytes()
 }
 
-func (o *obj) encode() []byte {
+// encodeCard is the form the server serves; raw when it does not encode.
+func encodeCard(card vcard.Card, raw []byte) []byte {
 	var b bytes.Buffer
-	if o.cal != nil {
-		if err := ical.NewEncoder(&b).Encode(o.cal); err != nil {
-			return o.raw
-		}
-		return b.Bytes()
-	}
-	if err := vcard.NewEncoder(&b).Encode(o.card); err != nil {
-		return o.raw
+	if err := vcard.NewEncoder(&b).Encode(card); err != nil {
+		return raw
 	}
 	return b.Bytes()
 }

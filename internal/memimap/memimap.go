@@ -12,7 +12,8 @@
 // no SEARCH, COPY or MOVE, no unilateral updates (sessions see other
 // sessions' changes at their next command, and sequence numbers are not
 // kept stable against another session's EXPUNGE). FETCH BODY[] never sets
-// \Seen. Messages live in memory; keep corpora small.
+// \Seen. Messages live in memory unless Options.Bodies keeps their bodies
+// on disk.
 //
 // A *Server is safe for concurrent use.
 package memimap
@@ -58,6 +59,9 @@ type Options struct {
 	// Admins maps admin names to passwords; an admin may log in as any user
 	// with SASL PLAIN authzid.
 	Admins map[string]string
+	// Bodies, when set, stores message bodies on disk (shared by servers
+	// that use the same Bodies); nil keeps them in memory.
+	Bodies *Bodies
 }
 
 // Server is a running in-memory IMAP server.
@@ -90,7 +94,9 @@ type mailbox struct {
 
 type message struct {
 	uid   imap.UID
-	raw   []byte
+	raw   []byte // nil when the body is in Options.Bodies
+	blob  blob
+	size  int64
 	date  time.Time
 	flags []imap.Flag
 }
@@ -175,9 +181,40 @@ func (s *Server) Seed(name string, m corpus.Mailbox) error {
 		for j, f := range msg.Flags {
 			flags[j] = imap.Flag(f)
 		}
-		mb.add(append([]byte(nil), msg.Raw...), msg.InternalDate, flags)
+		m, err := s.newMessage(msg.Raw, true)
+		if err != nil {
+			return err
+		}
+		mb.add(m, msg.InternalDate, flags)
 	}
 	return nil
+}
+
+// newMessage holds raw in Options.Bodies, or in memory (a copy when
+// copyRaw is set).
+func (s *Server) newMessage(raw []byte, copyRaw bool) (*message, error) {
+	m := &message{size: int64(len(raw))}
+	if s.opts.Bodies != nil {
+		bl, err := s.opts.Bodies.put(raw)
+		if err != nil {
+			return nil, err
+		}
+		m.blob = bl
+		return m, nil
+	}
+	if copyRaw {
+		raw = append([]byte(nil), raw...)
+	}
+	m.raw = raw
+	return m, nil
+}
+
+// body returns the message's bytes.
+func (s *Server) body(m *message) ([]byte, error) {
+	if m.raw != nil || s.opts.Bodies == nil {
+		return m.raw, nil
+	}
+	return s.opts.Bodies.get(m.blob)
 }
 
 func canonName(name string) string {
@@ -197,11 +234,11 @@ func (u *user) create(name string, use imap.MailboxAttr) *mailbox {
 	return mb
 }
 
-func (mb *mailbox) add(raw []byte, date time.Time, flags []imap.Flag) imap.UID {
+func (mb *mailbox) add(m *message, date time.Time, flags []imap.Flag) imap.UID {
 	if date.IsZero() {
 		date = time.Now()
 	}
-	m := &message{uid: mb.uidNext, raw: raw, date: date}
+	m.uid, m.date = mb.uidNext, date
 	m.setFlags(flags)
 	mb.uidNext++
 	mb.msgs = append(mb.msgs, m)
@@ -263,7 +300,7 @@ func (mb *mailbox) status(o *imap.StatusOptions) *imap.StatusData {
 	if o.Size {
 		var n int64
 		for _, m := range mb.msgs {
-			n += int64(len(m.raw))
+			n += m.size
 		}
 		d.Size = &n
 	}
@@ -549,7 +586,11 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	if mb == nil {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "No such mailbox"}
 	}
-	uid := mb.add(raw, date, flags)
+	m, err := s.srv.newMessage(raw, false)
+	if err != nil {
+		return nil, err
+	}
+	uid := mb.add(m, date, flags)
 	return &imap.AppendData{UID: uid, UIDValidity: mb.uidValidity}, nil
 }
 
@@ -645,11 +686,19 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		return err
 	}
 	return each(mb, numSet, func(seq uint32, m *message) error {
-		return fetchOne(w.CreateMessage(seq), m, options)
+		return s.srv.fetchOne(w.CreateMessage(seq), m, options)
 	})
 }
 
-func fetchOne(rw *imapserver.FetchResponseWriter, m *message, o *imap.FetchOptions) error {
+func (s *Server) fetchOne(rw *imapserver.FetchResponseWriter, m *message, o *imap.FetchOptions) error {
+	var raw []byte
+	if o.Envelope || o.BodyStructure != nil || len(o.BodySection) > 0 {
+		b, err := s.body(m)
+		if err != nil {
+			return err
+		}
+		raw = b
+	}
 	rw.WriteUID(m.uid)
 	if o.Flags {
 		rw.WriteFlags(m.flags)
@@ -658,22 +707,22 @@ func fetchOne(rw *imapserver.FetchResponseWriter, m *message, o *imap.FetchOptio
 		rw.WriteInternalDate(m.date)
 	}
 	if o.RFC822Size {
-		rw.WriteRFC822Size(int64(len(m.raw)))
+		rw.WriteRFC822Size(m.size)
 	}
 	if o.Envelope {
-		if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(m.raw))); err == nil {
+		if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))); err == nil {
 			rw.WriteEnvelope(imapserver.ExtractEnvelope(h))
 		}
 	}
 	if o.BodyStructure != nil {
-		rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(m.raw)))
+		rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(raw)))
 	}
 	for _, bs := range o.BodySection {
 		var buf []byte
 		if bs.Specifier == imap.PartSpecifierNone && len(bs.Part) == 0 && len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
-			buf = m.raw
+			buf = raw
 		} else {
-			buf = imapserver.ExtractBodySection(bytes.NewReader(m.raw), bs)
+			buf = imapserver.ExtractBodySection(bytes.NewReader(raw), bs)
 		}
 		if bs.Partial != nil {
 			off := min(int64(len(buf)), bs.Partial.Offset)

@@ -5,17 +5,25 @@
 // returns a ready migrate.Plan. `migrate demo` runs on it, and so can
 // programs that embed the SDK in their own tests.
 //
-// Everything listens on 127.0.0.1 and lives in memory; call Close.
+// Everything listens on 127.0.0.1; message bodies are kept on disk in Dir
+// (once per content, shared by both IMAP servers), the rest in memory.
+// Call Close.
 package migratetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
@@ -63,7 +71,22 @@ type Options struct {
 	// search (seen as IMAP folders on the source, to be skipped) and a
 	// Briefcase item; 0 means 5, negative none.
 	VirtualEvery int
+	// Faults seeds trouble, so that a run ends partial: the first account
+	// gets a message with a keyword the destination refuses (FaultKeyword),
+	// a message over the destination's APPENDLIMIT (FaultAppendLimit unless
+	// AppendLimit is set) and a broken vCard; the destination IMAP server
+	// resets the connection once, at the tenth APPEND of the second account
+	// (the first when there is one).
+	Faults bool
 }
+
+// The faults Options.Faults seeds.
+const (
+	// FaultKeyword is the keyword the destination refuses.
+	FaultKeyword = "Refused"
+	// FaultAppendLimit is the destination's APPENDLIMIT with faults.
+	FaultAppendLimit = 20 << 20
+)
 
 // Env is a running environment.
 type Env struct {
@@ -90,8 +113,12 @@ type Env struct {
 	filesHTTP        []*httptest.Server
 	srcAdmin         *carboniotest.Server
 	dstAdmin         *carboniotest.Server
+	bodies           *memimap.Bodies
 	tempDir          bool
-	mail             map[string]corpus.Mailbox
+	// gen holds each account's corpus options: SourceMail generates the
+	// mailbox again rather than keeping it in memory.
+	gen    map[string]corpus.Options
+	resets atomic.Int64
 }
 
 const (
@@ -108,7 +135,11 @@ func (t tokens) UserToken(_ context.Context, account string) (secret.Secret, err
 }
 
 // Start builds and seeds the environment.
-func Start(o Options) (env *Env, err error) {
+func Start(o Options) (*Env, error) { return StartContext(context.Background(), o) }
+
+// StartContext builds and seeds the environment; cancelling ctx stops the
+// seeding between two accounts and returns ctx's error.
+func StartContext(ctx context.Context, o Options) (env *Env, err error) {
 	if o.Accounts <= 0 {
 		o.Accounts = DefaultAccounts
 	}
@@ -124,7 +155,7 @@ func Start(o Options) (env *Env, err error) {
 	if o.VirtualEvery == 0 {
 		o.VirtualEvery = 5
 	}
-	e := &Env{Dir: o.Dir, mail: map[string]corpus.Mailbox{}}
+	e := &Env{Dir: o.Dir, gen: map[string]corpus.Options{}}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -139,11 +170,32 @@ func Start(o Options) (env *Env, err error) {
 	} else if err := os.MkdirAll(e.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("migratetest: %w", err)
 	}
+	if e.bodies, err = memimap.NewBodies(e.Dir); err != nil {
+		return nil, fmt.Errorf("migratetest: %w", err)
+	}
 	admins := map[string]string{imapAdmin: adminPass}
-	if e.srcIMAP, err = memimap.Start(memimap.Options{Admins: admins}); err != nil {
+	if e.srcIMAP, err = memimap.Start(memimap.Options{Admins: admins, Bodies: e.bodies}); err != nil {
 		return nil, fmt.Errorf("migratetest: source imap: %w", err)
 	}
-	if e.dstIMAP, err = memimap.Start(memimap.Options{Admins: admins, AppendLimit: o.AppendLimit}); err != nil {
+	dstOpts := memimap.Options{Admins: admins, AppendLimit: o.AppendLimit, Bodies: e.bodies}
+	if o.Faults {
+		if dstOpts.AppendLimit == 0 {
+			dstOpts.AppendLimit = FaultAppendLimit
+		}
+		resetUser := fmt.Sprintf("user%02d@%s", min(2, o.Accounts), o.Domain)
+		var appends atomic.Int64
+		dstOpts.AppendHook = func(user, _ string, flags []imap.Flag, _ int64) error {
+			if slices.Contains(flags, imap.Flag(FaultKeyword)) {
+				return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "keyword " + FaultKeyword + " is not allowed here"}
+			}
+			if user == resetUser && appends.Add(1) == 10 {
+				e.resets.Add(1)
+				return memimap.ErrDrop
+			}
+			return nil
+		}
+	}
+	if e.dstIMAP, err = memimap.Start(dstOpts); err != nil {
 		return nil, fmt.Errorf("migratetest: destination imap: %w", err)
 	}
 	e.srcDAV, e.dstDAV = memdav.New(), memdav.New()
@@ -158,6 +210,9 @@ func Start(o Options) (env *Env, err error) {
 	srcFx := &carboniotest.Fixture{Domains: []string{o.Domain},
 		Servers: []carboniotest.FixtureServer{{Name: "zimbra." + o.Domain, Services: []string{"mailbox", "mta", "proxy"}}}}
 	for i := 1; i <= o.Accounts; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		user := fmt.Sprintf("user%02d@%s", i, o.Domain)
 		e.Accounts = append(e.Accounts, user)
 		msgs := o.Messages
@@ -165,9 +220,12 @@ func Start(o Options) (env *Env, err error) {
 			msgs = 1
 		}
 		// Vary sizes so that the pool's largest-first order shows.
-		acct := corpus.Generate(user, corpus.Options{Seed: o.Seed + int64(i), Messages: msgs + (i%4)*60, Events: o.Events, Contacts: o.Contacts})
+		gen := corpus.Options{Seed: o.Seed + int64(i), Messages: msgs + (i%4)*60, Events: o.Events, Contacts: o.Contacts}
+		e.gen[user] = gen
+		faults := o.Faults && i == 1
+		acct := corpus.Generate(user, gen)
 		virtual := o.VirtualEvery > 0 && i%o.VirtualEvery == 0
-		fa, err := e.seed(user, acct, virtual, e.Accounts[0])
+		fa, err := e.seed(user, acct, virtual, e.Accounts[0], faults)
 		if err != nil {
 			return nil, err
 		}
@@ -242,10 +300,16 @@ const ownerInboxID = "257"
 // (the first account), the public, a guest and a key holder, mounts
 // owner's Inbox and has a saved search: the shares phase re-creates all
 // but the guest and key grants, which it reports as needing an invitation.
-func (e *Env) seed(user string, acct *corpus.Account, virtual bool, owner string) (carboniotest.FixtureAccount, error) {
+//
+// With faults, the account also gets Options.Faults' faulty message and
+// vCard.
+func (e *Env) seed(user string, acct *corpus.Account, virtual bool, owner string, faults bool) (carboniotest.FixtureAccount, error) {
 	e.srcIMAP.AddUser(user, "user-password-unused")
 	e.dstIMAP.AddUser(user, "user-password-unused")
 	mb := acct.Mail
+	if faults {
+		mb.Messages = append(slices.Clip(mb.Messages), faultMessages(user)...)
+	}
 	fa := carboniotest.FixtureAccount{Name: user, Attrs: map[string][]string{"displayName": {user}}}
 	type agg struct{ n, size int64 }
 	byFolder := map[string]*agg{}
@@ -318,8 +382,11 @@ func (e *Env) seed(user string, acct *corpus.Account, virtual bool, owner string
 	if err := e.srcIMAP.Seed(user, mb); err != nil {
 		return fa, fmt.Errorf("migratetest: seed %s: %w", user, err)
 	}
-	e.mail[user] = acct.Mail
-	for _, m := range acct.Mail.Messages {
+	n := len(acct.Mail.Messages)
+	if faults {
+		n += 2
+	}
+	for _, m := range mb.Messages[:n] {
 		e.Messages++
 		e.Bytes += int64(len(m.Raw))
 	}
@@ -340,7 +407,15 @@ func (e *Env) seed(user string, acct *corpus.Account, virtual bool, owner string
 	}
 	for _, c := range acct.AddressBooks {
 		p := e.srcDAV.AddAddressBook(user, c.Name, c.DisplayName)
-		for _, o := range c.Objects {
+		objs := c.Objects
+		if faults && c.Name == corpus.BookDefault {
+			// A card with nothing but its UID: nothing to copy, reported
+			// as invalid at the source.
+			uid := "fault-empty-card"
+			objs = append(slices.Clip(objs), corpus.Object{UID: uid, Name: uid + ".vcf",
+				Data: []byte("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:" + uid + "\r\nEND:VCARD\r\n")})
+		}
+		for _, o := range objs {
 			if o.Broken {
 				continue
 			}
@@ -359,8 +434,39 @@ func (e *Env) Runner() *migrate.Runner {
 }
 
 // SourceMail returns the generated mailbox of a source account (without the
-// virtual folders), for comparisons.
-func (e *Env) SourceMail(user string) corpus.Mailbox { return e.mail[user] }
+// virtual folders and the faults), for comparisons. It is generated again
+// on each call.
+func (e *Env) SourceMail(user string) corpus.Mailbox {
+	o, ok := e.gen[user]
+	if !ok {
+		return corpus.Mailbox{}
+	}
+	o.Events, o.Contacts = -1, -1
+	return corpus.Generate(user, o).Mail
+}
+
+// Resets returns how many times the destination IMAP server reset a
+// connection (Options.Faults).
+func (e *Env) Resets() int { return int(e.resets.Load()) }
+
+// faultMessages are the first account's faulty messages: one with a
+// keyword the destination refuses, one over its APPENDLIMIT.
+func faultMessages(user string) []corpus.Message {
+	msg := func(id, subject string, body []byte, flags ...string) corpus.Message {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "From: Faults <faults@example.net>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@faults.example.net>\r\n"+
+			"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", user, subject, id)
+		b.Write(body)
+		return corpus.Message{Folder: "INBOX", Raw: b.Bytes(), Flags: flags, InternalDate: time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC), Kind: "fault"}
+	}
+	line := bytes.Repeat([]byte("0123456789"), 7)
+	line = append(line, '\r', '\n')
+	big := bytes.Repeat(line, (FaultAppendLimit+1<<20)/len(line))
+	return []corpus.Message{
+		msg("refused-keyword", "This message carries a keyword the destination refuses", []byte("The keyword "+FaultKeyword+" is dropped; the copy is reported as changed.\r\n"), `\Seen`, FaultKeyword),
+		msg("oversize", "This message is larger than the destination accepts", big, `\Seen`),
+	}
+}
 
 // DestinationIMAP returns the address of the destination IMAP server (admin
 // "admin", password as in the plan).
@@ -397,7 +503,14 @@ func (e *Env) Close() {
 			a.Close()
 		}
 	}
+	if e.bodies != nil {
+		e.bodies.Close()
+	}
 	if e.tempDir {
 		os.RemoveAll(e.Dir)
 	}
 }
+
+// DestinationAdmin returns the destination's fake admin API and command
+// line, which records the MTA's state (MTARunning) and the commands run.
+func (e *Env) DestinationAdmin() *carboniotest.Server { return e.dstAdmin }
