@@ -126,8 +126,9 @@ Mail for the migrated domains is not delivered until it runs. Start it now with:
 {{end}}</table>
 
 {{end}}<h2>Not migrated by this procedure</h2>
-<p>Shares and Files/Briefcase items are not migrated by the provisioning-only procedure; mountpoints and saved searches are
-views of other data and are skipped. They are listed here so nobody is surprised.</p>
+<p>What this run did not move, each with its reason: shares, mountpoints and saved searches without the shares phase,
+Briefcase items without the files phase, and what those phases cannot re-create (guest and key grants). They are
+listed here so nobody is surprised.</p>
 <table><tr><th>account</th><th>kind</th><th>name</th><th>reason</th></tr>
 {{range .R.NotMigrated}}<tr><td>{{.Account}}</td><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="4">nothing found</td></tr>{{end}}</table>
