@@ -33,7 +33,7 @@
 //	}}
 //	rep, err := r.Run(ctx)
 //	if rep != nil {
-//		rep.WriteFiles(plan.ReportDir()) // report.json (version 1) and a self-contained report.html
+//		rep.WriteFiles(plan.ReportDir()) // report.json (version 1), a self-contained report.html, report.csv
 //	}
 //
 // Preflight checks servers, credentials and accounts and inventories what

@@ -339,8 +339,9 @@ func ReadReport(rd io.Reader) (*Report, error) {
 	return &r, nil
 }
 
-// WriteFiles writes report.json and report.html into dir (created 0700 when
-// missing; files 0600) and returns their paths.
+// WriteFiles writes report.json, report.html and report.csv (the accounts
+// table, see WriteCSV) into dir (created 0700 when missing; files 0600) and
+// returns the paths of the first two; the CSV is CSVPath(dir).
 func (r *Report) WriteFiles(dir string) (jsonPath, htmlPath string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("migrate: report dir: %w", err)
@@ -371,8 +372,15 @@ func (r *Report) WriteFiles(dir string) (jsonPath, htmlPath string, err error) {
 	if err := write(htmlPath, r.WriteHTML); err != nil {
 		return "", "", err
 	}
+	if err := write(CSVPath(dir), r.WriteCSV); err != nil {
+		return "", "", err
+	}
 	return jsonPath, htmlPath, nil
 }
+
+// CSVPath is where WriteFiles puts the accounts table as CSV: report.csv
+// next to report.json.
+func CSVPath(dir string) string { return filepath.Join(dir, "report.csv") }
 
 // WriteText writes a one-screen summary.
 func (r *Report) WriteText(w io.Writer) error {

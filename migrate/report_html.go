@@ -5,11 +5,17 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"strconv"
 	"strings"
+	"time"
 )
 
-// WriteHTML writes the report as one self-contained HTML page: inline CSS
-// and an inline SVG chart, no scripts, no network.
+// WriteHTML writes the report as one self-contained HTML page: inline CSS,
+// an inline SVG chart and a small inline script that sorts and filters the
+// accounts table; nothing is loaded from the network. Problems come first;
+// per-folder details are shown for accounts with problems or notes only
+// (the JSON report keeps them all), so that the page for 5,000 accounts
+// stays a few megabytes.
 func (r *Report) WriteHTML(w io.Writer) error {
 	if err := reportTmpl.Execute(w, htmlData{R: r, Chart: throughputChart(r.Throughput)}); err != nil {
 		return fmt.Errorf("migrate: write report html: %w", err)
@@ -35,13 +41,29 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return r.Finished.Sub(r.Started).Round(1e8).String()
 	},
-	"hasProblems": func(a AccountReport) bool {
-		for _, p := range a.Phases {
-			if len(p.Problems) > 0 || len(p.Details) > 0 || p.Reason != "" {
-				return true
+	"states": func() []Status {
+		return []Status{StatusDone, StatusPartial, StatusFailed, StatusPending, StatusRunning, StatusInterrupted}
+	},
+	"counts":          accountCounts,
+	"cause":           accountCause,
+	"problemAccounts": problemAccounts,
+	"problemPhases": func(r *Report) []PhaseResult {
+		var out []PhaseResult
+		for _, p := range r.Phases {
+			if p.Status != StatusDone && p.Status != StatusNotRun {
+				out = append(out, p)
 			}
 		}
-		return a.Error != ""
+		return out
+	},
+	"noteAccounts": func(r *Report) []AccountReport {
+		var out []AccountReport
+		for _, a := range r.Accounts {
+			if a.Status == StatusDone && hasNotes(a) {
+				out = append(out, a)
+			}
+		}
+		return out
 	},
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -61,13 +83,32 @@ details{margin:.3em 0}summary{cursor:pointer}
 .kpi b{display:block;font-size:1.3em}
 .alarm{border:3px solid #b00020;background:#fdecee;color:#600;padding:.6em 1em;border-radius:6px;margin:1em 0}
 .alarm pre{margin:.3em 0;font-size:1.05em;white-space:pre-wrap}
-svg text{font:11px sans-serif;fill:#555}
+svg text{font:11px sans-serif;fill:#555}svg{max-width:100%;height:auto}
+.scroll{overflow-x:auto}.note{color:#777}
+.controls{display:flex;gap:.6em;flex-wrap:wrap;align-items:center}
+#accounts{table-layout:fixed;min-width:760px}#accounts td{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+#accounts td:nth-child(n+4){text-align:right;font-variant-numeric:tabular-nums}#accounts td:nth-child(10){text-align:left}
+#accounts th:nth-child(-n+2){width:22%}#accounts th:nth-child(10){width:13%}
+#accounts tr[data-status=done] td:nth-child(3){color:#176f2c}#accounts tr[data-status=partial] td:nth-child(3){color:#a05a00}
+#accounts tr[data-status=failed] td:nth-child(3),#accounts tr[data-status=interrupted] td:nth-child(3){color:#b00020;font-weight:bold}
+#accounts th button{font:inherit;font-weight:bold;border:0;background:none;padding:0;cursor:pointer}
+#accounts th button.asc::after{content:" ▲"}#accounts th button.desc::after{content:" ▼"}
 </style></head><body>
 <h1>zxmigrate report{{if .R.Plan}}: {{.R.Plan}}{{end}}</h1>
 <p>Run {{.R.RunID}} · started {{.R.Started.Format "2006-01-02 15:04:05 MST"}} · {{dur .R}} ·
 outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report format version {{.R.Version}}</p>
 {{if eq .R.Outcome "running"}}<p class="running">The run is still in progress (its state file is locked by a live process): these figures are a snapshot.</p>{{end}}
-{{define "mta"}}{{with .}}<div class="alarm" id="mta-stopped"><b>The destination MTA {{if .Certain}}is STOPPED{{else}}MAY BE STOPPED (mta_stop did not finish){{end}}: mta_stop ran and mta_start has not.</b>
+{{define "acct"}}{{$a := .}}<details id="acct-{{$a.Source}}"{{if eq $a.Status "failed" "interrupted"}} open{{end}}><summary><b>{{$a.Source}}</b> → {{$a.Destination}} <span class="{{$a.Status}}">{{$a.Status}}</span>{{if $a.Error}}: {{$a.Error}}{{end}}</summary>
+{{range $a.Phases}}{{if or .Details .Problems .Reason}}<h3>{{.Phase}} <span class="{{.Status}}">{{.Status}}</span></h3>
+{{if .Reason}}<p>{{.Reason}}</p>{{end}}
+{{if .Details}}<div class="scroll"><table><tr><th>folder / collection</th><th>destination</th><th>source</th><th>dest.</th><th>copied</th><th>present</th><th>skipped</th><th>failed</th><th>verified</th><th>note</th></tr>
+{{range .Details}}<tr><td>{{.Name}}</td><td>{{.Destination}}</td><td class="n">{{if ge .SourceCount 0}}{{.SourceCount}}{{end}}</td><td class="n">{{if ge .DestCount 0}}{{.DestCount}}{{end}}</td><td class="n">{{.Copied}}</td><td class="n">{{.Existing}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Failed}}</td><td class="n">{{if or .ToVerify .Verified}}{{num .Verified}} of {{num .ToVerify}}{{end}}</td><td>{{.Note}}</td></tr>
+{{end}}</table></div>{{end}}
+{{if .Problems}}<div class="scroll"><table><tr><th>item</th><th>outcome</th><th>reason</th></tr>
+{{range .Problems}}<tr><td>{{.Item}}</td><td class="{{if .Translated}}done{{else if or .Skipped .Changed}}partial{{else}}failed{{end}}">{{if .Skipped}}skipped{{else if .Changed}}changed{{else if .Translated}}translated{{else}}failed{{end}}</td><td>{{.Reason}}</td></tr>
+{{end}}</table></div>{{end}}{{end}}{{end}}
+</details>
+{{end}}{{define "mta"}}{{with .}}<div class="alarm" id="mta-stopped"><b>The destination MTA {{if .Certain}}is STOPPED{{else}}MAY BE STOPPED (mta_stop did not finish){{end}}: mta_stop ran and mta_start has not.</b>
 Mail for the migrated domains is not delivered until it runs. Start it now with:<pre>{{.StartCommand}}</pre>{{if .ResumeCommand}}or finish the run, which starts it at the end:<pre>{{.ResumeCommand}}</pre>{{end}}</div>{{end}}{{end}}
 {{template "mta" .R.MTA}}
 <div class="kpi">
@@ -86,34 +127,32 @@ Mail for the migrated domains is not delivered until it runs. Start it now with:
 {{if or .R.Totals.ToVerify .R.Totals.Verified}}<div><b>{{num .R.Totals.Verified}} of {{num .R.Totals.ToVerify}}</b>verified</div>{{end}}
 </div>
 
+<h2 id="problems">Problems</h2>
+{{$probs := problemAccounts .R}}{{$gp := problemPhases .R}}{{if or $probs $gp}}<div class="scroll"><table><thead><tr><th>account or phase</th><th>status</th><th>cause</th></tr></thead><tbody>
+{{range $gp}}<tr><td>phase {{.Phase}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Reason}}</td></tr>
+{{end}}{{range $probs}}<tr><td><a href="#acct-{{.Source}}">{{.Source}}</a></td><td class="{{.Status}}">{{.Status}}</td><td>{{cause .}}</td></tr>
+{{end}}</tbody></table></div>
+{{range $probs}}{{template "acct" .}}{{end}}{{else}}<p class="done">None: every account is done and verified, and every global phase finished.</p>{{end}}
+
 <h2>Global phases</h2>
-<table><tr><th>phase</th><th>status</th><th>detail</th></tr>
+<div class="scroll"><table><tr><th>phase</th><th>status</th><th>detail</th></tr>
 {{range .R.Phases}}<tr><td>{{.Phase}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Reason}}</td></tr>
-{{else}}<tr><td colspan="3">none</td></tr>{{end}}</table>
+{{else}}<tr><td colspan="3">none</td></tr>{{end}}</table></div>
 
 <h2>Throughput</h2>
 {{.Chart}}
 
 <h2>Accounts</h2>
-<table><tr><th>source</th><th>destination</th><th>status</th>
-{{range accountPhases}}<th>{{.}}</th>{{end}}</tr>
-{{range $a := .R.Accounts}}<tr><td>{{$a.Source}}</td><td>{{$a.Destination}}</td><td class="{{$a.Status}}">{{$a.Status}}</td>
-{{range $p := accountPhases}}{{with phase $a $p}}<td class="{{.Status}}">{{.Status}}{{if or .Copied .Existing}}<br>{{.Copied}} copied{{if .Existing}}, {{.Existing}} present{{end}}{{end}}{{if .Deleted}}<br>{{.Deleted}} deleted{{end}}{{if .Skipped}}<br>{{.Skipped}} skipped{{end}}{{if .Changed}}<br>{{.Changed}} changed{{end}}{{if .Translated}}<br>{{.Translated}} translated{{end}}{{if .Failed}}<br>{{.Failed}} failed{{end}}{{if or .ToVerify .Verified}}<br>{{num .Verified}} of {{num .ToVerify}} verified{{end}}</td>{{else}}<td class="not_run">–</td>{{end}}{{end}}
-</tr>
-{{end}}</table>
+<p class="controls"><input id="q" type="search" placeholder="search accounts" aria-label="search accounts">
+<select id="state" aria-label="filter by state"><option value="">all states</option>{{range states}}<option>{{.}}</option>{{end}}</select>
+<span id="shown">{{len .R.Accounts}}</span> of {{len .R.Accounts}} shown · click a header to sort · the same table is in report.csv</p>
+<div class="scroll"><table id="accounts"><thead><tr><th><button>source</button></th><th><button>destination</button></th><th><button>status</button></th><th><button data-type="n">size</button></th><th><button data-type="n">duration</button></th><th><button data-type="n">copied</button></th><th><button data-type="n">present</button></th><th><button data-type="n">skipped</button></th><th><button data-type="n">failed</button></th><th><button data-type="n">verified</button></th></tr></thead><tbody>
+{{range .R.Accounts}}{{$c := counts .}}<tr data-status="{{.Status}}"><td>{{.Source}}<td>{{.Destination}}<td>{{.Status}}<td data-v="{{.Size}}">{{bytes .Size}}<td data-v="{{$c.Seconds}}">{{$c.Duration}}<td>{{$c.Copied}}<td>{{$c.Existing}}<td>{{$c.Skipped}}<td>{{$c.Failed}}<td data-v="{{$c.VerifiedRatio}}">{{$c.Verified}}
+{{end}}</tbody></table></div>
 
-<h2>Per-account details</h2>
-{{range $a := .R.Accounts}}{{if hasProblems $a}}<details{{if ne $a.Status "done"}} open{{end}}><summary><b>{{$a.Source}}</b> → {{$a.Destination}} <span class="{{$a.Status}}">{{$a.Status}}</span>{{if $a.Error}}: {{$a.Error}}{{end}}</summary>
-{{range $a.Phases}}{{if or .Details .Problems .Reason}}<h3>{{.Phase}} <span class="{{.Status}}">{{.Status}}</span></h3>
-{{if .Reason}}<p>{{.Reason}}</p>{{end}}
-{{if .Details}}<table><tr><th>folder / collection</th><th>destination</th><th>source</th><th>dest.</th><th>copied</th><th>present</th><th>skipped</th><th>failed</th><th>verified</th><th>note</th></tr>
-{{range .Details}}<tr><td>{{.Name}}</td><td>{{.Destination}}</td><td class="n">{{if ge .SourceCount 0}}{{.SourceCount}}{{end}}</td><td class="n">{{if ge .DestCount 0}}{{.DestCount}}{{end}}</td><td class="n">{{.Copied}}</td><td class="n">{{.Existing}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Failed}}</td><td class="n">{{if or .ToVerify .Verified}}{{num .Verified}} of {{num .ToVerify}}{{end}}</td><td>{{.Note}}</td></tr>
-{{end}}</table>{{end}}
-{{if .Problems}}<table><tr><th>item</th><th>outcome</th><th>reason</th></tr>
-{{range .Problems}}<tr><td>{{.Item}}</td><td class="{{if .Translated}}done{{else if or .Skipped .Changed}}partial{{else}}failed{{end}}">{{if .Skipped}}skipped{{else if .Changed}}changed{{else if .Translated}}translated{{else}}failed{{end}}</td><td>{{.Reason}}</td></tr>
-{{end}}</table>{{end}}{{end}}{{end}}
-</details>
-{{end}}{{end}}
+{{$notes := noteAccounts .R}}{{if $notes}}<h2>Accounts done, with notes</h2>
+{{range $notes}}{{template "acct" .}}{{end}}{{end}}
+<p class="note">Per-folder details of accounts without problems are in report.json.</p>
 
 {{if .R.Shares}}<h2>Shares</h2>
 <table><tr><th>account</th><th>kind</th><th>folder</th><th>grantee / owner</th><th>rights</th><th>outcome</th><th>reason</th></tr>
@@ -133,7 +172,48 @@ listed here so nobody is surprised.</p>
 {{range .R.NotMigrated}}<tr><td>{{.Account}}</td><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Reason}}</td></tr>
 {{else}}<tr><td colspan="4">nothing found</td></tr>{{end}}</table>
 {{template "mta" .R.MTA}}
-<p style="color:#777;margin-top:3em">Generated by zxmigrate. This page is self-contained: no scripts, no network.</p>
+<p class="note" style="margin-top:3em">Generated by zxmigrate. This page is self-contained: its script is inline, and it loads nothing from the network.</p>
+<script>
+(function () {
+  // Filters and sorts the accounts table in place, without a server.
+  var table = document.getElementById("accounts");
+  if (!table) return;
+  var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+  var q = document.getElementById("q"), state = document.getElementById("state"), shown = document.getElementById("shown");
+  rows.forEach(function (r) { r.zxText = (r.cells[0].textContent + " " + r.cells[1].textContent).toLowerCase(); });
+  function filter() {
+    var s = q.value.trim().toLowerCase(), st = state.value, n = 0;
+    for (var i = 0; i < rows.length; i++) {
+      var ok = (!st || rows[i].dataset.status === st) && (!s || rows[i].zxText.indexOf(s) >= 0);
+      rows[i].hidden = !ok;
+      if (ok) n++;
+    }
+    shown.textContent = n;
+  }
+  q.addEventListener("input", filter);
+  state.addEventListener("change", filter);
+  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  heads.forEach(function (th, col) {
+    var b = th.firstElementChild;
+    b.addEventListener("click", function () {
+      var asc = !b.classList.contains("asc"), num = b.dataset.type === "n";
+      heads.forEach(function (h) { h.firstElementChild.classList.remove("asc", "desc"); });
+      b.classList.add(asc ? "asc" : "desc");
+      var keyed = rows.map(function (r, i) {
+        var c = r.cells[col], v = c.hasAttribute("data-v") ? c.getAttribute("data-v") : c.textContent;
+        return { r: r, k: num ? Number(v) : v.toLowerCase(), i: i };
+      });
+      keyed.sort(function (x, y) {
+        var d = x.k < y.k ? -1 : x.k > y.k ? 1 : 0;
+        return (asc ? d : -d) || x.i - y.i;
+      });
+      var f = document.createDocumentFragment();
+      rows = keyed.map(function (x) { f.appendChild(x.r); return x.r; });
+      body.appendChild(f);
+    });
+  });
+})();
+</script>
 </body></html>
 `))
 
@@ -214,4 +294,97 @@ func niceCeil(v float64) float64 {
 		}
 	}
 	return 10 * e
+}
+
+// problemAccounts lists the accounts that are not done (done means
+// copied, nothing skipped or failed, and verified when verify ran).
+func problemAccounts(r *Report) []AccountReport {
+	var out []AccountReport
+	for _, a := range r.Accounts {
+		if a.Status != StatusDone {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// hasNotes reports whether a done account has something to read besides
+// counts: item problems (translated keywords) or a phase's reason.
+func hasNotes(a AccountReport) bool {
+	for _, p := range a.Phases {
+		if len(p.Problems) > 0 || p.Reason != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// accountCause is why an account is not done, in one line.
+func accountCause(a AccountReport) string {
+	var parts []string
+	if a.Error != "" {
+		parts = append(parts, a.Error)
+	}
+	for _, p := range a.Phases {
+		if p.Status == StatusDone || p.Status == StatusNotRun {
+			continue
+		}
+		s := fmt.Sprintf("%s %s", p.Phase, p.Status)
+		switch {
+		case p.Reason != "":
+			s += ": " + p.Reason
+		case p.Phase == PhaseVerify && (p.ToVerify > 0 || p.Verified > 0):
+			s += ": " + p.VerifiedText()
+		case p.Failed > 0 || p.Skipped > 0 || p.Changed > 0:
+			s += fmt.Sprintf(": %d failed, %d skipped, %d changed", p.Failed, p.Skipped, p.Changed)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// rowCounts is an account's row in the accounts table.
+type rowCounts struct {
+	Seconds                           string // for sorting
+	Duration                          string
+	Copied, Existing, Skipped, Failed int64
+	Verified                          string
+	VerifiedRatio                     string // for sorting; -1 without a proof
+}
+
+// accountCounts sums an account's phases as WriteCSV does: the duration is
+// the sum of the phases' durations; verification is the verify phase's
+// "N of M verified".
+func accountCounts(a AccountReport) rowCounts {
+	var c rowCounts
+	var secs float64
+	c.Verified, c.VerifiedRatio = "–", "-1"
+	for _, p := range a.Phases {
+		if !p.Started.IsZero() && !p.Finished.IsZero() {
+			secs += p.Finished.Sub(p.Started).Seconds()
+		}
+		if p.Phase == PhaseVerify {
+			if p.ToVerify > 0 || p.Verified > 0 {
+				c.Verified = p.VerifiedText()
+				ratio := 1.0
+				if p.ToVerify > 0 {
+					ratio = float64(p.Verified) / float64(p.ToVerify)
+				}
+				c.VerifiedRatio = strconv.FormatFloat(ratio, 'f', 4, 64)
+			} else if p.Status != StatusNotRun {
+				c.Verified = string(p.Status)
+			}
+			continue
+		}
+		c.Copied += p.Copied
+		c.Existing += p.Existing
+		c.Skipped += p.Skipped
+		c.Failed += p.Failed
+	}
+	c.Seconds = strconv.FormatFloat(secs, 'f', 1, 64)
+	c.Duration = "–"
+	if secs > 0 {
+		c.Duration = (time.Duration(secs*10) * time.Second / 10).String()
+	}
+	return c
 }

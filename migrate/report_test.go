@@ -98,11 +98,14 @@ func TestReportHTMLSelfContained(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := b.String()
-	// No network: nothing loaded from anywhere, no scripts.
+	// No network: nothing loaded from anywhere; the one script is inline.
 	if m := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?\s*(https?:)?//`).FindString(html); m != "" {
 		t.Errorf("HTML loads something from the network: %q", m)
 	}
-	for _, bad := range []string{"<script", "<link", "@import", "url("} {
+	if n := strings.Count(html, "<script"); n != 1 || !strings.Contains(html, "<script>\n") {
+		t.Errorf("want one inline <script>, found %d", n)
+	}
+	for _, bad := range []string{"<script src", "<link", "@import", "url(", "fetch(", "XMLHttpRequest"} {
 		if strings.Contains(strings.ToLower(html), bad) {
 			t.Errorf("HTML contains %q", bad)
 		}
@@ -113,7 +116,9 @@ func TestReportHTMLSelfContained(t *testing.T) {
 		"INBOX UID 9", "larger than max_size", // skipped item with reason
 		"503 Service Unavailable", // failed phase reason
 		"Not migrated by this procedure", "Team &lt;Shared&gt;", "Briefcase",
-		"sample &lt;plan&gt;", // escaped
+		"sample &lt;plan&gt;",                                               // escaped
+		`<h2 id="problems">Problems</h2>`, `href="#acct-bob%40example.com"`, // problems first
+		"10 of 11 verified", "3,800 of 3,800 verified", "5.0 MB", // accounts table
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("HTML lacks %q", want)
@@ -145,7 +150,18 @@ func TestReportWriteFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{j, h} {
+	c := CSVPath(dir)
+	if filepath.Dir(c) != filepath.Dir(j) || filepath.Base(c) != "report.csv" {
+		t.Errorf("CSV at %s, JSON at %s", c, j)
+	}
+	rows, err := os.ReadFile(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(rows), strings.Join(CSVColumns, ",")+"\n") || !strings.Contains(string(rows), "bob@example.com,bob@example.org,failed,") {
+		t.Errorf("report.csv:\n%s", rows)
+	}
+	for _, p := range []string{j, h, c} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

@@ -70,7 +70,7 @@ func finish(e *env, rep *migrate.Report, dir string, runErr error) error {
 		if werr != nil {
 			runErr = errors.Join(runErr, werr)
 		} else {
-			fmt.Fprintf(e.stdout, "Report: %s\n        %s\n", htmlPath, jsonPath)
+			fmt.Fprintf(e.stdout, "Report: %s\n        %s\n        %s\n", htmlPath, jsonPath, migrate.CSVPath(dir))
 		}
 	}
 	if runErr != nil {
@@ -268,7 +268,7 @@ func newReportCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "Report: %s\n        %s\n", h, j)
+				fmt.Fprintf(e.stdout, "Report: %s\n        %s\n        %s\n", h, j, migrate.CSVPath(out))
 				return nil
 			}
 			var w io.Writer = e.stdout
