@@ -56,11 +56,11 @@ var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return out
 	},
-	"noteAccounts": func(r *Report) []AccountReport {
-		var out []AccountReport
+	"noteAccounts": func(r *Report) []detailsView {
+		var out []detailsView
 		for _, a := range r.Accounts {
 			if a.Status == StatusDone && hasNotes(a) {
-				out = append(out, a)
+				out = append(out, detailsView{AccountReport: a})
 			}
 		}
 		return out
@@ -86,7 +86,7 @@ details{margin:.3em 0}summary{cursor:pointer}
 svg text{font:11px sans-serif;fill:#555}svg{max-width:100%;height:auto}
 .scroll{overflow-x:auto}.note{color:#777}
 .controls{display:flex;gap:.6em;flex-wrap:wrap;align-items:center}
-#accounts{table-layout:fixed;min-width:760px}#accounts td{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+#accounts{table-layout:fixed;min-width:760px}#accounts td{overflow-wrap:anywhere}
 #accounts td:nth-child(n+4){text-align:right;font-variant-numeric:tabular-nums}#accounts td:nth-child(10){text-align:left}
 #accounts th:nth-child(-n+2){width:22%}#accounts th:nth-child(10){width:13%}
 #accounts tr[data-status=done] td:nth-child(3){color:#176f2c}#accounts tr[data-status=partial] td:nth-child(3){color:#a05a00}
@@ -98,7 +98,7 @@ svg text{font:11px sans-serif;fill:#555}svg{max-width:100%;height:auto}
 <p>Run {{.R.RunID}} · started {{.R.Started.Format "2006-01-02 15:04:05 MST"}} · {{dur .R}} ·
 outcome <span class="badge {{.R.Outcome}}">{{.R.Outcome}}</span> · report format version {{.R.Version}}</p>
 {{if eq .R.Outcome "running"}}<p class="running">The run is still in progress (its state file is locked by a live process): these figures are a snapshot.</p>{{end}}
-{{define "acct"}}{{$a := .}}<details id="acct-{{$a.Source}}"{{if eq $a.Status "failed" "interrupted"}} open{{end}}><summary><b>{{$a.Source}}</b> → {{$a.Destination}} <span class="{{$a.Status}}">{{$a.Status}}</span>{{if $a.Error}}: {{$a.Error}}{{end}}</summary>
+{{define "acct"}}{{$a := .}}<details id="acct-{{$a.Source}}"{{if $a.Open}} open{{end}}><summary><b>{{$a.Source}}</b> → {{$a.Destination}} <span class="{{$a.Status}}">{{$a.Status}}</span>{{if $a.Error}}: {{$a.Error}}{{end}}</summary>
 {{range $a.Phases}}{{if or .Details .Problems .Reason}}<h3>{{.Phase}} <span class="{{.Status}}">{{.Status}}</span></h3>
 {{if .Reason}}<p>{{.Reason}}</p>{{end}}
 {{if .Details}}<div class="scroll"><table><tr><th>folder / collection</th><th>destination</th><th>source</th><th>dest.</th><th>copied</th><th>present</th><th>skipped</th><th>failed</th><th>verified</th><th>note</th></tr>
@@ -130,7 +130,7 @@ Mail for the migrated domains is not delivered until it runs. Start it now with:
 <h2 id="problems">Problems</h2>
 {{$probs := problemAccounts .R}}{{$gp := problemPhases .R}}{{if or $probs $gp}}<div class="scroll"><table><thead><tr><th>account or phase</th><th>status</th><th>cause</th></tr></thead><tbody>
 {{range $gp}}<tr><td>phase {{.Phase}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{.Reason}}</td></tr>
-{{end}}{{range $probs}}<tr><td><a href="#acct-{{.Source}}">{{.Source}}</a></td><td class="{{.Status}}">{{.Status}}</td><td>{{cause .}}</td></tr>
+{{end}}{{range $probs}}<tr><td><a href="#acct-{{.Source}}">{{.Source}}</a></td><td class="{{.Status}}">{{.Status}}</td><td>{{cause .AccountReport}}</td></tr>
 {{end}}</tbody></table></div>
 {{range $probs}}{{template "acct" .}}{{end}}{{else}}<p class="done">None: every account is done and verified, and every global phase finished.</p>{{end}}
 
@@ -296,13 +296,30 @@ func niceCeil(v float64) float64 {
 	return 10 * e
 }
 
+// detailsView is an account whose per-phase details the page shows; Open
+// unfolds them.
+type detailsView struct {
+	AccountReport
+	Open bool
+}
+
+// openDetailsMax is how many accounts with problems the page may have for
+// their details to be unfolded: beyond it they stay folded (one click), so
+// that a page of thousands of accounts lays out quickly.
+const openDetailsMax = 20
+
 // problemAccounts lists the accounts that are not done (done means
 // copied, nothing skipped or failed, and verified when verify ran).
-func problemAccounts(r *Report) []AccountReport {
-	var out []AccountReport
+func problemAccounts(r *Report) []detailsView {
+	var out []detailsView
 	for _, a := range r.Accounts {
 		if a.Status != StatusDone {
-			out = append(out, a)
+			out = append(out, detailsView{AccountReport: a})
+		}
+	}
+	if len(out) <= openDetailsMax {
+		for i := range out {
+			out[i].Open = out[i].Status != StatusPartial
 		}
 	}
 	return out
@@ -335,8 +352,19 @@ func accountCause(a AccountReport) string {
 			s += ": " + p.Reason
 		case p.Phase == PhaseVerify && (p.ToVerify > 0 || p.Verified > 0):
 			s += ": " + p.VerifiedText()
-		case p.Failed > 0 || p.Skipped > 0 || p.Changed > 0:
-			s += fmt.Sprintf(": %d failed, %d skipped, %d changed", p.Failed, p.Skipped, p.Changed)
+		default:
+			var n []string
+			for _, c := range []struct {
+				n    int64
+				what string
+			}{{p.Failed, "failed"}, {p.Skipped, "skipped"}, {p.Changed, "changed"}} {
+				if c.n > 0 {
+					n = append(n, fmt.Sprintf("%d %s", c.n, c.what))
+				}
+			}
+			if len(n) > 0 {
+				s += ": " + strings.Join(n, ", ")
+			}
 		}
 		parts = append(parts, s)
 	}
