@@ -56,8 +56,12 @@ report: out
 	if code != exitOK {
 		t.Fatalf("run exit %d\n%s\n%s", code, out, errs)
 	}
-	if !strings.Contains(out, "Accounts: 3 total, 3 done") || !strings.Contains(out, filepath.Join(dir, "out", "report.html")) {
+	if !strings.Contains(out, "Accounts: 3 total, 3 done") || !strings.Contains(out, filepath.Join(dir, "out", "report.html")) ||
+		!strings.Contains(out, filepath.Join(dir, "out", "report.csv")) {
 		t.Errorf("run output:\n%s", out)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "out", "report.csv")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("report.csv: %v", err)
 	}
 	if !strings.Contains(errs, `"msg":"run started"`) {
 		t.Errorf("no JSON log on stderr:\n%s", errs)
