@@ -31,10 +31,6 @@ type htmlData struct {
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"bytes": humanBytes,
 	"num":   thousands,
-	"phase": func(a AccountReport, p Phase) *PhaseResult { return a.Phase(p) },
-	"accountPhases": func() []Phase {
-		return []Phase{PhaseMail, PhaseCalendars, PhaseContacts, PhaseVerify}
-	},
 	"dur": func(r *Report) string {
 		if r.Finished.IsZero() {
 			return "unfinished"
