@@ -148,7 +148,10 @@ connection reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 	fl.StringVar(&prog, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")
 	fl.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	lf.add(cmd, "listen", "serve Prometheus metrics and the live dashboard on host:port, e.g. 127.0.0.1:8080")
+	lf.add(cmd, "listen", "serve Prometheus metrics and the live dashboard on host:port, e.g. 127.0.0.1:8080 (port 0: a free one; empty: no dashboard)")
+	// The demo shows its dashboard by default, on a free loopback port.
+	lf.addr = "127.0.0.1:0"
+	cmd.Flags().Lookup("listen").DefValue = lf.addr
 	fl.BoolVar(&holdOpen, "hold", false, "with --listen: keep the dashboard up after the run until Ctrl-C")
 	return cmd
 }
