@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Full-size chaos run (issue 7): mail copy of 10,000 messages through the
+# Full-size chaos run: mail copy of 10,000 messages through the
 # fault proxies with >= 100 injected faults and state-file losses, >= 20
 # SIGKILLs of a copy process with resumes, calendars/contacts through HTTP
 # 503s and resets, the admin API watched through dropped connections, the

@@ -3,7 +3,7 @@
 # fresh status) on a Radicale -> Radicale pair, plus the client's ceiling
 # against in-process go-webdav servers. Median of RUNS runs each.
 #
-# Three figures (issue 4):
+# Three figures:
 #   1. wall time on the same Radicale->Radicale pair (Radicale sets the floor);
 #   2. the client's own CPU per object (user+sys from /usr/bin/time -v);
 #   3. objects per second against in-process go-webdav servers.

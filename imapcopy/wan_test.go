@@ -90,7 +90,7 @@ func (w *wanSetup) copy(t *testing.T) *MemoryCheckpoint {
 	if proof != "fingerprint + 5% sample" {
 		t.Errorf("proof %q, want the default", proof)
 	}
-	// The budget: the default proof adds at most 10% of the
+	// The budget: the default proof adds at most 10% of the
 	// message bytes to what the destination link carries back (plus the
 	// per-message fingerprints, about 1% here).
 	if read := after.BytesToClient - before.BytesToClient; float64(read) > 0.11*float64(w.msgBytes) {

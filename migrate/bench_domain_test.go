@@ -119,50 +119,13 @@ func runMbsync(ctx context.Context, dir string, src, dst *testserver.Dovecot, na
 	if err != nil {
 		return 0, err
 	}
-	host := func(addr string) (string, string) {
-		i := strings.LastIndex(addr, ":")
-		return addr[:i], addr[i+1:]
-	}
-	sh, sp := host(src.Addr)
-	dh, dp := host(dst.Addr)
 	var cmds []*exec.Cmd
 	for _, u := range names {
 		stateDir := filepath.Join(dir, fmt.Sprintf("mbsync-%d-%s", run, u)) + "/"
 		if err := os.MkdirAll(stateDir, 0o700); err != nil {
 			return 0, err
 		}
-		rc := fmt.Sprintf(`IMAPAccount A
-Host %s
-Port %s
-User %s
-Pass %s
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore A
-Account A
-
-IMAPAccount B
-Host %s
-Port %s
-User %s
-Pass %s
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore B
-Account B
-
-Channel AtoB
-Far :A:
-Near :B:
-Patterns *
-Create Near
-Sync Pull
-Expunge None
-CopyArrivalDate yes
-SyncState %s
-`, sh, sp, u, src.Users[u], dh, dp, u, dst.Users[u], stateDir)
+		rc := testserver.MbsyncConfig(src.Addr, dst.Addr, u, src.Users[u], dst.Users[u], stateDir)
 		rcPath := filepath.Join(dir, fmt.Sprintf("mbsyncrc-%d-%s", run, u))
 		if err := os.WriteFile(rcPath, []byte(rc), 0o600); err != nil {
 			return 0, err

@@ -62,7 +62,7 @@ func scaleReport(n int) *Report {
 }
 
 // TestReportHTMLScale5000 renders the report of 5,000 accounts: the page
-// stays under 5 MB (issue 18), the problems come first with their
+// stays under 5 MB, the problems come first with their
 // details, and the per-folder details of done accounts are left to the
 // JSON report.
 func TestReportHTMLScale5000(t *testing.T) {
@@ -153,7 +153,7 @@ func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
 }
 
 // TestReportHTMLScaleInChromium opens the report of 5,000 accounts in
-// headless Chromium: it renders in under 3 s (issue 18's bar, measured
+// headless Chromium: it renders in under 3 s (measured
 // from navigation to the table's rows on screen), filtering to "failed"
 // leaves only the failed rows, sorting by size orders the rows both ways,
 // the page fits 800 px without sideways scrolling, and a screenshot is kept

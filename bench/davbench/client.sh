@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/davbench/client.sh: the DAV client's own CPU per object against
-# Radicale -> Radicale (issue 4, figure 2), without vdirsyncer, so that
+# Radicale -> Radicale (figure 2 of bench/dav.sh), without vdirsyncer, so that
 # several builds of `migrate` can be compared in one sitting. Runs are
 # interleaved (run 1 of every build, then run 2, ...) so that load from other
 # work on the machine falls on all builds alike; medians at the end.

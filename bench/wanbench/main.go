@@ -204,41 +204,7 @@ func tail(s string) string {
 	return s
 }
 
-// mbsyncRC is a one-way pull with arrival dates kept, as bench/mailbench
-// configures mbsync.
+// mbsyncRC configures the peer for the test user on both servers.
 func mbsyncRC(srcAddr, dstAddr, state string) string {
-	sh, sp, _ := strings.Cut(srcAddr, ":")
-	dh, dp, _ := strings.Cut(dstAddr, ":")
-	return fmt.Sprintf(`IMAPAccount A
-Host %s
-Port %s
-User %s
-Pass %s
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore A
-Account A
-
-IMAPAccount B
-Host %s
-Port %s
-User %s
-Pass %s
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore B
-Account B
-
-Channel AtoB
-Far :A:
-Near :B:
-Patterns *
-Create Near
-Sync Pull
-Expunge None
-CopyArrivalDate yes
-SyncState %s
-`, sh, sp, testserver.DefaultUser, testserver.DefaultPassword, dh, dp, testserver.DefaultUser, testserver.DefaultPassword, state)
+	return testserver.MbsyncConfig(srcAddr, dstAddr, testserver.DefaultUser, testserver.DefaultPassword, testserver.DefaultPassword, state)
 }

@@ -31,7 +31,7 @@ type carbonioFlags struct {
 	poll                      time.Duration
 }
 
-// newCarbonioCmd is `migrate carbonio`. Owned by the carbonio work (issue 5).
+// newCarbonioCmd is `migrate carbonio`: the Carbonio admin API and module commands.
 func newCarbonioCmd(e *env) *cobra.Command {
 	f := &carbonioFlags{}
 	cmd := &cobra.Command{

@@ -264,7 +264,7 @@ func TestCLITable(t *testing.T) {
 		}
 	}
 	if len(tests) < 30 {
-		t.Fatalf("the table has %d rows; the issue asks for at least 30", len(tests))
+		t.Fatalf("the table has %d rows; it must cover at least 30 cases", len(tests))
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

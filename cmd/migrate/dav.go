@@ -138,7 +138,7 @@ func (f *davFlags) check() error {
 	return nil
 }
 
-// newCalendarsCmd is `migrate calendars`. Owned by the caldav work (issue 4).
+// newCalendarsCmd is `migrate calendars`: copy calendars and task lists over CalDAV or Zimbra REST.
 func newCalendarsCmd(e *env) *cobra.Command {
 	f := &davFlags{}
 	c := &cobra.Command{
@@ -160,7 +160,7 @@ Passwords come from MIGRATE_FROM_PASSWORD / MIGRATE_TO_PASSWORD or --*-password-
 	return c
 }
 
-// newContactsCmd is `migrate contacts`. Owned by the carddav work (issue 4).
+// newContactsCmd is `migrate contacts`: copy address books over CardDAV or Zimbra REST.
 func newContactsCmd(e *env) *cobra.Command {
 	f := &davFlags{}
 	c := &cobra.Command{

@@ -46,7 +46,7 @@ type mailFlags struct {
 	maxLine, maxLiteral   int64
 }
 
-// newMailCmd is `migrate mail`: copy one mailbox over IMAP (issue 3).
+// newMailCmd is `migrate mail`: copy one mailbox over IMAP.
 func newMailCmd(e *env) *cobra.Command {
 	f := &mailFlags{}
 	c := &cobra.Command{

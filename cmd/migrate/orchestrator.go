@@ -4,8 +4,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newOrchestratorCmds returns demo, preflight, run, verify and report. Owned
-// by the migrate work (issue 6). Shell completion is cobra's own
+// newOrchestratorCmds returns demo, preflight, run, verify and report.
+// Shell completion is cobra's own
 // `completion` command.
 func newOrchestratorCmds(e *env) []*cobra.Command {
 	return []*cobra.Command{

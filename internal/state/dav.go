@@ -10,7 +10,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 )
 
-// davSchema holds the tables behind the caldav and carddav checkpoints (issue 4).
+// davSchema holds the tables behind the caldav and carddav checkpoints.
 var davSchema = []string{
 	`CREATE TABLE IF NOT EXISTS dav_objects (
 		kind TEXT NOT NULL,

@@ -11,7 +11,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 )
 
-// mailSchema holds the tables behind imapcopy's checkpoint (issue 3).
+// mailSchema holds the tables behind imapcopy's checkpoint.
 // mail_folders keeps per source folder the UIDVALIDITYs the UID map refers
 // to and the status snapshots of the last verified pass; mail_messages keeps
 // source UID → destination UID with state 'inflight' (written before the

@@ -9,12 +9,12 @@ import (
 	"time"
 )
 
-// Each test is one finding of issue 20 (hostile servers), numbered as
-// there: the server misbehaves in one way, and the run must end by itself
-// within its bound, with bounded memory and disk, without a crash and
-// without a raw control character on the terminal.
+// Each test is one hostile behaviour: the server misbehaves in one way,
+// and the run must end by itself within its bound, with bounded memory
+// and disk, without a crash and without a raw control character on the
+// terminal.
 
-// Finding 4: "* 4294967295 EXISTS" must not size an allocation.
+// "* 4294967295 EXISTS" must not size an allocation.
 func TestHugeExists(t *testing.T) {
 	dst := newDovecot(t)
 	src := start(t, []Folder{{Wire: "INBOX", Messages: msgs(3)}}, Behaviour{
@@ -30,7 +30,7 @@ func TestHugeExists(t *testing.T) {
 	}
 }
 
-// Finding 5: a 200 MB response line without CRLF.
+// A 200 MB response line without CRLF.
 func TestLongLine(t *testing.T) {
 	dst := newDovecot(t)
 	src := start(t, []Folder{{Wire: "INBOX", Messages: msgs(1)}}, Behaviour{
@@ -45,7 +45,7 @@ func TestLongLine(t *testing.T) {
 	}
 }
 
-// Finding 5: a 600 MB literal mailbox name.
+// A 600 MB literal mailbox name.
 func TestHugeLiteralName(t *testing.T) {
 	dst := newDovecot(t)
 	src := start(t, []Folder{{Wire: "INBOX", Messages: msgs(1)}}, Behaviour{
@@ -60,7 +60,7 @@ func TestHugeLiteralName(t *testing.T) {
 	}
 }
 
-// Finding 5: a 200 MB greeting before login.
+// A 200 MB greeting before login.
 func TestHugeGreeting(t *testing.T) {
 	dst := newDovecot(t)
 	src := start(t, nil, Behaviour{
@@ -75,7 +75,7 @@ func TestHugeGreeting(t *testing.T) {
 	}
 }
 
-// Finding 6: a FETCH literal of {99999999999} for a 100-byte message is
+// A FETCH literal of {99999999999} for a 100-byte message is
 // refused before a byte is stored, reported as that message's failure,
 // and the rest is copied.
 func TestLyingLiteral(t *testing.T) {
@@ -114,7 +114,7 @@ func TestLyingLiteral(t *testing.T) {
 	}
 }
 
-// Finding 7: no answer to LIST.
+// No answer to LIST.
 func TestListHang(t *testing.T) {
 	dst := newDovecot(t)
 	src := start(t, []Folder{{Wire: "INBOX", Messages: msgs(1)}}, Behaviour{
@@ -126,7 +126,7 @@ func TestListHang(t *testing.T) {
 	}
 }
 
-// Finding 7: no answer to a body FETCH: the folder fails after its
+// No answer to a body FETCH: the folder fails after its
 // attempts, the other folder is copied.
 func TestFetchHang(t *testing.T) {
 	dst := newDovecot(t)
@@ -155,7 +155,7 @@ func TestFetchHang(t *testing.T) {
 	}
 }
 
-// Finding 7: a literal trickled slowly but steadily is progress, never
+// A literal trickled slowly but steadily is progress, never
 // cut: each byte comes well within the idle timeout (the rule: a
 // connection is idle when no byte arrives for --idle-timeout; a body's
 // literal is at most its RFC822.SIZE plus a margin, so a trickle ends).
@@ -185,7 +185,7 @@ func TestTrickleIsProgress(t *testing.T) {
 	}
 }
 
-// Finding 7: "* BYE" in the middle of a literal, socket left open.
+// "* BYE" in the middle of a literal, socket left open.
 func TestByeMidLiteral(t *testing.T) {
 	dst := newDovecot(t)
 	src := start(t, []Folder{{Wire: "INBOX", Messages: msgs(2)}}, Behaviour{
@@ -206,7 +206,7 @@ func TestByeMidLiteral(t *testing.T) {
 	}
 }
 
-// Finding 8: mailbox names carrying ESC, CR/LF, BEL through modified
+// Mailbox names carrying ESC, CR/LF, BEL through modified
 // UTF-7 reach the terminal escaped.
 func TestTerminalInjection(t *testing.T) {
 	dst := newDovecot(t)
@@ -224,7 +224,7 @@ func TestTerminalInjection(t *testing.T) {
 	}
 }
 
-// Finding 9: one name that is not modified UTF-7 is one bad folder; the
+// One name that is not modified UTF-7 is one bad folder; the
 // rest is copied; --exclude names it by its raw form.
 func TestBadUTF7Name(t *testing.T) {
 	dst := newDovecot(t)
@@ -253,7 +253,7 @@ func TestBadUTF7Name(t *testing.T) {
 	}
 }
 
-// Finding 10: with 100,000 folders, SIGTERM stops the run within 10 s,
+// With 100,000 folders, SIGTERM stops the run within 10 s,
 // no new folder starts, and the cancelled folders are one line.
 func TestPromptStop(t *testing.T) {
 	dst := newDovecot(t)
