@@ -16,7 +16,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // zimbra starts a memdav that plays a Zimbra source: user alice with the

@@ -14,7 +14,7 @@
 // re-spelling (RRULE part order, quoting, case, folding, order, an instant
 // in UTC or with a TZID) is not a change, a lost EXDATE, alarm, attendee
 // or instance is (semantic.go lists the rules). A Checkpoint
-// (internal/state implements it over SQLite) records source href, ETag and
+// (zxmigrate/state implements it over SQLite) records source href, ETag and
 // fingerprint against destination href and ETag, so a re-run reads only
 // changed objects and writes only changed ones; without a checkpoint,
 // objects are matched by UID at the destination.

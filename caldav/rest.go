@@ -9,7 +9,7 @@ import (
 	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // ZimbraREST addresses calendar folders through Zimbra's (or Carbonio's)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testssh"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // BenchmarkAccounts lists a 5,000-account domain (10 SearchDirectory pages).

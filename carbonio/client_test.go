@@ -18,8 +18,8 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testssh"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 const (

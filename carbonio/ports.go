@@ -5,7 +5,7 @@ import (
 	"net"
 	"net/url"
 
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // Admin ports: the mailstore's admin port, and the proxy's Admin Panel

@@ -12,7 +12,7 @@ import (
 	webcarddav "github.com/emersion/go-webdav/carddav"
 
 	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // TokenSource gives a Carbonio auth token for one user (DelegateAuth), sent as the ZM_AUTH_TOKEN cookie.
@@ -21,7 +21,7 @@ import (
 // ForgetUserToken(account string), a 401 drops the cached token and the
 // request is retried once with a new one.
 type TokenSource interface {
-	UserToken(ctx context.Context, account string) (secret.Secret, error) // secret = internal/secret
+	UserToken(ctx context.Context, account string) (secret.Secret, error)
 }
 
 // Shared types; see internal/dav for their fields.
@@ -45,12 +45,12 @@ type (
 	// deliberately no REST fallback: REST vcf/csv imports duplicate on re-run.
 	Destination = dav.Destination
 	// Checkpoint maps source href + ETag + hash to destination href + ETag
-	// per collection pair. internal/state implements it over SQLite.
+	// per collection pair. zxmigrate/state implements it over SQLite.
 	Checkpoint = dav.Checkpoint
 	// Record is one checkpoint entry.
 	Record = dav.Record
 	// ForgetCheckpoint is a Checkpoint that can drop records and list its
-	// collection pairs; Copier.Delete needs it (internal/state and
+	// collection pairs; Copier.Delete needs it (zxmigrate/state and
 	// NewMemoryCheckpoint implement it).
 	ForgetCheckpoint = dav.ForgetCheckpoint
 	// Deleter is a Destination that can delete objects (DAV can; the REST

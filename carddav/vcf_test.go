@@ -13,7 +13,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }

@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // Security is how a connection is protected.

@@ -24,8 +24,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 func startAppendDovecot(t *testing.T) *testserver.Dovecot {

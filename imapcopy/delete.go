@@ -12,7 +12,7 @@ import (
 // of source messages that no longer exist, once their copies are deleted
 // (Copier.Delete). A Checkpoint without it keeps them: they are never used
 // again, since IMAP does not reuse a UID within one UIDVALIDITY, so that
-// only costs space. MemoryCheckpoint and internal/state implement it.
+// only costs space. MemoryCheckpoint and zxmigrate/state implement it.
 type Forgetter interface {
 	// Forget drops the map entries (and in-flight marks) of these source
 	// UIDs of the folder.

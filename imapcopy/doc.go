@@ -27,7 +27,7 @@
 //
 // # Identity, resume and re-runs
 //
-// The Checkpoint (internal/state implements it over SQLite) keeps per folder
+// The Checkpoint (zxmigrate/state implements it over SQLite) keeps per folder
 // the UIDVALIDITYs and every source UID → destination UID (APPENDUID). Before
 // a chunk of messages is fetched for APPEND its source UIDs are marked in
 // flight, durably. On the next run, messages still in flight are looked up

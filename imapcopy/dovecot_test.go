@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // dovecotAccount is an Account on d for user1: by user login or by master

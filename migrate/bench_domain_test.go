@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // TestBenchDomain measures a 4-account domain copy (the mail phase of a

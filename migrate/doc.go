@@ -15,7 +15,7 @@
 // The account pool runs concurrent_accounts accounts at once, largest first;
 // one account's failure is recorded and never stops the others. Every phase
 // and every copied item is recorded in one SQLite state file
-// (internal/state), so the same Run after a crash, SIGKILL or Ctrl-C
+// (package github.com/zxmigrate/zxmigrate/state), so the same Run after a crash, SIGKILL or Ctrl-C
 // continues exactly where it stopped, and a second Run does nothing.
 // RetryFailed runs failed phases again; Delta runs the copies again for a
 // cutover pass.

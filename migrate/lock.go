@@ -3,7 +3,7 @@ package migrate
 import (
 	"context"
 
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // lockState takes the state's lock (state.Lock) so that two runs never work

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // DefaultMTARestartTimeout bounds the attempt to start the destination MTA

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // maxProblems bounds the problems listed per phase; the counts stay exact.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // TestReportFromStoreLiveRun: a run whose state's lock is held by a live

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/secret"
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // fakeBackend simulates servers: each account has n items; the mail phase

@@ -3,7 +3,7 @@ package migrate
 import (
 	"context"
 
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // Store is zxmigrate's state file: one embedded SQLite database (mode 0600,

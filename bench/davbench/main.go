@@ -30,7 +30,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 func main() {

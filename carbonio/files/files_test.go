@@ -13,7 +13,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
 	"github.com/zxmigrate/zxmigrate/carbonio/files"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 type tokens map[string]string

@@ -20,9 +20,9 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
-	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // commands lists every command of the tree by its arguments, e.g.

@@ -9,8 +9,8 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/zxmigrate/zxmigrate/internal/secret"
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // loadPassword reads a password from file when given, else from the env var.

@@ -18,8 +18,8 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // davFlags are the flags `migrate calendars` and `migrate contacts` share.

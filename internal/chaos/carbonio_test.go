@@ -15,7 +15,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // fastRetry keeps the tests quick: many attempts, tiny waits.

@@ -16,9 +16,9 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
-	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // davSide is an in-memory DAV server behind an HTTP fault handler.

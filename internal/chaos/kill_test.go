@@ -21,8 +21,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
-	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // buildCLI builds the migrate command.

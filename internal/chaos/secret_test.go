@@ -20,8 +20,8 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
-	"github.com/zxmigrate/zxmigrate/internal/state"
+	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // Sentinel passwords: distinctive strings no legitimate output contains.

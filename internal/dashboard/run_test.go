@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // sentinelToken is a listener token that must never show in what the

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // StoreView answers the dashboard from a state store alone: what every

@@ -8,7 +8,7 @@ import (
 	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // TokenCookie names the cookie that carries an auth token to rawURL: a

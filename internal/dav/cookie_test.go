@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 type fixedToken string

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/state"
 	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // interruptAfterMTAStop runs the environment's plan and stops it softly

@@ -16,7 +16,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // Side is one server of a pair.

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // MemSide starts an in-memory go-webdav server with user "user1" on a TLS

@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/secret"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // Radicale starts Radicale 3 through the shared test harness with

@@ -17,7 +17,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // heapPeak runs fn while sampling the live heap every millisecond and

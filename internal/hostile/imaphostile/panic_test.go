@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
-	"github.com/zxmigrate/zxmigrate/internal/secret"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // A panic in a folder's worker fails that folder alone: the others are
