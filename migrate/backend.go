@@ -92,8 +92,9 @@ func loadTLS(caFile string) (*tls.Config, error) {
 // httpClient has no overall timeout: its connections' idle deadlines
 // (internal/httpx) fail a stalled request without cutting a long transfer.
 // Every request goes through the run's one pacer (one pace per host).
-func httpClient(cfg *tls.Config, idle time.Duration, p *pace.Pacer) *http.Client {
-	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle, Wrap: p.Wrap})
+// side names its servers in the per-server metrics.
+func httpClient(cfg *tls.Config, idle time.Duration, p *pace.Pacer, side string) *http.Client {
+	return httpx.NewClient(httpx.Options{TLSConfig: cfg, IdleTimeout: idle, Wrap: p.Wrap, Side: side})
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
@@ -115,8 +116,8 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 		return nil, err
 	}
 	b.pacer = pace.New(p.Limits.HTTPRate)
-	b.srcHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout, b.pacer)
-	b.dstHTTP = httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout, b.pacer)
+	b.srcHTTP = httpClient(b.srcTLS, p.Source.DAV.IdleTimeout, b.pacer, "source")
+	b.dstHTTP = httpClient(b.dstTLS, p.Destination.DAV.IdleTimeout, b.pacer, "destination")
 	need := p.needs()
 	if p.Source.Admin.URL != "" && (need.srcAdmin || p.Source.Admin.User != "") {
 		b.srcAdmin = &carbonio.Client{URL: p.Source.Admin.URL, Admin: p.Source.Admin.User, Password: p.Source.Admin.Password,

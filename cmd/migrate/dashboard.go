@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/internal/dashboard"
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
@@ -45,22 +46,23 @@ func (f *listenFlags) listen(addr string, src dashboard.Source, m *dashboard.Met
 
 // serveRun serves metrics and the live dashboard of r on f.addr (or the
 // plan's listen key), adds the dashboard to r's event consumers and prints
-// the URL on w. It returns the URL ("" when nothing listens) and a function
-// closing the listener.
-func serveRun(w io.Writer, f *listenFlags, r *migrate.Runner) (url string, stop func(), err error) {
+// the URL on w. It returns the context to run r with (carrying the
+// dashboard's observer of server operations), the URL ("" when nothing
+// listens) and a function closing the listener.
+func serveRun(ctx context.Context, w io.Writer, f *listenFlags, r *migrate.Runner) (runCtx context.Context, url string, stop func(), err error) {
 	addr := f.addr
 	if addr == "" {
 		addr = r.Plan.Listen
 	}
 	if addr == "" {
-		return "", func() {}, nil
+		return ctx, "", func() {}, nil
 	}
 	counts := dashboard.StoreCounts(r.Plan.StatePath())
 	m := dashboard.NewMetrics(counts)
 	live := dashboard.NewLive(r.Plan, m, counts)
 	s, err := f.listen(addr, live, m)
 	if err != nil {
-		return "", nil, err
+		return ctx, "", nil, err
 	}
 	prev := r.OnEvent
 	r.OnEvent = func(ev migrate.Event) {
@@ -70,7 +72,7 @@ func serveRun(w io.Writer, f *listenFlags, r *migrate.Runner) (url string, stop 
 		live.OnEvent(ev)
 	}
 	fmt.Fprintf(w, "Dashboard: %s  (Prometheus metrics: %smetrics)\n", s.URL(), s.URL())
-	return s.URL(), func() { _ = s.Close() }, nil
+	return obs.With(ctx, live.Observer()), s.URL(), func() { _ = s.Close() }, nil
 }
 
 // hold keeps the dashboard up until ctx ends (Ctrl-C).

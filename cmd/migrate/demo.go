@@ -121,14 +121,14 @@ connection reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 			}
 			r := env.Runner()
 			r.OnEvent, r.Logger = p.OnEvent, log
-			url, stopDash, err := serveRun(e.stdout, &lf, r)
+			runCtx, url, stopDash, err := serveRun(e.ctx, e.stdout, &lf, r)
 			if err != nil {
 				p.Close()
 				return err
 			}
 			defer stopDash()
 			done := watchStop(r.Stop)
-			rep, err := r.Run(e.ctx)
+			rep, err := r.Run(runCtx)
 			done()
 			p.Close()
 			ferr := finish(e, rep, env.Plan.ReportDir(), err)

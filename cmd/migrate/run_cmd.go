@@ -120,14 +120,14 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 					return usageError{fmt.Errorf("--phases: %w", err)}
 				}
 			}
-			_, stopDash, err := serveRun(prog.Writer(), &lf, r)
+			runCtx, _, stopDash, err := serveRun(e.ctx, prog.Writer(), &lf, r)
 			if err != nil {
 				prog.Close()
 				return err
 			}
 			defer stopDash()
 			done := watchStop(r.Stop)
-			rep, err := r.Run(e.ctx)
+			rep, err := r.Run(runCtx)
 			done()
 			prog.Close()
 			dir := f.reportDir

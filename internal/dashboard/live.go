@@ -2,10 +2,10 @@ package dashboard
 
 import (
 	"context"
-	"net/url"
 	"sync"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
@@ -16,6 +16,7 @@ type Live struct {
 	plan    *migrate.Plan
 	metrics *Metrics
 	counts  func(context.Context) (map[string]int, error)
+	servers *servers
 
 	mu            sync.Mutex
 	runID         int64
@@ -47,10 +48,33 @@ type liveRow struct {
 // is allowed). m may be nil. counts, when not nil, gives the accounts per
 // state from the shared state store; else they come from the events.
 func NewLive(plan *migrate.Plan, m *Metrics, counts func(context.Context) (map[string]int, error)) *Live {
-	return &Live{plan: plan, metrics: m, counts: counts,
+	l := &Live{plan: plan, metrics: m, counts: counts, servers: newServers(m),
 		globals: map[migrate.Phase]*PhaseStatus{}, active: map[migrate.Phase]int{}, done: map[migrate.Phase]int{},
 		rows: map[string]*liveRow{}}
+	if plan != nil {
+		// The in-process IMAP connection budget (imapcopy.ConnBudget):
+		// connections per server, whatever the side.
+		n := plan.Concurrency.ConnectionsPerServer
+		if n <= 0 {
+			n = migrate.DefaultConnectionsPerServer
+		}
+		for _, addr := range []string{plan.Source.IMAP.Address, plan.Destination.IMAP.Address} {
+			if addr != "" {
+				l.servers.Budget(addr, n)
+			}
+		}
+	}
+	return l
 }
+
+// Observer returns the observer of the run's server operations
+// (internal/obs): put it in the context given to the runner,
+//
+//	rep, err := r.Run(obs.With(ctx, live.Observer()))
+//
+// and the dashboard's server table and the per-server metrics follow the
+// connections, operations, retries and throttle answers of every server.
+func (l *Live) Observer() obs.Observer { return l.servers }
 
 // OnEvent consumes one runner event. It is safe for concurrent use and
 // returns quickly.
@@ -246,7 +270,7 @@ func (l *Live) Status(ctx context.Context) (*Status, error) {
 	}
 	finishedAccts := st.Total - own[string(migrate.StatusPending)] - own[string(migrate.StatusRunning)]
 	st.ETA = eta(now, l.started, l.finished, st.Size, max(st.SizeDone, l.bytes), st.Total, finishedAccts)
-	st.Load = planLoad(l.plan, l.active)
+	st.Load = planLoad(l.plan, l.active, l.servers)
 	st.Problems = make([]Problem, 0, len(l.problems))
 	for i := len(l.problems) - 1; i >= 0; i-- {
 		st.Problems = append(st.Problems, l.problems[i])
@@ -295,45 +319,4 @@ func eta(now, started, finished time.Time, size, sizeDone int64, total, doneAcct
 		return -1
 	}
 	return el * (1 - frac) / frac
-}
-
-// planLoad lists the plan's servers with the accounts working on each: IMAP
-// serves the mail and verify phases, DAV calendars, contacts and verify.
-// Budgets are the plan's accounts at once and IMAP connections per server.
-func planLoad(p *migrate.Plan, active map[migrate.Phase]int) []Load {
-	if p == nil {
-		return nil
-	}
-	budget := p.Concurrency.ConcurrentAccounts
-	if budget <= 0 {
-		budget = migrate.DefaultConcurrentAccounts
-	}
-	conns := p.Concurrency.ConnectionsPerServer
-	if conns <= 0 {
-		conns = migrate.DefaultConnectionsPerServer
-	}
-	imap := active[migrate.PhaseMail] + active[migrate.PhaseVerify]
-	dav := active[migrate.PhaseCalendars] + active[migrate.PhaseContacts] + active[migrate.PhaseVerify]
-	var out []Load
-	for _, s := range []struct {
-		side string
-		ep   migrate.Endpoint
-	}{{"source", p.Source}, {"destination", p.Destination}} {
-		if s.ep.IMAP.Address != "" {
-			out = append(out, Load{Server: s.side + " IMAP " + s.ep.IMAP.Address, Active: imap, Budget: budget, Connections: conns})
-		}
-		if h := urlHost(s.ep.DAV.URL); h != "" {
-			out = append(out, Load{Server: s.side + " DAV " + h, Active: dav, Budget: budget})
-		}
-	}
-	return out
-}
-
-// urlHost returns the host of u, never its user information or path.
-func urlHost(u string) string {
-	pu, err := url.Parse(u)
-	if err != nil {
-		return ""
-	}
-	return pu.Host
 }

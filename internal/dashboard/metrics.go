@@ -31,6 +31,14 @@ type Metrics struct {
 	inPhase       *prometheus.GaugeVec
 	runAccounts   prometheus.Gauge
 	runStarted    prometheus.Gauge
+
+	// Per server (host:port); nil in NewStoreMetrics.
+	opDuration  *prometheus.HistogramVec
+	opErrors    *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	throttled   *prometheus.CounterVec
+	connections *prometheus.GaugeVec
+	budget      *prometheus.GaugeVec
 }
 
 // NewMetrics builds the registry. counts, when not nil, is asked on every
@@ -79,9 +87,35 @@ func NewMetrics(counts func(context.Context) (map[string]int, error)) *Metrics {
 		Name: "zxmigrate_run_start_time_seconds",
 		Help: "Start of the current run of this runner, in seconds since the Unix epoch.",
 	})
+	m.opDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "zxmigrate_server_op_duration_seconds",
+		Help:    "Latency of operations per server (host:port) and operation: IMAP APPEND and FETCH, HTTP requests by method (PUT, GET, REPORT, PROPFIND...). An HTTP request is timed until its answer is read.",
+		Buckets: latencyBuckets,
+	}, []string{"server", "op"})
+	m.opErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zxmigrate_server_op_errors_total",
+		Help: "Operations that failed, per server and operation: IMAP NO, BAD, BYE or a broken connection; HTTP 429, 5xx or a transport error.",
+	}, []string{"server", "op"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zxmigrate_server_retries_total",
+		Help: "Work tried again, per server and reason (BYE, UNAVAILABLE, LIMIT, 429, 503, timeout, network...): dials after a BYE greeting, HTTP requests the pacer sends again, folder passes and DAV operations retried with backoff.",
+	}, []string{"server", "reason"})
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zxmigrate_server_throttle_answers_total",
+		Help: "Answers of a server saying it is over its limits, per server and answer: IMAP BYE, NO [UNAVAILABLE], [LIMIT] or [INUSE], HTTP 429 and 503.",
+	}, []string{"server", "answer"})
+	m.connections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "zxmigrate_server_connections",
+		Help: "Connections in use per server and side (source, destination; http when unknown): open IMAP connections, HTTP requests in flight. Each one holds a slot of the server's budget.",
+	}, []string{"server", "side"})
+	m.budget = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "zxmigrate_server_budget",
+		Help: "Connections a server may have at once from this runner (its connection budget).",
+	}, []string{"server"})
 	build := buildInfo()
 	m.reg.MustRegister(m.items, m.bytes, m.progressItems, m.progressBytes, m.problems, m.phaseResults,
 		m.phaseDuration, m.inPhase, m.runAccounts, m.runStarted, build,
+		m.opDuration, m.opErrors, m.retries, m.throttled, m.connections, m.budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if counts != nil {
 		m.reg.MustRegister(&accountsCollector{counts: counts, desc: accountsDesc()})
@@ -111,6 +145,51 @@ func buildInfo() prometheus.Gauge {
 	})
 	g.Set(1)
 	return g
+}
+
+func (m *Metrics) op(server, op string, d time.Duration, err error) {
+	if m == nil || m.opDuration == nil {
+		return
+	}
+	m.opDuration.WithLabelValues(server, op).Observe(d.Seconds())
+	if err != nil {
+		m.opErrors.WithLabelValues(server, op).Inc()
+	}
+}
+
+func (m *Metrics) retry(server, reason string) {
+	if m == nil || m.retries == nil {
+		return
+	}
+	m.retries.WithLabelValues(server, reason).Inc()
+}
+
+func (m *Metrics) throttle(server, answer string) {
+	if m == nil || m.throttled == nil {
+		return
+	}
+	m.throttled.WithLabelValues(server, answer).Inc()
+}
+
+// SetServerConnections sets the connections in use to server (host:port)
+// from side (source, destination). It is how a connection budget, in
+// process or kept in a shared store, shows its slots in use. It is safe
+// for concurrent use and does nothing on a nil Metrics.
+func (m *Metrics) SetServerConnections(server, side string, n int) {
+	if m == nil || m.connections == nil {
+		return
+	}
+	m.connections.WithLabelValues(server, side).Set(float64(n))
+}
+
+// SetServerBudget sets how many connections server (host:port) may have
+// at once. It is safe for concurrent use and does nothing on a nil
+// Metrics.
+func (m *Metrics) SetServerBudget(server string, n int) {
+	if m == nil || m.budget == nil {
+		return
+	}
+	m.budget.WithLabelValues(server).Set(float64(n))
 }
 
 // Registry returns the private registry, for promhttp or tests.

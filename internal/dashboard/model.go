@@ -59,13 +59,39 @@ type Sample struct {
 	Bytes   int64   `json:"bytes"`
 }
 
-// Load is one server: accounts working on it now against the budget of
-// accounts at once, and the connection cap of the plan.
+// Load is one server (host:port): the accounts working on it now against
+// the budget of accounts at once, its connections in use against the
+// connection budget, and, from what the run observed, its operations per
+// second, retries, throttle answers and latency.
 type Load struct {
-	Server      string `json:"server"`
-	Active      int    `json:"active"`
-	Budget      int    `json:"budget"`
-	Connections int    `json:"connections_budget,omitempty"`
+	Server string `json:"server"`
+	// Side is source, destination (or both, joined by "+").
+	Side string `json:"side,omitempty"`
+	// Kind is IMAP, DAV, admin, or other (a server the run reached
+	// outside the plan's endpoints).
+	Kind   string `json:"kind"`
+	Active int    `json:"active"`
+	Budget int    `json:"budget,omitempty"`
+	// Connections are in use now; ConnectionsBudget is how many may be
+	// (0: no connection budget). An HTTP connection is in use while a
+	// request is in flight on it.
+	Connections       int `json:"connections"`
+	ConnectionsBudget int `json:"connections_budget,omitempty"`
+	// Rate is operations (IMAP APPEND and FETCH, HTTP requests) per second
+	// over the last 10 s; RateLimit the HTTP request pace the run keeps
+	// to (0: none).
+	Rate      float64 `json:"rate"`
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	Ops       int64   `json:"ops"`
+	Errors    int64   `json:"errors"`
+	Retries   int64   `json:"retries"`
+	Throttled int64   `json:"throttled"`
+	// LastThrottle is the last throttle answer (BYE, UNAVAILABLE, 429...).
+	LastThrottle string `json:"last_throttle,omitempty"`
+	// P50 and P95 are operation latencies over the run, in seconds (0
+	// before the first operation).
+	P50 float64 `json:"p50_seconds"`
+	P95 float64 `json:"p95_seconds"`
 }
 
 // Problem is one skipped or failed item, or a failed phase.

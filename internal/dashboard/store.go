@@ -269,7 +269,7 @@ func (v *StoreView) refresh(ctx context.Context) error {
 	} else if !status.Finished.IsZero() {
 		status.ETA = 0
 	}
-	status.Load = planLoad(v.Plan, active)
+	status.Load = planLoad(v.Plan, active, nil)
 	sort.SliceStable(status.Problems, func(i, j int) bool { return status.Problems[i].Time.After(status.Problems[j].Time) })
 	status.ProblemsTotal = int64(len(status.Problems))
 	if len(status.Problems) > maxProblems {

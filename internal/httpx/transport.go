@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 )
 
 // Defaults of Options.
@@ -49,6 +51,10 @@ type Options struct {
 	// Wrap, when not nil, wraps the transport (a request pacer, a
 	// recorder); it receives the base transport and returns the one used.
 	Wrap func(http.RoundTripper) http.RoundTripper
+	// Side names the servers the client reaches ("source",
+	// "destination") in the reports to the observer a request's context
+	// carries (internal/obs); "" means "http".
+	Side string
 }
 
 func (o Options) idle() time.Duration {
@@ -100,7 +106,8 @@ func NewTransport(o Options) http.RoundTripper {
 		// deadline would close it under a new request.
 		t.IdleConnTimeout = idle / 2
 	}
-	var rt http.RoundTripper = t
+	// Under the pacer, the observer sees every attempt and every answer.
+	rt := obs.Transport(t, o.Side)
 	if o.Wrap != nil {
 		rt = o.Wrap(rt)
 	}

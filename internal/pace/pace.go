@@ -43,6 +43,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 )
 
 // Defaults for zero Pacer fields.
@@ -404,6 +406,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.p.mu.Lock()
 		t.p.hostLocked(Key(r.URL.Host)).st.Retried++
 		t.p.mu.Unlock()
+		obs.From(ctx).Retry(obs.HostPort(r.URL), "429")
 		r = next
 	}
 }

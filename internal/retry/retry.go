@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 )
 
 // Class is what to do after an error.
@@ -146,7 +148,8 @@ func (p Policy) Backoff(attempt int) time.Duration {
 
 // Do calls fn until it succeeds, returns a non-transient error, the attempts
 // run out or ctx ends. It returns fn's last error. onRetry, when not nil, is
-// called before each wait.
+// called before each wait. Each retry of an error that names its server
+// (obs.ServerOf) is reported to the observer ctx carries.
 func Do(ctx context.Context, p Policy, fn func(attempt int) error, onRetry func(attempt int, err error, wait time.Duration)) error {
 	p = p.norm()
 	var err error
@@ -155,6 +158,9 @@ func Do(ctx context.Context, p Policy, fn func(attempt int) error, onRetry func(
 			return err
 		}
 		wait := p.Backoff(attempt)
+		if server := obs.ServerOf(err); server != "" {
+			obs.From(ctx).Retry(server, obs.Reason(err))
+		}
 		if onRetry != nil {
 			onRetry(attempt, err, wait)
 		}
