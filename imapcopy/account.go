@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
@@ -198,7 +199,12 @@ func (a *Account) Dial(ctx context.Context) (*imapclient.Client, error) {
 const MaxDialLiteral = 4 << 30
 
 // dialGuarded is Dial that also returns the connection's guard.
-func (a *Account) dialGuarded(ctx context.Context) (*imapclient.Client, *guardConn, error) {
+func (a *Account) dialGuarded(ctx context.Context) (cl *imapclient.Client, g *guardConn, err error) {
+	defer func() {
+		if err != nil {
+			err = a.dialFailed(ctx, err)
+		}
+	}()
 	ctx, cancel := a.dialContext(ctx)
 	defer cancel()
 	conn, err := a.connect(ctx)
@@ -211,7 +217,6 @@ func (a *Account) dialGuarded(ctx context.Context) (*imapclient.Client, *guardCo
 
 	tcfg := a.tlsConfig()
 	opts := &imapclient.Options{TLSConfig: tcfg}
-	var g *guardConn
 	switch a.Security {
 	case ImplicitTLS:
 		tc := tls.Client(conn, tcfg)
@@ -356,14 +361,25 @@ func (a *Account) dialContext(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(ctx, timeout)
 }
 
-// connect opens the TCP connection to Addr.
+// connect opens the TCP connection to Addr. It counts as a connection in
+// use, for the observer ctx carries (internal/obs), until it is closed.
 func (a *Account) connect(ctx context.Context) (net.Conn, error) {
 	d := &net.Dialer{}
 	conn, err := d.DialContext(ctx, "tcp", a.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
+		return nil, obs.Mark(fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err), a.Addr)
 	}
-	return conn, nil
+	return obs.CountConn(ctx, conn, a.Addr, obs.Side(ctx, obs.SideIMAP)), nil
+}
+
+// dialFailed reports a throttle answer (a BYE greeting, NO [UNAVAILABLE]
+// to the login) to the observer ctx carries and names the server in err,
+// for the retry loops.
+func (a *Account) dialFailed(ctx context.Context, err error) error {
+	if w := obs.Answer(err); w != "" {
+		obs.From(ctx).Throttle(a.Addr, w)
+	}
+	return obs.Mark(err, a.Addr)
 }
 
 // tlsConfig is the TLS configuration of a connection: a copy of TLSConfig

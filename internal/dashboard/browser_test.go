@@ -223,6 +223,21 @@ wait:
 		}
 	}
 
+	// The servers table: one row per server of the plan, each DAV server
+	// with the requests the run sent it.
+	servers := js[[]string](t, ctx, `[...document.querySelectorAll("#load tbody tr")].map(r => r.dataset.server || "")`)
+	dav := urlHostPort(re.env.Plan.Destination.DAV.URL)
+	if !slices.Contains(servers, dav) || !slices.Contains(servers, strings.ToLower(re.env.Plan.Source.IMAP.Address)) {
+		t.Errorf("servers table rows %q lack the plan's servers (%s, %s)", servers, dav, re.env.Plan.Source.IMAP.Address)
+	}
+	ops := js[string](t, ctx, fmt.Sprintf(`(r => r ? r.cells[3].textContent : "")(document.querySelector('#load tr[data-server=%q]'))`, dav))
+	if n, _ := strconv.Atoi(strings.ReplaceAll(strings.Fields(ops + " x")[0], ",", "")); n < 1 {
+		t.Errorf("servers table: destination DAV operations %q, want some", ops)
+	}
+	if got := js[string](t, ctx, `document.querySelector("#load thead").textContent`); !strings.Contains(got, "Connections / budget") || !strings.Contains(got, "p50 / p95") {
+		t.Errorf("servers table header: %q", got)
+	}
+
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +247,29 @@ wait:
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%d bytes)", out, len(png))
+
+	// At 800 px the page fits without sideways scrolling and the chart
+	// keeps its labelled axes.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(800, 1700)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, `document.documentElement.clientWidth == 800`, 5*time.Second)
+	time.Sleep(1500 * time.Millisecond) // a poll redraws the chart at the new width
+	if w := js[int](t, ctx, `document.documentElement.scrollWidth`); w > 800 {
+		t.Errorf("at 800 px the page is %d px wide", w)
+	}
+	if w := js[int](t, ctx, `document.getElementById("chart").clientWidth`); w < 600 {
+		t.Errorf("at 800 px the chart is %d px wide", w)
+	}
+	png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(artifactDir(t), "dashboard-800.png")
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot at 800 px: %s (%d bytes)", out, len(png))
 }
 
 // TestDashboardHolds50000Rows loads a table of 50,000 accounts: the page

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
 	"github.com/zxmigrate/zxmigrate/secret"
@@ -79,7 +80,7 @@ func startEnv(t *testing.T, accounts, failEvery int, o Options) *runEnv {
 func (re *runEnv) run(t *testing.T) <-chan *migrate.Report {
 	ch := make(chan *migrate.Report, 1)
 	go func() {
-		rep, err := re.r.Run(context.Background())
+		rep, err := re.r.Run(obs.With(context.Background(), re.live.Observer()))
 		if err != nil {
 			t.Errorf("run: %v", err)
 		}

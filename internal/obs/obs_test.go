@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,5 +234,42 @@ func TestTime(t *testing.T) {
 	}
 	if strings.Join(rec.ops, "|") != "h:143 APPEND err|h:143 FETCH ok" || strings.Join(rec.throttles, "|") != "h:143 BYE" {
 		t.Errorf("ops %q throttles %q", rec.ops, rec.throttles)
+	}
+}
+
+// TestCountConn counts a TCP connection once, however often it is closed,
+// and keeps the socket reachable for code that peeks at it.
+func TestCountConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if CountConn(context.Background(), raw, "x:1", SideIMAP) != raw {
+		t.Error("without an observer the connection is wrapped")
+	}
+	rec := newRecorder()
+	ctx := WithSide(With(context.Background(), rec), SideSource)
+	c := CountConn(ctx, raw, "x:1", Side(ctx, SideIMAP))
+	if _, ok := c.(syscall.Conn); !ok {
+		t.Error("the counted connection lost syscall.Conn")
+	}
+	if rec.conns["x:1 source"] != 1 {
+		t.Errorf("in use after dial: %v", rec.conns)
+	}
+	c.Close()
+	c.Close()
+	if rec.conns["x:1 source"] != 0 || rec.peak["x:1 source"] != 1 {
+		t.Errorf("after two closes: %v (peak %v)", rec.conns, rec.peak)
 	}
 }

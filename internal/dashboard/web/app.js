@@ -74,18 +74,7 @@
       phases.append(d);
     }
 
-    const tb = $("load").tBodies[0];
-    tb.replaceChildren();
-    for (const l of s.load || []) {
-      const tr = el("tr");
-      const bar = el("span", "bar"), fill = el("i");
-      fill.style.width = Math.min(100, (100 * l.active) / Math.max(1, l.budget)) + "%";
-      bar.append(fill);
-      const c = el("td");
-      c.append(bar, document.createTextNode(l.active + " / " + l.budget));
-      tr.append(el("td", "", l.server), c, el("td", "", l.connections_budget ? String(l.connections_budget) : "–"));
-      tb.append(tr);
-    }
+    renderLoad(s.load || []);
 
     const pr = $("problems");
     pr.replaceChildren();
@@ -100,43 +89,129 @@
     drawChart(s.throughput || []);
   }
 
+  // renderLoad fills the servers table: per server, the accounts at work
+  // against the budget of accounts at once, connections in use against the
+  // connection budget, operations per second, retries, throttle answers
+  // and latency.
+  function renderLoad(load) {
+    const tb = $("load").tBodies[0];
+    tb.replaceChildren();
+    if (!load.length) {
+      const tr = el("tr"), td = el("td", "muted", "no servers yet");
+      td.colSpan = 7;
+      tr.append(td);
+      tb.append(tr);
+    }
+    for (const l of load) {
+      const tr = el("tr");
+      tr.dataset.server = l.server;
+      const name = el("td");
+      const about = [l.side, l.kind].filter(Boolean);
+      if (l.budget) about.push(l.active + " / " + l.budget + " accounts");
+      name.append(el("b", "", l.server), el("div", "muted", about.join(" · ")));
+      tr.append(name);
+      const c = el("td", "num");
+      if (l.connections_budget) {
+        const bar = el("span", "bar"), fill = el("i");
+        fill.style.width = Math.min(100, (100 * l.connections) / l.connections_budget) + "%";
+        bar.append(fill);
+        c.append(bar, document.createTextNode(l.connections + " / " + l.connections_budget));
+      } else {
+        c.textContent = String(l.connections || 0);
+      }
+      c.className = "num conns";
+      tr.append(c);
+      tr.append(el("td", "num", rate(l.rate) + (l.rate_limit ? " / " + rate(l.rate_limit) : "")));
+      const ops = el("td", "num", num(l.ops));
+      if (l.errors) ops.append(el("div", "muted", num(l.errors) + " failed"));
+      tr.append(ops);
+      tr.append(el("td", "num" + (l.retries ? " warn" : ""), num(l.retries)));
+      const th = el("td", "num" + (l.throttled ? " warn" : ""), num(l.throttled));
+      if (l.last_throttle) th.append(el("div", "muted", "last " + l.last_throttle));
+      tr.append(th);
+      tr.append(el("td", "num", l.ops ? ms(l.p50_seconds) + " / " + ms(l.p95_seconds) : "–"));
+      tb.append(tr);
+    }
+  }
+  function rate(r) { return (r || 0) < 10 ? (r || 0).toFixed(1) : Math.round(r).toLocaleString("en-US"); }
+  function ms(s) { return s < 1 ? Math.round(s * 1000) + " ms" : s.toFixed(1) + " s"; }
+
+  // niceStep rounds a raw tick step up to 1, 2, 2.5 or 5 times a power of 10.
+  function niceStep(raw) {
+    if (!(raw > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / p;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * p;
+  }
+  // TIME_STEPS are the time tick intervals, in seconds.
+  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  function clock(s) {
+    s = Math.round(s);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const two = (n) => (n < 10 ? "0" : "") + n;
+    return h ? h + ":" + two(m) + ":" + two(r) : m + ":" + two(r);
+  }
+
+  // drawChart plots items copied per second against the time elapsed
+  // since the run started, with labelled axes, round ticks and a grid.
   function drawChart(samples) {
     const c = $("chart"), dpr = window.devicePixelRatio || 1;
-    const w = c.clientWidth || 640, h = c.clientHeight || 200;
+    const w = c.clientWidth || 640, h = c.clientHeight || 240;
     c.width = w * dpr; c.height = h * dpr;
     const g = c.getContext("2d");
     g.scale(dpr, dpr);
     g.clearRect(0, 0, w, h);
-    const L = 56, R = 10, T = 10, B = 28;
-    // Rates between samples: items per second.
+    const L = 70, R = 16, T = 14, B = 44, pw = w - L - R, ph = h - T - B;
+    // Rates averaged over a window of about a sixtieth of the run (5 s at
+    // least): items per second.
+    const span = samples.length ? samples[samples.length - 1].t : 0, win = Math.max(5, span / 60);
     const pts = [];
-    for (let i = 1; i < samples.length; i++) {
-      const dt = samples[i].t - samples[i - 1].t;
+    for (let i = 1, j = 0; i < samples.length; i++) {
+      while (j < i - 1 && samples[i].t - samples[j + 1].t >= win) j++;
+      const dt = samples[i].t - samples[j].t;
       if (dt <= 0) continue;
-      pts.push({ t: samples[i].t, r: (samples[i].items - samples[i - 1].items) / dt, b: (samples[i].bytes - samples[i - 1].bytes) / dt });
+      pts.push({ t: samples[i].t, r: (samples[i].items - samples[j].items) / dt, b: (samples[i].bytes - samples[j].bytes) / dt });
     }
-    g.strokeStyle = "#ccd"; g.fillStyle = "#556"; g.font = "11px system-ui, sans-serif";
-    g.beginPath(); g.moveTo(L, T); g.lineTo(L, h - B); g.lineTo(w - R, h - B); g.stroke();
+    const tEnd = Math.max(samples.length ? samples[samples.length - 1].t : 0, 10);
+    const rTop = Math.max(...pts.map((p) => p.r), 1);
+    const yStep = niceStep(rTop / 4), yMax = Math.ceil(rTop / yStep) * yStep;
+    let xStep = TIME_STEPS[TIME_STEPS.length - 1];
+    for (const s of TIME_STEPS) if (tEnd / s <= Math.max(3, Math.floor(pw / 90))) { xStep = s; break; }
+    const X = (t) => L + (pw * t) / tEnd, Y = (r) => T + ph - (ph * r) / yMax;
+
+    g.font = "12px system-ui, sans-serif";
+    g.lineWidth = 1;
+    // Grid and y ticks.
+    g.textAlign = "right"; g.textBaseline = "middle";
+    for (let v = 0; v <= yMax + yStep / 2; v += yStep) {
+      const y = Math.round(Y(v)) + 0.5;
+      g.strokeStyle = v ? "#eceef2" : "#99a"; g.beginPath(); g.moveTo(L, y); g.lineTo(L + pw, y); g.stroke();
+      g.fillStyle = "#445"; g.fillText(v.toLocaleString("en-US"), L - 6, y);
+    }
+    // x ticks.
+    g.textAlign = "center"; g.textBaseline = "top";
+    for (let t = 0; t <= tEnd + 1e-9; t += xStep) {
+      const x = Math.round(X(t)) + 0.5;
+      g.strokeStyle = t ? "#eceef2" : "#99a"; g.beginPath(); g.moveTo(x, T); g.lineTo(x, T + ph + 4); g.stroke();
+      g.fillStyle = "#445"; g.fillText(clock(t), x, T + ph + 6);
+    }
+    // Axis titles, with units.
+    g.fillStyle = "#223"; g.font = "600 12px system-ui, sans-serif";
+    g.fillText("time since the run started (m:ss, h:mm:ss)", L + pw / 2, h - 16);
+    g.save(); g.translate(14, T + ph / 2); g.rotate(-Math.PI / 2); g.textBaseline = "middle";
+    g.fillText("items copied per second", 0, 0); g.restore();
+
     if (!pts.length) {
-      g.fillText("no throughput yet", L + 10, T + 20);
-      $("chart-legend").textContent = "items per second over the run";
+      g.textAlign = "left"; g.fillStyle = "#667"; g.font = "12px system-ui, sans-serif";
+      g.fillText("no throughput yet", L + 10, T + 16);
+      $("chart-legend").textContent = "Items (messages, events, contacts) copied per second.";
       return;
     }
-    const tmax = Math.max(...pts.map((p) => p.t), 1), rmax = Math.max(...pts.map((p) => p.r), 1);
-    for (let k = 0; k <= 4; k++) {
-      const y = h - B - ((h - B - T) * k) / 4;
-      g.fillText(Math.round((rmax * k) / 4).toLocaleString("en-US"), 4, y + 4);
-      g.fillText(dur((tmax * k) / 4), L + ((w - L - R) * k) / 4 - 10, h - 8);
-    }
-    g.strokeStyle = "#2463eb"; g.lineWidth = 2; g.beginPath();
-    pts.forEach((p, i) => {
-      const x = L + ((w - L - R) * p.t) / tmax, y = h - B - ((h - B - T) * p.r) / rmax;
-      i ? g.lineTo(x, y) : g.moveTo(x, y);
-    });
+    g.strokeStyle = "#2463eb"; g.lineWidth = 2; g.lineJoin = "round"; g.beginPath();
+    pts.forEach((p, i) => { i ? g.lineTo(X(p.t), Y(p.r)) : g.moveTo(X(p.t), Y(p.r)); });
     g.stroke();
     const last = pts[pts.length - 1];
-    $("chart-legend").textContent = "items per second (y) over elapsed time (x); last: " +
-      Math.round(last.r).toLocaleString("en-US") + " items/s, " + bytes(last.b) + "/s";
+    $("chart-legend").textContent = "Items (messages, events, contacts) copied per second, averaged over " +
+      Math.round(win) + " s. Last: " + Math.round(last.r).toLocaleString("en-US") + " items/s, " + bytes(last.b) + "/s.";
   }
 
   function applyView() {
