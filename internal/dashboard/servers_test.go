@@ -317,3 +317,84 @@ func loadSummary(ls []Load) string {
 	}
 	return b.String()
 }
+
+// TestServersTable feeds the observer by hand and reads the table: rows
+// for the plan's servers, one for a server outside the plan, quantiles
+// from the histogram, and the Prometheus series alongside.
+func TestServersTable(t *testing.T) {
+	plan := &migrate.Plan{
+		Source:      migrate.Endpoint{IMAP: migrate.IMAPEndpoint{Address: "SRC.example.net:143"}, DAV: migrate.DAVEndpoint{URL: "https://dav.example.net/dav/"}},
+		Destination: migrate.Endpoint{IMAP: migrate.IMAPEndpoint{Address: "dst.example.net:993"}},
+		Concurrency: migrate.Concurrency{ConcurrentAccounts: 5, ConnectionsPerServer: 8},
+	}
+	m := NewMetrics(nil)
+	live := NewLive(plan, m, nil)
+	o := live.Observer()
+	for i := range 100 {
+		o.Op("dst.example.net:993", "APPEND", time.Duration(i+1)*time.Millisecond, nil) // 1..100 ms
+	}
+	o.Op("dav.example.net:443", "PUT", 3*time.Millisecond, &obs.StatusError{Code: 503})
+	o.Throttle("dav.example.net:443", "503")
+	o.Retry("dav.example.net:443", "503")
+	o.Conn("dst.example.net:993", obs.SideDestination, 1)
+	o.Conn("dst.example.net:993", obs.SideDestination, 1)
+	o.Conn("dst.example.net:993", obs.SideDestination, -1)
+	o.Conn("soap.example.net:7071", obs.SideHTTP, 1)
+	st, err := live.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]Load{}
+	var order []string
+	for _, l := range st.Load {
+		rows[l.Server] = l
+		order = append(order, l.Server)
+	}
+	if want := "src.example.net:143 dav.example.net:443 dst.example.net:993 soap.example.net:7071"; strings.Join(order, " ") != want {
+		t.Errorf("rows %q, want %q", order, want)
+	}
+	d := rows["dst.example.net:993"]
+	if d.Connections != 1 || d.ConnectionsBudget != 8 || d.Ops != 100 || d.Side != "destination" || d.Kind != "IMAP" || d.Budget != 5 {
+		t.Errorf("destination IMAP row %+v", d)
+	}
+	// The true p50 is 50.5 ms and p95 95.5 ms; bucket interpolation stays
+	// within the buckets that hold them (32-64 ms, 64-128 ms).
+	if d.P50 < 0.032 || d.P50 > 0.064 || d.P95 < 0.064 || d.P95 > 0.128 || d.Rate < 1 {
+		t.Errorf("p50 %v p95 %v rate %v", d.P50, d.P95, d.Rate)
+	}
+	if v := rows["dav.example.net:443"]; v.Errors != 1 || v.Throttled != 1 || v.Retries != 1 || v.LastThrottle != "503" || v.Kind != "DAV" || v.RateLimit <= 0 {
+		t.Errorf("DAV row %+v", v)
+	}
+	if s := rows["soap.example.net:7071"]; s.Kind != "other" || s.Side != "http" || s.Connections != 1 {
+		t.Errorf("other row %+v", s)
+	}
+	if s := rows["src.example.net:143"]; s.ConnectionsBudget != 8 || s.Ops != 0 || s.P95 != 0 {
+		t.Errorf("source IMAP row %+v", s)
+	}
+	// The same in Prometheus.
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf := map[string]*dto.MetricFamily{}
+	for _, f := range mfs {
+		mf[f.GetName()] = f
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"zxmigrate_server_op_duration_seconds", map[string]string{"server": "dst.example.net:993", "op": "APPEND"}, 100},
+		{"zxmigrate_server_op_errors_total", map[string]string{"server": "dav.example.net:443", "op": "PUT"}, 1},
+		{"zxmigrate_server_throttle_answers_total", map[string]string{"server": "dav.example.net:443", "answer": "503"}, 1},
+		{"zxmigrate_server_retries_total", map[string]string{"server": "dav.example.net:443", "reason": "503"}, 1},
+		{"zxmigrate_server_connections", map[string]string{"server": "dst.example.net:993", "side": "destination"}, 1},
+		{"zxmigrate_server_budget", map[string]string{"server": "src.example.net:143"}, 8},
+		{"zxmigrate_server_budget", map[string]string{"server": "dst.example.net:993"}, 8},
+	} {
+		if got := value(mf, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
