@@ -338,8 +338,14 @@ func checkUnit(u unit) []error {
 	for _, env := range s["Environment"] {
 		for _, kv := range strings.Fields(env) {
 			k, v, _ := strings.Cut(kv, "=")
-			if secretishName.MatchString(k) && !strings.HasPrefix(v, "%d/") {
+			if !secretishName.MatchString(k) {
+				continue
+			}
+			id, ok := strings.CutPrefix(v, "%d/")
+			if !ok {
 				bad("Environment %s holds a secret; load it as a credential (LoadCredential)", kv)
+			} else if !slices.Contains(credentialIDs(u), id) {
+				bad("Environment %s names credential %s, which no LoadCredential loads", kv, id)
 			}
 		}
 	}
@@ -377,8 +383,9 @@ func TestSystemdUnit(t *testing.T) {
 	for _, tc := range []struct{ name, old, new, want string }{
 		{"static user", "DynamicUser=yes", "DynamicUser=no", "DynamicUser"},
 		{"password on the command line", "--state ${STATE_URL}", "--state ${STATE_URL} --password=hunter2", "secret on the command line"},
-		{"password in the environment", "Environment=PGPASSFILE=%d/pgpass", "Environment=MIGRATE_STATE_PASSWORD=hunter2", "holds a secret"},
+		{"password in the environment", "Environment=MIGRATE_STATE_PASSWORD_FILE=%d/state.pass", "Environment=MIGRATE_STATE_PASSWORD=hunter2", "holds a secret"},
 		{"restart loop on bad credentials", "RestartPreventExitStatus=2 3 4", "RestartPreventExitStatus=2 3", "lacks 4"},
+		{"password file not loaded", "LoadCredential=state.pass:", "LoadCredential=state-pass:", "no LoadCredential loads"},
 		{"capabilities kept", "CapabilityBoundingSet=\n", "CapabilityBoundingSet=CAP_NET_RAW\n", "CapabilityBoundingSet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

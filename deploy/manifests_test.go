@@ -476,7 +476,8 @@ var secretishArg = regexp.MustCompile(`(?i)(pass(word)?|secret|token)[=:]|^--?(p
 // local user and every `ps` sees them: no secret value or secret-looking
 // flag in command or args; a $(VAR) there may expand only a variable that
 // is not a secret, or the state URL, which checkStateURL proves free of a
-// password; secret-named variables come from a Secret, never a literal.
+// password; secret-named variables come from a Secret, never a literal,
+// and a secret-named *_FILE variable names a mounted Secret key.
 func checkSecretsOutOfArgv(where string, spec *corev1.PodSpec, b *bundle) []error {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -497,10 +498,15 @@ func checkSecretsOutOfArgv(where string, spec *corev1.PodSpec, b *bundle) []erro
 	}
 	for _, c := range allContainers(spec) {
 		fromSecret := map[string]corev1.SecretKeySelector{}
+		files := secretFiles(c, spec, b)
 		for _, e := range c.Env {
 			switch {
 			case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 				fromSecret[e.Name] = *e.ValueFrom.SecretKeyRef
+			case e.ValueFrom == nil && secretishName.MatchString(e.Name) && strings.HasSuffix(e.Name, "_FILE"):
+				if !files[e.Value] {
+					bad("container %s: env %s names %s, which is not a mounted Secret key", c.Name, e.Name, e.Value)
+				}
 			case e.ValueFrom == nil && secretishName.MatchString(e.Name) && e.Value != "":
 				bad("container %s: env %s holds a literal value; take it from a Secret", c.Name, e.Name)
 			}
@@ -557,10 +563,10 @@ func checkStateURL(s string) error {
 		return errors.New("state URL: no user")
 	}
 	if _, ok := u.User.Password(); ok {
-		return errors.New("state URL carries a password; it belongs in MIGRATE_STATE_PASSWORD")
+		return errors.New("state URL carries a password; it belongs in the MIGRATE_STATE_PASSWORD_FILE file")
 	}
 	if u.Query().Has("password") {
-		return errors.New("state URL carries a password parameter; it belongs in MIGRATE_STATE_PASSWORD")
+		return errors.New("state URL carries a password parameter; it belongs in the MIGRATE_STATE_PASSWORD_FILE file")
 	}
 	switch u.Query().Get("sslmode") {
 	case "verify-full", "verify-ca":
@@ -686,6 +692,32 @@ func mountOf(c *corev1.Container, spec *corev1.PodSpec, isSource func(*corev1.Vo
 	return ""
 }
 
+// secretFiles returns the paths at which container c sees a key of a
+// Secret volume.
+func secretFiles(c *corev1.Container, spec *corev1.PodSpec, b *bundle) map[string]bool {
+	files := map[string]bool{}
+	for _, v := range spec.Volumes {
+		if v.Secret == nil || b.secrets[v.Secret.SecretName] == nil {
+			continue
+		}
+		s := b.secrets[v.Secret.SecretName]
+		var keys []string
+		for k := range s.StringData {
+			keys = append(keys, k)
+		}
+		for k := range s.Data {
+			keys = append(keys, k)
+		}
+		for _, k := range keys {
+			name := v.Name
+			if p := mountOf(c, spec, func(x *corev1.Volume) bool { return x.Name == name }, k); p != "" {
+				files[p] = true
+			}
+		}
+	}
+	return files
+}
+
 // flagValue returns the value of --name in argv ("--name v" or
 // "--name=v"), or "".
 func flagValue(argv []string, name string) string {
@@ -732,31 +764,7 @@ func checkPlan(where string, spec *corev1.PodSpec, b *bundle) []error {
 		if flagValue(argv, "--state") == "" {
 			bad("container %s: no --state: every runner must share the PostgreSQL state", c.Name)
 		}
-		secretFiles := map[string]bool{}
-		for _, v := range spec.Volumes {
-			if v.Secret == nil || b.secrets[v.Secret.SecretName] == nil {
-				continue
-			}
-			s := b.secrets[v.Secret.SecretName]
-			keys := slices.Collect(func(yield func(string) bool) {
-				for k := range s.StringData {
-					if !yield(k) {
-						return
-					}
-				}
-				for k := range s.Data {
-					if !yield(k) {
-						return
-					}
-				}
-			})
-			for _, k := range keys {
-				vv := v
-				if p := mountOf(&c, spec, func(x *corev1.Volume) bool { return x.Name == vv.Name }, k); p != "" {
-					secretFiles[p] = true
-				}
-			}
-		}
+		secretFiles := secretFiles(&c, spec, b)
 		envFromSecret := map[string]bool{}
 		for _, e := range c.Env {
 			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
@@ -921,14 +929,23 @@ func TestChecksCatch(t *testing.T) {
 			b.secrets["zxmigrate-credentials"].StringData[stateURLKey] = "postgres://zxmigrate@db:5432/zxmigrate?sslmode=require"
 		}, "sslmode"},
 		{"literal password in env", func(b *bundle) {
-			e := env(runner(b), "MIGRATE_STATE_PASSWORD")
-			e.ValueFrom, e.Value = nil, "hunter2"
+			runner(b).Env = append(runner(b).Env, corev1.EnvVar{Name: "MIGRATE_STATE_PASSWORD", Value: "hunter2"})
 		}, "literal value"},
+		{"password file not mounted", func(b *bundle) {
+			env(runner(b), "MIGRATE_STATE_PASSWORD_FILE").Value = "/etc/zxmigrate/state.pass"
+		}, "not a mounted Secret key"},
 		{"real-looking secret committed", func(b *bundle) {
 			b.secrets["zxmigrate-credentials"].StringData["state-password"] = "s3cret!"
 		}, "REPLACE-ME"},
 		{"Secret key misspelt", func(b *bundle) {
-			env(runner(b), "MIGRATE_STATE_PASSWORD").ValueFrom.SecretKeyRef.Key = "state-pasword"
+			env(runner(b), "STATE_URL").ValueFrom.SecretKeyRef.Key = "state-ulr"
+		}, `has no key "state-ulr"`},
+		{"Secret volume item misspelt", func(b *bundle) {
+			for _, v := range b.jobs[0].Spec.Template.Spec.Volumes {
+				if v.Secret != nil {
+					v.Secret.Items[0].Key = "state-pasword"
+				}
+			}
 		}, `has no key "state-pasword"`},
 		{"ConfigMap name misspelt", func(b *bundle) {
 			for i, v := range b.jobs[0].Spec.Template.Spec.Volumes {
