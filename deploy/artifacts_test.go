@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -468,5 +469,121 @@ func TestSystemdPlan(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("the plan names no password_file")
+	}
+}
+
+// shellWords splits a command line the way sh does for the simple words a
+// Dockerfile RUN line uses: blanks separate words, and double or single
+// quotes group.
+func shellWords(s string) []string {
+	var words []string
+	var cur strings.Builder
+	in := false
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// isStatic reports whether the ELF file at name needs no dynamic loader
+// and no shared library.
+func isStatic(name string) (bool, error) {
+	f, err := elf.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false, nil
+		}
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		return false, err
+	}
+	return len(libs) == 0, nil
+}
+
+// TestDockerBuildStep runs the Dockerfile's go build step here, with its
+// environment and flags, and checks what the image would get: a static
+// binary that reports the version and revision given as build arguments.
+// (No Docker engine is needed; the image's other steps are checked by
+// TestDockerfile.)
+func TestDockerBuildStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the release binary (-short)")
+	}
+	if ok, err := isStatic("/bin/sh"); err != nil || ok {
+		t.Fatalf("isStatic(/bin/sh) = %v, %v; want false: the check cannot tell a dynamic binary", ok, err)
+	}
+	data, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var step string
+	for _, in := range parseDockerfile(data) {
+		if in.op == "RUN" && strings.Contains(in.args, "go build") {
+			step = in.args
+		}
+	}
+	const version, revision = "v0.0.0-dockerstep", "0123456789abcdef"
+	step = strings.NewReplacer("${VERSION}", version, "${REVISION}", revision).Replace(step)
+	words := shellWords(step)
+	for len(words) > 0 && strings.HasPrefix(words[0], "--mount=") {
+		words = words[1:]
+	}
+	var env []string
+	for len(words) > 0 && strings.Contains(words[0], "=") && !strings.HasPrefix(words[0], "-") {
+		env = append(env, words[0])
+		words = words[1:]
+	}
+	if len(words) < 2 || words[0] != "go" || words[1] != "build" {
+		t.Fatalf("the build step is not `[VAR=value ...] go build ...`: %q", step)
+	}
+	out := filepath.Join(t.TempDir(), "migrate")
+	args := slices.Clone(words[1:])
+	if i := slices.Index(args, "-o"); i < 0 || i+1 >= len(args) {
+		t.Fatalf("the build step names no -o output: %q", step)
+	} else {
+		args[i+1] = out
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	if ok, err := isStatic(out); err != nil || !ok {
+		t.Errorf("the binary is not static (distroless/static has no libc): %v", err)
+	}
+	b, err := exec.Command(out, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("migrate version: %v\n%s", err, b)
+	}
+	for _, want := range []string{version, revision} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("migrate version does not show %s, given as a build argument:\n%s", want, b)
+		}
 	}
 }
