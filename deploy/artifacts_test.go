@@ -402,10 +402,10 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-// systemdVerify runs systemd-analyze verify on the unit text as instance
-// "example" and returns what it printed. verify wants ExecStart's program
-// to exist: the copy runs an empty script in the temporary directory.
-func systemdVerify(t *testing.T, analyze string, text []byte) (string, error) {
+// systemdAnalyze runs systemd-analyze with args on the unit text, saved as
+// instance "example", and returns what it printed. verify wants ExecStart's
+// program to exist: the copy runs an empty script in a temporary directory.
+func systemdAnalyze(t *testing.T, analyze string, text []byte, args ...string) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	prog := filepath.Join(dir, "migrate")
@@ -417,25 +417,41 @@ func systemdVerify(t *testing.T, analyze string, text []byte) (string, error) {
 	if err := os.WriteFile(file, text, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(analyze, "verify", file).CombinedOutput()
+	out, err := exec.Command(analyze, append(args, file)...).CombinedOutput()
 	return string(out), err
 }
 
-// TestSystemdAnalyzeVerify has systemd itself load the unit: an unknown
-// directive, a bad value or a bad specifier is reported (and fails the
-// test), as the misspelt directive of the second case proves.
-func TestSystemdAnalyzeVerify(t *testing.T) {
+// TestSystemdAnalyze has systemd itself load the unit: verify reports an
+// unknown directive, a bad value or a bad specifier, as the misspelt
+// directive proves; security scores the sandbox, which must stay at an
+// exposure of 2.0 or less ("OK"), as the unit without its hardening
+// section proves it would not.
+func TestSystemdAnalyze(t *testing.T) {
 	analyze := requireTool(t, "systemd-analyze")
 	data, err := os.ReadFile(unitFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := systemdVerify(t, analyze, data); err != nil || strings.TrimSpace(out) != "" {
+	if out, err := systemdAnalyze(t, analyze, data, "verify"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 	typo := bytes.Replace(data, []byte("RestartSec="), []byte("RestartSecs="), 1)
-	if out, err := systemdVerify(t, analyze, typo); err == nil && !strings.Contains(out, "RestartSecs") {
+	if out, err := systemdAnalyze(t, analyze, typo, "verify"); err == nil && !strings.Contains(out, "RestartSecs") {
 		t.Errorf("systemd-analyze verify accepted a misspelt directive silently: %v\n%s", err, out)
+	}
+
+	security := []string{"security", "--offline=yes", "--threshold=20", "--no-pager"}
+	if out, err := systemdAnalyze(t, analyze, data, security...); err != nil {
+		t.Errorf("systemd-analyze security: exposure above 2.0: %v\n%s", err, out)
+	}
+	i := bytes.Index(data, []byte("# Hardening"))
+	j := bytes.Index(data, []byte("[Install]"))
+	if i < 0 || j < i {
+		t.Fatal("the unit has no \"# Hardening\" section before [Install]")
+	}
+	weak := append(slices.Clone(data[:i]), data[j:]...)
+	if _, err := systemdAnalyze(t, analyze, weak, security...); err == nil {
+		t.Error("systemd-analyze security passed the unit without its hardening: the threshold proves nothing")
 	}
 }
 
