@@ -41,7 +41,7 @@ var mailSchema = []string{
 		dst_uid {int} NOT NULL DEFAULT 0,
 		state TEXT NOT NULL CHECK (state IN ('inflight', 'done')),
 		PRIMARY KEY (account, source, src_uid)
-	)`+"{norowid}",
+	)` + "{norowid}",
 }
 
 // Mail returns the imapcopy checkpoint of one account pair, e.g. keyed by
@@ -89,9 +89,9 @@ func (m *mailCheckpoint) SaveFolder(ctx context.Context, st imapcopy.FolderState
 		src_messages=excluded.src_messages, src_modseq=excluded.src_modseq,
 		dst_status_uidvalidity=excluded.dst_status_uidvalidity, dst_uidnext=excluded.dst_uidnext,
 		dst_messages=excluded.dst_messages, dst_modseq=excluded.dst_modseq, keyword_issues=excluded.keyword_issues`,
-		m.account, st.Source, st.Destination, st.SourceUIDValidity, st.DestUIDValidity,
-		st.SourceStatus.UIDValidity, st.SourceStatus.UIDNext, st.SourceStatus.Messages, int64(st.SourceStatus.HighestModSeq),
-		st.DestStatus.UIDValidity, st.DestStatus.UIDNext, st.DestStatus.Messages, int64(st.DestStatus.HighestModSeq), st.KeywordIssues)
+			m.account, st.Source, st.Destination, st.SourceUIDValidity, st.DestUIDValidity,
+			st.SourceStatus.UIDValidity, st.SourceStatus.UIDNext, st.SourceStatus.Messages, int64(st.SourceStatus.HighestModSeq),
+			st.DestStatus.UIDValidity, st.DestStatus.UIDNext, st.DestStatus.Messages, int64(st.DestStatus.HighestModSeq), st.KeywordIssues)
 		return err
 	})
 	if err != nil {
