@@ -27,6 +27,10 @@ func (s *sqlStore) init(db *sql.DB, d *dialect, readOnly bool) {
 	s.writer = writer{s: s}
 }
 
+// DB returns the underlying database, for tests and tools that read the
+// store's tables directly.
+func (s *sqlStore) DB() *sql.DB { return s.db }
+
 // ReadOnly reports whether the store was opened read-only.
 func (s *sqlStore) ReadOnly() bool { return s.readOnly }
 
