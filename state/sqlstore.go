@@ -20,6 +20,9 @@ type sqlStore struct {
 	// version is the schema version found on open; a read-only store of
 	// an older schema answers without the tables it lacks.
 	version int
+	// pipeline, when set, runs a fenced single write and its lease check
+	// in one round trip (PostgreSQL).
+	pipeline func(ctx context.Context, l Lease, fn func(c conn) error) error
 }
 
 func (s *sqlStore) init(db *sql.DB, d *dialect, readOnly bool) {
@@ -161,6 +164,9 @@ type writer struct {
 func (w *writer) write(ctx context.Context, atomic bool, fn func(c conn) error) error {
 	if w.fence == nil && !atomic {
 		return fn(w.s.c())
+	}
+	if w.s.pipeline != nil && !atomic {
+		return w.s.pipeline(ctx, *w.fence, fn)
 	}
 	return w.s.tx(ctx, func(c conn) error {
 		if w.fence != nil {
