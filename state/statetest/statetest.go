@@ -242,7 +242,6 @@ func testClaimsConcurrent(t *testing.T, s state.Store) {
 	var mu sync.Mutex
 	seen := map[string]string{}
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -251,30 +250,28 @@ func testClaimsConcurrent(t *testing.T, s state.Store) {
 			for {
 				l, ok, err := s.ClaimAccount(c, runner, long)
 				if err != nil {
-					errs <- err
+					t.Error(err)
 					return
 				}
 				if !ok {
 					return
 				}
 				mu.Lock()
-				if prev, dup := seen[l.Key]; dup {
-					errs <- fmt.Errorf("%s claimed by %s and %s", l.Key, prev, runner)
-				}
+				prev, dup := seen[l.Key]
 				seen[l.Key] = runner
 				mu.Unlock()
+				if dup {
+					t.Errorf("%s claimed by %s and %s", l.Key, prev, runner)
+					return
+				}
 				if err := s.Release(c, l, true); err != nil {
-					errs <- err
+					t.Error(err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
 	if len(seen) != n {
 		t.Fatalf("%d accounts claimed, want %d", len(seen), n)
 	}
