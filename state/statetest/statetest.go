@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 		{"SlotsNeverExceedLimit", testSlotsConcurrent},
 		{"LiveLimitChange", testLiveLimit},
 		{"SlotsDieWithHolder", testSlotExpiry},
+		{"Snapshot", testSnapshot},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -640,5 +641,41 @@ func testSlotExpiry(t *testing.T, s state.Store) {
 	sort.Slice(ls, func(i, j int) bool { return ls[i].Key < ls[j].Key })
 	if len(ls) != 1 || ls[0].InUse != 1 || ls[0].ByRunner["r3"] != 1 {
 		t.Fatalf("limits = %+v", ls)
+	}
+}
+
+func testSnapshot(t *testing.T, s state.Store) {
+	c := ctx(t)
+	putAccounts(t, s, 3)
+	l, _, err := s.ClaimAccount(c, "r1", long)
+	must(t, err)
+	must(t, s.Fenced(l).SetAccountStatus(c, l.Key, "mail", "running", ""))
+	must(t, s.Fenced(l).SetProgress(c, l.Key, 250, 1<<20))
+	_, _, err = s.ClaimGlobal(c, "smartscan", "r2", long)
+	must(t, err)
+	must(t, s.SetLimit(c, "imap-src", 4))
+	_, _, err = s.AcquireSlot(c, "imap-src", "r1", long)
+	must(t, err)
+	snap, err := state.TakeSnapshot(c, s)
+	must(t, err)
+	if d := time.Since(snap.Now); d < -time.Minute || d > time.Minute {
+		t.Errorf("store clock %v is off by %v", snap.Now, d)
+	}
+	if snap.Running != 1 || snap.ByStatus["running"] != 1 || snap.ByStatus["pending"] != 2 {
+		t.Fatalf("snapshot counts: running %d, by status %v", snap.Running, snap.ByStatus)
+	}
+	for _, a := range snap.Accounts {
+		if a.Source != l.Key {
+			continue
+		}
+		if a.Runner != "r1" || !a.LeaseExpires.After(snap.Now) || a.Phase != "mail" || a.Messages != 250 || a.Bytes != 1<<20 {
+			t.Fatalf("running account in the snapshot: %+v", a)
+		}
+	}
+	if len(snap.Globals) != 1 || snap.Globals[0].Status != state.GlobalRunning || snap.Globals[0].Runner != "r2" {
+		t.Fatalf("globals = %+v", snap.Globals)
+	}
+	if len(snap.Limits) != 1 || snap.Limits[0].Max != 4 || snap.Limits[0].InUse != 1 {
+		t.Fatalf("limits = %+v", snap.Limits)
 	}
 }
