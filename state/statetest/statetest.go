@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 		{"LiveLimitChange", testLiveLimit},
 		{"SlotsDieWithHolder", testSlotExpiry},
 		{"Snapshot", testSnapshot},
+		{"KeepRenewsAndReportsLoss", testKeep},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -677,5 +678,32 @@ func testSnapshot(t *testing.T, s state.Store) {
 	}
 	if len(snap.Limits) != 1 || snap.Limits[0].Max != 4 || snap.Limits[0].InUse != 1 {
 		t.Fatalf("limits = %+v", snap.Limits)
+	}
+}
+
+func testKeep(t *testing.T, s state.Store) {
+	c := ctx(t)
+	must(t, s.PutAccount(c, "a@x", "a@y", 1))
+	l, _, err := s.ClaimAccount(c, "r1", short)
+	must(t, err)
+	work, stop := state.Keep(c, s, l, short)
+	defer stop()
+	time.Sleep(2 * expire) // past two lease times: only renewals keep it
+	if work.Err() != nil {
+		t.Fatalf("kept lease reported lost: %v", context.Cause(work))
+	}
+	if _, ok, _ := s.ClaimAccount(c, "r2", long); ok {
+		t.Fatal("a kept lease was taken over")
+	}
+	must(t, s.Fenced(l).SetProgress(c, "a@x", 1, 1))
+	// Lost from outside (here: released): the work context ends.
+	must(t, s.Release(c, l, false))
+	select {
+	case <-work.Done():
+	case <-time.After(10 * short):
+		t.Fatal("the loss of a kept lease was not reported")
+	}
+	if !errors.Is(context.Cause(work), state.ErrLeaseLost) {
+		t.Fatalf("cause %v, want ErrLeaseLost", context.Cause(work))
 	}
 }
