@@ -24,8 +24,8 @@ type Open func(t *testing.T) state.Store
 // does after a sleep of expire.
 const (
 	long   = time.Minute
-	short  = time.Second
-	expire = 1500 * time.Millisecond
+	short  = 2 * time.Second
+	expire = 3 * time.Second
 )
 
 // Run runs the whole suite, each test on a store from open.
