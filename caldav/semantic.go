@@ -7,12 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // Semantic comparison of calendar objects (RFC 5545).
 //
-// A copy is verified on a canonical tree (dav.Canon) built here from the
+// A copy is verified on a canonical tree (davtext.Canon) built here from the
 // parsed object, so that a server's re-spelling is not a difference:
 //
 //   - names of properties, parameters and components are case-insensitive
@@ -64,9 +64,9 @@ var ignored = map[string]bool{"DTSTAMP": true, "LAST-MODIFIED": true, "CREATED":
 // canonical returns the canonical tree of a calendar resource: its
 // components other than VTIMEZONE, under a "VCALENDAR" root. It reports
 // false when data does not parse as content lines.
-func canonical(data []byte) (*dav.Canon, bool) {
-	top, ok := dav.ParseContent(data)
-	root := dav.NewCanon("VCALENDAR", "")
+func canonical(data []byte) (*davtext.Canon, bool) {
+	top, ok := davtext.ParseContent(data)
+	root := davtext.NewCanon("VCALENDAR", "")
 	zones := newZones()
 	for _, cal := range top {
 		for _, c := range cal.Children {
@@ -85,7 +85,7 @@ func canonical(data []byte) (*dav.Canon, bool) {
 	return root, ok
 }
 
-func canonComponent(c *dav.Content, zones *zones) *dav.Canon {
+func canonComponent(c *davtext.Content, zones *zones) *davtext.Canon {
 	label, key := c.Name, ""
 	for _, p := range c.Props {
 		if p.Name == "RECURRENCE-ID" {
@@ -93,7 +93,7 @@ func canonComponent(c *dav.Content, zones *zones) *dav.Canon {
 			key = canonDateList(p, zones)
 		}
 	}
-	out := dav.NewCanon(c.Name, label)
+	out := davtext.NewCanon(c.Name, label)
 	out.Key = key
 	cx := compContext{name: c.Name}
 	nStart, nTransp := 0, 0
@@ -204,7 +204,7 @@ func implied(name string, cx compContext) (string, bool) {
 	return "", false
 }
 
-func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, cx compContext) {
+func canonProp(out *davtext.Canon, p davtext.ContentProp, zones *zones, cx compContext) {
 	name := p.Name
 	if ignored[name] || name == "" {
 		return
@@ -233,8 +233,8 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, cx compContext) 
 		out.AddProp(name, dropParams(params, "VALUE"), v)
 	case setProps[name]:
 		ps := dropParams(params, "VALUE")
-		for _, v := range dav.SplitEscaped(p.Value, ',') {
-			out.AddProp(name, ps, dav.TextValue(v))
+		for _, v := range davtext.SplitEscaped(p.Value, ',') {
+			out.AddProp(name, ps, davtext.TextValue(v))
 		}
 	case intProps[name]:
 		v := canonInt(p.Value)
@@ -255,14 +255,14 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, cx compContext) 
 	case uriProps[name]:
 		out.AddProp(name, dropParams(params, "VALUE"), canonURI(p.Value))
 	default:
-		out.AddProp(name, params, dav.TextValue(p.Value))
+		out.AddProp(name, params, davtext.TextValue(p.Value))
 	}
 }
 
 // canonParams returns p's parameters in canonical spelling: SCHEDULE-STATUS
 // and defaults dropped, VALUE=TEXT dropped, enumerated values upper-cased,
 // URI schemes lower-cased, lists as sorted sets, repeated parameters merged.
-func canonParams(p dav.ContentProp) []dav.ContentParam {
+func canonParams(p davtext.ContentProp) []davtext.ContentParam {
 	merged := map[string]map[string]bool{}
 	var order []string
 	for _, x := range p.Params {
@@ -284,7 +284,7 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 			merged[n][v] = true
 		}
 	}
-	var out []dav.ContentParam
+	var out []davtext.ContentParam
 	for _, n := range order {
 		vs := sortedKeys(merged[n])
 		if d, ok := defaultParams[n]; len(vs) == 1 && (ok && d == vs[0] || n == "VALUE" && vs[0] == "TEXT") {
@@ -293,7 +293,7 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 		if n == "ENCODING" && len(vs) == 1 && vs[0] == "B" {
 			vs = []string{"BASE64"}
 		}
-		out = append(out, dav.ContentParam{Name: n, Values: vs})
+		out = append(out, davtext.ContentParam{Name: n, Values: vs})
 	}
 	return out
 }
@@ -307,7 +307,7 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-func dropParams(ps []dav.ContentParam, names ...string) []dav.ContentParam {
+func dropParams(ps []davtext.ContentParam, names ...string) []davtext.ContentParam {
 	out := ps[:0:0]
 	for _, p := range ps {
 		if !contains(names, p.Name) {
@@ -319,7 +319,7 @@ func dropParams(ps []dav.ContentParam, names ...string) []dav.ContentParam {
 
 // canonDateList canonicalises the (first) value of a DATE / DATE-TIME
 // property.
-func canonDateList(p dav.ContentProp, zones *zones) string {
+func canonDateList(p davtext.ContentProp, zones *zones) string {
 	return canonDateTime(strings.TrimSpace(p.Value), p.ParamValue("TZID"), zones)
 }
 

@@ -96,7 +96,7 @@ func FuzzMultistatus(f *testing.F) {
 			}
 		}
 
-		g := GuardXML(doerFunc(func(*http.Request) (*http.Response, error) {
+		g := guardXML(doerFunc(func(*http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusMultiStatus, Header: http.Header{"Content-Type": {"application/xml"}},
 				Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body))}, nil
 		}), fuzzLimits)

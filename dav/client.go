@@ -13,7 +13,6 @@ package dav
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -23,14 +22,11 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // XML namespaces.
@@ -128,15 +124,6 @@ func (e *HTTPError) Is(target error) bool {
 func IsStatus(err error, code int) bool {
 	var he *HTTPError
 	return errors.As(err, &he) && he.Code == code
-}
-
-// DefaultHTTPClient returns an http.Client with TLS verification on, idle
-// deadlines on every connection and enough idle connections per host for
-// DefaultConcurrency workers (see internal/httpx). Its requests go through
-// the process's shared pacer (pace.Default), which keeps each host under
-// Zimbra's default request rate.
-func DefaultHTTPClient() *http.Client {
-	return httpx.NewClient(httpx.Options{Wrap: pace.Default().Wrap})
 }
 
 // Client sends raw WebDAV requests relative to a base URL. It sends nothing
@@ -590,146 +577,3 @@ func ParseETag(s string) string {
 
 // QuoteETag formats an ETag for If-Match.
 func QuoteETag(etag string) string { return `"` + etag + `"` }
-
-// BasicAuth returns an HTTP client that sends Basic credentials to the
-// origins of scope only (see httpx.Authorize); requests and redirects
-// elsewhere are refused. The password is revealed only on the wire.
-func BasicAuth(hc webdav.HTTPClient, scope *httpx.Scope, user string, pw secret.Secret) webdav.HTTPClient {
-	return httpx.Authorize(hc, scope, func(req *http.Request) error {
-		req.SetBasicAuth(user, pw.Reveal())
-		return nil
-	})
-}
-
-// TokenFunc returns the current auth token.
-type TokenFunc func(ctx context.Context) (secret.Secret, error)
-
-// CookieAuth returns an HTTP client that sends the token from tok as the
-// named cookie (ZM_AUTH_TOKEN for user ports, ZM_ADMIN_AUTH_TOKEN for the
-// admin port), to the origins of scope only (see httpx.Authorize). A token
-// error fails the request, wrapped with retry.ErrAuth. When the server
-// answers 401 and forget is not nil, forget drops the cached token and the
-// request is sent once more with a fresh one.
-func CookieAuth(hc webdav.HTTPClient, scope *httpx.Scope, name string, tok TokenFunc, forget func()) webdav.HTTPClient {
-	authed := httpx.Authorize(hc, scope, func(req *http.Request) error {
-		t, err := tok(req.Context())
-		if err != nil {
-			return fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, retry.ErrAuth, err)
-		}
-		req.AddCookie(&http.Cookie{Name: name, Value: t.Reveal()})
-		return nil
-	})
-	return &cookieClient{hc: authed, forget: forget}
-}
-
-// cookieClient sends a request once more after a 401 once forget has
-// dropped the cached token.
-type cookieClient struct {
-	hc     webdav.HTTPClient
-	forget func()
-}
-
-func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
-	retryable := c.forget != nil && (req.Body == nil || req.GetBody != nil)
-	var first *http.Request
-	if retryable {
-		first = req.Clone(req.Context())
-	} else {
-		first = req
-	}
-	resp, err := c.hc.Do(first)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retryable {
-		return resp, err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	c.forget()
-	again := req.Clone(req.Context())
-	if req.GetBody != nil {
-		b, err := req.GetBody()
-		if err != nil {
-			return nil, fmt.Errorf("dav: replay %s: %w", req.URL.Redacted(), err)
-		}
-		again.Body = b
-	}
-	return c.hc.Do(again)
-}
-
-// UserTokenSource is the token-source shape that caldav and carddav declare
-// (carbonio.Client implements it).
-type UserTokenSource interface {
-	UserToken(ctx context.Context, account string) (secret.Secret, error)
-}
-
-// EndpointClient returns hc (nil: DefaultHTTPClient) authenticated the way
-// caldav and carddav endpoints are: with token set, the ZM_AUTH_TOKEN cookie
-// of account (user when account is empty), renewed once on a 401 when the
-// source can forget a token; else Basic user/password when user is set.
-// Credentials go to the origins of scope only; with neither, requests
-// outside scope are still refused.
-func EndpointClient(hc webdav.HTTPClient, scope *httpx.Scope, user string, pw secret.Secret, token UserTokenSource, account string) webdav.HTTPClient {
-	if hc == nil {
-		hc = DefaultHTTPClient()
-	}
-	switch {
-	case token != nil:
-		if account == "" {
-			account = user
-		}
-		var forget func()
-		if f, ok := token.(interface{ ForgetUserToken(account string) }); ok {
-			forget = func() { f.ForgetUserToken(account) }
-		}
-		return CookieAuth(hc, scope, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
-			return token.UserToken(ctx, account)
-		}, forget)
-	case user != "":
-		return BasicAuth(hc, scope, user, pw)
-	}
-	return httpx.Restrict(hc, scope)
-}
-
-// Endpoint is a server and how to log in, as caldav.Endpoint and
-// carddav.Endpoint describe it.
-type Endpoint struct {
-	URL      string
-	User     string
-	Password secret.Secret
-	Token    UserTokenSource
-	Account  string
-	// HTTPClient nil means an httpx client with TLSConfig and IdleTimeout.
-	HTTPClient  webdav.HTTPClient
-	TLSConfig   *tls.Config
-	IdleTimeout time.Duration
-	// REST marks a Zimbra REST (UserServlet) endpoint: a token goes in the
-	// cookie TokenCookie names for URL.
-	REST bool
-	ClientOptions
-}
-
-// HTTP returns the endpoint's authenticated HTTP client (EndpointClient,
-// scoped to URL and the trusted origins). A URL that cannot be parsed gives
-// a client whose every request fails with that error.
-func (e Endpoint) HTTP() webdav.HTTPClient {
-	scope, err := httpx.NewScope(e.URL, e.TrustedOrigins, e.AllowPlaintext)
-	if err != nil {
-		return failing{fmt.Errorf("dav: %w", err)}
-	}
-	hc := e.HTTPClient
-	if hc == nil {
-		hc = httpx.NewClient(httpx.Options{TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout, Wrap: pace.Default().Wrap})
-	}
-	if e.REST {
-		return RESTClient(hc, scope, e.URL, e.User, e.Password, e.Token, e.Account)
-	}
-	return EndpointClient(hc, scope, e.User, e.Password, e.Token, e.Account)
-}
-
-// Client returns a raw client for the endpoint.
-func (e Endpoint) Client() (*Client, error) {
-	return NewClientWith(e.HTTP(), e.URL, e.ClientOptions)
-}
-
-type failing struct{ err error }
-
-func (f failing) Do(*http.Request) (*http.Response, error) { return nil, f.err }

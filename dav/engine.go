@@ -14,339 +14,113 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
-// Defaults for Engine's zero fields.
+// Defaults for Copier's zero fields.
 const (
 	DefaultConcurrency = 4
 	DefaultBatchSize   = 50
 )
 
-// Item is one resource as it will be written: all components sharing one
-// UID (calendars) or one vCard.
-type Item struct {
-	UID string
-	// Component is the iCalendar component ("VEVENT", "VTODO", ...); empty
-	// for vCards.
-	Component string
-	Data      []byte
-	// Hash is the semantic fingerprint of Data (see Rules.Fingerprint).
-	Hash string
-	// Notes lists repairs and warnings, e.g. "VTIMEZONE moved before use".
-	Notes []string
-	// Repaired is set when Data differs from the source because of a
-	// repair (not for mere warnings).
-	Repaired bool
-}
-
-// Rules validate, repair and fingerprint objects of one protocol. They live
-// in caldav (golang-ical) and carddav (go-vcard).
-type Rules interface {
-	// Split validates data (one source resource, CRLF line ends), repairs
-	// what it can and returns one item per UID. An error means the whole
-	// resource cannot be copied; its text is the reason shown to the user.
-	Split(data []byte) ([]Item, error)
-	// Fingerprint returns the UID of one resource and a hash that is equal
-	// for semantically equal resources (servers may reorder or re-encode).
-	Fingerprint(data []byte) (uid, hash string, err error)
-}
-
-// Differ is implemented by Rules that can say what differs between two
-// resources with different fingerprints. Verify uses it to name the
-// components and properties that changed.
-type Differ interface {
-	// Diff returns the paths of component and property names in which dst
-	// differs from src, e.g. "VEVENT/EXDATE" or "EMAIL"; empty when they
-	// are semantically equal. Paths never hold values.
-	Diff(src, dst []byte) []string
-}
-
-// Source is where objects come from.
-type Source interface {
-	// Collections lists the calendars or address books to copy.
-	Collections(ctx context.Context) ([]Collection, error)
-	// List returns the objects of a collection with their ETags.
-	List(ctx context.Context, c Collection) ([]Ref, error)
-	// Read reads the objects refs and calls fn once per ref.
-	Read(ctx context.Context, c Collection, refs []Ref, fn ReadFunc) error
-}
-
-// Destination is where objects go.
-type Destination interface {
-	Source
-	// CreateCollection creates a collection like c (Name, DisplayName,
-	// Description, Color, Components) and returns it with its Href.
-	CreateCollection(ctx context.Context, c Collection) (Collection, error)
-	// Put writes one object at href in c under cond and returns its ETag.
-	Put(ctx context.Context, c Collection, href string, data []byte, cond Cond) (etag string, err error)
-}
-
-// Deleter is a Destination that can delete objects; Engine.Delete needs it
-// (Remote has it, the REST import has not).
-type Deleter interface {
-	// Delete removes the object at href when its ETag is still etag
-	// (If-Match). A changed object fails with an *HTTPError of code 412, a
-	// missing one with 404 or 410.
-	Delete(ctx context.Context, href, etag string) error
-}
-
-// Record is what a checkpoint keeps per copied item.
-type Record struct {
-	SrcHref string
-	SrcETag string
-	UID     string
-	// Hash is the item's semantic fingerprint when it was written.
-	Hash    string
-	DstHref string
-	DstETag string
-}
-
-// Checkpoint remembers copied items per collection pair so that a re-run
-// skips unchanged objects, updates changed ones and never duplicates.
-// Implementations must be safe for concurrent use.
-type Checkpoint interface {
-	// Records returns the records of a collection pair.
-	Records(ctx context.Context, collection string) ([]Record, error)
-	// Save stores r, replacing the record with the same SrcHref and UID.
-	Save(ctx context.Context, collection string, r Record) error
-}
-
-// BatchCheckpoint is a Checkpoint that stores several records at once (one
-// transaction). The engine saves the records of each multiget batch with
-// one SaveBatch; a crash loses at most that batch's records, and the next
-// run finds those objects by UID at the destination.
-type BatchCheckpoint interface {
-	Checkpoint
-	// SaveBatch stores rs like Save, all or none.
-	SaveBatch(ctx context.Context, collection string, rs []Record) error
-}
-
-// ForgetCheckpoint is a Checkpoint that can drop records and list its
-// collection pairs. Engine.Delete needs it: the record of an object deleted
-// at the destination is forgotten.
-type ForgetCheckpoint interface {
-	Checkpoint
-	// Forget drops the records of collection with the SrcHref and UID of
-	// each of rs, all or none.
-	Forget(ctx context.Context, collection string, rs []Record) error
-	// Collections lists the collection pairs that hold records.
-	Collections(ctx context.Context) ([]string, error)
-}
-
-// Action is what happened to one item.
-type Action string
-
-// Actions.
-const (
-	Created   Action = "created"
-	Updated   Action = "updated"
-	Unchanged Action = "unchanged"
-)
-
-// Event is one progress event: CollectionStarted, ObjectDone, ObjectFailed,
-// ObjectDeleted or CollectionDone.
-type Event interface{ isEvent() }
-
-// CollectionStarted is sent when a collection starts.
-type CollectionStarted struct {
-	Source, Destination string
-	Objects             int
-}
-
-// ObjectDone is sent for each item written or found unchanged.
-type ObjectDone struct {
-	Collection string
-	Href, UID  string
-	Action     Action
-}
-
-// ObjectFailed is sent for each object or item that could not be copied.
-type ObjectFailed struct {
-	Collection string
-	Item, UID  string
-	Err        error
-}
-
-// ObjectDeleted is sent, with Engine.Delete, for each destination object
-// deleted because its source object is gone (also when the destination had
-// lost it already, and in a dry run for each object that would be deleted).
-type ObjectDeleted struct {
-	// Collection is the source collection.
-	Collection string
-	// Href is the destination object, SrcHref the source object it was
-	// copied from.
-	Href, SrcHref, UID string
-}
-
-// CollectionDone is sent when a collection ends, with its stats. With
-// Engine.Delete it is sent after the deletions, when every collection has
-// been copied.
-type CollectionDone struct{ Stats CollectionStats }
-
-func (CollectionStarted) isEvent() {}
-func (ObjectDone) isEvent()        {}
-func (ObjectFailed) isEvent()      {}
-func (ObjectDeleted) isEvent()     {}
-func (CollectionDone) isEvent()    {}
-
-// ItemError is a per-item failure.
-type ItemError struct {
-	// Item is the source href.
-	Item   string `json:"item"`
-	UID    string `json:"uid,omitempty"`
-	Reason string `json:"reason"`
-	Err    error  `json:"-"`
-}
-
-// ItemNote is a repair or warning about an item that was copied.
-type ItemNote struct {
-	Item string `json:"item"`
-	UID  string `json:"uid,omitempty"`
-	Note string `json:"note"`
-}
-
-// CollectionStats counts what happened to one source collection.
-type CollectionStats struct {
-	Source      string `json:"source"`
-	Destination string `json:"destination"`
-	Name        string `json:"name"`
-	// Nested is the original nested path when Name was flattened.
-	Nested string `json:"nested,omitempty"`
-	// CollectionCreated is set when the destination collection was created.
-	CollectionCreated bool `json:"collection_created,omitempty"`
-	// Objects is the number of source resources listed.
-	Objects   int `json:"objects"`
-	Created   int `json:"created"`
-	Updated   int `json:"updated"`
-	Unchanged int `json:"unchanged"`
-	// Skipped counts resources that cannot be copied as they are (invalid
-	// data); Errors names them with the reason.
-	Skipped int `json:"skipped"`
-	// Failed counts items the servers refused or could not deliver.
-	Failed int `json:"failed"`
-	// Repaired counts items written after a repair (see Notes).
-	Repaired int `json:"repaired"`
-	// Routed counts items written to a companion collection because the
-	// destination collection does not accept their component.
-	Routed int `json:"routed,omitempty"`
-	// Deleted counts, with Engine.Delete, destination objects deleted
-	// because the source no longer has them, including those the
-	// destination had lost already.
-	Deleted int `json:"deleted,omitempty"`
-	// Kept counts objects the source no longer has that were kept at the
-	// destination because they changed there since the copy (one note
-	// each).
-	Kept int `json:"kept,omitempty"`
-	// HeldBack counts deletions not done, for the reason in Notes: the
-	// source listed no objects, objects of the collection failed, the
-	// destination cannot delete, or the source collection is gone.
-	HeldBack int `json:"held_back,omitempty"`
-	// Gone marks, with Engine.Delete, a collection pair of the checkpoint
-	// whose source collection this run did not find: nothing was deleted
-	// there, and Destination is kept.
-	Gone   bool        `json:"gone,omitempty"`
-	Errors []ItemError `json:"errors,omitempty"`
-	Notes  []ItemNote  `json:"notes,omitempty"`
-	// DryRun is set when nothing was written: Created, Updated and Deleted
-	// are what a real run would do.
-	DryRun bool `json:"dry_run,omitempty"`
-}
-
-// Stats is the outcome of Copy.
-type Stats struct {
-	Collections []CollectionStats `json:"collections"`
-}
-
-// Totals sums the per-collection counts.
-func (s *Stats) Totals() CollectionStats {
-	var t CollectionStats
-	for _, c := range s.Collections {
-		t.Objects += c.Objects
-		t.Created += c.Created
-		t.Updated += c.Updated
-		t.Unchanged += c.Unchanged
-		t.Skipped += c.Skipped
-		t.Failed += c.Failed
-		t.Repaired += c.Repaired
-		t.Routed += c.Routed
-		t.Deleted += c.Deleted
-		t.Kept += c.Kept
-		t.HeldBack += c.HeldBack
-	}
-	return t
-}
-
-// OK reports whether nothing was skipped or failed.
-func (s *Stats) OK() bool { t := s.Totals(); return t.Skipped == 0 && t.Failed == 0 }
-
-// Engine copies collections from a Source to a Destination. The exported
-// Copier types of caldav and carddav fill it. It is safe for one Copy at a
-// time.
-type Engine struct {
-	Protocol *Protocol
-	Rules    Rules
+// Copier copies every calendar or address book of a Source to a
+// Destination. Its fields are its options; zero values mean the documented
+// defaults, except Rules, which names the format (caldav.Rules{} or
+// carddav.Rules{}) and must be set.
+//
+// A Copier may be used for several Copy and Verify calls, also
+// concurrently, as long as its fields are not changed meanwhile. Each call
+// owns the goroutines and connections it starts and returns only once they
+// have ended. Cancelling ctx stops a call: requests in flight are
+// abandoned, what was written is kept and recorded in Checkpoint, and the
+// call returns ctx's error with the stats so far. Verify reuses what the
+// last Copy of the same Copier read from the same Source (see Verify).
+type Copier struct {
+	// Rules validate, repair and fingerprint the objects: caldav.Rules{}
+	// for calendars and task lists, carddav.Rules{} for address books.
+	// Copy and Verify fail when Rules is nil.
+	Rules Rules
 	// Concurrency bounds parallel requests to each server; 0 means
 	// DefaultConcurrency.
 	Concurrency int
-	// BatchSize is the number of objects per multiget; 0 means
+	// BatchSize is the number of objects per multiget REPORT; 0 means
 	// DefaultBatchSize.
 	BatchSize int
-	// Checkpoint, when not nil, remembers copied items.
+	// Checkpoint, when not nil, remembers what was copied so that a re-run
+	// skips unchanged objects and updates changed ones. Without it objects
+	// are matched by UID at the destination. A BatchCheckpoint gets the
+	// records of each multiget batch at once; a crash then loses at most
+	// one batch of records, and those objects are matched by UID on the
+	// next run.
 	Checkpoint Checkpoint
-	// DryRun reads and validates everything but writes nothing.
+	// DryRun reads and validates everything and reports what would be
+	// written, writing nothing.
 	DryRun bool
-	// Delete, when set, deletes at the destination the objects this engine
-	// copied (they have checkpoint records) whose source objects are gone,
-	// once every collection has been copied; see Copy. It needs a
-	// Checkpoint that is a ForgetCheckpoint. With DryRun it only counts.
+	// Delete, when set, deletes at the destination the objects this tool
+	// copied (recorded in Checkpoint, which must then be a
+	// ForgetCheckpoint) that the source no longer has, once every
+	// collection is copied, with If-Match on the ETag written; see Copy.
+	// With DryRun it counts what it would delete. The zero value copies
+	// only (additive).
 	Delete bool
-	// OnEvent, when not nil, receives progress; it may be called
+	// OnEvent, when not nil, receives progress events. It may be called
 	// concurrently and must return quickly.
 	OnEvent func(Event)
-	// OnError, when not nil, is called for each failed item: nil continues,
-	// an error aborts Copy with it.
+	// OnError, when not nil, is called for each failed object: returning
+	// nil skips it, an error aborts Copy with that error. By default
+	// failures are recorded in the stats and the copy goes on. It may be
+	// called concurrently.
 	OnError func(item string, err error) error
-	// Logger, when not nil, gets debug logs.
+	// Logger, when not nil, receives debug logs.
 	Logger *slog.Logger
-	// Retry is the policy for transient errors; zero means 4 attempts
-	// from 200ms.
-	Retry retry.Policy
-	// Memo, when not nil, is filled by Copy with what it read from its
-	// source, and used by Verify for the same source: objects with the
-	// same ETag are not read again.
-	Memo *SourceMemo
+
+	memoMu sync.Mutex
+	memo   *sourceMemo // what the last Copy read, for Verify
+	retry  retry.Policy
 }
 
-func (e *Engine) conc() int {
+// lastMemo returns the memo of the last Copy when it read src.
+func (e *Copier) lastMemo(src Source) *sourceMemo {
+	e.memoMu.Lock()
+	defer e.memoMu.Unlock()
+	if e.memo.forSource(src) {
+		return e.memo
+	}
+	return nil
+}
+
+func (e *Copier) protocol() *Protocol { return e.Rules.Protocol() }
+
+func (e *Copier) conc() int {
 	if e.Concurrency > 0 {
 		return e.Concurrency
 	}
 	return DefaultConcurrency
 }
 
-func (e *Engine) batch() int {
+func (e *Copier) batch() int {
 	if e.BatchSize > 0 {
 		return e.BatchSize
 	}
 	return DefaultBatchSize
 }
 
-func (e *Engine) policy() retry.Policy {
-	p := e.Retry
+func (e *Copier) policy() retry.Policy {
+	p := e.retry
 	if p.Attempts == 0 {
 		p.Attempts = 4
 	}
 	return p
 }
 
-func (e *Engine) emit(ev Event) {
+func (e *Copier) emit(ev Event) {
 	if e.OnEvent != nil {
 		e.OnEvent(ev)
 	}
 }
 
-func (e *Engine) log() *slog.Logger {
+func (e *Copier) log() *slog.Logger {
 	if e.Logger != nil {
 		return e.Logger
 	}
@@ -368,9 +142,10 @@ type fixedTarget interface {
 
 // run is the state of one Copy.
 type run struct {
-	e       *Engine
+	e       *Copier
 	src     Source
 	dst     Destination
+	memo    *sourceMemo // what this run read, for a later Verify
 	sem     chan struct{}
 	abortMu sync.Mutex
 	abort   error
@@ -424,9 +199,9 @@ type indexed struct {
 // in HeldBack with the reason in Notes. A collection pair of the checkpoint
 // whose source collection is gone is reported (Gone); no collection is ever
 // deleted.
-func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats, error) {
-	if e.Protocol == nil || e.Rules == nil {
-		return nil, errors.New("dav: engine needs a protocol and rules")
+func (e *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats, error) {
+	if err := e.check(dst, src); err != nil {
+		return nil, err
 	}
 	if e.Delete {
 		if e.Checkpoint == nil {
@@ -438,16 +213,19 @@ func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 	}
 	srcCols, err := e.collections(ctx, src)
 	if err != nil {
-		return nil, fmt.Errorf("dav: source %ss: %w", e.Protocol.Name, err)
+		return nil, fmt.Errorf("dav: source %ss: %w", e.protocol().Name, err)
 	}
 	dstCols, err := e.collections(ctx, dst)
 	if err != nil {
-		return nil, fmt.Errorf("dav: destination %ss: %w", e.Protocol.Name, err)
+		return nil, fmt.Errorf("dav: destination %ss: %w", e.protocol().Name, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &run{e: e, src: src, dst: dst, sem: make(chan struct{}, e.conc()), cancel: cancel, dstCols: map[string]*dstColl{},
-		attempted: map[string]bool{}, claimed: map[string]bool{}}
+		attempted: map[string]bool{}, claimed: map[string]bool{}, memo: newSourceMemo(src)}
+	e.memoMu.Lock()
+	e.memo = r.memo
+	e.memoMu.Unlock()
 	for _, c := range dstCols {
 		r.dstCols[c.Name] = &dstColl{col: c}
 	}
@@ -481,6 +259,17 @@ func (e *Engine) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 		return stats, err
 	}
 	return stats, nil
+}
+
+// check reports a Copier or call that cannot work.
+func (e *Copier) check(dst Destination, src Source) error {
+	if e.Rules == nil {
+		return errors.New("dav: Copier.Rules is nil (caldav.Rules{} or carddav.Rules{})")
+	}
+	if dst == nil || src == nil {
+		return errors.New("dav: Copy needs a destination and a source")
+	}
+	return nil
 }
 
 // fail records an abort error and cancels the run.
@@ -565,7 +354,7 @@ func (r *run) target(ctx context.Context, want Collection, main bool) (*dstColl,
 	if !r.e.DryRun {
 		c, err := r.dst.CreateCollection(ctx, want)
 		if err != nil {
-			return nil, fmt.Errorf("dav: create %s %q: %w", r.e.Protocol.Name, want.Name, err)
+			return nil, fmt.Errorf("dav: create %s %q: %w", r.e.protocol().Name, want.Name, err)
 		}
 		d.col = c
 	}
@@ -815,14 +604,12 @@ func (p *pair) object(ctx context.Context, o readObj, pending *[]Record) {
 		r.itemFailed(p.cs, o.ref.Href, "", fmt.Errorf("dav: read: %w", o.err), false)
 		return
 	}
-	items, err := r.e.Rules.Split(CRLF(o.data))
+	items, err := r.e.Rules.Split(davtext.CRLF(o.data))
 	if err != nil {
 		r.itemFailed(p.cs, o.ref.Href, "", err, true)
 		return
 	}
-	if r.e.Memo.For(r.src) {
-		r.e.Memo.put(p.sc.Href, o.ref, items)
-	}
+	r.memo.put(p.sc.Href, o.ref, items)
 	if len(items) > 1 {
 		p.cs.add(func(s *CollectionStats) {
 			s.Notes = append(s.Notes, ItemNote{Item: o.ref.Href, Note: fmt.Sprintf("resource holds %d UIDs: split into one resource per UID", len(items))})
@@ -957,7 +744,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 				return fmt.Errorf("dav: %s exists at the destination without an ETag: not overwritten", x.Href)
 			}
 		} else {
-			href, cond = dc.col.Href+EscapeSegment(ObjectName(it.UID, r.e.Protocol.Ext)), Cond{Create: true}
+			href, cond = dc.col.Href+EscapeSegment(ObjectName(it.UID, r.e.protocol().Ext)), Cond{Create: true}
 		}
 	}
 	if r.e.DryRun {
@@ -1019,7 +806,7 @@ func (r *run) readDst(ctx context.Context, col Collection, href string) (indexed
 			return
 		}
 		got.Ref = ref
-		uid, got.Hash, rerr = r.e.Rules.Fingerprint(CRLF(data))
+		uid, got.Hash, rerr = r.e.Rules.Fingerprint(davtext.CRLF(data))
 	})
 	if err == nil {
 		err = rerr
@@ -1045,9 +832,7 @@ func (p *pair) adopt(ctx context.Context, dc *dstColl, src Ref, it Item, href st
 	if !SamePath(dir, dc.col.Href) {
 		note = fmt.Sprintf("UID already at %s, outside %s, on the destination (one UID per mailbox): matched by UID and kept there", href, dc.col.Href)
 		// Verify looks for it there (the checkpoint records it too).
-		if p.r.e.Memo.For(p.r.src) {
-			p.r.e.Memo.adopt(p.sc.Href, it.UID, href)
-		}
+		p.r.memo.adopt(p.sc.Href, it.UID, href)
 	}
 	p.cs.add(func(s *CollectionStats) { s.Notes = append(s.Notes, ItemNote{Item: src.Href, UID: it.UID, Note: note}) })
 	if got.Hash == it.Hash {
@@ -1128,7 +913,7 @@ func (p *pair) lookup(ctx context.Context, d *dstColl, uid string) (indexed, boo
 		return x, ok, nil
 	}
 	d.mu.Unlock()
-	idx, dups, err := Index(ctx, p.r.dst, d.col, p.r.e.Rules, p.r.e.batch())
+	idx, dups, err := index(ctx, p.r.dst, d.col, p.r.e.Rules, p.r.e.batch())
 	if err != nil {
 		return indexed{}, false, fmt.Errorf("dav: index destination %s: %w", d.col.Href, err)
 	}
@@ -1150,9 +935,9 @@ func (p *pair) lookup(ctx context.Context, d *dstColl, uid string) (indexed, boo
 	return x, ok, nil
 }
 
-// Index reads every object of c and returns them by UID; dups lists UIDs
+// index reads every object of c and returns them by UID; dups lists UIDs
 // held by more than one object. Unreadable objects are skipped.
-func Index(ctx context.Context, s Source, c Collection, rules Rules, batch int) (map[string][]indexed, []string, error) {
+func index(ctx context.Context, s Source, c Collection, rules Rules, batch int) (map[string][]indexed, []string, error) {
 	refs, err := s.List(ctx, c)
 	if err != nil {
 		return nil, nil, err
@@ -1164,7 +949,7 @@ func Index(ctx context.Context, s Source, c Collection, rules Rules, batch int) 
 			if err != nil {
 				return
 			}
-			uid, h, err := rules.Fingerprint(CRLF(data))
+			uid, h, err := rules.Fingerprint(davtext.CRLF(data))
 			if err != nil || uid == "" {
 				return
 			}
@@ -1180,31 +965,9 @@ func Index(ctx context.Context, s Source, c Collection, rules Rules, batch int) 
 	return out, dups, nil
 }
 
-// CRLF returns data with every line ending as CRLF (XML transport turns
-// CRLF into LF).
-func CRLF(data []byte) []byte {
-	n := 0
-	for i, b := range data {
-		if b == '\n' && (i == 0 || data[i-1] != '\r') {
-			n++
-		}
-	}
-	if n == 0 {
-		return data
-	}
-	out := make([]byte, 0, len(data)+n)
-	for i, b := range data {
-		if b == '\n' && (i == 0 || data[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
 // collections discovers one side's collections, retrying transient failures
 // (a reset or a 503 during discovery) like every other request of a copy.
-func (e *Engine) collections(ctx context.Context, side interface {
+func (e *Copier) collections(ctx context.Context, side interface {
 	Collections(ctx context.Context) ([]Collection, error)
 }) ([]Collection, error) {
 	var cols []Collection

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // CollectionCheck compares one source collection with its destination.
@@ -113,22 +115,27 @@ func (v *Verification) OK() bool {
 // of the same name (and its companion collections) by UID and semantic
 // fingerprint. Source objects that fail validation are listed as Invalid.
 // The destination is always read in full; the source too, except objects
-// in e.Memo (read by the copy, same ETag since).
+// the last Copy of this Copier read from the same src (the same value),
+// with the same ETag since.
 //
 // A UID absent from the destination collection and its companions is
-// looked for at the href where a copy adopted it, as noted in e.Memo by
-// the last Copy or recorded in e.Checkpoint (read only): when that object
+// looked for at the href where a copy adopted it, as noted by the last Copy
+// or recorded in Checkpoint (read only): when that object
 // holds the UID it is compared there and listed in Adopted, once. Nothing
 // else outside the collection counts: on a server where a UID is unique
 // per collection, an object elsewhere is not a copy.
-func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
+func (e *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
+	if err := e.check(dst, src); err != nil {
+		return nil, err
+	}
+	memo := e.lastMemo(src)
 	srcCols, err := e.collections(ctx, src)
 	if err != nil {
-		return nil, fmt.Errorf("dav: source %ss: %w", e.Protocol.Name, err)
+		return nil, fmt.Errorf("dav: source %ss: %w", e.protocol().Name, err)
 	}
 	dstCols, err := e.collections(ctx, dst)
 	if err != nil {
-		return nil, fmt.Errorf("dav: destination %ss: %w", e.Protocol.Name, err)
+		return nil, fmt.Errorf("dav: destination %ss: %w", e.protocol().Name, err)
 	}
 	byName := map[string]Collection{}
 	for _, c := range dstCols {
@@ -157,10 +164,9 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			srcCols = append(srcCols, subs...)
 		}
 		// Objects the copy read, unchanged since, are not read again.
-		useMemo := e.Memo.For(src)
 		toRead := refs[:0:0]
 		for _, ref := range refs {
-			if items, ok := e.Memo.get(sc.Href, ref); ok && useMemo {
+			if items, ok := memo.get(sc.Href, ref); ok {
 				for _, it := range items {
 					want[it[0]] = it[1]
 					from[it[0]] = ref
@@ -175,7 +181,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 					chk.Invalid = append(chk.Invalid, ItemError{Item: ref.Href, Reason: err.Error(), Err: err})
 					return
 				}
-				items, err := e.Rules.Split(CRLF(data))
+				items, err := e.Rules.Split(davtext.CRLF(data))
 				if err != nil {
 					chk.Invalid = append(chk.Invalid, ItemError{Item: ref.Href, Reason: err.Error(), Err: err})
 					return
@@ -207,7 +213,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			if i == 0 {
 				chk.Destination = dc.Href
 			}
-			idx, _, err := Index(ctx, dst, dc, e.Rules, e.batch())
+			idx, _, err := index(ctx, dst, dc, e.Rules, e.batch())
 			if err != nil {
 				return nil, fmt.Errorf("dav: read destination %s: %w", dc.Href, err)
 			}
@@ -218,7 +224,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 				}
 			}
 		}
-		adopted, err := e.adopted(ctx, dst, src, sc, targets, want, got)
+		adopted, err := e.adopted(ctx, dst, memo, sc, targets, want, got)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +263,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 // dstRef again and returns what differs for uid (see Differ), or nil when
 // the Rules cannot say or an object cannot be read: the UID then stays
 // listed as different, without details.
-func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Collection, uid string, srcRef, dstRef Ref) []string {
+func (e *Copier) explain(ctx context.Context, dst Destination, src Source, sc Collection, uid string, srcRef, dstRef Ref) []string {
 	d, ok := e.Rules.(Differ)
 	if !ok || srcRef.Href == "" || dstRef.Href == "" {
 		return nil
@@ -267,7 +273,7 @@ func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Co
 		if err != nil {
 			return
 		}
-		items, err := e.Rules.Split(CRLF(data))
+		items, err := e.Rules.Split(davtext.CRLF(data))
 		if err != nil {
 			return
 		}
@@ -286,7 +292,7 @@ func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Co
 	}
 	err = dst.Read(ctx, Collection{Href: dir}, []Ref{{Href: dstRef.Href}}, func(_ Ref, data []byte, err error) {
 		if err == nil {
-			b = CRLF(data)
+			b = davtext.CRLF(data)
 		}
 	})
 	if err != nil || b == nil {
@@ -298,12 +304,10 @@ func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Co
 // adopted reads the objects that the copy of sc adopted outside targets,
 // for the UIDs of want absent from got, and returns those that hold the
 // UID they were adopted for (by UID, with their href and hash).
-func (e *Engine) adopted(ctx context.Context, dst Destination, src Source, sc Collection, targets []Collection, want map[string]string, got map[string][]string) (map[string]indexed, error) {
+func (e *Copier) adopted(ctx context.Context, dst Destination, memo *sourceMemo, sc Collection, targets []Collection, want map[string]string, got map[string][]string) (map[string]indexed, error) {
 	hints := map[string]string{} // UID -> href
-	if e.Memo.For(src) {
-		for u, h := range e.Memo.adoptedIn(sc.Href) {
-			hints[u] = h
-		}
+	for u, h := range memo.adoptedIn(sc.Href) {
+		hints[u] = h
 	}
 	if e.Checkpoint != nil && len(targets) > 0 {
 		recs, err := e.Checkpoint.Records(ctx, sc.Href+" => "+targets[0].Href)
@@ -339,7 +343,7 @@ func (e *Engine) adopted(ctx context.Context, dst Destination, src Source, sc Co
 				if err != nil {
 					return // gone or unreadable: the UID stays missing
 				}
-				uid, h, err := e.Rules.Fingerprint(CRLF(data))
+				uid, h, err := e.Rules.Fingerprint(davtext.CRLF(data))
 				if err != nil || uid == "" || uid != uidAt[CleanPath(ref.Href)] {
 					return
 				}
