@@ -31,10 +31,10 @@ import (
 
 // XML namespaces.
 const (
-	NSDAV     = "DAV:"
-	NSCalDAV  = "urn:ietf:params:xml:ns:caldav"
-	NSCardDAV = "urn:ietf:params:xml:ns:carddav"
-	NSApple   = "http://apple.com/ns/ical/"
+	nsDAV     = "DAV:"
+	nsCalDAV  = "urn:ietf:params:xml:ns:caldav"
+	nsCardDAV = "urn:ietf:params:xml:ns:carddav"
+	nsApple   = "http://apple.com/ns/ical/"
 )
 
 // maxErrorBody bounds how much of a server's error answer is kept.
@@ -60,9 +60,9 @@ func uidConflictHref(body []byte) string {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			switch {
-			case depth == 0 && t.Name.Local == "no-uid-conflict" && (t.Name.Space == NSCalDAV || t.Name.Space == NSCardDAV):
+			case depth == 0 && t.Name.Local == "no-uid-conflict" && (t.Name.Space == nsCalDAV || t.Name.Space == nsCardDAV):
 				depth = 1
-			case depth > 0 && t.Name.Space == NSDAV && t.Name.Local == "href":
+			case depth > 0 && t.Name.Space == nsDAV && t.Name.Local == "href":
 				h, err := text(d)
 				if err != nil {
 					return ""
@@ -137,8 +137,8 @@ type Client struct {
 	limits Limits
 }
 
-// ClientOptions are the optional settings of NewClientWith.
-type ClientOptions struct {
+// clientOptions are the optional settings of newClientWith.
+type clientOptions struct {
 	// TrustedOrigins lists origins besides the base URL's that hrefs and
 	// redirects may point to ("https://dav2.example.com:8443", or a bare
 	// host taking the base URL's scheme). Anything else is refused.
@@ -149,17 +149,17 @@ type ClientOptions struct {
 	Limits Limits
 }
 
-// NewClient returns a client for the server at base with default options.
+// newClient returns a client for the server at base with default options.
 // hc nil means http.DefaultClient.
-func NewClient(hc webdav.HTTPClient, base string) (*Client, error) {
-	return NewClientWith(hc, base, ClientOptions{})
+func newClient(hc webdav.HTTPClient, base string) (*Client, error) {
+	return newClientWith(hc, base, clientOptions{})
 }
 
-// NewClientWith returns a client for the server at base. hc nil means
+// newClientWith returns a client for the server at base. hc nil means
 // http.DefaultClient. hc carries the credentials (see EndpointClient); the
 // client refuses, before anything is sent, every href outside base's
 // origin and o.TrustedOrigins.
-func NewClientWith(hc webdav.HTTPClient, base string, o ClientOptions) (*Client, error) {
+func newClientWith(hc webdav.HTTPClient, base string, o clientOptions) (*Client, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -187,8 +187,8 @@ func (c *Client) Limits() Limits { return c.limits }
 // Base returns the base URL.
 func (c *Client) Base() *url.URL { u := *c.base; return &u }
 
-// ResolveHref turns an href (absolute path or URL) into a full URL.
-func (c *Client) ResolveHref(href string) *url.URL {
+// resolveHref turns an href (absolute path or URL) into a full URL.
+func (c *Client) resolveHref(href string) *url.URL {
 	ref, err := url.Parse(href)
 	if err != nil {
 		u := *c.base
@@ -200,8 +200,8 @@ func (c *Client) ResolveHref(href string) *url.URL {
 }
 
 // NewRequest builds a request for href.
-func (c *Client) NewRequest(ctx context.Context, method, href string, body []byte) (*http.Request, error) {
-	u := c.ResolveHref(href)
+func (c *Client) newRequest(ctx context.Context, method, href string, body []byte) (*http.Request, error) {
+	u := c.resolveHref(href)
 	if err := c.scope.Check(u); err != nil {
 		return nil, fmt.Errorf("dav: %s %s: %w", method, u.Redacted(), err)
 	}
@@ -220,7 +220,7 @@ func (c *Client) NewRequest(ctx context.Context, method, href string, body []byt
 
 // Do sends req and returns the response when its status is below 300; any
 // other status becomes an *HTTPError and the body is closed.
-func (c *Client) Do(req *http.Request) (*http.Response, error) {
+func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("dav: %s %s: %w", req.Method, req.URL.Redacted(), err)
@@ -238,16 +238,16 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// Prop is one property in a multistatus answer.
-type Prop struct {
+// xmlProp is one property in a multistatus answer.
+type xmlProp struct {
 	XMLName  xml.Name
 	Attrs    []xml.Attr `xml:",any,attr"`
 	Text     string     `xml:",chardata"`
-	Children []Prop     `xml:",any"`
+	Children []xmlProp  `xml:",any"`
 }
 
 // Child returns the first child named space/local, or nil.
-func (p *Prop) Child(space, local string) *Prop {
+func (p *xmlProp) Child(space, local string) *xmlProp {
 	for i := range p.Children {
 		if p.Children[i].XMLName.Space == space && p.Children[i].XMLName.Local == local {
 			return &p.Children[i]
@@ -257,27 +257,27 @@ func (p *Prop) Child(space, local string) *Prop {
 }
 
 // Href returns the text of the first DAV:href child.
-func (p *Prop) Href() string {
-	if h := p.Child(NSDAV, "href"); h != nil {
+func (p *xmlProp) Href() string {
+	if h := p.Child(nsDAV, "href"); h != nil {
 		return strings.TrimSpace(h.Text)
 	}
 	return ""
 }
 
-// Response is one resource of a multistatus answer, with the properties the
+// msResponse is one resource of a multistatus answer, with the properties the
 // server returned with status 200.
-type Response struct {
+type msResponse struct {
 	Href string
 	// Status is the response-level status (0 when the response carries
 	// propstats instead).
 	Status int
-	Props  []Prop
+	Props  []xmlProp
 	// Missing lists properties answered with a non-200 status.
 	Missing []xml.Name
 }
 
 // Prop returns the property named space/local, or nil.
-func (r *Response) Prop(space, local string) *Prop {
+func (r *msResponse) Prop(space, local string) *xmlProp {
 	for i := range r.Props {
 		if r.Props[i].XMLName.Space == space && r.Props[i].XMLName.Local == local {
 			return &r.Props[i]
@@ -299,10 +299,10 @@ func parseStatus(s string) int {
 	return n
 }
 
-// CheckHref returns nil when href may be requested (it is inside the
+// checkHref returns nil when href may be requested (it is inside the
 // client's scope), else an error naming it.
-func (c *Client) CheckHref(href string) error {
-	if err := c.scope.Check(c.ResolveHref(href)); err != nil {
+func (c *Client) checkHref(href string) error {
+	if err := c.scope.Check(c.resolveHref(href)); err != nil {
 		return fmt.Errorf("dav: %w", err)
 	}
 	return nil
@@ -310,7 +310,7 @@ func (c *Client) CheckHref(href string) error {
 
 // readMultistatus reads the multistatus answer of req under the client's
 // limits.
-func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]Response, error) {
+func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]msResponse, error) {
 	body := newLimitReader(resp.Body, &LimitError{What: "multistatus", URL: req.URL.Redacted(), Limit: c.limits.multistatus(), Field: "MaxMultistatus"})
 	rs, err := decodeMultistatus(body, req.URL.Redacted(), c.limits)
 	if err != nil && !isLimit(err) {
@@ -323,7 +323,7 @@ func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]Resp
 // limit is the caller's, on r). It walks the tokens by hand (encoding/xml's
 // reflection costs more than the parsing on large multiget answers, and
 // its recursion has no depth bound); unknown elements are skipped.
-func decodeMultistatus(r io.Reader, url string, l Limits) ([]Response, error) {
+func decodeMultistatus(r io.Reader, url string, l Limits) ([]msResponse, error) {
 	d := newXMLReader(r, url, l)
 	for {
 		tok, err := d.Token()
@@ -335,7 +335,7 @@ func decodeMultistatus(r io.Reader, url string, l Limits) ([]Response, error) {
 		if _, ok := tok.(xml.StartElement); !ok {
 			continue
 		}
-		var out []Response
+		var out []msResponse
 		if err := decodeResponses(d, &out); err != nil {
 			return nil, fmt.Errorf("dav: decode multistatus: %w", err)
 		}
@@ -344,7 +344,7 @@ func decodeMultistatus(r io.Reader, url string, l Limits) ([]Response, error) {
 }
 
 // decodeResponses reads the children of DAV:multistatus up to its end.
-func decodeResponses(d *xmlReader, out *[]Response) error {
+func decodeResponses(d *xmlReader, out *[]msResponse) error {
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -354,7 +354,7 @@ func decodeResponses(d *xmlReader, out *[]Response) error {
 		case xml.EndElement:
 			return nil
 		case xml.StartElement:
-			if t.Name.Space != NSDAV || t.Name.Local != "response" {
+			if t.Name.Space != nsDAV || t.Name.Local != "response" {
 				if err := d.Skip(); err != nil {
 					return err
 				}
@@ -372,20 +372,20 @@ func decodeResponses(d *xmlReader, out *[]Response) error {
 }
 
 // decodeResponse reads one DAV:response; ok is false when it has no href.
-func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
+func decodeResponse(d *xmlReader) (resp msResponse, ok bool, err error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return Response{}, false, err
+			return msResponse{}, false, err
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
 			resp.Href = strings.TrimSpace(resp.Href)
 			return resp, ok, nil
 		case xml.StartElement:
-			if t.Name.Space != NSDAV {
+			if t.Name.Space != nsDAV {
 				if err := d.Skip(); err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 				continue
 			}
@@ -393,7 +393,7 @@ func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
 			case "href":
 				s, err := text(d)
 				if err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 				if !ok {
 					resp.Href, ok = s, true
@@ -401,16 +401,16 @@ func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
 			case "status":
 				s, err := text(d)
 				if err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 				resp.Status = parseStatus(s)
 			case "propstat":
 				if err := decodePropstat(d, &resp); err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 			default:
 				if err := d.Skip(); err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 			}
 		}
@@ -419,8 +419,8 @@ func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
 
 // decodePropstat reads one DAV:propstat into resp: its properties go to
 // Props when its status is 2xx (or absent), else their names to Missing.
-func decodePropstat(d *xmlReader, resp *Response) error {
-	var props []Prop
+func decodePropstat(d *xmlReader, resp *msResponse) error {
+	var props []xmlProp
 	code := 0
 	for {
 		tok, err := d.Token()
@@ -439,7 +439,7 @@ func decodePropstat(d *xmlReader, resp *Response) error {
 			return nil
 		case xml.StartElement:
 			switch {
-			case t.Name.Space == NSDAV && t.Name.Local == "prop":
+			case t.Name.Space == nsDAV && t.Name.Local == "prop":
 				for {
 					tok, err := d.Token()
 					if err != nil {
@@ -456,7 +456,7 @@ func decodePropstat(d *xmlReader, resp *Response) error {
 						props = append(props, p)
 					}
 				}
-			case t.Name.Space == NSDAV && t.Name.Local == "status":
+			case t.Name.Space == nsDAV && t.Name.Local == "status":
 				s, err := text(d)
 				if err != nil {
 					return err
@@ -473,8 +473,8 @@ func decodePropstat(d *xmlReader, resp *Response) error {
 
 // decodeProp reads the element started by se: its attributes, its own
 // character data and its child elements.
-func decodeProp(d *xmlReader, se xml.StartElement) (Prop, error) {
-	p := Prop{XMLName: se.Name}
+func decodeProp(d *xmlReader, se xml.StartElement) (xmlProp, error) {
+	p := xmlProp{XMLName: se.Name}
 	if len(se.Attr) > 0 {
 		p.Attrs = append([]xml.Attr(nil), se.Attr...)
 	}
@@ -482,7 +482,7 @@ func decodeProp(d *xmlReader, se xml.StartElement) (Prop, error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return Prop{}, err
+			return xmlProp{}, err
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
@@ -493,7 +493,7 @@ func decodeProp(d *xmlReader, se xml.StartElement) (Prop, error) {
 		case xml.StartElement:
 			c, err := decodeProp(d, t)
 			if err != nil {
-				return Prop{}, err
+				return xmlProp{}, err
 			}
 			p.Children = append(p.Children, c)
 		}
@@ -522,21 +522,21 @@ func text(d *xmlReader) (string, error) {
 	}
 }
 
-// Propfind asks for props on href with the given depth ("0" or "1").
-func (c *Client) Propfind(ctx context.Context, href, depth string, props ...xml.Name) ([]Response, error) {
+// propfind asks for props on href with the given depth ("0" or "1").
+func (c *Client) propfind(ctx context.Context, href, depth string, props ...xml.Name) ([]msResponse, error) {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>`)
 	for _, p := range props {
 		fmt.Fprintf(&b, `<x:%s xmlns:x="%s"/>`, p.Local, p.Space)
 	}
 	b.WriteString(`</D:prop></D:propfind>`)
-	req, err := c.NewRequest(ctx, "PROPFIND", href, []byte(b.String()))
+	req, err := c.newRequest(ctx, "PROPFIND", href, []byte(b.String()))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Depth", depth)
 	req.Header.Set("Content-Type", "application/xml; charset=utf-8")
-	resp, err := c.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -544,9 +544,9 @@ func (c *Client) Propfind(ctx context.Context, href, depth string, props ...xml.
 	return c.readMultistatus(req, resp)
 }
 
-// SamePath reports whether two hrefs name the same path (decoded, ignoring
+// samePath reports whether two hrefs name the same path (decoded, ignoring
 // a trailing slash and scheme/host).
-func SamePath(a, b string) bool { return CleanPath(a) == CleanPath(b) }
+func samePath(a, b string) bool { return CleanPath(a) == CleanPath(b) }
 
 // CleanPath returns the decoded path of href without a trailing slash.
 func CleanPath(href string) string {
@@ -564,9 +564,9 @@ func DirHref(href string) string { return strings.TrimRight(href, "/") + "/" }
 // EscapeSegment escapes one path segment.
 func EscapeSegment(s string) string { return url.PathEscape(s) }
 
-// ParseETag removes quotes and a weak marker from an ETag header or property;
+// parseETag removes quotes and a weak marker from an ETag header or property;
 // it never fails.
-func ParseETag(s string) string {
+func parseETag(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(s, "W/")
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
@@ -575,5 +575,5 @@ func ParseETag(s string) string {
 	return s
 }
 
-// QuoteETag formats an ETag for If-Match.
-func QuoteETag(etag string) string { return `"` + etag + `"` }
+// quoteETag formats an ETag for If-Match.
+func quoteETag(etag string) string { return `"` + etag + `"` }

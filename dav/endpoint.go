@@ -98,7 +98,7 @@ func (e Endpoint) http(rest bool) webdav.HTTPClient {
 func (e Endpoint) Client() (*Client, error) { return e.client(false) }
 
 func (e Endpoint) client(rest bool) (*Client, error) {
-	return NewClientWith(e.http(rest), e.URL, ClientOptions{TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits})
+	return newClientWith(e.http(rest), e.URL, clientOptions{TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits})
 }
 
 type failing struct{ err error }

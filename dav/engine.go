@@ -754,7 +754,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 	switch at := ConflictHref(err); {
 	case err == nil:
 		return done(act, href, etag)
-	case at != "" && !SamePath(at, href):
+	case at != "" && !samePath(at, href):
 		// The server holds this UID at another href (Carbonio: a UID is
 		// unique in the whole mailbox): match by UID and adopt it there.
 		return p.adopt(ctx, dc, src, it, at, done)
@@ -829,7 +829,7 @@ func (p *pair) adopt(ctx context.Context, dc *dstColl, src Ref, it Item, href st
 		return fmt.Errorf("dav: the destination says UID %q is at %s, which holds UID %q: not written", it.UID, href, uid)
 	}
 	note := fmt.Sprintf("UID already at %s on the destination: matched by UID and kept there", href)
-	if !SamePath(dir, dc.col.Href) {
+	if !samePath(dir, dc.col.Href) {
 		note = fmt.Sprintf("UID already at %s, outside %s, on the destination (one UID per mailbox): matched by UID and kept there", href, dc.col.Href)
 		// Verify looks for it there (the checkpoint records it too).
 		p.r.memo.adopt(p.sc.Href, it.UID, href)

@@ -48,7 +48,7 @@ func (r *Remote) discover(ctx context.Context) error {
 	}
 	r.home, r.cols, r.done = home, cols, true
 	base := r.client.Base().Path
-	r.single = len(cols) == 1 && SamePath(cols[0].Href, base)
+	r.single = len(cols) == 1 && samePath(cols[0].Href, base)
 	return nil
 }
 
@@ -74,7 +74,7 @@ func (r *Remote) Fixed() (Collection, bool) {
 
 // List implements Source. Sub-collections it meets are kept for Nested.
 func (r *Remote) List(ctx context.Context, c Collection) ([]Ref, error) {
-	refs, subs, err := r.client.ListAll(ctx, c.Href)
+	refs, subs, err := r.client.listAll(ctx, c.Href)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (r *Remote) Nested(ctx context.Context, c Collection) ([]Collection, error)
 				rel = c.Name + "/" + rel
 			}
 			col.Nested = rel
-			col.Name = FlattenName(rel)
+			col.Name = flattenName(rel)
 			out = append(out, col)
 		}
 	}
@@ -145,7 +145,7 @@ func (r *Remote) CreateCollection(ctx context.Context, c Collection) (Collection
 		// An earlier attempt may have created it and lost the answer (the
 		// server then says 405): adopt a collection of the right kind.
 		found, ferr := r.client.collections(ctx, r.p, c.Href, "0")
-		if ferr != nil || len(found) != 1 || !SamePath(found[0].Href, c.Href) {
+		if ferr != nil || len(found) != 1 || !samePath(found[0].Href, c.Href) {
 			return Collection{}, err
 		}
 		c = found[0]

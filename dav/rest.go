@@ -73,9 +73,9 @@ func NewREST(p *Protocol, e Endpoint, o RESTOptions) (*REST, error) {
 		query: o.Query, split: o.Split, writable: o.Writable}, nil
 }
 
-// FlattenName is the predictable name of a nested folder: its path with
+// flattenName is the predictable name of a nested folder: its path with
 // "/" replaced by "-" ("Work/Team" becomes "Work-Team").
-func FlattenName(folder string) string {
+func flattenName(folder string) string {
 	return strings.ReplaceAll(strings.Trim(folder, "/"), "/", "-")
 }
 
@@ -93,7 +93,7 @@ func (r *REST) Collections(ctx context.Context) ([]Collection, error) {
 		}
 		c := Collection{
 			Href:        "/home/" + url.PathEscape(r.account) + "/" + strings.Join(segs, "/") + "/",
-			Name:        FlattenName(f),
+			Name:        flattenName(f),
 			DisplayName: strings.ReplaceAll(f, "/", " / "),
 		}
 		if strings.Contains(f, "/") {
@@ -115,11 +115,11 @@ func (r *REST) exportURL(c Collection) string {
 // List implements Source: it exports the folder and cuts it per UID; an
 // object's ETag is a hash of its bytes.
 func (r *REST) List(ctx context.Context, c Collection) ([]Ref, error) {
-	req, err := r.client.NewRequest(ctx, http.MethodGet, r.exportURL(c), nil)
+	req, err := r.client.newRequest(ctx, http.MethodGet, r.exportURL(c), nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.client.Do(req)
+	resp, err := r.client.do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func (r *REST) Put(ctx context.Context, c Collection, href string, data []byte, 
 			return "", &HTTPError{Method: "POST", URL: href, Code: http.StatusPreconditionFailed, Body: "object already in the folder export"}
 		}
 	}
-	req, err := r.client.NewRequest(ctx, http.MethodPost, r.exportURL(c), data)
+	req, err := r.client.newRequest(ctx, http.MethodPost, r.exportURL(c), data)
 	if err != nil {
 		return "", err
 	}

@@ -364,7 +364,7 @@ func within(href string, cols []Collection) bool {
 		dir = dir[:i]
 	}
 	for _, c := range cols {
-		if SamePath(dir, c.Href) {
+		if samePath(dir, c.Href) {
 			return true
 		}
 	}
