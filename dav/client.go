@@ -1,13 +1,3 @@
-// Package dav holds what caldav and carddav share: a raw WebDAV client
-// (PROPFIND listings with ETags, multiget REPORTs in batches with per-item
-// fallback, conditional PUT, MKCALENDAR and extended MKCOL, ETag parsing), the
-// HTTP error type that internal/retry classifies, auth transports (Basic and
-// the Zimbra/Carbonio token cookie), and the copy engine both packages drive
-// with their own validation rules.
-//
-// go-webdav v0.6.0 is used for its types and server; the client calls here
-// are raw because its client cannot send If-Match/If-None-Match, re-encodes
-// objects, fails a whole query on one bad object and rejects weak ETags.
 package dav
 
 import (
