@@ -8,11 +8,14 @@ import (
 
 // Record is what a checkpoint keeps per copied item.
 type Record struct {
+	// SrcHref and SrcETag are the source object and its ETag when read.
 	SrcHref string
 	SrcETag string
-	UID     string
+	// UID is the item's UID (a source object may hold several).
+	UID string
 	// Hash is the item's semantic fingerprint when it was written.
-	Hash    string
+	Hash string
+	// DstHref and DstETag are the destination object and the ETag it got.
 	DstHref string
 	DstETag string
 }

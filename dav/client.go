@@ -79,12 +79,15 @@ func ConflictHref(err error) string {
 	return ""
 }
 
-// HTTPError is a non-success answer from a server. StatusCode lets
-// internal/retry classify it; a 401 also matches retry.ErrAuth.
+// HTTPError is a non-success answer from a server. A 408, 429, 500, 502,
+// 503 or 504 is retried with backoff; a 401 aborts the copy as an
+// authentication failure.
 type HTTPError struct {
+	// Method and URL are the request's (the URL without credentials).
 	Method string
 	URL    string
-	Code   int
+	// Code is the HTTP status code.
+	Code int
 	// Body is the start of the server's answer, for the report.
 	Body string
 	// ConflictHref is the href named by a no-uid-conflict precondition in

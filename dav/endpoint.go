@@ -35,8 +35,10 @@ type Endpoint struct {
 	// URL is a server, principal, home-set or collection URL (for REST:
 	// the server, e.g. https://zimbra.example.com:7071).
 	URL string
-	// User and Password are sent as Basic credentials when Token is nil.
-	User     string
+	// User is the login name, sent with Password as Basic credentials
+	// when Token is nil.
+	User string
+	// Password is User's password.
 	Password secret.Secret
 	// Token, when not nil, gives the ZM_AUTH_TOKEN cookie for Account (or
 	// User when Account is empty): Carbonio admin DelegateAuth, no user
@@ -66,7 +68,8 @@ type Endpoint struct {
 	// is nil: nil TLSConfig verifies against the system roots; IdleTimeout
 	// fails a request on whose connection no byte moved for that long (a
 	// slow transfer that progresses is never cut), 0 meaning 2 minutes.
-	TLSConfig   *tls.Config
+	TLSConfig *tls.Config
+	// IdleTimeout: see TLSConfig.
 	IdleTimeout time.Duration
 }
 

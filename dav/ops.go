@@ -50,7 +50,9 @@ var (
 // Ref is an object in a collection: its href and ETag (unquoted; may be
 // empty when the server gives none).
 type Ref struct {
+	// Href is the object's path on its server.
 	Href string
+	// ETag is the object's entity tag, without quotes or weak marker.
 	ETag string
 }
 
@@ -60,7 +62,9 @@ type Collection struct {
 	Href string
 	// Name is the collection's name at the destination: the last path
 	// segment, or the flattened path of a nested collection.
-	Name        string
+	Name string
+	// DisplayName, Description and Color are the collection's properties
+	// (Color as calendar-color, e.g. "#FF8800FF").
 	DisplayName string
 	Description string
 	Color       string
@@ -308,6 +312,8 @@ func (c *Client) Delete(ctx context.Context, href, etag string) error {
 
 // CollectionProps are the properties set when creating a collection.
 type CollectionProps struct {
+	// DisplayName, Description and Color are set as the collection's
+	// displayname, description and calendar-color (calendars only).
 	DisplayName string
 	Description string
 	Color       string

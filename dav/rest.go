@@ -18,7 +18,8 @@ import (
 // RawObject is one object cut out of an export file, before validation.
 type RawObject struct {
 	// Key names the object: its UID, or a placeholder when it has none.
-	Key  string
+	Key string
+	// Data is the object, CRLF line ends.
 	Data []byte
 }
 

@@ -5,11 +5,13 @@ import "context"
 // Item is one resource as it will be written: all components sharing one
 // UID (calendars) or one vCard.
 type Item struct {
+	// UID is the UID all components of Data share.
 	UID string
 	// Component is the iCalendar component ("VEVENT", "VTODO", ...); empty
 	// for vCards.
 	Component string
-	Data      []byte
+	// Data is the resource to write, CRLF line ends.
+	Data []byte
 	// Hash is the semantic fingerprint of Data (see Rules.Fingerprint).
 	Hash string
 	// Notes lists repairs and warnings, e.g. "VTIMEZONE moved before use".

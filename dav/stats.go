@@ -3,11 +3,11 @@ package dav
 // Action is what happened to one item.
 type Action string
 
-// Actions.
+// The actions of ObjectDone.
 const (
-	Created   Action = "created"
-	Updated   Action = "updated"
-	Unchanged Action = "unchanged"
+	Created   Action = "created"   // written where the destination had no such UID
+	Updated   Action = "updated"   // written over an older copy (If-Match)
+	Unchanged Action = "unchanged" // the destination already holds an equal copy
 )
 
 // Event is one progress event: CollectionStarted, ObjectDone, ObjectFailed,
@@ -16,22 +16,31 @@ type Event interface{ isEvent() }
 
 // CollectionStarted is sent when a collection starts.
 type CollectionStarted struct {
+	// Source and Destination are the collection hrefs.
 	Source, Destination string
-	Objects             int
+	// Objects is the number of source resources listed.
+	Objects int
 }
 
 // ObjectDone is sent for each item written or found unchanged.
 type ObjectDone struct {
+	// Collection is the source collection href.
 	Collection string
-	Href, UID  string
-	Action     Action
+	// Href is the destination object and UID the item's UID.
+	Href, UID string
+	// Action says what was done.
+	Action Action
 }
 
 // ObjectFailed is sent for each object or item that could not be copied.
 type ObjectFailed struct {
+	// Collection is the source collection href.
 	Collection string
-	Item, UID  string
-	Err        error
+	// Item is the source href; UID is empty when the object was not read
+	// or parsed.
+	Item, UID string
+	// Err is the reason.
+	Err error
 }
 
 // ObjectDeleted is sent, with Copier.Delete, for each destination object
@@ -48,7 +57,10 @@ type ObjectDeleted struct {
 // CollectionDone is sent when a collection ends, with its stats. With
 // Copier.Delete it is sent after the deletions, when every collection has
 // been copied.
-type CollectionDone struct{ Stats CollectionStats }
+type CollectionDone struct {
+	// Stats are the collection's final counts.
+	Stats CollectionStats
+}
 
 func (CollectionStarted) isEvent() {}
 func (ObjectDone) isEvent()        {}
@@ -59,30 +71,39 @@ func (CollectionDone) isEvent()    {}
 // ItemError is a per-item failure.
 type ItemError struct {
 	// Item is the source href.
-	Item   string `json:"item"`
-	UID    string `json:"uid,omitempty"`
+	Item string `json:"item"`
+	// UID is the item's UID when it was known.
+	UID string `json:"uid,omitempty"`
+	// Reason is Err's text, for reports.
 	Reason string `json:"reason"`
-	Err    error  `json:"-"`
+	// Err is the failure; errors.Is and errors.As work on it.
+	Err error `json:"-"`
 }
 
 // ItemNote is a repair or warning about an item that was copied.
 type ItemNote struct {
+	// Item is the source href.
 	Item string `json:"item"`
-	UID  string `json:"uid,omitempty"`
+	// UID is the item's UID when it was known.
+	UID string `json:"uid,omitempty"`
+	// Note says what was repaired or found.
 	Note string `json:"note"`
 }
 
 // CollectionStats counts what happened to one source collection.
 type CollectionStats struct {
+	// Source and Destination are the collection hrefs.
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
-	Name        string `json:"name"`
+	// Name is the collection name at the destination.
+	Name string `json:"name"`
 	// Nested is the original nested path when Name was flattened.
 	Nested string `json:"nested,omitempty"`
 	// CollectionCreated is set when the destination collection was created.
 	CollectionCreated bool `json:"collection_created,omitempty"`
 	// Objects is the number of source resources listed.
-	Objects   int `json:"objects"`
+	Objects int `json:"objects"`
+	// Created, Updated and Unchanged count items by Action.
 	Created   int `json:"created"`
 	Updated   int `json:"updated"`
 	Unchanged int `json:"unchanged"`
@@ -111,9 +132,11 @@ type CollectionStats struct {
 	// Gone marks, with Copier.Delete, a collection pair of the checkpoint
 	// whose source collection this run did not find: nothing was deleted
 	// there, and Destination is kept.
-	Gone   bool        `json:"gone,omitempty"`
+	Gone bool `json:"gone,omitempty"`
+	// Errors names the skipped and failed items.
 	Errors []ItemError `json:"errors,omitempty"`
-	Notes  []ItemNote  `json:"notes,omitempty"`
+	// Notes lists repairs, warnings and deletions held back or kept.
+	Notes []ItemNote `json:"notes,omitempty"`
 	// DryRun is set when nothing was written: Created, Updated and Deleted
 	// are what a real run would do.
 	DryRun bool `json:"dry_run,omitempty"`
@@ -121,6 +144,9 @@ type CollectionStats struct {
 
 // Stats is the outcome of Copy.
 type Stats struct {
+	// Collections holds one entry per source collection, nested ones
+	// included, then the checkpoint's collection pairs whose source is
+	// gone (with Copier.Delete).
 	Collections []CollectionStats `json:"collections"`
 }
 

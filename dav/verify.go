@@ -11,10 +11,12 @@ import (
 
 // CollectionCheck compares one source collection with its destination.
 type CollectionCheck struct {
+	// Source and Destination are the collection hrefs.
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
 	// Items is the number of UIDs at the source.
-	Items   int `json:"items"`
+	Items int `json:"items"`
+	// Matched counts UIDs found at the destination, once and equal.
 	Matched int `json:"matched"`
 	// Missing lists source UIDs absent at the destination.
 	Missing []string `json:"missing,omitempty"`
@@ -43,6 +45,7 @@ func (c CollectionCheck) OK() bool {
 
 // ItemChange names what differs in one object found different.
 type ItemChange struct {
+	// UID is the object's UID.
 	UID string `json:"uid"`
 	// Paths are component and property names, e.g. "VEVENT/SUMMARY",
 	// "VEVENT(instance)" (an overridden instance missing or added) or
@@ -92,12 +95,16 @@ func reportPaths(paths []string) []string {
 // AdoptedItem is a source UID verified at a destination href outside its
 // collection's destination: "adopted from Href".
 type AdoptedItem struct {
-	UID  string `json:"uid"`
+	// UID is the source UID.
+	UID string `json:"uid"`
+	// Href is the destination object that holds it.
 	Href string `json:"href"`
 }
 
 // Verification is the outcome of Verify.
 type Verification struct {
+	// Collections holds one check per source collection, nested ones
+	// included.
 	Collections []CollectionCheck `json:"collections"`
 }
 
