@@ -9,8 +9,7 @@ import (
 // Store is zxmigrate's state file: one embedded SQLite database (mode 0600,
 // never holding a secret) with runs, accounts, phase statuses and the
 // checkpoints of the copy engines. Its Mail, Calendars and Contacts methods
-// return the checkpoints that imapcopy.Copier, caldav.Copier and
-// carddav.Copier take, so an embedder that drives one engine alone gets the
+// return the checkpoints that imapcopy.Copier and dav.Copier take, so an embedder that drives one engine alone gets the
 // same resume and no-duplicate guarantees as a planned run.
 //
 // A *Store is safe for concurrent use.
