@@ -3,7 +3,6 @@ package caldav_test
 import (
 	"context"
 	"errors"
-	"github.com/zxmigrate/zxmigrate/dav"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/retry"

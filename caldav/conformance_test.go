@@ -3,11 +3,11 @@ package caldav_test
 import (
 	"context"
 	"fmt"
-	"github.com/zxmigrate/zxmigrate/dav"
 	"strings"
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 )

@@ -2,12 +2,12 @@ package caldav_test
 
 import (
 	"context"
-	"github.com/zxmigrate/zxmigrate/dav"
 	"strings"
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"

@@ -3,13 +3,13 @@ package caldav_test
 import (
 	"context"
 	"fmt"
-	"github.com/zxmigrate/zxmigrate/dav"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 )

@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"github.com/zxmigrate/zxmigrate/dav"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +18,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"

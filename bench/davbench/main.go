@@ -10,7 +10,6 @@
 package main
 
 import (
-	"github.com/zxmigrate/zxmigrate/dav"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/secret"

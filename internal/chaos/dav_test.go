@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"github.com/zxmigrate/zxmigrate/dav"
 	"context"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"github.com/zxmigrate/zxmigrate/dav"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,6 +17,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"

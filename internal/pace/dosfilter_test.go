@@ -1,7 +1,6 @@
 package pace_test
 
 import (
-	"github.com/zxmigrate/zxmigrate/dav"
 	"context"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"

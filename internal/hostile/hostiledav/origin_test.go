@@ -1,7 +1,6 @@
 package hostiledav
 
 import (
-	"github.com/zxmigrate/zxmigrate/dav"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/secret"
