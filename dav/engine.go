@@ -31,10 +31,11 @@ const (
 //
 // A Copier may be used for several Copy and Verify calls, also
 // concurrently, as long as its fields are not changed meanwhile. Each call
-// owns the goroutines and connections it starts and returns only once they
-// have ended. Cancelling ctx stops a call: requests in flight are
-// abandoned, what was written is kept and recorded in Checkpoint, and the
-// call returns ctx's error with the stats so far. Verify reuses what the
+// returns only once the goroutines it started have ended; connections
+// belong to the HTTP clients of the Source and Destination. Cancelling ctx
+// stops a call: requests in flight are abandoned, what was written is kept
+// and recorded in Checkpoint, and the call returns an error that matches
+// ctx's (errors.Is) with the stats so far. Verify reuses what the
 // last Copy of the same Copier read from the same Source (see Verify).
 type Copier struct {
 	// Rules validate, repair and fingerprint the objects: caldav.Rules{}
