@@ -73,48 +73,48 @@ type Copier struct {
 }
 
 // lastMemo returns the memo of the last Copy when it read src.
-func (e *Copier) lastMemo(src Source) *sourceMemo {
-	e.memoMu.Lock()
-	defer e.memoMu.Unlock()
-	if e.memo.forSource(src) {
-		return e.memo
+func (c *Copier) lastMemo(src Source) *sourceMemo {
+	c.memoMu.Lock()
+	defer c.memoMu.Unlock()
+	if c.memo.forSource(src) {
+		return c.memo
 	}
 	return nil
 }
 
-func (e *Copier) protocol() *Protocol { return e.Rules.Protocol() }
+func (c *Copier) protocol() *Protocol { return c.Rules.Protocol() }
 
-func (e *Copier) conc() int {
-	if e.Concurrency > 0 {
-		return e.Concurrency
+func (c *Copier) conc() int {
+	if c.Concurrency > 0 {
+		return c.Concurrency
 	}
 	return DefaultConcurrency
 }
 
-func (e *Copier) batch() int {
-	if e.BatchSize > 0 {
-		return e.BatchSize
+func (c *Copier) batch() int {
+	if c.BatchSize > 0 {
+		return c.BatchSize
 	}
 	return DefaultBatchSize
 }
 
-func (e *Copier) policy() retry.Policy {
-	p := e.retry
+func (c *Copier) policy() retry.Policy {
+	p := c.retry
 	if p.Attempts == 0 {
 		p.Attempts = 4
 	}
 	return p
 }
 
-func (e *Copier) emit(ev Event) {
-	if e.OnEvent != nil {
-		e.OnEvent(ev)
+func (c *Copier) emit(ev Event) {
+	if c.OnEvent != nil {
+		c.OnEvent(ev)
 	}
 }
 
-func (e *Copier) log() *slog.Logger {
-	if e.Logger != nil {
-		return e.Logger
+func (c *Copier) log() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
 	}
 	return slog.New(discardHandler{})
 }
@@ -127,8 +127,8 @@ func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
 func (d discardHandler) WithGroup(string) slog.Handler           { return d }
 
 // check reports a Copier or call that cannot work.
-func (e *Copier) check(dst Destination, src Source) error {
-	if e.Rules == nil {
+func (c *Copier) check(dst Destination, src Source) error {
+	if c.Rules == nil {
 		return errors.New("dav: Copier.Rules is nil (caldav.Rules{} or carddav.Rules{})")
 	}
 	if dst == nil || src == nil {
@@ -139,11 +139,11 @@ func (e *Copier) check(dst Destination, src Source) error {
 
 // collections discovers one side's collections, retrying transient failures
 // (a reset or a 503 during discovery) like every other request of a copy.
-func (e *Copier) collections(ctx context.Context, side interface {
+func (c *Copier) collections(ctx context.Context, side interface {
 	Collections(ctx context.Context) ([]Collection, error)
 }) ([]Collection, error) {
 	var cols []Collection
-	err := retry.Do(ctx, e.policy(), func(int) error {
+	err := retry.Do(ctx, c.policy(), func(int) error {
 		var err error
 		cols, err = side.Collections(ctx)
 		return err

@@ -20,7 +20,7 @@ type fixedTarget interface {
 
 // run is the state of one Copy.
 type run struct {
-	e       *Copier
+	c       *Copier
 	src     Source
 	dst     Destination
 	memo    *sourceMemo // what this run read, for a later Verify
@@ -77,39 +77,39 @@ type indexed struct {
 // in HeldBack with the reason in Notes. A collection pair of the checkpoint
 // whose source collection is gone is reported (Gone); no collection is ever
 // deleted.
-func (e *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats, error) {
-	if err := e.check(dst, src); err != nil {
+func (c *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats, error) {
+	if err := c.check(dst, src); err != nil {
 		return nil, err
 	}
-	if e.Delete {
-		if e.Checkpoint == nil {
+	if c.Delete {
+		if c.Checkpoint == nil {
 			return nil, errors.New("dav: Delete needs a Checkpoint (only objects recorded as copied are deleted)")
 		}
-		if _, ok := e.Checkpoint.(ForgetCheckpoint); !ok {
+		if _, ok := c.Checkpoint.(ForgetCheckpoint); !ok {
 			return nil, errors.New("dav: Delete needs a Checkpoint that can forget records (ForgetCheckpoint)")
 		}
 	}
-	srcCols, err := e.collections(ctx, src)
+	srcCols, err := c.collections(ctx, src)
 	if err != nil {
-		return nil, fmt.Errorf("dav: source %ss: %w", e.protocol().Name, err)
+		return nil, fmt.Errorf("dav: source %ss: %w", c.protocol().Name, err)
 	}
-	dstCols, err := e.collections(ctx, dst)
+	dstCols, err := c.collections(ctx, dst)
 	if err != nil {
-		return nil, fmt.Errorf("dav: destination %ss: %w", e.protocol().Name, err)
+		return nil, fmt.Errorf("dav: destination %ss: %w", c.protocol().Name, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run{e: e, src: src, dst: dst, sem: make(chan struct{}, e.conc()), cancel: cancel, dstCols: map[string]*dstColl{},
+	r := &run{c: c, src: src, dst: dst, sem: make(chan struct{}, c.conc()), cancel: cancel, dstCols: map[string]*dstColl{},
 		attempted: map[string]bool{}, claimed: map[string]bool{}, memo: newSourceMemo(src)}
-	e.memoMu.Lock()
-	e.memo = r.memo
-	e.memoMu.Unlock()
-	for _, c := range dstCols {
-		r.dstCols[c.Name] = &dstColl{col: c}
+	c.memoMu.Lock()
+	c.memo = r.memo
+	c.memoMu.Unlock()
+	for _, col := range dstCols {
+		r.dstCols[col.Name] = &dstColl{col: col}
 	}
 	per := make([][]*collStats, len(srcCols))
 	var g errgroup.Group
-	g.SetLimit(e.conc())
+	g.SetLimit(c.conc())
 	for i, sc := range srcCols {
 		g.Go(func() error {
 			per[i] = r.copyTree(ctx, sc, 0)
@@ -117,15 +117,15 @@ func (e *Copier) Copy(ctx context.Context, dst Destination, src Source) (*Stats,
 		})
 	}
 	g.Wait()
-	if e.Delete && !r.aborted() && ctx.Err() == nil {
+	if c.Delete && !r.aborted() && ctx.Err() == nil {
 		per = append(per, r.propagate(ctx))
 	}
 	stats := &Stats{}
 	for _, p := range per {
 		for _, cs := range p {
 			out := cs.final()
-			if e.Delete {
-				e.emit(CollectionDone{Stats: out})
+			if c.Delete {
+				c.emit(CollectionDone{Stats: out})
 			}
 			stats.Collections = append(stats.Collections, out)
 		}
@@ -188,14 +188,14 @@ func (r *run) itemFailed(cs *collStats, item, uid string, err error, skipped boo
 		}
 		s.Errors = append(s.Errors, ItemError{Item: item, UID: uid, Reason: err.Error(), Err: err})
 	})
-	r.e.emit(ObjectFailed{Collection: cs.Source, Item: item, UID: uid, Err: err})
-	r.e.log().Debug("dav: item failed", "item", item, "uid", uid, "err", err)
+	r.c.emit(ObjectFailed{Collection: cs.Source, Item: item, UID: uid, Err: err})
+	r.c.log().Debug("dav: item failed", "item", item, "uid", uid, "err", err)
 	if retry.Classify(err) == retry.Fatal {
 		r.fail(err)
 		return
 	}
-	if r.e.OnError != nil {
-		if aerr := r.e.OnError(item, err); aerr != nil {
+	if r.c.OnError != nil {
+		if aerr := r.c.OnError(item, err); aerr != nil {
 			r.fail(aerr)
 		}
 	}
@@ -218,10 +218,10 @@ func (r *run) target(ctx context.Context, want Collection, main bool) (*dstColl,
 		return d, nil
 	}
 	d := &dstColl{col: want, created: true, built: true, byUID: map[string]indexed{}}
-	if !r.e.DryRun {
+	if !r.c.DryRun {
 		c, err := r.dst.CreateCollection(ctx, want)
 		if err != nil {
-			return nil, fmt.Errorf("dav: create %s %q: %w", r.e.protocol().Name, want.Name, err)
+			return nil, fmt.Errorf("dav: create %s %q: %w", r.c.protocol().Name, want.Name, err)
 		}
 		d.col = c
 	}
@@ -265,12 +265,12 @@ func (r *run) copyTree(ctx context.Context, sc Collection, depth int) []*collSta
 
 func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
 	r.attempt(sc.Href)
-	cs := &collStats{CollectionStats: CollectionStats{Source: sc.Href, Name: sc.Name, Nested: sc.Nested, DryRun: r.e.DryRun}}
+	cs := &collStats{CollectionStats: CollectionStats{Source: sc.Href, Name: sc.Name, Nested: sc.Nested, DryRun: r.c.DryRun}}
 	if sc.Nested != "" {
 		cs.Notes = append(cs.Notes, ItemNote{Item: sc.Href, Note: fmt.Sprintf("nested collection %q flattened to %q", sc.Nested, sc.Name)})
 	}
 	var refs []Ref
-	err := retry.Do(ctx, r.e.policy(), func(int) error {
+	err := retry.Do(ctx, r.c.policy(), func(int) error {
 		var err error
 		refs, err = r.src.List(ctx, sc)
 		return err
@@ -287,11 +287,11 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
 	}
 	cs.Destination = main.col.Href
 	cs.CollectionCreated = main.created
-	r.e.emit(CollectionStarted{Source: sc.Href, Destination: main.col.Href, Objects: len(refs)})
+	r.c.emit(CollectionStarted{Source: sc.Href, Destination: main.col.Href, Objects: len(refs)})
 	key := sc.Href + " => " + main.col.Href
 	recs := map[string][]Record{}
-	if r.e.Checkpoint != nil {
-		list, err := r.e.Checkpoint.Records(ctx, key)
+	if r.c.Checkpoint != nil {
+		list, err := r.c.Checkpoint.Records(ctx, key)
 		if err != nil {
 			r.fail(fmt.Errorf("dav: read checkpoint: %w", err))
 			return r.collectionDone(cs)
@@ -310,7 +310,7 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
 			return r.collectionDone(cs)
 		}
 	}
-	if r.e.Delete {
+	if r.c.Delete {
 		listed := make(map[string]bool, len(refs))
 		for _, ref := range refs {
 			listed[CleanPath(ref.Href)] = true
@@ -325,7 +325,7 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
 		if rs := recs[ref.Href]; len(rs) > 0 && ref.ETag != "" && allETag(rs, ref.ETag) && allPresent(rs, present) {
 			cs.Unchanged += len(rs)
 			for _, rec := range rs {
-				r.e.emit(ObjectDone{Collection: sc.Href, Href: rec.DstHref, UID: rec.UID, Action: Unchanged})
+				r.c.emit(ObjectDone{Collection: sc.Href, Href: rec.DstHref, UID: rec.UID, Action: Unchanged})
 			}
 			continue
 		}
@@ -333,8 +333,8 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
 	}
 	p := &pair{r: r, sc: sc, main: main, cs: cs, key: key, recs: recs, present: present}
 	var g errgroup.Group
-	for start := 0; start < len(toRead); start += r.e.batch() {
-		batch := toRead[start:min(start+r.e.batch(), len(toRead))]
+	for start := 0; start < len(toRead); start += r.c.batch() {
+		batch := toRead[start:min(start+r.c.batch(), len(toRead))]
 		select {
 		case r.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -375,8 +375,8 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
 
 // collectionDone sends CollectionDone for cs unless Delete defers it.
 func (r *run) collectionDone(cs *collStats) *collStats {
-	if !r.e.Delete {
-		r.e.emit(CollectionDone{Stats: cs.final()})
+	if !r.c.Delete {
+		r.c.emit(CollectionDone{Stats: cs.final()})
 	}
 	return cs
 }

@@ -66,7 +66,7 @@ func (r *run) present(ctx context.Context, recs map[string][]Record) (map[string
 	out := map[string]bool{}
 	for d := range dirs {
 		var refs []Ref
-		err := retry.Do(ctx, r.e.policy(), func(int) error {
+		err := retry.Do(ctx, r.c.policy(), func(int) error {
 			var err error
 			refs, err = r.dst.List(ctx, Collection{Href: d})
 			return err
@@ -90,7 +90,7 @@ func (p *pair) flush(ctx context.Context, pending []Record) {
 	if len(pending) == 0 {
 		return
 	}
-	bc := p.r.e.Checkpoint.(BatchCheckpoint)
+	bc := p.r.c.Checkpoint.(BatchCheckpoint)
 	if err := bc.SaveBatch(context.WithoutCancel(ctx), p.key, pending); err != nil {
 		p.r.fail(fmt.Errorf("dav: write checkpoint: %w", err))
 	}
@@ -104,7 +104,7 @@ func (p *pair) object(ctx context.Context, o readObj, pending *[]Record) {
 		r.itemFailed(p.cs, o.ref.Href, "", fmt.Errorf("dav: read: %w", o.err), false)
 		return
 	}
-	items, err := r.e.Rules.Split(davtext.CRLF(o.data))
+	items, err := r.c.Rules.Split(davtext.CRLF(o.data))
 	if err != nil {
 		r.itemFailed(p.cs, o.ref.Href, "", err, true)
 		return
@@ -193,10 +193,10 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 	}
 	done := func(a Action, href, etag string) error {
 		nr := Record{SrcHref: src.Href, SrcETag: src.ETag, UID: it.UID, Hash: it.Hash, DstHref: href, DstETag: etag}
-		if _, batch := r.e.Checkpoint.(BatchCheckpoint); batch && !r.e.DryRun && nr != rec {
+		if _, batch := r.c.Checkpoint.(BatchCheckpoint); batch && !r.c.DryRun && nr != rec {
 			*pending = append(*pending, nr)
-		} else if r.e.Checkpoint != nil && !r.e.DryRun && nr != rec {
-			if err := r.e.Checkpoint.Save(ctx, p.key, nr); err != nil {
+		} else if r.c.Checkpoint != nil && !r.c.DryRun && nr != rec {
+			if err := r.c.Checkpoint.Save(ctx, p.key, nr); err != nil {
 				r.fail(fmt.Errorf("dav: write checkpoint: %w", err))
 				return err
 			}
@@ -216,7 +216,7 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 				s.Repaired++
 			}
 		})
-		r.e.emit(ObjectDone{Collection: p.sc.Href, Href: href, UID: it.UID, Action: a})
+		r.c.emit(ObjectDone{Collection: p.sc.Href, Href: href, UID: it.UID, Action: a})
 		return nil
 	}
 	if hasRec && rec.Hash == it.Hash {
@@ -244,10 +244,10 @@ func (p *pair) item(ctx context.Context, src Ref, it Item, pending *[]Record) er
 				return fmt.Errorf("dav: %s exists at the destination without an ETag: not overwritten", x.Href)
 			}
 		} else {
-			href, cond = dc.col.Href+EscapeSegment(ObjectName(it.UID, r.e.protocol().Ext)), Cond{Create: true}
+			href, cond = dc.col.Href+EscapeSegment(ObjectName(it.UID, r.c.protocol().Ext)), Cond{Create: true}
 		}
 	}
-	if r.e.DryRun {
+	if r.c.DryRun {
 		return done(act, href, "")
 	}
 	etag, err := p.put(ctx, dc, href, it.Data, cond)
@@ -306,7 +306,7 @@ func (r *run) readDst(ctx context.Context, col Collection, href string) (indexed
 			return
 		}
 		got.Ref = ref
-		uid, got.Hash, rerr = r.e.Rules.Fingerprint(davtext.CRLF(data))
+		uid, got.Hash, rerr = r.c.Rules.Fingerprint(davtext.CRLF(data))
 	})
 	if err == nil {
 		err = rerr
@@ -360,7 +360,7 @@ func companionLabel(comp string) string {
 
 func (p *pair) put(ctx context.Context, dc *dstColl, href string, data []byte, cond Cond) (string, error) {
 	var etag string
-	err := retry.Do(ctx, p.r.e.policy(), func(int) error {
+	err := retry.Do(ctx, p.r.c.policy(), func(int) error {
 		var err error
 		etag, err = p.r.dst.Put(ctx, dc.col, href, data, cond)
 		return err
@@ -413,7 +413,7 @@ func (p *pair) lookup(ctx context.Context, d *dstColl, uid string) (indexed, boo
 		return x, ok, nil
 	}
 	d.mu.Unlock()
-	idx, dups, err := index(ctx, p.r.dst, d.col, p.r.e.Rules, p.r.e.batch())
+	idx, dups, err := index(ctx, p.r.dst, d.col, p.r.c.Rules, p.r.c.batch())
 	if err != nil {
 		return indexed{}, false, fmt.Errorf("dav: index destination %s: %w", d.col.Href, err)
 	}

@@ -131,22 +131,22 @@ func (v *Verification) OK() bool {
 // holds the UID it is compared there and listed in Adopted, once. Nothing
 // else outside the collection counts: on a server where a UID is unique
 // per collection, an object elsewhere is not a copy.
-func (e *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
-	if err := e.check(dst, src); err != nil {
+func (c *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
+	if err := c.check(dst, src); err != nil {
 		return nil, err
 	}
-	memo := e.lastMemo(src)
-	srcCols, err := e.collections(ctx, src)
+	memo := c.lastMemo(src)
+	srcCols, err := c.collections(ctx, src)
 	if err != nil {
-		return nil, fmt.Errorf("dav: source %ss: %w", e.protocol().Name, err)
+		return nil, fmt.Errorf("dav: source %ss: %w", c.protocol().Name, err)
 	}
-	dstCols, err := e.collections(ctx, dst)
+	dstCols, err := c.collections(ctx, dst)
 	if err != nil {
-		return nil, fmt.Errorf("dav: destination %ss: %w", e.protocol().Name, err)
+		return nil, fmt.Errorf("dav: destination %ss: %w", c.protocol().Name, err)
 	}
 	byName := map[string]Collection{}
-	for _, c := range dstCols {
-		byName[c.Name] = c
+	for _, col := range dstCols {
+		byName[col.Name] = col
 	}
 	fixed, isFixed := Collection{}, false
 	if ft, ok := dst.(fixedTarget); ok {
@@ -182,13 +182,13 @@ func (e *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			}
 			toRead = append(toRead, ref)
 		}
-		for start := 0; start < len(toRead); start += e.batch() {
-			err := src.Read(ctx, sc, toRead[start:min(start+e.batch(), len(toRead))], func(ref Ref, data []byte, err error) {
+		for start := 0; start < len(toRead); start += c.batch() {
+			err := src.Read(ctx, sc, toRead[start:min(start+c.batch(), len(toRead))], func(ref Ref, data []byte, err error) {
 				if err != nil {
 					chk.Invalid = append(chk.Invalid, ItemError{Item: ref.Href, Reason: err.Error(), Err: err})
 					return
 				}
-				items, err := e.Rules.Split(davtext.CRLF(data))
+				items, err := c.Rules.Split(davtext.CRLF(data))
 				if err != nil {
 					chk.Invalid = append(chk.Invalid, ItemError{Item: ref.Href, Reason: err.Error(), Err: err})
 					return
@@ -208,19 +208,19 @@ func (e *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		var targets []Collection
 		if isFixed {
 			targets = append(targets, fixed)
-		} else if c, ok := byName[sc.Name]; ok {
-			targets = append(targets, c)
+		} else if col, ok := byName[sc.Name]; ok {
+			targets = append(targets, col)
 		}
 		for _, comp := range []string{"VEVENT", "VTODO", "VJOURNAL"} {
-			if c, ok := byName[companion(sc.Name, comp)]; ok {
-				targets = append(targets, c)
+			if col, ok := byName[companion(sc.Name, comp)]; ok {
+				targets = append(targets, col)
 			}
 		}
 		for i, dc := range targets {
 			if i == 0 {
 				chk.Destination = dc.Href
 			}
-			idx, _, err := index(ctx, dst, dc, e.Rules, e.batch())
+			idx, _, err := index(ctx, dst, dc, c.Rules, c.batch())
 			if err != nil {
 				return nil, fmt.Errorf("dav: read destination %s: %w", dc.Href, err)
 			}
@@ -231,7 +231,7 @@ func (e *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 				}
 			}
 		}
-		adopted, err := e.adopted(ctx, dst, memo, sc, targets, want, got)
+		adopted, err := c.adopted(ctx, dst, memo, sc, targets, want, got)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +257,7 @@ func (e *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		sort.Strings(chk.Missing)
 		sort.Strings(chk.Different)
 		for _, uid := range chk.Different {
-			chk.Changes = append(chk.Changes, ItemChange{UID: uid, Paths: e.explain(ctx, dst, src, sc, uid, from[uid], at[uid])})
+			chk.Changes = append(chk.Changes, ItemChange{UID: uid, Paths: c.explain(ctx, dst, src, sc, uid, from[uid], at[uid])})
 		}
 		sort.Strings(chk.Duplicates)
 		sort.Slice(chk.Adopted, func(i, j int) bool { return chk.Adopted[i].UID < chk.Adopted[j].UID })
@@ -270,8 +270,8 @@ func (e *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 // dstRef again and returns what differs for uid (see Differ), or nil when
 // the Rules cannot say or an object cannot be read: the UID then stays
 // listed as different, without details.
-func (e *Copier) explain(ctx context.Context, dst Destination, src Source, sc Collection, uid string, srcRef, dstRef Ref) []string {
-	d, ok := e.Rules.(Differ)
+func (c *Copier) explain(ctx context.Context, dst Destination, src Source, sc Collection, uid string, srcRef, dstRef Ref) []string {
+	d, ok := c.Rules.(Differ)
 	if !ok || srcRef.Href == "" || dstRef.Href == "" {
 		return nil
 	}
@@ -280,7 +280,7 @@ func (e *Copier) explain(ctx context.Context, dst Destination, src Source, sc Co
 		if err != nil {
 			return
 		}
-		items, err := e.Rules.Split(davtext.CRLF(data))
+		items, err := c.Rules.Split(davtext.CRLF(data))
 		if err != nil {
 			return
 		}
@@ -311,13 +311,13 @@ func (e *Copier) explain(ctx context.Context, dst Destination, src Source, sc Co
 // adopted reads the objects that the copy of sc adopted outside targets,
 // for the UIDs of want absent from got, and returns those that hold the
 // UID they were adopted for (by UID, with their href and hash).
-func (e *Copier) adopted(ctx context.Context, dst Destination, memo *sourceMemo, sc Collection, targets []Collection, want map[string]string, got map[string][]string) (map[string]indexed, error) {
+func (c *Copier) adopted(ctx context.Context, dst Destination, memo *sourceMemo, sc Collection, targets []Collection, want map[string]string, got map[string][]string) (map[string]indexed, error) {
 	hints := map[string]string{} // UID -> href
 	for u, h := range memo.adoptedIn(sc.Href) {
 		hints[u] = h
 	}
-	if e.Checkpoint != nil && len(targets) > 0 {
-		recs, err := e.Checkpoint.Records(ctx, sc.Href+" => "+targets[0].Href)
+	if c.Checkpoint != nil && len(targets) > 0 {
+		recs, err := c.Checkpoint.Records(ctx, sc.Href+" => "+targets[0].Href)
 		if err != nil {
 			return nil, fmt.Errorf("dav: read checkpoint: %w", err)
 		}
@@ -345,12 +345,12 @@ func (e *Copier) adopted(ctx context.Context, dst Destination, memo *sourceMemo,
 	}
 	out := map[string]indexed{}
 	for dir, refs := range byDir {
-		for start := 0; start < len(refs); start += e.batch() {
-			err := dst.Read(ctx, Collection{Href: dir}, refs[start:min(start+e.batch(), len(refs))], func(ref Ref, data []byte, err error) {
+		for start := 0; start < len(refs); start += c.batch() {
+			err := dst.Read(ctx, Collection{Href: dir}, refs[start:min(start+c.batch(), len(refs))], func(ref Ref, data []byte, err error) {
 				if err != nil {
 					return // gone or unreadable: the UID stays missing
 				}
-				uid, h, err := e.Rules.Fingerprint(davtext.CRLF(data))
+				uid, h, err := c.Rules.Fingerprint(davtext.CRLF(data))
 				if err != nil || uid == "" || uid != uidAt[CleanPath(ref.Href)] {
 					return
 				}
