@@ -1,7 +1,6 @@
 package caldav
 
 import (
-	"encoding/base64"
 	"sort"
 	"strconv"
 	"strings"
@@ -251,9 +250,9 @@ func canonProp(out *davtext.Canon, p davtext.ContentProp, zones *zones, cx compC
 	case name == "GEO":
 		out.AddProp(name, dropParams(params, "VALUE"), canonFloats(p.Value))
 	case uriProps[name] && strings.EqualFold(p.ParamValue("VALUE"), "BINARY"):
-		out.AddProp(name, params, canonBase64(p.Value))
+		out.AddProp(name, params, davtext.CanonBase64(p.Value))
 	case uriProps[name]:
-		out.AddProp(name, dropParams(params, "VALUE"), canonURI(p.Value))
+		out.AddProp(name, dropParams(params, "VALUE"), davtext.CanonURI(p.Value))
 	default:
 		out.AddProp(name, params, davtext.TextValue(p.Value))
 	}
@@ -279,7 +278,7 @@ func canonParams(p davtext.ContentProp) []davtext.ContentParam {
 			case enumParams[n]:
 				v = strings.ToUpper(strings.TrimSpace(v))
 			case uriParams[n]:
-				v = canonURI(v)
+				v = davtext.CanonURI(v)
 			}
 			merged[n][v] = true
 		}
@@ -550,31 +549,4 @@ func canonDuration(v string) string {
 		sign = "+"
 	}
 	return "P:" + sign + strconv.FormatInt(days, 10) + "d" + strconv.FormatInt(secs, 10) + "s"
-}
-
-// canonURI lower-cases a URI's scheme (RFC 3986 §3.1), e.g. "MAILTO:".
-func canonURI(v string) string {
-	v = strings.TrimSpace(v)
-	if i := strings.IndexByte(v, ':'); i > 0 && !strings.ContainsAny(v[:i], "/?#@ ") {
-		return strings.ToLower(v[:i]) + v[i:]
-	}
-	return v
-}
-
-// canonBase64 compares inline binary by its bytes when it decodes, so that
-// line breaks and padding do not count.
-func canonBase64(v string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, v)
-	if b, err := base64.StdEncoding.DecodeString(clean); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(clean, "=")); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	return clean
 }

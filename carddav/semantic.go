@@ -1,7 +1,6 @@
 package carddav
 
 import (
-	"encoding/base64"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,7 +105,7 @@ func canonical(data []byte) (*davtext.Canon, bool) {
 		case binary[p.Name]:
 			add(p, params, canonBinary(p.Value, p.ParamValue("ENCODING") != ""))
 		case uriProps[p.Name]:
-			add(p, params, canonURI(p.Value))
+			add(p, params, davtext.CanonURI(p.Value))
 		default:
 			add(p, params, davtext.TextValue(p.Value))
 		}
@@ -216,39 +215,14 @@ func canonStructured(name, v string) string {
 func canonBinary(v string, encoded bool) string {
 	v = strings.TrimSpace(v)
 	if encoded {
-		return canonBase64(v)
+		return davtext.CanonBase64(v)
 	}
 	if len(v) > 5 && strings.EqualFold(v[:5], "data:") {
 		head, data, ok := strings.Cut(v[5:], ",")
 		if ok && strings.HasSuffix(strings.ToLower(head), ";base64") {
-			return "data:" + strings.ToLower(head) + "," + canonBase64(data)
+			return "data:" + strings.ToLower(head) + "," + davtext.CanonBase64(data)
 		}
 		return "data:" + strings.ToLower(head) + "," + data
 	}
-	return canonURI(v)
-}
-
-func canonBase64(v string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, v)
-	if b, err := base64.StdEncoding.DecodeString(clean); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(clean, "=")); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	return clean
-}
-
-// canonURI lower-cases a URI's scheme (RFC 3986 §3.1).
-func canonURI(v string) string {
-	v = strings.TrimSpace(v)
-	if i := strings.IndexByte(v, ':'); i > 0 && !strings.ContainsAny(v[:i], "/?#@ ") {
-		return strings.ToLower(v[:i]) + v[i:]
-	}
-	return v
+	return davtext.CanonURI(v)
 }
