@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
@@ -107,6 +108,17 @@ func (e *HTTPError) Error() string {
 
 // StatusCode returns the HTTP status code.
 func (e *HTTPError) StatusCode() int { return e.Code }
+
+// Server returns the host:port the answer came from ("" when URL does not
+// parse), never a user name or a path: per-server metrics count the
+// retries of the error against it.
+func (e *HTTPError) Server() string {
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return ""
+	}
+	return obs.HostPort(u)
+}
 
 // Is makes a 401 match retry.ErrAuth.
 func (e *HTTPError) Is(target error) bool {
