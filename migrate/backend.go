@@ -65,6 +65,7 @@ type serverBackend struct {
 	dstHTTP  *http.Client
 	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
+	gate     *budgets // the run's global budgets, nil without
 	ssh      *carbonio.SSH
 	seed     seedBackend // export and transfer
 }
@@ -271,7 +272,7 @@ func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, er
 		return true, nil
 	}
 	_, src := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
-	return imapExists(ctx, "source.imap", src)
+	return b.imapExists(ctx, "source.imap", src)
 }
 
 // CheckIMAP logs in as the admin on behalf of one account on each side
@@ -279,11 +280,11 @@ func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, er
 // credentials stop the run before anything is written.
 func (b *serverBackend) CheckIMAP(ctx context.Context, a AccountPlan, destination bool) error {
 	dst, src := b.imapAccounts(a)
-	if _, err := imapExists(ctx, "source.imap", src); err != nil {
+	if _, err := b.imapExists(ctx, "source.imap", src); err != nil {
 		return err
 	}
 	if destination {
-		if _, err := imapExists(ctx, "destination.imap", dst); err != nil {
+		if _, err := b.imapExists(ctx, "destination.imap", dst); err != nil {
 			return err
 		}
 	}
@@ -292,11 +293,16 @@ func (b *serverBackend) CheckIMAP(ctx context.Context, a AccountPlan, destinatio
 
 // imapExists logs in as the admin on behalf of the account: a refused
 // authorisation means the mailbox does not exist (or may not be opened).
-func imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {
-	c, err := a.Dial(ctx)
+func (b *serverBackend) imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {
+	err := b.gate.dial(ctx, a.Addr, func() error {
+		c, err := a.Dial(ctx)
+		if err == nil {
+			_ = c.Logout().Wait()
+			_ = c.Close()
+		}
+		return err
+	})
 	if err == nil {
-		_ = c.Logout().Wait()
-		_ = c.Close()
 		return true, nil
 	}
 	var ie *imap.Error
@@ -312,7 +318,7 @@ func (b *serverBackend) DestinationExists(ctx context.Context, addr string) (boo
 			return true, nil
 		}
 		dst, _ := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
-		return imapExists(ctx, "destination.imap", dst)
+		return b.imapExists(ctx, "destination.imap", dst)
 	}
 	_, err := b.dstAdmin.Account(ctx, addr)
 	if errors.Is(err, carbonio.ErrNoSuchAccount) {
