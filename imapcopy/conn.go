@@ -175,7 +175,15 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 		if c, ok := idle(); ok {
 			return c, nil
 		}
-		if err := b.acquire(ctx, key); err != nil {
+		if b.gate != nil {
+			c, ok, err := waitGate(ctx, b, key, idle)
+			if err != nil {
+				return zero, err
+			}
+			if ok {
+				return c, nil
+			}
+		} else if err := b.acquire(ctx, key); err != nil {
 			return zero, err
 		}
 		c, err := dial(ctx)
@@ -197,6 +205,34 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 			return zero, ctx.Err()
 		}
 		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// gatePoll is how often a connection waiting for a ConnGate's slot asks
+// again.
+const gatePoll = 200 * time.Millisecond
+
+// waitGate takes a slot of b and its gate for key, or, when one is put back
+// meanwhile, an idle connection (ok true). It polls rather than blocks: a
+// pool's idle connections keep their slots, so a folder that waited for a
+// new slot while its account's idle connection held the last one would
+// wait forever.
+func waitGate[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool)) (T, bool, error) {
+	var zero T
+	for {
+		if b.tryAcquire(key) {
+			return zero, false, nil
+		}
+		if c, ok := idle(); ok {
+			return c, true, nil
+		}
+		t := time.NewTimer(gatePoll/2 + rand.N(gatePoll))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return zero, false, ctx.Err()
+		}
 	}
 }
 

@@ -415,7 +415,11 @@ func (r *Runner) once(ctx context.Context, store state.Store, ph Phase, accts []
 
 // keep renews lease l every third of its life until the returned stop is
 // called. When the lease is lost the returned context is cancelled (with
-// errLeaseLost as its cause) and stop reports it.
+// errLeaseLost as its cause) and stop reports it. A runner that cannot
+// reach the store gives the lease up on its own clock, three quarters of
+// the lease after its last renewal: its work stops, and its connections
+// close, before the lease runs out in the store and another runner takes
+// the account (and the budget's slots) over.
 func (r *Runner) keep(ctx context.Context, store state.Store, l state.Lease) (context.Context, func() (lost bool)) {
 	co := r.co
 	lctx, cancel := context.WithCancelCause(ctx)
@@ -424,17 +428,29 @@ func (r *Runner) keep(ctx context.Context, store state.Store, l state.Lease) (co
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(co.ttl / 3)
-		defer t.Stop()
+		renew := time.NewTicker(co.ttl / 3)
+		defer renew.Stop()
+		watch := time.NewTicker(min(250*time.Millisecond, co.ttl/8))
+		defer watch.Stop()
+		lastOK := time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case <-lctx.Done():
 				return
-			case <-t.C:
+			case <-watch.C:
+				if time.Since(lastOK) > co.ttl*3/4 {
+					r.log().Warn("lease lost, taken over: the state was not reachable to renew it", "key", l.Key, "runner", co.id)
+					cancel(errLeaseLost)
+					return
+				}
+				continue
+			case <-renew.C:
 			}
-			nl, err := store.Renew(lctx, l, co.ttl)
+			rctx, rcancel := context.WithTimeout(lctx, co.ttl/3)
+			nl, err := store.Renew(rctx, l, co.ttl)
+			rcancel()
 			switch {
 			case errors.Is(err, state.ErrLeaseLost):
 				r.log().Warn("lease lost, taken over", "key", l.Key, "runner", co.id, "err", err)
@@ -445,7 +461,7 @@ func (r *Runner) keep(ctx context.Context, store state.Store, l state.Lease) (co
 					r.log().Warn("lease renewal failed, trying again", "key", l.Key, "err", err)
 				}
 			default:
-				l = nl
+				l, lastOK = nl, time.Now()
 			}
 		}
 	}()
@@ -455,6 +471,25 @@ func (r *Runner) keep(ctx context.Context, store state.Store, l state.Lease) (co
 		lost := errors.Is(context.Cause(lctx), errLeaseLost)
 		cancel(nil)
 		return lost
+	}
+}
+
+// settle records that account a stopped, through its fenced writes, once
+// the store answers: it returns nil when the lease was still this
+// runner's (the write went through) and an error matching
+// state.ErrLeaseLost when the store refused the late write because
+// another runner holds the account now.
+func (r *Runner) settle(ctx context.Context, fs fencedStore, a AccountPlan) error {
+	deadline := time.Now().Add(2*r.co.ttl + time.Minute)
+	for {
+		err := fs.SetAccountStatus(ctx, a.Source, "", string(StatusInterrupted), "")
+		if err == nil || errors.Is(err, state.ErrLeaseLost) || time.Now().After(deadline) {
+			return err
+		}
+		sleepCtx(ctx, r.co.poll())
+		if ctx.Err() != nil {
+			return err
+		}
 	}
 }
 
@@ -495,17 +530,32 @@ func (r *Runner) claimed(ctx context.Context, store state.Store, l state.Lease, 
 	pwg.Wait()
 	lost := stop()
 	sctx := context.WithoutCancel(ctx)
-	if lost || errors.Is(err, state.ErrLeaseLost) {
-		r.log().Warn("lease lost, taken over", "account", a.Source, "runner", co.id, "err", errLeaseLost)
-		return nil
-	}
-	if err != nil {
-		// Fatal for the run, or the store failed: give the account back.
+	if errors.Is(err, errAdminAuth) {
 		_ = store.Release(sctx, l, false)
-		if !errors.Is(err, errAdminAuth) {
-			r.log().Warn("account given back after a state error", "account", a.Source, "err", err)
-		}
 		return err
+	}
+	if lost || err != nil {
+		// The lease ran out, the state could not be reached to renew it,
+		// or a write failed: once the store answers, the account's last
+		// write either goes through (the lease is still this runner's: the
+		// account is given back for the next claim) or is refused, and
+		// the runner that took the account over continues it.
+		serr := r.settle(ctx, fs, a)
+		switch {
+		case errors.Is(serr, state.ErrLeaseLost):
+			r.log().Warn("lease lost, taken over: late write refused", "account", a.Source, "runner", co.id, "err", serr)
+			return nil
+		case serr == nil:
+			_ = store.Release(sctx, l, false)
+			r.log().Warn("account given back for another claim", "account", a.Source, "err", err)
+			if lost {
+				return nil
+			}
+			return err
+		default:
+			r.log().Warn("account left to its lease", "account", a.Source, "err", errors.Join(err, serr))
+			return serr
+		}
 	}
 	items, bytes := co.progress(a.Source)
 	_ = fs.SetProgress(sctx, a.Source, items, bytes)
