@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -131,6 +134,7 @@ func OpenPostgres(ctx context.Context, rawURL string, opt PostgresOptions) (*Pos
 	db.SetMaxIdleConns(maxConns)
 	p := &Postgres{url: shown}
 	p.init(db, postgresDialect, opt.ReadOnly)
+	p.pipeline = p.pipelined
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state: connect to %s: %v", shown, redactErr(err, cfg.Password))
@@ -213,3 +217,58 @@ func (p *Postgres) Path() string { return p.url }
 
 // Close closes the connections.
 func (p *Postgres) Close() error { return p.db.Close() }
+
+// pipelined runs fn, a write of single statements, with each statement
+// sent in one pipeline after zx_fence: PostgreSQL runs the pipeline as one
+// implicit transaction, so the lease's row stays share-locked through the
+// write, and an error of the fence aborts the write
+// (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-PIPELINING).
+func (p *Postgres) pipelined(ctx context.Context, l Lease, fn func(c conn) error) error {
+	sc, err := p.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	return sc.Raw(func(dc any) error {
+		return fn(conn{ex: &fencedExec{db: p.db, pc: dc.(*stdlib.Conn).Conn(), l: l}, d: p.d})
+	})
+}
+
+// fencedExec sends each Exec after the lease check. Reads are not fenced
+// and go to the pool; Prepare is not supported (batches run in a
+// transaction instead).
+type fencedExec struct {
+	db *sql.DB
+	pc *pgx.Conn
+	l  Lease
+}
+
+func (f *fencedExec) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT zx_fence($1, $2, $3)`, string(f.l.Kind), f.l.Key, f.l.Token)
+	b.Queue(query, args...)
+	br := f.pc.SendBatch(ctx, b)
+	_, ferr := br.Exec()
+	tag, werr := br.Exec()
+	cerr := br.Close()
+	var pgErr *pgconn.PgError
+	if errors.As(ferr, &pgErr) && pgErr.Code == "ZXL01" {
+		return nil, fmt.Errorf("%w: %s %s (token %d)", ErrLeaseLost, f.l.Kind, f.l.Key, f.l.Token)
+	}
+	if err := errors.Join(ferr, werr, cerr); err != nil {
+		return nil, err
+	}
+	return driver.RowsAffected(tag.RowsAffected()), nil
+}
+
+func (f *fencedExec) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return f.db.QueryContext(ctx, query, args...)
+}
+
+func (f *fencedExec) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return f.db.QueryRowContext(ctx, query, args...)
+}
+
+func (f *fencedExec) PrepareContext(context.Context, string) (*sql.Stmt, error) {
+	return nil, errors.New("state: a fenced single write cannot prepare; use a transaction")
+}

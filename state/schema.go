@@ -84,13 +84,35 @@ var coordSchema = []string{
 	`CREATE INDEX IF NOT EXISTS slots_runner ON slots (runner)`,
 }
 
-// schemaSteps[i] brings a store to version i+1.
-func schemaSteps() [][]string {
+// pgFence (PostgreSQL, version 2) checks a lease and share-locks its row
+// until the transaction ends, raising SQLSTATE ZXL01 when the lease is not
+// live; a fenced single write runs it and the write in one pipeline.
+var pgFence = `CREATE OR REPLACE FUNCTION zx_fence(kind text, k text, tok bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF kind = 'account' THEN
+		PERFORM 1 FROM accounts WHERE source = k AND lease_token = tok
+			AND lease_expires > (extract(epoch from clock_timestamp()) * 1000)::bigint FOR SHARE;
+	ELSE
+		PERFORM 1 FROM jobs WHERE name = k AND token = tok AND status = 'running'
+			AND expires > (extract(epoch from clock_timestamp()) * 1000)::bigint FOR SHARE;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'lease lost' USING ERRCODE = 'ZXL01';
+	END IF;
+END $$`
+
+// schemaSteps[i] brings a store of dialect d to version i+1.
+func schemaSteps(d *dialect) [][]string {
 	var v1 []string
 	for _, list := range [][]string{coreSchema, mailSchema, davSchema, filesSchema} {
 		v1 = append(v1, list...)
 	}
-	return [][]string{v1, coordSchema}
+	v2 := coordSchema
+	if d == postgresDialect {
+		v2 = append(append([]string(nil), coordSchema...), pgFence)
+	}
+	return [][]string{v1, v2}
 }
 
 // postgresMigrationLock is the key of the advisory lock that serialises
@@ -125,7 +147,7 @@ func (s *sqlStore) upgrade(ctx context.Context, name string) error {
 		if v > schemaVersion {
 			return fmt.Errorf("%s was written by a newer zxmigrate (schema %d > %d)", name, v, schemaVersion)
 		}
-		steps := schemaSteps()
+		steps := schemaSteps(s.d)
 		// The first step is idempotent (CREATE ... IF NOT EXISTS) and
 		// runs on every open, filling in a table an early file lacks.
 		for _, stmt := range steps[0] {

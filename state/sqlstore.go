@@ -20,12 +20,19 @@ type sqlStore struct {
 	// version is the schema version found on open; a read-only store of
 	// an older schema answers without the tables it lacks.
 	version int
+	// pipeline, when set, runs a fenced single write and its lease check
+	// in one round trip (PostgreSQL).
+	pipeline func(ctx context.Context, l Lease, fn func(c conn) error) error
 }
 
 func (s *sqlStore) init(db *sql.DB, d *dialect, readOnly bool) {
 	s.db, s.d, s.readOnly = db, d, readOnly
 	s.writer = writer{s: s}
 }
+
+// DB returns the underlying database, for tests and tools that read the
+// store's tables directly.
+func (s *sqlStore) DB() *sql.DB { return s.db }
 
 // ReadOnly reports whether the store was opened read-only.
 func (s *sqlStore) ReadOnly() bool { return s.readOnly }
@@ -157,6 +164,9 @@ type writer struct {
 func (w *writer) write(ctx context.Context, atomic bool, fn func(c conn) error) error {
 	if w.fence == nil && !atomic {
 		return fn(w.s.c())
+	}
+	if w.s.pipeline != nil && !atomic {
+		return w.s.pipeline(ctx, *w.fence, fn)
 	}
 	return w.s.tx(ctx, func(c conn) error {
 		if w.fence != nil {

@@ -196,9 +196,6 @@ func (s *SQLite) Backend() string { return "sqlite" }
 // Path returns the file the store lives in.
 func (s *SQLite) Path() string { return s.path }
 
-// DB returns the underlying database for the package's own tables.
-func (s *SQLite) DB() *sql.DB { return s.db }
-
 // Close closes the store and, for OpenLocked, releases the lock.
 func (s *SQLite) Close() error {
 	err := s.db.Close()
