@@ -181,8 +181,15 @@ func (b *serverBackend) Check(ctx context.Context) error {
 		}
 	}
 	if need.imap {
-		errs = append(errs, dialCheck(ctx, "source.imap", b.p.Source.IMAP.Address, b.p.Source.IMAP.Security, b.srcTLS))
-		errs = append(errs, dialCheck(ctx, "destination.imap", b.p.Destination.IMAP.Address, b.p.Destination.IMAP.Security, b.dstTLS))
+		for _, side := range []struct {
+			key string
+			ep  IMAPEndpoint
+			tls *tls.Config
+		}{{"source.imap", b.p.Source.IMAP, b.srcTLS}, {"destination.imap", b.p.Destination.IMAP, b.dstTLS}} {
+			errs = append(errs, b.gate.dial(ctx, side.ep.Address, func() error {
+				return dialCheck(ctx, side.key, side.ep.Address, side.ep.Security, side.tls)
+			}))
+		}
 	}
 	if need.dav {
 		errs = append(errs, httpCheck(ctx, "source.dav", b.p.Source.DAV.URL, b.srcHTTP))

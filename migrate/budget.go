@@ -214,16 +214,23 @@ func (g *budgets) acquireKey(ctx context.Context, key string) error {
 	return nil
 }
 
+// releaseGrace is how long a slot is kept after its connection closed:
+// the server sees the close a moment after the client made it, and counts
+// the connection until then.
+const releaseGrace = 250 * time.Millisecond
+
 func (g *budgets) releaseKey(key string) {
 	s, ok := g.take(key)
 	st := g.st()
 	if !ok || st == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// A slot that cannot be given back runs out with its lease.
-	_ = st.ReleaseSlot(ctx, s)
+	time.AfterFunc(releaseGrace, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// A slot that cannot be given back runs out with its lease.
+		_ = st.ReleaseSlot(ctx, s)
+	})
 }
 
 // Acquire implements imapcopy.ConnGate: it waits for a slot of the IMAP

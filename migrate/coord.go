@@ -258,6 +258,26 @@ func (r *Runner) runShared(ctx context.Context, store state.Store, accts []Accou
 	var fatalMu sync.Mutex
 	var fatal error
 	storeErrs := 0
+	work := func(l state.Lease) {
+		a, known := byKey[l.Key]
+		if !known {
+			a = AccountPlan{Source: l.Key, Destination: l.Destination, Size: l.Size}
+		}
+		err := r.claimed(poolCtx, store, l, a)
+		fatalMu.Lock()
+		defer fatalMu.Unlock()
+		switch {
+		case err == nil:
+			storeErrs = 0
+		case errors.Is(err, errAdminAuth) || storeErrs >= 3:
+			if fatal == nil {
+				fatal = err
+			}
+			cancelPool()
+		default:
+			storeErrs++
+		}
+	}
 	g := new(errgroup.Group)
 	for range p.Concurrency.accounts() {
 		g.Go(func() error {
@@ -280,28 +300,33 @@ func (r *Runner) runShared(ctx context.Context, store state.Store, accts []Accou
 					sleepCtx(poolCtx, co.poll())
 					continue
 				}
-				a, known := byKey[l.Key]
-				if !known {
-					a = AccountPlan{Source: l.Key, Destination: l.Destination, Size: l.Size}
-				}
-				err = r.claimed(poolCtx, store, l, a)
-				fatalMu.Lock()
-				switch {
-				case err == nil:
-					storeErrs = 0
-				case errors.Is(err, errAdminAuth) || storeErrs >= 3:
-					if fatal == nil {
-						fatal = err
-					}
-					cancelPool()
-				default:
-					storeErrs++
-				}
-				fatalMu.Unlock()
+				work(l)
 			}
 			return nil
 		})
 	}
+	// The rescuer takes up an account whose runner died (its lease ran out
+	// unreleased) at once, even while every worker is busy: one account
+	// beyond the runner's concurrency, for takeovers only. Accounts are
+	// claimed largest first, so an account that was taken before is ahead
+	// of every account not taken yet in that order, and the claim picks it.
+	g.Go(func() error {
+		for poolCtx.Err() == nil && !r.stopped.Load() {
+			sleepCtx(poolCtx, co.rescuePoll())
+			if !co.orphaned(poolCtx) {
+				if co.allFinished(poolCtx) {
+					return nil
+				}
+				continue
+			}
+			l, ok, err := store.ClaimAccount(poolCtx, co.id, co.ttl)
+			if err != nil || !ok {
+				continue
+			}
+			work(l)
+		}
+		return nil
+	})
 	_ = g.Wait()
 	if fatal != nil {
 		return fatal
@@ -324,6 +349,30 @@ func (r *Runner) runShared(ctx context.Context, store state.Store, accts []Accou
 }
 
 func (co *coord) poll() time.Duration { return min(time.Second, co.ttl/4) }
+
+// rescuePoll is how often the rescuer looks for accounts of dead runners.
+func (co *coord) rescuePoll() time.Duration {
+	return max(500*time.Millisecond, min(co.ttl/4, 10*time.Second))
+}
+
+// orphaned reports whether an unfinished account's lease ran out without a
+// release: its runner died or lost the state.
+func (co *coord) orphaned(ctx context.Context) bool {
+	now, err := co.store.Now(ctx)
+	if err != nil {
+		return false
+	}
+	rows, err := co.store.Accounts(ctx)
+	if err != nil {
+		return false
+	}
+	for _, a := range rows {
+		if !a.Finished && a.Runner != "" && a.LeaseExpires.Before(now) {
+			return true
+		}
+	}
+	return false
+}
 
 // allFinished reports whether every account of the state is finished
 // (released as done by some runner). Its answer is shared by the workers

@@ -281,10 +281,11 @@ func TestScaleOutRunners(t *testing.T) {
 	}
 	wait := func(t *testing.T, runners []*runnerProc) {
 		for i, rp := range runners {
+			i := i + 3 - len(runners)
 			select {
 			case err := <-rp.done:
 				if err != nil {
-					t.Errorf("runner %d: %v\n%s", i, err, rp.logText())
+					t.Errorf("runner %d (%s): %v\n%s", i, rp.runnerID(), err, rp.logText())
 				}
 			case <-time.After(5 * time.Minute):
 				t.Fatalf("runner %d did not finish\n%s", i, rp.logText())
@@ -375,23 +376,29 @@ report: %q
 		<-runners[0].done
 		t.Logf("runner %s killed while working on %s", killedID, killedAcct)
 
-		// Cut runner 1 off from PostgreSQL for longer than the lease.
-		var cutAcct string
-		select {
-		case cutAcct = <-runners[1].claimed:
-		case <-time.After(2 * time.Minute):
-			t.Fatalf("runner 1 claimed no account\n%s", runners[1].logText())
-		}
-		pgProxies[1].SetRefuse(true)
-		pgProxies[1].DropAll()
-		cutAt := time.Now()
-		t.Logf("runner %s cut off from PostgreSQL while working on %s", runners[1].runnerID(), cutAcct)
-
 		waitFor(t, lease+10*time.Second, "takeover of "+killedAcct, func() bool {
 			row, ok, err := obs.Account(ctx, killedAcct)
 			return err == nil && ok && row.Claims > 1
 		})
 		t.Logf("%s taken over %s after the kill (lease %s)", killedAcct, time.Since(killedAt).Round(100*time.Millisecond), lease)
+
+		// Cut runner 1 off from PostgreSQL for longer than the lease.
+		var cutAcct string
+		waitFor(t, 2*time.Minute, "an account of runner 1", func() bool {
+			rows, err := obs.Accounts(ctx)
+			for _, r := range rows {
+				if err == nil && !r.Finished && r.Runner == runners[1].runnerID() && r.Phase != "" {
+					cutAcct = r.Source
+					return true
+				}
+			}
+			return false
+		})
+		pgProxies[1].SetRefuse(true)
+		pgProxies[1].DropAll()
+		cutAt := time.Now()
+		t.Logf("runner %s cut off from PostgreSQL while working on %s", runners[1].runnerID(), cutAcct)
+
 		time.Sleep(time.Until(cutAt.Add(lease + 3*time.Second)))
 		pgProxies[1].SetRefuse(false)
 

@@ -74,16 +74,13 @@ const stuckAfter = 10 * time.Minute
 // earlier reading of the same state: throughput is then measured between
 // the two, else since the run started.
 func readStatus(ctx context.Context, st state.Store, prev *stateStatus) (*stateStatus, error) {
-	now, err := st.Now(ctx)
+	snap, err := state.TakeSnapshot(ctx, st)
 	if err != nil {
 		return nil, err
 	}
+	now, accts, ls, jobs := snap.Now, snap.Accounts, snap.Limits, snap.Globals
 	s := &stateStatus{State: st.Path(), Backend: st.Backend(), Time: now, ByStatus: map[string]int{}}
 	runs, err := st.Runs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	accts, err := st.Accounts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +92,6 @@ func readStatus(ctx context.Context, st state.Store, prev *stateStatus) (*stateS
 		if a.Runner != "" && a.LeaseExpires.After(now) {
 			runners[a.Runner] = true
 		}
-	}
-	ls, err := st.Limits(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for _, l := range ls {
 		if l.Key == migrate.BudgetRunners {
@@ -116,10 +109,6 @@ func readStatus(ctx context.Context, st state.Store, prev *stateStatus) (*stateS
 		s.Runners = append(s.Runners, r)
 	}
 	sort.Strings(s.Runners)
-	jobs, err := st.Globals(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for _, j := range jobs {
 		s.Globals = append(s.Globals, globalJob{Name: j.Name, Status: string(j.Status), Runner: j.Runner, Claims: j.Claims})
 	}
