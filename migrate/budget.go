@@ -214,23 +214,29 @@ func (g *budgets) acquireKey(ctx context.Context, key string) error {
 	return nil
 }
 
-// releaseGrace is how long a slot is kept after its connection closed:
-// the server sees the close a moment after the client made it, and counts
-// the connection until then.
+// releaseGrace is how long an IMAP connection's slot is kept after the
+// connection closed: the server sees the close a moment after the client
+// made it, and counts the connection until then.
 const releaseGrace = 250 * time.Millisecond
 
-func (g *budgets) releaseKey(key string) {
+// releaseKey gives one slot of key back, after grace.
+func (g *budgets) releaseKey(key string, grace time.Duration) {
 	s, ok := g.take(key)
 	st := g.st()
 	if !ok || st == nil {
 		return
 	}
-	time.AfterFunc(releaseGrace, func() {
+	release := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// A slot that cannot be given back runs out with its lease.
 		_ = st.ReleaseSlot(ctx, s)
-	})
+	}
+	if grace > 0 {
+		time.AfterFunc(grace, release)
+		return
+	}
+	release()
 }
 
 // Acquire implements imapcopy.ConnGate: it waits for a slot of the IMAP
@@ -254,7 +260,7 @@ func (g *budgets) TryAcquire(ctx context.Context, addr string) bool {
 }
 
 // Release implements imapcopy.ConnGate.
-func (g *budgets) Release(addr string) { g.releaseKey(g.key(addr)) }
+func (g *budgets) Release(addr string) { g.releaseKey(g.key(addr), releaseGrace) }
 
 // dial wraps one IMAP login made outside a Copier (the account look-ups
 // and the login check) in the server's budget.
@@ -316,10 +322,10 @@ func (t budgetTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil || resp.Body == nil {
-		t.g.releaseKey(key)
+		t.g.releaseKey(key, 0)
 		return resp, err
 	}
-	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { t.g.releaseKey(key) }}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { t.g.releaseKey(key, 0) }}
 	return resp, nil
 }
 

@@ -355,19 +355,16 @@ func (co *coord) rescuePoll() time.Duration {
 	return max(500*time.Millisecond, min(co.ttl/4, 10*time.Second))
 }
 
-// orphaned reports whether an unfinished account's lease ran out without a
-// release: its runner died or lost the state.
+// orphaned reports whether an unfinished account was left running without
+// a live lease: its runner died or lost the state (the store shows no
+// runner once a lease ran out).
 func (co *coord) orphaned(ctx context.Context) bool {
-	now, err := co.store.Now(ctx)
-	if err != nil {
-		return false
-	}
 	rows, err := co.store.Accounts(ctx)
 	if err != nil {
 		return false
 	}
 	for _, a := range rows {
-		if !a.Finished && a.Runner != "" && a.LeaseExpires.Before(now) {
+		if !a.Finished && a.Runner == "" && Status(a.Status) == StatusRunning {
 			return true
 		}
 	}

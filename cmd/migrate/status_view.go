@@ -147,7 +147,7 @@ func readStatus(ctx context.Context, st state.Store, prev *stateStatus) (*stateS
 		}
 		switch {
 		case st.Backend() != "sqlite" && a.Status == string(migrate.StatusRunning) && !leased && !a.Finished:
-			s.Stuck = append(s.Stuck, stuckAcct{Account: a.Source, Reason: "lease of " + orDash(a.Runner) + " ran out: waiting for another runner"})
+			s.Stuck = append(s.Stuck, stuckAcct{Account: a.Source, Reason: "its runner's lease ran out: waiting for another runner"})
 		case a.Claims > 1 && !a.Finished:
 			s.Stuck = append(s.Stuck, stuckAcct{Account: a.Source, Reason: fmt.Sprintf("retrying: claimed %d times", a.Claims)})
 		}
