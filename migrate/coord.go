@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -116,6 +117,13 @@ func (r *Runner) attachBudgets() {
 // stops it and gives the runner's slots back.
 func (r *Runner) startCoord(ctx context.Context, store state.Store) (func(), error) {
 	co := r.co
+	if co != nil && co.g == nil && !co.shared {
+		// A state file whose budgets were set with `migrate limits`.
+		if ls, err := store.Limits(ctx); err == nil && slices.ContainsFunc(ls, func(l state.Limit) bool { return l.Max > 0 }) {
+			co.g = newBudgets(nil, co.id, co.ttl, r.Plan)
+			r.attachBudgets()
+		}
+	}
 	if co == nil || co.g == nil && !co.shared {
 		return func() {}, nil
 	}
