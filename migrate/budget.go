@@ -48,6 +48,11 @@ type budgets struct {
 	// imap maps a server's "host:port" to its budget key.
 	imap map[string]string
 
+	// early caps the connections made before the state is open (the
+	// checks and look-ups of a state file's runner) at the plan's budgets,
+	// inside the process.
+	early map[string]chan struct{}
+
 	mu     sync.Mutex
 	held   map[string][]state.Slot
 	limits map[string]int // from the store, refreshed
@@ -61,7 +66,11 @@ const budgetPoll = 250 * time.Millisecond
 
 func newBudgets(store state.Coordinator, runner string, ttl time.Duration, p *Plan) *budgets {
 	g := &budgets{store: store, runner: runner, ttl: ttl, poll: budgetPoll, imap: map[string]string{},
-		held: map[string][]state.Slot{}, limits: map[string]int{}, live: 1, next: map[string]time.Time{}}
+		held: map[string][]state.Slot{}, limits: map[string]int{}, live: 1, next: map[string]time.Time{},
+		early: map[string]chan struct{}{}}
+	for k, n := range PlanBudgets(p) {
+		g.early[k] = make(chan struct{}, n)
+	}
 	if a := p.Destination.IMAP.Address; a != "" {
 		g.imap[a] = BudgetDestinationIMAP
 	}
@@ -201,10 +210,24 @@ func (g *budgets) take(key string) (state.Slot, bool) {
 	return s, true
 }
 
+// earlyToken marks a slot of the in-process cap taken before the state was
+// open.
+const earlyToken = -1
+
 func (g *budgets) acquireKey(ctx context.Context, key string) error {
 	st := g.st()
 	if st == nil {
-		return nil
+		sem, ok := g.early[key]
+		if !ok {
+			return nil
+		}
+		select {
+		case sem <- struct{}{}:
+			g.push(state.Slot{Key: key, Token: earlyToken})
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	s, err := state.WaitSlot(ctx, st, key, g.runner, g.ttl, g.poll)
 	if err != nil {
@@ -222,6 +245,10 @@ const releaseGrace = 250 * time.Millisecond
 // releaseKey gives one slot of key back, after grace.
 func (g *budgets) releaseKey(key string, grace time.Duration) {
 	s, ok := g.take(key)
+	if ok && s.Token == earlyToken {
+		<-g.early[key]
+		return
+	}
 	st := g.st()
 	if !ok || st == nil {
 		return
@@ -249,7 +276,17 @@ func (g *budgets) Acquire(ctx context.Context, addr string) error {
 func (g *budgets) TryAcquire(ctx context.Context, addr string) bool {
 	st := g.st()
 	if st == nil {
-		return true
+		sem, ok := g.early[g.key(addr)]
+		if !ok {
+			return true
+		}
+		select {
+		case sem <- struct{}{}:
+			g.push(state.Slot{Key: g.key(addr), Token: earlyToken})
+			return true
+		default:
+			return false
+		}
 	}
 	s, ok, err := st.AcquireSlot(ctx, g.key(addr), g.runner, g.ttl)
 	if err != nil || !ok {
