@@ -345,7 +345,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	stopSampler := r.startSampler()
 	runErr := r.run(ctx, store, accts)
 	stopSampler()
-	if ctx.Err() != nil || errors.Is(runErr, ErrStopped) {
+	// One runner of a shared state that stops leaves the MTA to the
+	// others: mta_start runs once every account is done.
+	if (ctx.Err() != nil || errors.Is(runErr, ErrStopped)) && (r.co == nil || !r.co.shared) {
 		r.restartMTA(ctx, store, accts)
 	}
 
