@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -118,6 +119,11 @@ func OpenPostgres(ctx context.Context, rawURL string, opt PostgresOptions) (*Pos
 	}
 	if pw != "" {
 		cfg.Password = pw
+	}
+	if cfg.ConnectTimeout == 0 {
+		// An unreachable server fails a connection attempt in
+		// seconds, not after the system's TCP timeout.
+		cfg.ConnectTimeout = 10 * time.Second
 	}
 	if opt.ReadOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
