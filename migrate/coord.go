@@ -11,9 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio/files"
-	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/state"
 )
@@ -195,9 +194,9 @@ func (f fencedStore) SetProgress(ctx context.Context, source string, messages, b
 	return f.cp.SetProgress(ctx, source, messages, bytes)
 }
 
-func (f fencedStore) Calendars(account string) caldav.Checkpoint { return f.cp.Calendars(account) }
-func (f fencedStore) Contacts(account string) carddav.Checkpoint { return f.cp.Contacts(account) }
-func (f fencedStore) Files() files.Store                         { return f.cp.Files() }
+func (f fencedStore) Calendars(account string) dav.Checkpoint { return f.cp.Calendars(account) }
+func (f fencedStore) Contacts(account string) dav.Checkpoint  { return f.cp.Contacts(account) }
+func (f fencedStore) Files() files.Store                      { return f.cp.Files() }
 
 // runShared is Runner.run for runners that share a store: the global
 // phases run once under a claim (the others wait for them), the accounts
