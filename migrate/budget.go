@@ -149,7 +149,15 @@ func (g *budgets) seed(ctx context.Context, p *Plan, shared bool) error {
 			}
 		}
 	}
-	for k, n := range PlanBudgets(p) {
+	want := PlanBudgets(p)
+	if shared && p.Limits.HTTPRate > 0 {
+		// limits.http_rate holds for all runners together: each sends
+		// its share.
+		for _, host := range p.httpHosts() {
+			want[BudgetHTTPRatePrefix+host] = max(1, int(p.Limits.HTTPRate))
+		}
+	}
+	for k, n := range want {
 		if have[k] {
 			continue
 		}
