@@ -254,7 +254,8 @@ const releaseGrace = 250 * time.Millisecond
 func (g *budgets) releaseKey(key string, grace time.Duration) {
 	s, ok := g.take(key)
 	if ok && s.Token == earlyToken {
-		<-g.early[key]
+		sem := g.early[key]
+		time.AfterFunc(grace, func() { <-sem })
 		return
 	}
 	st := g.st()
