@@ -7,6 +7,7 @@
 //	davbench inproc EVENTS CONTACTS
 //	davbench copy FROM-URL TO-URL
 //	davbench serve EVENTS CONTACTS SRC-PORT DST-PORT
+//	davbench wan EVENTS CONTACTS RTTS-MS CONCURRENCIES RUNS
 package main
 
 import (
@@ -84,6 +85,34 @@ func run(args []string) error {
 			return err
 		}
 		return serve(ne, nc, args[3], args[4])
+	case "wan":
+		if len(args) != 6 {
+			return fmt.Errorf("usage: davbench wan EVENTS CONTACTS RTTS-MS CONCURRENCIES RUNS")
+		}
+		ne, err := atoi(args[1])
+		if err != nil {
+			return err
+		}
+		nc, err := atoi(args[2])
+		if err != nil {
+			return err
+		}
+		rtts, err := parseList(args[3], func(s string) (time.Duration, error) {
+			ms, err := strconv.ParseFloat(s, 64)
+			return time.Duration(ms * float64(time.Millisecond)), err
+		})
+		if err != nil {
+			return err
+		}
+		concs, err := parseList(args[4], strconv.Atoi)
+		if err != nil {
+			return err
+		}
+		runs, err := atoi(args[5])
+		if err != nil {
+			return err
+		}
+		return wan(ne, nc, rtts, concs, max(runs, 1))
 	case "inproc":
 		if len(args) != 3 {
 			return fmt.Errorf("usage: davbench inproc EVENTS CONTACTS")
