@@ -25,11 +25,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emersion/go-webdav"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
@@ -208,18 +210,23 @@ func copyURLs(from, to string) error {
 // copyBoth copies user1's calendars and address books from one server to
 // another, the two copies side by side (as bench/dav.sh runs `migrate
 // calendars` and `migrate contacts`), and returns the objects created.
-// DAVBENCH_CONCURRENCY sets the copiers' Concurrency (0: the default).
+// DAVBENCH_CONCURRENCY sets the copiers' Concurrency (0: the default);
+// DAVBENCH_UNPACED=1 gives them an HTTP client without the per-host pacer.
 func copyBoth(ctx context.Context, from, to string) (int, error) {
 	conc, _ := strconv.Atoi(os.Getenv("DAVBENCH_CONCURRENCY"))
 	pw := secret.New("pass1")
+	var hc webdav.HTTPClient
+	if os.Getenv("DAVBENCH_UNPACED") == "1" {
+		hc = httpx.NewClient(httpx.Options{})
+	}
 	var cal, card *caldav.Stats
 	var g errgroup.Group
 	g.Go(func() error {
-		src, err := caldav.NewDAV(caldav.Endpoint{URL: from, User: "user1", Password: pw})
+		src, err := caldav.NewDAV(caldav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		dst, err := caldav.NewDAV(caldav.Endpoint{URL: to, User: "user1", Password: pw})
+		dst, err := caldav.NewDAV(caldav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
@@ -227,11 +234,11 @@ func copyBoth(ctx context.Context, from, to string) (int, error) {
 		return err
 	})
 	g.Go(func() error {
-		src, err := carddav.NewDAV(carddav.Endpoint{URL: from, User: "user1", Password: pw})
+		src, err := carddav.NewDAV(carddav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		dst, err := carddav.NewDAV(carddav.Endpoint{URL: to, User: "user1", Password: pw})
+		dst, err := carddav.NewDAV(carddav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}

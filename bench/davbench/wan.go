@@ -35,7 +35,9 @@ type wanRow struct {
 // the caldav and carddav copiers side by side at each concurrency, and
 // with vdirsyncer when it is installed, at each RTT. The copiers use the
 // process's default HTTP client, which paces each host at pace.DefaultRate
-// requests per second (Zimbra's DoSFilter default). The source is named
+// requests per second (Zimbra's DoSFilter default), and then a client
+// without the pacer, which shows how much of the round trips the copy
+// hides by itself. vdirsyncer has no pacer. The source is named
 // "localhost" and the destination "127.0.0.1", so that, as two servers of
 // a real migration, each has its own budget. Runs alternate the tools;
 // the median of runs is printed.
@@ -65,15 +67,19 @@ func wan(ne, nc int, rtts []time.Duration, concs []int, runs int) error {
 		_, sport, _ := net.SplitHostPort(sl.Addr())
 		from := "http://localhost:" + sport + "/"
 		type tool struct {
-			name string
-			conc int
+			name    string
+			conc    int
+			unpaced bool
 		}
 		var tools []tool
 		for _, c := range concs {
-			tools = append(tools, tool{fmt.Sprintf("zxmigrate, concurrency %d", c), c})
+			tools = append(tools, tool{fmt.Sprintf("zxmigrate, concurrency %d", c), c, false})
+		}
+		for _, c := range concs {
+			tools = append(tools, tool{fmt.Sprintf("zxmigrate, concurrency %d, unpaced", c), c, true})
 		}
 		if vds != "" {
-			tools = append(tools, tool{"vdirsyncer", 0})
+			tools = append(tools, tool{"vdirsyncer (unpaced)", 0, false})
 		}
 		for run := 0; run < runs; run++ {
 			for _, t := range tools {
@@ -91,10 +97,11 @@ func wan(ne, nc int, rtts []time.Duration, concs []int, runs int) error {
 				}
 				to := "http://" + dl.Addr() + "/"
 				t0 := time.Now()
-				if t.name == "vdirsyncer" {
+				if t.conc == 0 {
 					err = runVdirsyncer(ctx, vds, from, to)
 				} else {
 					os.Setenv("DAVBENCH_CONCURRENCY", strconv.Itoa(t.conc))
+					os.Setenv("DAVBENCH_UNPACED", map[bool]string{true: "1", false: ""}[t.unpaced])
 					_, err = copyBoth(ctx, from, to)
 				}
 				wall := time.Since(t0)

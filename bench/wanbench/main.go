@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -314,7 +315,9 @@ func loadavg() string {
 }
 
 // timed runs argv and measures its wall time and user+sys CPU. With a
-// positive limit the process is sent SIGTERM once limit has passed.
+// positive limit the process is sent SIGTERM once limit has passed, and
+// SIGKILL 5 s later (imapsync finishes its current folder and prints its
+// statistics on SIGTERM, which takes minutes over a slow link).
 func timed(env []string, limit time.Duration, argv ...string) (result, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if env != nil {
@@ -327,15 +330,19 @@ func timed(env []string, limit time.Duration, argv ...string) (result, error) {
 		return result{}, err
 	}
 	var r result
+	var capped atomic.Bool
 	if limit > 0 {
 		t := time.AfterFunc(limit, func() {
-			r.capped = true
+			capped.Store(true)
 			cmd.Process.Signal(syscall.SIGTERM)
 		})
 		defer t.Stop()
+		k := time.AfterFunc(limit+5*time.Second, func() { cmd.Process.Kill() })
+		defer k.Stop()
 	}
 	err := cmd.Wait()
 	r.wall = time.Since(start)
+	r.capped = capped.Load()
 	if ps := cmd.ProcessState; ps != nil {
 		r.code = ps.ExitCode()
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
