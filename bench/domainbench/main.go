@@ -131,6 +131,7 @@ func bench(o options) error {
 	}
 	master := migrate.Credential{Password: secret.New(src.MasterPassword)}
 	var ours, theirs []time.Duration
+	var theirN []int64 // messages mbsync left on the destination, per run
 	for run := 0; run < o.runs; run++ {
 		if err := reset(); err != nil {
 			return err
@@ -173,6 +174,7 @@ func bench(o options) error {
 			return err
 		}
 		theirs = append(theirs, d)
+		theirN = append(theirN, n)
 		fmt.Printf("run %d %d × mbsync (copy only): %s, %d messages, %.0f msg/s, load %s\n", run+1, o.parallel, d.Round(time.Millisecond), n, float64(n)/d.Seconds(), loadavg())
 	}
 	if fp != nil {
@@ -182,8 +184,15 @@ func bench(o options) error {
 	fmt.Printf("migrate:     median %s (%s), %.0f msg/s aggregate\n", mo.Round(time.Millisecond), list3(ours), float64(total)/mo.Seconds())
 	if len(theirs) > 0 {
 		mt := median(theirs)
-		fmt.Printf("%d × mbsync: median %s (%s), %.0f msg/s aggregate\n", o.parallel, mt.Round(time.Millisecond), list3(theirs), float64(total)/mt.Seconds())
-		fmt.Printf("ratio migrate/mbsync msg/s: %.2f\n", mt.Seconds()/mo.Seconds())
+		var mn int64
+		for i, d := range theirs {
+			if d == mt {
+				mn = theirN[i]
+			}
+		}
+		rate := float64(mn) / mt.Seconds()
+		fmt.Printf("%d × mbsync: median %s (%s), %.0f msg/s aggregate (messages on the destination)\n", o.parallel, mt.Round(time.Millisecond), list3(theirs), rate)
+		fmt.Printf("ratio migrate/mbsync msg/s: %.2f\n", float64(total)/mo.Seconds()/rate)
 	}
 	return nil
 }
