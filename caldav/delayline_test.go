@@ -8,6 +8,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
@@ -45,30 +46,30 @@ func TestCopyThroughDelayLine(t *testing.T) {
 	sl, srcURL := line(src.URL, 1)
 	dl, dstURL := line(dst.URL, 2)
 	pw := secret.New(pass)
-	cs, err := caldav.NewDAV(caldav.Endpoint{URL: srcURL, User: user, Password: pw})
+	cs, err := caldav.NewDAV(dav.Endpoint{URL: srcURL, User: user, Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cd, err := caldav.NewDAV(caldav.Endpoint{URL: dstURL, User: user, Password: pw})
+	cd, err := caldav.NewDAV(dav.Endpoint{URL: dstURL, User: user, Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := carddav.NewDAV(carddav.Endpoint{URL: srcURL, User: user, Password: pw})
+	as, err := carddav.NewDAV(dav.Endpoint{URL: srcURL, User: user, Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ad, err := carddav.NewDAV(carddav.Endpoint{URL: dstURL, User: user, Password: pw})
+	ad, err := carddav.NewDAV(dav.Endpoint{URL: dstURL, User: user, Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ccp, acp := caldav.NewMemoryCheckpoint(), carddav.NewMemoryCheckpoint()
-	copyBoth := func() (cal, card caldav.CollectionStats) {
+	ccp, acp := dav.NewMemoryCheckpoint(), dav.NewMemoryCheckpoint()
+	copyBoth := func() (cal, card dav.CollectionStats) {
 		t.Helper()
-		st1, err := (&caldav.Copier{Checkpoint: ccp}).Copy(ctx, cd, cs)
+		st1, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: ccp}).Copy(ctx, cd, cs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st2, err := (&carddav.Copier{Checkpoint: acp}).Copy(ctx, ad, as)
+		st2, err := (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: acp}).Copy(ctx, ad, as)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +124,7 @@ func TestCopyThroughDelayLine(t *testing.T) {
 	check("first run")
 
 	cal, card = copyBoth()
-	for _, tot := range []caldav.CollectionStats{cal, card} {
+	for _, tot := range []dav.CollectionStats{cal, card} {
 		if tot.Created+tot.Updated != 0 {
 			t.Errorf("re-run through the delay line wrote: %+v", tot)
 		}

@@ -30,7 +30,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/secret"
@@ -219,30 +220,30 @@ func copyBoth(ctx context.Context, from, to string) (int, error) {
 	if os.Getenv("DAVBENCH_UNPACED") == "1" {
 		hc = httpx.NewClient(httpx.Options{})
 	}
-	var cal, card *caldav.Stats
+	var cal, card *dav.Stats
 	var g errgroup.Group
 	g.Go(func() error {
-		src, err := caldav.NewDAV(caldav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
+		src, err := caldav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		dst, err := caldav.NewDAV(caldav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
+		dst, err := caldav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		cal, err = (&caldav.Copier{Concurrency: conc}).Copy(ctx, dst, src)
+		cal, err = (&dav.Copier{Rules: caldav.Rules{}, Concurrency: conc}).Copy(ctx, dst, src)
 		return err
 	})
 	g.Go(func() error {
-		src, err := carddav.NewDAV(carddav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
+		src, err := carddav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		dst, err := carddav.NewDAV(carddav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
+		dst, err := carddav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		card, err = (&carddav.Copier{Concurrency: conc}).Copy(ctx, dst, src)
+		card, err = (&dav.Copier{Rules: carddav.Rules{}, Concurrency: conc}).Copy(ctx, dst, src)
 		return err
 	})
 	if err := g.Wait(); err != nil {
