@@ -246,9 +246,22 @@ func comparePairs(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[
 	return v, pairs
 }
 
-// verifyFolder runs the proof at the end of a folder pass. It re-selects
-// the destination to see every APPEND and returns its status snapshot.
-func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, skipped map[imap.UID]bool, rule flagRule, sp *sourcePrints) (*Verification, FolderStatus, error) {
+// verify is the proof step of a folder pass: it re-selects the destination
+// to see every APPEND, compares both sides, and keeps the destination's
+// status snapshot for the checkpoint.
+func (f *folderRun) verify(ctx context.Context) error {
+	v, st, err := f.prove(ctx)
+	if err != nil {
+		return err
+	}
+	f.fs.Verify, f.dstAtEnd = v, st
+	return nil
+}
+
+// prove runs the proof and returns it with the destination's status.
+func (f *folderRun) prove(ctx context.Context) (*Verification, FolderStatus, error) {
+	s, srcConn, dstConn, p, fs := f.s, f.src, f.dst, f.p, f.fs
+	skipped, rule, sp := f.skipped, f.rule, f.prints
 	srcSel, err := srcConn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return nil, FolderStatus{}, fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
