@@ -19,11 +19,13 @@ import (
 
 // Defaults for zero Copier fields.
 const (
-	DefaultConcurrency    = 3        // folders in parallel per account (bench/README.md, fetch.sh)
-	DefaultMaxWriters     = 1        // APPEND connections per destination mailbox (at most 4 advised)
-	DefaultSpillThreshold = 8 << 20  // message size above which a message is always spooled to a temp file
-	DefaultMemoryBudget   = 16 << 20 // bytes of message bodies one Copy call holds in RAM at most
-	DefaultMaxRepeat      = 20       // identical commands in a row before a NOOP
+	DefaultConcurrency    = 3                    // folders in parallel per account (bench/README.md, fetch.sh)
+	WANConcurrency        = 6                    // folders in parallel per account when a server is WANRoundTrip or more away
+	WANRoundTrip          = 5 * time.Millisecond // round trip from which WANConcurrency applies
+	DefaultMaxWriters     = 1                    // APPEND connections per destination mailbox (at most 4 advised)
+	DefaultSpillThreshold = 8 << 20              // message size above which a message is always spooled to a temp file
+	DefaultMemoryBudget   = 16 << 20             // bytes of message bodies one Copy call holds in RAM at most
+	DefaultMaxRepeat      = 20                   // identical commands in a row before a NOOP
 	DefaultInFlightSettle = time.Second
 	fetchChunk            = 200 // UIDs per FETCH of message bodies
 	uidChunk              = 500 // UIDs per STORE (keeps command lines well under 8 KB)
@@ -37,10 +39,13 @@ const (
 // its fields are not changed meanwhile.
 type Copier struct {
 	// Concurrency is how many folders are copied in parallel, each on its
-	// own connections; 0 means DefaultConcurrency. Against Zimbra or
-	// Carbonio, whose ImapCommandThrottle runs one FETCH per account at a
-	// time, 3 was fastest in bench/fetch.sh: more readers mostly wait for
-	// the account's FETCH lock.
+	// own connections; 0 means DefaultConcurrency, or WANConcurrency when
+	// the round trip to either server, timed with a NOOP after login, is
+	// WANRoundTrip or more: each folder pays a few round trips of set-up
+	// and proof, which other folders' transfers then fill. Against Zimbra
+	// or Carbonio, whose ImapCommandThrottle runs one FETCH per account at
+	// a time, 3 was fastest on loopback in bench/fetch.sh: more readers
+	// mostly wait for the account's FETCH lock.
 	Concurrency int
 	// MaxWriters caps APPEND connections per destination mailbox; 0 means
 	// DefaultMaxWriters. One writer is fastest into a local Dovecot (its
@@ -248,6 +253,7 @@ type sideInfo struct {
 	bad         []string // raw names that are not modified UTF-7
 	byName      map[string]*imap.ListData
 	appendLimit int64
+	rtt         time.Duration // a NOOP's round trip after login
 }
 
 func (s sideInfo) has(cp imap.Cap) bool { return s.caps.Has(cp) }
@@ -332,6 +338,10 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	}
 	stats.Folders = make([]FolderStats, len(plans))
 	conc := c.concurrency()
+	if rtt := max(s.srcInfo.rtt, s.dstInfo.rtt); c.Concurrency == 0 && rtt >= WANRoundTrip {
+		conc = WANConcurrency
+		c.log().Debug("round trip over a WAN: more folders in parallel", "rtt", rtt, "folders", conc)
+	}
 	if n := budget.n / 2; conc > n {
 		conc = max(n, 1)
 	}

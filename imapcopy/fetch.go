@@ -69,6 +69,9 @@ func (b *body) head(n int) []byte {
 	return out
 }
 
+// hasNUL reports whether the body holds a NUL byte.
+func (b *body) hasNUL() bool { return b.nul }
+
 // Close frees the body; its chunks go back to the budget. Closing twice is
 // harmless.
 func (b *body) Close() {

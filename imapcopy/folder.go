@@ -15,7 +15,8 @@ import (
 // folderRun is one pass over one folder: the plan, the connections, what
 // each side holds, and the stats the pass fills. copyFolder runs its steps
 // in order (see folderSteps); each step reads what the earlier ones found
-// and may end the pass early (a dry run, an unchanged folder).
+// and may end the pass early (a dry run, an unchanged folder). Within a
+// step, the source and destination sides may run at once.
 //
 // The fields below the writers' mutex are shared by the writers of the
 // append step; everything else belongs to the goroutine running the steps.
@@ -65,8 +66,7 @@ type folderStep struct {
 
 // folderSteps are the steps of a folder pass, in order.
 var folderSteps = []folderStep{
-	{"select source", (*folderRun).selectSource},
-	{"select destination", (*folderRun).selectDestination},
+	{"select", (*folderRun).selectBoth},
 	{"reconcile", (*folderRun).reconcileMap},
 	{"propagate", (*folderRun).propagate},
 	{"plan", (*folderRun).plan},
@@ -144,49 +144,48 @@ func (f *folderRun) unchanged(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// selectSource examines the source folder and lists its messages.
-func (f *folderRun) selectSource(ctx context.Context) error {
+// selectBoth selects the folder on both sides at once, each on its own
+// connection (two round trips each, paid once): it examines the source and
+// lists its messages, selects the destination and lists its messages,
+// then decides whether the checkpoint's UID map still holds. A dry run
+// ends here when the destination folder does not exist yet.
+func (f *folderRun) selectBoth(ctx context.Context) error {
 	s, p := f.s, f.p
-	cn, err := s.src.get(ctx, f.c.maxRepeat())
+	src, err := s.src.get(ctx, f.c.maxRepeat())
 	if err != nil {
 		return err
 	}
-	f.conns.add(cn, s.src)
-	f.src = cn
-	if f.srcSel, err = cn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true, CondStore: s.srcInfo.has(imap.CapCondStore)}).Wait(); err != nil {
-		return fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
-	}
-	cn.selected = p.Src.Name
-	sel := f.srcSel
-	f.srcAtStart = FolderStatus{UIDValidity: sel.UIDValidity, UIDNext: uint32(sel.UIDNext), Messages: sel.NumMessages, HighestModSeq: sel.HighestModSeq}
-	if f.srcMsgs, err = fetchMeta(cn, sel.NumMessages); err != nil {
-		return fmt.Errorf("imapcopy: list messages of source %q: %w", p.Src.Name, err)
-	}
-	f.fs.SourceCount = len(f.srcMsgs)
-	return nil
-}
-
-// selectDestination selects the destination folder, decides whether the
-// checkpoint's UID map still holds, and lists the destination's messages.
-// A dry run ends here when the folder does not exist yet.
-func (f *folderRun) selectDestination(ctx context.Context) error {
-	s, p := f.s, f.p
-	cn, err := s.dst.get(ctx, f.c.maxRepeat())
+	f.conns.add(src, s.src)
+	f.src = src
+	dst, err := s.dst.get(ctx, f.c.maxRepeat())
 	if err != nil {
 		return err
 	}
-	f.conns.add(cn, s.dst)
-	f.dst = cn
-	if f.dstSel, err = cn.Select(p.Dst, nil).Wait(); err != nil {
-		if f.c.DryRun {
+	f.conns.add(dst, s.dst)
+	f.dst = dst
+	dstDone := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				dstDone <- &PanicError{Value: v}
+			}
+		}()
+		dstDone <- f.selectDestination()
+	}()
+	srcErr := f.selectSource()
+	dstErr := <-dstDone
+	if srcErr != nil {
+		return srcErr
+	}
+	if dstErr != nil {
+		if f.c.DryRun && f.dstSel == nil {
 			// The folder would be created: everything would be copied.
 			f.fs.Copied = len(f.srcMsgs)
 			f.finished = true
 			return nil
 		}
-		return fmt.Errorf("imapcopy: select destination %q: %w", p.Dst, err)
+		return dstErr
 	}
-	cn.selected = p.Dst
 	f.rule = newFlagRule(f.dstSel.PermanentFlags)
 	f.uidPlus = s.dstInfo.has(imap.CapUIDPlus) || s.dstInfo.has(imap.CapIMAP4rev2)
 
@@ -205,14 +204,38 @@ func (f *folderRun) selectDestination(ctx context.Context) error {
 	// is recorded cannot leave a partial map that the next pass would
 	// trust (it would append again every present but unmapped message).
 	if f.mapValid {
-		err = f.saveValidity(ctx, f.srcSel.UIDValidity, f.dstSel.UIDValidity)
-	} else {
-		err = f.saveValidity(ctx, 0, 0)
+		return f.saveValidity(ctx, f.srcSel.UIDValidity, f.dstSel.UIDValidity)
 	}
+	return f.saveValidity(ctx, 0, 0)
+}
+
+// selectSource examines the source folder and lists its messages.
+func (f *folderRun) selectSource() error {
+	p, cn := f.p, f.src
+	var err error
+	if f.srcSel, err = cn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true, CondStore: f.s.srcInfo.has(imap.CapCondStore)}).Wait(); err != nil {
+		return fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
+	}
+	cn.selected = p.Src.Name
+	sel := f.srcSel
+	f.srcAtStart = FolderStatus{UIDValidity: sel.UIDValidity, UIDNext: uint32(sel.UIDNext), Messages: sel.NumMessages, HighestModSeq: sel.HighestModSeq}
+	if f.srcMsgs, err = fetchMeta(cn, sel.NumMessages); err != nil {
+		return fmt.Errorf("imapcopy: list messages of source %q: %w", p.Src.Name, err)
+	}
+	f.fs.SourceCount = len(f.srcMsgs)
+	return nil
+}
+
+// selectDestination selects the destination folder and lists its
+// messages.
+func (f *folderRun) selectDestination() error {
+	sel, err := f.dst.Select(f.p.Dst, nil).Wait()
 	if err != nil {
-		return err
+		return fmt.Errorf("imapcopy: select destination %q: %w", f.p.Dst, err)
 	}
-	return f.listDestination(cn, f.dstSel.NumMessages)
+	f.dstSel = sel
+	f.dst.selected = f.p.Dst
+	return f.listDestination(f.dst, sel.NumMessages)
 }
 
 // saveValidity records the folder with the given UIDVALIDITYs and no

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 )
@@ -23,6 +25,11 @@ func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, 
 	stop := context.AfterFunc(ctx, func() { cn.Client.Close() })
 	defer stop()
 	info := sideInfo{caps: cn.Caps(), byName: map[string]*imap.ListData{}}
+	t0 := time.Now()
+	if err := cn.Noop().Wait(); err != nil {
+		return info, connFailure(cn, fmt.Errorf("imapcopy: noop on %s: %w", p.d, err))
+	}
+	info.rtt = time.Since(t0)
 	if lim, ok := cn.Caps().AppendLimit(); ok && lim != nil {
 		info.appendLimit = int64(*lim)
 	}
@@ -171,53 +178,72 @@ func (s *session) createFolders(ctx context.Context, plans []folderPlan) error {
 			useTaken[su] = true
 		}
 	}
+	// The commands are pipelined: all CREATEs go out, then their answers
+	// are read in order, then the same for SUBSCRIBE. Over a WAN a
+	// command costs a round trip; many in flight cost one.
+	type create struct {
+		p      *folderPlan
+		cmd    *imapclient.Command
+		useful bool // sent with a USE attribute
+	}
+	var creates []create
 	for i := range plans {
 		p := &plans[i]
 		if p.Skip != "" || p.Err != "" || p.Dst == "" {
 			continue
 		}
-		existing, exists := s.dstInfo.byName[p.Dst]
-		if !exists && !p.NoSelect {
-			var opts *imap.CreateOptions
-			if p.DstUse != "" && !useTaken[p.DstUse] && s.dstInfo.has(imap.CapCreateSpecialUse) {
-				opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{p.DstUse}}
-				useTaken[p.DstUse] = true
-			}
-			cn.tick("CREATE")
-			err := cn.Create(p.Dst, opts).Wait()
-			var ie *imap.Error
-			if err != nil && opts != nil && errors.As(err, &ie) && ie.Code != imap.ResponseCodeAlreadyExists {
-				// Some servers refuse the USE attribute: create plainly.
-				cn.tick("CREATE")
-				err = cn.Create(p.Dst, nil).Wait()
-			}
-			if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
-				if retry.Classify(err) == retry.Transient || retry.Classify(err) == retry.Fatal {
-					return fmt.Errorf("imapcopy: create %q: %w", p.Dst, err)
-				}
-				p.Err = fmt.Sprintf("imapcopy: create destination folder %q: %v", p.Dst, err)
-				continue
-			}
+		if _, exists := s.dstInfo.byName[p.Dst]; exists || p.NoSelect {
+			continue
 		}
-		if p.Src.Subscribed && (existing == nil || !hasAttr(existing.Attrs, imap.MailboxAttrSubscribed)) {
-			if p.NoSelect && !exists {
-				// The parent appears once its children exist; subscribe
-				// after the loop.
+		var opts *imap.CreateOptions
+		if p.DstUse != "" && !useTaken[p.DstUse] && s.dstInfo.has(imap.CapCreateSpecialUse) {
+			opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{p.DstUse}}
+			useTaken[p.DstUse] = true
+		}
+		cn.tick("CREATE")
+		creates = append(creates, create{p: p, cmd: cn.Create(p.Dst, opts), useful: opts != nil})
+	}
+	var fatal error
+	for _, cr := range creates {
+		err := cr.cmd.Wait()
+		var ie *imap.Error
+		if err != nil && cr.useful && errors.As(err, &ie) && ie.Code != imap.ResponseCodeAlreadyExists && fatal == nil {
+			// Some servers refuse the USE attribute: create plainly.
+			cn.tick("CREATE")
+			err = cn.Create(cr.p.Dst, nil).Wait()
+		}
+		if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
+			if retry.Classify(err) == retry.Transient || retry.Classify(err) == retry.Fatal {
+				if fatal == nil {
+					fatal = fmt.Errorf("imapcopy: create %q: %w", cr.p.Dst, err)
+				}
 				continue
 			}
-			cn.tick("SUBSCRIBE")
-			if err := cn.Subscribe(p.Dst).Wait(); err != nil {
-				s.c.log().Warn("subscribe failed", "folder", p.Dst, "err", err)
-			}
+			cr.p.Err = fmt.Sprintf("imapcopy: create destination folder %q: %v", cr.p.Dst, err)
 		}
 	}
-	// Subscriptions of \Noselect parents, which exist now as parents.
+	if fatal != nil {
+		return fatal
+	}
+	// Subscriptions, \Noselect parents included: they exist now as parents.
+	type subscribe struct {
+		dst string
+		cmd *imapclient.Command
+	}
+	var subs []subscribe
 	for _, p := range plans {
-		if p.NoSelect && p.Src.Subscribed && p.Skip == "" && p.Err == "" && s.dstInfo.byName[p.Dst] == nil {
-			cn.tick("SUBSCRIBE")
-			if err := cn.Subscribe(p.Dst).Wait(); err != nil {
-				s.c.log().Warn("subscribe failed", "folder", p.Dst, "err", err)
-			}
+		if p.Skip != "" || p.Err != "" || p.Dst == "" || !p.Src.Subscribed {
+			continue
+		}
+		if existing := s.dstInfo.byName[p.Dst]; existing != nil && hasAttr(existing.Attrs, imap.MailboxAttrSubscribed) {
+			continue
+		}
+		cn.tick("SUBSCRIBE")
+		subs = append(subs, subscribe{dst: p.Dst, cmd: cn.Subscribe(p.Dst)})
+	}
+	for _, sb := range subs {
+		if err := sb.cmd.Wait(); err != nil {
+			s.c.log().Warn("subscribe failed", "folder", sb.dst, "err", err)
 		}
 	}
 	healthy = true

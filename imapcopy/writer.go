@@ -33,6 +33,17 @@ const appendGrace = 10 * time.Second
 // flight.
 const goimapWindow = 4
 
+// rawWindow is how many APPEND commands a writer keeps in flight on an
+// append client connection whose server offers LITERAL+: nothing of a
+// command then waits for the server, so the commands follow each other
+// without a round trip between them (RFC 7888, RFC 9051 section 5.5).
+// inFlightBytes bounds the message bytes of those commands; at 8 MiB a
+// 20 ms round trip hides behind 400 MB/s.
+const (
+	rawWindow     = 8
+	inFlightBytes = 8 << 20
+)
+
 // appender is one destination connection that APPENDs: an append client
 // connection (internal/imapappend: MULTIAPPEND, LITERAL+, BINARY), or a
 // go-imap connection for Dialers that offer no append connections. One
@@ -70,7 +81,12 @@ func (a *rawAppender) batch() int {
 }
 
 func (a *rawAppender) binary() bool { return a.cn.Caps().Binary }
-func (a *rawAppender) window() int  { return 1 }
+func (a *rawAppender) window() int {
+	if a.cn.Caps().LiteralPlus {
+		return rawWindow
+	}
+	return 1
+}
 func (a *rawAppender) closed() bool { return a.cn.Closed() }
 
 func (a *rawAppender) send(ctx context.Context, mailbox string, items []imapappend.Item) func() ([]imap.UID, error) {
@@ -79,9 +95,16 @@ func (a *rawAppender) send(ctx context.Context, mailbox string, items []imapappe
 		return func() ([]imap.UID, error) { return nil, err }
 	}
 	actx, done := finishing(ctx)
-	_, uids, err := a.cn.Append(actx, mailbox, items)
-	done()
-	return func() ([]imap.UID, error) { return uids, err }
+	p, err := a.cn.Start(actx, mailbox, items)
+	if err != nil {
+		done()
+		return func() ([]imap.UID, error) { return nil, err }
+	}
+	return func() ([]imap.UID, error) {
+		defer done()
+		_, uids, err := p.Wait(actx)
+		return uids, err
+	}
 }
 
 // goimapAppender appends on a go-imap connection, one message per command.
@@ -238,8 +261,9 @@ type outgoing struct {
 
 // inflight is a command sent and not yet answered.
 type inflight struct {
-	out  []outgoing
-	wait func() ([]imap.UID, error)
+	out   []outgoing
+	bytes int64
+	wait  func() ([]imap.UID, error)
 }
 
 // writer appends jobs through one appender, several messages per command
@@ -254,21 +278,24 @@ type writer struct {
 	f      *folderRun
 	a      appender
 	window []inflight
+	bytes  int64 // message bytes in the window
 }
 
 // run appends the jobs until the queue closes or ctx ends.
 func (w *writer) run(ctx context.Context, jobs <-chan *job) (err error) {
 	var batch []*job
 	defer func() {
-		// Bodies still held (a failed command, a cancelled pass) are
-		// freed; closing a body twice is harmless.
+		// Commands still in flight (a cancelled pass, a failed command)
+		// are heard out before the writer returns: each send's context
+		// gives them appendGrace after a cancellation, so that what the
+		// server stored is known and recorded, and no APPEND is left to
+		// complete behind a later run's back.
+		if serr := w.settle(ctx); err == nil {
+			err = serr
+		}
+		// Bodies still held are freed; closing a body twice is harmless.
 		for _, j := range batch {
 			j.body.Close()
-		}
-		for _, in := range w.window {
-			for _, o := range in.out {
-				o.j.body.Close()
-			}
 		}
 	}()
 	for {
@@ -279,12 +306,12 @@ func (w *writer) run(ctx context.Context, jobs <-chan *job) (err error) {
 		}
 		if len(batch) > 0 {
 			if err := w.sendBatch(ctx, batch); err != nil {
-				return err // the deferred function frees what was not sent
+				return err
 			}
 			batch = batch[:0]
 		}
 		if !open {
-			if err := w.drain(ctx, 0); err != nil {
+			if err := w.drain(ctx, 0, 0); err != nil {
 				return err
 			}
 			return ctx.Err()
@@ -357,40 +384,49 @@ func (w *writer) send(ctx context.Context, out []outgoing) error {
 	if err := w.push(ctx, out); err != nil {
 		return err
 	}
-	return w.drain(ctx, w.a.window()-1)
+	return w.drain(ctx, w.a.window()-1, inFlightBytes)
 }
 
-// push sends one command carrying out without resolving any answer.
+// push sends one command carrying out without resolving any answer. A
+// cancelled pass sends nothing more.
 func (w *writer) push(ctx context.Context, out []outgoing) error {
+	if err := ctx.Err(); err != nil {
+		for _, o := range out {
+			o.j.body.Close()
+		}
+		return err
+	}
 	items := make([]imapappend.Item, len(out))
+	var size int64
 	for i, o := range out {
 		r, err := o.j.body.Reader()
 		if err != nil {
-			w.window = append(w.window, inflight{out: out}) // freed by run
+			for _, o := range out {
+				o.j.body.Close()
+			}
 			return fmt.Errorf("imapcopy: spool: %w", err)
 		}
 		items[i] = imapappend.Item{Flags: o.flags, Time: o.j.info.Time.Time, Size: o.j.body.size, Body: r, NUL: o.nul}
+		size += o.j.body.size
 	}
-	w.window = append(w.window, inflight{out: out, wait: w.a.send(ctx, w.f.p.Dst, items)})
+	w.window = append(w.window, inflight{out: out, bytes: size, wait: w.a.send(ctx, w.f.p.Dst, items)})
+	w.bytes += size
 	return nil
 }
 
-// drain resolves answers in order until at most keep commands are in
-// flight. Resolving may send a command again (one by one, or without
-// keywords); drain resolves those too.
-func (w *writer) drain(ctx context.Context, keep int) error {
-	for len(w.window) > keep {
+// drain resolves answers in order until at most keep commands and at
+// most keepBytes message bytes are in flight. Resolving may send a
+// command again (one by one, or without keywords); drain resolves those
+// too.
+func (w *writer) drain(ctx context.Context, keep int, keepBytes int64) error {
+	for len(w.window) > keep || (len(w.window) > 0 && w.bytes > keepBytes) {
 		in := w.window[0]
 		uids, err := in.wait()
 		w.window = w.window[1:]
+		w.bytes -= in.bytes
 		if rerr := w.resolve(ctx, in, uids, err); rerr != nil {
 			for _, o := range in.out {
 				o.j.body.Close()
-			}
-			if retry.Classify(rerr) == retry.Transient && w.a.closed() {
-				if serr := w.settle(ctx); serr != nil {
-					return serr
-				}
 			}
 			return rerr
 		}
@@ -398,25 +434,28 @@ func (w *writer) drain(ctx context.Context, keep int) error {
 	return nil
 }
 
-// settle resolves the commands still in flight on a closed connection:
-// answers that arrived before it closed are recorded (copies, refusals),
-// the others keep their in-flight marks. It returns only an error that
-// must stop the copy (a checkpoint failure, an abort from OnError).
+// settle resolves every command still in flight: answers that arrived
+// are recorded (copies, refusals), the others keep their in-flight marks.
+// It returns the first error that must stop the copy (a checkpoint
+// failure, an abort from OnError); connection failures are already the
+// caller's.
 func (w *writer) settle(ctx context.Context) error {
+	var first error
 	for len(w.window) > 0 {
 		in := w.window[0]
 		uids, err := in.wait()
 		w.window = w.window[1:]
+		w.bytes -= in.bytes
 		if rerr := w.resolve(ctx, in, uids, err); rerr != nil {
 			for _, o := range in.out {
 				o.j.body.Close()
 			}
-			if retry.Classify(rerr) != retry.Transient {
-				return rerr
+			if first == nil && retry.Classify(rerr) != retry.Transient && ctx.Err() == nil {
+				first = rerr
 			}
 		}
 	}
-	return nil
+	return first
 }
 
 // resolve acts on the answer to one command.
@@ -552,15 +591,3 @@ func (f *folderRun) recordCopy(j *job, dstUID imap.UID) error {
 	f.c.emit(MessageCopied{Folder: f.p.Display, UID: j.uid, Bytes: j.body.size})
 	return f.rec.add(Mapping{Src: j.uid, Dst: dstUID})
 }
-
-// retryableRefusal reports whether an APPEND refused with ie may pass
-// without keywords: not when the server named another cause.
-func retryableRefusal(ie *imap.Error) bool {
-	return ie.Code != imap.ResponseCodeTooBig && ie.Code != imap.ResponseCodeOverQuota && ie.Code != imap.ResponseCodeTryCreate
-}
-
-// errConnDropped classifies a broken APPEND as transient.
-var errConnDropped = io.ErrUnexpectedEOF
-
-// hasNUL reports whether the body holds a NUL byte.
-func (b *body) hasNUL() bool { return b.nul }

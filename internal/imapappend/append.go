@@ -150,31 +150,52 @@ func validFlag(f imap.Flag) bool {
 // response line; 5 min per literal plus 1 s per 100 KB; the wait for the
 // tagged answer after the last literal gets 2 s more per message.
 func (c *Conn) Append(ctx context.Context, mailbox string, items []Item) (uidValidity uint32, uids []imap.UID, err error) {
+	p, err := c.Start(ctx, mailbox, items)
+	if err != nil {
+		return 0, nil, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is an APPEND command sent whose answer was not read yet.
+type Pending struct {
+	c       *Conn
+	tag     string
+	mailbox string
+	n       int
+}
+
+// Start sends an APPEND as Append does, without waiting for its answer,
+// so that several commands can be in flight on one connection (RFC 9051
+// section 5.5; with LITERAL+ nothing of a command waits for the server).
+// Each Pending must be waited for; answers may be read in any order. An
+// error from Start is what Append would have returned for the command.
+func (c *Conn) Start(ctx context.Context, mailbox string, items []Item) (*Pending, error) {
 	if c.dead.Load() {
-		return 0, nil, ErrClosed
+		return nil, ErrClosed
 	}
 	if len(items) == 0 {
-		return 0, nil, errors.New("imapappend: append: no messages")
+		return nil, errors.New("imapappend: append: no messages")
 	}
 	if len(items) > 1 && !c.cs.Multi {
-		return 0, nil, fmt.Errorf("imapappend: append to %q: %d messages in one command need MULTIAPPEND, which the server does not offer", mailbox, len(items))
+		return nil, fmt.Errorf("imapappend: append to %q: %d messages in one command need MULTIAPPEND, which the server does not offer", mailbox, len(items))
 	}
 	binary := make([]bool, len(items))
 	scanned := make([]bool, len(items)) // no NUL check needed while sending
 	for i, it := range items {
 		if it.Size < 0 || it.Body == nil {
-			return 0, nil, fmt.Errorf("imapappend: append to %q: message %d: no body or negative size", mailbox, i+1)
+			return nil, fmt.Errorf("imapappend: append to %q: message %d: no body or negative size", mailbox, i+1)
 		}
 		for _, f := range it.Flags {
 			if !validFlag(f) {
-				return 0, nil, fmt.Errorf("imapappend: append to %q: message %d: invalid flag %q", mailbox, i+1, f)
+				return nil, fmt.Errorf("imapappend: append to %q: message %d: invalid flag %q", mailbox, i+1, f)
 			}
 		}
 		if !it.Time.IsZero() && (it.Time.Year() < 0 || it.Time.Year() > 9999) {
-			return 0, nil, fmt.Errorf("imapappend: append to %q: message %d: date %v out of range", mailbox, i+1, it.Time)
+			return nil, fmt.Errorf("imapappend: append to %q: message %d: date %v out of range", mailbox, i+1, it.Time)
 		}
 		if lim := c.cs.AppendLimit; lim > 0 && it.Size > lim {
-			return 0, nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
+			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig,
 				Text: fmt.Sprintf("message %d: %d bytes exceed the server's APPENDLIMIT of %d (not sent)", i+1, it.Size, lim)}
 		}
 		binary[i], scanned[i] = it.NUL, it.NUL
@@ -182,19 +203,19 @@ func (c *Conn) Append(ctx context.Context, mailbox string, items []Item) (uidVal
 			binary[i], scanned[i] = hasNULInMemory(it.Body)
 		}
 		if binary[i] && !c.cs.Binary {
-			return 0, nil, &nulError{Index: i}
+			return nil, &nulError{Index: i}
 		}
 	}
 
 	if err := c.idleCheck(); err != nil {
-		return 0, nil, fmt.Errorf("imapappend: append to %q: %w", mailbox, err)
+		return nil, fmt.Errorf("imapappend: append to %q: %w", mailbox, err)
 	}
 	stop := context.AfterFunc(ctx, c.Kill)
 	defer stop()
 	tag := c.nextTag()
 	start := c.cw.n
 	if err := c.setWriteDeadline(c.lineTimeout); err != nil {
-		return 0, nil, c.fail(ctx, err)
+		return nil, c.fail(ctx, err)
 	}
 	c.bw.WriteString(tag + " APPEND ")
 	c.writeQuoted(mutf7.Encode(mailbox))
@@ -217,13 +238,13 @@ func (c *Conn) Append(ctx context.Context, mailbox string, items []Item) (uidVal
 		}
 		r, done, err := c.literalHeader(ctx, tag, it.Size, binary[i])
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 		if done {
-			return 0, nil, c.refusal(ctx, r)
+			return nil, c.refusal(ctx, r)
 		}
 		if err := c.armWrite(); err != nil {
-			return 0, nil, c.fail(ctx, err)
+			return nil, c.fail(ctx, err)
 		}
 		if err := c.copyBody(ctx, i, it, !scanned[i]); err != nil {
 			var ne *nulError
@@ -237,25 +258,40 @@ func (c *Conn) Append(ctx context.Context, mailbox string, items []Item) (uidVal
 			default:
 				err = c.fail(ctx, fmt.Errorf("imapappend: append to %q: %w", mailbox, err))
 			}
-			return 0, nil, err
+			return nil, err
 		}
 	}
 	if err := c.setWriteDeadline(c.lineTimeout); err != nil {
-		return 0, nil, c.fail(ctx, err)
+		return nil, c.fail(ctx, err)
 	}
 	c.bw.WriteString("\r\n")
 	if err := c.bw.Flush(); err != nil {
-		return 0, nil, c.failWrite(ctx, "append", err)
+		return nil, c.failWrite(ctx, "append", err)
 	}
-	r, err := c.waitTagged(ctx, tag, c.lineTimeout+time.Duration(len(items))*c.itemTimeout)
+	if c.inFlight == nil {
+		c.inFlight = map[string]bool{}
+	}
+	c.inFlight[tag] = true
+	return &Pending{c: c, tag: tag, mailbox: mailbox, n: len(items)}, nil
+}
+
+// Wait reads the answer to the command, with the results Append
+// describes. A connection closed before the answer arrived fails the
+// wait: what the server stored is then unknown.
+func (p *Pending) Wait(ctx context.Context) (uidValidity uint32, uids []imap.UID, err error) {
+	c := p.c
+	stop := context.AfterFunc(ctx, c.Kill)
+	defer stop()
+	r, err := c.waitTagged(ctx, p.tag, c.lineTimeout+time.Duration(p.n)*c.itemTimeout)
+	delete(c.inFlight, p.tag)
 	if err != nil {
-		return 0, nil, fmt.Errorf("imapappend: append to %q: %w", mailbox, err)
+		return 0, nil, fmt.Errorf("imapappend: append to %q: %w", p.mailbox, err)
 	}
 	if r.status != imap.StatusResponseTypeOK {
 		return 0, nil, c.refusal(ctx, r)
 	}
 	if strings.EqualFold(string(r.code), "APPENDUID") {
-		uidValidity, uids = parseAppendUID(r.arg, len(items))
+		uidValidity, uids = parseAppendUID(r.arg, p.n)
 	}
 	return uidValidity, uids, nil
 }

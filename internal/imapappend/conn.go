@@ -10,6 +10,10 @@
 // command, response.go reading and parsing responses, list.go a LIST that
 // keeps mailbox names undecoded.
 //
+// Commands may be pipelined: Start sends an APPEND without waiting for its
+// answer, and Pending.Wait reads it later; answers that arrive while
+// another command's is awaited are kept for their own waits.
+//
 // A *Conn is not safe for concurrent use, except that Kill may be called
 // from any goroutine.
 package imapappend
@@ -150,6 +154,12 @@ type Conn struct {
 	// responses from then on.
 	ready bool
 
+	// inFlight holds the tags of commands sent whose answers were not
+	// read (Start); answers holds the answers read while waiting for
+	// another command's.
+	inFlight map[string]bool
+	answers  map[string]response
+
 	dead     atomic.Bool
 	killOnce sync.Once
 	closeErr error
@@ -245,6 +255,9 @@ func (c *Conn) failWrite(ctx context.Context, what string, err error) error {
 			if rerr != nil {
 				break
 			}
+			if r.kind == respTagged && c.stash(r) {
+				continue // an answer to a command in flight
+			}
 			if r.status == imap.StatusResponseTypeBye || (r.kind == respTagged && r.status != imap.StatusResponseTypeOK) {
 				err = fmt.Errorf("%w (server said: %s %s)", err, r.status, r.text)
 				break
@@ -273,7 +286,8 @@ func (c *Conn) idleCheck() error {
 	if c.dead.Load() {
 		return ErrClosed
 	}
-	for c.ready {
+	// Answers due to commands in flight are read by their waits.
+	for c.ready && len(c.inFlight) == 0 {
 		if c.rr.br.Buffered() == 0 {
 			if !peekPending(c.raw) {
 				return nil

@@ -399,3 +399,53 @@ func TestAppendKickedDovecot(t *testing.T) {
 		})
 	}
 }
+
+// Pipelined MULTIAPPENDs into Dovecot, with LITERAL+ and with synchronising
+// literals (whose '+' comes after the answers to the commands before):
+// every command's UIDs come back to its own Wait, in the order the
+// messages were stored.
+func TestAppendPipelinedDovecot(t *testing.T) {
+	d := startAppendDovecot(t)
+	for _, mode := range []string{"literal+", "synchronising"} {
+		t.Run(mode, func(t *testing.T) {
+			box := "Pipe-" + mode
+			createMailbox(t, d, box)
+			c := dialAppendT(t, dovecotAccount(t, d, false, Plaintext))
+			if mode == "synchronising" {
+				c.cs.LiteralPlus, c.cs.LiteralMinus = false, false
+			}
+			const cmds, per = 6, 8
+			var bodies [][]byte
+			var ps []*Pending
+			for k := range cmds {
+				batch := make([][]byte, per)
+				for i := range batch {
+					batch[i] = testMessage(k*per+i, 500+97*(k*per+i))
+				}
+				bodies = append(bodies, batch...)
+				p, err := c.Start(context.Background(), box, makeItems(batch, make([][]imap.Flag, per), make([]time.Time, per)))
+				if err != nil {
+					t.Fatalf("Start %d: %v", k, err)
+				}
+				ps = append(ps, p)
+			}
+			var uids []imap.UID
+			for k, p := range ps {
+				_, u, err := p.Wait(context.Background())
+				if err != nil || len(u) != per {
+					t.Fatalf("Wait %d = %v, %v; want %d UIDs", k, u, err, per)
+				}
+				uids = append(uids, u...)
+			}
+			got := fetchAll(t, d, box)
+			if len(got) != len(bodies) {
+				t.Fatalf("fetched %d messages, want %d", len(got), len(bodies))
+			}
+			for i, g := range got {
+				if g.UID != uids[i] || !bytes.Equal(g.Body, bodies[i]) {
+					t.Errorf("message %d: UID %d (Wait said %d), body equal %v", i, g.UID, uids[i], bytes.Equal(g.Body, bodies[i]))
+				}
+			}
+		})
+	}
+}

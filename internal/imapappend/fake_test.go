@@ -554,3 +554,72 @@ func TestAppendStalledUpload(t *testing.T) {
 		t.Errorf("a stalled upload took %v to fail, want about the idle timeout", took)
 	}
 }
+
+// Pipelined APPENDs: three commands go out before any answer is read; the
+// server answers them out of order, with a NOOP of the client's in
+// between, and refuses one. Each Wait gets its own command's answer, the
+// refusal leaves the connection usable, and a connection lost before the
+// last answer fails only that wait.
+func TestAppendFakePipelined(t *testing.T) {
+	a := startFake(t, func(s *imapscript.Session) {
+		s.Login("MULTIAPPEND UIDPLUS LITERAL+")
+		var tags []string
+		for range 3 {
+			tag, _, bodies := s.AppendCmd("")
+			if len(bodies) != 1 {
+				s.T.Errorf("fake server: %d literals, want 1", len(bodies))
+			}
+			tags = append(tags, tag)
+		}
+		noop, _ := s.Cmd("NOOP")
+		s.Send(tags[1]+" NO [OVERQUOTA] full", tags[0]+" OK [APPENDUID 7 11] ok", noop+" OK noop")
+		tag, _, _ := s.AppendCmd("")
+		s.Send(tags[2]+" OK [APPENDUID 7 13] ok", tag+" OK [APPENDUID 7 14] ok")
+		tag, _, _ = s.AppendCmd("")
+		_ = tag // no answer: the connection goes
+	})
+	c := dialAppendT(t, a)
+	ctx := context.Background()
+	var ps []*Pending
+	for i := range 3 {
+		p, err := c.Start(ctx, "INBOX", oneItem(fmt.Sprintf("message %d", i)))
+		if err != nil {
+			t.Fatalf("Start %d: %v", i, err)
+		}
+		ps = append(ps, p)
+	}
+	if err := c.Noop(ctx); err != nil {
+		t.Fatalf("NOOP between pipelined APPENDs: %v", err)
+	}
+	want := []struct {
+		uid  imap.UID
+		code imap.ResponseCode
+	}{{11, ""}, {0, imap.ResponseCodeOverQuota}}
+	for i, w := range want {
+		_, uids, err := ps[i].Wait(ctx)
+		var ie *imap.Error
+		switch {
+		case w.code != "" && (!errors.As(err, &ie) || ie.Code != w.code):
+			t.Errorf("Wait %d = %v, want NO [%s]", i, err, w.code)
+		case w.code == "" && (err != nil || !slices.Equal(uids, []imap.UID{w.uid})):
+			t.Errorf("Wait %d = %v, %v; want UID %d", i, uids, err, w.uid)
+		}
+	}
+	p4, err := c.Start(ctx, "INBOX", oneItem("message 3"))
+	if err != nil {
+		t.Fatalf("Start after a refusal: %v", err)
+	}
+	if _, uids, err := p4.Wait(ctx); err != nil || !slices.Equal(uids, []imap.UID{14}) {
+		t.Errorf("Wait 4 = %v, %v; want UID 14", uids, err)
+	}
+	if _, uids, err := ps[2].Wait(ctx); err != nil || !slices.Equal(uids, []imap.UID{13}) {
+		t.Errorf("Wait 3 (answered before Wait 4) = %v, %v; want UID 13", uids, err)
+	}
+	p5, err := c.Start(ctx, "INBOX", oneItem("message 4"))
+	if err != nil {
+		t.Fatalf("Start 5: %v", err)
+	}
+	if _, _, err := p5.Wait(ctx); err == nil || !c.Closed() {
+		t.Errorf("Wait on a lost connection = %v (closed %v), want an error and the connection closed", err, c.Closed())
+	}
+}

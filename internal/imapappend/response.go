@@ -16,8 +16,12 @@ import (
 
 // waitTagged reads responses until the tagged answer to tag, which it
 // returns whatever its status. Untagged data is skipped (CAPABILITY is
-// kept); a BYE or a foreign tag closes the connection.
+// kept); the answers of other commands in flight are kept for their own
+// waits (see stashed); a BYE or an unknown tag closes the connection.
 func (c *Conn) waitTagged(ctx context.Context, tag string, timeout time.Duration) (response, error) {
+	if r, ok := c.stashed(tag); ok {
+		return r, nil
+	}
 	for {
 		r, err := c.rr.read(timeout)
 		if err != nil {
@@ -29,6 +33,7 @@ func (c *Conn) waitTagged(ctx context.Context, tag string, timeout time.Duration
 				c.cs = parseCaps(strings.Fields(r.arg))
 			}
 			return r, nil
+		case r.kind == respTagged && c.stash(r):
 		case r.kind == respTagged:
 			return response{}, c.fail(ctx, fmt.Errorf("imapappend: unexpected tag %q (waiting for %s)", r.tag, tag))
 		case r.kind == respCont:
@@ -55,12 +60,34 @@ func (c *Conn) waitCont(ctx context.Context, tag string) (r response, done bool,
 			return r, false, nil
 		case r.kind == respTagged && r.tag == tag:
 			return r, true, nil
+		case r.kind == respTagged && c.stash(r):
 		case r.kind == respTagged:
 			return response{}, false, c.fail(ctx, fmt.Errorf("imapappend: unexpected tag %q (waiting for %s)", r.tag, tag))
 		case r.status == imap.StatusResponseTypeBye:
 			return response{}, false, c.fail(ctx, &byeError{text: r.text})
 		}
 	}
+}
+
+// stash keeps r, the tagged answer of a command in flight other than the
+// one being waited for, and reports whether r was one.
+func (c *Conn) stash(r response) bool {
+	if !c.inFlight[r.tag] {
+		return false
+	}
+	if c.answers == nil {
+		c.answers = map[string]response{}
+	}
+	c.answers[r.tag] = r
+	delete(c.inFlight, r.tag)
+	return true
+}
+
+// stashed returns the kept answer to tag.
+func (c *Conn) stashed(tag string) (response, bool) {
+	r, ok := c.answers[tag]
+	delete(c.answers, tag)
+	return r, ok
 }
 
 // literalHeader writes a literal's header ({n}, {n+}, ~{n} or ~{n+}) and,
