@@ -25,6 +25,7 @@ const (
 	DefaultMaxWriters     = 1                    // APPEND connections per destination mailbox (at most 4 advised)
 	DefaultSpillThreshold = 8 << 20              // message size above which a message is always spooled to a temp file
 	DefaultMemoryBudget   = 16 << 20             // bytes of message bodies one Copy call holds in RAM at most
+	WANMemoryBudget       = 48 << 20             // DefaultMemoryBudget when a server is WANRoundTrip or more away
 	DefaultMaxRepeat      = 20                   // identical commands in a row before a NOOP
 	DefaultInFlightSettle = time.Second
 	fetchChunk            = 200 // UIDs per FETCH of message bodies
@@ -110,7 +111,9 @@ type Copier struct {
 	// MemoryBudget caps the bytes of message bodies one Copy call holds in
 	// memory, in use or kept for reuse; a message that does not fit is
 	// spooled to a temporary file like one over SpillThreshold. 0 means
-	// DefaultMemoryBudget.
+	// DefaultMemoryBudget, or WANMemoryBudget when the round trip to
+	// either server is WANRoundTrip or more: more messages are then in
+	// flight.
 	MemoryBudget int64
 	// TempDir holds spooled messages; "" means os.TempDir.
 	TempDir string
@@ -243,6 +246,9 @@ type session struct {
 	dstInfo  sideInfo
 	mem      *memBudget // message bodies in memory
 	seed     uint64     // chooses the proof's sample (Copier.VerifySeed)
+	// windowBytes bounds the message bytes of a writer's commands in
+	// flight.
+	windowBytes int64
 }
 
 // sideInfo is what one LIST pass learned about a server.
@@ -338,15 +344,28 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	}
 	stats.Folders = make([]FolderStats, len(plans))
 	conc := c.concurrency()
-	if rtt := max(s.srcInfo.rtt, s.dstInfo.rtt); c.Concurrency == 0 && rtt >= WANRoundTrip {
-		conc = WANConcurrency
-		c.log().Debug("round trip over a WAN: more folders in parallel", "rtt", rtt, "folders", conc)
+	memory := c.memoryBudget()
+	if rtt := max(s.srcInfo.rtt, s.dstInfo.rtt); rtt >= WANRoundTrip {
+		if c.Concurrency == 0 {
+			conc = WANConcurrency
+		}
+		if c.MemoryBudget == 0 {
+			// More messages are in flight over a slow link: without the
+			// room, they would go through temporary files.
+			memory = WANMemoryBudget
+			s.mem = newMemBudget(memory)
+		}
+		c.log().Debug("round trip over a WAN: more folders in parallel", "rtt", rtt, "folders", conc, "memory", memory)
 	}
 	if n := budget.n / 2; conc > n {
 		conc = max(n, 1)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
+	// A writer's commands in flight hold their messages in memory: each
+	// folder gets a share of the memory budget for them, so that they do
+	// not push message bodies into temporary files.
+	s.windowBytes = min(maxWindowBytes, max(minWindowBytes, memory/int64(4*conc)))
 	// Largest folders first so that the long ones start early.
 	order := largestFirst(plans)
 	for _, i := range order {
