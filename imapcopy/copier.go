@@ -20,7 +20,7 @@ import (
 // Defaults for zero Copier fields.
 const (
 	DefaultConcurrency    = 3                    // folders in parallel per account (bench/README.md, fetch.sh)
-	WANConcurrency        = 6                    // folders in parallel per account when a server is WANRoundTrip or more away
+	WANConcurrency        = 8                    // folders in parallel per account when a server is WANRoundTrip or more away
 	WANRoundTrip          = 5 * time.Millisecond // round trip from which WANConcurrency applies
 	DefaultMaxWriters     = 1                    // APPEND connections per destination mailbox (at most 4 advised)
 	DefaultSpillThreshold = 8 << 20              // message size above which a message is always spooled to a temp file
