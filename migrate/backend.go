@@ -18,6 +18,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
@@ -65,6 +66,7 @@ type serverBackend struct {
 	dstHTTP  *http.Client
 	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
+	gate     *budgets // the run's global budgets, nil without
 	ssh      *carbonio.SSH
 	seed     seedBackend // export and transfer
 }
@@ -180,8 +182,15 @@ func (b *serverBackend) Check(ctx context.Context) error {
 		}
 	}
 	if need.imap {
-		errs = append(errs, dialCheck(ctx, "source.imap", b.p.Source.IMAP.Address, b.p.Source.IMAP.Security, b.srcTLS))
-		errs = append(errs, dialCheck(ctx, "destination.imap", b.p.Destination.IMAP.Address, b.p.Destination.IMAP.Security, b.dstTLS))
+		for _, side := range []struct {
+			key string
+			ep  IMAPEndpoint
+			tls *tls.Config
+		}{{"source.imap", b.p.Source.IMAP, b.srcTLS}, {"destination.imap", b.p.Destination.IMAP, b.dstTLS}} {
+			errs = append(errs, b.gate.dial(ctx, side.ep.Address, func() error {
+				return dialCheck(ctx, side.key, side.ep.Address, side.ep.Security, side.tls)
+			}))
+		}
 	}
 	if need.dav {
 		errs = append(errs, httpCheck(ctx, "source.dav", b.p.Source.DAV.URL, b.srcHTTP))
@@ -271,7 +280,7 @@ func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, er
 		return true, nil
 	}
 	_, src := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
-	return imapExists(ctx, "source.imap", src)
+	return b.imapExists(ctx, "source.imap", src)
 }
 
 // CheckIMAP logs in as the admin on behalf of one account on each side
@@ -279,11 +288,11 @@ func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, er
 // credentials stop the run before anything is written.
 func (b *serverBackend) CheckIMAP(ctx context.Context, a AccountPlan, destination bool) error {
 	dst, src := b.imapAccounts(a)
-	if _, err := imapExists(ctx, "source.imap", src); err != nil {
+	if _, err := b.imapExists(ctx, "source.imap", src); err != nil {
 		return err
 	}
 	if destination {
-		if _, err := imapExists(ctx, "destination.imap", dst); err != nil {
+		if _, err := b.imapExists(ctx, "destination.imap", dst); err != nil {
 			return err
 		}
 	}
@@ -292,11 +301,16 @@ func (b *serverBackend) CheckIMAP(ctx context.Context, a AccountPlan, destinatio
 
 // imapExists logs in as the admin on behalf of the account: a refused
 // authorisation means the mailbox does not exist (or may not be opened).
-func imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {
-	c, err := a.Dial(ctx)
+func (b *serverBackend) imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {
+	err := b.gate.dial(ctx, a.Addr, func() error {
+		c, err := a.Dial(ctx)
+		if err == nil {
+			_ = c.Logout().Wait()
+			_ = c.Close()
+		}
+		return err
+	})
 	if err == nil {
-		_ = c.Logout().Wait()
-		_ = c.Close()
 		return true, nil
 	}
 	var ie *imap.Error
@@ -312,7 +326,7 @@ func (b *serverBackend) DestinationExists(ctx context.Context, addr string) (boo
 			return true, nil
 		}
 		dst, _ := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
-		return imapExists(ctx, "destination.imap", dst)
+		return b.imapExists(ctx, "destination.imap", dst)
 	}
 	_, err := b.dstAdmin.Account(ctx, addr)
 	if errors.Is(err, carbonio.ErrNoSuchAccount) {
@@ -823,10 +837,10 @@ func mailResult(st *imapcopy.Stats, rec *recorder, verify bool) {
 	})
 }
 
-func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
-	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
-		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins,
-			Limits: caldav.Limits{MaxMultistatus: ep.MaxMultistatusMiB << 20, MaxObject: ep.MaxObjectMiB << 20, MaxExport: ep.MaxExportMiB << 20}}
+func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst dav.Endpoint) {
+	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) dav.Endpoint {
+		e := dav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins,
+			Limits: dav.Limits{MaxMultistatus: ep.MaxMultistatusMiB << 20, MaxObject: ep.MaxObjectMiB << 20, MaxExport: ep.MaxExportMiB << 20}}
 		if f := b.hooks.DAVCredentials; f != nil {
 			if u, pw, ok := f(side, acct); ok {
 				e.User, e.Password = u, pw
@@ -849,29 +863,22 @@ func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 		mk("destination", b.p.Destination.DAV, a.Destination, b.dstHTTP, b.dstAdmin, b.hooks.DestinationTokens)
 }
 
-func cardEndpoint(e caldav.Endpoint) carddav.Endpoint {
-	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient,
-		TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits, TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout}
+// davRules are the rules of calendars (cal) or contacts.
+func davRules(cal bool) dav.Rules {
+	if cal {
+		return caldav.Rules{}
+	}
+	return carddav.Rules{}
 }
 
-func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst caldav.Destination, src caldav.Source, err error) {
+func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst dav.Destination, src dav.Source, err error) {
 	se, de := b.davEndpoints(a)
-	if cal {
-		s, err := caldav.NewDAV(se)
-		if err != nil {
-			return nil, nil, err
-		}
-		d, err := caldav.NewDAV(de)
-		if err != nil {
-			return nil, nil, err
-		}
-		return d, s, nil
-	}
-	s, err := carddav.NewDAV(cardEndpoint(se))
+	p := davRules(cal).Protocol()
+	s, err := dav.NewRemote(p, se)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := carddav.NewDAV(cardEndpoint(de))
+	d, err := dav.NewRemote(p, de)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -895,17 +902,17 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 	if cal {
 		opts = b.p.Calendars
 	}
-	onEvent := func(ev caldav.Event) {
+	onEvent := func(ev dav.Event) {
 		switch e := ev.(type) {
-		case caldav.CollectionStarted:
+		case dav.CollectionStarted:
 			rec.Progress(0, 0, 0)
-		case caldav.ObjectDone:
+		case dav.ObjectDone:
 			rec.Step(1, 0)
-		case caldav.ObjectFailed:
+		case dav.ObjectFailed:
 			rec.Problem(e.Collection+"/"+e.Item, false, errText(e.Err))
 		}
 	}
-	var st *caldav.Stats
+	var st *dav.Stats
 	cp := b.davCheckpoint(rec, a, cal)
 	if dry && !opts.Delete {
 		// With Delete a dry run reads the records to count what would be
@@ -913,13 +920,8 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 		cp = nil
 	}
 	filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
-	if cal {
-		c := &caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
-		st, err = c.Copy(ctx, dst, filt)
-	} else {
-		c := &carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
-		st, err = c.Copy(ctx, dst, filt)
-	}
+	c := &dav.Copier{Rules: davRules(cal), Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+	st, err = c.Copy(ctx, dst, filt)
 	if st != nil {
 		rec.add(func(r *PhaseResult) {
 			for _, c := range st.Collections {
@@ -982,16 +984,16 @@ func hasProblem(ps []Problem, item string) bool {
 // filteredSource applies the plan's include/exclude to a DAV source's
 // collections.
 type filteredSource struct {
-	caldav.Source
+	dav.Source
 	include, exclude []string
 }
 
-func (f filteredSource) Collections(ctx context.Context) ([]caldav.Collection, error) {
+func (f filteredSource) Collections(ctx context.Context) ([]dav.Collection, error) {
 	cols, err := f.Source.Collections(ctx)
 	if err != nil || len(f.include)+len(f.exclude) == 0 {
 		return cols, err
 	}
-	var out []caldav.Collection
+	var out []dav.Collection
 	for _, c := range cols {
 		if matchFilter(f.include, f.exclude, c.Name) {
 			out = append(out, c)
@@ -1035,12 +1037,7 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 		// Verification only reads the checkpoint: it finds there where an
 		// object was adopted (Carbonio's UID conflict named another href).
 		cp := b.davCheckpoint(rec, a, cal)
-		var v *caldav.Verification
-		if cal {
-			v, err = (&caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
-		} else {
-			v, err = (&carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
-		}
+		v, err := (&dav.Copier{Rules: davRules(cal), Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
 		if v != nil {
 			rec.add(func(r *PhaseResult) {
 				for _, c := range v.Collections {
@@ -1096,7 +1093,7 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 // davCheckpoint returns the state store's DAV checkpoint of the account
 // pair (nil without a store: the copiers then match objects by UID at the
 // destination, which is idempotent too).
-func (b *serverBackend) davCheckpoint(rec *recorder, a AccountPlan, cal bool) caldav.Checkpoint {
+func (b *serverBackend) davCheckpoint(rec *recorder, a AccountPlan, cal bool) dav.Checkpoint {
 	if rec.store == nil {
 		return nil
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/secret"
@@ -178,7 +178,7 @@ every re-run. --from-folders defaults to Contacts.`,
 	return c
 }
 
-// davCopier is what caldav.Copier and carddav.Copier have in common.
+// davCopier is what a run needs of dav.Copier.
 type davCopier interface {
 	Copy(ctx context.Context, dst dav.Destination, src dav.Source) (*dav.Stats, error)
 	Verify(ctx context.Context, dst dav.Destination, src dav.Source) (*dav.Verification, error)
@@ -219,7 +219,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 			return err
 		}
 	}
-	var store *state.Store
+	var store state.Store
 	if f.statePath != "" {
 		if store, err = openState(ctx, f.statePath); err != nil {
 			return err
@@ -248,49 +248,49 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	)
 	switch kind {
 	case "calendars":
-		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
+		c := &dav.Copier{Rules: caldav.Rules{}, Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Calendars(account)
 		}
 		copr = c
 		if f.fromREST != "" {
-			src, err = caldav.NewZimbraREST(caldav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = caldav.NewZimbraREST(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits}, f.folders...)
 		} else {
-			src, err = caldav.NewDAV(caldav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = caldav.NewDAV(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
 		}
-		var d caldav.Destination
+		var d dav.Destination
 		switch {
 		case f.toREST:
-			d, err = caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, Folders: []string{f.toFolder}, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			d, err = caldav.NewZimbraRESTDestination(dav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits}, f.toFolder)
 		default:
-			d, err = caldav.NewDAV(caldav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			d, err = caldav.NewDAV(dav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
 		}
 		dst = d
 	default:
-		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
+		c := &dav.Copier{Rules: carddav.Rules{}, Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Contacts(account)
 		}
 		copr = c
 		if f.fromREST != "" {
-			src, err = carddav.NewZimbraREST(carddav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = carddav.NewZimbraREST(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits}, f.folders...)
 		} else {
-			src, err = carddav.NewDAV(carddav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = carddav.NewDAV(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
 		}
-		var ts carddav.TokenSource
+		var ts dav.TokenSource
 		if t := tokenSource(f, toPw, hc); t != nil {
 			ts = t
 		}
-		d, err := carddav.NewDAV(carddav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: ts, Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+		d, err := carddav.NewDAV(dav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: ts, Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		if err != nil {
 			return usageError{err}
 		}
@@ -322,7 +322,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 
 // tokenSource returns the Carbonio admin client that hands out DelegateAuth
 // tokens when --to-carbonio-admin is set, else nil.
-func tokenSource(f *davFlags, adminPw secret.Secret, hc *http.Client) caldav.TokenSource {
+func tokenSource(f *davFlags, adminPw secret.Secret, hc *http.Client) dav.TokenSource {
 	if f.toAdmin == "" {
 		return nil
 	}
