@@ -433,7 +433,12 @@ func ctxErr(ctx context.Context, err error) error {
 
 // dialAppend opens an append connection (package imapappend) with the same
 // address, TLS rules and login as Dial.
-func (a *Account) dialAppend(ctx context.Context) (*imapappend.Conn, error) {
+func (a *Account) dialAppend(ctx context.Context) (ac *imapappend.Conn, err error) {
+	defer func() {
+		if err != nil {
+			err = a.dialFailed(ctx, err)
+		}
+	}()
 	sec := imapappend.ImplicitTLS
 	switch a.Security {
 	case ImplicitTLS:

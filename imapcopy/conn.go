@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/zxmigrate/zxmigrate/internal/imapappend"
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
@@ -112,6 +113,7 @@ func dialerKey(d Dialer) string {
 // folders. Every connection it hands out counts against the budget until it
 // is closed.
 type pool struct {
+	side   string // source or destination, for the observer (internal/obs)
 	d      Dialer
 	budget *ConnBudget
 	key    string
@@ -153,6 +155,7 @@ func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
 		c := p.idleConn()
 		return c, c != nil
 	}, func(ctx context.Context) (*conn, error) {
+		ctx = obs.WithSide(ctx, p.side)
 		if gd, ok := p.d.(guardedDialer); ok {
 			cl, g, err := gd.dialGuarded(ctx)
 			if err != nil {
@@ -197,6 +200,7 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 		if !isBusy(err) || attempt >= busyDials {
 			return zero, err
 		}
+		obs.From(ctx).Retry(key, "BYE")
 		// Busy: wait (with jitter, so that waiting folders do not come
 		// back together), then take a connection another folder released
 		// or dial again.
@@ -454,7 +458,7 @@ func (p *rawPool) tryGet(ctx context.Context) (*rawConn, error) {
 	if !p.budget.tryAcquire(p.key) {
 		return nil, nil
 	}
-	ac, err := p.d.dialAppend(ctx)
+	ac, err := p.d.dialAppend(obs.WithSide(ctx, obs.SideDestination))
 	if err != nil {
 		p.budget.release(p.key)
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
@@ -286,6 +287,7 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	}
 	s := &session{c: c, src: newPool(src, budget), dst: newPool(dst, budget), cp: c.Checkpoint,
 		mem: newMemBudget(c.memoryBudget()), seed: c.VerifySeed}
+	s.src.side, s.dst.side = obs.SideSource, obs.SideDestination
 	for s.seed == 0 {
 		s.seed = rand.Uint64()
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 )
 
 // This file holds the fetch half of a folder's append step: message bodies
@@ -351,6 +353,9 @@ func (f *folderRun) fetchBodies(ctx context.Context, queue int, run []func(conte
 				abort = func() { srcConn.guard.Close() }
 			}
 			srcConn.tick("FETCH")
+			// Each body read is one FETCH for the observer, timed from the
+			// previous one (the wait for the writers excluded).
+			server, mark := srcConn.p.key, time.Now()
 			cmd := srcConn.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 			seen := map[imap.UID]bool{}
 			for {
@@ -359,6 +364,9 @@ func (f *folderRun) fetchBodies(ctx context.Context, queue int, run []func(conte
 					break
 				}
 				j, err := readJob(m, c.spill(), s.mem, c.TempDir, allow, abort)
+				if j != nil || err != nil {
+					err = obs.Time(gctx, server, "FETCH", mark, err)
+				}
 				if err != nil {
 					srcConn.Client.Close() // never discard after a read error (go-imap races)
 					var ble *bodyLimitError
@@ -395,9 +403,10 @@ func (f *folderRun) fetchBodies(ctx context.Context, queue int, run []func(conte
 					_ = cmd.Close() // drains pending literals so that go-imap's reader can stop
 					return gctx.Err()
 				}
+				mark = time.Now()
 			}
 			if err := cmd.Close(); err != nil {
-				return fmt.Errorf("imapcopy: fetch from source %q: %w", p.Src.Name, err)
+				return fmt.Errorf("imapcopy: fetch from source %q: %w", p.Src.Name, obs.Time(gctx, server, "FETCH", mark, err))
 			}
 			var gone []imap.UID
 			for _, u := range uids {

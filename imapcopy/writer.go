@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/internal/imapappend"
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
@@ -411,7 +412,15 @@ func (w *writer) push(ctx context.Context, out []outgoing) error {
 		items[i] = imapappend.Item{Flags: o.flags, Time: o.j.info.Time.Time, Size: o.j.body.size, Body: r, NUL: o.nul}
 		size += o.j.body.size
 	}
-	w.window = append(w.window, inflight{out: out, bytes: size, wait: w.a.send(ctx, w.f.p.Dst, items)})
+	// Each message is one APPEND for the observer, timed from the send
+	// to the answer (a MULTIAPPEND's time shared out).
+	start, server := time.Now(), w.f.s.dst.key
+	wait := w.a.send(ctx, w.f.p.Dst, items)
+	timed := func() ([]imap.UID, error) {
+		uids, err := wait()
+		return uids, obs.TimeEach(ctx, server, "APPEND", len(items), start, err)
+	}
+	w.window = append(w.window, inflight{out: out, bytes: size, wait: timed})
 	w.bytes += size
 	return nil
 }

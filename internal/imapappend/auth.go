@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
@@ -83,6 +84,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imapappend: connect %s: %w", cfg.Addr, err)
 	}
+	// In use, for the observer ctx carries, until closed.
+	nc = obs.CountConn(ctx, nc, cfg.Addr, obs.Side(ctx, obs.SideIMAP))
 	raw := nc
 	var c *Conn
 	// Closing the TCP connection aborts a TLS handshake or a read too.

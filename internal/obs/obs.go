@@ -260,8 +260,19 @@ func Reason(err error) string {
 //	err := cmd.Wait()
 //	err = obs.Time(ctx, server, "FETCH", start, err)
 func Time(ctx context.Context, server, op string, start time.Time, err error) error {
+	return TimeEach(ctx, server, op, 1, start, err)
+}
+
+// TimeEach is Time for n operations that one command carried and that
+// ended together (the messages of a MULTIAPPEND): each is reported with
+// an n-th of the time since start, so that the count is one per message
+// and the sum the command's time. A throttle answer is reported once.
+func TimeEach(ctx context.Context, server, op string, n int, start time.Time, err error) error {
 	o := From(ctx)
-	o.Op(server, op, time.Since(start), err)
+	d := time.Since(start) / time.Duration(max(n, 1))
+	for range max(n, 1) {
+		o.Op(server, op, d, err)
+	}
 	if a := Answer(err); a != "" {
 		o.Throttle(server, a)
 	}
