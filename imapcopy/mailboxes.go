@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 )
@@ -88,7 +89,7 @@ func (s *session) listRawNames(ctx context.Context, p *pool, extended bool) ([]*
 		return nil, nil, err
 	}
 	defer p.budget.release(p.key)
-	ac, err := ad.dialAppend(ctx)
+	ac, err := ad.dialAppend(obs.WithSide(ctx, p.side))
 	if err != nil {
 		return nil, nil, err
 	}
