@@ -15,7 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
 
@@ -180,7 +180,7 @@ func (a *Account) String() string {
 func (a *Account) serverKey() string { return a.Addr }
 
 // Dial connects, secures and authenticates a connection. Authentication
-// failures wrap retry.ErrAuth. The connection enforces IdleTimeout and
+// failures wrap zxerrors.ErrAuth. The connection enforces IdleTimeout and
 // MaxLine; since its caller may fetch message bodies, it accepts literals
 // up to MaxDialLiteral (the Copier's own connections accept MaxLiteral
 // outside message bodies, and a body up to its announced size).
@@ -217,7 +217,7 @@ func (a *Account) dialGuarded(ctx context.Context) (*imapclient.Client, *guardCo
 		tc := tls.Client(conn, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, nil, fmt.Errorf("imapcopy: tls %s: %w", a.Addr, err)
+			return nil, nil, fmt.Errorf("imapcopy: tls %s: %w", a.Addr, zxerrors.Connect(err))
 		}
 		g = a.guard(tc)
 	case StartTLS:
@@ -254,7 +254,8 @@ func (a *Account) dialGuarded(ctx context.Context) (*imapclient.Client, *guardCo
 
 // ErrStartTLSRefused is wrapped by the error of a connection whose server
 // answered STARTTLS with anything but OK: it offers no TLS on that port.
-var ErrStartTLSRefused = errors.New("the server refused STARTTLS")
+// It matches zxerrors.ErrTLS.
+var ErrStartTLSRefused = zxerrors.Mark(errors.New("the server refused STARTTLS"), zxerrors.ErrTLS)
 
 // startTLS reads the greeting and runs STARTTLS (RFC 3501 §6.2.1) on the
 // plain connection, under the same line limit as everything else, and
@@ -318,7 +319,7 @@ func (a *Account) startTLS(ctx context.Context, conn net.Conn, tcfg *tls.Config)
 	}
 	tc := tls.Client(conn, tcfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, err
+		return nil, zxerrors.Connect(err)
 	}
 	return tc, nil
 }
@@ -361,7 +362,7 @@ func (a *Account) connect(ctx context.Context) (net.Conn, error) {
 	d := &net.Dialer{}
 	conn, err := d.DialContext(ctx, "tcp", a.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err)
+		return nil, fmt.Errorf("imapcopy: connect %s: %w", a.Addr, zxerrors.Connect(err))
 	}
 	return conn, nil
 }
@@ -402,7 +403,7 @@ func (a *Account) login(c *imapclient.Client) error {
 	var ie *imap.Error
 	if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad) &&
 		ie.Code != imap.ResponseCodeUnavailable {
-		return fmt.Errorf("imapcopy: login to %s: %w: %w", a, retry.ErrAuth, err)
+		return fmt.Errorf("imapcopy: login to %s: %w: %w", a, zxerrors.ErrAuth, err)
 	}
 	return fmt.Errorf("imapcopy: login to %s: %w", a, err)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/mutf7"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // This file is a small IMAP client used only to APPEND: go-imap v2 beta.8
@@ -271,7 +272,7 @@ func (c *appendConn) failWrite(ctx context.Context, what string, err error) erro
 // dialAppend connects, secures and logs in an append connection, as Dial
 // does for go-imap: same TLS rules, same login choices. A BYE greeting
 // returns an *imap.Error of type BYE; authentication failures wrap
-// retry.ErrAuth.
+// zxerrors.ErrAuth.
 func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 	ctx, cancel := a.dialContext(ctx)
 	defer cancel()
@@ -297,7 +298,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 	case ImplicitTLS:
 		tc := tls.Client(nc, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fail(fmt.Errorf("imapcopy: tls %s: %w", a.Addr, err))
+			return fail(fmt.Errorf("imapcopy: tls %s: %w", a.Addr, zxerrors.Connect(err)))
 		}
 		nc = tc
 	case StartTLS, Plaintext:
@@ -332,7 +333,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 			return fail(fmt.Errorf("imapcopy: starttls %s: the server does not offer STARTTLS", a.Addr))
 		}
 		if _, err := c.simple(ctx, "STARTTLS"); err != nil {
-			return fail(fmt.Errorf("imapcopy: starttls %s: %w", a.Addr, err))
+			return fail(fmt.Errorf("imapcopy: starttls %s: %w", a.Addr, zxerrors.Connect(err)))
 		}
 		if c.rr.br.Buffered() > 0 {
 			// Bytes sent before the handshake could be injected
@@ -341,7 +342,7 @@ func (a *Account) dialAppend(ctx context.Context) (*appendConn, error) {
 		}
 		tc := tls.Client(nc, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fail(fmt.Errorf("imapcopy: starttls %s: %w", a.Addr, err))
+			return fail(fmt.Errorf("imapcopy: starttls %s: %w", a.Addr, zxerrors.Connect(err)))
 		}
 		nc = tc
 		c.setConn(tc)
@@ -397,7 +398,7 @@ func (c *appendConn) login(ctx context.Context, a *Account) error {
 		if r.code == imap.ResponseCodeUnavailable {
 			return fmt.Errorf("imapcopy: login to %s: %w", a, r.err())
 		}
-		return fmt.Errorf("imapcopy: login to %s: %w: %w", a, retry.ErrAuth, r.err())
+		return fmt.Errorf("imapcopy: login to %s: %w: %w", a, zxerrors.ErrAuth, r.err())
 	default:
 		return c.fail(ctx, fmt.Errorf("imapcopy: login to %s: unexpected %q", a, r.status))
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // TokenSource gives a per-user token for DAV (sent as the ZM_AUTH_TOKEN
@@ -196,7 +196,7 @@ func dialCheck(ctx context.Context, key, addr, security string, cfg *tls.Config)
 	d := net.Dialer{Timeout: 15 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return &ServerError{Key: key, Address: addr, Err: err}
+		return &ServerError{Key: key, Address: addr, Err: zxerrors.Connect(err)}
 	}
 	defer conn.Close()
 	if security == "" || security == "tls" {
@@ -206,7 +206,7 @@ func dialCheck(ctx context.Context, key, addr, security string, cfg *tls.Config)
 		}
 		tc := tls.Client(conn, c)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return &ServerError{Key: key, Address: addr, Err: fmt.Errorf("tls: %w", err)}
+			return &ServerError{Key: key, Address: addr, Err: fmt.Errorf("tls: %w", zxerrors.Connect(err))}
 		}
 	}
 	return nil
@@ -640,7 +640,7 @@ func (b *serverBackend) copier(a AccountPlan, inv *Inventory, rec *recorder) *im
 // stops) and leaves a refused authorisation (no such mailbox, no right to
 // open it) as the account's own failure.
 func mailAuthError(err error) error {
-	if err == nil || !errors.Is(err, retry.ErrAuth) {
+	if err == nil || !errors.Is(err, zxerrors.ErrAuth) {
 		return err
 	}
 	var ie *imap.Error

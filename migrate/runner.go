@@ -17,6 +17,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/state"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // DefaultSampleInterval is how often a Runner samples throughput for the
@@ -102,13 +103,14 @@ func (e *ServerError) Error() string {
 
 func (e *ServerError) Unwrap() error { return e.Err }
 
-// Unreachable reports whether the server could not be reached at all (as
-// opposed to refusing the login or answering an error).
+// Unreachable reports whether the server could not be reached, or not
+// securely (as opposed to refusing the login or answering an error).
 func (e *ServerError) Unreachable() bool {
-	if errors.Is(e.Err, retry.ErrAuth) {
+	if errors.Is(e.Err, zxerrors.ErrAuth) {
 		return false
 	}
-	return retry.Classify(e.Err) == retry.Transient
+	return errors.Is(e.Err, zxerrors.ErrUnreachable) || errors.Is(e.Err, zxerrors.ErrTLS) ||
+		retry.Classify(e.Err) == retry.Transient
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -637,7 +639,7 @@ func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan)
 
 // errAdminAuth marks an admin credential refused in the middle of a run:
 // every account would fail the same way, so the pool stops.
-var errAdminAuth = fmt.Errorf("admin credentials refused: %w", retry.ErrAuth)
+var errAdminAuth = fmt.Errorf("admin credentials refused: %w", zxerrors.ErrAuth)
 
 // buildReport assembles the report from the state store: earlier runs'
 // results for phases that did not run again are kept.

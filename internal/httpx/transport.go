@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // Defaults of Options.
@@ -100,12 +102,26 @@ func NewTransport(o Options) http.RoundTripper {
 		// deadline would close it under a new request.
 		t.IdleConnTimeout = idle / 2
 	}
-	var rt http.RoundTripper = t
+	var rt http.RoundTripper = connectErrors{t}
 	if o.Wrap != nil {
 		rt = o.Wrap(rt)
 	}
 	return rt
 }
+
+// connectErrors marks the errors of failed connections with
+// zxerrors.ErrUnreachable or zxerrors.ErrTLS (see zxerrors.Connect), so
+// that every HTTP caller of this module reports them alike.
+type connectErrors struct{ t *http.Transport }
+
+// RoundTrip implements http.RoundTripper.
+func (c connectErrors) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.t.RoundTrip(req)
+	return resp, zxerrors.Connect(err)
+}
+
+// CloseIdleConnections closes the transport's idle connections.
+func (c connectErrors) CloseIdleConnections() { c.t.CloseIdleConnections() }
 
 // NewClient returns an http.Client over NewTransport(o). It has no overall
 // timeout (the idle deadlines bound a stalled transfer without cutting a
