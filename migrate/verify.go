@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio/files"
+	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 )
 
@@ -332,4 +335,97 @@ func (p *PreflightReport) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)
+}
+
+func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventory, rec *recorder) error {
+	var errs []error
+	if b.p.HasPhase(PhaseMail) {
+		c := b.copier(a, inv, rec)
+		c.Checkpoint = nil // verification reads both sides only
+		dst, src := b.imapAccounts(a)
+		st, err := c.Verify(ctx, dst, src)
+		if st != nil {
+			mailResult(st, rec, true)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mail: %w", mailAuthError(err)))
+		}
+	}
+	for _, cal := range []bool{true, false} {
+		ph := PhaseContacts
+		if cal {
+			ph = PhaseCalendars
+		}
+		if !b.p.HasPhase(ph) {
+			continue
+		}
+		dst, src, err := b.davSides(a, cal)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		opts := b.p.Contacts
+		if cal {
+			opts = b.p.Calendars
+		}
+		filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
+		// Verification only reads the checkpoint: it finds there where an
+		// object was adopted (Carbonio's UID conflict named another href).
+		cp := b.davCheckpoint(rec, a, cal)
+		var v *caldav.Verification
+		if cal {
+			v, err = (&caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
+		} else {
+			v, err = (&carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
+		}
+		if v != nil {
+			rec.add(func(r *PhaseResult) {
+				for _, c := range v.Collections {
+					bad := int64(len(c.Missing) + len(c.Different) + len(c.Duplicates))
+					d := Detail{Name: string(ph) + ": " + c.Source, Destination: c.Destination, SourceCount: int64(c.Items),
+						DestCount: int64(c.Matched), Failed: bad, Skipped: int64(len(c.Invalid)),
+						ToVerify: int64(c.Items), Verified: int64(c.Matched)}
+					var notes []string
+					if len(c.Missing) > 0 {
+						notes = append(notes, fmt.Sprintf("%d missing", len(c.Missing)))
+					}
+					if len(c.Different) > 0 {
+						notes = append(notes, fmt.Sprintf("%d different", len(c.Different)))
+					}
+					if len(c.Duplicates) > 0 {
+						notes = append(notes, fmt.Sprintf("%d duplicated", len(c.Duplicates)))
+					}
+					if len(c.Invalid) > 0 {
+						notes = append(notes, fmt.Sprintf("%d invalid at the source (not copied)", len(c.Invalid)))
+					}
+					if len(c.Adopted) > 0 {
+						notes = append(notes, fmt.Sprintf("%d adopted in another collection", len(c.Adopted)))
+					}
+					d.Note = strings.Join(notes, "; ")
+					r.Details = append(r.Details, d)
+					r.Failed += bad
+					r.Skipped += d.Skipped
+					r.ToVerify += d.ToVerify
+					r.Verified += d.Verified
+					for _, u := range c.Missing {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
+					}
+					for _, u := range c.Different {
+						reason := "different on the destination"
+						if w := c.ChangedIn(u); w != "" {
+							reason += ": " + w
+						}
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: reason})
+					}
+					for _, u := range c.Duplicates {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "more than once on the destination"})
+					}
+				}
+			})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ph, err))
+		}
+	}
+	return errors.Join(errs...)
 }
