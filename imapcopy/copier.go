@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/termsafe"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 // Defaults for zero Copier fields.

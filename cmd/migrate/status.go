@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zxmigrate/zxmigrate/internal/dashboard"
+	"github.com/zxmigrate/zxmigrate/dashboard"
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
