@@ -386,6 +386,7 @@ type PlanError struct {
 	Msg  string
 }
 
+// Error names the file, line and key when known, then the problem.
 func (e *PlanError) Error() string {
 	var b strings.Builder
 	b.WriteString("migrate: plan")

@@ -85,6 +85,7 @@ type AccountError struct {
 	Accounts []string
 }
 
+// Error names the side and the missing accounts.
 func (e *AccountError) Error() string {
 	return fmt.Sprintf("migrate: %d account(s) do not exist on the %s: %s", len(e.Accounts), e.Side, strings.Join(e.Accounts, ", "))
 }
@@ -97,10 +98,12 @@ type ServerError struct {
 	Err     error
 }
 
+// Error names the server by plan key and address, then the cause.
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("migrate: %s (%s): %v", e.Key, e.Address, e.Err)
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *ServerError) Unwrap() error { return e.Err }
 
 // Unreachable reports whether the server could not be reached, or not
