@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +173,8 @@ func TestCarbonio(t *testing.T) {
 	wrongName.TLS = cfg
 	wrongName.StartTLS()
 	defer wrongName.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
 	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLSConfig()}}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -194,9 +197,14 @@ func TestCarbonio(t *testing.T) {
 		{"closed port, caller's client", client("https://"+closedAddr(t), "pw", &http.Client{}), zxerrors.ErrUnreachable},
 		{"certificate from an unknown CA", client(srv.URL, "pw", nil), zxerrors.ErrTLS},
 		{"certificate for another name", client(wrongName.URL, "pw", trusting), zxerrors.ErrTLS},
+		{"https to a plain HTTP port", client(strings.Replace(plain.URL, "http:", "https:", 1), "pw", nil), zxerrors.ErrTLS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkKind(t, tc.c.Login(ctx), tc.want)
 		})
+	}
+	// The plain port keeps net/http's own error in the chain.
+	if err := client(strings.Replace(plain.URL, "http:", "https:", 1), "pw", nil).Login(ctx); !errors.Is(err, http.ErrSchemeMismatch) {
+		t.Errorf("https to a plain HTTP port: %v, want http.ErrSchemeMismatch in the chain", err)
 	}
 }

@@ -119,6 +119,13 @@ type connectErrors struct{ t *http.Transport }
 // RoundTrip implements http.RoundTripper.
 func (c connectErrors) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.t.RoundTrip(req)
+	// http.Client turns a TLS record header that reads "HTTP/" into
+	// http.ErrSchemeMismatch only when the transport's error is the bare
+	// tls.RecordHeaderError (net/http client.go, send): do it here, before
+	// the mark hides it.
+	if rh, ok := err.(tls.RecordHeaderError); ok && string(rh.RecordHeader[:]) == "HTTP/" {
+		err = http.ErrSchemeMismatch
+	}
 	return resp, zxerrors.Connect(err)
 }
 
