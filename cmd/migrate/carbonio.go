@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"strings"
 	"time"
 
@@ -97,9 +96,6 @@ func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
 	if f.verbose {
 		s.c.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	if f.ssh != "" && f.localCLI {
-		return nil, usageError{errors.New("carbonio: give --ssh or --local-cli, not both")}
-	}
 	if soap {
 		if f.url == "" || f.user == "" {
 			return nil, usageError{errors.New("carbonio: this command needs --url and --user")}
@@ -118,28 +114,24 @@ func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
 		}
 		s.c.HTTPClient = migrate.NewHTTPClient(migrate.HTTPOptions{TLSConfig: tc})
 	}
-	switch {
-	case f.ssh != "":
-		user, host, ok := strings.Cut(f.ssh, "@")
-		if !ok || user == "" || host == "" {
-			return nil, usageError{fmt.Errorf("carbonio: --ssh %q: want USER@HOST[:PORT]", f.ssh)}
+	cl := carbonio.CommandLine{Local: f.localCLI, RunAs: f.runAs, Program: f.program}
+	if f.ssh != "" {
+		r, err := carbonio.ParseSSH(f.ssh)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--ssh: %w", err)}
 		}
-		r := &carbonio.SSH{Addr: host, User: user, KnownHostsFile: f.knownHosts, KeyFiles: f.sshKeys, RunAs: f.runAs}
+		r.KnownHostsFile, r.KeyFiles = f.knownHosts, f.sshKeys
+		cl.SSH = r
 		s.close = func() { r.Close() }
-		s.c.Transport = &carbonio.CLI{Runner: r, Program: f.program, MTACtl: f.mtaCtl()}
-	case f.localCLI:
-		s.c.Transport = &carbonio.CLI{Runner: carbonio.Local{User: f.runAs}, Program: f.program, MTACtl: f.mtaCtl()}
+	}
+	tr, err := cl.Transport()
+	if err != nil {
+		return nil, usageError{fmt.Errorf("%w (give --ssh or --local-cli)", err)}
+	}
+	if tr != nil {
+		s.c.Transport = tr
 	}
 	return s, nil
-}
-
-// mtaCtl is zmmtactl next to --carbonio-path when that is a path (both
-// live in /opt/zextras/bin), else "zmmtactl" from PATH.
-func (f *carbonioFlags) mtaCtl() string {
-	if strings.Contains(f.program, "/") {
-		return path.Join(path.Dir(f.program), "zmmtactl")
-	}
-	return "zmmtactl"
 }
 
 // cliOnly reports whether a command line is configured.
