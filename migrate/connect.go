@@ -15,23 +15,23 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
-// Defaults of HTTPOptions, and of the SDK's retries.
+// Defaults of HTTPOptions, and of the SDK's retries. They are the values
+// of the internal packages that apply them (a test keeps them equal).
 const (
 	// DefaultIdleTimeout is how long a connection may move no byte while
 	// a request is in flight before the request fails.
-	DefaultIdleTimeout = httpx.DefaultIdleTimeout
+	DefaultIdleTimeout = 2 * time.Minute
 	// DefaultHTTPRate is how many HTTP requests per second one client
 	// sends to one host at most: Zimbra's default
 	// zimbraHttpDosFilterMaxRequestsPerSec.
-	DefaultHTTPRate = pace.DefaultRate
+	DefaultHTTPRate = 30
 	// DefaultRetryAttempts is how many times the SDK tries a request that
 	// fails transiently (a reset connection, HTTP 503, IMAP BYE) before
 	// it gives up.
-	DefaultRetryAttempts = retry.DefaultAttempts
+	DefaultRetryAttempts = 6
 )
 
 // LoadTLSConfig returns a TLS configuration with verification on, TLS 1.2
