@@ -26,13 +26,13 @@ import (
 // its standard output. A non-zero exit gives an *ExitError together with
 // the output.
 type Runner interface {
-	Run(ctx context.Context, argv []string) ([]byte, error)
+	Run(ctx context.Context, argv []string) ([]byte, error) // runs argv, honouring ctx
 }
 
 // ExitError is a command that exited with a non-zero status.
 type ExitError struct {
 	Command string // program and module/action, never the full argv
-	Code    int
+	Code    int    // the exit status
 	Stderr  string // last lines of standard error
 }
 

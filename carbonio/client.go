@@ -102,8 +102,8 @@ func (f *Fault) RetryClass() retry.Class {
 
 // HTTPError is a non-SOAP HTTP answer.
 type HTTPError struct {
-	Request string
-	Status  int
+	Request string // the SOAP request, e.g. GetAccountRequest
+	Status  int    // the HTTP status code
 }
 
 // Error implements error.

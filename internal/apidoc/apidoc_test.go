@@ -24,7 +24,7 @@ var public = []struct {
 	{"migrate", false},
 	{"migrate/migratetest", true},
 	{"imapcopy", false},
-	{"carbonio", false},
+	{"carbonio", true},
 	{"carbonio/files", true},
 	{"carbonio/carboniotest", false},
 	{"secret", true},
