@@ -21,7 +21,7 @@ import (
 // TokenSource gives a per-user token for DAV (sent as the ZM_AUTH_TOKEN
 // cookie). *carbonio.Client satisfies it through admin DelegateAuth.
 type TokenSource interface {
-	UserToken(ctx context.Context, account string) (secret.Secret, error)
+	UserToken(ctx context.Context, account string) (secret.Secret, error) // returns account's token
 }
 
 // Hooks replace how a Runner reaches the servers, for programs that embed

@@ -81,8 +81,8 @@ func (r *Runner) Stop() { r.stopped.Store(true) }
 
 // AccountError names accounts that are missing on one side.
 type AccountError struct {
-	Side     string // "source" or "destination"
-	Accounts []string
+	Side     string   // "source" or "destination"
+	Accounts []string // the missing addresses
 }
 
 // Error names the side and the missing accounts.
@@ -94,8 +94,8 @@ func (e *AccountError) Error() string {
 // credentials. It names the server by plan key and address.
 type ServerError struct {
 	Key     string // e.g. "destination.imap"
-	Address string
-	Err     error
+	Address string // host:port or URL
+	Err     error  // the cause
 }
 
 // Error names the server by plan key and address, then the cause.

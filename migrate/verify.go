@@ -67,9 +67,9 @@ func (r *Runner) Verify(ctx context.Context) (*Report, error) {
 
 // PreflightReport is what Preflight found, before anything is written.
 type PreflightReport struct {
-	Plan     string             `json:"plan,omitempty"`
-	Checks   []Check            `json:"checks"`
-	Accounts []PreflightAccount `json:"accounts"`
+	Plan     string             `json:"plan,omitempty"` // the plan's name
+	Checks   []Check            `json:"checks"`         // servers, credentials and command lines checked
+	Accounts []PreflightAccount `json:"accounts"`       // one entry per selected account
 	// NotMigrated lists shares, mountpoints, saved searches and
 	// Files/Briefcase items the procedure leaves behind.
 	NotMigrated []NotMigrated `json:"not_migrated"`
@@ -83,27 +83,27 @@ type PreflightReport struct {
 
 // Check is one server or credential check.
 type Check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
+	Name   string `json:"name"`             // what was checked, e.g. destination.imap
+	OK     bool   `json:"ok"`               // whether it passed
+	Detail string `json:"detail,omitempty"` // what failed, or what was found
 }
 
 // PreflightAccount is one account as preflight sees it.
 type PreflightAccount struct {
-	Source      string `json:"source"`
-	Destination string `json:"destination"`
-	Size        int64  `json:"size"`
+	Source      string `json:"source"`      // the source address
+	Destination string `json:"destination"` // the destination address
+	Size        int64  `json:"size"`        // bytes on the source, 0 when unknown
 	// OnDestination reports whether the account exists on the destination
 	// (nil when not checked).
 	OnDestination *bool `json:"on_destination,omitempty"`
 	// Mail, Calendars and Contacts are dry runs: counts of what a run
 	// would copy, skip (e.g. over the size limit) or fail on.
 	Mail      *PhaseResult `json:"mail,omitempty"`
-	Calendars *PhaseResult `json:"calendars,omitempty"`
-	Contacts  *PhaseResult `json:"contacts,omitempty"`
+	Calendars *PhaseResult `json:"calendars,omitempty"` // see Mail
+	Contacts  *PhaseResult `json:"contacts,omitempty"`  // see Mail
 	// VirtualFolders maps skipped source folders to the reason.
 	VirtualFolders map[string]string `json:"virtual_folders,omitempty"`
-	Error          string            `json:"error,omitempty"`
+	Error          string            `json:"error,omitempty"` // why the account could not be checked
 }
 
 // OK reports whether preflight found nothing that needs attention.

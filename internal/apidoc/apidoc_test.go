@@ -21,7 +21,7 @@ var public = []struct {
 	dir    string
 	fields bool
 }{
-	{"migrate", false},
+	{"migrate", true},
 	{"migrate/migratetest", true},
 	{"imapcopy", false},
 	{"carbonio", true},
