@@ -146,16 +146,16 @@ type cliRequest struct {
 
 // CLIAnswer is the answer of /fakecli.
 type CLIAnswer struct {
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
-	Code   int    `json:"code"`
+	Stdout string `json:"stdout"` // what the command prints
+	Stderr string `json:"stderr"` // its error output
+	Code   int    `json:"code"`   // its exit status
 }
 
 // CLIConfig is the file fakecli reads next to itself (fakecli.json).
 type CLIConfig struct {
-	URL    string `json:"url"`
-	Key    string `json:"key"`
-	CACert string `json:"ca_cert"`
+	URL    string `json:"url"`     // the fake server's URL
+	Key    string `json:"key"`     // the key fakecli presents to the server
+	CACert string `json:"ca_cert"` // the server's CA certificate, PEM
 }
 
 func (s *Server) serveCLI(w http.ResponseWriter, r *http.Request) {
@@ -201,10 +201,10 @@ func BuildFakeCLIBinary(dir string) (string, error) {
 // testing, so that programs linking it (the demo of cmd/migrate) do not
 // link the test framework.
 type TB interface {
-	Helper()
-	TempDir() string
-	Fatal(args ...any)
-	Fatalf(format string, args ...any)
+	Helper()                           // see testing.TB
+	TempDir() string                   // see testing.TB
+	Fatal(args ...any)                 // see testing.TB
+	Fatalf(format string, args ...any) // see testing.TB
 }
 
 // InstallFakeCLI makes a new temporary directory holding links to the

@@ -26,7 +26,7 @@ var public = []struct {
 	{"imapcopy", false},
 	{"carbonio", true},
 	{"carbonio/files", true},
-	{"carbonio/carboniotest", false},
+	{"carbonio/carboniotest", true},
 	{"secret", true},
 	{"state", false},
 	{"zxerrors", true},
