@@ -31,7 +31,7 @@ var public = []struct {
 	{"state", false},
 	{"zxerrors", true},
 	{"termsafe", true},
-	{"dashboard", false},
+	{"dashboard", true},
 }
 
 // undocumented returns "file:line name" for each exported name in dir's
