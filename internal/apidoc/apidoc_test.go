@@ -23,7 +23,7 @@ var public = []struct {
 }{
 	{"migrate", true},
 	{"migrate/migratetest", true},
-	{"imapcopy", false},
+	{"imapcopy", true},
 	{"carbonio", true},
 	{"carbonio/files", true},
 	{"carbonio/carboniotest", true},
