@@ -12,6 +12,9 @@ import (
 // admin SOAP API is all there is (see Client.UnverifiedSOAP). It is the
 // one place that turns a program's settings into a Client.Transport.
 type CommandLine struct {
+	// Runner, when set, runs the commands (a program's own Runner, or a
+	// test double); Local and SSH are then ignored.
+	Runner Runner
 	// Local runs the commands on this machine.
 	Local bool
 	// SSH runs the commands over SSH, as SSH.User on SSH.Addr. Closing
@@ -39,6 +42,8 @@ var ErrTwoCommandLines = errors.New("carbonio: run the commands locally or over 
 func (c CommandLine) Transport() (*CLI, error) {
 	var run Runner
 	switch {
+	case c.Runner != nil:
+		run = c.Runner
 	case c.Local && c.SSH != nil:
 		return nil, ErrTwoCommandLines
 	case c.Local:

@@ -58,7 +58,6 @@ type serverBackend struct {
 	dstHTTP  *http.Client
 	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
-	ssh      *carbonio.SSH
 	seed     seedBackend // export and transfer
 }
 
@@ -94,19 +93,12 @@ func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, e
 		if hooks.PollInterval > 0 {
 			b.dstAdmin.PollMax = 4 * hooks.PollInterval
 		}
-		var run carbonio.Runner
-		switch {
-		case hooks.DestinationCLI != nil:
-			run = hooks.DestinationCLI
-		case p.Destination.CLI.Mode == "local":
-			run = carbonio.Local{}
-		case p.Destination.CLI.Mode == "ssh":
-			s := p.Destination.CLI.SSH
-			b.ssh = &carbonio.SSH{Addr: s.Address, User: s.User, KnownHostsFile: s.KnownHostsFile, KeyFiles: s.KeyFiles, RunAs: s.RunAs}
-			run = b.ssh
+		tr, err := b.commandLine("destination", hooks.DestinationCLI, p.Destination.CLI).Transport()
+		if err != nil {
+			return nil, err
 		}
-		if run != nil {
-			b.dstAdmin.Transport = &carbonio.CLI{Runner: run, Program: p.Destination.CLI.Program}
+		if tr != nil {
+			b.dstAdmin.Transport = tr
 		}
 	}
 	return b, nil
@@ -122,9 +114,6 @@ func (b *serverBackend) Close() error {
 		}
 	}
 	b.seed.close()
-	if b.ssh != nil {
-		return b.ssh.Close()
-	}
 	return nil
 }
 
