@@ -43,4 +43,11 @@ func TestCommandLineTransport(t *testing.T) {
 	if tr.Runner != carbonio.Runner(ssh) || ssh.RunAs != "zextras" || tr.MTACtl != "" {
 		t.Errorf("ssh: runner %#v (RunAs %q), MTACtl %q", tr.Runner, ssh.RunAs, tr.MTACtl)
 	}
+
+	// A Runner of the caller's own wins over Local and SSH.
+	own := carbonio.Local{User: "someone"}
+	tr, err = carbonio.CommandLine{Runner: own, Local: true, SSH: ssh}.Transport()
+	if err != nil || tr.Runner != carbonio.Runner(own) {
+		t.Errorf("own Runner: %#v, %v", tr, err)
+	}
 }
