@@ -56,11 +56,6 @@ func isReported(err error) bool {
 	return errors.As(err, &r)
 }
 
-// classify returns err as it is: exitCode and describe read the whole error
-// chain, so no command needs to mark an SDK error for its exit code. It
-// stays for the callers that mark errors by habit.
-func classify(err error) error { return err }
-
 // exitCode maps the outcome of a command to the process exit code. It is the
 // only place that does so, for every command: it reads the error chain, so a
 // connection refused in `mail`, in `calendars` or in a plan run is the same 5.

@@ -27,7 +27,7 @@ alone until Ctrl-C: counts, names and reasons from what the runners recorded. Re
 			if planFile != "" {
 				p, err := migrate.LoadPlan(planFile)
 				if err != nil {
-					return classify(err)
+					return err
 				}
 				plan = p
 				if statePath == "" {
