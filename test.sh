@@ -5,7 +5,7 @@
 #   ./test.sh ./imapcopy/            only these packages (vet, build, test)
 #   ./test.sh -run TestCopy ./imapcopy/   extra go test flags pass through
 #
-# The real-server tests need dovecot, radicale, xandikos and friends. When one
+# The real-server tests need dovecot, radicale, xandikos, postgresql and friends. When one
 # is missing and we run as root on Debian/Ubuntu, they are installed with apt
 # (service starts are blocked meanwhile: the tests start their own servers on
 # free loopback ports and never use the system ones). With CI set, a missing
@@ -21,6 +21,10 @@ missing=()
 for bin in dovecot doveadm radicale xandikos mbsync vdirsyncer sshd rsync /usr/bin/time curl sqlite3 chromium; do
 	have "$bin" || missing+=("$bin")
 done
+# PostgreSQL's server programs live outside $PATH on Debian.
+if ! have initdb && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+	missing+=(postgresql)
+fi
 if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1; then
 	missing+=(python3-aiohttp)
 fi
@@ -39,7 +43,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 		apt-get update
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 			dovecot-core dovecot-imapd radicale xandikos isync vdirsyncer \
-			openssh-server openssh-client rsync time curl sqlite3 python3-aiohttp chromium
+			openssh-server openssh-client rsync time curl sqlite3 python3-aiohttp chromium postgresql
 		if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 		# A system Dovecot or sshd may have started anyway on a host with a
 		# real init; the tests do not use them, so they are left alone.

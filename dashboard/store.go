@@ -21,7 +21,7 @@ type StoreView struct {
 	// Plan, when set, names the run and gives the budgets.
 	Plan *migrate.Plan
 
-	read func(ctx context.Context, fn func(*state.Store) error) error
+	read func(ctx context.Context, fn func(state.Store) error) error
 
 	mu      sync.Mutex
 	at      time.Time
@@ -33,9 +33,9 @@ type StoreView struct {
 }
 
 // NewStoreView reads st.
-func NewStoreView(st *state.Store, plan *migrate.Plan) *StoreView {
+func NewStoreView(st state.Store, plan *migrate.Plan) *StoreView {
 	v := &StoreView{Plan: plan}
-	v.read = func(ctx context.Context, fn func(*state.Store) error) error { return fn(st) }
+	v.read = func(ctx context.Context, fn func(state.Store) error) error { return fn(st) }
 	return v
 }
 
@@ -44,12 +44,12 @@ func NewStoreView(st *state.Store, plan *migrate.Plan) *StoreView {
 // file open in between).
 func NewStoreViewPath(path string, plan *migrate.Plan) *StoreView {
 	v := &StoreView{Plan: plan}
-	v.read = func(ctx context.Context, fn func(*state.Store) error) error { return readStore(ctx, path, fn) }
+	v.read = func(ctx context.Context, fn func(state.Store) error) error { return readStore(ctx, path, fn) }
 	return v
 }
 
 // readStore opens path read-only for fn.
-func readStore(ctx context.Context, path string, fn func(*state.Store) error) error {
+func readStore(ctx context.Context, path string, fn func(state.Store) error) error {
 	st, err := state.OpenReadOnly(ctx, path)
 	if err != nil {
 		return err
@@ -72,7 +72,7 @@ func StoreCounts(path string) func(context.Context) (map[string]int, error) {
 			return cached, nil
 		}
 		var c map[string]int
-		err := readStore(ctx, path, func(st *state.Store) (err error) {
+		err := readStore(ctx, path, func(st state.Store) (err error) {
 			c, err = countAccounts(ctx, st)
 			return err
 		})
@@ -87,7 +87,7 @@ func StoreCounts(path string) func(context.Context) (map[string]int, error) {
 	}
 }
 
-func countAccounts(ctx context.Context, st *state.Store) (map[string]int, error) {
+func countAccounts(ctx context.Context, st state.Store) (map[string]int, error) {
 	rows, err := st.Accounts(ctx)
 	if err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func countAccounts(ctx context.Context, st *state.Store) (map[string]int, error)
 
 // Counts returns the accounts per state.
 func (v *StoreView) Counts(ctx context.Context) (c map[string]int, err error) {
-	err = v.read(ctx, func(st *state.Store) (err error) {
+	err = v.read(ctx, func(st state.Store) (err error) {
 		c, err = countAccounts(ctx, st)
 		return err
 	})
@@ -145,7 +145,7 @@ func (v *StoreView) refresh(ctx context.Context) error {
 	var accts []state.AccountRow
 	var phases []state.PhaseRow
 	var runs []state.RunInfo
-	err := v.read(ctx, func(st *state.Store) (err error) {
+	err := v.read(ctx, func(st state.Store) (err error) {
 		if accts, err = st.Accounts(ctx); err != nil {
 			return err
 		}

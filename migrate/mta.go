@@ -151,7 +151,7 @@ func mtaStopped(global map[Phase]PhaseResult, plan *Plan) *MTAStopped {
 // within the plan's bounded timeout, and puts mta_stop and mta_start back
 // to pending so that the next run stops it again before copying and
 // starts it at the end. It reports whether the MTA runs again.
-func (r *Runner) restartMTA(ctx context.Context, store *state.Store, accts []AccountPlan) bool {
+func (r *Runner) restartMTA(ctx context.Context, store state.Store, accts []AccountPlan) bool {
 	p := r.Plan
 	if !p.MTA.RestartOnInterrupt || !p.HasPhase(PhaseMTAStop) {
 		return false

@@ -58,7 +58,7 @@ type backend interface {
 type recorder struct {
 	r       *Runner
 	account string
-	store   *state.Store
+	store   state.Store
 
 	mu         sync.Mutex
 	res        PhaseResult
@@ -67,7 +67,7 @@ type recorder struct {
 	itemsTotal int64
 }
 
-func (r *Runner) newRecorder(store *state.Store, account string, ph Phase) *recorder {
+func (r *Runner) newRecorder(store state.Store, account string, ph Phase) *recorder {
 	return &recorder{r: r, store: store, account: account, res: PhaseResult{Phase: ph, Status: StatusRunning, Started: time.Now()}}
 }
 

@@ -35,7 +35,7 @@ type Runner struct {
 	Plan *Plan
 	// Store is the state store. nil means: open Plan.StatePath() after the
 	// checks that precede any write, and close it at the end.
-	Store *state.Store
+	Store state.Store
 	// OnEvent, when set, receives every event. It may be called
 	// concurrently and must return quickly.
 	OnEvent func(Event)
@@ -366,7 +366,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	return rep, runErr
 }
 
-func (r *Runner) run(ctx context.Context, store *state.Store, accts []AccountPlan) error {
+func (r *Runner) run(ctx context.Context, store state.Store, accts []AccountPlan) error {
 	p := r.Plan
 	phases := p.EffectivePhases()
 	// Opening global phases. A failure here stops the run: the accounts
@@ -456,7 +456,7 @@ func (r *Runner) shouldRun(row state.PhaseRow, ok bool, ph Phase) bool {
 	}
 }
 
-func (r *Runner) globalPhase(ctx context.Context, store *state.Store, ph Phase, accts []AccountPlan) (Status, error) {
+func (r *Runner) globalPhase(ctx context.Context, store state.Store, ph Phase, accts []AccountPlan) (Status, error) {
 	row, ok, err := store.Phase(ctx, state.GlobalAccount, string(ph))
 	if err != nil {
 		return StatusFailed, fmt.Errorf("migrate: %w", err)
@@ -491,7 +491,7 @@ func (r *Runner) globalPhase(ctx context.Context, store *state.Store, ph Phase, 
 	return res.Status, nil
 }
 
-func (r *Runner) savePhase(ctx context.Context, store *state.Store, account string, res PhaseResult) error {
+func (r *Runner) savePhase(ctx context.Context, store state.Store, account string, res PhaseResult) error {
 	b, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("migrate: encode phase result: %w", err)
@@ -504,7 +504,7 @@ func (r *Runner) savePhase(ctx context.Context, store *state.Store, account stri
 
 // provisioningCheck looks every account up on the destination. Missing
 // accounts are marked failed and skipped by the pool.
-func (r *Runner) provisioningCheck(ctx context.Context, store *state.Store, accts []AccountPlan) error {
+func (r *Runner) provisioningCheck(ctx context.Context, store state.Store, accts []AccountPlan) error {
 	rec := r.newRecorder(store, "", PhaseProvisioningCheck)
 	r.emit(PhaseStarted{Phase: PhaseProvisioningCheck, Time: rec.res.Started})
 	var perr error
@@ -563,7 +563,7 @@ func (r *Runner) provisioningCheck(ctx context.Context, store *state.Store, acct
 
 // account runs the account phases of one account. It returns an error only
 // when the whole run is doomed.
-func (r *Runner) account(ctx context.Context, store *state.Store, a AccountPlan) error {
+func (r *Runner) account(ctx context.Context, store state.Store, a AccountPlan) error {
 	row, _, err := store.Account(ctx, a.Source)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -646,7 +646,7 @@ var errAdminAuth = fmt.Errorf("admin credentials refused: %w", zxerrors.ErrAuth)
 
 // buildReport assembles the report from the state store: earlier runs'
 // results for phases that did not run again are kept.
-func (r *Runner) buildReport(ctx context.Context, store *state.Store, runID int64, accts []AccountPlan) (*Report, error) {
+func (r *Runner) buildReport(ctx context.Context, store state.Store, runID int64, accts []AccountPlan) (*Report, error) {
 	ctx = context.WithoutCancel(ctx)
 	rep, err := reportFromStore(ctx, store, r.Plan, accts)
 	if err != nil {
@@ -684,7 +684,7 @@ func thin(s []Sample, n int) []Sample {
 // A run that has not finished reads "running" while a live process holds
 // the state's lock (StateInUse), else "interrupted"; its report is rebuilt
 // from the phase records, not taken from an earlier run's saved report.
-func ReportFromStore(ctx context.Context, store *state.Store, plan *Plan) (*Report, error) {
+func ReportFromStore(ctx context.Context, store state.Store, plan *Plan) (*Report, error) {
 	runs, err := store.Runs(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -720,14 +720,14 @@ func ReportFromStore(ctx context.Context, store *state.Store, plan *Plan) (*Repo
 	return rep, nil
 }
 
-func reportFromStore(ctx context.Context, store *state.Store, plan *Plan, accts []AccountPlan) (*Report, error) {
+func reportFromStore(ctx context.Context, store state.Store, plan *Plan, accts []AccountPlan) (*Report, error) {
 	return buildFromStore(ctx, store, plan, accts, false)
 }
 
 // buildFromStore assembles a report from the phase records. live says that
 // a process is running the recorded run now: its running phases are
 // running, not interrupted.
-func buildFromStore(ctx context.Context, store *state.Store, plan *Plan, accts []AccountPlan, live bool) (*Report, error) {
+func buildFromStore(ctx context.Context, store state.Store, plan *Plan, accts []AccountPlan, live bool) (*Report, error) {
 	rows, err := store.Phases(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)

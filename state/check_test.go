@@ -140,7 +140,7 @@ func TestForeignFilesAreRefusedAndUntouched(t *testing.T) {
 	}
 }
 
-func closeIf(s *Store) {
+func closeIf(s *SQLite) {
 	if s != nil {
 		s.Close()
 	}

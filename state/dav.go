@@ -33,27 +33,27 @@ var (
 )
 
 // Calendars returns the caldav checkpoint of one account.
-func (s *Store) Calendars(account string) caldav.Checkpoint {
-	return &davCheckpoint{s: s, kind: "calendar", account: account}
+func (w *writer) Calendars(account string) caldav.Checkpoint {
+	return &davCheckpoint{w: w, kind: "calendar", account: account}
 }
 
 // Contacts returns the carddav checkpoint of one account.
-func (s *Store) Contacts(account string) carddav.Checkpoint {
-	return &davCheckpoint{s: s, kind: "contacts", account: account}
+func (w *writer) Contacts(account string) carddav.Checkpoint {
+	return &davCheckpoint{w: w, kind: "contacts", account: account}
 }
 
 // davCheckpoint implements caldav.Checkpoint and carddav.Checkpoint (the
 // same interface, declared in internal/dav), dav.BatchCheckpoint and
 // dav.ForgetCheckpoint.
 type davCheckpoint struct {
-	s       *Store
+	w       *writer
 	kind    string
 	account string
 }
 
 // Records implements the checkpoint interface.
 func (c *davCheckpoint) Records(ctx context.Context, collection string) ([]dav.Record, error) {
-	rows, err := c.s.db.QueryContext(ctx, `SELECT src_href, src_etag, uid, hash, dst_href, dst_etag FROM dav_objects
+	rows, err := c.w.s.c().QueryContext(ctx, `SELECT src_href, src_etag, uid, hash, dst_href, dst_etag FROM dav_objects
 		WHERE kind=? AND account=? AND collection=?`, c.kind, c.account, collection)
 	if err != nil {
 		return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
@@ -90,29 +90,25 @@ func (c *davCheckpoint) SaveBatch(ctx context.Context, collection string, rs []d
 		return nil
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
-	if len(rs) == 1 {
-		r := rs[0]
-		if _, err := c.s.db.ExecContext(ctx, davUpsert, c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, now); err != nil {
-			return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
+	err := c.w.write(ctx, len(rs) > 1, func(x conn) error {
+		if len(rs) == 1 {
+			r := rs[0]
+			_, err := x.ExecContext(ctx, davUpsert, c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, now)
+			return err
+		}
+		st, err := x.PrepareContext(ctx, davUpsert)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, r := range rs {
+			if _, err := st.ExecContext(ctx, c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, now); err != nil {
+				return err
+			}
 		}
 		return nil
-	}
-	tx, err := c.s.db.BeginTx(ctx, nil)
+	})
 	if err != nil {
-		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
-	}
-	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, davUpsert)
-	if err != nil {
-		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
-	}
-	defer st.Close()
-	for _, r := range rs {
-		if _, err := st.ExecContext(ctx, c.kind, c.account, collection, r.SrcHref, r.UID, r.SrcETag, r.Hash, r.DstHref, r.DstETag, now); err != nil {
-			return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("state: save %s checkpoint: %w", c.kind, err)
 	}
 	return nil
@@ -124,22 +120,20 @@ func (c *davCheckpoint) Forget(ctx context.Context, collection string, rs []dav.
 	if len(rs) == 0 {
 		return nil
 	}
-	tx, err := c.s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("state: forget %s records: %w", c.kind, err)
-	}
-	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `DELETE FROM dav_objects WHERE kind=? AND account=? AND collection=? AND src_href=? AND uid=?`)
-	if err != nil {
-		return fmt.Errorf("state: forget %s records: %w", c.kind, err)
-	}
-	defer st.Close()
-	for _, r := range rs {
-		if _, err := st.ExecContext(ctx, c.kind, c.account, collection, r.SrcHref, r.UID); err != nil {
-			return fmt.Errorf("state: forget %s records: %w", c.kind, err)
+	err := c.w.write(ctx, true, func(x conn) error {
+		st, err := x.PrepareContext(ctx, `DELETE FROM dav_objects WHERE kind=? AND account=? AND collection=? AND src_href=? AND uid=?`)
+		if err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		defer st.Close()
+		for _, r := range rs {
+			if _, err := st.ExecContext(ctx, c.kind, c.account, collection, r.SrcHref, r.UID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("state: forget %s records: %w", c.kind, err)
 	}
 	return nil
@@ -148,7 +142,7 @@ func (c *davCheckpoint) Forget(ctx context.Context, collection string, rs []dav.
 // Collections implements dav.ForgetCheckpoint: the collection pairs of the
 // account that hold records, sorted.
 func (c *davCheckpoint) Collections(ctx context.Context) ([]string, error) {
-	rows, err := c.s.db.QueryContext(ctx, `SELECT DISTINCT collection FROM dav_objects WHERE kind=? AND account=? ORDER BY collection`, c.kind, c.account)
+	rows, err := c.w.s.c().QueryContext(ctx, `SELECT DISTINCT collection FROM dav_objects WHERE kind=? AND account=? ORDER BY collection`, c.kind, c.account)
 	if err != nil {
 		return nil, fmt.Errorf("state: read %s checkpoint: %w", c.kind, err)
 	}

@@ -17,7 +17,7 @@ var filesSchema = []string{
 		account TEXT NOT NULL,
 		src_id TEXT NOT NULL,
 		node_id TEXT NOT NULL,
-		versions INTEGER NOT NULL DEFAULT 0,
+		versions {int} NOT NULL DEFAULT 0,
 		updated TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (account, src_id)
 	)`,
@@ -26,15 +26,15 @@ var filesSchema = []string{
 var _ files.Store = FilesStore{}
 
 // FilesStore is the files phase's files.Store kept in the state.
-type FilesStore struct{ s *Store }
+type FilesStore struct{ w *writer }
 
 // Files returns the files phase's store.
-func (s *Store) Files() FilesStore { return FilesStore{s: s} }
+func (w *writer) Files() files.Store { return FilesStore{w: w} }
 
 // Node implements files.Store.
 func (f FilesStore) Node(ctx context.Context, account, srcID string) (files.Mapping, bool, error) {
 	var m files.Mapping
-	err := f.s.db.QueryRowContext(ctx, `SELECT node_id, versions FROM files_nodes WHERE account=? AND src_id=?`, account, srcID).Scan(&m.NodeID, &m.Versions)
+	err := f.w.s.c().QueryRowContext(ctx, `SELECT node_id, versions FROM files_nodes WHERE account=? AND src_id=?`, account, srcID).Scan(&m.NodeID, &m.Versions)
 	if errors.Is(err, sql.ErrNoRows) {
 		return files.Mapping{}, false, nil
 	}
@@ -46,9 +46,12 @@ func (f FilesStore) Node(ctx context.Context, account, srcID string) (files.Mapp
 
 // SetNode implements files.Store.
 func (f FilesStore) SetNode(ctx context.Context, account, srcID string, m files.Mapping) error {
-	_, err := f.s.db.ExecContext(ctx, `INSERT INTO files_nodes(account, src_id, node_id, versions, updated) VALUES(?,?,?,?,?)
+	err := f.w.write(ctx, false, func(c conn) error {
+		_, err := c.ExecContext(ctx, `INSERT INTO files_nodes(account, src_id, node_id, versions, updated) VALUES(?,?,?,?,?)
 		ON CONFLICT(account, src_id) DO UPDATE SET node_id=excluded.node_id, versions=excluded.versions, updated=excluded.updated`,
-		account, srcID, m.NodeID, m.Versions, time.Now().UTC().Format(time.RFC3339))
+			account, srcID, m.NodeID, m.Versions, time.Now().UTC().Format(time.RFC3339))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("state: write files node: %w", err)
 	}

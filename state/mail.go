@@ -21,37 +21,37 @@ var mailSchema = []string{
 		account TEXT NOT NULL,
 		source TEXT NOT NULL,
 		destination TEXT NOT NULL,
-		src_uidvalidity INTEGER NOT NULL DEFAULT 0,
-		dst_uidvalidity INTEGER NOT NULL DEFAULT 0,
-		src_uidnext INTEGER NOT NULL DEFAULT 0,
-		src_messages INTEGER NOT NULL DEFAULT 0,
-		src_modseq INTEGER NOT NULL DEFAULT 0,
-		src_status_uidvalidity INTEGER NOT NULL DEFAULT 0,
-		dst_uidnext INTEGER NOT NULL DEFAULT 0,
-		dst_messages INTEGER NOT NULL DEFAULT 0,
-		dst_modseq INTEGER NOT NULL DEFAULT 0,
-		dst_status_uidvalidity INTEGER NOT NULL DEFAULT 0,
-		keyword_issues INTEGER NOT NULL DEFAULT 0,
+		src_uidvalidity {int} NOT NULL DEFAULT 0,
+		dst_uidvalidity {int} NOT NULL DEFAULT 0,
+		src_uidnext {int} NOT NULL DEFAULT 0,
+		src_messages {int} NOT NULL DEFAULT 0,
+		src_modseq {int} NOT NULL DEFAULT 0,
+		src_status_uidvalidity {int} NOT NULL DEFAULT 0,
+		dst_uidnext {int} NOT NULL DEFAULT 0,
+		dst_messages {int} NOT NULL DEFAULT 0,
+		dst_modseq {int} NOT NULL DEFAULT 0,
+		dst_status_uidvalidity {int} NOT NULL DEFAULT 0,
+		keyword_issues {int} NOT NULL DEFAULT 0,
 		PRIMARY KEY (account, source)
 	)`,
 	`CREATE TABLE IF NOT EXISTS mail_messages (
 		account TEXT NOT NULL,
 		source TEXT NOT NULL,
-		src_uid INTEGER NOT NULL,
-		dst_uid INTEGER NOT NULL DEFAULT 0,
+		src_uid {int} NOT NULL,
+		dst_uid {int} NOT NULL DEFAULT 0,
 		state TEXT NOT NULL CHECK (state IN ('inflight', 'done')),
 		PRIMARY KEY (account, source, src_uid)
-	) WITHOUT ROWID`,
+	)` + "{norowid}",
 }
 
 // Mail returns the imapcopy checkpoint of one account pair, e.g. keyed by
 // "SRC -> DST". Every method commits before it returns.
-func (s *Store) Mail(account string) imapcopy.Checkpoint {
-	return &mailCheckpoint{db: s.db, account: account}
+func (w *writer) Mail(account string) imapcopy.Checkpoint {
+	return &mailCheckpoint{w: w, account: account}
 }
 
 type mailCheckpoint struct {
-	db      *sql.DB
+	w       *writer
 	account string
 }
 
@@ -61,7 +61,7 @@ var _ imapcopy.Forgetter = (*mailCheckpoint)(nil)
 func (m *mailCheckpoint) Folder(ctx context.Context, source string) (imapcopy.FolderState, bool, error) {
 	var st imapcopy.FolderState
 	st.Source = source
-	err := m.db.QueryRowContext(ctx, `SELECT destination, src_uidvalidity, dst_uidvalidity,
+	err := m.w.s.c().QueryRowContext(ctx, `SELECT destination, src_uidvalidity, dst_uidvalidity,
 		src_status_uidvalidity, src_uidnext, src_messages, src_modseq,
 		dst_status_uidvalidity, dst_uidnext, dst_messages, dst_modseq, keyword_issues
 		FROM mail_folders WHERE account=? AND source=?`, m.account, source).Scan(
@@ -78,7 +78,8 @@ func (m *mailCheckpoint) Folder(ctx context.Context, source string) (imapcopy.Fo
 }
 
 func (m *mailCheckpoint) SaveFolder(ctx context.Context, st imapcopy.FolderState) error {
-	_, err := m.db.ExecContext(ctx, `INSERT INTO mail_folders (account, source, destination, src_uidvalidity, dst_uidvalidity,
+	err := m.w.write(ctx, false, func(c conn) error {
+		_, err := c.ExecContext(ctx, `INSERT INTO mail_folders (account, source, destination, src_uidvalidity, dst_uidvalidity,
 		src_status_uidvalidity, src_uidnext, src_messages, src_modseq,
 		dst_status_uidvalidity, dst_uidnext, dst_messages, dst_modseq, keyword_issues)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
@@ -88,9 +89,11 @@ func (m *mailCheckpoint) SaveFolder(ctx context.Context, st imapcopy.FolderState
 		src_messages=excluded.src_messages, src_modseq=excluded.src_modseq,
 		dst_status_uidvalidity=excluded.dst_status_uidvalidity, dst_uidnext=excluded.dst_uidnext,
 		dst_messages=excluded.dst_messages, dst_modseq=excluded.dst_modseq, keyword_issues=excluded.keyword_issues`,
-		m.account, st.Source, st.Destination, st.SourceUIDValidity, st.DestUIDValidity,
-		st.SourceStatus.UIDValidity, st.SourceStatus.UIDNext, st.SourceStatus.Messages, int64(st.SourceStatus.HighestModSeq),
-		st.DestStatus.UIDValidity, st.DestStatus.UIDNext, st.DestStatus.Messages, int64(st.DestStatus.HighestModSeq), st.KeywordIssues)
+			m.account, st.Source, st.Destination, st.SourceUIDValidity, st.DestUIDValidity,
+			st.SourceStatus.UIDValidity, st.SourceStatus.UIDNext, st.SourceStatus.Messages, int64(st.SourceStatus.HighestModSeq),
+			st.DestStatus.UIDValidity, st.DestStatus.UIDNext, st.DestStatus.Messages, int64(st.DestStatus.HighestModSeq), st.KeywordIssues)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("state: save mail folder %q: %w", st.Source, err)
 	}
@@ -98,14 +101,18 @@ func (m *mailCheckpoint) SaveFolder(ctx context.Context, st imapcopy.FolderState
 }
 
 func (m *mailCheckpoint) ResetFolder(ctx context.Context, source string) error {
-	if _, err := m.db.ExecContext(ctx, `DELETE FROM mail_messages WHERE account=? AND source=?`, m.account, source); err != nil {
+	err := m.w.write(ctx, false, func(c conn) error {
+		_, err := c.ExecContext(ctx, `DELETE FROM mail_messages WHERE account=? AND source=?`, m.account, source)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("state: reset mail folder %q: %w", source, err)
 	}
 	return nil
 }
 
 func (m *mailCheckpoint) Mappings(ctx context.Context, source string) ([]imapcopy.Mapping, []imap.UID, error) {
-	rows, err := m.db.QueryContext(ctx, `SELECT src_uid, dst_uid, state FROM mail_messages WHERE account=? AND source=? ORDER BY src_uid`, m.account, source)
+	rows, err := m.w.s.c().QueryContext(ctx, `SELECT src_uid, dst_uid, state FROM mail_messages WHERE account=? AND source=? ORDER BY src_uid`, m.account, source)
 	if err != nil {
 		return nil, nil, fmt.Errorf("state: read mail map of %q: %w", source, err)
 	}
@@ -130,28 +137,26 @@ func (m *mailCheckpoint) Mappings(ctx context.Context, source string) ([]imapcop
 	return done, inFlight, nil
 }
 
-// batch runs fn for each item inside one transaction with one prepared
+// batch runs query for each item inside one transaction with one prepared
 // statement.
 func (m *mailCheckpoint) batch(ctx context.Context, what, query string, n int, args func(i int) []any) error {
 	if n == 0 {
 		return nil
 	}
-	tx, err := m.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("state: %s: %w", what, err)
-	}
-	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return fmt.Errorf("state: %s: %w", what, err)
-	}
-	defer stmt.Close()
-	for i := range n {
-		if _, err := stmt.ExecContext(ctx, args(i)...); err != nil {
-			return fmt.Errorf("state: %s: %w", what, err)
+	err := m.w.write(ctx, true, func(c conn) error {
+		stmt, err := c.PrepareContext(ctx, query)
+		if err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		defer stmt.Close()
+		for i := range n {
+			if _, err := stmt.ExecContext(ctx, args(i)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("state: %s: %w", what, err)
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 )
 
 // This file holds the orchestrator's tables: runs, accounts and phases
-// (declared in coreSchema). Package migrate is their only user.
+// (declared in the schema steps). Package migrate is their only user.
 
 // GlobalAccount is the account key under which run-wide phases (SmartScan,
 // provisioning, dedup, MTA) record their status.
@@ -25,6 +25,18 @@ type AccountRow struct {
 	Error   string
 	Size    int64
 	Updated time.Time
+	// Runner holds the account's live lease until LeaseExpires; both are
+	// zero while no runner works on it.
+	Runner       string
+	LeaseExpires time.Time
+	// Finished is set once a runner released the account as finished
+	// (Coordinator.Release); it is then not claimed again.
+	Finished bool
+	// Claims counts the account's claims (more than one after a takeover).
+	Claims int
+	// Messages and Bytes are the progress recorded by SetProgress.
+	Messages int64
+	Bytes    int64
 }
 
 // PhaseRow is the status of one phase of one account (or of GlobalAccount).
@@ -39,18 +51,18 @@ type PhaseRow struct {
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
+// msTime turns milliseconds since the epoch into a time.
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
 func parseTime(s string) time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, s)
 	return t
 }
 
 // StartRun records a new run and returns its id.
-func (s *Store) StartRun(ctx context.Context, planHash string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO runs(plan_hash, started) VALUES(?, ?)`, planHash, now())
-	if err != nil {
-		return 0, fmt.Errorf("state: start run: %w", err)
-	}
-	id, err := res.LastInsertId()
+func (s *sqlStore) StartRun(ctx context.Context, planHash string) (int64, error) {
+	var id int64
+	err := s.c().QueryRowContext(ctx, `INSERT INTO runs(plan_hash, started) VALUES(?, ?) RETURNING id`, planHash, now()).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("state: start run: %w", err)
 	}
@@ -58,8 +70,8 @@ func (s *Store) StartRun(ctx context.Context, planHash string) (int64, error) {
 }
 
 // FinishRun records the end of run id with its outcome.
-func (s *Store) FinishRun(ctx context.Context, id int64, outcome string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE runs SET finished=?, outcome=? WHERE id=?`, now(), outcome, id); err != nil {
+func (s *sqlStore) FinishRun(ctx context.Context, id int64, outcome string) error {
+	if _, err := s.c().ExecContext(ctx, `UPDATE runs SET finished=?, outcome=? WHERE id=?`, now(), outcome, id); err != nil {
 		return fmt.Errorf("state: finish run %d: %w", id, err)
 	}
 	return nil
@@ -75,8 +87,8 @@ type RunInfo struct {
 }
 
 // Runs lists the runs, oldest first.
-func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, plan_hash, started, COALESCE(finished,''), outcome FROM runs ORDER BY id`)
+func (s *sqlStore) Runs(ctx context.Context) ([]RunInfo, error) {
+	rows, err := s.c().QueryContext(ctx, `SELECT id, plan_hash, started, COALESCE(finished,''), outcome FROM runs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("state: runs: %w", err)
 	}
@@ -96,8 +108,8 @@ func (s *Store) Runs(ctx context.Context) ([]RunInfo, error) {
 
 // PutAccount inserts the account or updates its destination and size,
 // keeping its status and phases.
-func (s *Store) PutAccount(ctx context.Context, source, destination string, size int64) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO accounts(source, destination, size, updated) VALUES(?,?,?,?)
+func (s *sqlStore) PutAccount(ctx context.Context, source, destination string, size int64) error {
+	_, err := s.c().ExecContext(ctx, `INSERT INTO accounts(source, destination, size, updated) VALUES(?,?,?,?)
 		ON CONFLICT(source) DO UPDATE SET destination=excluded.destination,
 		size=CASE WHEN excluded.size>0 THEN excluded.size ELSE accounts.size END`,
 		source, destination, size, now())
@@ -108,60 +120,103 @@ func (s *Store) PutAccount(ctx context.Context, source, destination string, size
 }
 
 // SetAccountStatus records an account's status, its current phase and error.
-func (s *Store) SetAccountStatus(ctx context.Context, source, phase, status, errText string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE accounts SET phase=?, status=?, error=?, updated=? WHERE source=?`,
-		phase, status, errText, now(), source)
+func (w *writer) SetAccountStatus(ctx context.Context, source, phase, status, errText string) error {
+	err := w.write(ctx, false, func(c conn) error {
+		res, err := c.ExecContext(ctx, `UPDATE accounts SET phase=?, status=?, error=?, updated=? WHERE source=?`,
+			phase, status, errText, now(), source)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errors.New("not recorded")
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("state: account %s: %w", source, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("state: account %s: not recorded", source)
+	return nil
+}
+
+// SetProgress records the messages and bytes of the account copied so far.
+func (w *writer) SetProgress(ctx context.Context, source string, messages, bytes int64) error {
+	err := w.write(ctx, false, func(c conn) error {
+		_, err := c.ExecContext(ctx, `UPDATE accounts SET messages=?, bytes=? WHERE source=?`, messages, bytes, source)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("state: progress of %s: %w", source, err)
 	}
 	return nil
 }
 
 // Account returns one account, or ok=false.
-func (s *Store) Account(ctx context.Context, source string) (AccountRow, bool, error) {
-	var a AccountRow
-	var upd string
-	err := s.db.QueryRowContext(ctx, `SELECT source, destination, phase, status, error, size, updated FROM accounts WHERE source=?`, source).
-		Scan(&a.Source, &a.Destination, &a.Phase, &a.Status, &a.Error, &a.Size, &upd)
-	if errors.Is(err, sql.ErrNoRows) {
-		return AccountRow{}, false, nil
-	}
+func (s *sqlStore) Account(ctx context.Context, source string) (AccountRow, bool, error) {
+	rows, err := s.c().QueryContext(ctx, s.accountQuery()+` WHERE source=?`, source)
 	if err != nil {
 		return AccountRow{}, false, fmt.Errorf("state: account %s: %w", source, err)
 	}
-	a.Updated = parseTime(upd)
-	return a, true, nil
+	list, err := scanAccounts(rows)
+	if err != nil || len(list) == 0 {
+		return AccountRow{}, false, err
+	}
+	return list[0], true, nil
 }
 
 // Accounts lists all accounts, by source address.
-func (s *Store) Accounts(ctx context.Context) ([]AccountRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT source, destination, phase, status, error, size, updated FROM accounts ORDER BY source`)
+func (s *sqlStore) Accounts(ctx context.Context) ([]AccountRow, error) {
+	rows, err := s.c().QueryContext(ctx, s.accountQuery()+` ORDER BY source`)
 	if err != nil {
 		return nil, fmt.Errorf("state: accounts: %w", err)
 	}
+	return scanAccounts(rows)
+}
+
+// accountQuery selects what scanAccounts reads; a read-only store of the
+// first schema has no lease columns and answers their zero values.
+func (s *sqlStore) accountQuery() string {
+	if s.version < 2 {
+		return `SELECT source, destination, phase, status, error, size, updated, '', 0, '', 0, 0, 0, {now} FROM accounts`
+	}
+	return `SELECT source, destination, phase, status, error, size, updated,
+		runner, lease_expires, claim, claims, messages, bytes, {now} FROM accounts`
+}
+
+func scanAccounts(rows *sql.Rows) ([]AccountRow, error) {
 	defer rows.Close()
 	var out []AccountRow
 	for rows.Next() {
 		var a AccountRow
-		var upd string
-		if err := rows.Scan(&a.Source, &a.Destination, &a.Phase, &a.Status, &a.Error, &a.Size, &upd); err != nil {
+		var upd, claim string
+		var exp, nowMS int64
+		if err := rows.Scan(&a.Source, &a.Destination, &a.Phase, &a.Status, &a.Error, &a.Size, &upd,
+			&a.Runner, &exp, &claim, &a.Claims, &a.Messages, &a.Bytes, &nowMS); err != nil {
 			return nil, fmt.Errorf("state: accounts: %w", err)
 		}
 		a.Updated = parseTime(upd)
+		a.Finished = claim == claimClosed
+		if exp > nowMS && a.Runner != "" {
+			a.LeaseExpires = msTime(exp)
+		} else {
+			a.Runner = ""
+		}
 		out = append(out, a)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("state: accounts: %w", err)
+	}
+	return out, nil
 }
 
 // SetPhase records the status and detail of one phase of an account (or of
 // GlobalAccount).
-func (s *Store) SetPhase(ctx context.Context, account, phase, status, detail string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO phases(account, phase, status, detail, updated) VALUES(?,?,?,?,?)
+func (w *writer) SetPhase(ctx context.Context, account, phase, status, detail string) error {
+	err := w.write(ctx, false, func(c conn) error {
+		_, err := c.ExecContext(ctx, `INSERT INTO phases(account, phase, status, detail, updated) VALUES(?,?,?,?,?)
 		ON CONFLICT(account, phase) DO UPDATE SET status=excluded.status, detail=excluded.detail, updated=excluded.updated`,
-		account, phase, status, detail, now())
+			account, phase, status, detail, now())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("state: phase %s of %s: %w", phase, account, err)
 	}
@@ -169,10 +224,10 @@ func (s *Store) SetPhase(ctx context.Context, account, phase, status, detail str
 }
 
 // Phase returns one phase row, or ok=false.
-func (s *Store) Phase(ctx context.Context, account, phase string) (PhaseRow, bool, error) {
+func (s *sqlStore) Phase(ctx context.Context, account, phase string) (PhaseRow, bool, error) {
 	p := PhaseRow{Account: account, Phase: phase}
 	var upd string
-	err := s.db.QueryRowContext(ctx, `SELECT status, detail, updated FROM phases WHERE account=? AND phase=?`, account, phase).
+	err := s.c().QueryRowContext(ctx, `SELECT status, detail, updated FROM phases WHERE account=? AND phase=?`, account, phase).
 		Scan(&p.Status, &p.Detail, &upd)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PhaseRow{}, false, nil
@@ -185,8 +240,8 @@ func (s *Store) Phase(ctx context.Context, account, phase string) (PhaseRow, boo
 }
 
 // Phases lists every phase row, by account then phase name.
-func (s *Store) Phases(ctx context.Context) ([]PhaseRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT account, phase, status, detail, updated FROM phases ORDER BY account, phase`)
+func (s *sqlStore) Phases(ctx context.Context) ([]PhaseRow, error) {
+	rows, err := s.c().QueryContext(ctx, `SELECT account, phase, status, detail, updated FROM phases ORDER BY account, phase`)
 	if err != nil {
 		return nil, fmt.Errorf("state: phases: %w", err)
 	}
@@ -207,10 +262,10 @@ func (s *Store) Phases(ctx context.Context) ([]PhaseRow, error) {
 // ResetPhases sets every phase whose status is one of from back to
 // "pending", and returns how many it changed. migrate uses it for
 // --retry-failed.
-func (s *Store) ResetPhases(ctx context.Context, from ...string) (int64, error) {
+func (s *sqlStore) ResetPhases(ctx context.Context, from ...string) (int64, error) {
 	var n int64
 	for _, st := range from {
-		res, err := s.db.ExecContext(ctx, `UPDATE phases SET status='pending', updated=? WHERE status=?`, now(), st)
+		res, err := s.c().ExecContext(ctx, `UPDATE phases SET status='pending', updated=? WHERE status=?`, now(), st)
 		if err != nil {
 			return n, fmt.Errorf("state: reset phases: %w", err)
 		}
@@ -224,8 +279,8 @@ const lastReportKey = "migrate.last_report"
 
 // SaveReport stores the latest report (JSON) so that it can be rendered
 // again without the servers.
-func (s *Store) SaveReport(ctx context.Context, report []byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES(?, ?)
+func (s *sqlStore) SaveReport(ctx context.Context, report []byte) error {
+	_, err := s.c().ExecContext(ctx, `INSERT INTO meta(key, value) VALUES(?, ?)
 		ON CONFLICT(key) DO UPDATE SET value=excluded.value`, lastReportKey, string(report))
 	if err != nil {
 		return fmt.Errorf("state: save report: %w", err)
@@ -234,9 +289,9 @@ func (s *Store) SaveReport(ctx context.Context, report []byte) error {
 }
 
 // LastReport returns the report stored by SaveReport, or ok=false.
-func (s *Store) LastReport(ctx context.Context) ([]byte, bool, error) {
+func (s *sqlStore) LastReport(ctx context.Context) ([]byte, bool, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, lastReportKey).Scan(&v)
+	err := s.c().QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, lastReportKey).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}

@@ -1,14 +1,18 @@
-// Package state is zxmigrate's one embedded SQLite store (modernc.org/sqlite,
-// pure Go). It holds runs, accounts and phase statuses, and implements the
-// checkpoint interfaces that imapcopy, caldav and carddav declare, so that
-// every copy is resumable and a re-run never duplicates.
+// Package state is zxmigrate's store: runs, accounts and phase statuses,
+// the checkpoints that imapcopy, caldav and carddav declare (so that every
+// copy is resumable and a re-run never duplicates), and the coordination of
+// runners that share one store (account leases with fencing, run-once
+// global jobs, per-server budgets).
 //
-// The file is created with mode 0600 and never holds a secret. A path is
-// opened only when it is absent or already a zxmigrate state file (see
-// Check); anything else is refused untouched. Lock and OpenLocked keep one
-// process per state.
+// Store is the interface; two backends implement it. *SQLite, the default,
+// is one embedded file (modernc.org/sqlite, pure Go) for one machine: it is
+// created with mode 0600 and never holds a secret, a path is opened only
+// when it is absent or already a zxmigrate state file (see Check), and Lock
+// and OpenLocked keep one process per file. *Postgres (OpenPostgres, or
+// OpenURL with a postgres:// URL) is shared by any number of runners on any
+// number of hosts. Both migrate their schema on open.
 //
-// A *Store is safe for concurrent use.
+// A Store is safe for concurrent use.
 package state
 
 import (
@@ -23,12 +27,11 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Store is an open state file.
-type Store struct {
-	db       *sql.DB
-	path     string
-	readOnly bool
-	unlock   func() // set by OpenLocked; Close calls it
+// SQLite is a Store in one SQLite file.
+type SQLite struct {
+	sqlStore
+	path   string
+	unlock func() // set by OpenLocked; Close calls it
 }
 
 // Open opens or creates the state file at path (":memory:" for a throwaway
@@ -43,7 +46,7 @@ type Store struct {
 // touch or a shell redirection, is refused like any other foreign file.
 //
 // Open does not take the state's lock; OpenLocked does.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string) (*SQLite, error) {
 	if path == ":memory:" {
 		return openDB(ctx, path, "file::memory:?_pragma=foreign_keys(ON)", false)
 	}
@@ -79,7 +82,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // OpenLocked takes the state's lock (see Lock) and then opens it as Open
 // does. Close releases the lock. Every command that writes a state opens it
 // so; a second one on the same state gets a *LockedError naming the first.
-func OpenLocked(ctx context.Context, path string) (*Store, error) {
+func OpenLocked(ctx context.Context, path string) (*SQLite, error) {
 	unlock, err := Lock(ctx, path)
 	if err != nil {
 		return nil, err
@@ -97,7 +100,7 @@ func OpenLocked(ctx context.Context, path string) (*Store, error) {
 // status of a run, which must never create or change one. A missing file is
 // an error that matches fs.ErrNotExist; a file that is not a zxmigrate state
 // file is a *NotStateError. Writes through the returned Store fail.
-func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+func OpenReadOnly(ctx context.Context, path string) (*SQLite, error) {
 	exists, err := Check(ctx, path)
 	if err != nil {
 		return nil, err
@@ -105,12 +108,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if !exists {
 		return nil, fmt.Errorf("state: %s: %w", path, fs.ErrNotExist)
 	}
-	s, err := openDB(ctx, path, roDSN(path), false)
-	if err != nil {
-		return nil, err
-	}
-	s.readOnly = true
-	return s, nil
+	return openDB(ctx, path, roDSN(path), false)
 }
 
 func rwDSN(path string) string {
@@ -129,18 +127,19 @@ func roDSN(path string) string {
 	return "file:" + path + "?mode=ro&immutable=1"
 }
 
-func openDB(ctx context.Context, path, dsn string, upgrade bool) (*Store, error) {
+func openDB(ctx context.Context, path, dsn string, upgrade bool) (*SQLite, error) {
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
 	// One writer at a time keeps SQLite's locking simple; reads are cheap.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db, path: path}
+	s := &SQLite{path: path}
+	s.init(db, sqliteDialect, !upgrade)
 	if upgrade {
-		err = s.upgrade(ctx)
+		err = s.upgrade(ctx, path)
 	} else {
-		err = s.checkVersion(ctx)
+		err = s.checkVersion(ctx, path)
 	}
 	if err != nil {
 		db.Close()
@@ -191,95 +190,18 @@ func create(ctx context.Context, path string) error {
 	return nil
 }
 
+// Backend returns "sqlite".
+func (s *SQLite) Backend() string { return "sqlite" }
+
 // Path returns the file the store lives in.
-func (s *Store) Path() string { return s.path }
-
-// DB returns the underlying database for the package's own tables.
-func (s *Store) DB() *sql.DB { return s.db }
-
-// ReadOnly reports whether the store was opened with OpenReadOnly.
-func (s *Store) ReadOnly() bool { return s.readOnly }
+func (s *SQLite) Path() string { return s.path }
 
 // Close closes the store and, for OpenLocked, releases the lock.
-func (s *Store) Close() error {
+func (s *SQLite) Close() error {
 	err := s.db.Close()
 	if s.unlock != nil {
 		s.unlock()
 		s.unlock = nil
 	}
 	return err
-}
-
-// schemaVersion is bumped whenever a schema list below changes shape in a way
-// CREATE ... IF NOT EXISTS cannot express; upgrade then runs the step.
-const schemaVersion = 1
-
-var coreSchema = []string{
-	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS runs (
-		id INTEGER PRIMARY KEY AUTOINCREMENT,
-		plan_hash TEXT NOT NULL DEFAULT '',
-		started TEXT NOT NULL,
-		finished TEXT,
-		outcome TEXT NOT NULL DEFAULT ''
-	)`,
-	`CREATE TABLE IF NOT EXISTS accounts (
-		source TEXT PRIMARY KEY,
-		destination TEXT NOT NULL,
-		phase TEXT NOT NULL DEFAULT '',
-		status TEXT NOT NULL DEFAULT 'pending',
-		error TEXT NOT NULL DEFAULT '',
-		size INTEGER NOT NULL DEFAULT 0,
-		updated TEXT NOT NULL DEFAULT ''
-	)`,
-	`CREATE TABLE IF NOT EXISTS phases (
-		account TEXT NOT NULL,
-		phase TEXT NOT NULL,
-		status TEXT NOT NULL,
-		detail TEXT NOT NULL DEFAULT '',
-		updated TEXT NOT NULL,
-		PRIMARY KEY (account, phase)
-	)`,
-}
-
-func (s *Store) upgrade(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("state: begin schema upgrade: %w", err)
-	}
-	defer tx.Rollback()
-	for _, list := range [][]string{coreSchema, mailSchema, davSchema, filesSchema} {
-		for _, stmt := range list {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("state: schema: %w", err)
-			}
-		}
-	}
-	var v int
-	err = tx.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE key='schema_version'`).Scan(&v)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key,value) VALUES('schema_version',?)`, schemaVersion); err != nil {
-			return fmt.Errorf("state: schema version: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("state: schema version: %w", err)
-	case v > schemaVersion:
-		return fmt.Errorf("state: %s was written by a newer zxmigrate (schema %d > %d)", s.path, v, schemaVersion)
-	}
-	return tx.Commit()
-}
-
-// checkVersion refuses a state written by a newer zxmigrate, for a store
-// opened without upgrade.
-func (s *Store) checkVersion(ctx context.Context) error {
-	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE key='schema_version'`).Scan(&v)
-	switch {
-	case err != nil:
-		return fmt.Errorf("state: schema version of %s: %w", s.path, err)
-	case v > schemaVersion:
-		return fmt.Errorf("state: %s was written by a newer zxmigrate (schema %d > %d)", s.path, v, schemaVersion)
-	}
-	return nil
 }

@@ -40,7 +40,7 @@ func tlsConfig(caFile string) (*tls.Config, error) {
 // openState opens the --state of a command that writes one, under the
 // state's lock (state.OpenLocked). A path in a missing or unwritable
 // directory is a usage error like a foreign file or a held lock.
-func openState(ctx context.Context, path string) (*state.Store, error) {
+func openState(ctx context.Context, path string) (state.Store, error) {
 	st, err := state.OpenLocked(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return nil, usageError{fmt.Errorf("--state %s: %w", path, errors.Unwrap(err))}

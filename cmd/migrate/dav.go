@@ -213,7 +213,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 			return err
 		}
 	}
-	var store *state.Store
+	var store state.Store
 	if f.statePath != "" {
 		if store, err = openState(ctx, f.statePath); err != nil {
 			return err
