@@ -29,6 +29,7 @@ var public = []struct {
 	{"carbonio/carboniotest", true},
 	{"secret", true},
 	{"state", false},
+	{"state/statetest", false},
 	{"zxerrors", true},
 	{"termsafe", true},
 	{"dashboard", true},
