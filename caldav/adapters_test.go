@@ -13,7 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
@@ -59,8 +60,8 @@ func (t *tokens) UserToken(_ context.Context, account string) (secret.Secret, er
 func TestZimbraRESTToTokenDAV(t *testing.T) {
 	ctx := context.Background()
 	zts, _ := zimbra(t)
-	src, err := caldav.NewZimbraREST(caldav.ZimbraREST{URL: zts.URL, User: "admin", Password: secret.New("adminpw"),
-		Account: "alice@example.com", Folders: []string{"Calendar", "Work/Team"}, HTTPClient: zts.Client()})
+	src, err := caldav.NewZimbraREST(dav.Endpoint{URL: zts.URL, User: "admin", Password: secret.New("adminpw"),
+		Account: "alice@example.com", HTTPClient: zts.Client()}, "Calendar", "Work/Team")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +71,12 @@ func TestZimbraRESTToTokenDAV(t *testing.T) {
 	cts := httptest.NewTLSServer(carbonio)
 	defer cts.Close()
 	tok := &tokens{srv: carbonio}
-	dst, err := caldav.NewDAV(caldav.Endpoint{URL: cts.URL + "/alice@example.com/", Token: tok, Account: "alice@example.com", HTTPClient: cts.Client()})
+	dst, err := caldav.NewDAV(dav.Endpoint{URL: cts.URL + "/alice@example.com/", Token: tok, Account: "alice@example.com", HTTPClient: cts.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := caldav.NewMemoryCheckpoint()
-	st, err := (&caldav.Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	cp := dav.NewMemoryCheckpoint()
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(ctx, dst, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,11 +100,11 @@ func TestZimbraRESTToTokenDAV(t *testing.T) {
 	if got := carbonio.Collections("alice@example.com"); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("destination collections %v, want %v", got, want)
 	}
-	res, err := (&caldav.Copier{}).Verify(ctx, dst, src)
+	res, err := (&dav.Copier{Rules: caldav.Rules{}}).Verify(ctx, dst, src)
 	if err != nil || !res.OK() {
 		t.Fatalf("verify: %v %+v", err, res)
 	}
-	st, err = (&caldav.Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(ctx, dst, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +123,9 @@ func TestTokenDestinationRefusesBasic(t *testing.T) {
 	carbonio.AddUser("alice", "pw")
 	cts := httptest.NewTLSServer(carbonio)
 	defer cts.Close()
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(caldav.Endpoint{URL: cts.URL + "/alice/", User: "alice", Password: secret.New("pw"), HTTPClient: cts.Client()})
-	_, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dav.Endpoint{URL: cts.URL + "/alice/", User: "alice", Password: secret.New("pw"), HTTPClient: cts.Client()})
+	_, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), d, s)
 	if !errors.Is(err, retry.ErrAuth) {
 		t.Fatalf("Copy error = %v, want retry.ErrAuth", err)
 	}
@@ -142,12 +143,12 @@ func TestRESTDestination(t *testing.T) {
 	carbonio.AddCalendar("bob", "Calendar", "Calendar")
 	cts := httptest.NewTLSServer(carbonio)
 	defer cts.Close()
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, err := caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: cts.URL, User: "admin", Password: secret.New("pw"), Account: "bob", HTTPClient: cts.Client()})
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, err := caldav.NewZimbraRESTDestination(dav.Endpoint{URL: cts.URL, User: "admin", Password: secret.New("pw"), Account: "bob", HTTPClient: cts.Client()}, "Calendar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := (&caldav.Copier{}).Copy(ctx, d, s)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(ctx, d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestRESTDestination(t *testing.T) {
 	if n := len(carbonio.Snapshot("bob", memdav.CalendarHome("bob")+"Calendar/")); n != 8 {
 		t.Errorf("destination holds %d objects, want 8", n)
 	}
-	st, err = (&caldav.Copier{}).Copy(ctx, d, s)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}}).Copy(ctx, d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,9 +181,9 @@ func TestRouting(t *testing.T) {
 	if err := ssrv.Put("user1", memdav.CalendarHome("user1")+"events/", "todo.ics", davtest.TaskFixtures()["todo.ics"]); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
-	st, err := (&caldav.Copier{}).Copy(ctx, d, s)
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dst.Endpoint())
+	st, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(ctx, d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestRouting(t *testing.T) {
 	if n := len(dsrv.Snapshot("user1", memdav.CalendarHome("user1")+"events-tasks/")); n != 1 {
 		t.Errorf("companion task list holds %d objects, want 1", n)
 	}
-	res, err := (&caldav.Copier{}).Verify(ctx, d, s)
+	res, err := (&dav.Copier{Rules: caldav.Rules{}}).Verify(ctx, d, s)
 	if err != nil || !res.OK() {
 		t.Errorf("verify: %v %+v", err, res)
 	}
@@ -204,9 +205,9 @@ func TestDryRunWritesNothing(t *testing.T) {
 	src, _ := davtest.MemSide(t, "src")
 	dst, dsrv := davtest.MemSide(t, "dst")
 	davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(3))
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
-	st, err := (&caldav.Copier{DryRun: true}).Copy(context.Background(), d, s)
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dst.Endpoint())
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, DryRun: true}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +233,9 @@ func TestServerRefusalIsolated(t *testing.T) {
 		}
 		return 0
 	}
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
-	st, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dst.Endpoint())
+	st, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,10 +255,10 @@ func TestCollectionProps(t *testing.T) {
 	src, _ := davtest.MemSide(t, "src")
 	dst, dsrv := davtest.MemSide(t, "dst")
 	davtest.SeedCalendar(t, src, "c", "Café ✓", []string{"VEVENT"}, davtest.EventFixtures(0))
-	s, _ := caldav.NewDAV(src.CalEndpoint())
+	s, _ := caldav.NewDAV(src.Endpoint())
 	// The source server (go-webdav) does not serve colours: give one.
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
-	st, err := (&caldav.Copier{}).Copy(context.Background(), d, withColor{s, "#FF8800FF"})
+	d, _ := caldav.NewDAV(dst.Endpoint())
+	st, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), d, withColor{s, "#FF8800FF"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,11 +276,11 @@ func TestCollectionProps(t *testing.T) {
 }
 
 type withColor struct {
-	caldav.Source
+	dav.Source
 	color string
 }
 
-func (w withColor) Collections(ctx context.Context) ([]caldav.Collection, error) {
+func (w withColor) Collections(ctx context.Context) ([]dav.Collection, error) {
 	cs, err := w.Source.Collections(ctx)
 	for i := range cs {
 		cs[i].Color = w.color
@@ -295,13 +296,13 @@ func TestCollectionURLs(t *testing.T) {
 	davtest.SeedCalendar(t, src, "a", "A", nil, davtest.EventFixtures(2))
 	davtest.SeedCalendar(t, src, "other", "Other", nil, davtest.TaskFixtures())
 	target := dsrv.AddCalendar("user1", "target", "Target")
-	se := src.CalEndpoint()
+	se := src.Endpoint()
 	se.URL = src.CalendarHome + "a/"
-	de := dst.CalEndpoint()
+	de := dst.Endpoint()
 	de.URL = strings.TrimSuffix(dst.URL, "/") + target
 	s, _ := caldav.NewDAV(se)
 	d, _ := caldav.NewDAV(de)
-	st, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,9 +325,9 @@ func TestRecreatesDeletedAtDestination(t *testing.T) {
 	src, _ := davtest.MemSide(t, "src")
 	dst, dsrv := davtest.MemSide(t, "dst")
 	davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(6))
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	cop := &caldav.Copier{Checkpoint: caldav.NewMemoryCheckpoint()}
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	s, _ := caldav.NewDAV(src.Endpoint())
+	cop := &dav.Copier{Rules: caldav.Rules{}, Checkpoint: dav.NewMemoryCheckpoint()}
+	d, _ := caldav.NewDAV(dst.Endpoint())
 	if _, err := cop.Copy(ctx, d, s); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestRecreatesDeletedAtDestination(t *testing.T) {
 			t.Fatalf("delete %s", o.Path)
 		}
 	}
-	d, _ = caldav.NewDAV(dst.CalEndpoint())
+	d, _ = caldav.NewDAV(dst.Endpoint())
 	st, err := cop.Copy(ctx, d, s)
 	if err != nil {
 		t.Fatal(err)
@@ -385,9 +386,9 @@ func TestTokenRenewedOn401(t *testing.T) {
 	cts := httptest.NewTLSServer(carbonio)
 	defer cts.Close()
 	tok := &staleTokens{srv: carbonio}
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(caldav.Endpoint{URL: cts.URL + "/alice/", Token: tok, Account: "alice", HTTPClient: cts.Client()})
-	st, err := (&caldav.Copier{}).Copy(context.Background(), d, s)
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dav.Endpoint{URL: cts.URL + "/alice/", Token: tok, Account: "alice", HTTPClient: cts.Client()})
+	st, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,13 +419,13 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 		"carbonio-a.ics": davtest.GenEvent(0),
 		"carbonio-b.ics": []byte(old),
 	})
-	var cp caldav.Checkpoint // nil: no state
-	var last *caldav.Copier
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
-	copyOnce := func() *caldav.Stats {
+	var cp dav.Checkpoint // nil: no state
+	var last *dav.Copier
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dst.Endpoint())
+	copyOnce := func() *dav.Stats {
 		t.Helper()
-		last = &caldav.Copier{Checkpoint: cp}
+		last = &dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}
 		st, err := last.Copy(ctx, d, s)
 		if err != nil {
 			t.Fatal(err)
@@ -435,7 +436,7 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 		return st
 	}
 	// verifyWork verifies with c and returns the check of Work.
-	verifyWork := func(c *caldav.Copier) caldav.CollectionCheck {
+	verifyWork := func(c *dav.Copier) dav.CollectionCheck {
 		t.Helper()
 		v, err := c.Verify(ctx, d, s)
 		if err != nil {
@@ -447,7 +448,7 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 		return v.Collections[0]
 	}
 	// The two adopted objects sit in Calendar: verified there, once.
-	wantAdopted := func(chk caldav.CollectionCheck) {
+	wantAdopted := func(chk dav.CollectionCheck) {
 		t.Helper()
 		if !chk.OK() || chk.Items != len(objs) || chk.Matched != len(objs) {
 			t.Errorf("verification %+v, want OK with %d matched", chk, len(objs))
@@ -494,18 +495,18 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 	// A Copier that did not copy knows nothing of the adoption: without
 	// state the two UIDs are missing from Work (an object elsewhere is not
 	// taken for a copy on the word of nothing).
-	if chk := verifyWork(&caldav.Copier{}); len(chk.Missing) != 2 || len(chk.Adopted) != 0 {
+	if chk := verifyWork(&dav.Copier{Rules: caldav.Rules{}}); len(chk.Missing) != 2 || len(chk.Adopted) != 0 {
 		t.Errorf("verification without memo or state %+v, want 2 missing, none adopted", chk)
 	}
 	// With state, the adopted hrefs are recorded: the next run sends no PUT,
 	// and a verification by another Copier with the same state finds them.
-	cp = caldav.NewMemoryCheckpoint()
+	cp = dav.NewMemoryCheckpoint()
 	copyOnce()
 	puts := dsrv.Requests(http.MethodPut)
 	if tot := copyOnce().Totals(); tot.Unchanged != len(objs) || dsrv.Requests(http.MethodPut) != puts {
 		t.Errorf("re-run with state: totals %+v, %d PUTs; want all unchanged, no PUT", tot, dsrv.Requests(http.MethodPut)-puts)
 	}
-	wantAdopted(verifyWork(&caldav.Copier{Checkpoint: cp}))
+	wantAdopted(verifyWork(&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}))
 	// The proof reads the adopted objects: one changed there is different,
 	// one deleted there is missing.
 	for _, o := range dsrv.Snapshot("user1", home) {
@@ -521,7 +522,7 @@ func TestCarbonioUIDConflictAdopted(t *testing.T) {
 			}
 		}
 	}
-	chk := verifyWork(&caldav.Copier{Checkpoint: cp})
+	chk := verifyWork(&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp})
 	if diff := cmp.Diff([]string{"gen-0000@zxmigrate.test"}, chk.Different); diff != "" {
 		t.Errorf("different (-want +got):\n%s", diff)
 	}
@@ -543,9 +544,9 @@ func TestVerifyAfterCopyReadsSourceOnce(t *testing.T) {
 	dst, dsrv := davtest.MemSide(t, "dst")
 	objs := davtest.EventFixtures(30)
 	href := davtest.SeedCalendar(t, src, "c", "C", nil, objs)
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
-	cop := &caldav.Copier{}
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dst.Endpoint())
+	cop := &dav.Copier{Rules: caldav.Rules{}}
 	if _, err := cop.Copy(ctx, d, s); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 )
 
@@ -33,10 +34,10 @@ func TestMalformedAmongThousand(t *testing.T) {
 	if err := srv.Put("user1", memdav.CalendarHome("user1")+"big/", "bad.ics", []byte(davtest.Malformed)); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := caldav.NewDAV(src.CalEndpoint())
-	d, _ := caldav.NewDAV(dst.CalEndpoint())
+	s, _ := caldav.NewDAV(src.Endpoint())
+	d, _ := caldav.NewDAV(dst.Endpoint())
 	var failed []string
-	st, err := (&caldav.Copier{OnError: func(item string, err error) error {
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, OnError: func(item string, err error) error {
 		failed = append(failed, item)
 		return nil
 	}}).Copy(context.Background(), d, s)

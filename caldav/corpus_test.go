@@ -7,8 +7,9 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 )
 
@@ -47,21 +48,21 @@ func TestCorpus(t *testing.T) {
 			if err := testserver.SeedDAV(ctx, src.AddressBookHome, src.User, src.Password.Reveal(), nil, acct.AddressBooks); err != nil {
 				t.Fatalf("seed address books: %v", err)
 			}
-			cs, _ := caldav.NewDAV(src.CalEndpoint())
-			cd, _ := caldav.NewDAV(dst.CalEndpoint())
-			as, _ := carddav.NewDAV(src.CardEndpoint())
-			ad, _ := carddav.NewDAV(dst.CardEndpoint())
-			ccp, acp := caldav.NewMemoryCheckpoint(), carddav.NewMemoryCheckpoint()
-			st1, err := (&caldav.Copier{Checkpoint: ccp}).Copy(ctx, cd, cs)
+			cs, _ := caldav.NewDAV(src.Endpoint())
+			cd, _ := caldav.NewDAV(dst.Endpoint())
+			as, _ := carddav.NewDAV(src.Endpoint())
+			ad, _ := carddav.NewDAV(dst.Endpoint())
+			ccp, acp := dav.NewMemoryCheckpoint(), dav.NewMemoryCheckpoint()
+			st1, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: ccp}).Copy(ctx, cd, cs)
 			if err != nil {
 				t.Fatal(err)
 			}
-			st2, err := (&carddav.Copier{Checkpoint: acp}).Copy(ctx, ad, as)
+			st2, err := (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: acp}).Copy(ctx, ad, as)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// Every failure is a broken object of the corpus, reported with a reason.
-			for _, st := range []*caldav.Stats{st1, st2} {
+			for _, st := range []*dav.Stats{st1, st2} {
 				if st.Totals().Failed != 0 {
 					t.Errorf("server refusals: %+v", st.Collections)
 				}
@@ -103,7 +104,7 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("destination differs: %s", d)
 			}
 			if p.lossy {
-				v, err := (&carddav.Copier{}).Verify(ctx, ad, as)
+				v, err := (&dav.Copier{Rules: carddav.Rules{}}).Verify(ctx, ad, as)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -120,15 +121,15 @@ func TestCorpus(t *testing.T) {
 					}
 				}
 			}
-			st1, err = (&caldav.Copier{Checkpoint: ccp}).Copy(ctx, cd, cs)
+			st1, err = (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: ccp}).Copy(ctx, cd, cs)
 			if err != nil {
 				t.Fatal(err)
 			}
-			st2, err = (&carddav.Copier{Checkpoint: acp}).Copy(ctx, ad, as)
+			st2, err = (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: acp}).Copy(ctx, ad, as)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, tot := range []caldav.CollectionStats{st1.Totals(), st2.Totals()} {
+			for _, tot := range []dav.CollectionStats{st1.Totals(), st2.Totals()} {
 				if tot.Created+tot.Updated != 0 {
 					t.Errorf("re-run wrote: %+v", tot)
 				}

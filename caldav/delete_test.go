@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 )
 
@@ -52,28 +53,28 @@ func seedWork(tb testing.TB, src *memdav.Server, n int) string {
 
 // delSetup seeds calendar "work" on a memdav source with 4 generated events
 // and copies it once to a memdav destination with a memory checkpoint.
-func delSetup(t *testing.T) (src, dst *memdav.Server, s, d *caldav.DAV, cp caldav.Checkpoint, work string, dstEP caldav.Endpoint) {
+func delSetup(t *testing.T) (src, dst *memdav.Server, s, d *dav.Remote, cp dav.Checkpoint, work string, dstEP dav.Endpoint) {
 	t.Helper()
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
 	work = seedWork(t, src, 4)
 	var err error
-	if s, err = caldav.NewDAV(srcSide.CalEndpoint()); err != nil {
+	if s, err = caldav.NewDAV(srcSide.Endpoint()); err != nil {
 		t.Fatal(err)
 	}
-	dstEP = dstSide.CalEndpoint()
+	dstEP = dstSide.Endpoint()
 	if d, err = caldav.NewDAV(dstEP); err != nil {
 		t.Fatal(err)
 	}
-	cp = caldav.NewMemoryCheckpoint()
-	st, err := (&caldav.Copier{Checkpoint: cp}).Copy(context.Background(), d, s)
+	cp = dav.NewMemoryCheckpoint()
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(context.Background(), d, s)
 	if err != nil || st.Totals().Created != 4 {
 		t.Fatalf("first copy: %v %+v", err, st)
 	}
 	return
 }
 
-func hasNote(st *caldav.Stats, sub string) bool {
+func hasNote(st *dav.Stats, sub string) bool {
 	for _, c := range st.Collections {
 		for _, n := range c.Notes {
 			if strings.Contains(n.Note, sub) {
@@ -93,7 +94,7 @@ func TestCalendarDeleteZeroListingGuard(t *testing.T) {
 			t.Fatal("seed delete failed")
 		}
 	}
-	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,13 +112,13 @@ func TestCalendarDeleteZeroListingGuard(t *testing.T) {
 // hidden is a source without one of its collections, as when it was
 // deleted at the source.
 type hidden struct {
-	caldav.Source
+	dav.Source
 	name string
 }
 
-func (h hidden) Collections(ctx context.Context) ([]caldav.Collection, error) {
+func (h hidden) Collections(ctx context.Context) ([]dav.Collection, error) {
 	cs, err := h.Source.Collections(ctx)
-	var out []caldav.Collection
+	var out []dav.Collection
 	for _, c := range cs {
 		if c.Name != h.name {
 			out = append(out, c)
@@ -130,7 +131,7 @@ func (h hidden) Collections(ctx context.Context) ([]caldav.Collection, error) {
 // nothing is deleted and the collection pair is reported.
 func TestCalendarDeleteGoneCollection(t *testing.T) {
 	_, dst, s, d, cp, _, _ := delSetup(t)
-	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, hidden{s, "work"})
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), d, hidden{s, "work"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestCalendarDeleteGoneCollection(t *testing.T) {
 // Delete without a checkpoint is refused before anything is sent.
 func TestCalendarDeleteNeedsCheckpoint(t *testing.T) {
 	_, _, s, d, _, _, _ := delSetup(t)
-	if _, err := (&caldav.Copier{Delete: true}).Copy(context.Background(), d, s); err == nil || !strings.Contains(err.Error(), "Checkpoint") {
+	if _, err := (&dav.Copier{Rules: caldav.Rules{}, Delete: true}).Copy(context.Background(), d, s); err == nil || !strings.Contains(err.Error(), "Checkpoint") {
 		t.Errorf("Copy with Delete and no checkpoint: %v, want an error", err)
 	}
 }
@@ -182,19 +183,19 @@ func TestCalendarDeleteFailureNamesHref(t *testing.T) {
 	srcSide, src := davtest.MemSide(t, "mem-src")
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
 	work := seedWork(t, src, 4)
-	s, _ := caldav.NewDAV(srcSide.CalEndpoint())
-	d, _ := caldav.NewDAV(dstSide.CalEndpoint())
-	cp := caldav.NewMemoryCheckpoint()
-	if _, err := (&caldav.Copier{Checkpoint: cp}).Copy(context.Background(), d, s); err != nil {
+	s, _ := caldav.NewDAV(srcSide.Endpoint())
+	d, _ := caldav.NewDAV(dstSide.Endpoint())
+	cp := dav.NewMemoryCheckpoint()
+	if _, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(context.Background(), d, s); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"e1.ics", "e2.ics"} {
 		src.Delete("user1", work+n)
 	}
-	ep := dstSide.CalEndpoint()
+	ep := dstSide.Endpoint()
 	ep.HTTPClient = &failDelete{next: dstSide.HTTP, path: "/gen-0001@zxmigrate.test.ics"}
 	fd, _ := caldav.NewDAV(ep)
-	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), fd, s)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), fd, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestCalendarDeleteFailureNamesHref(t *testing.T) {
 	if n := len(dst.Snapshot("user1", dstWork)); n != 3 {
 		t.Errorf("destination holds %d objects, want 3", n)
 	}
-	st, err = (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,19 +230,19 @@ func TestCalendarDeleteRESTDestination(t *testing.T) {
 	dstSide, dst := davtest.MemSide(t, "mem-dst")
 	work := seedWork(t, src, 3)
 	target := dst.AddCalendar("user1", "Calendar", "Calendar")
-	s, _ := caldav.NewDAV(srcSide.CalEndpoint())
-	d, err := caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: strings.TrimSuffix(dstSide.URL, "/"), User: "user1", Password: dstSide.Password,
-		Account: "user1", Folders: []string{"Calendar"}, HTTPClient: dstSide.HTTP})
+	s, _ := caldav.NewDAV(srcSide.Endpoint())
+	d, err := caldav.NewZimbraRESTDestination(dav.Endpoint{URL: strings.TrimSuffix(dstSide.URL, "/"), User: "user1", Password: dstSide.Password,
+		Account: "user1", HTTPClient: dstSide.HTTP}, "Calendar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := caldav.NewMemoryCheckpoint()
-	if st, err := (&caldav.Copier{Checkpoint: cp}).Copy(context.Background(), d, s); err != nil || st.Totals().Created != 3 {
+	cp := dav.NewMemoryCheckpoint()
+	if st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(context.Background(), d, s); err != nil || st.Totals().Created != 3 {
 		t.Fatalf("copy: %v %+v", err, st)
 	}
 	src.Delete("user1", work+"e0.ics")
 	src.Delete("user1", work+"e1.ics")
-	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,10 +285,10 @@ func TestCalendarDeleteMovedEvent(t *testing.T) {
 			if err := src.Put("user1", home, "h.ics", davtest.GenEvent(10)); err != nil {
 				t.Fatal(err)
 			}
-			s, _ := caldav.NewDAV(srcSide.CalEndpoint())
-			d, _ := caldav.NewDAV(dstSide.CalEndpoint())
-			cp := caldav.NewMemoryCheckpoint()
-			if _, err := (&caldav.Copier{Checkpoint: cp}).Copy(context.Background(), d, s); err != nil {
+			s, _ := caldav.NewDAV(srcSide.Endpoint())
+			d, _ := caldav.NewDAV(dstSide.Endpoint())
+			cp := dav.NewMemoryCheckpoint()
+			if _, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(context.Background(), d, s); err != nil {
 				t.Fatal(err)
 			}
 			// Move e1 from work to home.
@@ -295,7 +296,7 @@ func TestCalendarDeleteMovedEvent(t *testing.T) {
 			if err := src.Put("user1", home, "moved.ics", davtest.GenEvent(1)); err != nil {
 				t.Fatal(err)
 			}
-			cop := &caldav.Copier{Checkpoint: cp, Delete: true}
+			cop := &dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}
 			st, err := cop.Copy(context.Background(), d, s)
 			if err != nil || !st.OK() {
 				t.Fatalf("copy: %v %+v", err, st)
@@ -343,7 +344,7 @@ func TestCalendarDeleteAlreadyGone(t *testing.T) {
 		t.Fatal("destination copy not found")
 	}
 	dels := dst.Requests("DELETE")
-	cop := &caldav.Copier{Checkpoint: cp, Delete: true}
+	cop := &dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}
 	st, err := cop.Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +369,7 @@ func TestCalendarDeleteHeldBackOnFailure(t *testing.T) {
 	}
 	ep.HTTPClient = &failDelete{next: ep.HTTPClient, path: "/gen-0001@zxmigrate.test.ics", method: http.MethodPut}
 	fd, _ := caldav.NewDAV(ep)
-	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), fd, s)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), fd, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +379,7 @@ func TestCalendarDeleteHeldBackOnFailure(t *testing.T) {
 	if !hasNote(st, "1 objects of this collection failed; 1 deletions held back") {
 		t.Errorf("no note on the held-back deletion: %+v", st.Collections)
 	}
-	st, err = (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,14 +392,14 @@ func TestCalendarDeleteHeldBackOnFailure(t *testing.T) {
 // re-run with and without Delete (the cost of looking for deletions), and
 // a run that deletes 250 of them (per op: one such run).
 func BenchmarkCalendarDelete(b *testing.B) {
-	setup := func(b *testing.B) (*memdav.Server, string, *caldav.DAV, *caldav.DAV, caldav.Checkpoint) {
+	setup := func(b *testing.B) (*memdav.Server, string, *dav.Remote, *dav.Remote, dav.Checkpoint) {
 		srcSide, src := davtest.MemSide(b, "mem-src")
 		dstSide, _ := davtest.MemSide(b, "mem-dst")
 		work := seedWork(b, src, 500)
-		s, _ := caldav.NewDAV(srcSide.CalEndpoint())
-		d, _ := caldav.NewDAV(dstSide.CalEndpoint())
-		cp := caldav.NewMemoryCheckpoint()
-		if _, err := (&caldav.Copier{Checkpoint: cp}).Copy(context.Background(), d, s); err != nil {
+		s, _ := caldav.NewDAV(srcSide.Endpoint())
+		d, _ := caldav.NewDAV(dstSide.Endpoint())
+		cp := dav.NewMemoryCheckpoint()
+		if _, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(context.Background(), d, s); err != nil {
 			b.Fatal(err)
 		}
 		return src, work, s, d, cp
@@ -408,7 +409,7 @@ func BenchmarkCalendarDelete(b *testing.B) {
 			_, _, s, d, cp := setup(b)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := (&caldav.Copier{Checkpoint: cp, Delete: del}).Copy(context.Background(), d, s); err != nil {
+				if _, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: del}).Copy(context.Background(), d, s); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -422,7 +423,7 @@ func BenchmarkCalendarDelete(b *testing.B) {
 				src.Delete("user1", fmt.Sprintf("%se%d.ics", work, j))
 			}
 			b.StartTimer()
-			st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
+			st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(context.Background(), d, s)
 			if err != nil || st.Totals().Deleted != 250 {
 				b.Fatalf("%v %+v", err, st.Totals())
 			}

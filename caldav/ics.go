@@ -9,7 +9,8 @@ import (
 
 	ical "github.com/arran4/golang-ical"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // ErrInvalid marks an object that cannot be copied as it is; the error text
@@ -36,8 +37,8 @@ var _ dav.Rules = Rules{}
 // removes METHOD, which CalDAV forbids in stored objects. Data that needs
 // none of this is returned byte for byte.
 func (Rules) Split(data []byte) ([]dav.Item, error) {
-	lines := dav.Lines(data)
-	cals, closed := dav.Blocks(lines)
+	lines := davtext.Lines(data)
+	cals, closed := davtext.Blocks(lines)
 	if len(cals) == 0 {
 		return nil, invalid("no BEGIN:VCALENDAR")
 	}
@@ -47,14 +48,14 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 	type group struct {
 		uid    string
 		comp   string
-		blocks []dav.Block
+		blocks []davtext.Block
 		tzids  []string
 	}
 	var (
-		header   []dav.Line
+		header   []davtext.Line
 		groups   []*group
 		byUID    = map[string]*group{}
-		tzByID   = map[string]dav.Block{}
+		tzByID   = map[string]davtext.Block{}
 		tzSeen   = map[string]bool{} // TZIDs defined so far, in file order
 		late     bool                // a VTIMEZONE came after its use
 		method   bool
@@ -134,7 +135,7 @@ func (Rules) Split(data []byte) ([]dav.Item, error) {
 	var out []dav.Item
 	for _, g := range groups {
 		var notes []string
-		var tzs []dav.Block
+		var tzs []davtext.Block
 		for _, id := range g.tzids {
 			if b, ok := tzByID[id]; ok {
 				tzs = append(tzs, b)
@@ -196,7 +197,7 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-func assemble(header []dav.Line, tzs, blocks []dav.Block) []byte {
+func assemble(header []davtext.Line, tzs, blocks []davtext.Block) []byte {
 	var b bytes.Buffer
 	b.WriteString("BEGIN:VCALENDAR\r\n")
 	hasVersion, hasProdID := false, false
@@ -260,7 +261,7 @@ func (Rules) Fingerprint(data []byte) (string, string, error) {
 func (Rules) Diff(src, dst []byte) []string {
 	a, _ := canonical(src)
 	b, _ := canonical(dst)
-	return dav.Diff(a, b)
+	return davtext.Diff(a, b)
 }
 
 func semanticHash(data []byte) string {

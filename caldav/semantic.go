@@ -1,18 +1,17 @@
 package caldav
 
 import (
-	"encoding/base64"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // Semantic comparison of calendar objects (RFC 5545).
 //
-// A copy is verified on a canonical tree (dav.Canon) built here from the
+// A copy is verified on a canonical tree (davtext.Canon) built here from the
 // parsed object, so that a server's re-spelling is not a difference:
 //
 //   - names of properties, parameters and components are case-insensitive
@@ -64,9 +63,9 @@ var ignored = map[string]bool{"DTSTAMP": true, "LAST-MODIFIED": true, "CREATED":
 // canonical returns the canonical tree of a calendar resource: its
 // components other than VTIMEZONE, under a "VCALENDAR" root. It reports
 // false when data does not parse as content lines.
-func canonical(data []byte) (*dav.Canon, bool) {
-	top, ok := dav.ParseContent(data)
-	root := dav.NewCanon("VCALENDAR", "")
+func canonical(data []byte) (*davtext.Canon, bool) {
+	top, ok := davtext.ParseContent(data)
+	root := davtext.NewCanon("VCALENDAR", "")
 	zones := newZones()
 	for _, cal := range top {
 		for _, c := range cal.Children {
@@ -85,7 +84,7 @@ func canonical(data []byte) (*dav.Canon, bool) {
 	return root, ok
 }
 
-func canonComponent(c *dav.Content, zones *zones) *dav.Canon {
+func canonComponent(c *davtext.Content, zones *zones) *davtext.Canon {
 	label, key := c.Name, ""
 	for _, p := range c.Props {
 		if p.Name == "RECURRENCE-ID" {
@@ -93,7 +92,7 @@ func canonComponent(c *dav.Content, zones *zones) *dav.Canon {
 			key = canonDateList(p, zones)
 		}
 	}
-	out := dav.NewCanon(c.Name, label)
+	out := davtext.NewCanon(c.Name, label)
 	out.Key = key
 	cx := compContext{name: c.Name}
 	nStart, nTransp := 0, 0
@@ -204,7 +203,7 @@ func implied(name string, cx compContext) (string, bool) {
 	return "", false
 }
 
-func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, cx compContext) {
+func canonProp(out *davtext.Canon, p davtext.ContentProp, zones *zones, cx compContext) {
 	name := p.Name
 	if ignored[name] || name == "" {
 		return
@@ -233,8 +232,8 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, cx compContext) 
 		out.AddProp(name, dropParams(params, "VALUE"), v)
 	case setProps[name]:
 		ps := dropParams(params, "VALUE")
-		for _, v := range dav.SplitEscaped(p.Value, ',') {
-			out.AddProp(name, ps, dav.TextValue(v))
+		for _, v := range davtext.SplitEscaped(p.Value, ',') {
+			out.AddProp(name, ps, davtext.TextValue(v))
 		}
 	case intProps[name]:
 		v := canonInt(p.Value)
@@ -251,18 +250,18 @@ func canonProp(out *dav.Canon, p dav.ContentProp, zones *zones, cx compContext) 
 	case name == "GEO":
 		out.AddProp(name, dropParams(params, "VALUE"), canonFloats(p.Value))
 	case uriProps[name] && strings.EqualFold(p.ParamValue("VALUE"), "BINARY"):
-		out.AddProp(name, params, canonBase64(p.Value))
+		out.AddProp(name, params, davtext.CanonBase64(p.Value))
 	case uriProps[name]:
-		out.AddProp(name, dropParams(params, "VALUE"), canonURI(p.Value))
+		out.AddProp(name, dropParams(params, "VALUE"), davtext.CanonURI(p.Value))
 	default:
-		out.AddProp(name, params, dav.TextValue(p.Value))
+		out.AddProp(name, params, davtext.TextValue(p.Value))
 	}
 }
 
 // canonParams returns p's parameters in canonical spelling: SCHEDULE-STATUS
 // and defaults dropped, VALUE=TEXT dropped, enumerated values upper-cased,
 // URI schemes lower-cased, lists as sorted sets, repeated parameters merged.
-func canonParams(p dav.ContentProp) []dav.ContentParam {
+func canonParams(p davtext.ContentProp) []davtext.ContentParam {
 	merged := map[string]map[string]bool{}
 	var order []string
 	for _, x := range p.Params {
@@ -279,12 +278,12 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 			case enumParams[n]:
 				v = strings.ToUpper(strings.TrimSpace(v))
 			case uriParams[n]:
-				v = canonURI(v)
+				v = davtext.CanonURI(v)
 			}
 			merged[n][v] = true
 		}
 	}
-	var out []dav.ContentParam
+	var out []davtext.ContentParam
 	for _, n := range order {
 		vs := sortedKeys(merged[n])
 		if d, ok := defaultParams[n]; len(vs) == 1 && (ok && d == vs[0] || n == "VALUE" && vs[0] == "TEXT") {
@@ -293,7 +292,7 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 		if n == "ENCODING" && len(vs) == 1 && vs[0] == "B" {
 			vs = []string{"BASE64"}
 		}
-		out = append(out, dav.ContentParam{Name: n, Values: vs})
+		out = append(out, davtext.ContentParam{Name: n, Values: vs})
 	}
 	return out
 }
@@ -307,7 +306,7 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-func dropParams(ps []dav.ContentParam, names ...string) []dav.ContentParam {
+func dropParams(ps []davtext.ContentParam, names ...string) []davtext.ContentParam {
 	out := ps[:0:0]
 	for _, p := range ps {
 		if !contains(names, p.Name) {
@@ -319,7 +318,7 @@ func dropParams(ps []dav.ContentParam, names ...string) []dav.ContentParam {
 
 // canonDateList canonicalises the (first) value of a DATE / DATE-TIME
 // property.
-func canonDateList(p dav.ContentProp, zones *zones) string {
+func canonDateList(p davtext.ContentProp, zones *zones) string {
 	return canonDateTime(strings.TrimSpace(p.Value), p.ParamValue("TZID"), zones)
 }
 
@@ -550,31 +549,4 @@ func canonDuration(v string) string {
 		sign = "+"
 	}
 	return "P:" + sign + strconv.FormatInt(days, 10) + "d" + strconv.FormatInt(secs, 10) + "s"
-}
-
-// canonURI lower-cases a URI's scheme (RFC 3986 §3.1), e.g. "MAILTO:".
-func canonURI(v string) string {
-	v = strings.TrimSpace(v)
-	if i := strings.IndexByte(v, ':'); i > 0 && !strings.ContainsAny(v[:i], "/?#@ ") {
-		return strings.ToLower(v[:i]) + v[i:]
-	}
-	return v
-}
-
-// canonBase64 compares inline binary by its bytes when it decodes, so that
-// line breaks and padding do not count.
-func canonBase64(v string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, v)
-	if b, err := base64.StdEncoding.DecodeString(clean); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(clean, "=")); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	return clean
 }

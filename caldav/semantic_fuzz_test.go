@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/respell"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
+	"github.com/zxmigrate/zxmigrate/internal/davtext/respell"
 )
 
 // FuzzSemanticICS checks the semantic comparison of calendar objects on
@@ -29,7 +29,7 @@ func FuzzSemanticICS(f *testing.F) {
 	f.Add([]byte("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nRRULE:FREQ=WEEKLY;BYDAY=MO;BYDAY=TU;BYDAY=WE\r\nATTENDEE;CN=\"a,b\";X=\"^'^n^^\":mailto:a\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"), uint64(3))
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
 		a, ok := canonical(data)
-		if d := dav.Diff(a, a); len(d) != 0 {
+		if d := davtext.Diff(a, a); len(d) != 0 {
 			t.Fatalf("an object differs from itself: %v", d)
 		}
 		Rules{}.Fingerprint(data) //nolint:errcheck // must not panic
@@ -48,12 +48,12 @@ func FuzzSemanticICS(f *testing.F) {
 			t.Fatalf("the respelling does not parse:\n%q", re)
 		}
 		if a.String() != b.String() {
-			t.Fatalf("a respelling differs (%v):\n%q\nrespelled:\n%q", dav.Diff(a, b), data, re)
+			t.Fatalf("a respelling differs (%v):\n%q\nrespelled:\n%q", davtext.Diff(a, b), data, re)
 		}
 		legacy, legacyOK := legacyHash(data)
 		for _, m := range respell.Mutations(data, 24, true) {
 			c, _ := canonical(m.Data)
-			d := dav.Diff(a, c)
+			d := davtext.Diff(a, c)
 			if a.String() == c.String() || len(d) == 0 {
 				lh, lok := legacyHash(m.Data)
 				t.Fatalf("%s is not flagged (legacy fingerprint flags it: %v):\n%q\nchanged:\n%q", m.What, legacyOK && lok && lh != legacy, data, m.Data)

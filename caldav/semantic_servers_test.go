@@ -10,8 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // TestSemanticVerifyRadicaleXandikos copies a recurring event (RRULE with
@@ -41,15 +42,15 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 		"recurring2.ics": []byte(recurring2),
 		"gen.ics":        davtest.GenEvent(1),
 	})
-	s, err := caldav.NewDAV(src.CalEndpoint())
+	s, err := caldav.NewDAV(src.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := caldav.NewDAV(dst.CalEndpoint())
+	d, err := caldav.NewDAV(dst.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cop := &caldav.Copier{}
+	cop := &dav.Copier{Rules: caldav.Rules{}}
 	st, err := cop.Copy(ctx, d, s)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		uid, _, err := caldav.Rules{}.Fingerprint(dav.CRLF(data))
+		uid, _, err := caldav.Rules{}.Fingerprint(davtext.CRLF(data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,12 +93,12 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 		if orig == "" {
 			continue
 		}
-		got := string(dav.CRLF(data))
+		got := string(davtext.CRLF(data))
 		if got == orig {
 			t.Errorf("Xandikos kept %s byte for byte", uid)
 		}
 		lsrc, _ := caldav.LegacyHash([]byte(orig))
-		ldst, _ := caldav.LegacyHash(dav.CRLF(data))
+		ldst, _ := caldav.LegacyHash(davtext.CRLF(data))
 		if lsrc != ldst {
 			legacyFlags = append(legacyFlags, uid)
 		}
@@ -121,8 +122,8 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 		if etag == "" {
 			etag = r.ETag
 		}
-		out := f(string(dav.CRLF(data)))
-		if out == string(dav.CRLF(data)) {
+		out := f(string(davtext.CRLF(data)))
+		if out == string(davtext.CRLF(data)) {
 			t.Fatalf("change %s: nothing changed", uid)
 		}
 		if _, err := c.Put(ctx, r.Href, dav.CalDAV.ContentType, []byte(out), dav.Cond{IfMatch: etag}); err != nil {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/respell"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
+	"github.com/zxmigrate/zxmigrate/internal/davtext/respell"
 )
 
 // benchEvent is a recurring event with a VTIMEZONE, RRULE with UNTIL and
@@ -323,7 +323,7 @@ func TestSemanticDifferent(t *testing.T) {
 // TestSemanticAllDay: a DATE and the DATE-TIME at its midnight differ, in
 // UTC, floating or zoned.
 func TestSemanticAllDay(t *testing.T) {
-	day := dav.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:d@x\nDTSTART;VALUE=DATE:20250301\nSUMMARY:Day\nEND:VEVENT\nEND:VCALENDAR\n"))
+	day := davtext.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:d@x\nDTSTART;VALUE=DATE:20250301\nSUMMARY:Day\nEND:VEVENT\nEND:VCALENDAR\n"))
 	for _, v := range []string{"DTSTART:20250301T000000Z", "DTSTART:20250301T000000", "DTSTART;TZID=UTC:20250301T000000"} {
 		other := []byte(strings.Replace(string(day), "DTSTART;VALUE=DATE:20250301", v, 1))
 		if diff := cmp.Diff([]string{"VEVENT/DTSTART"}, Rules{}.Diff(day, other)); diff != "" {
@@ -359,7 +359,7 @@ func BenchmarkFingerprint(b *testing.B) {
 // change the instances.
 func TestSemanticRecurDefaults(t *testing.T) {
 	event := func(rrule string) []byte {
-		return dav.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:r@x\nDTSTART;TZID=Europe/Berlin:20250106T100000\n" +
+		return davtext.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VEVENT\nUID:r@x\nDTSTART;TZID=Europe/Berlin:20250106T100000\n" +
 			"RRULE:" + rrule + "\nSUMMARY:R\nEND:VEVENT\nEND:VCALENDAR\n"))
 	}
 	tests := []struct {
@@ -393,7 +393,7 @@ func TestSemanticRecurDefaults(t *testing.T) {
 // TestSemanticTaskStatus: a task's STATUS:NEEDS-ACTION is its absence;
 // COMPLETED is not.
 func TestSemanticTaskStatus(t *testing.T) {
-	task := dav.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VTODO\nUID:t@x\nSUMMARY:T\nEND:VTODO\nEND:VCALENDAR\n"))
+	task := davtext.CRLF([]byte("BEGIN:VCALENDAR\nVERSION:2.0\nBEGIN:VTODO\nUID:t@x\nSUMMARY:T\nEND:VTODO\nEND:VCALENDAR\n"))
 	with := func(status string) []byte {
 		return []byte(strings.Replace(string(task), "SUMMARY:T", "SUMMARY:T\r\nSTATUS:"+status, 1))
 	}

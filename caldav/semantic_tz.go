@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // zones resolves local times with a TZID to UTC offsets: through the
@@ -22,7 +22,7 @@ func newZones() *zones { return &zones{defs: map[string]*vtimezoneRules{}} }
 
 // add records a VTIMEZONE component; one that cannot be evaluated is
 // recorded as such (its TZID then falls back to the database).
-func (z *zones) add(c *dav.Content) {
+func (z *zones) add(c *davtext.Content) {
 	id, n := "", 0
 	for _, p := range c.Props {
 		if p.Name == "TZID" {
@@ -115,7 +115,7 @@ type weekdayN struct {
 
 var weekdays = map[string]time.Weekday{"SU": time.Sunday, "MO": time.Monday, "TU": time.Tuesday, "WE": time.Wednesday, "TH": time.Thursday, "FR": time.Friday, "SA": time.Saturday}
 
-func parseVTimezone(c *dav.Content) *vtimezoneRules {
+func parseVTimezone(c *davtext.Content) *vtimezoneRules {
 	out := &vtimezoneRules{}
 	for _, k := range c.Children {
 		if k.Name != "STANDARD" && k.Name != "DAYLIGHT" {

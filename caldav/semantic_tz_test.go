@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // TestVTimezoneOffsets evaluates VTIMEZONEs (as vtimezone writes them from
@@ -17,7 +17,7 @@ func TestVTimezoneOffsets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		top, ok := dav.ParseContent(b.Raw())
+		top, ok := davtext.ParseContent(b.Raw())
 		if !ok || len(top) != 1 {
 			t.Fatalf("%s: generated VTIMEZONE does not parse", id)
 		}
@@ -64,7 +64,7 @@ func TestVTimezoneMonthDayRules(t *testing.T) {
 		"BEGIN:STANDARD\r\nDTSTART:19671029T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;UNTIL=20061029T060000Z\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nEND:STANDARD\r\n" +
 		"BEGIN:STANDARD\r\nDTSTART:20071104T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=11;BYMONTHDAY=1,2,3,4,5,6,7;BYDAY=SU\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nEND:STANDARD\r\n" +
 		"END:VTIMEZONE\r\n"
-	top, ok := dav.ParseContent([]byte(vtz))
+	top, ok := davtext.ParseContent([]byte(vtz))
 	if !ok {
 		t.Fatal("does not parse")
 	}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // tzRefYear is the year whose rules generated VTIMEZONEs describe; fixed so
@@ -15,13 +15,13 @@ const tzRefYear = 2025
 // vtimezone builds a VTIMEZONE for an IANA zone from the system time zone
 // database: the zone's two yearly transitions in tzRefYear as RRULEs, or one
 // fixed offset.
-func vtimezone(id string) (dav.Block, error) {
+func vtimezone(id string) (davtext.Block, error) {
 	if id == "" || strings.ContainsAny(id, "\r\n") {
-		return dav.Block{}, fmt.Errorf("caldav: bad TZID %q", id)
+		return davtext.Block{}, fmt.Errorf("caldav: bad TZID %q", id)
 	}
 	loc, err := time.LoadLocation(id)
 	if err != nil {
-		return dav.Block{}, fmt.Errorf("caldav: unknown zone %q: %w", id, err)
+		return davtext.Block{}, fmt.Errorf("caldav: unknown zone %q: %w", id, err)
 	}
 	var b strings.Builder
 	b.WriteString("BEGIN:VTIMEZONE\r\nTZID:" + id + "\r\n")
@@ -72,9 +72,9 @@ func vtimezone(id string) (dav.Block, error) {
 			kind, lb.Month(), ruleDay(1970, lb.Month(), week, lb.Weekday()), lb.Hour(), lb.Minute(), lb.Month(), week, day, offset(x.from), offset(x.to), x.name, kind)
 	}
 	b.WriteString("END:VTIMEZONE\r\n")
-	blocks, _ := dav.Blocks(dav.Lines([]byte(b.String())))
+	blocks, _ := davtext.Blocks(davtext.Lines([]byte(b.String())))
 	if len(blocks) != 1 {
-		return dav.Block{}, fmt.Errorf("caldav: generated VTIMEZONE for %q does not parse", id)
+		return davtext.Block{}, fmt.Errorf("caldav: generated VTIMEZONE for %q does not parse", id)
 	}
 	return blocks[0], nil
 }

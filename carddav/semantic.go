@@ -1,17 +1,16 @@
 package carddav
 
 import (
-	"encoding/base64"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // Semantic comparison of vCards (RFC 6350, and RFC 2426 for vCard 3.0).
 //
-// A copy is verified on a canonical tree (dav.Canon) built here, so that a
+// A copy is verified on a canonical tree (davtext.Canon) built here, so that a
 // server's re-spelling is not a difference:
 //
 //   - property and parameter names are case-insensitive (RFC 6350 §3.3),
@@ -56,10 +55,10 @@ var (
 
 // canonical returns the canonical tree of the first card in data; false
 // when data does not parse as content lines or holds no VCARD.
-func canonical(data []byte) (*dav.Canon, bool) {
-	top, ok := dav.ParseContent(data)
-	root := dav.NewCanon("VCARD", "")
-	var card *dav.Content
+func canonical(data []byte) (*davtext.Canon, bool) {
+	top, ok := davtext.ParseContent(data)
+	root := davtext.NewCanon("VCARD", "")
+	var card *davtext.Content
 	for _, c := range top {
 		if c.Name == "VCARD" {
 			card = c
@@ -71,13 +70,13 @@ func canonical(data []byte) (*dav.Canon, bool) {
 	}
 	type prop struct {
 		group, name, text string
-		params            []dav.ContentParam
+		params            []davtext.ContentParam
 		value             string
 	}
 	var props []prop
 	members := map[string][]string{} // group -> canonical texts
-	add := func(p dav.ContentProp, params []dav.ContentParam, value string) {
-		x := dav.NewCanon("", "")
+	add := func(p davtext.ContentProp, params []davtext.ContentParam, value string) {
+		x := davtext.NewCanon("", "")
 		x.AddProp(p.Name, params, value)
 		t := x.String()
 		props = append(props, prop{p.Group, p.Name, t, params, value})
@@ -92,23 +91,23 @@ func canonical(data []byte) (*dav.Canon, bool) {
 		params := canonParams(p)
 		switch {
 		case p.Name == "CATEGORIES":
-			for _, v := range dav.SplitEscaped(p.Value, ',') {
-				add(p, params, dav.TextValue(v))
+			for _, v := range davtext.SplitEscaped(p.Value, ',') {
+				add(p, params, davtext.TextValue(v))
 			}
 		case structured[p.Name] > 0 || p.Name == "ORG":
 			add(p, params, canonStructured(p.Name, p.Value))
 		case p.Name == "NICKNAME":
 			var vs []string
-			for _, v := range dav.SplitEscaped(p.Value, ',') {
-				vs = append(vs, strconv.Quote(dav.TextValue(v)))
+			for _, v := range davtext.SplitEscaped(p.Value, ',') {
+				vs = append(vs, strconv.Quote(davtext.TextValue(v)))
 			}
 			add(p, params, strings.Join(vs, ","))
 		case binary[p.Name]:
 			add(p, params, canonBinary(p.Value, p.ParamValue("ENCODING") != ""))
 		case uriProps[p.Name]:
-			add(p, params, canonURI(p.Value))
+			add(p, params, davtext.CanonURI(p.Value))
 		default:
-			add(p, params, dav.TextValue(p.Value))
+			add(p, params, davtext.TextValue(p.Value))
 		}
 	}
 	for _, p := range props {
@@ -125,7 +124,7 @@ func canonical(data []byte) (*dav.Canon, bool) {
 				others = append(others, t)
 			}
 			sort.Strings(others)
-			params = append(params[:len(params):len(params)], dav.ContentParam{Name: groupParam, Values: others})
+			params = append(params[:len(params):len(params)], davtext.ContentParam{Name: groupParam, Values: others})
 		}
 		root.AddProp(p.name, params, p.value)
 	}
@@ -136,7 +135,7 @@ func canonical(data []byte) (*dav.Canon, bool) {
 // upper-case, bare vCard 2.1 parameters as TYPE, values lower-case except
 // free text, repeated parameters merged, TYPE and other lists as sorted
 // sets, VALUE=text (the default) dropped, ENCODING BASE64 spelled "b".
-func canonParams(p dav.ContentProp) []dav.ContentParam {
+func canonParams(p davtext.ContentProp) []davtext.ContentParam {
 	merged := map[string]map[string]bool{}
 	var order []string
 	for _, x := range p.Params {
@@ -170,7 +169,7 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 			merged[n][v] = true
 		}
 	}
-	var out []dav.ContentParam
+	var out []davtext.ContentParam
 	for _, n := range order {
 		vs := make([]string, 0, len(merged[n]))
 		for v := range merged[n] {
@@ -180,7 +179,7 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 		if n == "VALUE" && len(vs) == 1 && (vs[0] == "text" || vs[0] == "uri" && (binary[p.Name] || uriProps[p.Name])) {
 			continue
 		}
-		out = append(out, dav.ContentParam{Name: n, Values: vs})
+		out = append(out, davtext.ContentParam{Name: n, Values: vs})
 	}
 	return out
 }
@@ -190,17 +189,17 @@ func canonParams(p dav.ContentProp) []dav.ContentParam {
 // and ADR components value by value; trailing empty components do not
 // count.
 func canonStructured(name, v string) string {
-	comps := dav.SplitEscaped(v, ';')
+	comps := davtext.SplitEscaped(v, ';')
 	out := make([]string, len(comps))
 	for i, c := range comps {
 		if listProps[name] {
 			var vs []string
-			for _, x := range dav.SplitEscaped(c, ',') {
-				vs = append(vs, strconv.Quote(dav.TextValue(x)))
+			for _, x := range davtext.SplitEscaped(c, ',') {
+				vs = append(vs, strconv.Quote(davtext.TextValue(x)))
 			}
 			out[i] = strings.Join(vs, ",")
 		} else {
-			out[i] = strconv.Quote(dav.TextValue(c))
+			out[i] = strconv.Quote(davtext.TextValue(c))
 		}
 	}
 	empty := strconv.Quote("")
@@ -216,39 +215,14 @@ func canonStructured(name, v string) string {
 func canonBinary(v string, encoded bool) string {
 	v = strings.TrimSpace(v)
 	if encoded {
-		return canonBase64(v)
+		return davtext.CanonBase64(v)
 	}
 	if len(v) > 5 && strings.EqualFold(v[:5], "data:") {
 		head, data, ok := strings.Cut(v[5:], ",")
 		if ok && strings.HasSuffix(strings.ToLower(head), ";base64") {
-			return "data:" + strings.ToLower(head) + "," + canonBase64(data)
+			return "data:" + strings.ToLower(head) + "," + davtext.CanonBase64(data)
 		}
 		return "data:" + strings.ToLower(head) + "," + data
 	}
-	return canonURI(v)
-}
-
-func canonBase64(v string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, v)
-	if b, err := base64.StdEncoding.DecodeString(clean); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(clean, "=")); err == nil {
-		return "B:" + base64.RawStdEncoding.EncodeToString(b)
-	}
-	return clean
-}
-
-// canonURI lower-cases a URI's scheme (RFC 3986 §3.1).
-func canonURI(v string) string {
-	v = strings.TrimSpace(v)
-	if i := strings.IndexByte(v, ':'); i > 0 && !strings.ContainsAny(v[:i], "/?#@ ") {
-		return strings.ToLower(v[:i]) + v[i:]
-	}
-	return v
+	return davtext.CanonURI(v)
 }

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/respell"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
+	"github.com/zxmigrate/zxmigrate/internal/davtext/respell"
 )
 
 // FuzzSemanticVCard checks the semantic comparison of vCards on any
@@ -27,7 +27,7 @@ func FuzzSemanticVCard(f *testing.F) {
 	f.Add([]byte("BEGIN:VCARD\r\nVERSION:4.0\r\nUID:u\r\nFN:A\r\nPHOTO:data:image/png;base64,iVBORw0KGgo=\r\ngrp.EMAIL;TYPE=\"work,pref\":a@b\r\nGRP.X-ABLabel:x\r\nTEL;CELL:1\r\nEND:VCARD\r\n"), uint64(5))
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
 		a, ok := canonical(data)
-		if d := dav.Diff(a, a); len(d) != 0 {
+		if d := davtext.Diff(a, a); len(d) != 0 {
 			t.Fatalf("a card differs from itself: %v", d)
 		}
 		Rules{}.Fingerprint(data) //nolint:errcheck // must not panic
@@ -47,16 +47,16 @@ func FuzzSemanticVCard(f *testing.F) {
 			t.Fatalf("the respelling does not parse:\n%q", re)
 		}
 		if a.String() != b.String() {
-			t.Fatalf("a respelling differs (%v):\n%q\nrespelled:\n%q", dav.Diff(a, b), data, re)
+			t.Fatalf("a respelling differs (%v):\n%q\nrespelled:\n%q", davtext.Diff(a, b), data, re)
 		}
-		top, _ := dav.ParseContent(data)
+		top, _ := davtext.ParseContent(data)
 		if len(top) == 0 || top[0].Name != "VCARD" {
 			return // only the first VCARD is compared
 		}
 		legacy, legacyOK := legacyHash(data)
 		for _, m := range respell.Mutations(data, 24, false) {
 			c, _ := canonical(m.Data)
-			d := dav.Diff(a, c)
+			d := davtext.Diff(a, c)
 			if a.String() == c.String() || len(d) == 0 {
 				lh, lok := legacyHash(m.Data)
 				t.Fatalf("%s is not flagged (legacy fingerprint flags it: %v):\n%q\nchanged:\n%q", m.What, legacyOK && lok && lh != legacy, data, m.Data)

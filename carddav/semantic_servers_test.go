@@ -10,8 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // TestSemanticVerifyRadicaleXandikos copies a vCard with groups
@@ -32,15 +33,15 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 	card2 := strings.NewReplacer(cardUID, card2UID, "item1.", "ITEM5.", "item2.", "work.",
 		"EMAIL;TYPE=INTERNET,HOME:", `EMAIL;TYPE=home;TYPE="internet":`).Replace(string(card))
 	davtest.SeedAddressBook(t, src, "bench", "Bench", map[string][]byte{"card.vcf": card, "card2.vcf": []byte(card2)})
-	s, err := carddav.NewDAV(src.CardEndpoint())
+	s, err := carddav.NewDAV(src.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := carddav.NewDAV(dst.CardEndpoint())
+	d, err := carddav.NewDAV(dst.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cop := &carddav.Copier{}
+	cop := &dav.Copier{Rules: carddav.Rules{}}
 	st, err := cop.Copy(ctx, d, s)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		uid, _, err := carddav.Rules{}.Fingerprint(dav.CRLF(data))
+		uid, _, err := carddav.Rules{}.Fingerprint(davtext.CRLF(data))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +91,7 @@ func TestSemanticVerifyRadicaleXandikos(t *testing.T) {
 		if etag == "" {
 			etag = r.ETag
 		}
-		in := string(dav.CRLF(data))
+		in := string(davtext.CRLF(data))
 		out := f(in)
 		if out == in {
 			t.Fatalf("change %s: nothing changed", uid)

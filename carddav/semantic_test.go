@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav/respell"
+	"github.com/zxmigrate/zxmigrate/internal/davtext/respell"
 )
 
 // benchCard is a vCard 3.0 with Apple-style groups (item1.EMAIL with its

@@ -3,7 +3,7 @@ package carddav_test
 import (
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 )
 
 // Real-server pairs (internal/testserver). Radicale handles ~20 PUT/s, so

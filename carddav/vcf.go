@@ -11,7 +11,8 @@ import (
 
 	"github.com/emersion/go-vcard"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // ErrInvalid marks a vCard that cannot be copied as it is; the error text
@@ -37,7 +38,7 @@ var _ dav.Rules = Rules{}
 // that are not e-mail addresses are noted, since Carbonio keeps only
 // address members.
 func (Rules) Split(data []byte) ([]dav.Item, error) {
-	blocks, closed := dav.Blocks(dav.Lines(data))
+	blocks, closed := davtext.Blocks(davtext.Lines(data))
 	if len(blocks) == 0 {
 		return nil, invalid("no BEGIN:VCARD")
 	}
@@ -129,7 +130,7 @@ func isGroup(c vcard.Card) bool {
 
 // addUID inserts a UID line after VERSION, dropping UID lines without a
 // value (they carry nothing, and a reader would take the first UID).
-func addUID(b dav.Block, uid string) []byte {
+func addUID(b davtext.Block, uid string) []byte {
 	var out []byte
 	done := false
 	for _, l := range b.Lines {
@@ -168,7 +169,7 @@ func (Rules) Fingerprint(data []byte) (string, string, error) {
 func (Rules) Diff(src, dst []byte) []string {
 	a, _ := canonical(src)
 	b, _ := canonical(dst)
-	return dav.Diff(a, b)
+	return davtext.Diff(a, b)
 }
 
 func semanticHash(data []byte) string {

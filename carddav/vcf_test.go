@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
@@ -120,7 +120,7 @@ func TestZimbraRESTSource(t *testing.T) {
 	}
 	zts := httptest.NewTLSServer(z)
 	defer zts.Close()
-	src, err := NewZimbraREST(ZimbraREST{URL: zts.URL, User: "admin", Password: secret.New("pw"), Account: "alice", HTTPClient: zts.Client()})
+	src, err := NewZimbraREST(dav.Endpoint{URL: zts.URL, User: "admin", Password: secret.New("pw"), Account: "alice", HTTPClient: zts.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +128,8 @@ func TestZimbraRESTSource(t *testing.T) {
 	d.AddUser("alice", "pw2")
 	dts := httptest.NewTLSServer(d)
 	defer dts.Close()
-	dst, _ := NewDAV(Endpoint{URL: dts.URL + "/alice/contacts/", User: "alice", Password: secret.New("pw2"), HTTPClient: dts.Client()})
-	st, err := (&Copier{}).Copy(ctx, dst, src)
+	dst, _ := NewDAV(dav.Endpoint{URL: dts.URL + "/alice/contacts/", User: "alice", Password: secret.New("pw2"), HTTPClient: dts.Client()})
+	st, err := (&dav.Copier{Rules: Rules{}}).Copy(ctx, dst, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,8 +140,8 @@ func TestZimbraRESTSource(t *testing.T) {
 		t.Errorf("destination holds %d cards", n)
 	}
 	// Bad password at the source: auth error, not a per-item failure.
-	bad, _ := NewZimbraREST(ZimbraREST{URL: zts.URL, User: "admin", Password: secret.New("wrong"), Account: "alice", HTTPClient: zts.Client()})
-	st, err = (&Copier{}).Copy(ctx, dst, bad)
+	bad, _ := NewZimbraREST(dav.Endpoint{URL: zts.URL, User: "admin", Password: secret.New("wrong"), Account: "alice", HTTPClient: zts.Client()})
+	st, err = (&dav.Copier{Rules: Rules{}}).Copy(ctx, dst, bad)
 	if !errors.Is(err, retry.ErrAuth) {
 		t.Fatalf("copy with a wrong password: error %v, want retry.ErrAuth", err)
 	}
@@ -189,13 +189,13 @@ func TestNoETagOnPut(t *testing.T) {
 	if err := ssrv.Put("u", book, "n1.vcf", crlf(card)); err != nil {
 		t.Fatal(err)
 	}
-	ep := func(ts *httptest.Server) Endpoint {
-		return Endpoint{URL: ts.URL + "/", User: "u", Password: secret.New("p"), HTTPClient: ts.Client()}
+	ep := func(ts *httptest.Server) dav.Endpoint {
+		return dav.Endpoint{URL: ts.URL + "/", User: "u", Password: secret.New("p"), HTTPClient: ts.Client()}
 	}
-	cp := NewMemoryCheckpoint()
+	cp := dav.NewMemoryCheckpoint()
 	src, _ := NewDAV(ep(sts))
 	dst, _ := NewDAV(ep(dts))
-	if _, err := (&Copier{Checkpoint: cp}).Copy(ctx, dst, src); err != nil {
+	if _, err := (&dav.Copier{Rules: Rules{}, Checkpoint: cp}).Copy(ctx, dst, src); err != nil {
 		t.Fatal(err)
 	}
 	if err := ssrv.Put("u", book, "n1.vcf", crlf(strings.Replace(card, "FN:One", "FN:One changed", 1))); err != nil {
@@ -203,7 +203,7 @@ func TestNoETagOnPut(t *testing.T) {
 	}
 	src, _ = NewDAV(ep(sts))
 	dst, _ = NewDAV(ep(dts))
-	st, err := (&Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	st, err := (&dav.Copier{Rules: Rules{}, Checkpoint: cp}).Copy(ctx, dst, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,13 +248,13 @@ func TestCarbonioUIDAdoptedVerified(t *testing.T) {
 	if err := dsrv.Put("u", contacts, "carbonio-17.vcf", crlf(cards["b"])); err != nil {
 		t.Fatal(err)
 	}
-	ep := func(ts *httptest.Server) Endpoint {
-		return Endpoint{URL: ts.URL + "/", User: "u", Password: secret.New("p"), HTTPClient: ts.Client()}
+	ep := func(ts *httptest.Server) dav.Endpoint {
+		return dav.Endpoint{URL: ts.URL + "/", User: "u", Password: secret.New("p"), HTTPClient: ts.Client()}
 	}
 	src, _ := NewDAV(ep(sts))
 	dst, _ := NewDAV(ep(dts))
-	cp := NewMemoryCheckpoint()
-	c := &Copier{Checkpoint: cp}
+	cp := dav.NewMemoryCheckpoint()
+	c := &dav.Copier{Rules: Rules{}, Checkpoint: cp}
 	st, err := c.Copy(ctx, dst, src)
 	if err != nil {
 		t.Fatal(err)
@@ -262,12 +262,12 @@ func TestCarbonioUIDAdoptedVerified(t *testing.T) {
 	if tot := st.Totals(); tot.Created != 1 || tot.Unchanged != 1 || tot.Failed != 0 {
 		t.Fatalf("totals %+v, errors %+v", tot, st.Collections[0].Errors)
 	}
-	for name, c := range map[string]*Copier{"same copier": c, "another copier with the state": {Checkpoint: cp}} {
+	for name, c := range map[string]*dav.Copier{"same copier": c, "another copier with the state": {Rules: Rules{}, Checkpoint: cp}} {
 		v, err := c.Verify(ctx, dst, src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var work CollectionCheck
+		var work dav.CollectionCheck
 		for _, chk := range v.Collections {
 			if strings.HasSuffix(chk.Source, "/Work/") {
 				work = chk
@@ -281,7 +281,7 @@ func TestCarbonioUIDAdoptedVerified(t *testing.T) {
 	puts := dsrv.Requests("PUT")
 	src, _ = NewDAV(ep(sts))
 	dst, _ = NewDAV(ep(dts))
-	st, err = (&Copier{Checkpoint: cp}).Copy(ctx, dst, src)
+	st, err = (&dav.Copier{Rules: Rules{}, Checkpoint: cp}).Copy(ctx, dst, src)
 	if err != nil {
 		t.Fatal(err)
 	}

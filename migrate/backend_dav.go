@@ -9,12 +9,13 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 )
 
-func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
-	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) caldav.Endpoint {
-		e := caldav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins,
-			Limits: caldav.Limits{MaxMultistatus: ep.MaxMultistatusMiB << 20, MaxObject: ep.MaxObjectMiB << 20, MaxExport: ep.MaxExportMiB << 20}}
+func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst dav.Endpoint) {
+	mk := func(side string, ep DAVEndpoint, acct string, hc *http.Client, admin *carbonio.Client, hook TokenSource) dav.Endpoint {
+		e := dav.Endpoint{URL: strings.TrimSuffix(ep.URL, "/") + "/" + acct + "/", HTTPClient: hc, Account: acct, TrustedOrigins: ep.TrustedOrigins,
+			Limits: dav.Limits{MaxMultistatus: ep.MaxMultistatusMiB << 20, MaxObject: ep.MaxObjectMiB << 20, MaxExport: ep.MaxExportMiB << 20}}
 		if f := b.hooks.DAVCredentials; f != nil {
 			if u, pw, ok := f(side, acct); ok {
 				e.User, e.Password = u, pw
@@ -37,29 +38,22 @@ func (b *serverBackend) davEndpoints(a AccountPlan) (src, dst caldav.Endpoint) {
 		mk("destination", b.p.Destination.DAV, a.Destination, b.dstHTTP, b.dstAdmin, b.hooks.DestinationTokens)
 }
 
-func cardEndpoint(e caldav.Endpoint) carddav.Endpoint {
-	return carddav.Endpoint{URL: e.URL, User: e.User, Password: e.Password, Token: e.Token, Account: e.Account, HTTPClient: e.HTTPClient,
-		TrustedOrigins: e.TrustedOrigins, AllowPlaintext: e.AllowPlaintext, Limits: e.Limits, TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout}
+// davRules are the rules of calendars (cal) or contacts.
+func davRules(cal bool) dav.Rules {
+	if cal {
+		return caldav.Rules{}
+	}
+	return carddav.Rules{}
 }
 
-func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst caldav.Destination, src caldav.Source, err error) {
+func (b *serverBackend) davSides(a AccountPlan, cal bool) (dst dav.Destination, src dav.Source, err error) {
 	se, de := b.davEndpoints(a)
-	if cal {
-		s, err := caldav.NewDAV(se)
-		if err != nil {
-			return nil, nil, err
-		}
-		d, err := caldav.NewDAV(de)
-		if err != nil {
-			return nil, nil, err
-		}
-		return d, s, nil
-	}
-	s, err := carddav.NewDAV(cardEndpoint(se))
+	p := davRules(cal).Protocol()
+	s, err := dav.NewRemote(p, se)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := carddav.NewDAV(cardEndpoint(de))
+	d, err := dav.NewRemote(p, de)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -83,17 +77,17 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 	if cal {
 		opts = b.p.Calendars
 	}
-	onEvent := func(ev caldav.Event) {
+	onEvent := func(ev dav.Event) {
 		switch e := ev.(type) {
-		case caldav.CollectionStarted:
+		case dav.CollectionStarted:
 			rec.Progress(0, 0, 0)
-		case caldav.ObjectDone:
+		case dav.ObjectDone:
 			rec.Step(1, 0)
-		case caldav.ObjectFailed:
+		case dav.ObjectFailed:
 			rec.Problem(e.Collection+"/"+e.Item, false, errText(e.Err))
 		}
 	}
-	var st *caldav.Stats
+	var st *dav.Stats
 	cp := b.davCheckpoint(rec, a, cal)
 	if dry && !opts.Delete {
 		// With Delete a dry run reads the records to count what would be
@@ -101,13 +95,8 @@ func (b *serverBackend) davCopy(ctx context.Context, a AccountPlan, rec *recorde
 		cp = nil
 	}
 	filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
-	if cal {
-		c := &caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
-		st, err = c.Copy(ctx, dst, filt)
-	} else {
-		c := &carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
-		st, err = c.Copy(ctx, dst, filt)
-	}
+	c := &dav.Copier{Rules: davRules(cal), Concurrency: b.p.Concurrency.folders(), Checkpoint: cp, DryRun: dry, Delete: opts.Delete, OnEvent: onEvent, Logger: b.log.With("account", a.Source)}
+	st, err = c.Copy(ctx, dst, filt)
 	if st != nil {
 		rec.add(func(r *PhaseResult) {
 			for _, c := range st.Collections {
@@ -170,16 +159,16 @@ func hasProblem(ps []Problem, item string) bool {
 // filteredSource applies the plan's include/exclude to a DAV source's
 // collections.
 type filteredSource struct {
-	caldav.Source
+	dav.Source
 	include, exclude []string
 }
 
-func (f filteredSource) Collections(ctx context.Context) ([]caldav.Collection, error) {
+func (f filteredSource) Collections(ctx context.Context) ([]dav.Collection, error) {
 	cols, err := f.Source.Collections(ctx)
 	if err != nil || len(f.include)+len(f.exclude) == 0 {
 		return cols, err
 	}
-	var out []caldav.Collection
+	var out []dav.Collection
 	for _, c := range cols {
 		if matchFilter(f.include, f.exclude, c.Name) {
 			out = append(out, c)
@@ -191,7 +180,7 @@ func (f filteredSource) Collections(ctx context.Context) ([]caldav.Collection, e
 // davCheckpoint returns the state store's DAV checkpoint of the account
 // pair (nil without a store: the copiers then match objects by UID at the
 // destination, which is idempotent too).
-func (b *serverBackend) davCheckpoint(rec *recorder, a AccountPlan, cal bool) caldav.Checkpoint {
+func (b *serverBackend) davCheckpoint(rec *recorder, a AccountPlan, cal bool) dav.Checkpoint {
 	if rec.store == nil {
 		return nil
 	}

@@ -10,9 +10,9 @@ import (
 // holding a secret) or a shared PostgreSQL database, with runs, accounts,
 // phase statuses and the checkpoints of the copy engines. Its Mail,
 // Calendars and Contacts methods return the checkpoints that
-// imapcopy.Copier, caldav.Copier and carddav.Copier take, so an embedder
-// that drives one engine alone gets the same resume and no-duplicate
-// guarantees as a planned run.
+// imapcopy.Copier and dav.Copier take, so an embedder that drives one
+// engine alone gets the same resume and no-duplicate guarantees as a
+// planned run.
 //
 // A Store is safe for concurrent use.
 type Store = state.Store

@@ -12,9 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio/files"
-	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 )
 
@@ -372,12 +371,7 @@ func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventor
 		// Verification only reads the checkpoint: it finds there where an
 		// object was adopted (Carbonio's UID conflict named another href).
 		cp := b.davCheckpoint(rec, a, cal)
-		var v *caldav.Verification
-		if cal {
-			v, err = (&caldav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
-		} else {
-			v, err = (&carddav.Copier{Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
-		}
+		v, err := (&dav.Copier{Rules: davRules(cal), Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
 		if v != nil {
 			rec.add(func(r *PhaseResult) {
 				for _, c := range v.Collections {

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
 )
 
 // davSchema holds the tables behind the caldav and carddav checkpoints.
@@ -32,18 +30,19 @@ var (
 	_ dav.ForgetCheckpoint = (*davCheckpoint)(nil)
 )
 
-// Calendars returns the caldav checkpoint of one account.
-func (w *writer) Calendars(account string) caldav.Checkpoint {
+// Calendars returns the calendar checkpoint of one account (a
+// dav.BatchCheckpoint and dav.ForgetCheckpoint).
+func (w *writer) Calendars(account string) dav.Checkpoint {
 	return &davCheckpoint{w: w, kind: "calendar", account: account}
 }
 
-// Contacts returns the carddav checkpoint of one account.
-func (w *writer) Contacts(account string) carddav.Checkpoint {
+// Contacts returns the contacts checkpoint of one account (a
+// dav.BatchCheckpoint and dav.ForgetCheckpoint).
+func (w *writer) Contacts(account string) dav.Checkpoint {
 	return &davCheckpoint{w: w, kind: "contacts", account: account}
 }
 
-// davCheckpoint implements caldav.Checkpoint and carddav.Checkpoint (the
-// same interface, declared in internal/dav), dav.BatchCheckpoint and
+// davCheckpoint implements dav.Checkpoint, dav.BatchCheckpoint and
 // dav.ForgetCheckpoint.
 type davCheckpoint struct {
 	w       *writer

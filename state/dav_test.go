@@ -9,8 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 )
 
 func TestDAVCheckpoint(t *testing.T) {
@@ -81,9 +81,9 @@ func TestDAVCheckpointBatches(t *testing.T) {
 	davtest.SeedCalendar(t, src, "c", "C", nil, objs)
 	run := func() dav.CollectionStats {
 		t.Helper()
-		from, _ := caldav.NewDAV(src.CalEndpoint())
-		to, _ := caldav.NewDAV(dst.CalEndpoint())
-		st, err := (&caldav.Copier{BatchSize: 7, Checkpoint: s.Calendars("user1")}).Copy(ctx, to, from)
+		from, _ := caldav.NewDAV(src.Endpoint())
+		to, _ := caldav.NewDAV(dst.Endpoint())
+		st, err := (&dav.Copier{Rules: caldav.Rules{}, BatchSize: 7, Checkpoint: s.Calendars("user1")}).Copy(ctx, to, from)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,14 +163,14 @@ func TestDAVCheckpointForget(t *testing.T) {
 	src, srv := davtest.MemSide(t, "src")
 	dst, _ := davtest.MemSide(t, "dst")
 	href := davtest.SeedCalendar(t, src, "c", "C", nil, davtest.EventFixtures(4))
-	from, _ := caldav.NewDAV(src.CalEndpoint())
-	to, _ := caldav.NewDAV(dst.CalEndpoint())
+	from, _ := caldav.NewDAV(src.Endpoint())
+	to, _ := caldav.NewDAV(dst.Endpoint())
 	cp := s.Calendars("user1")
-	if _, err := (&caldav.Copier{Checkpoint: cp}).Copy(ctx, to, from); err != nil {
+	if _, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(ctx, to, from); err != nil {
 		t.Fatal(err)
 	}
 	srv.Delete("user1", href+"gen-0000.ics")
-	st, err := (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(ctx, to, from)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(ctx, to, from)
 	if err != nil || st.Totals().Deleted != 1 {
 		t.Fatalf("copy with Delete: %v %+v", err, st)
 	}

@@ -9,9 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio/files"
-	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 )
 
@@ -82,10 +81,12 @@ type Checkpoints interface {
 	// Mail returns the imapcopy checkpoint of one account pair, keyed
 	// e.g. by "SRC -> DST". Every method commits before it returns.
 	Mail(key string) imapcopy.Checkpoint
-	// Calendars returns the caldav checkpoint of one account.
-	Calendars(account string) caldav.Checkpoint
-	// Contacts returns the carddav checkpoint of one account.
-	Contacts(account string) carddav.Checkpoint
+	// Calendars returns the calendar checkpoint of one account, a
+	// dav.BatchCheckpoint and dav.ForgetCheckpoint.
+	Calendars(account string) dav.Checkpoint
+	// Contacts returns the contacts checkpoint of one account, a
+	// dav.BatchCheckpoint and dav.ForgetCheckpoint.
+	Contacts(account string) dav.Checkpoint
 	// Files returns the files phase's store.
 	Files() files.Store
 	// SetPhase records the status and detail of one phase of an account

@@ -79,7 +79,7 @@ for run in $(seq "$RUNS"); do
     if [ "${PERF:-}" = 1 ]; then
       echo "  inclusive share of the calendars process's CPU samples:"
       perf report -i "$W/perf-$run-$i.data" --children --sort sym --stdio -g none 2>/dev/null |
-        grep -E '\] (runtime\.sysmon|runtime\.schedule|net/http\.\(\*Transport\)\.dialConn|net/http\.\(\*persistConn\)\.(readLoop|writeLoop|close)|net/http\.\(\*Transport\)\.roundTrip|github\.com/zxmigrate/zxmigrate/internal/dav\.(\(\*pair\)\.object|decodeMultistatus)|github\.com/zxmigrate/zxmigrate/ca[lr]d*dav\.\(\*?Rules\)\.Split|runtime\.gcBgMarkWorker|runtime\.mallocgc)$' |
+        grep -E '\] (runtime\.sysmon|runtime\.schedule|net/http\.\(\*Transport\)\.dialConn|net/http\.\(\*persistConn\)\.(readLoop|writeLoop|close)|net/http\.\(\*Transport\)\.roundTrip|github\.com/zxmigrate/zxmigrate/dav\.(\(\*pair\)\.object|decodeMultistatus)|github\.com/zxmigrate/zxmigrate/ca[lr]d*dav\.\(\*?Rules\)\.Split|runtime\.gcBgMarkWorker|runtime\.mallocgc)$' |
         awk '{printf "    %7s  %s\n", $1, $NF}'
     fi
   done

@@ -28,7 +28,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
@@ -183,30 +184,30 @@ func copyURLs(from, to string) error {
 func copyBoth(ctx context.Context, from, to string) (int, error) {
 	conc, _ := strconv.Atoi(os.Getenv("DAVBENCH_CONCURRENCY"))
 	pw := secret.New("pass1")
-	var cal, card *caldav.Stats
+	var cal, card *dav.Stats
 	var g errgroup.Group
 	g.Go(func() error {
-		src, err := caldav.NewDAV(caldav.Endpoint{URL: from, User: "user1", Password: pw})
+		src, err := caldav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw})
 		if err != nil {
 			return err
 		}
-		dst, err := caldav.NewDAV(caldav.Endpoint{URL: to, User: "user1", Password: pw})
+		dst, err := caldav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw})
 		if err != nil {
 			return err
 		}
-		cal, err = (&caldav.Copier{Concurrency: conc}).Copy(ctx, dst, src)
+		cal, err = (&dav.Copier{Rules: caldav.Rules{}, Concurrency: conc}).Copy(ctx, dst, src)
 		return err
 	})
 	g.Go(func() error {
-		src, err := carddav.NewDAV(carddav.Endpoint{URL: from, User: "user1", Password: pw})
+		src, err := carddav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw})
 		if err != nil {
 			return err
 		}
-		dst, err := carddav.NewDAV(carddav.Endpoint{URL: to, User: "user1", Password: pw})
+		dst, err := carddav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw})
 		if err != nil {
 			return err
 		}
-		card, err = (&carddav.Copier{Concurrency: conc}).Copy(ctx, dst, src)
+		card, err = (&dav.Copier{Rules: carddav.Rules{}, Concurrency: conc}).Copy(ctx, dst, src)
 		return err
 	})
 	if err := g.Wait(); err != nil {

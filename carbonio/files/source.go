@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
 )
@@ -48,7 +48,7 @@ type Source struct {
 	// URL is the mailstore's origin, e.g. https://zimbra.example.com:7071.
 	// On an admin port (7071, 6071) the token travels in the
 	// ZM_ADMIN_AUTH_TOKEN cookie, elsewhere in ZM_AUTH_TOKEN (see
-	// internal/dav TokenCookie).
+	// dav.TokenCookie).
 	URL string
 	// Tokens gives the token sent for each account.
 	Tokens TokenSource

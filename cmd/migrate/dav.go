@@ -15,7 +15,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/secret"
 	"github.com/zxmigrate/zxmigrate/state"
@@ -172,7 +172,7 @@ every re-run. --from-folders defaults to Contacts.`,
 	return c
 }
 
-// davCopier is what caldav.Copier and carddav.Copier have in common.
+// davCopier is what a run needs of dav.Copier.
 type davCopier interface {
 	Copy(ctx context.Context, dst dav.Destination, src dav.Source) (*dav.Stats, error)
 	Verify(ctx context.Context, dst dav.Destination, src dav.Source) (*dav.Verification, error)
@@ -226,9 +226,12 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	}
 	onEvent := func(ev dav.Event) {
 		if d, ok := ev.(dav.CollectionDone); ok && e.g.progress != "none" {
-			s := d.Stats
+			s, del := d.Stats, ""
+			if f.delete {
+				del = s.DeletionsText()
+			}
 			termsafe.Fprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
-				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, deletions(s, f.delete))
+				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, del)
 		}
 	}
 	log, err := operatorLogger(e.stderr, e.g)
@@ -242,49 +245,49 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	)
 	switch kind {
 	case "calendars":
-		c := &caldav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
+		c := &dav.Copier{Rules: caldav.Rules{}, Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Calendars(account)
 		}
 		copr = c
 		if f.fromREST != "" {
-			src, err = caldav.NewZimbraREST(caldav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = caldav.NewZimbraREST(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits}, f.folders...)
 		} else {
-			src, err = caldav.NewDAV(caldav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = caldav.NewDAV(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
 		}
-		var d caldav.Destination
+		var d dav.Destination
 		switch {
 		case f.toREST:
-			d, err = caldav.NewZimbraRESTDestination(caldav.ZimbraREST{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, Folders: []string{f.toFolder}, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			d, err = caldav.NewZimbraRESTDestination(dav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits}, f.toFolder)
 		default:
-			d, err = caldav.NewDAV(caldav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			d, err = caldav.NewDAV(dav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: tokenSource(f, toPw, hc), Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
 		}
 		dst = d
 	default:
-		c := &carddav.Copier{Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
+		c := &dav.Copier{Rules: carddav.Rules{}, Concurrency: f.concurrency, DryRun: f.dryRun, Delete: f.delete, OnEvent: onEvent, Logger: log}
 		if store != nil {
 			c.Checkpoint = store.Contacts(account)
 		}
 		copr = c
 		if f.fromREST != "" {
-			src, err = carddav.NewZimbraREST(carddav.ZimbraREST{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, Folders: f.folders, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = carddav.NewZimbraREST(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, Account: f.fromREST, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits}, f.folders...)
 		} else {
-			src, err = carddav.NewDAV(carddav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+			src, err = carddav.NewDAV(dav.Endpoint{URL: f.from, User: f.fromUser, Password: fromPw, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		}
 		if err != nil {
 			return usageError{err}
 		}
-		var ts carddav.TokenSource
+		var ts dav.TokenSource
 		if t := tokenSource(f, toPw, hc); t != nil {
 			ts = t
 		}
-		d, err := carddav.NewDAV(carddav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: ts, Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
+		d, err := carddav.NewDAV(dav.Endpoint{URL: f.to, User: f.toUser, Password: toPw, Token: ts, Account: f.toAccount, HTTPClient: hc, TrustedOrigins: f.trustedOrigins, AllowPlaintext: f.allowPlaintext, Limits: limits})
 		if err != nil {
 			return usageError{err}
 		}
@@ -300,7 +303,10 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		rep.Error = err.Error()
 	}
 	if stats != nil {
-		printDAVSummary(e, kind, stats, rep.Verification, f.delete)
+		stats.WriteText(e.stdout, kind, f.delete)
+		if rep.Verification != nil {
+			rep.Verification.WriteText(e.stdout)
+		}
 	}
 	if werr := writeDAVReport(f.reportPath, rep); werr != nil && err == nil {
 		err = werr
@@ -316,7 +322,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 
 // tokenSource returns the Carbonio admin client that hands out DelegateAuth
 // tokens when --to-carbonio-admin is set, else nil.
-func tokenSource(f *davFlags, adminPw secret.Secret, hc *http.Client) caldav.TokenSource {
+func tokenSource(f *davFlags, adminPw secret.Secret, hc *http.Client) dav.TokenSource {
 	if f.toAdmin == "" {
 		return nil
 	}
@@ -343,80 +349,6 @@ func redact(u string) string {
 		return "(unparsable URL)"
 	}
 	return p.Redacted()
-}
-
-// maxNotes bounds the notes printed per collection; the report has all.
-const maxNotes = 20
-
-// deletions is the part of a summary line about --delete ("" without it).
-func deletions(s dav.CollectionStats, on bool) string {
-	if !on {
-		return ""
-	}
-	return fmt.Sprintf(", %d deleted, %d kept (changed on the destination), %d deletions held back", s.Deleted, s.Kept, s.HeldBack)
-}
-
-func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification, deletes bool) {
-	t := s.Totals()
-	mode := ""
-	if len(s.Collections) > 0 && s.Collections[0].DryRun {
-		mode = " (dry run: nothing written)"
-	}
-	n := 0
-	for _, c := range s.Collections {
-		if !c.Gone {
-			n++
-		}
-	}
-	termsafe.Fprintf(e.stdout, "%s: %d collections, %d objects: %d created, %d updated, %d unchanged, %d skipped, %d failed, %d repaired%s%s\n",
-		kind, n, t.Objects, t.Created, t.Updated, t.Unchanged, t.Skipped, t.Failed, t.Repaired, deletions(t, deletes), mode)
-	for _, c := range s.Collections {
-		if c.Gone {
-			termsafe.Fprintf(e.stdout, "  %s: gone at the source; %s and its %d objects kept\n", c.Source, c.Destination, c.HeldBack)
-			continue
-		}
-		if c.Nested != "" {
-			termsafe.Fprintf(e.stdout, "  %s: nested collection %q flattened to %q\n", c.Source, c.Nested, c.Name)
-		}
-		for _, er := range c.Errors {
-			uid := ""
-			if er.UID != "" {
-				uid = " (UID " + er.UID + ")"
-			}
-			termsafe.Fprintf(e.stdout, "  FAILED %s%s: %s\n", er.Item, uid, er.Reason)
-		}
-		for i, n := range c.Notes {
-			if i == maxNotes {
-				termsafe.Fprintf(e.stdout, "  ... %d more notes (see --report)\n", len(c.Notes)-maxNotes)
-				break
-			}
-			termsafe.Fprintf(e.stdout, "  note %s: %s\n", n.Item, n.Note)
-		}
-	}
-	if v != nil {
-		ok, bad := 0, 0
-		for _, c := range v.Collections {
-			ok += c.Matched
-			bad += len(c.Missing) + len(c.Different) + len(c.Duplicates)
-			for _, a := range c.Adopted {
-				termsafe.Fprintf(e.stdout, "  equal, adopted from %s: %s (UID %s)\n", a.Href, c.Source, a.UID)
-			}
-			for _, u := range c.Missing {
-				termsafe.Fprintf(e.stdout, "  MISSING at destination: %s (UID %s)\n", c.Source, u)
-			}
-			for _, u := range c.Different {
-				what := ""
-				if w := c.ChangedIn(u); w != "" {
-					what = ": " + w
-				}
-				termsafe.Fprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)%s\n", c.Source, u, what)
-			}
-			for _, u := range c.Duplicates {
-				termsafe.Fprintf(e.stdout, "  DUPLICATE at destination: %s (UID %s)\n", c.Source, u)
-			}
-		}
-		termsafe.Fprintf(e.stdout, "verify: %d objects equal, %d problems\n", ok, bad)
-	}
 }
 
 func writeDAVReport(p string, rep *davReport) error {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/testpki"
 )

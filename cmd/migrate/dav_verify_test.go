@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 )
 

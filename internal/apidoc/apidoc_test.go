@@ -24,6 +24,9 @@ var public = []struct {
 	{"migrate", true},
 	{"migrate/migratetest", true},
 	{"imapcopy", true},
+	{"dav", true},
+	{"caldav", true},
+	{"carddav", true},
 	{"carbonio", true},
 	{"carbonio/files", true},
 	{"carbonio/carboniotest", true},
@@ -87,7 +90,7 @@ func undocumented(t *testing.T, dir string, withFields bool) []string {
 								miss(s.Pos(), s.Name.Name)
 							}
 							if withFields {
-								fields(s, miss)
+								fields(s, fset, miss)
 							}
 						case *ast.ValueSpec:
 							for _, n := range s.Names {
@@ -110,8 +113,10 @@ func undocumented(t *testing.T, dir string, withFields bool) []string {
 var standard = map[string]bool{"Error": true, "Unwrap": true, "String": true}
 
 // fields reports the undocumented exported fields of a struct type and
-// methods of an interface type.
-func fields(s *ast.TypeSpec, miss func(token.Pos, string)) {
+// methods of an interface type. A field without a comment of its own is
+// documented by the comment of the field just above it when that comment
+// names it ("Source and Destination are the collection hrefs").
+func fields(s *ast.TypeSpec, fset *token.FileSet, miss func(token.Pos, string)) {
 	var list *ast.FieldList
 	switch t := s.Type.(type) {
 	case *ast.StructType:
@@ -121,16 +126,38 @@ func fields(s *ast.TypeSpec, miss func(token.Pos, string)) {
 	default:
 		return
 	}
+	group, groupEnd := "", -1 // the last doc comment and the line its field ends on
 	for _, f := range list.List {
-		if f.Doc != nil || f.Comment != nil {
+		line := fset.Position(f.Pos()).Line
+		if f.Doc != nil {
+			group, groupEnd = f.Doc.Text(), fset.Position(f.End()).Line
+			continue
+		}
+		inGroup := line == groupEnd+1
+		if inGroup {
+			groupEnd = fset.Position(f.End()).Line
+		}
+		if f.Comment != nil {
 			continue
 		}
 		for _, n := range f.Names {
-			if n.IsExported() {
+			if n.IsExported() && !(inGroup && names(group, n.Name)) {
 				miss(n.Pos(), s.Name.Name+"."+n.Name)
 			}
 		}
 	}
+}
+
+// names reports whether the comment text names the identifier as a word.
+func names(text, ident string) bool {
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool {
+		return !(r == '_' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z')
+	}) {
+		if w == ident {
+			return true
+		}
+	}
+	return false
 }
 
 func recvType(e ast.Expr) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
@@ -42,13 +43,13 @@ func newDAVSide(t *testing.T, seed uint64, methods ...string) *davSide {
 func (s *davSide) calHome() string  { return s.ts.URL + memdav.CalendarHome("user1") }
 func (s *davSide) cardHome() string { return s.ts.URL + memdav.AddressBookHome("user1") }
 
-func (s *davSide) endpoint(home string) caldav.Endpoint {
-	return caldav.Endpoint{URL: home, User: "user1", Password: secret.New("pass1"),
+func (s *davSide) endpoint(home string) dav.Endpoint {
+	return dav.Endpoint{URL: home, User: "user1", Password: secret.New("pass1"),
 		HTTPClient: &http.Client{Timeout: 30 * time.Second}}
 }
 
-func (s *davSide) cardEndpoint() carddav.Endpoint {
-	return carddav.Endpoint{URL: s.cardHome(), User: "user1", Password: secret.New("pass1"),
+func (s *davSide) cardEndpoint() dav.Endpoint {
+	return dav.Endpoint{URL: s.cardHome(), User: "user1", Password: secret.New("pass1"),
 		HTTPClient: &http.Client{Timeout: 30 * time.Second}}
 }
 
@@ -93,8 +94,8 @@ func TestDAVCopyUnderFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s1, err1 := (&caldav.Copier{Checkpoint: st.Calendars("user1")}).Copy(ctx, cd, cs)
-		s2, err2 := (&carddav.Copier{Checkpoint: st.Contacts("user1")}).Copy(ctx, ad, as)
+		s1, err1 := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: st.Calendars("user1")}).Copy(ctx, cd, cs)
+		s2, err2 := (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: st.Contacts("user1")}).Copy(ctx, ad, as)
 		st.Close()
 		passes++
 		clean := err1 == nil && err2 == nil && davClean(s1) && davClean(s2)
@@ -142,11 +143,11 @@ func TestDAVCopyUnderFaults(t *testing.T) {
 	}
 	for _, v := range []func() (bool, error){
 		func() (bool, error) {
-			v, err := (&caldav.Copier{}).Verify(ctx, cd, cs)
+			v, err := (&dav.Copier{Rules: caldav.Rules{}}).Verify(ctx, cd, cs)
 			return err == nil && v.OK(), err
 		},
 		func() (bool, error) {
-			v, err := (&carddav.Copier{}).Verify(ctx, ad, as)
+			v, err := (&dav.Copier{Rules: carddav.Rules{}}).Verify(ctx, ad, as)
 			return err == nil && v.OK(), err
 		},
 	} {
@@ -158,9 +159,9 @@ func TestDAVCopyUnderFaults(t *testing.T) {
 		countObjects(wantCals), countObjects(wantBooks), injected, src.faults.Stats(), dst.faults.Stats(), passes, hit, removals, lost, dup)
 }
 
-func davClean(s *caldav.Stats) bool { return s != nil && davProblems(s) == "" }
+func davClean(s *dav.Stats) bool { return s != nil && davProblems(s) == "" }
 
-func davProblems(s *caldav.Stats) string {
+func davProblems(s *dav.Stats) string {
 	if s == nil {
 		return "no stats"
 	}

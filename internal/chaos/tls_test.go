@@ -17,6 +17,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
@@ -173,7 +174,7 @@ func TestTLSDAVVerification(t *testing.T) {
 	// Copy from and to the same calendar home: enough to exercise discovery,
 	// listing and the TLS handshake of the copy engine's client.
 	list := func(base string, hc *http.Client) error {
-		e := caldav.Endpoint{URL: base + memdav.CalendarHome("user1"), User: "user1", Password: secret.New("pass1")}
+		e := dav.Endpoint{URL: base + memdav.CalendarHome("user1"), User: "user1", Password: secret.New("pass1")}
 		if hc != nil {
 			e.HTTPClient = hc
 		}
@@ -181,7 +182,7 @@ func TestTLSDAVVerification(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = (&caldav.Copier{}).Copy(ctx, d, d)
+		_, err = (&dav.Copier{Rules: caldav.Rules{}}).Copy(ctx, d, d)
 		return err
 	}
 	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLSConfig()}}

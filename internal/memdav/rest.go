@@ -8,7 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // restAuth accepts the admin's Basic credentials, the owner's, or the
@@ -100,7 +101,7 @@ func export(c *coll, format, folder string) []byte {
 	var b bytes.Buffer
 	if format == "vcf" {
 		for _, p := range paths {
-			b.Write(dav.CRLF(c.objs[p].raw))
+			b.Write(davtext.CRLF(c.objs[p].raw))
 		}
 		return b.Bytes()
 	}
@@ -108,7 +109,7 @@ func export(c *coll, format, folder string) []byte {
 	tzDone := map[string]bool{}
 	var comps bytes.Buffer
 	for _, p := range paths {
-		cals, _ := dav.Blocks(dav.Lines(dav.CRLF(c.objs[p].raw)))
+		cals, _ := davtext.Blocks(davtext.Lines(davtext.CRLF(c.objs[p].raw)))
 		for _, cal := range cals {
 			_, children, _ := cal.Inner()
 			for _, ch := range children {
@@ -132,7 +133,7 @@ func export(c *coll, format, folder string) []byte {
 // importICS stores each UID of body as one object, replacing the object
 // with the same UID (Zimbra's addInvite updates by UID).
 func (s *Server) importICS(c *coll, body []byte) error {
-	cals, _ := dav.Blocks(dav.Lines(dav.CRLF(body)))
+	cals, _ := davtext.Blocks(davtext.Lines(davtext.CRLF(body)))
 	var tzs []byte
 	groups := map[string][]byte{}
 	var order []string

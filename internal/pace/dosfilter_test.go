@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
-	"github.com/zxmigrate/zxmigrate/internal/dav/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/davtest"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
@@ -89,16 +90,16 @@ func TestCalDAVCopyThroughDoSFilter(t *testing.T) {
 	p := pace.New(0)
 	hc := &http.Client{Transport: p.Wrap(nil), Timeout: time.Minute}
 	pw := secret.New("pass1")
-	src, err := caldav.NewDAV(caldav.Endpoint{URL: srcURL, User: "user1", Password: pw, HTTPClient: hc})
+	src, err := caldav.NewDAV(dav.Endpoint{URL: srcURL, User: "user1", Password: pw, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst, err := caldav.NewDAV(caldav.Endpoint{URL: dstURL, User: "user1", Password: pw, HTTPClient: hc})
+	dst, err := caldav.NewDAV(dav.Endpoint{URL: dstURL, User: "user1", Password: pw, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	st, err := (&caldav.Copier{}).Copy(ctx, dst, src)
+	st, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(ctx, dst, src)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func TestCalDAVCopyThroughDoSFilter(t *testing.T) {
 	if rejected*100 > requests {
 		t.Errorf("%d of %d requests refused: more than 1%%", rejected, requests)
 	}
-	v, err := (&caldav.Copier{}).Verify(ctx, dst, src)
+	v, err := (&dav.Copier{Rules: caldav.Rules{}}).Verify(ctx, dst, src)
 	if err != nil || !v.OK() {
 		t.Errorf("Verify after the copy: ok=%v err=%v", v != nil && v.OK(), err)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/carbonio/files"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
 	"github.com/zxmigrate/zxmigrate/state"
 )
 

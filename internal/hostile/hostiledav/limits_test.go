@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
@@ -59,7 +59,7 @@ func heapPeak(t *testing.T, fn func()) uint64 {
 
 // limitErrors returns the *dav.LimitError found in err or the copy's
 // per-item errors.
-func limitError(err error, stats *caldav.Stats) *dav.LimitError {
+func limitError(err error, stats *dav.Stats) *dav.LimitError {
 	var le *dav.LimitError
 	if errors.As(err, &le) {
 		return le
@@ -78,11 +78,11 @@ func limitError(err error, stats *caldav.Stats) *dav.LimitError {
 func TestDeepXML(t *testing.T) {
 	src := httptest.NewServer(DeepXML(1_000_000))
 	t.Cleanup(src.Close)
-	s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw")})
+	s, err := caldav.NewDAV(dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats, err := (&caldav.Copier{}).Copy(context.Background(), destination(t), s)
+	stats, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), destination(t), s)
 	le := limitError(err, stats)
 	if le == nil || le.What != "XML depth" || le.Limit != dav.DefaultMaxXMLDepth {
 		t.Fatalf("copy: %v, want a *dav.LimitError on XML depth %d", err, dav.DefaultMaxXMLDepth)
@@ -97,7 +97,7 @@ func TestDeepXML(t *testing.T) {
 func TestDeepXMLFindCalendars(t *testing.T) {
 	src := httptest.NewServer(DeepXML(1_000_000))
 	t.Cleanup(src.Close)
-	_, err := caldav.FindCalendars(context.Background(), caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw")})
+	_, err := caldav.FindCalendars(context.Background(), dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw")})
 	var le *dav.LimitError
 	if !errors.As(err, &le) || le.What != "XML depth" {
 		t.Fatalf("FindCalendars: %v, want a *dav.LimitError on XML depth", err)
@@ -129,17 +129,17 @@ func TestHugeMultistatus(t *testing.T) {
 	src := httptest.NewServer(HugeMultistatus(500 << 20))
 	t.Cleanup(src.Close)
 	for _, tc := range hugeCases(384 << 20) {
-		s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
-			Limits: caldav.Limits{MaxMultistatus: tc.limit}})
+		s, err := caldav.NewDAV(dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
+			Limits: dav.Limits{MaxMultistatus: tc.limit}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dst := destination(t)
 		var (
-			stats *caldav.Stats
+			stats *dav.Stats
 			cerr  error
 		)
-		peak := heapPeak(t, func() { stats, cerr = (&caldav.Copier{}).Copy(context.Background(), dst, s) })
+		peak := heapPeak(t, func() { stats, cerr = (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), dst, s) })
 		want := cmp.Or(tc.limit, dav.DefaultMaxMultistatus)
 		le := limitError(cerr, stats)
 		if le == nil || le.What != "multistatus" || le.Limit != want {
@@ -161,17 +161,17 @@ func TestHugeExport(t *testing.T) {
 	src := httptest.NewServer(HugeExport(300 << 20))
 	t.Cleanup(src.Close)
 	for _, tc := range hugeCases(384 << 20) {
-		s, err := caldav.NewZimbraREST(caldav.ZimbraREST{URL: src.URL, User: "admin", Password: secret.New("pw"), Account: "alice@example.com",
-			Limits: caldav.Limits{MaxExport: tc.limit}})
+		s, err := caldav.NewZimbraREST(dav.Endpoint{URL: src.URL, User: "admin", Password: secret.New("pw"), Account: "alice@example.com",
+			Limits: dav.Limits{MaxExport: tc.limit}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dst := destination(t)
 		var (
-			stats *caldav.Stats
+			stats *dav.Stats
 			cerr  error
 		)
-		peak := heapPeak(t, func() { stats, cerr = (&caldav.Copier{}).Copy(context.Background(), dst, s) })
+		peak := heapPeak(t, func() { stats, cerr = (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), dst, s) })
 		want := cmp.Or(tc.limit, dav.DefaultMaxExport)
 		le := limitError(cerr, stats)
 		if le == nil || le.What != "export" || le.Limit != want || !strings.Contains(le.Error(), "MaxExport") {
@@ -202,7 +202,7 @@ func TestStalls(t *testing.T) {
 			src := httptest.NewServer(h)
 			t.Cleanup(src.Close)
 			t.Cleanup(func() { close(release) }) // runs before src.Close
-			s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
+			s, err := caldav.NewDAV(dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
 				IdleTimeout: 300 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
@@ -211,7 +211,7 @@ func TestStalls(t *testing.T) {
 			start := time.Now()
 			done := make(chan error, 1)
 			go func() {
-				_, err := (&caldav.Copier{}).Copy(context.Background(), dst, s)
+				_, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), dst, s)
 				done <- err
 			}()
 			select {
@@ -237,13 +237,13 @@ func TestTrickleNotCut(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	src := httptest.NewServer(Trickle(20 * time.Millisecond))
 	t.Cleanup(src.Close)
-	s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
+	s, err := caldav.NewDAV(dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
 		HTTPClient: httpx.NewClient(httpx.Options{IdleTimeout: idle})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	stats, err := (&caldav.Copier{}).Copy(context.Background(), destination(t), s)
+	stats, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), destination(t), s)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)

@@ -13,19 +13,20 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // destination is an in-memory CalDAV server with user bob.
-func destination(t *testing.T) caldav.Destination {
+func destination(t *testing.T) dav.Destination {
 	t.Helper()
 	s := memdav.New()
 	s.AddUser("bob", "pw")
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
-	d, err := caldav.NewDAV(caldav.Endpoint{URL: ts.URL + memdav.CalendarHome("bob"), User: "bob", Password: secret.New("pw")})
+	d, err := caldav.NewDAV(dav.Endpoint{URL: ts.URL + memdav.CalendarHome("bob"), User: "bob", Password: secret.New("pw")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,11 +58,11 @@ func tlsClient(ts *httptest.Server, o httpx.Options) *http.Client {
 }
 
 // itemErrors returns the per-object errors of a copy.
-func itemErrors(s *caldav.Stats) []caldav.ItemError {
+func itemErrors(s *dav.Stats) []dav.ItemError {
 	if s == nil {
 		return nil
 	}
-	var out []caldav.ItemError
+	var out []dav.ItemError
 	for _, c := range s.Collections {
 		out = append(out, c.Errors...)
 	}
@@ -94,17 +95,17 @@ func TestForeignObjectHrefs(t *testing.T) {
 	t.Cleanup(src.Close)
 	for _, tc := range []struct {
 		name string
-		ep   caldav.Endpoint
+		ep   dav.Endpoint
 	}{
-		{"basic", caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw")}},
-		{"token", caldav.Endpoint{URL: src.URL + "/cal/", Token: tokens{}, Account: "alice@example.com"}},
+		{"basic", dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw")}},
+		{"token", dav.Endpoint{URL: src.URL + "/cal/", Token: tokens{}, Account: "alice@example.com"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := caldav.NewDAV(tc.ep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			stats, err := (&caldav.Copier{}).Copy(context.Background(), destination(t), s)
+			stats, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), destination(t), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,11 +129,11 @@ func TestTrustedOriginReceives(t *testing.T) {
 	rec, foreign := recorder(t)
 	src := httptest.NewServer(ForeignHrefs(foreign.URL + "/cal/a.ics"))
 	t.Cleanup(src.Close)
-	s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"), TrustedOrigins: []string{foreign.URL}})
+	s, err := caldav.NewDAV(dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"), TrustedOrigins: []string{foreign.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats, err := (&caldav.Copier{}).Copy(context.Background(), destination(t), s)
+	stats, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), destination(t), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,13 +152,13 @@ func TestHTTPSSourceHTTPHref(t *testing.T) {
 	href := foreign.URL + "/cal/a.ics"
 	src := httptest.NewTLSServer(ForeignHrefs(href))
 	t.Cleanup(src.Close)
-	copyWith := func(allow bool) *caldav.Stats {
-		s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
+	copyWith := func(allow bool) *dav.Stats {
+		s, err := caldav.NewDAV(dav.Endpoint{URL: src.URL + "/cal/", User: "alice", Password: secret.New("pw"),
 			HTTPClient: tlsClient(src, httpx.Options{}), TrustedOrigins: []string{foreign.URL}, AllowPlaintext: allow})
 		if err != nil {
 			t.Fatal(err)
 		}
-		stats, err := (&caldav.Copier{}).Copy(context.Background(), destination(t), s)
+		stats, err := (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), destination(t), s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,11 +189,11 @@ func TestForeignDiscoveryHrefs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			src := httptest.NewServer(ForeignDiscovery(tc.principal, tc.home))
 			t.Cleanup(src.Close)
-			s, err := caldav.NewDAV(caldav.Endpoint{URL: src.URL + "/", User: "alice", Password: secret.New("pw")})
+			s, err := caldav.NewDAV(dav.Endpoint{URL: src.URL + "/", User: "alice", Password: secret.New("pw")})
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = (&caldav.Copier{}).Copy(context.Background(), destination(t), s)
+			_, err = (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), destination(t), s)
 			want := tc.home
 			if want == "" {
 				want = tc.principal
@@ -230,19 +231,19 @@ func TestRedirectsKeepCredentials(t *testing.T) {
 	t.Cleanup(tlsSrc.Close)
 	for _, tc := range []struct {
 		name      string
-		ep        caldav.Endpoint
+		ep        dav.Endpoint
 		plaintext bool
 	}{
-		{"other-port-basic", caldav.Endpoint{URL: plain.URL + "/cal/", User: "alice", Password: secret.New("pw")}, false},
-		{"other-port-token", caldav.Endpoint{URL: plain.URL + "/cal/", Token: tokens{}, Account: "alice"}, false},
-		{"https-to-http", caldav.Endpoint{URL: tlsSrc.URL + "/cal/", User: "alice", Password: secret.New("pw"), HTTPClient: tlsClient(tlsSrc, httpx.Options{})}, true},
+		{"other-port-basic", dav.Endpoint{URL: plain.URL + "/cal/", User: "alice", Password: secret.New("pw")}, false},
+		{"other-port-token", dav.Endpoint{URL: plain.URL + "/cal/", Token: tokens{}, Account: "alice"}, false},
+		{"https-to-http", dav.Endpoint{URL: tlsSrc.URL + "/cal/", User: "alice", Password: secret.New("pw"), HTTPClient: tlsClient(tlsSrc, httpx.Options{})}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := caldav.NewDAV(tc.ep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = (&caldav.Copier{}).Copy(context.Background(), destination(t), s)
+			_, err = (&dav.Copier{Rules: caldav.Rules{}}).Copy(context.Background(), destination(t), s)
 			wantOriginError(t, err, foreign.URL+"/cal/", tc.plaintext)
 		})
 	}

@@ -5,55 +5,85 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // RawObject is one object cut out of an export file, before validation.
 type RawObject struct {
 	// Key names the object: its UID, or a placeholder when it has none.
-	Key  string
+	Key string
+	// Data is the object, CRLF line ends.
 	Data []byte
 }
 
-// REST reads (and, for calendars, writes) Zimbra/Carbonio folders through
-// the REST UserServlet: GET /home/<account>/<folder>?fmt=ics|vcf exports a
-// folder as one file, which Split cuts into one object per UID; POST
-// ...?fmt=ics imports, updating by UID. It is safe for concurrent use.
+// REST reads (and, for calendars, writes) the folders of one account
+// through the Zimbra/Carbonio REST UserServlet: GET
+// /home/<account>/<folder>?fmt=ics|vcf exports a folder as one file, which
+// is cut into one object per UID; POST ...?fmt=ics imports, updating by UID.
+// caldav.NewZimbraREST and carddav.NewZimbraREST make one. It is safe for
+// concurrent use.
 type REST struct {
-	// Client talks to the server; on the Zimbra admin port (7071) admin
-	// Basic credentials may read any account.
-	Client  *Client
-	P       *Protocol
-	Account string
-	// Folders are the folder paths to copy, e.g. "Calendar", "Work/Team".
-	Folders []string
-	// Format is "ics" or "vcf".
-	Format string
-	// Query holds extra parameters, e.g. "icalAttach=inline".
-	Query string
-	// Split cuts an export into objects.
-	Split func(data []byte) ([]RawObject, error)
-	// Writable enables Put (calendar import through ?fmt=ics).
-	Writable bool
+	client   *Client
+	p        *Protocol
+	account  string
+	folders  []string
+	format   string
+	query    string
+	split    func(data []byte) ([]RawObject, error)
+	writable bool
 
 	mu    sync.Mutex
 	cache map[string]map[string][]byte // collection href -> href -> data
 }
 
-// FlattenName is the predictable name of a nested folder: its path with
+// RESTOptions say what NewREST exports and how it cuts the export.
+type RESTOptions struct {
+	// Folders are the folder paths to copy, e.g. "Calendar", "Work/Team".
+	Folders []string
+	// Query holds extra export parameters, e.g. "icalAttach=inline".
+	Query string
+	// Split cuts an export into objects, one per UID; it is required.
+	Split func(data []byte) ([]RawObject, error)
+	// Writable enables Put (the calendar import through ?fmt=ics).
+	Writable bool
+}
+
+// NewREST returns the REST folders of e.Account at the server e.URL, in
+// the format of p (fmt=ics for CalDAV, fmt=vcf for CardDAV). On the admin
+// port (7071) a global admin's Basic credentials, or an admin token, may
+// read any account. Nothing is sent until first use.
+func NewREST(p *Protocol, e Endpoint, o RESTOptions) (*REST, error) {
+	if e.Account == "" {
+		return nil, errors.New("dav: REST needs the account to read")
+	}
+	if p == nil || o.Split == nil {
+		return nil, errors.New("dav: REST needs a protocol and a Split function")
+	}
+	c, err := e.client(true)
+	if err != nil {
+		return nil, err
+	}
+	return &REST{client: c, p: p, account: e.Account, folders: o.Folders, format: strings.TrimPrefix(p.Ext, "."),
+		query: o.Query, split: o.Split, writable: o.Writable}, nil
+}
+
+// flattenName is the predictable name of a nested folder: its path with
 // "/" replaced by "-" ("Work/Team" becomes "Work-Team").
-func FlattenName(folder string) string {
+func flattenName(folder string) string {
 	return strings.ReplaceAll(strings.Trim(folder, "/"), "/", "-")
 }
 
 // Collections implements Source: one per folder, nested ones flattened.
 func (r *REST) Collections(ctx context.Context) ([]Collection, error) {
 	var out []Collection
-	for _, f := range r.Folders {
+	for _, f := range r.folders {
 		f = strings.Trim(f, "/")
 		if f == "" {
 			continue
@@ -63,8 +93,8 @@ func (r *REST) Collections(ctx context.Context) ([]Collection, error) {
 			segs[i] = url.PathEscape(segs[i])
 		}
 		c := Collection{
-			Href:        "/home/" + url.PathEscape(r.Account) + "/" + strings.Join(segs, "/") + "/",
-			Name:        FlattenName(f),
+			Href:        "/home/" + url.PathEscape(r.account) + "/" + strings.Join(segs, "/") + "/",
+			Name:        flattenName(f),
 			DisplayName: strings.ReplaceAll(f, "/", " / "),
 		}
 		if strings.Contains(f, "/") {
@@ -76,9 +106,9 @@ func (r *REST) Collections(ctx context.Context) ([]Collection, error) {
 }
 
 func (r *REST) exportURL(c Collection) string {
-	q := "fmt=" + r.Format
-	if r.Query != "" {
-		q += "&" + r.Query
+	q := "fmt=" + r.format
+	if r.query != "" {
+		q += "&" + r.query
 	}
 	return strings.TrimSuffix(c.Href, "/") + "?" + q
 }
@@ -86,26 +116,26 @@ func (r *REST) exportURL(c Collection) string {
 // List implements Source: it exports the folder and cuts it per UID; an
 // object's ETag is a hash of its bytes.
 func (r *REST) List(ctx context.Context, c Collection) ([]Ref, error) {
-	req, err := r.Client.NewRequest(ctx, http.MethodGet, r.exportURL(c), nil)
+	req, err := r.client.newRequest(ctx, http.MethodGet, r.exportURL(c), nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.Client.Do(req)
+	resp, err := r.client.do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := readAll(resp.Body, resp.ContentLength, &LimitError{What: "export", URL: req.URL.Redacted(), Limit: r.Client.limits.export(), Field: "MaxExport"})
+	body, err := readAll(resp.Body, resp.ContentLength, &LimitError{What: "export", URL: req.URL.Redacted(), Limit: r.client.limits.export(), Field: "MaxExport"})
 	if err != nil {
 		if isLimit(err) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("dav: export %s: %w", c.Href, err)
 	}
-	body = CRLF(body)
+	body = davtext.CRLF(body)
 	var objs []RawObject
 	if len(bytes.TrimSpace(body)) > 0 {
-		objs, err = r.Split(body)
+		objs, err = r.split(body)
 		if err != nil {
 			return nil, fmt.Errorf("dav: export %s: %w", c.Href, err)
 		}
@@ -113,7 +143,7 @@ func (r *REST) List(ctx context.Context, c Collection) ([]Ref, error) {
 	m := map[string][]byte{}
 	refs := make([]Ref, 0, len(objs))
 	for _, o := range objs {
-		href := c.Href + EscapeSegment(ObjectName(o.Key, r.P.Ext))
+		href := c.Href + EscapeSegment(ObjectName(o.Key, r.p.Ext))
 		h := sha256.Sum256(o.Data)
 		m[href] = o.Data
 		refs = append(refs, Ref{Href: href, ETag: hex.EncodeToString(h[:16])})
@@ -146,7 +176,7 @@ func (r *REST) Read(ctx context.Context, c Collection, refs []Ref, fn ReadFunc) 
 // Fixed reports the one folder of a writable REST destination: every
 // source collection goes there (REST cannot create folders).
 func (r *REST) Fixed() (Collection, bool) {
-	if !r.Writable || len(r.Folders) != 1 {
+	if !r.writable || len(r.folders) != 1 {
 		return Collection{}, false
 	}
 	cs, _ := r.Collections(context.Background())
@@ -166,7 +196,7 @@ func (r *REST) CreateCollection(ctx context.Context, c Collection) (Collection, 
 // conditional write: Create is checked against the last export; IfMatch
 // cannot be checked. It returns no ETag.
 func (r *REST) Put(ctx context.Context, c Collection, href string, data []byte, cond Cond) (string, error) {
-	if !r.Writable {
+	if !r.writable {
 		return "", fmt.Errorf("dav: %s: REST destination is read-only", href)
 	}
 	if cond.Create {
@@ -177,12 +207,12 @@ func (r *REST) Put(ctx context.Context, c Collection, href string, data []byte, 
 			return "", &HTTPError{Method: "POST", URL: href, Code: http.StatusPreconditionFailed, Body: "object already in the folder export"}
 		}
 	}
-	req, err := r.Client.NewRequest(ctx, http.MethodPost, r.exportURL(c), data)
+	req, err := r.client.newRequest(ctx, http.MethodPost, r.exportURL(c), data)
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("Content-Type", r.P.ContentType)
-	if _, err := r.Client.exec(req); err != nil {
+	req.Header.Set("Content-Type", r.p.ContentType)
+	if _, err := r.client.exec(req); err != nil {
 		return "", err
 	}
 	r.mu.Lock()

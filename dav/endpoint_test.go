@@ -17,10 +17,10 @@ func (f fixedToken) UserToken(context.Context, string) (secret.Secret, error) {
 	return secret.New(string(f)), nil
 }
 
-// TestRESTClientCookie sends a REST request to an admin port and to a user
+// TestRESTCookie sends a REST request to an admin port and to a user
 // port (both dialled to one local server) and checks which cookie carries
 // the token.
-func TestRESTClientCookie(t *testing.T) {
+func TestRESTCookie(t *testing.T) {
 	var got []*http.Cookie
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Cookies()
@@ -40,7 +40,7 @@ func TestRESTClientCookie(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := RESTClient(hc, scope, tc.url, "", secret.Secret{}, fixedToken("tok-1"), "alice@example.com")
+		c := restClient(hc, scope, tc.url, "", secret.Secret{}, fixedToken("tok-1"), "alice@example.com")
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
 		resp, err := c.Do(req)
 		if err != nil {

@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // CollectionCheck compares one source collection with its destination.
 type CollectionCheck struct {
+	// Source and Destination are the collection hrefs.
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
 	// Items is the number of UIDs at the source.
-	Items   int `json:"items"`
+	Items int `json:"items"`
+	// Matched counts UIDs found at the destination, once and equal.
 	Matched int `json:"matched"`
 	// Missing lists source UIDs absent at the destination.
 	Missing []string `json:"missing,omitempty"`
@@ -41,6 +45,7 @@ func (c CollectionCheck) OK() bool {
 
 // ItemChange names what differs in one object found different.
 type ItemChange struct {
+	// UID is the object's UID.
 	UID string `json:"uid"`
 	// Paths are component and property names, e.g. "VEVENT/SUMMARY",
 	// "VEVENT(instance)" (an overridden instance missing or added) or
@@ -90,12 +95,16 @@ func reportPaths(paths []string) []string {
 // AdoptedItem is a source UID verified at a destination href outside its
 // collection's destination: "adopted from Href".
 type AdoptedItem struct {
-	UID  string `json:"uid"`
+	// UID is the source UID.
+	UID string `json:"uid"`
+	// Href is the destination object that holds it.
 	Href string `json:"href"`
 }
 
 // Verification is the outcome of Verify.
 type Verification struct {
+	// Collections holds one check per source collection, nested ones
+	// included.
 	Collections []CollectionCheck `json:"collections"`
 }
 
@@ -113,26 +122,31 @@ func (v *Verification) OK() bool {
 // of the same name (and its companion collections) by UID and semantic
 // fingerprint. Source objects that fail validation are listed as Invalid.
 // The destination is always read in full; the source too, except objects
-// in e.Memo (read by the copy, same ETag since).
+// the last Copy of this Copier read from the same src (the same value),
+// with the same ETag since.
 //
 // A UID absent from the destination collection and its companions is
-// looked for at the href where a copy adopted it, as noted in e.Memo by
-// the last Copy or recorded in e.Checkpoint (read only): when that object
+// looked for at the href where a copy adopted it, as noted by the last Copy
+// or recorded in Checkpoint (read only): when that object
 // holds the UID it is compared there and listed in Adopted, once. Nothing
 // else outside the collection counts: on a server where a UID is unique
 // per collection, an object elsewhere is not a copy.
-func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
-	srcCols, err := e.collections(ctx, src)
-	if err != nil {
-		return nil, fmt.Errorf("dav: source %ss: %w", e.Protocol.Name, err)
+func (c *Copier) Verify(ctx context.Context, dst Destination, src Source) (*Verification, error) {
+	if err := c.check(dst, src); err != nil {
+		return nil, err
 	}
-	dstCols, err := e.collections(ctx, dst)
+	memo := c.lastMemo(src)
+	srcCols, err := c.collections(ctx, src)
 	if err != nil {
-		return nil, fmt.Errorf("dav: destination %ss: %w", e.Protocol.Name, err)
+		return nil, fmt.Errorf("dav: source %ss: %w", c.protocol().Name, err)
+	}
+	dstCols, err := c.collections(ctx, dst)
+	if err != nil {
+		return nil, fmt.Errorf("dav: destination %ss: %w", c.protocol().Name, err)
 	}
 	byName := map[string]Collection{}
-	for _, c := range dstCols {
-		byName[c.Name] = c
+	for _, col := range dstCols {
+		byName[col.Name] = col
 	}
 	fixed, isFixed := Collection{}, false
 	if ft, ok := dst.(fixedTarget); ok {
@@ -157,10 +171,9 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			srcCols = append(srcCols, subs...)
 		}
 		// Objects the copy read, unchanged since, are not read again.
-		useMemo := e.Memo.For(src)
 		toRead := refs[:0:0]
 		for _, ref := range refs {
-			if items, ok := e.Memo.get(sc.Href, ref); ok && useMemo {
+			if items, ok := memo.get(sc.Href, ref); ok {
 				for _, it := range items {
 					want[it[0]] = it[1]
 					from[it[0]] = ref
@@ -169,13 +182,13 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 			}
 			toRead = append(toRead, ref)
 		}
-		for start := 0; start < len(toRead); start += e.batch() {
-			err := src.Read(ctx, sc, toRead[start:min(start+e.batch(), len(toRead))], func(ref Ref, data []byte, err error) {
+		for start := 0; start < len(toRead); start += c.batch() {
+			err := src.Read(ctx, sc, toRead[start:min(start+c.batch(), len(toRead))], func(ref Ref, data []byte, err error) {
 				if err != nil {
 					chk.Invalid = append(chk.Invalid, ItemError{Item: ref.Href, Reason: err.Error(), Err: err})
 					return
 				}
-				items, err := e.Rules.Split(CRLF(data))
+				items, err := c.Rules.Split(davtext.CRLF(data))
 				if err != nil {
 					chk.Invalid = append(chk.Invalid, ItemError{Item: ref.Href, Reason: err.Error(), Err: err})
 					return
@@ -195,19 +208,19 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		var targets []Collection
 		if isFixed {
 			targets = append(targets, fixed)
-		} else if c, ok := byName[sc.Name]; ok {
-			targets = append(targets, c)
+		} else if col, ok := byName[sc.Name]; ok {
+			targets = append(targets, col)
 		}
 		for _, comp := range []string{"VEVENT", "VTODO", "VJOURNAL"} {
-			if c, ok := byName[companion(sc.Name, comp)]; ok {
-				targets = append(targets, c)
+			if col, ok := byName[companion(sc.Name, comp)]; ok {
+				targets = append(targets, col)
 			}
 		}
 		for i, dc := range targets {
 			if i == 0 {
 				chk.Destination = dc.Href
 			}
-			idx, _, err := Index(ctx, dst, dc, e.Rules, e.batch())
+			idx, _, err := index(ctx, dst, dc, c.Rules, c.batch())
 			if err != nil {
 				return nil, fmt.Errorf("dav: read destination %s: %w", dc.Href, err)
 			}
@@ -218,7 +231,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 				}
 			}
 		}
-		adopted, err := e.adopted(ctx, dst, src, sc, targets, want, got)
+		adopted, err := c.adopted(ctx, dst, memo, sc, targets, want, got)
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +257,7 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 		sort.Strings(chk.Missing)
 		sort.Strings(chk.Different)
 		for _, uid := range chk.Different {
-			chk.Changes = append(chk.Changes, ItemChange{UID: uid, Paths: e.explain(ctx, dst, src, sc, uid, from[uid], at[uid])})
+			chk.Changes = append(chk.Changes, ItemChange{UID: uid, Paths: c.explain(ctx, dst, src, sc, uid, from[uid], at[uid])})
 		}
 		sort.Strings(chk.Duplicates)
 		sort.Slice(chk.Adopted, func(i, j int) bool { return chk.Adopted[i].UID < chk.Adopted[j].UID })
@@ -257,8 +270,8 @@ func (e *Engine) Verify(ctx context.Context, dst Destination, src Source) (*Veri
 // dstRef again and returns what differs for uid (see Differ), or nil when
 // the Rules cannot say or an object cannot be read: the UID then stays
 // listed as different, without details.
-func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Collection, uid string, srcRef, dstRef Ref) []string {
-	d, ok := e.Rules.(Differ)
+func (c *Copier) explain(ctx context.Context, dst Destination, src Source, sc Collection, uid string, srcRef, dstRef Ref) []string {
+	d, ok := c.Rules.(Differ)
 	if !ok || srcRef.Href == "" || dstRef.Href == "" {
 		return nil
 	}
@@ -267,7 +280,7 @@ func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Co
 		if err != nil {
 			return
 		}
-		items, err := e.Rules.Split(CRLF(data))
+		items, err := c.Rules.Split(davtext.CRLF(data))
 		if err != nil {
 			return
 		}
@@ -286,7 +299,7 @@ func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Co
 	}
 	err = dst.Read(ctx, Collection{Href: dir}, []Ref{{Href: dstRef.Href}}, func(_ Ref, data []byte, err error) {
 		if err == nil {
-			b = CRLF(data)
+			b = davtext.CRLF(data)
 		}
 	})
 	if err != nil || b == nil {
@@ -298,15 +311,13 @@ func (e *Engine) explain(ctx context.Context, dst Destination, src Source, sc Co
 // adopted reads the objects that the copy of sc adopted outside targets,
 // for the UIDs of want absent from got, and returns those that hold the
 // UID they were adopted for (by UID, with their href and hash).
-func (e *Engine) adopted(ctx context.Context, dst Destination, src Source, sc Collection, targets []Collection, want map[string]string, got map[string][]string) (map[string]indexed, error) {
+func (c *Copier) adopted(ctx context.Context, dst Destination, memo *sourceMemo, sc Collection, targets []Collection, want map[string]string, got map[string][]string) (map[string]indexed, error) {
 	hints := map[string]string{} // UID -> href
-	if e.Memo.For(src) {
-		for u, h := range e.Memo.adoptedIn(sc.Href) {
-			hints[u] = h
-		}
+	for u, h := range memo.adoptedIn(sc.Href) {
+		hints[u] = h
 	}
-	if e.Checkpoint != nil && len(targets) > 0 {
-		recs, err := e.Checkpoint.Records(ctx, sc.Href+" => "+targets[0].Href)
+	if c.Checkpoint != nil && len(targets) > 0 {
+		recs, err := c.Checkpoint.Records(ctx, sc.Href+" => "+targets[0].Href)
 		if err != nil {
 			return nil, fmt.Errorf("dav: read checkpoint: %w", err)
 		}
@@ -334,12 +345,12 @@ func (e *Engine) adopted(ctx context.Context, dst Destination, src Source, sc Co
 	}
 	out := map[string]indexed{}
 	for dir, refs := range byDir {
-		for start := 0; start < len(refs); start += e.batch() {
-			err := dst.Read(ctx, Collection{Href: dir}, refs[start:min(start+e.batch(), len(refs))], func(ref Ref, data []byte, err error) {
+		for start := 0; start < len(refs); start += c.batch() {
+			err := dst.Read(ctx, Collection{Href: dir}, refs[start:min(start+c.batch(), len(refs))], func(ref Ref, data []byte, err error) {
 				if err != nil {
 					return // gone or unreadable: the UID stays missing
 				}
-				uid, h, err := e.Rules.Fingerprint(CRLF(data))
+				uid, h, err := c.Rules.Fingerprint(davtext.CRLF(data))
 				if err != nil || uid == "" || uid != uidAt[CleanPath(ref.Href)] {
 					return
 				}
@@ -360,7 +371,7 @@ func within(href string, cols []Collection) bool {
 		dir = dir[:i]
 	}
 	for _, c := range cols {
-		if SamePath(dir, c.Href) {
+		if samePath(dir, c.Href) {
 			return true
 		}
 	}

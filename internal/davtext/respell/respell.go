@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // Options choose what Respell changes besides what it always may:
@@ -35,7 +35,7 @@ type Options struct {
 // and with o.RRULE, RRULE parts reordered. It reports false when data does
 // not parse as content lines (then nothing can be respelled faithfully).
 func Respell(data []byte, o Options) ([]byte, bool) {
-	top, ok := dav.ParseContent(data)
+	top, ok := davtext.ParseContent(data)
 	if !ok {
 		return nil, false
 	}
@@ -75,12 +75,12 @@ var textProps = map[string]bool{"SUMMARY": true, "DESCRIPTION": true, "LOCATION"
 // first top-level component. Nil when data does not parse as content
 // lines.
 func Mutations(data []byte, max int, calendar bool) []Mutation {
-	top, ok := dav.ParseContent(data)
+	top, ok := davtext.ParseContent(data)
 	if !ok || len(top) == 0 {
 		return nil
 	}
 	var out []Mutation
-	props := func(c *dav.Content, path string) {
+	props := func(c *davtext.Content, path string) {
 		count := map[string]int{}
 		for _, p := range c.Props {
 			count[p.Name]++
@@ -92,11 +92,11 @@ func Mutations(data []byte, max int, calendar bool) []Mutation {
 				continue
 			}
 			keep := c.Props
-			c.Props = append(append([]dav.ContentProp(nil), keep[:i]...), keep[i+1:]...)
+			c.Props = append(append([]davtext.ContentProp(nil), keep[:i]...), keep[i+1:]...)
 			out = append(out, Mutation{What: "drop " + path + p.Name, Data: write(top, nil, Options{})})
 			c.Props = keep
 			if textProps[p.Name] || strings.HasPrefix(p.Name, "X-") {
-				c.Props = append([]dav.ContentProp(nil), keep...)
+				c.Props = append([]davtext.ContentProp(nil), keep...)
 				c.Props[i].Value += "x"
 				out = append(out, Mutation{What: "change " + path + p.Name, Data: write(top, nil, Options{})})
 				c.Props = keep
@@ -106,8 +106,8 @@ func Mutations(data []byte, max int, calendar bool) []Mutation {
 	if !calendar {
 		props(top[0], "")
 	} else {
-		var walk func(c *dav.Content, path string, depth int)
-		walk = func(c *dav.Content, path string, depth int) {
+		var walk func(c *davtext.Content, path string, depth int)
+		walk = func(c *davtext.Content, path string, depth int) {
 			if c.Name == "VTIMEZONE" || len(out) >= max {
 				return
 			}
@@ -117,7 +117,7 @@ func Mutations(data []byte, max int, calendar bool) []Mutation {
 			for i, k := range c.Children {
 				if k.Name != "VTIMEZONE" {
 					keep := c.Children
-					c.Children = append(append([]*dav.Content(nil), keep[:i]...), keep[i+1:]...)
+					c.Children = append(append([]*davtext.Content(nil), keep[:i]...), keep[i+1:]...)
 					out = append(out, Mutation{What: "drop " + path + k.Name, Data: write(top, nil, Options{})})
 					c.Children = keep
 				}
@@ -136,10 +136,10 @@ func Mutations(data []byte, max int, calendar bool) []Mutation {
 
 // renameGroups gives every group a new name, "item" and a number in
 // random order.
-func renameGroups(cs []*dav.Content, r *rand.Rand) {
+func renameGroups(cs []*davtext.Content, r *rand.Rand) {
 	names := map[string]string{}
-	var walk func(cs []*dav.Content)
-	walk = func(cs []*dav.Content) {
+	var walk func(cs []*davtext.Content)
+	walk = func(cs []*davtext.Content) {
 		for _, c := range cs {
 			for i := range c.Props {
 				g := c.Props[i].Group
@@ -159,7 +159,7 @@ func renameGroups(cs []*dav.Content, r *rand.Rand) {
 
 // write serialises components; with r nil it writes them plainly (CRLF,
 // upper-case names, no folding, quotes only where needed).
-func write(top []*dav.Content, r *rand.Rand, o Options) []byte {
+func write(top []*davtext.Content, r *rand.Rand, o Options) []byte {
 	eol := "\r\n"
 	if r != nil && r.IntN(2) == 0 && !hasCR(top) {
 		eol = "\n"
@@ -180,11 +180,11 @@ func write(top []*dav.Content, r *rand.Rand, o Options) []byte {
 		b.WriteString(s)
 		b.WriteString(eol)
 	}
-	var comp func(c *dav.Content)
-	comp = func(c *dav.Content) {
+	var comp func(c *davtext.Content)
+	comp = func(c *davtext.Content) {
 		line("BEGIN:" + c.Name)
-		props := append([]dav.ContentProp(nil), c.Props...)
-		kids := append([]*dav.Content(nil), c.Children...)
+		props := append([]davtext.ContentProp(nil), c.Props...)
+		kids := append([]*davtext.Content(nil), c.Children...)
 		if r != nil {
 			// VERSION stays first: some readers want it there.
 			start := 0
@@ -209,7 +209,7 @@ func write(top []*dav.Content, r *rand.Rand, o Options) []byte {
 	return []byte(b.String())
 }
 
-func hasCR(cs []*dav.Content) bool {
+func hasCR(cs []*davtext.Content) bool {
 	for _, c := range cs {
 		for _, p := range c.Props {
 			if strings.Contains(p.Value, "\r") || strings.Contains(p.Group+p.Name, "\r") {
@@ -228,13 +228,13 @@ func hasCR(cs []*dav.Content) bool {
 	return false
 }
 
-func prop(p dav.ContentProp, r *rand.Rand, o Options) string {
+func prop(p davtext.ContentProp, r *rand.Rand, o Options) string {
 	var b strings.Builder
 	if p.Group != "" {
 		b.WriteString(cased(p.Group, r) + ".")
 	}
 	b.WriteString(cased(p.Name, r))
-	params := append([]dav.ContentParam(nil), p.Params...)
+	params := append([]davtext.ContentParam(nil), p.Params...)
 	if r != nil {
 		r.Shuffle(len(params), func(i, j int) { params[i], params[j] = params[j], params[i] })
 	}

@@ -5,14 +5,14 @@ import (
 	"sync"
 )
 
-// SourceMemo remembers, for each source object a Copy read, its ETag and
+// sourceMemo remembers, for each source object a Copy read, its ETag and
 // the UID and fingerprint of every item it split into, so that a Verify
 // right after the copy does not read and parse the source again: an object
 // whose ETag is unchanged has the same content. It also remembers the UIDs
 // the copy adopted at a destination href outside the collection's own
 // destination (see Verify). It belongs to one source. It is safe for
 // concurrent use.
-type SourceMemo struct {
+type sourceMemo struct {
 	mu  sync.Mutex
 	src Source
 	m   map[string]memoEntry // collection href + "\x00" + object href
@@ -25,13 +25,13 @@ type memoEntry struct {
 	items [][2]string // UID, hash
 }
 
-// NewSourceMemo returns an empty memo for objects read from src.
-func NewSourceMemo(src Source) *SourceMemo {
-	return &SourceMemo{src: src, m: map[string]memoEntry{}}
+// newSourceMemo returns an empty memo for objects read from src.
+func newSourceMemo(src Source) *sourceMemo {
+	return &sourceMemo{src: src, m: map[string]memoEntry{}}
 }
 
-// For reports whether the memo holds objects of src (the same value).
-func (s *SourceMemo) For(src Source) bool {
+// forSource reports whether the memo holds objects of src (the same value).
+func (s *sourceMemo) forSource(src Source) bool {
 	if s == nil || s.src == nil || src == nil {
 		return false
 	}
@@ -41,7 +41,7 @@ func (s *SourceMemo) For(src Source) bool {
 	return s.src == src
 }
 
-func (s *SourceMemo) put(coll string, ref Ref, items []Item) {
+func (s *sourceMemo) put(coll string, ref Ref, items []Item) {
 	if s == nil || ref.ETag == "" {
 		return
 	}
@@ -56,7 +56,7 @@ func (s *SourceMemo) put(coll string, ref Ref, items []Item) {
 
 // get returns the items of the object at ref when its ETag is the one
 // read by the copy.
-func (s *SourceMemo) get(coll string, ref Ref) ([][2]string, bool) {
+func (s *sourceMemo) get(coll string, ref Ref) ([][2]string, bool) {
 	if s == nil || ref.ETag == "" {
 		return nil, false
 	}
@@ -71,7 +71,7 @@ func (s *SourceMemo) get(coll string, ref Ref) ([][2]string, bool) {
 
 // adopt notes that the copy of source collection coll matched uid with the
 // destination object at href, outside the collection's destination.
-func (s *SourceMemo) adopt(coll, uid, href string) {
+func (s *sourceMemo) adopt(coll, uid, href string) {
 	if s == nil {
 		return
 	}
@@ -88,7 +88,7 @@ func (s *SourceMemo) adopt(coll, uid, href string) {
 
 // adoptedIn returns a copy of the adoptions noted for source collection
 // coll (UID -> destination href).
-func (s *SourceMemo) adoptedIn(coll string) map[string]string {
+func (s *sourceMemo) adoptedIn(coll string) map[string]string {
 	if s == nil {
 		return nil
 	}

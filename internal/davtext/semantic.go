@@ -1,8 +1,9 @@
-package dav
+package davtext
 
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"sort"
 	"strconv"
@@ -488,4 +489,32 @@ func SplitEscaped(v string, sep byte) []string {
 		}
 	}
 	return append(out, v[start:])
+}
+
+// CanonURI lower-cases a URI's scheme (RFC 3986 §3.1), e.g. "MAILTO:".
+func CanonURI(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, ':'); i > 0 && !strings.ContainsAny(v[:i], "/?#@ ") {
+		return strings.ToLower(v[:i]) + v[i:]
+	}
+	return v
+}
+
+// CanonBase64 spells inline binary by its bytes when it decodes ("B:"
+// and unpadded base64), so that line breaks and padding do not count; else
+// it returns v without white space.
+func CanonBase64(v string) string {
+	clean := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, v)
+	if b, err := base64.StdEncoding.DecodeString(clean); err == nil {
+		return "B:" + base64.RawStdEncoding.EncodeToString(b)
+	}
+	if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(clean, "=")); err == nil {
+		return "B:" + base64.RawStdEncoding.EncodeToString(b)
+	}
+	return clean
 }

@@ -2,18 +2,18 @@ package dav
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 )
 
-// Remote is a CalDAV or CardDAV server seen as a Source and Destination. It
-// discovers its collections on first use. It is safe for concurrent use.
+// Remote is a CalDAV or CardDAV server seen as a Source, a Destination and
+// a Deleter; caldav.NewDAV and carddav.NewDAV make one. It discovers its
+// collections on first use. It is safe for concurrent use.
 type Remote struct {
-	P      *Protocol
-	Client *Client
-	// BatchSize is the number of objects per multiget; 0 means DefaultBatchSize.
-	BatchSize int
+	p      *Protocol
+	client *Client
 
 	mu     sync.Mutex
 	nested map[string][]string // collection href -> sub-collection hrefs seen by List
@@ -23,19 +23,32 @@ type Remote struct {
 	single bool
 }
 
+// NewRemote returns the server at e speaking p (CalDAV or CardDAV).
+// Nothing is sent until first use.
+func NewRemote(p *Protocol, e Endpoint) (*Remote, error) {
+	if p == nil {
+		return nil, errors.New("dav: NewRemote needs a protocol")
+	}
+	c, err := e.Client()
+	if err != nil {
+		return nil, err
+	}
+	return &Remote{p: p, client: c}, nil
+}
+
 func (r *Remote) discover(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done {
 		return nil
 	}
-	home, cols, err := r.Client.Discover(ctx, r.P)
+	home, cols, err := r.client.Discover(ctx, r.p)
 	if err != nil {
 		return err
 	}
 	r.home, r.cols, r.done = home, cols, true
-	base := r.Client.Base().Path
-	r.single = len(cols) == 1 && SamePath(cols[0].Href, base)
+	base := r.client.Base().Path
+	r.single = len(cols) == 1 && samePath(cols[0].Href, base)
 	return nil
 }
 
@@ -61,7 +74,7 @@ func (r *Remote) Fixed() (Collection, bool) {
 
 // List implements Source. Sub-collections it meets are kept for Nested.
 func (r *Remote) List(ctx context.Context, c Collection) ([]Ref, error) {
-	refs, subs, err := r.Client.ListAll(ctx, c.Href)
+	refs, subs, err := r.client.listAll(ctx, c.Href)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +97,7 @@ func (r *Remote) Nested(ctx context.Context, c Collection) ([]Collection, error)
 	r.mu.Unlock()
 	var out []Collection
 	for _, h := range subs {
-		cols, err := r.Client.collections(ctx, r.P, h, "0")
+		cols, err := r.client.collections(ctx, r.p, h, "0")
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +108,7 @@ func (r *Remote) Nested(ctx context.Context, c Collection) ([]Collection, error)
 				rel = c.Name + "/" + rel
 			}
 			col.Nested = rel
-			col.Name = FlattenName(rel)
+			col.Name = flattenName(rel)
 			out = append(out, col)
 		}
 	}
@@ -105,12 +118,9 @@ func (r *Remote) Nested(ctx context.Context, c Collection) ([]Collection, error)
 // Read implements Source: multiget in batches, with a GET per object the
 // REPORT did not return.
 func (r *Remote) Read(ctx context.Context, c Collection, refs []Ref, fn ReadFunc) error {
-	b := r.BatchSize
-	if b <= 0 {
-		b = DefaultBatchSize
-	}
+	b := DefaultBatchSize
 	for start := 0; start < len(refs); start += b {
-		if err := r.Client.MultiGet(ctx, r.P, c.Href, refs[start:min(start+b, len(refs))], fn); err != nil {
+		if err := r.client.MultiGet(ctx, r.p, c.Href, refs[start:min(start+b, len(refs))], fn); err != nil {
 			return err
 		}
 	}
@@ -130,12 +140,12 @@ func (r *Remote) CreateCollection(ctx context.Context, c Collection) (Collection
 		return Collection{}, fmt.Errorf("dav: no home set to create %q in", c.Name)
 	}
 	c.Href = DirHref(home) + EscapeSegment(c.Name) + "/"
-	err := r.Client.MakeCollection(ctx, r.P, c.Href, CollectionProps{DisplayName: c.DisplayName, Description: c.Description, Color: c.Color, Components: c.Components})
+	err := r.client.MakeCollection(ctx, r.p, c.Href, CollectionProps{DisplayName: c.DisplayName, Description: c.Description, Color: c.Color, Components: c.Components})
 	if err != nil {
 		// An earlier attempt may have created it and lost the answer (the
 		// server then says 405): adopt a collection of the right kind.
-		found, ferr := r.Client.collections(ctx, r.P, c.Href, "0")
-		if ferr != nil || len(found) != 1 || !SamePath(found[0].Href, c.Href) {
+		found, ferr := r.client.collections(ctx, r.p, c.Href, "0")
+		if ferr != nil || len(found) != 1 || !samePath(found[0].Href, c.Href) {
 			return Collection{}, err
 		}
 		c = found[0]
@@ -149,14 +159,14 @@ func (r *Remote) CreateCollection(ctx context.Context, c Collection) (Collection
 // Put implements Destination; when the server returns no ETag it asks for
 // one with PROPFIND.
 func (r *Remote) Put(ctx context.Context, c Collection, href string, data []byte, cond Cond) (string, error) {
-	etag, err := r.Client.Put(ctx, href, r.P.ContentType, data, cond)
+	etag, err := r.client.Put(ctx, href, r.p.ContentType, data, cond)
 	if err != nil || etag != "" {
 		return etag, err
 	}
-	return r.Client.ETag(ctx, href)
+	return r.client.ETag(ctx, href)
 }
 
 // Delete implements Deleter: DELETE with If-Match.
 func (r *Remote) Delete(ctx context.Context, href, etag string) error {
-	return r.Client.Delete(ctx, href, etag)
+	return r.client.Delete(ctx, href, etag)
 }

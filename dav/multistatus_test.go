@@ -18,24 +18,24 @@ type refMultistatus struct {
 		Status   string   `xml:"DAV: status"`
 		Propstat []struct {
 			Prop struct {
-				Props []Prop `xml:",any"`
+				Props []xmlProp `xml:",any"`
 			} `xml:"DAV: prop"`
 			Status string `xml:"DAV: status"`
 		} `xml:"DAV: propstat"`
 	} `xml:"DAV: response"`
 }
 
-func refDecode(s string) ([]Response, error) {
+func refDecode(s string) ([]msResponse, error) {
 	var ms refMultistatus
 	if err := xml.NewDecoder(strings.NewReader(s)).Decode(&ms); err != nil {
 		return nil, err
 	}
-	out := make([]Response, 0, len(ms.Responses))
+	out := make([]msResponse, 0, len(ms.Responses))
 	for _, r := range ms.Responses {
 		if len(r.Hrefs) == 0 {
 			continue
 		}
-		resp := Response{Href: strings.TrimSpace(r.Hrefs[0]), Status: parseStatus(r.Status)}
+		resp := msResponse{Href: strings.TrimSpace(r.Hrefs[0]), Status: parseStatus(r.Status)}
 		for _, ps := range r.Propstat {
 			code := parseStatus(ps.Status)
 			for _, p := range ps.Prop.Props {

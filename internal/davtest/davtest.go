@@ -13,9 +13,8 @@ import (
 
 	"github.com/emersion/go-webdav"
 
-	"github.com/zxmigrate/zxmigrate/caldav"
-	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
 
@@ -42,14 +41,9 @@ func (s Side) client(t testing.TB, base string) *dav.Client {
 	return c
 }
 
-// CalEndpoint returns the caldav endpoint of s.
-func (s Side) CalEndpoint() caldav.Endpoint {
-	return caldav.Endpoint{URL: s.URL, User: s.User, Password: s.Password, HTTPClient: s.HTTP}
-}
-
-// CardEndpoint returns the carddav endpoint of s.
-func (s Side) CardEndpoint() carddav.Endpoint {
-	return carddav.Endpoint{URL: s.URL, User: s.User, Password: s.Password, HTTPClient: s.HTTP}
+// Endpoint returns the endpoint of s.
+func (s Side) Endpoint() dav.Endpoint {
+	return dav.Endpoint{URL: s.URL, User: s.User, Password: s.Password, HTTPClient: s.HTTP}
 }
 
 // Options sizes the suite.
@@ -120,7 +114,7 @@ func modify(t testing.TB, s Side, p *dav.Protocol, href string, n int, rules dav
 		if err != nil {
 			t.Fatal(err)
 		}
-		data = dav.CRLF(data)
+		data = davtext.CRLF(data)
 		uid, _, err := rules.Fingerprint(data)
 		if err != nil || !strings.HasPrefix(uid, "gen-") {
 			continue

@@ -252,12 +252,12 @@ func isLimit(err error) bool {
 	return errors.As(err, &le)
 }
 
-// GuardXML returns a client for code that decodes answers itself with a
+// guardXML returns a client for code that decodes answers itself with a
 // recursive decoder (go-webdav's client unmarshals properties into
 // internal.RawXMLValue, one call frame per element): every XML answer is
 // read under l's multistatus limit and walked once with the depth bound
 // before the caller sees it, from memory.
-func GuardXML(hc webdav.HTTPClient, l Limits) webdav.HTTPClient {
+func guardXML(hc webdav.HTTPClient, l Limits) webdav.HTTPClient {
 	return &xmlGuard{hc: hc, l: l}
 }
 

@@ -39,10 +39,10 @@ type Protocol struct {
 
 // CalDAV and CardDAV protocols.
 var (
-	CalDAV = &Protocol{Name: "calendar", NS: NSCalDAV, HomeSet: "calendar-home-set", ResourceType: "calendar",
+	CalDAV = &Protocol{Name: "calendar", NS: nsCalDAV, HomeSet: "calendar-home-set", ResourceType: "calendar",
 		Multiget: "calendar-multiget", Data: "calendar-data", Description: "calendar-description",
 		ContentType: "text/calendar; charset=utf-8", Ext: ".ics", WellKnown: "/.well-known/caldav"}
-	CardDAV = &Protocol{Name: "address book", NS: NSCardDAV, HomeSet: "addressbook-home-set", ResourceType: "addressbook",
+	CardDAV = &Protocol{Name: "address book", NS: nsCardDAV, HomeSet: "addressbook-home-set", ResourceType: "addressbook",
 		Multiget: "addressbook-multiget", Data: "address-data", Description: "addressbook-description",
 		ContentType: "text/vcard; charset=utf-8", Ext: ".vcf", WellKnown: "/.well-known/carddav"}
 )
@@ -50,7 +50,9 @@ var (
 // Ref is an object in a collection: its href and ETag (unquoted; may be
 // empty when the server gives none).
 type Ref struct {
+	// Href is the object's path on its server.
 	Href string
+	// ETag is the object's entity tag, without quotes or weak marker.
 	ETag string
 }
 
@@ -60,7 +62,9 @@ type Collection struct {
 	Href string
 	// Name is the collection's name at the destination: the last path
 	// segment, or the flattened path of a nested collection.
-	Name        string
+	Name string
+	// DisplayName, Description and Color are the collection's properties
+	// (Color as calendar-color, e.g. "#FF8800FF").
 	DisplayName string
 	Description string
 	Color       string
@@ -88,22 +92,22 @@ func (c Collection) Accepts(comp string) bool {
 // List returns the objects of a collection with their ETags (PROPFIND
 // depth 1), without the collection itself and sub-collections.
 func (c *Client) List(ctx context.Context, coll string) ([]Ref, error) {
-	refs, _, err := c.ListAll(ctx, coll)
+	refs, _, err := c.listAll(ctx, coll)
 	return refs, err
 }
 
-// ListAll is List that also returns the hrefs of sub-collections.
-func (c *Client) ListAll(ctx context.Context, coll string) (refs []Ref, subs []string, err error) {
-	rs, err := c.Propfind(ctx, coll, "1", xml.Name{Space: NSDAV, Local: "getetag"}, xml.Name{Space: NSDAV, Local: "resourcetype"})
+// listAll is List that also returns the hrefs of sub-collections.
+func (c *Client) listAll(ctx context.Context, coll string) (refs []Ref, subs []string, err error) {
+	rs, err := c.propfind(ctx, coll, "1", xml.Name{Space: nsDAV, Local: "getetag"}, xml.Name{Space: nsDAV, Local: "resourcetype"})
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []Ref
 	for _, r := range rs {
-		if SamePath(r.Href, coll) {
+		if samePath(r.Href, coll) {
 			continue
 		}
-		if rt := r.Prop(NSDAV, "resourcetype"); rt != nil && rt.Child(NSDAV, "collection") != nil {
+		if rt := r.Prop(nsDAV, "resourcetype"); rt != nil && rt.Child(nsDAV, "collection") != nil {
 			subs = append(subs, DirHref(r.Href))
 			continue
 		}
@@ -111,8 +115,8 @@ func (c *Client) ListAll(ctx context.Context, coll string) (refs []Ref, subs []s
 			continue
 		}
 		ref := Ref{Href: r.Href}
-		if e := r.Prop(NSDAV, "getetag"); e != nil {
-			ref.ETag = ParseETag(e.Text)
+		if e := r.Prop(nsDAV, "getetag"); e != nil {
+			ref.ETag = parseETag(e.Text)
 		}
 		out = append(out, ref)
 	}
@@ -121,11 +125,11 @@ func (c *Client) ListAll(ctx context.Context, coll string) (refs []Ref, subs []s
 
 // Get reads one object raw and returns its body and ETag.
 func (c *Client) Get(ctx context.Context, href string) ([]byte, string, error) {
-	req, err := c.NewRequest(ctx, http.MethodGet, href, nil)
+	req, err := c.newRequest(ctx, http.MethodGet, href, nil)
 	if err != nil {
 		return nil, "", err
 	}
-	resp, err := c.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return nil, "", err
 	}
@@ -137,18 +141,18 @@ func (c *Client) Get(ctx context.Context, href string) ([]byte, string, error) {
 		}
 		return nil, "", fmt.Errorf("dav: GET %s: %w", href, err)
 	}
-	return b, ParseETag(resp.Header.Get("ETag")), nil
+	return b, parseETag(resp.Header.Get("ETag")), nil
 }
 
 // ETag asks for one object's ETag (PROPFIND depth 0).
 func (c *Client) ETag(ctx context.Context, href string) (string, error) {
-	rs, err := c.Propfind(ctx, href, "0", xml.Name{Space: NSDAV, Local: "getetag"})
+	rs, err := c.propfind(ctx, href, "0", xml.Name{Space: nsDAV, Local: "getetag"})
 	if err != nil {
 		return "", err
 	}
 	for _, r := range rs {
-		if e := r.Prop(NSDAV, "getetag"); e != nil {
-			return ParseETag(e.Text), nil
+		if e := r.Prop(nsDAV, "getetag"); e != nil {
+			return parseETag(e.Text), nil
 		}
 	}
 	return "", nil
@@ -167,7 +171,7 @@ func (c *Client) MultiGet(ctx context.Context, p *Protocol, coll string, refs []
 	// nothing is sent for it, not even to the listing server.
 	inScope := refs[:0:0]
 	for _, r := range refs {
-		if err := c.CheckHref(r.Href); err != nil {
+		if err := c.checkHref(r.Href); err != nil {
 			fn(r, nil, err)
 			continue
 		}
@@ -184,13 +188,13 @@ func (c *Client) MultiGet(ctx context.Context, p *Protocol, coll string, refs []
 	}
 	fmt.Fprintf(&b, "</X:%s>", p.Multiget)
 	got := map[string]bool{}
-	req, err := c.NewRequest(ctx, "REPORT", coll, b.Bytes())
+	req, err := c.newRequest(ctx, "REPORT", coll, b.Bytes())
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Depth", "1")
 	req.Header.Set("Content-Type", "application/xml; charset=utf-8")
-	resp, err := c.Do(req)
+	resp, err := c.do(req)
 	if err == nil {
 		// An answer over Limits.MaxMultistatus falls back to a GET
 		// per object like any other failed REPORT.
@@ -210,8 +214,8 @@ func (c *Client) MultiGet(ctx context.Context, p *Protocol, coll string, refs []
 				if d == nil || strings.TrimSpace(d.Text) == "" {
 					continue // fall back to GET
 				}
-				if e := r.Prop(NSDAV, "getetag"); e != nil {
-					ref.ETag = ParseETag(e.Text)
+				if e := r.Prop(nsDAV, "getetag"); e != nil {
+					ref.ETag = parseETag(e.Text)
 				}
 				got[CleanPath(r.Href)] = true
 				fn(ref, []byte(d.Text), nil)
@@ -261,7 +265,7 @@ func (c *Client) Put(ctx context.Context, href, contentType string, data []byte,
 	if !cond.Create && cond.IfMatch == "" {
 		return "", fmt.Errorf("dav: PUT %s: refusing an unconditional overwrite", href)
 	}
-	req, err := c.NewRequest(ctx, http.MethodPut, href, data)
+	req, err := c.newRequest(ctx, http.MethodPut, href, data)
 	if err != nil {
 		return "", err
 	}
@@ -269,19 +273,19 @@ func (c *Client) Put(ctx context.Context, href, contentType string, data []byte,
 	if cond.Create {
 		req.Header.Set("If-None-Match", "*")
 	} else {
-		req.Header.Set("If-Match", QuoteETag(cond.IfMatch))
+		req.Header.Set("If-Match", quoteETag(cond.IfMatch))
 	}
 	h, err := c.exec(req)
 	if err != nil {
 		return "", err
 	}
-	return ParseETag(h.Get("ETag")), nil
+	return parseETag(h.Get("ETag")), nil
 }
 
 // exec sends req, reads its response body to the end (so that the
 // connection can be reused) and returns the response headers.
 func (c *Client) exec(req *http.Request) (http.Header, error) {
-	resp, err := c.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -297,17 +301,19 @@ func (c *Client) Delete(ctx context.Context, href, etag string) error {
 	if etag == "" {
 		return fmt.Errorf("dav: DELETE %s: refusing an unconditional delete", href)
 	}
-	req, err := c.NewRequest(ctx, http.MethodDelete, href, nil)
+	req, err := c.newRequest(ctx, http.MethodDelete, href, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("If-Match", QuoteETag(etag))
+	req.Header.Set("If-Match", quoteETag(etag))
 	_, err = c.exec(req)
 	return err
 }
 
 // CollectionProps are the properties set when creating a collection.
 type CollectionProps struct {
+	// DisplayName, Description and Color are set as the collection's
+	// displayname, description and calendar-color (calendars only).
 	DisplayName string
 	Description string
 	Color       string
@@ -324,7 +330,7 @@ func (cp CollectionProps) xml(p *Protocol) string {
 		fmt.Fprintf(&b, "<X:%s>%s</X:%s>", p.Description, html.EscapeString(cp.Description), p.Description)
 	}
 	if cp.Color != "" && p == CalDAV {
-		fmt.Fprintf(&b, `<A:calendar-color xmlns:A="%s">%s</A:calendar-color>`, NSApple, html.EscapeString(cp.Color))
+		fmt.Fprintf(&b, `<A:calendar-color xmlns:A="%s">%s</A:calendar-color>`, nsApple, html.EscapeString(cp.Color))
 	}
 	if len(cp.Components) > 0 && p == CalDAV {
 		b.WriteString("<X:supported-calendar-component-set>")
@@ -353,7 +359,7 @@ func (c *Client) MakeCollection(ctx context.Context, p *Protocol, href string, p
 }
 
 func (c *Client) send(ctx context.Context, method, href, body string) error {
-	req, err := c.NewRequest(ctx, method, href, []byte(body))
+	req, err := c.newRequest(ctx, method, href, []byte(body))
 	if err != nil {
 		return err
 	}
@@ -372,17 +378,17 @@ func (c *Client) send(ctx context.Context, method, href, body string) error {
 // collection URL) and the collections.
 func (c *Client) Discover(ctx context.Context, p *Protocol) (home string, cols []Collection, err error) {
 	base := c.base.Path
-	props := []xml.Name{{Space: NSDAV, Local: "resourcetype"}, {Space: NSDAV, Local: "current-user-principal"}, {Space: p.NS, Local: p.HomeSet}}
-	rs, err := c.Propfind(ctx, base, "0", props...)
+	props := []xml.Name{{Space: nsDAV, Local: "resourcetype"}, {Space: nsDAV, Local: "current-user-principal"}, {Space: p.NS, Local: p.HomeSet}}
+	rs, err := c.propfind(ctx, base, "0", props...)
 	if err != nil && !IsStatus(err, http.StatusNotFound) && !IsStatus(err, http.StatusMethodNotAllowed) && !IsStatus(err, http.StatusForbidden) {
 		return "", nil, fmt.Errorf("dav: discover %s: %w", p.Name, err)
 	}
-	var self *Response
+	var self *msResponse
 	if len(rs) > 0 {
 		self = &rs[0]
 	}
 	if self != nil {
-		if rt := self.Prop(NSDAV, "resourcetype"); rt != nil && rt.Child(p.NS, p.ResourceType) != nil {
+		if rt := self.Prop(nsDAV, "resourcetype"); rt != nil && rt.Child(p.NS, p.ResourceType) != nil {
 			cs, err := c.collections(ctx, p, base, "0")
 			if err != nil {
 				return "", nil, err
@@ -402,7 +408,7 @@ func (c *Client) Discover(ctx context.Context, p *Protocol) (home string, cols [
 	if home == "" {
 		principal := ""
 		if self != nil {
-			if cp := self.Prop(NSDAV, "current-user-principal"); cp != nil {
+			if cp := self.Prop(nsDAV, "current-user-principal"); cp != nil {
 				principal = cp.Href()
 			}
 		}
@@ -412,7 +418,7 @@ func (c *Client) Discover(ctx context.Context, p *Protocol) (home string, cols [
 				return "", nil, err
 			}
 		}
-		rs, err := c.Propfind(ctx, principal, "0", xml.Name{Space: p.NS, Local: p.HomeSet}, xml.Name{Space: NSDAV, Local: "current-user-principal"})
+		rs, err := c.propfind(ctx, principal, "0", xml.Name{Space: p.NS, Local: p.HomeSet}, xml.Name{Space: nsDAV, Local: "current-user-principal"})
 		if err != nil {
 			return "", nil, fmt.Errorf("dav: discover %s home set: %w", p.Name, err)
 		}
@@ -430,7 +436,7 @@ func (c *Client) Discover(ctx context.Context, p *Protocol) (home string, cols [
 }
 
 func (c *Client) wellKnownPrincipal(ctx context.Context, p *Protocol) (string, error) {
-	req, err := c.NewRequest(ctx, "PROPFIND", p.WellKnown, []byte(`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>`))
+	req, err := c.newRequest(ctx, "PROPFIND", p.WellKnown, []byte(`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>`))
 	if err != nil {
 		return "", err
 	}
@@ -452,7 +458,7 @@ func (c *Client) wellKnownPrincipal(ctx context.Context, p *Protocol) (string, e
 		rs, err := c.readMultistatus(req, resp)
 		if err == nil {
 			for _, r := range rs {
-				if cp := r.Prop(NSDAV, "current-user-principal"); cp != nil && cp.Href() != "" {
+				if cp := r.Prop(nsDAV, "current-user-principal"); cp != nil && cp.Href() != "" {
 					return cp.Href(), nil
 				}
 			}
@@ -463,12 +469,12 @@ func (c *Client) wellKnownPrincipal(ctx context.Context, p *Protocol) (string, e
 	if target == p.WellKnown {
 		return "", fmt.Errorf("dav: discover: no current-user-principal at %s or %s", c.base.Redacted(), p.WellKnown)
 	}
-	rs, err := c.Propfind(ctx, target, "0", xml.Name{Space: NSDAV, Local: "current-user-principal"})
+	rs, err := c.propfind(ctx, target, "0", xml.Name{Space: nsDAV, Local: "current-user-principal"})
 	if err != nil {
 		return "", fmt.Errorf("dav: discover principal at %s: %w", target, err)
 	}
 	for _, r := range rs {
-		if cp := r.Prop(NSDAV, "current-user-principal"); cp != nil && cp.Href() != "" {
+		if cp := r.Prop(nsDAV, "current-user-principal"); cp != nil && cp.Href() != "" {
 			return cp.Href(), nil
 		}
 	}
@@ -478,33 +484,33 @@ func (c *Client) wellKnownPrincipal(ctx context.Context, p *Protocol) (string, e
 // collections lists the collections of protocol p at href (depth "1": the
 // children of a home set; "0": href itself).
 func (c *Client) collections(ctx context.Context, p *Protocol, href, depth string) ([]Collection, error) {
-	rs, err := c.Propfind(ctx, href, depth,
-		xml.Name{Space: NSDAV, Local: "resourcetype"},
-		xml.Name{Space: NSDAV, Local: "displayname"},
+	rs, err := c.propfind(ctx, href, depth,
+		xml.Name{Space: nsDAV, Local: "resourcetype"},
+		xml.Name{Space: nsDAV, Local: "displayname"},
 		xml.Name{Space: p.NS, Local: p.Description},
-		xml.Name{Space: NSApple, Local: "calendar-color"},
-		xml.Name{Space: NSCalDAV, Local: "supported-calendar-component-set"})
+		xml.Name{Space: nsApple, Local: "calendar-color"},
+		xml.Name{Space: nsCalDAV, Local: "supported-calendar-component-set"})
 	if err != nil {
 		return nil, fmt.Errorf("dav: list %ss at %s: %w", p.Name, href, err)
 	}
 	var out []Collection
 	for _, r := range rs {
-		rt := r.Prop(NSDAV, "resourcetype")
+		rt := r.Prop(nsDAV, "resourcetype")
 		if rt == nil || rt.Child(p.NS, p.ResourceType) == nil {
 			continue
 		}
 		col := Collection{Href: DirHref(r.Href)}
 		col.Name = lastSegment(col.Href)
-		if d := r.Prop(NSDAV, "displayname"); d != nil {
+		if d := r.Prop(nsDAV, "displayname"); d != nil {
 			col.DisplayName = strings.TrimSpace(d.Text)
 		}
 		if d := r.Prop(p.NS, p.Description); d != nil {
 			col.Description = d.Text
 		}
-		if d := r.Prop(NSApple, "calendar-color"); d != nil {
+		if d := r.Prop(nsApple, "calendar-color"); d != nil {
 			col.Color = strings.TrimSpace(d.Text)
 		}
-		if d := r.Prop(NSCalDAV, "supported-calendar-component-set"); d != nil {
+		if d := r.Prop(nsCalDAV, "supported-calendar-component-set"); d != nil {
 			for _, ch := range d.Children {
 				for _, a := range ch.Attrs {
 					if a.Name.Local == "name" {

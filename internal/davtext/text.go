@@ -1,4 +1,4 @@
-package dav
+package davtext
 
 import (
 	"bytes"
@@ -211,4 +211,26 @@ func (b Block) Inner() (props []Line, children []Block, ok bool) {
 		}
 	}
 	return props, children, depth == 0
+}
+
+// CRLF returns data with every line ending as CRLF (XML transport turns
+// CRLF into LF).
+func CRLF(data []byte) []byte {
+	n := 0
+	for i, b := range data {
+		if b == '\n' && (i == 0 || data[i-1] != '\r') {
+			n++
+		}
+	}
+	if n == 0 {
+		return data
+	}
+	out := make([]byte, 0, len(data)+n)
+	for i, b := range data {
+		if b == '\n' && (i == 0 || data[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, b)
+	}
+	return out
 }

@@ -37,7 +37,7 @@ func (p *pairState) drop(rec Record) {
 
 // attempt notes that this run tried to copy the source collection href.
 func (r *run) attempt(href string) {
-	if !r.e.Delete {
+	if !r.c.Delete {
 		return
 	}
 	r.delMu.Lock()
@@ -48,7 +48,7 @@ func (r *run) attempt(href string) {
 // claim notes that this run wrote or matched the destination object at
 // href: it is never deleted by this run.
 func (r *run) claim(href string) {
-	if !r.e.Delete || href == "" {
+	if !r.c.Delete || href == "" {
 		return
 	}
 	r.delMu.Lock()
@@ -68,7 +68,7 @@ type candidate struct {
 // destination the recorded objects whose source objects are gone, and
 // returns an entry per checkpoint pair whose source collection is gone.
 func (r *run) propagate(ctx context.Context) []*collStats {
-	fc := r.e.Checkpoint.(ForgetCheckpoint)
+	fc := r.c.Checkpoint.(ForgetCheckpoint)
 	r.delMu.Lock()
 	pairs := append([]*pairState(nil), r.pairs...)
 	claimed := make(map[string]bool, len(r.claimed))
@@ -116,7 +116,7 @@ func (r *run) propagate(ctx context.Context) []*collStats {
 			continue // its failure is reported with the collection
 		}
 		gone = append(gone, &collStats{CollectionStats: CollectionStats{Source: src, Destination: dst, Gone: true,
-			HeldBack: len(recs), DryRun: r.e.DryRun, Notes: []ItemNote{{Item: src, Note: fmt.Sprintf(
+			HeldBack: len(recs), DryRun: r.c.DryRun, Notes: []ItemNote{{Item: src, Note: fmt.Sprintf(
 				"the source collection is gone (or not among this run's collections): %d deletions held back; the destination collection and its objects are kept", len(recs))}}}})
 	}
 
@@ -186,7 +186,7 @@ func (r *run) propagate(ctx context.Context) []*collStats {
 	}
 
 	var g errgroup.Group
-	g.SetLimit(r.e.conc())
+	g.SetLimit(r.c.conc())
 	for _, c := range order {
 		if ctx.Err() != nil {
 			break
@@ -197,7 +197,7 @@ func (r *run) propagate(ctx context.Context) []*collStats {
 		})
 	}
 	g.Wait()
-	if r.e.DryRun {
+	if r.c.DryRun {
 		return gone
 	}
 	for _, p := range pairs {
@@ -221,7 +221,7 @@ func (r *run) deleteOne(ctx context.Context, d Deleter, c *candidate) {
 		for i := range c.recs {
 			c.of[i].drop(c.recs[i])
 		}
-		r.e.emit(ObjectDeleted{Collection: p.cs.Source, Href: rec.DstHref, SrcHref: rec.SrcHref, UID: rec.UID})
+		r.c.emit(ObjectDeleted{Collection: p.cs.Source, Href: rec.DstHref, SrcHref: rec.SrcHref, UID: rec.UID})
 	}
 	kept := func(why string) {
 		p.cs.add(func(s *CollectionStats) {
@@ -244,9 +244,9 @@ func (r *run) deleteOne(ctx context.Context, d Deleter, c *candidate) {
 		deleted() // the destination lost it already
 		return
 	}
-	if r.e.DryRun {
+	if r.c.DryRun {
 		p.cs.add(func(s *CollectionStats) { s.Deleted++ })
-		r.e.emit(ObjectDeleted{Collection: p.cs.Source, Href: rec.DstHref, SrcHref: rec.SrcHref, UID: rec.UID})
+		r.c.emit(ObjectDeleted{Collection: p.cs.Source, Href: rec.DstHref, SrcHref: rec.SrcHref, UID: rec.UID})
 		return
 	}
 	etag := rec.DstETag
@@ -274,7 +274,7 @@ func (r *run) deleteOne(ctx context.Context, d Deleter, c *candidate) {
 		}
 		etag = got.ETag
 	}
-	err := retry.Do(ctx, r.e.policy(), func(int) error { return d.Delete(ctx, rec.DstHref, etag) }, nil)
+	err := retry.Do(ctx, r.c.policy(), func(int) error { return d.Delete(ctx, rec.DstHref, etag) }, nil)
 	switch {
 	case err == nil || IsStatus(err, http.StatusNotFound) || IsStatus(err, http.StatusGone):
 		deleted()

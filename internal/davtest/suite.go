@@ -11,7 +11,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
 )
 
 // totals is the part of the stats the suite compares.
@@ -53,19 +53,19 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 			malformed = true
 		}
 	}
-	s, err := caldav.NewDAV(src.CalEndpoint())
+	s, err := caldav.NewDAV(src.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	newDst := func() *caldav.DAV {
-		d, err := caldav.NewDAV(dst.CalEndpoint())
+	newDst := func() *dav.Remote {
+		d, err := caldav.NewDAV(dst.Endpoint())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	cp := caldav.NewMemoryCheckpoint()
-	cop := &caldav.Copier{Checkpoint: cp}
+	cp := dav.NewMemoryCheckpoint()
+	cop := &dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}
 
 	st, err := cop.Copy(ctx, newDst(), s)
 	if err != nil {
@@ -84,7 +84,7 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 			t.Errorf("malformed object reported as %+v, want malformed.ics with the reason", errs)
 		}
 	}
-	verify(t, &caldav.Copier{}, newDst(), s, want)
+	verify(t, &dav.Copier{Rules: caldav.Rules{}}, newDst(), s, want)
 	checkCollections(t, st, "work", "tasks")
 
 	// Re-run: nothing written.
@@ -100,8 +100,8 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 	workHref := dav.DirHref(src.client(t, src.CalendarHome).Base().Path) + "work/"
 	changed := modify(t, src, dav.CalDAV, workHref, 5, caldav.Rules{})
 	var updated []string
-	cop.OnEvent = func(ev caldav.Event) {
-		if d, ok := ev.(caldav.ObjectDone); ok && d.Action == caldav.Updated {
+	cop.OnEvent = func(ev dav.Event) {
+		if d, ok := ev.(dav.ObjectDone); ok && d.Action == dav.Updated {
 			updated = append(updated, d.UID)
 		}
 	}
@@ -118,17 +118,17 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 	if diff := cmp.Diff(changed, updated); diff != "" {
 		t.Errorf("updated UIDs (-changed +updated):\n%s", diff)
 	}
-	verify(t, &caldav.Copier{}, newDst(), s, want)
+	verify(t, &dav.Copier{Rules: caldav.Rules{}}, newDst(), s, want)
 
 	// No state: objects matched by UID at the destination, nothing written.
-	st, err = (&caldav.Copier{}).Copy(ctx, newDst(), s)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatalf("stateless re-run: %v", err)
 	}
 	if got := sum(st); got.Created != 0 || got.Updated != 0 || got.Unchanged != want {
 		t.Fatalf("stateless re-run totals %+v, want everything unchanged (%d)", got, want)
 	}
-	verify(t, &caldav.Copier{}, newDst(), s, want)
+	verify(t, &dav.Copier{Rules: caldav.Rules{}}, newDst(), s, want)
 }
 
 // checkCollections checks that the seeded collections were created at the
@@ -188,19 +188,19 @@ func RunContacts(t *testing.T, src, dst Side, o Options) {
 	SeedAddressBook(t, src, "friends", "Friends ✓", cards)
 	SeedAddressBook(t, src, "work", "Work", map[string][]byte{"w1.vcf": GenCard(9000)})
 	want := len(cards) + 1
-	s, err := carddav.NewDAV(src.CardEndpoint())
+	s, err := carddav.NewDAV(src.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
-	newDst := func() *carddav.DAV {
-		d, err := carddav.NewDAV(dst.CardEndpoint())
+	newDst := func() *dav.Remote {
+		d, err := carddav.NewDAV(dst.Endpoint())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	cp := carddav.NewMemoryCheckpoint()
-	cop := &carddav.Copier{Checkpoint: cp}
+	cp := dav.NewMemoryCheckpoint()
+	cop := &dav.Copier{Rules: carddav.Rules{}, Checkpoint: cp}
 	st, err := cop.Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatalf("first copy: %v", err)
@@ -218,7 +218,7 @@ func RunContacts(t *testing.T, src, dst Side, o Options) {
 	if !noted {
 		t.Errorf("group with a non-address member not reported")
 	}
-	verify(t, &carddav.Copier{}, newDst(), s, want, o.Lossy...)
+	verify(t, &dav.Copier{Rules: carddav.Rules{}}, newDst(), s, want, o.Lossy...)
 	checkCollections(t, st, "friends", "work")
 
 	st, err = cop.Copy(ctx, newDst(), s)
@@ -237,8 +237,8 @@ func RunContacts(t *testing.T, src, dst Side, o Options) {
 	if got := sum(st); got.Created != 0 || got.Updated != 5 {
 		t.Fatalf("after changing %v: totals %+v, want 0 created, 5 updated", changed, got)
 	}
-	verify(t, &carddav.Copier{}, newDst(), s, want, o.Lossy...)
-	st, err = (&carddav.Copier{}).Copy(ctx, newDst(), s)
+	verify(t, &dav.Copier{Rules: carddav.Rules{}}, newDst(), s, want, o.Lossy...)
+	st, err = (&dav.Copier{Rules: carddav.Rules{}}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
-	"github.com/zxmigrate/zxmigrate/internal/dav"
+	"github.com/zxmigrate/zxmigrate/dav"
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // Counter is an HTTP client that counts requests by method.
@@ -93,26 +94,30 @@ func DeleteAt(t testing.TB, s Side, href string, names ...string) {
 // UIDs returns the UIDs held in the collection at href on s, sorted.
 func UIDs(t testing.TB, s Side, href string, rules dav.Rules) []string {
 	t.Helper()
-	r := &dav.Remote{P: protocolOf(rules), Client: s.client(t, s.URL)}
-	idx, _, err := dav.Index(context.Background(), r, dav.Collection{Href: href}, rules, 50)
+	r, err := dav.NewRemote(rules.Protocol(), s.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	col := dav.Collection{Href: href}
+	refs, err := r.List(ctx, col)
+	if err != nil {
+		t.Fatalf("%s: list %s: %v", s.Name, href, err)
+	}
+	var out []string
+	err = r.Read(ctx, col, refs, func(ref dav.Ref, data []byte, err error) {
+		if err != nil {
+			return
+		}
+		if uid, _, err := rules.Fingerprint(davtext.CRLF(data)); err == nil && uid != "" {
+			out = append(out, uid)
+		}
+	})
 	if err != nil {
 		t.Fatalf("%s: read %s: %v", s.Name, href, err)
 	}
-	var out []string
-	for u, xs := range idx {
-		for range xs {
-			out = append(out, u)
-		}
-	}
 	sort.Strings(out)
 	return out
-}
-
-func protocolOf(r dav.Rules) *dav.Protocol {
-	if _, ok := r.(carddav.Rules); ok {
-		return dav.CardDAV
-	}
-	return dav.CalDAV
 }
 
 // changeAt rewrites the object at href on s (SUMMARY or FN changed) with
@@ -130,7 +135,7 @@ func changeAt(t testing.TB, s Side, p *dav.Protocol, href string) {
 			t.Fatal(err)
 		}
 	}
-	data = dav.CRLF(data)
+	data = davtext.CRLF(data)
 	out := strings.Replace(string(data), "SUMMARY:", "SUMMARY:Changed at the destination ", 1)
 	if p == dav.CardDAV {
 		out = strings.Replace(string(data), "\nFN:", "\nFN:Changed ", 1)
@@ -199,20 +204,20 @@ func RunCalendarDeletes(t *testing.T, src, dst Side) {
 		all = append(all, fmt.Sprintf("gen-%04d@zxmigrate.test", i))
 	}
 	sort.Strings(all)
-	s, err := caldav.NewDAV(src.CalEndpoint())
+	s, err := caldav.NewDAV(src.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dstC, count := Counted(dst)
-	newDst := func() *caldav.DAV {
-		d, err := caldav.NewDAV(dstC.CalEndpoint())
+	newDst := func() *dav.Remote {
+		d, err := caldav.NewDAV(dstC.Endpoint())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	cp := caldav.NewMemoryCheckpoint()
-	st, err := (&caldav.Copier{Checkpoint: cp}).Copy(ctx, newDst(), s)
+	cp := dav.NewMemoryCheckpoint()
+	st, err := (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +232,7 @@ func RunCalendarDeletes(t *testing.T, src, dst Side) {
 	gone := []string{"gen-0000@zxmigrate.test", "gen-0001@zxmigrate.test"}
 
 	// Without Delete: nothing is deleted.
-	st, err = (&caldav.Copier{Checkpoint: cp}).Copy(ctx, newDst(), s)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +245,7 @@ func RunCalendarDeletes(t *testing.T, src, dst Side) {
 
 	// Dry run: counts, deletes nothing.
 	dels := count.N(http.MethodDelete)
-	st, err = (&caldav.Copier{Checkpoint: cp, Delete: true, DryRun: true}).Copy(ctx, newDst(), s)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true, DryRun: true}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,8 +261,8 @@ func RunCalendarDeletes(t *testing.T, src, dst Side) {
 		evMu   sync.Mutex
 		events []string
 	)
-	cop := &caldav.Copier{Checkpoint: cp, Delete: true, OnEvent: func(ev caldav.Event) {
-		if d, ok := ev.(caldav.ObjectDeleted); ok {
+	cop := &dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true, OnEvent: func(ev dav.Event) {
+		if d, ok := ev.(dav.ObjectDeleted); ok {
 			evMu.Lock()
 			events = append(events, d.UID)
 			evMu.Unlock()
@@ -287,7 +292,7 @@ func RunCalendarDeletes(t *testing.T, src, dst Side) {
 
 	// Third run: nothing deleted, nothing written.
 	puts, dels := count.N(http.MethodPut), count.N(http.MethodDelete)
-	st, err = (&caldav.Copier{Checkpoint: cp, Delete: true}).Copy(ctx, newDst(), s)
+	st, err = (&dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp, Delete: true}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +302,7 @@ func RunCalendarDeletes(t *testing.T, src, dst Side) {
 	if p, d := count.N(http.MethodPut)-puts, count.N(http.MethodDelete)-dels; p != 0 || d != 0 {
 		t.Errorf("third run sent %d PUT and %d DELETE requests, want none", p, d)
 	}
-	verify(t, &caldav.Copier{Checkpoint: cp}, newDst(), s, len(all)-3)
+	verify(t, &dav.Copier{Rules: caldav.Rules{}, Checkpoint: cp}, newDst(), s, len(all)-3)
 }
 
 // RunContactDeletes is RunCalendarDeletes for address books: 2 contacts
@@ -309,20 +314,20 @@ func RunContactDeletes(t *testing.T, src, dst Side) {
 	cards := ContactFixtures(n)
 	delete(cards, "v4.vcf")
 	srcHref := SeedAddressBook(t, src, "friends", "Friends", cards)
-	s, err := carddav.NewDAV(src.CardEndpoint())
+	s, err := carddav.NewDAV(src.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dstC, count := Counted(dst)
-	newDst := func() *carddav.DAV {
-		d, err := carddav.NewDAV(dstC.CardEndpoint())
+	newDst := func() *dav.Remote {
+		d, err := carddav.NewDAV(dstC.Endpoint())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
-	cp := carddav.NewMemoryCheckpoint()
-	st, err := (&carddav.Copier{Checkpoint: cp}).Copy(ctx, newDst(), s)
+	cp := dav.NewMemoryCheckpoint()
+	st, err := (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: cp}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +340,7 @@ func RunContactDeletes(t *testing.T, src, dst Side) {
 	DeleteAt(t, src, srcHref, "gen-0000.vcf", "gen-0003.vcf")
 	gone := []string{"gen-0000@zxmigrate.test", "gen-0003@zxmigrate.test"}
 
-	st, err = (&carddav.Copier{Checkpoint: cp}).Copy(ctx, newDst(), s)
+	st, err = (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: cp}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +350,7 @@ func RunContactDeletes(t *testing.T, src, dst Side) {
 	if diff := cmp.Diff(all, UIDs(t, dst, dstHref, carddav.Rules{})); diff != "" {
 		t.Errorf("destination after a run without Delete (-want +got):\n%s", diff)
 	}
-	st, err = (&carddav.Copier{Checkpoint: cp, Delete: true}).Copy(ctx, newDst(), s)
+	st, err = (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: cp, Delete: true}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +361,7 @@ func RunContactDeletes(t *testing.T, src, dst Side) {
 		t.Errorf("destination after Delete (-want +got):\n%s", diff)
 	}
 	puts, dels := count.N(http.MethodPut), count.N(http.MethodDelete)
-	st, err = (&carddav.Copier{Checkpoint: cp, Delete: true}).Copy(ctx, newDst(), s)
+	st, err = (&dav.Copier{Rules: carddav.Rules{}, Checkpoint: cp, Delete: true}).Copy(ctx, newDst(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,5 +371,5 @@ func RunContactDeletes(t *testing.T, src, dst Side) {
 	if p, d := count.N(http.MethodPut)-puts, count.N(http.MethodDelete)-dels; p != 0 || d != 0 {
 		t.Errorf("third run sent %d PUT and %d DELETE requests, want none", p, d)
 	}
-	verify(t, &carddav.Copier{Checkpoint: cp}, newDst(), s, want-2)
+	verify(t, &dav.Copier{Rules: carddav.Rules{}, Checkpoint: cp}, newDst(), s, want-2)
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/zxmigrate/zxmigrate/internal/davtext"
 )
 
 // nestedServer serves a read-only CalDAV tree where calendar Work holds a
@@ -99,12 +101,14 @@ func (m *memDest) Put(_ context.Context, c Collection, href string, data []byte,
 // uidRules is a minimal Rules: UID line, whole data as hash.
 type uidRules struct{}
 
+func (uidRules) Protocol() *Protocol { return CalDAV }
+
 func (uidRules) Split(data []byte) ([]Item, error) {
 	uid, h, err := uidRules{}.Fingerprint(data)
 	return []Item{{UID: uid, Component: "VEVENT", Data: data, Hash: h}}, err
 }
 func (uidRules) Fingerprint(data []byte) (string, string, error) {
-	for _, l := range Lines(data) {
+	for _, l := range davtext.Lines(data) {
 		if l.Name == "UID" {
 			return l.Value, string(data), nil
 		}
@@ -116,13 +120,12 @@ func (uidRules) Fingerprint(data []byte) (string, string, error) {
 // copied to a collection named by its flattened path and reported.
 func TestNestedCollectionsFlattened(t *testing.T) {
 	ts := nestedServer(t)
-	c, err := NewClient(nil, ts.URL+"/u/")
+	src, err := NewRemote(CalDAV, Endpoint{URL: ts.URL + "/u/", HTTPClient: http.DefaultClient})
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &Remote{P: CalDAV, Client: c}
 	dst := &memDest{objs: map[string]map[string][]byte{}}
-	e := &Engine{Protocol: CalDAV, Rules: uidRules{}}
+	e := &Copier{Rules: uidRules{}}
 	st, err := e.Copy(context.Background(), dst, src)
 	if err != nil {
 		t.Fatal(err)

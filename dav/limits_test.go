@@ -30,7 +30,7 @@ func xmlDepth(s string) int {
 	}
 }
 
-func propDepth(ps []Prop) int {
+func propDepth(ps []xmlProp) int {
 	d := 0
 	for _, p := range ps {
 		d = max(d, 1+propDepth(p.Children))
@@ -43,12 +43,12 @@ var fuzzLimits = Limits{MaxMultistatus: 4 << 10, MaxXMLDepth: 12}
 
 // readFuzz reads body as the answer to a PROPFIND, through the client's
 // own reader.
-func readFuzz(t *testing.T, body []byte) ([]Response, error) {
-	c, err := NewClientWith(nil, "https://dav.example.com/", ClientOptions{Limits: fuzzLimits})
+func readFuzz(t *testing.T, body []byte) ([]msResponse, error) {
+	c, err := newClientWith(nil, "https://dav.example.com/", clientOptions{Limits: fuzzLimits})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := c.NewRequest(t.Context(), "PROPFIND", "/cal/", nil)
+	req, err := c.newRequest(t.Context(), "PROPFIND", "/cal/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func FuzzMultistatus(f *testing.F) {
 			}
 		}
 
-		g := GuardXML(doerFunc(func(*http.Request) (*http.Response, error) {
+		g := guardXML(doerFunc(func(*http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusMultiStatus, Header: http.Header{"Content-Type": {"application/xml"}},
 				Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body))}, nil
 		}), fuzzLimits)

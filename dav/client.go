@@ -1,19 +1,8 @@
-// Package dav holds what caldav and carddav share: a raw WebDAV client
-// (PROPFIND listings with ETags, multiget REPORTs in batches with per-item
-// fallback, conditional PUT, MKCALENDAR and extended MKCOL, ETag parsing), the
-// HTTP error type that internal/retry classifies, auth transports (Basic and
-// the Zimbra/Carbonio token cookie), and the copy engine both packages drive
-// with their own validation rules.
-//
-// go-webdav v0.6.0 is used for its types and server; the client calls here
-// are raw because its client cannot send If-Match/If-None-Match, re-encodes
-// objects, fails a whole query on one bad object and rejects weak ETags.
 package dav
 
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -23,22 +12,19 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // XML namespaces.
 const (
-	NSDAV     = "DAV:"
-	NSCalDAV  = "urn:ietf:params:xml:ns:caldav"
-	NSCardDAV = "urn:ietf:params:xml:ns:carddav"
-	NSApple   = "http://apple.com/ns/ical/"
+	nsDAV     = "DAV:"
+	nsCalDAV  = "urn:ietf:params:xml:ns:caldav"
+	nsCardDAV = "urn:ietf:params:xml:ns:carddav"
+	nsApple   = "http://apple.com/ns/ical/"
 )
 
 // maxErrorBody bounds how much of a server's error answer is kept.
@@ -64,9 +50,9 @@ func uidConflictHref(body []byte) string {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			switch {
-			case depth == 0 && t.Name.Local == "no-uid-conflict" && (t.Name.Space == NSCalDAV || t.Name.Space == NSCardDAV):
+			case depth == 0 && t.Name.Local == "no-uid-conflict" && (t.Name.Space == nsCalDAV || t.Name.Space == nsCardDAV):
 				depth = 1
-			case depth > 0 && t.Name.Space == NSDAV && t.Name.Local == "href":
+			case depth > 0 && t.Name.Space == nsDAV && t.Name.Local == "href":
 				h, err := text(d)
 				if err != nil {
 					return ""
@@ -93,12 +79,15 @@ func ConflictHref(err error) string {
 	return ""
 }
 
-// HTTPError is a non-success answer from a server. StatusCode lets
-// internal/retry classify it; a 401 also matches retry.ErrAuth.
+// HTTPError is a non-success answer from a server. A 408, 429, 500, 502,
+// 503 or 504 is retried with backoff; a 401 aborts the copy as an
+// authentication failure.
 type HTTPError struct {
+	// Method and URL are the request's (the URL without credentials).
 	Method string
 	URL    string
-	Code   int
+	// Code is the HTTP status code.
+	Code int
 	// Body is the start of the server's answer, for the report.
 	Body string
 	// ConflictHref is the href named by a no-uid-conflict precondition in
@@ -130,15 +119,6 @@ func IsStatus(err error, code int) bool {
 	return errors.As(err, &he) && he.Code == code
 }
 
-// DefaultHTTPClient returns an http.Client with TLS verification on, idle
-// deadlines on every connection and enough idle connections per host for
-// DefaultConcurrency workers (see internal/httpx). Its requests go through
-// the process's shared pacer (pace.Default), which keeps each host under
-// Zimbra's default request rate.
-func DefaultHTTPClient() *http.Client {
-	return httpx.NewClient(httpx.Options{Wrap: pace.Default().Wrap})
-}
-
 // Client sends raw WebDAV requests relative to a base URL. It sends nothing
 // outside its scope (the base URL's origin plus the trusted origins) and
 // reads answers under its Limits. It is safe for concurrent use when its
@@ -150,8 +130,8 @@ type Client struct {
 	limits Limits
 }
 
-// ClientOptions are the optional settings of NewClientWith.
-type ClientOptions struct {
+// clientOptions are the optional settings of newClientWith.
+type clientOptions struct {
 	// TrustedOrigins lists origins besides the base URL's that hrefs and
 	// redirects may point to ("https://dav2.example.com:8443", or a bare
 	// host taking the base URL's scheme). Anything else is refused.
@@ -162,17 +142,17 @@ type ClientOptions struct {
 	Limits Limits
 }
 
-// NewClient returns a client for the server at base with default options.
+// newClient returns a client for the server at base with default options.
 // hc nil means http.DefaultClient.
-func NewClient(hc webdav.HTTPClient, base string) (*Client, error) {
-	return NewClientWith(hc, base, ClientOptions{})
+func newClient(hc webdav.HTTPClient, base string) (*Client, error) {
+	return newClientWith(hc, base, clientOptions{})
 }
 
-// NewClientWith returns a client for the server at base. hc nil means
+// newClientWith returns a client for the server at base. hc nil means
 // http.DefaultClient. hc carries the credentials (see EndpointClient); the
 // client refuses, before anything is sent, every href outside base's
 // origin and o.TrustedOrigins.
-func NewClientWith(hc webdav.HTTPClient, base string, o ClientOptions) (*Client, error) {
+func newClientWith(hc webdav.HTTPClient, base string, o clientOptions) (*Client, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -200,8 +180,8 @@ func (c *Client) Limits() Limits { return c.limits }
 // Base returns the base URL.
 func (c *Client) Base() *url.URL { u := *c.base; return &u }
 
-// ResolveHref turns an href (absolute path or URL) into a full URL.
-func (c *Client) ResolveHref(href string) *url.URL {
+// resolveHref turns an href (absolute path or URL) into a full URL.
+func (c *Client) resolveHref(href string) *url.URL {
 	ref, err := url.Parse(href)
 	if err != nil {
 		u := *c.base
@@ -213,8 +193,8 @@ func (c *Client) ResolveHref(href string) *url.URL {
 }
 
 // NewRequest builds a request for href.
-func (c *Client) NewRequest(ctx context.Context, method, href string, body []byte) (*http.Request, error) {
-	u := c.ResolveHref(href)
+func (c *Client) newRequest(ctx context.Context, method, href string, body []byte) (*http.Request, error) {
+	u := c.resolveHref(href)
 	if err := c.scope.Check(u); err != nil {
 		return nil, fmt.Errorf("dav: %s %s: %w", method, u.Redacted(), err)
 	}
@@ -233,7 +213,7 @@ func (c *Client) NewRequest(ctx context.Context, method, href string, body []byt
 
 // Do sends req and returns the response when its status is below 300; any
 // other status becomes an *HTTPError and the body is closed.
-func (c *Client) Do(req *http.Request) (*http.Response, error) {
+func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("dav: %s %s: %w", req.Method, req.URL.Redacted(), err)
@@ -251,16 +231,16 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// Prop is one property in a multistatus answer.
-type Prop struct {
+// xmlProp is one property in a multistatus answer.
+type xmlProp struct {
 	XMLName  xml.Name
 	Attrs    []xml.Attr `xml:",any,attr"`
 	Text     string     `xml:",chardata"`
-	Children []Prop     `xml:",any"`
+	Children []xmlProp  `xml:",any"`
 }
 
 // Child returns the first child named space/local, or nil.
-func (p *Prop) Child(space, local string) *Prop {
+func (p *xmlProp) Child(space, local string) *xmlProp {
 	for i := range p.Children {
 		if p.Children[i].XMLName.Space == space && p.Children[i].XMLName.Local == local {
 			return &p.Children[i]
@@ -270,27 +250,27 @@ func (p *Prop) Child(space, local string) *Prop {
 }
 
 // Href returns the text of the first DAV:href child.
-func (p *Prop) Href() string {
-	if h := p.Child(NSDAV, "href"); h != nil {
+func (p *xmlProp) Href() string {
+	if h := p.Child(nsDAV, "href"); h != nil {
 		return strings.TrimSpace(h.Text)
 	}
 	return ""
 }
 
-// Response is one resource of a multistatus answer, with the properties the
+// msResponse is one resource of a multistatus answer, with the properties the
 // server returned with status 200.
-type Response struct {
+type msResponse struct {
 	Href string
 	// Status is the response-level status (0 when the response carries
 	// propstats instead).
 	Status int
-	Props  []Prop
+	Props  []xmlProp
 	// Missing lists properties answered with a non-200 status.
 	Missing []xml.Name
 }
 
 // Prop returns the property named space/local, or nil.
-func (r *Response) Prop(space, local string) *Prop {
+func (r *msResponse) Prop(space, local string) *xmlProp {
 	for i := range r.Props {
 		if r.Props[i].XMLName.Space == space && r.Props[i].XMLName.Local == local {
 			return &r.Props[i]
@@ -312,10 +292,10 @@ func parseStatus(s string) int {
 	return n
 }
 
-// CheckHref returns nil when href may be requested (it is inside the
+// checkHref returns nil when href may be requested (it is inside the
 // client's scope), else an error naming it.
-func (c *Client) CheckHref(href string) error {
-	if err := c.scope.Check(c.ResolveHref(href)); err != nil {
+func (c *Client) checkHref(href string) error {
+	if err := c.scope.Check(c.resolveHref(href)); err != nil {
 		return fmt.Errorf("dav: %w", err)
 	}
 	return nil
@@ -323,7 +303,7 @@ func (c *Client) CheckHref(href string) error {
 
 // readMultistatus reads the multistatus answer of req under the client's
 // limits.
-func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]Response, error) {
+func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]msResponse, error) {
 	body := newLimitReader(resp.Body, &LimitError{What: "multistatus", URL: req.URL.Redacted(), Limit: c.limits.multistatus(), Field: "MaxMultistatus"})
 	rs, err := decodeMultistatus(body, req.URL.Redacted(), c.limits)
 	if err != nil && !isLimit(err) {
@@ -336,7 +316,7 @@ func (c *Client) readMultistatus(req *http.Request, resp *http.Response) ([]Resp
 // limit is the caller's, on r). It walks the tokens by hand (encoding/xml's
 // reflection costs more than the parsing on large multiget answers, and
 // its recursion has no depth bound); unknown elements are skipped.
-func decodeMultistatus(r io.Reader, url string, l Limits) ([]Response, error) {
+func decodeMultistatus(r io.Reader, url string, l Limits) ([]msResponse, error) {
 	d := newXMLReader(r, url, l)
 	for {
 		tok, err := d.Token()
@@ -348,7 +328,7 @@ func decodeMultistatus(r io.Reader, url string, l Limits) ([]Response, error) {
 		if _, ok := tok.(xml.StartElement); !ok {
 			continue
 		}
-		var out []Response
+		var out []msResponse
 		if err := decodeResponses(d, &out); err != nil {
 			return nil, fmt.Errorf("dav: decode multistatus: %w", err)
 		}
@@ -357,7 +337,7 @@ func decodeMultistatus(r io.Reader, url string, l Limits) ([]Response, error) {
 }
 
 // decodeResponses reads the children of DAV:multistatus up to its end.
-func decodeResponses(d *xmlReader, out *[]Response) error {
+func decodeResponses(d *xmlReader, out *[]msResponse) error {
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -367,7 +347,7 @@ func decodeResponses(d *xmlReader, out *[]Response) error {
 		case xml.EndElement:
 			return nil
 		case xml.StartElement:
-			if t.Name.Space != NSDAV || t.Name.Local != "response" {
+			if t.Name.Space != nsDAV || t.Name.Local != "response" {
 				if err := d.Skip(); err != nil {
 					return err
 				}
@@ -385,20 +365,20 @@ func decodeResponses(d *xmlReader, out *[]Response) error {
 }
 
 // decodeResponse reads one DAV:response; ok is false when it has no href.
-func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
+func decodeResponse(d *xmlReader) (resp msResponse, ok bool, err error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return Response{}, false, err
+			return msResponse{}, false, err
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
 			resp.Href = strings.TrimSpace(resp.Href)
 			return resp, ok, nil
 		case xml.StartElement:
-			if t.Name.Space != NSDAV {
+			if t.Name.Space != nsDAV {
 				if err := d.Skip(); err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 				continue
 			}
@@ -406,7 +386,7 @@ func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
 			case "href":
 				s, err := text(d)
 				if err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 				if !ok {
 					resp.Href, ok = s, true
@@ -414,16 +394,16 @@ func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
 			case "status":
 				s, err := text(d)
 				if err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 				resp.Status = parseStatus(s)
 			case "propstat":
 				if err := decodePropstat(d, &resp); err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 			default:
 				if err := d.Skip(); err != nil {
-					return Response{}, false, err
+					return msResponse{}, false, err
 				}
 			}
 		}
@@ -432,8 +412,8 @@ func decodeResponse(d *xmlReader) (resp Response, ok bool, err error) {
 
 // decodePropstat reads one DAV:propstat into resp: its properties go to
 // Props when its status is 2xx (or absent), else their names to Missing.
-func decodePropstat(d *xmlReader, resp *Response) error {
-	var props []Prop
+func decodePropstat(d *xmlReader, resp *msResponse) error {
+	var props []xmlProp
 	code := 0
 	for {
 		tok, err := d.Token()
@@ -452,7 +432,7 @@ func decodePropstat(d *xmlReader, resp *Response) error {
 			return nil
 		case xml.StartElement:
 			switch {
-			case t.Name.Space == NSDAV && t.Name.Local == "prop":
+			case t.Name.Space == nsDAV && t.Name.Local == "prop":
 				for {
 					tok, err := d.Token()
 					if err != nil {
@@ -469,7 +449,7 @@ func decodePropstat(d *xmlReader, resp *Response) error {
 						props = append(props, p)
 					}
 				}
-			case t.Name.Space == NSDAV && t.Name.Local == "status":
+			case t.Name.Space == nsDAV && t.Name.Local == "status":
 				s, err := text(d)
 				if err != nil {
 					return err
@@ -486,8 +466,8 @@ func decodePropstat(d *xmlReader, resp *Response) error {
 
 // decodeProp reads the element started by se: its attributes, its own
 // character data and its child elements.
-func decodeProp(d *xmlReader, se xml.StartElement) (Prop, error) {
-	p := Prop{XMLName: se.Name}
+func decodeProp(d *xmlReader, se xml.StartElement) (xmlProp, error) {
+	p := xmlProp{XMLName: se.Name}
 	if len(se.Attr) > 0 {
 		p.Attrs = append([]xml.Attr(nil), se.Attr...)
 	}
@@ -495,7 +475,7 @@ func decodeProp(d *xmlReader, se xml.StartElement) (Prop, error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return Prop{}, err
+			return xmlProp{}, err
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
@@ -506,7 +486,7 @@ func decodeProp(d *xmlReader, se xml.StartElement) (Prop, error) {
 		case xml.StartElement:
 			c, err := decodeProp(d, t)
 			if err != nil {
-				return Prop{}, err
+				return xmlProp{}, err
 			}
 			p.Children = append(p.Children, c)
 		}
@@ -535,21 +515,21 @@ func text(d *xmlReader) (string, error) {
 	}
 }
 
-// Propfind asks for props on href with the given depth ("0" or "1").
-func (c *Client) Propfind(ctx context.Context, href, depth string, props ...xml.Name) ([]Response, error) {
+// propfind asks for props on href with the given depth ("0" or "1").
+func (c *Client) propfind(ctx context.Context, href, depth string, props ...xml.Name) ([]msResponse, error) {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>`)
 	for _, p := range props {
 		fmt.Fprintf(&b, `<x:%s xmlns:x="%s"/>`, p.Local, p.Space)
 	}
 	b.WriteString(`</D:prop></D:propfind>`)
-	req, err := c.NewRequest(ctx, "PROPFIND", href, []byte(b.String()))
+	req, err := c.newRequest(ctx, "PROPFIND", href, []byte(b.String()))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Depth", depth)
 	req.Header.Set("Content-Type", "application/xml; charset=utf-8")
-	resp, err := c.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -557,9 +537,9 @@ func (c *Client) Propfind(ctx context.Context, href, depth string, props ...xml.
 	return c.readMultistatus(req, resp)
 }
 
-// SamePath reports whether two hrefs name the same path (decoded, ignoring
+// samePath reports whether two hrefs name the same path (decoded, ignoring
 // a trailing slash and scheme/host).
-func SamePath(a, b string) bool { return CleanPath(a) == CleanPath(b) }
+func samePath(a, b string) bool { return CleanPath(a) == CleanPath(b) }
 
 // CleanPath returns the decoded path of href without a trailing slash.
 func CleanPath(href string) string {
@@ -577,9 +557,9 @@ func DirHref(href string) string { return strings.TrimRight(href, "/") + "/" }
 // EscapeSegment escapes one path segment.
 func EscapeSegment(s string) string { return url.PathEscape(s) }
 
-// ParseETag removes quotes and a weak marker from an ETag header or property;
+// parseETag removes quotes and a weak marker from an ETag header or property;
 // it never fails.
-func ParseETag(s string) string {
+func parseETag(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.TrimPrefix(s, "W/")
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
@@ -588,148 +568,5 @@ func ParseETag(s string) string {
 	return s
 }
 
-// QuoteETag formats an ETag for If-Match.
-func QuoteETag(etag string) string { return `"` + etag + `"` }
-
-// BasicAuth returns an HTTP client that sends Basic credentials to the
-// origins of scope only (see httpx.Authorize); requests and redirects
-// elsewhere are refused. The password is revealed only on the wire.
-func BasicAuth(hc webdav.HTTPClient, scope *httpx.Scope, user string, pw secret.Secret) webdav.HTTPClient {
-	return httpx.Authorize(hc, scope, func(req *http.Request) error {
-		req.SetBasicAuth(user, pw.Reveal())
-		return nil
-	})
-}
-
-// TokenFunc returns the current auth token.
-type TokenFunc func(ctx context.Context) (secret.Secret, error)
-
-// CookieAuth returns an HTTP client that sends the token from tok as the
-// named cookie (ZM_AUTH_TOKEN for user ports, ZM_ADMIN_AUTH_TOKEN for the
-// admin port), to the origins of scope only (see httpx.Authorize). A token
-// error fails the request, wrapped with retry.ErrAuth. When the server
-// answers 401 and forget is not nil, forget drops the cached token and the
-// request is sent once more with a fresh one.
-func CookieAuth(hc webdav.HTTPClient, scope *httpx.Scope, name string, tok TokenFunc, forget func()) webdav.HTTPClient {
-	authed := httpx.Authorize(hc, scope, func(req *http.Request) error {
-		t, err := tok(req.Context())
-		if err != nil {
-			return fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, retry.ErrAuth, err)
-		}
-		req.AddCookie(&http.Cookie{Name: name, Value: t.Reveal()})
-		return nil
-	})
-	return &cookieClient{hc: authed, forget: forget}
-}
-
-// cookieClient sends a request once more after a 401 once forget has
-// dropped the cached token.
-type cookieClient struct {
-	hc     webdav.HTTPClient
-	forget func()
-}
-
-func (c *cookieClient) Do(req *http.Request) (*http.Response, error) {
-	retryable := c.forget != nil && (req.Body == nil || req.GetBody != nil)
-	var first *http.Request
-	if retryable {
-		first = req.Clone(req.Context())
-	} else {
-		first = req
-	}
-	resp, err := c.hc.Do(first)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retryable {
-		return resp, err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	c.forget()
-	again := req.Clone(req.Context())
-	if req.GetBody != nil {
-		b, err := req.GetBody()
-		if err != nil {
-			return nil, fmt.Errorf("dav: replay %s: %w", req.URL.Redacted(), err)
-		}
-		again.Body = b
-	}
-	return c.hc.Do(again)
-}
-
-// UserTokenSource is the token-source shape that caldav and carddav declare
-// (carbonio.Client implements it).
-type UserTokenSource interface {
-	UserToken(ctx context.Context, account string) (secret.Secret, error)
-}
-
-// EndpointClient returns hc (nil: DefaultHTTPClient) authenticated the way
-// caldav and carddav endpoints are: with token set, the ZM_AUTH_TOKEN cookie
-// of account (user when account is empty), renewed once on a 401 when the
-// source can forget a token; else Basic user/password when user is set.
-// Credentials go to the origins of scope only; with neither, requests
-// outside scope are still refused.
-func EndpointClient(hc webdav.HTTPClient, scope *httpx.Scope, user string, pw secret.Secret, token UserTokenSource, account string) webdav.HTTPClient {
-	if hc == nil {
-		hc = DefaultHTTPClient()
-	}
-	switch {
-	case token != nil:
-		if account == "" {
-			account = user
-		}
-		var forget func()
-		if f, ok := token.(interface{ ForgetUserToken(account string) }); ok {
-			forget = func() { f.ForgetUserToken(account) }
-		}
-		return CookieAuth(hc, scope, "ZM_AUTH_TOKEN", func(ctx context.Context) (secret.Secret, error) {
-			return token.UserToken(ctx, account)
-		}, forget)
-	case user != "":
-		return BasicAuth(hc, scope, user, pw)
-	}
-	return httpx.Restrict(hc, scope)
-}
-
-// Endpoint is a server and how to log in, as caldav.Endpoint and
-// carddav.Endpoint describe it.
-type Endpoint struct {
-	URL      string
-	User     string
-	Password secret.Secret
-	Token    UserTokenSource
-	Account  string
-	// HTTPClient nil means an httpx client with TLSConfig and IdleTimeout.
-	HTTPClient  webdav.HTTPClient
-	TLSConfig   *tls.Config
-	IdleTimeout time.Duration
-	// REST marks a Zimbra REST (UserServlet) endpoint: a token goes in the
-	// cookie TokenCookie names for URL.
-	REST bool
-	ClientOptions
-}
-
-// HTTP returns the endpoint's authenticated HTTP client (EndpointClient,
-// scoped to URL and the trusted origins). A URL that cannot be parsed gives
-// a client whose every request fails with that error.
-func (e Endpoint) HTTP() webdav.HTTPClient {
-	scope, err := httpx.NewScope(e.URL, e.TrustedOrigins, e.AllowPlaintext)
-	if err != nil {
-		return failing{fmt.Errorf("dav: %w", err)}
-	}
-	hc := e.HTTPClient
-	if hc == nil {
-		hc = httpx.NewClient(httpx.Options{TLSConfig: e.TLSConfig, IdleTimeout: e.IdleTimeout, Wrap: pace.Default().Wrap})
-	}
-	if e.REST {
-		return RESTClient(hc, scope, e.URL, e.User, e.Password, e.Token, e.Account)
-	}
-	return EndpointClient(hc, scope, e.User, e.Password, e.Token, e.Account)
-}
-
-// Client returns a raw client for the endpoint.
-func (e Endpoint) Client() (*Client, error) {
-	return NewClientWith(e.HTTP(), e.URL, e.ClientOptions)
-}
-
-type failing struct{ err error }
-
-func (f failing) Do(*http.Request) (*http.Response, error) { return nil, f.err }
+// quoteETag formats an ETag for If-Match.
+func quoteETag(etag string) string { return `"` + etag + `"` }
