@@ -37,7 +37,9 @@ type Copier struct {
 	// DefaultConcurrency.
 	Concurrency int
 	// BatchSize is the number of objects per multiget REPORT; 0 means
-	// DefaultBatchSize.
+	// DefaultBatchSize, lowered for a collection too small to fill
+	// Concurrency batches so that its writes overlap (down to 4 objects
+	// per batch).
 	BatchSize int
 	// Checkpoint, when not nil, remembers what was copied so that a re-run
 	// skips unchanged objects and updates changed ones. Without it objects
@@ -96,6 +98,29 @@ func (c *Copier) batch() int {
 		return c.BatchSize
 	}
 	return DefaultBatchSize
+}
+
+// minSpreadBatch is the smallest batch a collection is split into to use
+// the concurrency: below it, a multiget costs about as much as the writes
+// it feeds.
+const minSpreadBatch = 4
+
+// batchFor returns the batch size for a collection of n objects to read.
+// Each batch writes its objects one after another, so with the default
+// BatchSize a collection of fewer than Concurrency full batches is split
+// into up to Concurrency batches of at least minSpreadBatch objects: its
+// writes then overlap, which over a slow link lets the per-host pacer,
+// not the round trip of each write, set the pace. An explicit BatchSize
+// is kept as given.
+func (c *Copier) batchFor(n int) int {
+	size := c.batch()
+	if c.BatchSize > 0 {
+		return size
+	}
+	if per := max((n+c.conc()-1)/c.conc(), minSpreadBatch); per < size {
+		return per
+	}
+	return size
 }
 
 func (c *Copier) policy() retry.Policy {

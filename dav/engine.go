@@ -332,9 +332,10 @@ func (r *run) copyCollection(ctx context.Context, sc Collection) *collStats {
 		toRead = append(toRead, ref)
 	}
 	p := &pair{r: r, sc: sc, main: main, cs: cs, key: key, recs: recs, present: present}
+	size := r.c.batchFor(len(toRead))
 	var g errgroup.Group
-	for start := 0; start < len(toRead); start += r.c.batch() {
-		batch := toRead[start:min(start+r.c.batch(), len(toRead))]
+	for start := 0; start < len(toRead); start += size {
+		batch := toRead[start:min(start+size, len(toRead))]
 		select {
 		case r.sem <- struct{}{}:
 		case <-ctx.Done():

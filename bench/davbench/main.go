@@ -7,6 +7,7 @@
 //	davbench inproc EVENTS CONTACTS
 //	davbench copy FROM-URL TO-URL
 //	davbench serve EVENTS CONTACTS SRC-PORT DST-PORT
+//	davbench wan EVENTS CONTACTS RTTS-MS CONCURRENCIES RUNS
 package main
 
 import (
@@ -24,12 +25,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emersion/go-webdav"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/internal/davtest"
+	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
@@ -85,6 +88,34 @@ func run(args []string) error {
 			return err
 		}
 		return serve(ne, nc, args[3], args[4])
+	case "wan":
+		if len(args) != 6 {
+			return fmt.Errorf("usage: davbench wan EVENTS CONTACTS RTTS-MS CONCURRENCIES RUNS")
+		}
+		ne, err := atoi(args[1])
+		if err != nil {
+			return err
+		}
+		nc, err := atoi(args[2])
+		if err != nil {
+			return err
+		}
+		rtts, err := parseList(args[3], func(s string) (time.Duration, error) {
+			ms, err := strconv.ParseFloat(s, 64)
+			return time.Duration(ms * float64(time.Millisecond)), err
+		})
+		if err != nil {
+			return err
+		}
+		concs, err := parseList(args[4], strconv.Atoi)
+		if err != nil {
+			return err
+		}
+		runs, err := atoi(args[5])
+		if err != nil {
+			return err
+		}
+		return wan(ne, nc, rtts, concs, max(runs, 1))
 	case "inproc":
 		if len(args) != 3 {
 			return fmt.Errorf("usage: davbench inproc EVENTS CONTACTS")
@@ -180,18 +211,23 @@ func copyURLs(from, to string) error {
 // copyBoth copies user1's calendars and address books from one server to
 // another, the two copies side by side (as bench/dav.sh runs `migrate
 // calendars` and `migrate contacts`), and returns the objects created.
-// DAVBENCH_CONCURRENCY sets the copiers' Concurrency (0: the default).
+// DAVBENCH_CONCURRENCY sets the copiers' Concurrency (0: the default);
+// DAVBENCH_UNPACED=1 gives them an HTTP client without the per-host pacer.
 func copyBoth(ctx context.Context, from, to string) (int, error) {
 	conc, _ := strconv.Atoi(os.Getenv("DAVBENCH_CONCURRENCY"))
 	pw := secret.New("pass1")
+	var hc webdav.HTTPClient
+	if os.Getenv("DAVBENCH_UNPACED") == "1" {
+		hc = httpx.NewClient(httpx.Options{})
+	}
 	var cal, card *dav.Stats
 	var g errgroup.Group
 	g.Go(func() error {
-		src, err := caldav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw})
+		src, err := caldav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		dst, err := caldav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw})
+		dst, err := caldav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
@@ -199,11 +235,11 @@ func copyBoth(ctx context.Context, from, to string) (int, error) {
 		return err
 	})
 	g.Go(func() error {
-		src, err := carddav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw})
+		src, err := carddav.NewDAV(dav.Endpoint{URL: from, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
-		dst, err := carddav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw})
+		dst, err := carddav.NewDAV(dav.Endpoint{URL: to, User: "user1", Password: pw, HTTPClient: hc})
 		if err != nil {
 			return err
 		}
