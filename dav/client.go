@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-webdav"
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // XML namespaces.
@@ -108,9 +108,9 @@ func (e *HTTPError) Error() string {
 // StatusCode returns the HTTP status code.
 func (e *HTTPError) StatusCode() int { return e.Code }
 
-// Is makes a 401 match retry.ErrAuth.
+// Is makes a 401 match zxerrors.ErrAuth.
 func (e *HTTPError) Is(target error) bool {
-	return target == retry.ErrAuth && e.Code == http.StatusUnauthorized
+	return target == zxerrors.ErrAuth && e.Code == http.StatusUnauthorized
 }
 
 // IsStatus reports whether err is an *HTTPError with the given code.

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/caldav"
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/testpki"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
@@ -206,5 +208,38 @@ func TestCarbonio(t *testing.T) {
 	// The plain port keeps net/http's own error in the chain.
 	if err := client(strings.Replace(plain.URL, "http:", "https:", 1), "pw", nil).Login(ctx); !errors.Is(err, http.ErrSchemeMismatch) {
 		t.Errorf("https to a plain HTTP port: %v, want http.ErrSchemeMismatch in the chain", err)
+	}
+}
+
+// TestDAV: the DAV engine's errors against a real Radicale, a closed port
+// and a certificate from an unknown CA.
+func TestDAV(t *testing.T) {
+	r := testserver.StartRadicale(t, map[string]string{"alice": "pw"})
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler()) // its own CA, not in the system roots
+	defer untrusted.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	collections := func(url, pw string) error {
+		src, err := caldav.NewDAV(dav.Endpoint{URL: url, User: "alice", Password: secret.New(pw), AllowPlaintext: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = src.Collections(ctx)
+		return err
+	}
+	if err := collections(r.CalendarHome("alice"), "pw"); err != nil {
+		t.Fatalf("the right password: %v", err)
+	}
+	for _, tc := range []struct {
+		name, url, pw string
+		want          error
+	}{
+		{"wrong password", r.CalendarHome("alice"), "wrong", zxerrors.ErrAuth},
+		{"closed port", "https://" + closedAddr(t) + "/alice/", "pw", zxerrors.ErrUnreachable},
+		{"certificate from an unknown CA", untrusted.URL + "/alice/", "pw", zxerrors.ErrTLS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkKind(t, collections(tc.url, tc.pw), tc.want)
+		})
 	}
 }
