@@ -21,10 +21,26 @@ const DefaultConnsPerServer = 16
 //
 // A *ConnBudget is safe for concurrent use.
 type ConnBudget struct {
-	n  int
-	mu sync.Mutex
-	m  map[string]chan struct{}
+	n    int
+	mu   sync.Mutex
+	m    map[string]chan struct{}
+	gate ConnGate
 }
+
+// ConnGate is a second cap that every connection of a ConnBudget must also
+// pass, e.g. one shared by several processes (migrate's global budgets in
+// a shared state). Keys are the servers' keys ("host:port" for an
+// Account). Acquire waits for a slot; TryAcquire does not wait; Release
+// gives one back. It must be safe for concurrent use.
+type ConnGate interface {
+	Acquire(ctx context.Context, key string) error
+	TryAcquire(ctx context.Context, key string) bool
+	Release(key string)
+}
+
+// SetGate makes every connection of b also take a slot of g. Call it
+// before b is used.
+func (b *ConnBudget) SetGate(g ConnGate) { b.gate = g }
 
 // NewConnBudget returns a budget of n connections per server; n <= 0 means
 // DefaultConnsPerServer.
@@ -49,22 +65,37 @@ func (b *ConnBudget) sem(key string) chan struct{} {
 func (b *ConnBudget) acquire(ctx context.Context, key string) error {
 	select {
 	case b.sem(key) <- struct{}{}:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if b.gate != nil {
+		if err := b.gate.Acquire(ctx, key); err != nil {
+			<-b.sem(key)
+			return err
+		}
+	}
+	return nil
 }
 
-func (b *ConnBudget) release(key string) { <-b.sem(key) }
+func (b *ConnBudget) release(key string) {
+	if b.gate != nil {
+		b.gate.Release(key)
+	}
+	<-b.sem(key)
+}
 
 // tryAcquire takes a connection slot for the server key without waiting.
 func (b *ConnBudget) tryAcquire(key string) bool {
 	select {
 	case b.sem(key) <- struct{}{}:
-		return true
 	default:
 		return false
 	}
+	if b.gate != nil && !b.gate.TryAcquire(context.Background(), key) {
+		<-b.sem(key)
+		return false
+	}
+	return true
 }
 
 func dialerKey(d Dialer) string {
@@ -144,7 +175,15 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 		if c, ok := idle(); ok {
 			return c, nil
 		}
-		if err := b.acquire(ctx, key); err != nil {
+		if b.gate != nil {
+			c, ok, err := waitGate(ctx, b, key, idle)
+			if err != nil {
+				return zero, err
+			}
+			if ok {
+				return c, nil
+			}
+		} else if err := b.acquire(ctx, key); err != nil {
 			return zero, err
 		}
 		c, err := dial(ctx)
@@ -166,6 +205,34 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 			return zero, ctx.Err()
 		}
 		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// gatePoll is how often a connection waiting for a ConnGate's slot asks
+// again.
+const gatePoll = 200 * time.Millisecond
+
+// waitGate takes a slot of b and its gate for key, or, when one is put back
+// meanwhile, an idle connection (ok true). It polls rather than blocks: a
+// pool's idle connections keep their slots, so a folder that waited for a
+// new slot while its account's idle connection held the last one would
+// wait forever.
+func waitGate[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool)) (T, bool, error) {
+	var zero T
+	for {
+		if b.tryAcquire(key) {
+			return zero, false, nil
+		}
+		if c, ok := idle(); ok {
+			return c, true, nil
+		}
+		t := time.NewTimer(gatePoll/2 + rand.N(gatePoll))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return zero, false, ctx.Err()
+		}
 	}
 }
 

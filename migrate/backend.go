@@ -58,6 +58,7 @@ type serverBackend struct {
 	dstHTTP  *http.Client
 	pacer    *pace.Pacer // shared by srcHTTP and dstHTTP
 	budget   *imapcopy.ConnBudget
+	gate     *budgets    // the run's global budgets, nil without
 	seed     seedBackend // export and transfer
 }
 
@@ -135,8 +136,15 @@ func (b *serverBackend) Check(ctx context.Context) error {
 		}
 	}
 	if need.imap {
-		errs = append(errs, dialCheck(ctx, "source.imap", b.p.Source.IMAP.Address, b.p.Source.IMAP.Security, b.srcTLS))
-		errs = append(errs, dialCheck(ctx, "destination.imap", b.p.Destination.IMAP.Address, b.p.Destination.IMAP.Security, b.dstTLS))
+		for _, side := range []struct {
+			key string
+			ep  IMAPEndpoint
+			tls *tls.Config
+		}{{"source.imap", b.p.Source.IMAP, b.srcTLS}, {"destination.imap", b.p.Destination.IMAP, b.dstTLS}} {
+			errs = append(errs, b.gate.dial(ctx, side.ep.Address, func() error {
+				return dialCheck(ctx, side.key, side.ep.Address, side.ep.Security, side.tls)
+			}))
+		}
 	}
 	if need.dav {
 		errs = append(errs, httpCheck(ctx, "source.dav", b.p.Source.DAV.URL, b.srcHTTP))
@@ -192,7 +200,7 @@ func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, er
 		return true, nil
 	}
 	_, src := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
-	return imapExists(ctx, "source.imap", src)
+	return b.imapExists(ctx, "source.imap", src)
 }
 
 // CheckIMAP logs in as the admin on behalf of one account on each side
@@ -200,11 +208,11 @@ func (b *serverBackend) SourceExists(ctx context.Context, addr string) (bool, er
 // credentials stop the run before anything is written.
 func (b *serverBackend) CheckIMAP(ctx context.Context, a AccountPlan, destination bool) error {
 	dst, src := b.imapAccounts(a)
-	if _, err := imapExists(ctx, "source.imap", src); err != nil {
+	if _, err := b.imapExists(ctx, "source.imap", src); err != nil {
 		return err
 	}
 	if destination {
-		if _, err := imapExists(ctx, "destination.imap", dst); err != nil {
+		if _, err := b.imapExists(ctx, "destination.imap", dst); err != nil {
 			return err
 		}
 	}
@@ -213,11 +221,16 @@ func (b *serverBackend) CheckIMAP(ctx context.Context, a AccountPlan, destinatio
 
 // imapExists logs in as the admin on behalf of the account: a refused
 // authorisation means the mailbox does not exist (or may not be opened).
-func imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {
-	c, err := a.Dial(ctx)
+func (b *serverBackend) imapExists(ctx context.Context, key string, a *imapcopy.Account) (bool, error) {
+	err := b.gate.dial(ctx, a.Addr, func() error {
+		c, err := a.Dial(ctx)
+		if err == nil {
+			_ = c.Logout().Wait()
+			_ = c.Close()
+		}
+		return err
+	})
 	if err == nil {
-		_ = c.Logout().Wait()
-		_ = c.Close()
 		return true, nil
 	}
 	var ie *imap.Error
@@ -233,7 +246,7 @@ func (b *serverBackend) DestinationExists(ctx context.Context, addr string) (boo
 			return true, nil
 		}
 		dst, _ := b.imapAccounts(AccountPlan{Source: addr, Destination: addr})
-		return imapExists(ctx, "destination.imap", dst)
+		return b.imapExists(ctx, "destination.imap", dst)
 	}
 	_, err := b.dstAdmin.Account(ctx, addr)
 	if errors.Is(err, carbonio.ErrNoSuchAccount) {

@@ -21,6 +21,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 // Phase names a step of a migration. Global phases run once per run; account
@@ -125,8 +126,15 @@ type Plan struct {
 	MTA MTAOptions `yaml:"mta"`
 	// Limits are the servers' request rates the run keeps under.
 	Limits Limits `yaml:"limits"`
-	// State is the path of the SQLite state file; "" means DefaultStatePath.
+	// State is the path of the SQLite state file ("" means
+	// DefaultStatePath) or the URL of a PostgreSQL database
+	// (postgres://USER@HOST:PORT/DB?sslmode=...) that any number of runners
+	// share; its password never goes in the URL (see state.OpenPostgres).
 	State string `yaml:"state"`
+	// Lease is how long a runner's claim on an account or a global phase
+	// of a shared state lives without a heartbeat (0: DefaultLease). A
+	// runner that dies loses its accounts to the others after it.
+	Lease time.Duration `yaml:"lease"`
 	// Report is the directory the JSON and HTML reports go to; "" means
 	// DefaultReportDir.
 	Report string `yaml:"report"`
@@ -375,6 +383,15 @@ type Limits struct {
 	// zimbraHttpThrottleSafeIPs). Answers 429 and 503 slow a host down
 	// whatever the setting.
 	HTTPRate float64 `yaml:"http_rate"`
+	// SourceIMAP and DestinationIMAP cap the concurrent IMAP connections
+	// to each side's server, across every runner that shares the state
+	// (0: no global cap; concurrency.connections_per_server still caps
+	// each runner).
+	SourceIMAP      int `yaml:"source_imap"`
+	DestinationIMAP int `yaml:"destination_imap"`
+	// HTTPConnections caps the concurrent HTTP requests to each host
+	// (DAV, REST, SOAP), across every runner (0: no cap).
+	HTTPConnections int `yaml:"http_connections"`
 }
 
 // PlanError is a problem with a plan, naming the key (and the line when it
@@ -716,6 +733,12 @@ func (p *Plan) validate(file string, root *yaml.Node) error {
 	if math.IsNaN(p.Limits.HTTPRate) || math.IsInf(p.Limits.HTTPRate, 0) {
 		bad("limits.http_rate", "must be a number of requests per second")
 	}
+	if p.Limits.SourceIMAP < 0 || p.Limits.DestinationIMAP < 0 || p.Limits.HTTPConnections < 0 {
+		bad("limits", "connection caps must not be negative")
+	}
+	if p.Lease < 0 || p.Lease > 0 && p.Lease < time.Second {
+		bad("lease", "must be at least 1s")
+	}
 	return errors.Join(errs...)
 }
 
@@ -842,7 +865,7 @@ func (p *Plan) ReportDir() string {
 
 func (p *Plan) resolvePaths(dir string) {
 	abs := func(s *string) {
-		if *s != "" && !filepath.IsAbs(*s) && *s != ":memory:" {
+		if *s != "" && !filepath.IsAbs(*s) && *s != ":memory:" && !state.IsURL(*s) {
 			*s = filepath.Join(dir, *s)
 		}
 	}

@@ -349,19 +349,24 @@ func (r *Report) WriteFiles(dir string) (jsonPath, htmlPath string, err error) {
 	jsonPath = filepath.Join(dir, "report.json")
 	htmlPath = filepath.Join(dir, "report.html")
 	write := func(p string, fn func(io.Writer) error) error {
-		tmp := p + ".tmp"
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		// A temporary name of its own (mode 0600): runners that share a
+		// report directory each replace the files whole.
+		f, err := os.CreateTemp(dir, filepath.Base(p)+".*.tmp")
 		if err != nil {
 			return fmt.Errorf("migrate: write report: %w", err)
 		}
+		tmp := f.Name()
 		if err := fn(f); err != nil {
 			f.Close()
+			os.Remove(tmp)
 			return err
 		}
 		if err := f.Close(); err != nil {
+			os.Remove(tmp)
 			return fmt.Errorf("migrate: write report: %w", err)
 		}
 		if err := os.Rename(tmp, p); err != nil {
+			os.Remove(tmp)
 			return fmt.Errorf("migrate: write report: %w", err)
 		}
 		return nil

@@ -59,6 +59,9 @@ type Runner struct {
 
 	// backend is the servers; nil means built from the plan.
 	backend backend
+	// co shares the state with other runners and keeps the budgets
+	// (coord.go); set by Run.
+	co *coord
 
 	stopped   atomic.Bool
 	mu        sync.Mutex
@@ -151,6 +154,7 @@ func (r *Runner) prepare(ctx context.Context) ([]AccountPlan, error) {
 		}
 		r.backend = b
 	}
+	r.attachBudgets()
 	if err := r.backend.Check(ctx); err != nil {
 		return nil, err
 	}
@@ -276,6 +280,11 @@ func (r *Runner) lookUp(ctx context.Context, accts []AccountPlan, exists func(co
 // could not go on (bad plan, unreachable server, refused credentials,
 // unwritable state, cancellation).
 func (r *Runner) Run(ctx context.Context) (*Report, error) {
+	closeShared, err := r.openShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeShared()
 	accts, err := r.prepare(ctx)
 	if r.backend != nil {
 		defer r.backend.Close()
@@ -329,6 +338,11 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
+	stopCoord, err := r.startCoord(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	defer stopCoord()
 	r.startTime = time.Now()
 	r.emit(RunStarted{RunID: runID, Time: r.startTime, Accounts: accts, Phases: p.EffectivePhases()})
 	r.log().Info("run started", "run", runID, "accounts", len(accts))
@@ -336,7 +350,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	stopSampler := r.startSampler()
 	runErr := r.run(ctx, store, accts)
 	stopSampler()
-	if ctx.Err() != nil || errors.Is(runErr, ErrStopped) {
+	// One runner of a shared state that stops leaves the MTA to the
+	// others: mta_start runs once every account is done.
+	if (ctx.Err() != nil || errors.Is(runErr, ErrStopped)) && (r.co == nil || !r.co.shared) {
 		r.restartMTA(ctx, store, accts)
 	}
 
@@ -367,6 +383,9 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 }
 
 func (r *Runner) run(ctx context.Context, store state.Store, accts []AccountPlan) error {
+	if r.co != nil && r.co.shared {
+		return r.runShared(ctx, store, accts)
+	}
 	p := r.Plan
 	phases := p.EffectivePhases()
 	// Opening global phases. A failure here stops the run: the accounts

@@ -58,7 +58,18 @@ var examples = map[string]string{
 	"run": `  migrate run --plan plan.yaml
   migrate run --plan plan.yaml --retry-failed
   migrate run --plan plan.yaml --phases mail --delta      # daily pre-stage
-  migrate run --plan plan.yaml --delta --delete           # cut-over pass`,
+  migrate run --plan plan.yaml --delta --delete           # cut-over pass
+
+  # Any number of runners on any number of hosts share one PostgreSQL state:
+  MIGRATE_STATE_PASSWORD_FILE=/run/secrets/pg migrate run --plan plan.yaml \
+    --state 'postgres://zxmigrate@db.example.com:5432/zxmigrate?sslmode=verify-full'`,
+	"status": `  migrate status --plan plan.yaml
+  migrate status --state 'postgres://zxmigrate@db.example.com/zxmigrate' --watch 5s
+  migrate status --state state.db --json
+  migrate status --state state.db --serve 127.0.0.1:8080`,
+	"limits": `  migrate limits --state 'postgres://zxmigrate@db.example.com/zxmigrate'
+  migrate limits --state 'postgres://zxmigrate@db.example.com/zxmigrate' set source.imap 8
+  migrate limits --plan plan.yaml set http_rate:zimbra.example.com 20`,
 	"verify": `  migrate verify --plan plan.yaml --account alice@example.com`,
 	"report": `  migrate report --plan plan.yaml
   migrate report --state state.db --format html > report.html

@@ -87,6 +87,7 @@ Exit codes: 0 done and verified, 2 usage or configuration, 3 partial, 4 credenti
 	)
 	root.AddCommand(newOrchestratorCmds(e)...)
 	root.AddCommand(newStatusCmd(e))
+	root.AddCommand(newLimitsCmd(e))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd(args...)
 	addExamples(root)

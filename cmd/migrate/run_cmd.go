@@ -87,6 +87,7 @@ func newRunCmd(e *env) *cobra.Command {
 	var lf listenFlags
 	var retryFailed, delta, deleteGone bool
 	var phases []string
+	var stateTarget string
 	cmd := &cobra.Command{
 		Use:   "run --plan FILE",
 		Short: "Run a migration plan (resumable: run it again after a crash or Ctrl-C)",
@@ -103,6 +104,9 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 				return err
 			}
 			r.RetryFailed, r.Delta = retryFailed, delta
+			if stateTarget != "" {
+				r.Plan.State = stateTarget
+			}
 			if deleteGone {
 				if !delta {
 					prog.Close()
@@ -142,6 +146,7 @@ The first Ctrl-C finishes the phases in flight and saves state; a second stops a
 	cmd.Flags().BoolVar(&delta, "delta", false, "cutover pass: copy again what changed since (mail, calendars, contacts) for accounts already done")
 	cmd.Flags().BoolVar(&deleteGone, "delete", false, "with --delta: also delete on the destination the copies of messages and objects the source no longer has (as mail.delete, calendars.delete, contacts.delete)")
 	lf.add(cmd, "listen", "serve Prometheus metrics (/metrics) and the live dashboard (/) on host:port (default: the plan's listen key; loopback unless a token is set)")
+	cmd.Flags().StringVar(&stateTarget, "state", "", "state: a file, or postgres://USER@HOST:PORT/DB?sslmode=... shared by any number of runners (overrides the plan's state; the password comes from MIGRATE_STATE_PASSWORD, a password file or libpq's environment, never the URL)")
 	cmd.Flags().StringSliceVar(&phases, "phases", nil, "run only these phases of the plan, e.g. --phases mail --delta for a daily pre-stage")
 	return cmd
 }

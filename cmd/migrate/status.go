@@ -4,21 +4,28 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/dashboard"
 	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/state"
 )
 
 func newStatusCmd(e *env) *cobra.Command {
 	var planFile, statePath string
+	var watch time.Duration
+	var asJSON bool
 	var lf listenFlags
 	cmd := &cobra.Command{
-		Use:   "status (--plan FILE | --state FILE) [--serve ADDR]",
-		Short: "Show accounts per state from the state file, or serve the dashboard and metrics from it",
-		Long: `Read the state file that every runner of a plan shares and print the accounts per state.
+		Use:   "status (--plan FILE | --state FILE|URL) [--watch] [--json] [--serve ADDR]",
+		Short: "Show accounts per state, runners, leases, budgets, throughput and ETA; or serve the dashboard",
+		Long: `Read the state that every runner of a plan shares (a state file, or a PostgreSQL URL) and print:
+the accounts per state; for each running account its runner, lease, phase, messages and bytes;
+the global phases and who ran them; the budgets' slots in use; throughput and an ETA; and the
+accounts that are stuck (a lease ran out) or retrying. While a run goes on it says "running".
+--watch prints it again every interval (throughput then measured between two readings).
 With --serve, serve the live dashboard (/) and Prometheus metrics (/metrics) from the state file
 alone until Ctrl-C: counts, names and reasons from what the runners recorded. Read-only.`,
 		Args: cobra.NoArgs,
@@ -37,31 +44,16 @@ alone until Ctrl-C: counts, names and reasons from what the runners recorded. Re
 			if statePath == "" {
 				return usageError{errors.New("give --plan or --state")}
 			}
+			if lf.addr == "" {
+				return showStatus(e, statePath, plan, watch, asJSON)
+			}
+			if state.IsURL(statePath) {
+				return usageError{errors.New("--serve reads a state file; for a shared state use the status view without --serve")}
+			}
 			if _, err := os.Stat(statePath); err != nil {
 				return usageError{fmt.Errorf("state file: %w", err)}
 			}
 			view := dashboard.NewStoreViewPath(statePath, plan)
-			if lf.addr == "" {
-				counts, err := view.Counts(e.ctx)
-				if err != nil {
-					return err
-				}
-				keys := make([]string, 0, len(counts))
-				total := 0
-				for k, n := range counts {
-					keys = append(keys, k)
-					total += n
-				}
-				sort.Strings(keys)
-				fmt.Fprintf(e.stdout, "%d accounts\n", total)
-				for _, k := range keys {
-					fmt.Fprintf(e.stdout, "  %-12s %d\n", k, counts[k])
-				}
-				if m := migrate.MTALeftStoppedAt(e.ctx, statePath, plan); m != nil {
-					fmt.Fprint(e.stdout, "\n"+m.Warning())
-				}
-				return nil
-			}
 			s, err := lf.listen(lf.addr, view, dashboard.NewStoreMetrics(view.Counts))
 			if err != nil {
 				return err
@@ -73,7 +65,56 @@ alone until Ctrl-C: counts, names and reasons from what the runners recorded. Re
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&planFile, "plan", "", "plan file (its state file is read; names and budgets come from it)")
-	fl.StringVar(&statePath, "state", "", "state file")
+	fl.StringVar(&statePath, "state", "", "state file or postgres://USER@HOST:PORT/DB URL (password from MIGRATE_STATE_PASSWORD, a password file or libpq's environment)")
+	fl.DurationVar(&watch, "watch", 0, "print the status again every interval until Ctrl-C (e.g. --watch 5s)")
+	fl.BoolVar(&asJSON, "json", false, "print the status as JSON")
+	fl.Lookup("watch").NoOptDefVal = "5s"
 	lf.add(cmd, "serve", "serve the dashboard and metrics on host:port until Ctrl-C (loopback unless a token is set)")
 	return cmd
+}
+
+// showStatus prints the status of the state at target, once or every
+// watch until the command's context ends.
+func showStatus(e *env, target string, plan *migrate.Plan, watch time.Duration, asJSON bool) error {
+	if !state.IsURL(target) {
+		if _, err := os.Stat(target); err != nil {
+			return usageError{fmt.Errorf("state file: %w", err)}
+		}
+	}
+	st, err := state.OpenURLReadOnly(e.ctx, target)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var prev *stateStatus
+	for {
+		s, err := readStatus(e.ctx, st, prev)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if err := s.writeJSON(e.stdout); err != nil {
+				return err
+			}
+		} else {
+			if prev != nil {
+				fmt.Fprintln(e.stdout)
+			}
+			s.writeText(e.stdout)
+			if m := migrate.MTALeftStoppedAt(e.ctx, target, plan); m != nil && !state.IsURL(target) {
+				fmt.Fprint(e.stdout, "\n"+m.Warning())
+			}
+		}
+		if watch <= 0 {
+			return nil
+		}
+		prev = s
+		t := time.NewTimer(watch)
+		select {
+		case <-e.ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
 }

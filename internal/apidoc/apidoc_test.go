@@ -90,7 +90,11 @@ func undocumented(t *testing.T, dir string, withFields bool) []string {
 								miss(s.Pos(), s.Name.Name)
 							}
 							if withFields {
-								fields(s, fset, miss)
+								doc := s.Doc
+								if doc == nil {
+									doc = d.Doc
+								}
+								fields(s, doc.Text(), fset, miss)
 							}
 						case *ast.ValueSpec:
 							for _, n := range s.Names {
@@ -115,8 +119,10 @@ var standard = map[string]bool{"Error": true, "Unwrap": true, "String": true}
 // fields reports the undocumented exported fields of a struct type and
 // methods of an interface type. A field without a comment of its own is
 // documented by the comment of the field just above it when that comment
-// names it ("Source and Destination are the collection hrefs").
-func fields(s *ast.TypeSpec, fset *token.FileSet, miss func(token.Pos, string)) {
+// names it ("Source and Destination are the collection hrefs"); an
+// interface method also by the type's doc when it names it ("Acquire
+// waits for a slot").
+func fields(s *ast.TypeSpec, typeDoc string, fset *token.FileSet, miss func(token.Pos, string)) {
 	var list *ast.FieldList
 	switch t := s.Type.(type) {
 	case *ast.StructType:
@@ -126,6 +132,7 @@ func fields(s *ast.TypeSpec, fset *token.FileSet, miss func(token.Pos, string)) 
 	default:
 		return
 	}
+	_, iface := s.Type.(*ast.InterfaceType)
 	group, groupEnd := "", -1 // the last doc comment and the line its field ends on
 	for _, f := range list.List {
 		line := fset.Position(f.Pos()).Line
@@ -141,7 +148,7 @@ func fields(s *ast.TypeSpec, fset *token.FileSet, miss func(token.Pos, string)) 
 			continue
 		}
 		for _, n := range f.Names {
-			if n.IsExported() && !(inGroup && names(group, n.Name)) {
+			if n.IsExported() && !(inGroup && names(group, n.Name)) && !(iface && names(typeDoc, n.Name)) {
 				miss(n.Pos(), s.Name.Name+"."+n.Name)
 			}
 		}
