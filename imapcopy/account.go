@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"github.com/zxmigrate/zxmigrate/internal/imapappend"
 	"github.com/zxmigrate/zxmigrate/secret"
 	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
@@ -413,4 +414,24 @@ func ctxErr(ctx context.Context, err error) error {
 		return errors.Join(err, ctx.Err())
 	}
 	return err
+}
+
+// dialAppend opens an append connection (package imapappend) with the same
+// address, TLS rules and login as Dial.
+func (a *Account) dialAppend(ctx context.Context) (*imapappend.Conn, error) {
+	sec := imapappend.ImplicitTLS
+	switch a.Security {
+	case ImplicitTLS:
+	case StartTLS:
+		sec = imapappend.StartTLS
+	case Plaintext:
+		sec = imapappend.Plaintext
+	default:
+		return nil, fmt.Errorf("imapcopy: unknown security %d", a.Security)
+	}
+	return imapappend.Dial(ctx, imapappend.Config{
+		Name: a.String(), Addr: a.Addr, Security: sec, TLSConfig: a.tlsConfig(),
+		User: a.User, Admin: a.Admin, Password: a.Password,
+		DialTimeout: a.DialTimeout, IdleTimeout: a.idleTimeout(),
+	})
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/zxmigrate/zxmigrate/internal/imapappend"
+	"github.com/zxmigrate/zxmigrate/internal/retry"
 )
 
 // DefaultConnsPerServer is the per-server connection budget when a Copier has
@@ -327,4 +330,229 @@ func (c *conn) tick(name string) {
 		_ = c.Noop() // answered asynchronously; errors surface on the next command
 		c.lastCmd, c.repeats = "NOOP", 1
 	}
+}
+
+// folderConns holds the connections of one folder pass and closes them all
+// when the context ends (go-imap has no context support).
+type folderConns struct {
+	mu     sync.Mutex
+	conns  []*conn
+	pools  []*pool
+	broken bool
+	// writers are the go-imap connections that APPEND: when the pass is
+	// cancelled they get appendGrace to hear the answers to APPENDs already
+	// sent (a server may commit a whole literal after the client left, and
+	// a copy started at once without the state would not see it).
+	writers map[*conn]bool
+}
+
+// writer marks c, already added, as an APPEND connection.
+func (f *folderConns) writer(c *conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writers == nil {
+		f.writers = map[*conn]bool{}
+	}
+	f.writers[c] = true
+}
+
+func (f *folderConns) add(c *conn, p *pool) {
+	f.mu.Lock()
+	f.conns = append(f.conns, c)
+	f.pools = append(f.pools, p)
+	f.mu.Unlock()
+}
+
+func (f *folderConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		if !f.writers[c] {
+			c.Client.Close()
+			continue
+		}
+		// The writer stops sending and waits for its answers; the
+		// connection is closed only if they do not come in time, and only
+		// if the pass still holds it.
+		time.AfterFunc(appendGrace, func() {
+			f.mu.Lock()
+			held := slices.Contains(f.conns, c)
+			f.mu.Unlock()
+			if held {
+				c.Client.Close()
+			}
+		})
+	}
+}
+
+func (f *folderConns) release(healthy bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.conns {
+		if healthy && c.selected != "" {
+			if err := c.Unselect().Wait(); err != nil {
+				healthy = false
+			}
+			c.selected = ""
+		}
+		f.pools[i].put(c, healthy)
+	}
+	f.conns = nil
+}
+
+// appendDialer is implemented by Dialers that open append connections of
+// their own (Account): MULTIAPPEND, LITERAL+ and BINARY literals, which
+// go-imap lacks. Other Dialers append through go-imap, one message per
+// command.
+type appendDialer interface {
+	dialAppend(ctx context.Context) (*imapappend.Conn, error)
+}
+
+// rawConn is an append connection with the bookkeeping of our manners.
+type rawConn struct {
+	*imapappend.Conn
+	repeats int
+}
+
+// rawPool keeps idle append connections of the destination for reuse between
+// folders. They count against the same budget as its other connections.
+type rawPool struct {
+	d      appendDialer
+	budget *ConnBudget
+	key    string
+
+	mu   sync.Mutex
+	idle []*rawConn
+}
+
+func newRawPool(d appendDialer, b *ConnBudget, key string) *rawPool {
+	return &rawPool{d: d, budget: b, key: key}
+}
+
+// idleConn returns an idle connection without dialing.
+func (p *rawPool) idleConn() (*rawConn, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if c.Closed() {
+			p.budget.release(p.key)
+			continue
+		}
+		return c, true
+	}
+	return nil, false
+}
+
+// tryGet returns an idle connection, or dials one when the budget has room
+// at once; nil when neither.
+func (p *rawPool) tryGet(ctx context.Context) (*rawConn, error) {
+	if c, ok := p.idleConn(); ok {
+		return c, nil
+	}
+	if !p.budget.tryAcquire(p.key) {
+		return nil, nil
+	}
+	ac, err := p.d.dialAppend(ctx)
+	if err != nil {
+		p.budget.release(p.key)
+		return nil, err
+	}
+	return &rawConn{Conn: ac}, nil
+}
+
+// put keeps a usable connection for reuse; a closed one frees its slot.
+func (p *rawPool) put(c *rawConn) {
+	if c.Closed() {
+		p.budget.release(p.key)
+		return
+	}
+	p.mu.Lock()
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// closeAll logs out every idle connection.
+func (p *rawPool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	closeEach(idle, func(c *rawConn) {
+		_ = c.Close()
+		p.budget.release(p.key)
+	})
+}
+
+// tick counts APPEND commands and interleaves a NOOP after maxRep of them
+// in a row (Zimbra's repeated-command throttle).
+func (c *rawConn) tick(ctx context.Context, maxRep int) error {
+	if maxRep <= 0 {
+		return nil
+	}
+	c.repeats++
+	if c.repeats < maxRep {
+		return nil
+	}
+	c.repeats = 1
+	return c.Noop(ctx)
+}
+
+// rawWriters returns up to n append connections for one folder pass, idle
+// ones or new ones dialed while the budget has room, never waiting: the
+// pass already holds a go-imap connection to the destination, and a server
+// at its connection cap (Zimbra's busy greeting) must not leave folders
+// waiting for each other's connections. With none, the pass appends
+// through go-imap. Only a fatal error (authentication) is returned.
+func (s *session) rawWriters(ctx context.Context, n int) ([]*rawConn, error) {
+	var out []*rawConn
+	for len(out) < n {
+		c, err := s.dstRaw.tryGet(ctx)
+		if err != nil {
+			if retry.Classify(err) == retry.Fatal {
+				for _, c := range out {
+					s.dstRaw.put(c)
+				}
+				return nil, err
+			}
+			s.c.log().Debug("no append connection; going on with fewer", "have", len(out), "err", err)
+			break
+		}
+		if c == nil {
+			break
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// imapWriters returns dstConn and up to n-1 more go-imap connections.
+func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *conn, n int) ([]*conn, error) {
+	conns := []*conn{dstConn}
+	fc.writer(dstConn)
+	for len(conns) < n {
+		if cn := s.dst.idleConn(); cn != nil {
+			fc.add(cn, s.dst)
+			fc.writer(cn)
+			conns = append(conns, cn)
+			continue
+		}
+		if !s.dst.budget.tryAcquire(s.dst.key) {
+			break
+		}
+		cl, err := s.dst.d.Dial(ctx)
+		if err != nil {
+			s.dst.budget.release(s.dst.key)
+			if retry.Classify(err) == retry.Fatal {
+				return nil, err
+			}
+			break // go on with fewer writers
+		}
+		cn := &conn{Client: cl, p: s.dst, maxRep: s.c.maxRepeat()}
+		fc.add(cn, s.dst)
+		fc.writer(cn)
+		conns = append(conns, cn)
+	}
+	return conns, nil
 }

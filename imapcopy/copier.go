@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,16 +15,18 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 // Defaults for zero Copier fields.
 const (
-	DefaultConcurrency    = 3        // folders in parallel per account (bench/README.md, fetch.sh)
-	DefaultMaxWriters     = 1        // APPEND connections per destination mailbox (at most 4 advised)
-	DefaultSpillThreshold = 8 << 20  // message size above which a message is always spooled to a temp file
-	DefaultMemoryBudget   = 16 << 20 // bytes of message bodies one Copy call holds in RAM at most
-	DefaultMaxRepeat      = 20       // identical commands in a row before a NOOP
+	DefaultConcurrency    = 3                    // folders in parallel per account (bench/README.md, fetch.sh)
+	WANConcurrency        = 8                    // folders in parallel per account when a server is WANRoundTrip or more away
+	WANRoundTrip          = 5 * time.Millisecond // round trip from which WANConcurrency applies
+	DefaultMaxWriters     = 1                    // APPEND connections per destination mailbox (at most 4 advised)
+	DefaultSpillThreshold = 8 << 20              // message size above which a message is always spooled to a temp file
+	DefaultMemoryBudget   = 16 << 20             // bytes of message bodies one Copy call holds in RAM at most
+	WANMemoryBudget       = 48 << 20             // DefaultMemoryBudget when a server is WANRoundTrip or more away
+	DefaultMaxRepeat      = 20                   // identical commands in a row before a NOOP
 	DefaultInFlightSettle = time.Second
 	fetchChunk            = 200 // UIDs per FETCH of message bodies
 	uidChunk              = 500 // UIDs per STORE (keeps command lines well under 8 KB)
@@ -40,10 +40,13 @@ const (
 // its fields are not changed meanwhile.
 type Copier struct {
 	// Concurrency is how many folders are copied in parallel, each on its
-	// own connections; 0 means DefaultConcurrency. Against Zimbra or
-	// Carbonio, whose ImapCommandThrottle runs one FETCH per account at a
-	// time, 3 was fastest in bench/fetch.sh: more readers mostly wait for
-	// the account's FETCH lock.
+	// own connections; 0 means DefaultConcurrency, or WANConcurrency when
+	// the round trip to either server, timed with a NOOP after login, is
+	// WANRoundTrip or more: each folder pays a few round trips of set-up
+	// and proof, which other folders' transfers then fill. Against Zimbra
+	// or Carbonio, whose ImapCommandThrottle runs one FETCH per account at
+	// a time, 3 was fastest on loopback in bench/fetch.sh: more readers
+	// mostly wait for the account's FETCH lock.
 	Concurrency int
 	// MaxWriters caps APPEND connections per destination mailbox; 0 means
 	// DefaultMaxWriters. One writer is fastest into a local Dovecot (its
@@ -108,7 +111,9 @@ type Copier struct {
 	// MemoryBudget caps the bytes of message bodies one Copy call holds in
 	// memory, in use or kept for reuse; a message that does not fit is
 	// spooled to a temporary file like one over SpillThreshold. 0 means
-	// DefaultMemoryBudget.
+	// DefaultMemoryBudget, or WANMemoryBudget when the round trip to
+	// either server is WANRoundTrip or more: more messages are then in
+	// flight.
 	MemoryBudget int64
 	// TempDir holds spooled messages; "" means os.TempDir.
 	TempDir string
@@ -241,6 +246,9 @@ type session struct {
 	dstInfo  sideInfo
 	mem      *memBudget // message bodies in memory
 	seed     uint64     // chooses the proof's sample (Copier.VerifySeed)
+	// windowBytes bounds the message bytes of a writer's commands in
+	// flight.
+	windowBytes int64
 }
 
 // sideInfo is what one LIST pass learned about a server.
@@ -251,6 +259,7 @@ type sideInfo struct {
 	bad         []string // raw names that are not modified UTF-7
 	byName      map[string]*imap.ListData
 	appendLimit int64
+	rtt         time.Duration // a NOOP's round trip after login
 }
 
 func (s sideInfo) has(cp imap.Cap) bool { return s.caps.Has(cp) }
@@ -335,11 +344,28 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	}
 	stats.Folders = make([]FolderStats, len(plans))
 	conc := c.concurrency()
+	memory := c.memoryBudget()
+	if rtt := max(s.srcInfo.rtt, s.dstInfo.rtt); rtt >= WANRoundTrip {
+		if c.Concurrency == 0 {
+			conc = WANConcurrency
+		}
+		if c.MemoryBudget == 0 {
+			// More messages are in flight over a slow link: without the
+			// room, they would go through temporary files.
+			memory = WANMemoryBudget
+			s.mem = newMemBudget(memory)
+		}
+		c.log().Debug("round trip over a WAN: more folders in parallel", "rtt", rtt, "folders", conc, "memory", memory)
+	}
 	if n := budget.n / 2; conc > n {
 		conc = max(n, 1)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
+	// A writer's commands in flight hold their messages in memory: each
+	// folder gets a share of the memory budget for them, so that they do
+	// not push message bodies into temporary files.
+	s.windowBytes = min(maxWindowBytes, max(minWindowBytes, memory/int64(4*conc)))
 	// Largest folders first so that the long ones start early.
 	order := largestFirst(plans)
 	for _, i := range order {
@@ -430,219 +456,6 @@ func largestFirst(plans []folderPlan) []int {
 	return idx
 }
 
-// listSide logs in, reads NAMESPACE, capabilities and one LIST (with
-// SUBSCRIBED, SPECIAL-USE and STATUS where offered).
-func (s *session) listSide(ctx context.Context, p *pool, isSrc bool) (sideInfo, error) {
-	cn, err := p.get(ctx, s.c.maxRepeat())
-	if err != nil {
-		return sideInfo{}, err
-	}
-	healthy := false
-	defer func() { p.put(cn, healthy) }()
-	stop := context.AfterFunc(ctx, func() { cn.Client.Close() })
-	defer stop()
-	info := sideInfo{caps: cn.Caps(), byName: map[string]*imap.ListData{}}
-	if lim, ok := cn.Caps().AppendLimit(); ok && lim != nil {
-		info.appendLimit = int64(*lim)
-	}
-	if info.has(imap.CapNamespace) || info.has(imap.CapIMAP4rev2) {
-		nd, err := cn.Namespace().Wait()
-		if err != nil {
-			return info, connFailure(cn, fmt.Errorf("imapcopy: namespace on %s: %w", p.d, err))
-		}
-		if len(nd.Personal) > 0 {
-			info.ns = nsInfo{Prefix: nd.Personal[0].Prefix, Delim: nd.Personal[0].Delim}
-		}
-	}
-	var opts *imap.ListOptions
-	if info.has(imap.CapListExtended) || info.has(imap.CapIMAP4rev2) {
-		opts = &imap.ListOptions{ReturnSubscribed: true}
-		if info.has(imap.CapSpecialUse) {
-			opts.ReturnSpecialUse = true
-		}
-		if info.has(imap.CapListStatus) || info.has(imap.CapIMAP4rev2) {
-			opts.ReturnStatus = &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
-				HighestModSeq: info.has(imap.CapCondStore)}
-		}
-	}
-	list, err := cn.List("", "*", opts).Collect()
-	if isUTF7Error(err) {
-		// One name go-imap cannot decode fails the whole LIST: list again
-		// with the names kept raw, and make each bad one a bad folder.
-		list, info.bad, err = s.listRawNames(ctx, p, opts != nil)
-	}
-	if err != nil {
-		return info, connFailure(cn, fmt.Errorf("imapcopy: list folders on %s: %w", p.d, err))
-	}
-	if isSrc && len(list) == 0 {
-		return info, fmt.Errorf("imapcopy: %s listed no folders at all (broken mountpoint?)", p.d)
-	}
-	info.list = list
-	for _, d := range list {
-		info.byName[d.Mailbox] = d
-		if info.ns.Delim == 0 && d.Delim != 0 {
-			info.ns.Delim = d.Delim
-		}
-	}
-	healthy = true
-	return info, nil
-}
-
-// listRawNames lists the mailboxes of p's server on an append connection,
-// names undecoded, and returns the decodable ones as go-imap would and the
-// raw bytes of the others.
-func (s *session) listRawNames(ctx context.Context, p *pool, extended bool) ([]*imap.ListData, []string, error) {
-	ad, ok := p.d.(appendDialer)
-	if !ok {
-		return nil, nil, errNoRawList
-	}
-	if err := p.budget.acquire(ctx, p.key); err != nil {
-		return nil, nil, err
-	}
-	defer p.budget.release(p.key)
-	ac, err := ad.dialAppend(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	stop := context.AfterFunc(ctx, ac.kill)
-	defer stop()
-	defer ac.close()
-	raws, err := ac.listRaw(ctx, extended)
-	if err != nil {
-		return nil, nil, err
-	}
-	var list []*imap.ListData
-	var bad []string
-	for _, r := range raws {
-		name, ok := decodeName(r.Raw)
-		if !ok {
-			bad = append(bad, r.Raw)
-			continue
-		}
-		list = append(list, &imap.ListData{Attrs: r.Attrs, Delim: r.Delim, Mailbox: name})
-	}
-	s.c.log().Warn("mailbox names that are not modified UTF-7", "server", p.d.String(), "count", len(bad))
-	return list, bad, nil
-}
-
-// badFolderPlans makes one plan per source mailbox whose name is not
-// modified UTF-7: skipped when Include/Exclude/SkipFolder say so (they see
-// the name escaped, as it is reported), else failed with the raw name.
-func (c *Copier) badFolderPlans(bad []string) []folderPlan {
-	var out []folderPlan
-	for _, raw := range bad {
-		disp := termsafe.String(raw)
-		p := folderPlan{Src: srcFolder{Name: disp, Path: []string{disp}}, Display: disp}
-		if reason := c.skipReason(disp); reason != "" {
-			p.Skip = reason
-		} else {
-			p.Err = fmt.Sprintf("imapcopy: mailbox name %s is not valid modified UTF-7 (RFC 3501 §5.1.3): folder not copied", strconv.Quote(raw))
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// connFailure marks err as a connection failure (retried like a dropped
-// connection) when cn is closed: go-imap reports a broken connection (an
-// idle timeout, a limit, a BYE) as text only.
-func connFailure(cn *conn, err error) error {
-	select {
-	case <-cn.Closed():
-		if retry.Classify(err) == retry.Permanent {
-			return connError{err}
-		}
-	default:
-	}
-	return err
-}
-
-func (s *session) sourceFolders() []srcFolder {
-	var out []srcFolder
-	subscribedKnown := s.srcInfo.has(imap.CapListExtended) || s.srcInfo.has(imap.CapIMAP4rev2)
-	for _, d := range s.srcInfo.list {
-		out = append(out, srcFolder{
-			Name:       d.Mailbox,
-			Path:       splitName(d.Mailbox, s.srcInfo.ns),
-			NoSelect:   hasAttr(d.Attrs, imap.MailboxAttrNoSelect) || hasAttr(d.Attrs, imap.MailboxAttrNonExistent),
-			Subscribed: !subscribedKnown || hasAttr(d.Attrs, imap.MailboxAttrSubscribed),
-			SpecialUse: specialUseOf(d.Attrs),
-			Status:     d.Status,
-		})
-	}
-	return out
-}
-
-// createFolders creates missing destination folders (parents first, never
-// \Noselect parents as real folders) and copies subscriptions.
-func (s *session) createFolders(ctx context.Context, plans []folderPlan) error {
-	cn, err := s.dst.get(ctx, s.c.maxRepeat())
-	if err != nil {
-		return err
-	}
-	healthy := false
-	defer func() { s.dst.put(cn, healthy) }()
-	stop := context.AfterFunc(ctx, func() { cn.Client.Close() })
-	defer stop()
-	useTaken := map[imap.MailboxAttr]bool{}
-	for _, d := range s.dstInfo.list {
-		if su := specialUseOf(d.Attrs); su != "" {
-			useTaken[su] = true
-		}
-	}
-	for i := range plans {
-		p := &plans[i]
-		if p.Skip != "" || p.Err != "" || p.Dst == "" {
-			continue
-		}
-		existing, exists := s.dstInfo.byName[p.Dst]
-		if !exists && !p.NoSelect {
-			var opts *imap.CreateOptions
-			if p.DstUse != "" && !useTaken[p.DstUse] && s.dstInfo.has(imap.CapCreateSpecialUse) {
-				opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{p.DstUse}}
-				useTaken[p.DstUse] = true
-			}
-			cn.tick("CREATE")
-			err := cn.Create(p.Dst, opts).Wait()
-			var ie *imap.Error
-			if err != nil && opts != nil && errors.As(err, &ie) && ie.Code != imap.ResponseCodeAlreadyExists {
-				// Some servers refuse the USE attribute: create plainly.
-				cn.tick("CREATE")
-				err = cn.Create(p.Dst, nil).Wait()
-			}
-			if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
-				if retry.Classify(err) == retry.Transient || retry.Classify(err) == retry.Fatal {
-					return fmt.Errorf("imapcopy: create %q: %w", p.Dst, err)
-				}
-				p.Err = fmt.Sprintf("imapcopy: create destination folder %q: %v", p.Dst, err)
-				continue
-			}
-		}
-		if p.Src.Subscribed && (existing == nil || !hasAttr(existing.Attrs, imap.MailboxAttrSubscribed)) {
-			if p.NoSelect && !exists {
-				// The parent appears once its children exist; subscribe
-				// after the loop.
-				continue
-			}
-			cn.tick("SUBSCRIBE")
-			if err := cn.Subscribe(p.Dst).Wait(); err != nil {
-				s.c.log().Warn("subscribe failed", "folder", p.Dst, "err", err)
-			}
-		}
-	}
-	// Subscriptions of \Noselect parents, which exist now as parents.
-	for _, p := range plans {
-		if p.NoSelect && p.Src.Subscribed && p.Skip == "" && p.Err == "" && s.dstInfo.byName[p.Dst] == nil {
-			cn.tick("SUBSCRIBE")
-			if err := cn.Subscribe(p.Dst).Wait(); err != nil {
-				s.c.log().Warn("subscribe failed", "folder", p.Dst, "err", err)
-			}
-		}
-	}
-	healthy = true
-	return nil
-}
-
 // folderWithRetry runs folder passes until one succeeds, a non-transient
 // error occurs or the attempts run out. Counters survive the attempts.
 func (s *session) folderWithRetry(ctx context.Context, p folderPlan, fs *FolderStats, verifyOnly bool) error {
@@ -684,74 +497,6 @@ func (s *session) folderAttempts(ctx context.Context, p folderPlan, fs *FolderSt
 	}, func(attempt int, err error, wait time.Duration) {
 		s.c.log().Warn("folder pass failed; retrying", "folder", p.Display, "attempt", attempt, "wait", wait, "err", err)
 	})
-}
-
-// folderConns holds the connections of one folder pass and closes them all
-// when the context ends (go-imap has no context support).
-type folderConns struct {
-	mu     sync.Mutex
-	conns  []*conn
-	pools  []*pool
-	broken bool
-	// writers are the go-imap connections that APPEND: when the pass is
-	// cancelled they get appendGrace to hear the answers to APPENDs already
-	// sent (a server may commit a whole literal after the client left, and
-	// a copy started at once without the state would not see it).
-	writers map[*conn]bool
-}
-
-// writer marks c, already added, as an APPEND connection.
-func (f *folderConns) writer(c *conn) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.writers == nil {
-		f.writers = map[*conn]bool{}
-	}
-	f.writers[c] = true
-}
-
-func (f *folderConns) add(c *conn, p *pool) {
-	f.mu.Lock()
-	f.conns = append(f.conns, c)
-	f.pools = append(f.pools, p)
-	f.mu.Unlock()
-}
-
-func (f *folderConns) closeAll() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.conns {
-		if !f.writers[c] {
-			c.Client.Close()
-			continue
-		}
-		// The writer stops sending and waits for its answers; the
-		// connection is closed only if they do not come in time, and only
-		// if the pass still holds it.
-		time.AfterFunc(appendGrace, func() {
-			f.mu.Lock()
-			held := slices.Contains(f.conns, c)
-			f.mu.Unlock()
-			if held {
-				c.Client.Close()
-			}
-		})
-	}
-}
-
-func (f *folderConns) release(healthy bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i, c := range f.conns {
-		if healthy && c.selected != "" {
-			if err := c.Unselect().Wait(); err != nil {
-				healthy = false
-			}
-			c.selected = ""
-		}
-		f.pools[i].put(c, healthy)
-	}
-	f.conns = nil
 }
 
 func errIsIMAPNo(err error) (*imap.Error, bool) {

@@ -43,7 +43,13 @@ func (m *MemoryCheckpoint) Forget(_ context.Context, source string, uids []imap.
 // state, a UIDVALIDITY changed): then nothing is known to be a copy. whole
 // is false when srcMsgs holds fewer messages than the source said it has:
 // then nothing is deleted.
-func (s *session) propagateDeletions(ctx context.Context, dstConn *conn, p folderPlan, fs *FolderStats, srcMsgs []msgInfo, whole bool, done []Mapping, dstByUID map[imap.UID]*msgInfo, mapped, uidPlus bool) error {
+func (f *folderRun) propagateDeletions(ctx context.Context) error {
+	s, dstConn, p, fs := f.s, f.dst, f.p, f.fs
+	srcMsgs, done, dstByUID, mapped, uidPlus := f.srcMsgs, f.done, f.dstByUID, f.mapValid, f.uidPlus
+	// A listing shorter than the mailbox's EXISTS (a message expunged
+	// meanwhile, or a server that left some out) must not read as
+	// deletions.
+	whole := len(srcMsgs) == int(f.srcSel.NumMessages)
 	if !mapped {
 		return nil
 	}
@@ -120,8 +126,8 @@ func (s *session) propagateDeletions(ctx context.Context, dstConn *conn, p folde
 		}
 	}
 	if len(forget) > 0 {
-		if f, ok := s.cp.(Forgetter); ok {
-			if err := f.Forget(ctx, p.Src.Name, forget); err != nil {
+		if fg, ok := s.cp.(Forgetter); ok {
+			if err := fg.Forget(ctx, p.Src.Name, forget); err != nil {
 				return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
 			}
 		}

@@ -316,9 +316,11 @@ func TestDeleteHeldBackOnShortListing(t *testing.T) {
 	p := folderPlan{Src: srcFolder{Name: "INBOX"}, Display: "INBOX", Dst: "INBOX"}
 	dstByUID := map[imap.UID]*msgInfo{11: {UID: 11}, 12: {UID: 12}, 13: {UID: 13}}
 	done, _, _ := cp.Mappings(ctx, "INBOX")
-	// Message 2 is missing from a listing that should hold 3 (whole=false):
+	// Message 2 is missing from a listing that should hold 3:
 	// with a nil destination connection, any deletion attempt would panic.
-	if err := s.propagateDeletions(ctx, nil, p, fs, []msgInfo{{UID: 1}, {UID: 3}}, false, done, dstByUID, true, true); err != nil {
+	f := &folderRun{s: s, c: s.c, p: p, fs: fs, srcMsgs: []msgInfo{{UID: 1}, {UID: 3}}, srcSel: &imap.SelectData{NumMessages: 3},
+		done: done, dstByUID: dstByUID, mapValid: true, uidPlus: true}
+	if err := f.propagateDeletions(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if fs.Deleted != 0 || len(fs.DeleteFailed) != 1 || !strings.Contains(fs.DeleteFailed[0].Reason, "held back") {

@@ -78,7 +78,7 @@
 // # Appending
 //
 // When the destination Dialer is an Account, messages are appended through
-// a small APPEND-only IMAP client of this package rather than go-imap:
+// a small APPEND-only IMAP client (internal/imapappend) rather than go-imap:
 // several messages per command (MULTIAPPEND, RFC 3502; AppendBatch, 16 by
 // default) without waiting for '+' (LITERAL+/LITERAL-, RFC 7888), messages
 // holding NUL bytes as BINARY literals (RFC 3516), and a refusal in place
@@ -92,6 +92,19 @@
 // in-flight marks and the next pass looks them up on the destination
 // before it sends the missing ones. Other Dialers append through go-imap,
 // one message per command, pipelined.
+//
+// When the server offers LITERAL+, up to 8 APPEND commands (8 MiB of
+// messages) are in flight on a connection, so that a round trip is not
+// paid per command; their answers are read in order. A copy that stops
+// hears out the commands in flight before it returns. When the round trip
+// to either server is 5 ms or more (WANRoundTrip), a zero Concurrency
+// copies WANConcurrency folders at once.
+//
+// A message's way through the code: Copier.Copy (copier.go) runs a
+// folderRun per folder (folder.go: select, reconcile, propagate, plan,
+// append, verify, checkpoint); its append step fetches bodies from the
+// source (fetch.go) into a queue that writers (writer.go) send through an
+// appender: internal/imapappend's Conn.Start (append.go), or go-imap.
 //
 // # Deletions
 //

@@ -138,3 +138,32 @@ func flagKey(flags []imap.Flag) string {
 	sort.Strings(l)
 	return strings.Join(l, " ")
 }
+
+func hasKeywords(flags []imap.Flag) bool {
+	for _, f := range flags {
+		if len(f) > 0 && f[0] != '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func systemOnly(flags []imap.Flag) []imap.Flag {
+	var out []imap.Flag
+	for _, f := range flags {
+		if len(f) > 0 && f[0] == '\\' {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func droppedKeywords(flags []imap.Flag, cause error) []KeywordChange {
+	var out []KeywordChange
+	for _, f := range flags {
+		if len(f) > 0 && f[0] != '\\' {
+			out = append(out, KeywordChange{From: string(f), Reason: "APPEND with keywords refused: " + cause.Error()})
+		}
+	}
+	return out
+}

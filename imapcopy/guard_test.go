@@ -1,17 +1,18 @@
 package imapcopy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/zxmigrate/zxmigrate/internal/imapscript"
+	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 func TestLiteralTail(t *testing.T) {
@@ -155,7 +156,7 @@ func TestGuardIdle(t *testing.T) {
 // go-imap the TLS connection: it works against Dovecot, refuses data sent
 // before the handshake and a server without STARTTLS.
 func TestDialStartTLS(t *testing.T) {
-	d := startAppendDovecot(t)
+	d := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "starttls", TLS: true})
 	for _, admin := range []bool{false, true} {
 		a := dovecotAccount(t, d, admin, StartTLS)
 		c, err := a.Dial(context.Background())
@@ -171,10 +172,10 @@ func TestDialStartTLS(t *testing.T) {
 		c.Close()
 	}
 	t.Run("injection", func(t *testing.T) {
-		a := startFake(t, func(s *fakeSess) {
-			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS] fake")
-			tag, _ := s.cmd("STARTTLS")
-			s.send(tag + " OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+		a := startFake(t, func(s *imapscript.Session) {
+			s.Send("* OK [CAPABILITY IMAP4rev1 STARTTLS] fake")
+			tag, _ := s.Cmd("STARTTLS")
+			s.Send(tag + " OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN")
 		})
 		a.Security = StartTLS
 		if _, err := a.Dial(context.Background()); err == nil || !strings.Contains(err.Error(), "before the TLS handshake") {
@@ -182,10 +183,10 @@ func TestDialStartTLS(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		a := startFake(t, func(s *fakeSess) {
-			s.send("* OK [CAPABILITY IMAP4rev1] fake")
-			tag, _ := s.cmd("STARTTLS")
-			s.send(tag + " BAD no TLS here")
+		a := startFake(t, func(s *imapscript.Session) {
+			s.Send("* OK [CAPABILITY IMAP4rev1] fake")
+			tag, _ := s.Cmd("STARTTLS")
+			s.Send(tag + " BAD no TLS here")
 		})
 		a.Security = StartTLS
 		if _, err := a.Dial(context.Background()); err == nil || !strings.Contains(err.Error(), "refused STARTTLS") {
@@ -193,7 +194,7 @@ func TestDialStartTLS(t *testing.T) {
 		}
 	})
 	t.Run("busy", func(t *testing.T) {
-		a := startFake(t, func(s *fakeSess) { s.send("* BYE [UNAVAILABLE] service busy") })
+		a := startFake(t, func(s *imapscript.Session) { s.Send("* BYE [UNAVAILABLE] service busy") })
 		a.Security = StartTLS
 		if _, err := a.Dial(context.Background()); !isBusy(err) {
 			t.Fatalf("Dial = %v, want a BYE greeting (busy)", err)
@@ -201,30 +202,10 @@ func TestDialStartTLS(t *testing.T) {
 	})
 }
 
-// An upload the server stops reading ends after the idle timeout per
-// buffer, not after the size-based bound of a whole literal (minutes).
-func TestAppendStalledUpload(t *testing.T) {
-	stop := make(chan struct{})
-	a := startFake(t, func(s *fakeSess) {
-		s.login("LITERAL+")
-		s.line() // the APPEND line; its literal is never read
-		<-stop
-	})
-	c, err := a.dialAppend(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.kill()
-	c.idle = 300 * time.Millisecond
-	body := bytes.Repeat([]byte("x"), 32<<20) // more than the loopback socket buffers hold
-	start := time.Now()
-	_, _, err = c.append(context.Background(), "INBOX", []appendItem{{Size: int64(len(body)), Body: bytes.NewReader(body)}})
-	took := time.Since(start)
-	close(stop)
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("append = %v, want a write deadline error", err)
-	}
-	if took > 60*time.Second {
-		t.Errorf("a stalled upload took %v to fail, want about the idle timeout", took)
-	}
+// startFake runs script for one connection (package imapscript) and
+// returns a plaintext Account for it (user "user", password p"a\ss).
+func startFake(t *testing.T, script func(s *imapscript.Session)) *Account {
+	t.Helper()
+	addr := imapscript.Start(t, script)
+	return &Account{Addr: addr, Security: Plaintext, User: "user", Password: secret.New(`p"a\ss`), DialTimeout: 5 * time.Second}
 }

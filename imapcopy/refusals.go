@@ -1,6 +1,7 @@
 package imapcopy
 
 import (
+	"io"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -87,3 +88,12 @@ func memoSet[V any](m *map[string]map[imap.UID]V, folder string, uid imap.UID, v
 	}
 	(*m)[folder][uid] = v
 }
+
+// retryableRefusal reports whether an APPEND refused with ie may pass
+// without keywords: not when the server named another cause.
+func retryableRefusal(ie *imap.Error) bool {
+	return ie.Code != imap.ResponseCodeTooBig && ie.Code != imap.ResponseCodeOverQuota && ie.Code != imap.ResponseCodeTryCreate
+}
+
+// errConnDropped classifies a broken APPEND as transient.
+var errConnDropped = io.ErrUnexpectedEOF

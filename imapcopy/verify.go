@@ -246,30 +246,70 @@ func comparePairs(src, dst []printed, mapped map[imap.UID]imap.UID, skipped map[
 	return v, pairs
 }
 
-// verifyFolder runs the proof at the end of a folder pass. It re-selects
-// the destination to see every APPEND and returns its status snapshot.
-func (s *session) verifyFolder(ctx context.Context, srcConn, dstConn *conn, p folderPlan, fs *FolderStats, skipped map[imap.UID]bool, rule flagRule, sp *sourcePrints) (*Verification, FolderStatus, error) {
-	srcSel, err := srcConn.Select(p.Src.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
+// verify is the proof step of a folder pass: it re-selects the destination
+// to see every APPEND, compares both sides, and keeps the destination's
+// status snapshot for the checkpoint.
+func (f *folderRun) verify(ctx context.Context) error {
+	v, st, err := f.prove(ctx)
 	if err != nil {
-		return nil, FolderStatus{}, fmt.Errorf("imapcopy: examine source %q: %w", p.Src.Name, err)
+		return err
+	}
+	f.fs.Verify, f.dstAtEnd = v, st
+	return nil
+}
+
+// sourcePrints examines the source folder and returns its fingerprints,
+// taken from sp where the copy noted them.
+func (f *folderRun) sourcePrints(srcConn *conn, sp *sourcePrints) ([]printed, int, error) {
+	srcSel, err := srcConn.Select(f.p.Src.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return nil, 0, fmt.Errorf("imapcopy: examine source %q: %w", f.p.Src.Name, err)
 	}
 	var srcPrints []printed
 	reused := 0
-	if sp != nil && len(sp.m) > 0 && !s.c.DeepVerify && sp.validity == srcSel.UIDValidity {
+	if sp != nil && len(sp.m) > 0 && !f.c.DeepVerify && sp.validity == srcSel.UIDValidity {
 		srcPrints, reused, err = sourceFingerprints(srcConn, srcSel.NumMessages, sp)
 	} else {
-		srcPrints, err = fingerprints(srcConn, srcSel.NumMessages, s.c.DeepVerify)
+		srcPrints, err = fingerprints(srcConn, srcSel.NumMessages, f.c.DeepVerify)
 	}
 	if err != nil {
-		return nil, FolderStatus{}, fmt.Errorf("imapcopy: verify source %q: %w", p.Src.Name, err)
+		return nil, 0, fmt.Errorf("imapcopy: verify source %q: %w", f.p.Src.Name, err)
 	}
-	dstSel, err := dstConn.Select(p.Dst, &imap.SelectOptions{CondStore: s.dstInfo.has(imap.CapCondStore)}).Wait()
-	if err != nil {
-		return nil, FolderStatus{}, fmt.Errorf("imapcopy: select destination %q: %w", p.Dst, err)
+	return srcPrints, reused, nil
+}
+
+// prove runs the proof and returns it with the destination's status.
+func (f *folderRun) prove(ctx context.Context) (*Verification, FolderStatus, error) {
+	s, srcConn, dstConn, p, fs := f.s, f.src, f.dst, f.p, f.fs
+	skipped, rule, sp := f.skipped, f.rule, f.prints
+	// The destination is read on its own connection while the source is.
+	var dstSel *imap.SelectData
+	var dstPrints []printed
+	dstDone := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				dstDone <- &PanicError{Value: v}
+			}
+		}()
+		var err error
+		dstSel, err = dstConn.Select(p.Dst, &imap.SelectOptions{CondStore: s.dstInfo.has(imap.CapCondStore)}).Wait()
+		if err != nil {
+			dstDone <- fmt.Errorf("imapcopy: select destination %q: %w", p.Dst, err)
+			return
+		}
+		if dstPrints, err = fingerprints(dstConn, dstSel.NumMessages, s.c.DeepVerify); err != nil {
+			dstDone <- fmt.Errorf("imapcopy: verify destination %q: %w", p.Dst, err)
+			return
+		}
+		dstDone <- nil
+	}()
+	srcPrints, reused, err := f.sourcePrints(srcConn, sp)
+	if dstErr := <-dstDone; err == nil {
+		err = dstErr
 	}
-	dstPrints, err := fingerprints(dstConn, dstSel.NumMessages, s.c.DeepVerify)
 	if err != nil {
-		return nil, FolderStatus{}, fmt.Errorf("imapcopy: verify destination %q: %w", p.Dst, err)
+		return nil, FolderStatus{}, err
 	}
 	done, _, err := s.cp.Mappings(ctx, p.Src.Name)
 	if err != nil {

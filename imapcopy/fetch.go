@@ -4,12 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,10 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"golang.org/x/sync/errgroup"
 )
+
+// This file holds the fetch half of a folder's append step: message bodies
+// are fetched from the source in chunks, spooled in memory or to a
+// temporary file, and queued as jobs for the writers (writer.go).
 
 // fetchTime wraps an INTERNALDATE (zone kept).
 type fetchTime struct{ time.Time }
@@ -65,6 +68,9 @@ func (b *body) head(n int) []byte {
 	}
 	return out
 }
+
+// hasNUL reports whether the body holds a NUL byte.
+func (b *body) hasNUL() bool { return b.nul }
 
 // Close frees the body; its chunks go back to the budget. Closing twice is
 // harmless.
@@ -287,138 +293,172 @@ func readJob(m *imapclient.FetchMessageData, threshold int64, mem *memBudget, di
 	return j, nil
 }
 
-// headerValue returns the unfolded value of the first header field named
-// name in a message head, "" when absent or unparsable.
-func headerValue(head []byte, name string) string {
-	return headerValues(head, name)[0]
-}
-
-// headerValues is headerValue for several names with one parse.
-func headerValues(head []byte, names ...string) []string {
-	if out, ok := scanHeader(head, names); ok {
-		return out
-	}
-	out := make([]string, len(names))
-	// The buffer size does not change the result (long lines are joined),
-	// only what is allocated per call.
-	r := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(head), min(len(head), 4096)))
-	h, err := r.ReadMIMEHeader()
-	if err != nil && len(h) == 0 {
-		return out
-	}
-	for i, name := range names {
-		out[i] = strings.Join(strings.Fields(h.Get(name)), " ")
-	}
-	return out
-}
-
-// headerValuesStrict is headerValues for a head that holds the whole
-// header: ok is false when the header does not end within head or does not
-// parse cleanly, so that a caller can ask the server instead of guessing.
-func headerValuesStrict(head []byte, names ...string) ([]string, bool) {
-	end := bytes.Index(head, []byte("\r\n\r\n"))
-	if lf := bytes.Index(head, []byte("\n\n")); lf >= 0 && (end < 0 || lf < end) {
-		return nil, false // bare LF line ends: leave them to the server
-	}
-	if end < 0 || bytes.IndexByte(head[:end], 0) >= 0 {
-		return nil, false
-	}
-	if out, ok := scanHeader(head[:end+4], names); ok {
-		return out, true
-	}
-	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(head[:end+4])))
-	h, err := r.ReadMIMEHeader()
-	if err != nil {
-		return nil, false
-	}
-	out := make([]string, len(names))
-	for i, name := range names {
-		out[i] = strings.Join(strings.Fields(h.Get(name)), " ")
-	}
-	return out, true
-}
-
-// scanHeader is the quick path of headerValues for a clean header: field
-// lines "Name: value" with token names, continuation lines, and the blank
-// line that ends the header. It gives what net/textproto's ReadMIMEHeader
-// gives, without building a map of every field (FuzzScanHeader holds it to
-// that); ok is false for anything else, and the caller parses with
-// textproto.
-func scanHeader(head []byte, names []string) (out []string, ok bool) {
-	out = make([]string, len(names))
-	var found uint64
-	cur := -1
-	var val []byte
-	finish := func() {
-		if cur >= 0 {
-			out[cur] = strings.Join(strings.Fields(string(val)), " ")
-			found |= 1 << cur
-			cur = -1
-		}
-	}
-	if len(names) > 64 {
-		return nil, false
-	}
-	for first := true; ; first = false {
-		nl := bytes.IndexByte(head, '\n')
-		if nl < 0 {
-			return nil, false // no blank line: not a whole header
-		}
-		line := head[:nl]
-		head = head[nl+1:]
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
-			finish()
-			return out, true
-		}
-		for _, c := range line {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return nil, false // textproto refuses control bytes
-			}
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if first {
-				return nil, false
-			}
-			if cur >= 0 {
-				val = append(append(val, ' '), line...)
-			}
-			continue
-		}
-		finish()
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, false
-		}
-		key := line[:colon]
-		for _, c := range key {
-			if !isTokenByte(c) {
-				return nil, false
-			}
-		}
-		for k, n := range names {
-			if found&(1<<k) == 0 && len(key) == len(n) && strings.EqualFold(string(key), n) {
-				cur = k
-				val = append(val[:0], line[colon+1:]...)
-				break
-			}
-		}
-	}
-}
-
-// isTokenByte reports whether c may appear in a header field name (RFC
-// 7230 token characters, as net/textproto accepts them).
-func isTokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-func equalFold(a, b string) bool { return strings.EqualFold(a, b) }
-
 // group is an errgroup whose context ends when one member fails.
 func newGroup(ctx context.Context) (*errgroup.Group, context.Context) {
 	return errgroup.WithContext(ctx)
+}
+
+// fetchBodies is the fetch half of the append step: it fetches the todo
+// messages chunk by chunk into a queue of queue jobs that the writers in
+// run consume, and notes their fingerprints for the proof. In-flight marks
+// are written per chunk before the chunk is fetched.
+func (f *folderRun) fetchBodies(ctx context.Context, queue int, run []func(context.Context, <-chan *job) error) error {
+	s, c, srcConn, p, todo, sp := f.s, f.c, f.src, f.p, f.todo, f.prints
+	info := make(map[imap.UID]msgInfo, len(todo))
+	for _, m := range todo {
+		info[m.UID] = m
+	}
+
+	jobs := make(chan *job, queue)
+	g, gctx := newGroup(ctx)
+
+	// Reader: fetch bodies chunk by chunk.
+	g.Go(func() (err error) {
+		defer recoverTo(&err)
+		defer close(jobs)
+		for start := 0; start < len(todo); start += fetchChunk {
+			chunk := todo[start:min(start+fetchChunk, len(todo))]
+			uids := make([]imap.UID, len(chunk))
+			for i, m := range chunk {
+				uids[i] = m.UID
+			}
+			if err := s.cp.MarkInFlight(gctx, p.Src.Name, uids); err != nil {
+				return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+			}
+			var set imap.UIDSet
+			set.AddNum(uids...)
+			// Each literal may be as large as its message's announced size
+			// plus a margin, and never over MaxSize: a server announcing
+			// more is refused before a byte is stored.
+			var largest int64
+			for _, m := range chunk {
+				largest = max(largest, m.Size)
+			}
+			allow := func(u imap.UID) (int64, string) {
+				size, why := largest, "the largest RFC822.SIZE of the batch plus a margin"
+				if mi, ok := info[u]; ok {
+					size, why = mi.Size, fmt.Sprintf("its RFC822.SIZE %d plus a margin", mi.Size)
+				}
+				lim := bodyAllowance(size)
+				if c.MaxSize > 0 && c.MaxSize < lim {
+					return c.MaxSize, "the --max-size limit"
+				}
+				return lim, why
+			}
+			srcConn.guard.raiseBodies(bodyAllowance(largest))
+			var abort func()
+			if srcConn.guard != nil {
+				abort = func() { srcConn.guard.Close() }
+			}
+			srcConn.tick("FETCH")
+			cmd := srcConn.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+			seen := map[imap.UID]bool{}
+			for {
+				m := cmd.Next()
+				if m == nil {
+					break
+				}
+				j, err := readJob(m, c.spill(), s.mem, c.TempDir, allow, abort)
+				if err != nil {
+					srcConn.Client.Close() // never discard after a read error (go-imap races)
+					var ble *bodyLimitError
+					if errors.As(err, &ble) && ble.UID != 0 {
+						// That message's failure: remembered, so the next
+						// pass (started at once, the connection is gone)
+						// reports it without fetching it again.
+						it := ItemIssue{UID: ble.UID, Reason: ble.Error()}
+						s.memo.markRefused(p.Src.Name, it)
+						c.emit(MessageFailed{Folder: p.Display, UID: ble.UID, Err: ble})
+						if aerr := c.itemError(itemName(p.Display, ble.UID), ble); aerr != nil {
+							return aerr
+						}
+					}
+					return connError{fmt.Errorf("imapcopy: read source message in %q: %w", p.Src.Name, err)}
+				}
+				if j == nil {
+					continue
+				}
+				mi, ok := info[j.uid]
+				if !ok {
+					j.body.Close()
+					continue
+				}
+				j.info = mi
+				seen[j.uid] = true
+				if !c.DeepVerify {
+					sp.add(j.uid, j.body.head(64<<10))
+				}
+				select {
+				case jobs <- j:
+				case <-gctx.Done():
+					j.body.Close()
+					_ = cmd.Close() // drains pending literals so that go-imap's reader can stop
+					return gctx.Err()
+				}
+			}
+			if err := cmd.Close(); err != nil {
+				return fmt.Errorf("imapcopy: fetch from source %q: %w", p.Src.Name, err)
+			}
+			var gone []imap.UID
+			for _, u := range uids {
+				if !seen[u] {
+					gone = append(gone, u) // expunged meanwhile
+				}
+			}
+			if len(gone) > 0 {
+				if err := s.cp.ClearInFlight(gctx, p.Src.Name, gone); err != nil {
+					return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+				}
+			}
+		}
+		return nil
+	})
+
+	for _, w := range run {
+		g.Go(func() (err error) {
+			defer recoverTo(&err)
+			return w(gctx, jobs)
+		})
+	}
+	err := g.Wait()
+	// Drain jobs left behind by an error.
+	for j := range jobs {
+		j.body.Close()
+	}
+	return err
+}
+
+// recorder batches Done records.
+type recorder struct {
+	s      *session
+	ctx    context.Context
+	folder string
+	mu     sync.Mutex
+	buf    []Mapping
+}
+
+func (r *recorder) add(m Mapping) error {
+	r.mu.Lock()
+	r.buf = append(r.buf, m)
+	full := len(r.buf) >= 64
+	r.mu.Unlock()
+	if full {
+		return r.flush()
+	}
+	return nil
+}
+
+func (r *recorder) flush() error {
+	r.mu.Lock()
+	buf := r.buf
+	r.buf = nil
+	r.mu.Unlock()
+	if len(buf) == 0 {
+		return nil
+	}
+	// Record even when the copy is being cancelled: these APPENDs happened.
+	if err := r.s.cp.Done(context.WithoutCancel(r.ctx), r.folder, buf); err != nil {
+		return fatalError{fmt.Errorf("imapcopy: checkpoint: %w", err)}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package imapcopy
+package imapappend
 
 import (
 	"bufio"
@@ -61,6 +61,11 @@ func FuzzAppendResponse(f *testing.F) {
 					t.Fatalf("expandUIDSet(%q) gave UID 0", data)
 				}
 			}
+		}
+		// The LIST parser on the first line.
+		line, _, _ := bytes.Cut(data, []byte("\n"))
+		if m, ok := parseListLine([][]byte{bytes.TrimSuffix(line, []byte("\r"))}, [][]byte{data}); ok && len(m.Raw) > len(data) {
+			t.Fatalf("raw LIST name longer than the input")
 		}
 		if n, ok := literalAtEnd(data); ok && (n > appendMaxLiteral || (n < 0 && n != -1)) {
 			t.Fatalf("literalAtEnd(%q) = %d", data, n)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package imapcopy
+package imapappend
 
 import (
 	"net"
