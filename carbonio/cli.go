@@ -15,23 +15,24 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // Runner runs a command (argv[0] is the program) on the server and returns
 // its standard output. A non-zero exit gives an *ExitError together with
 // the output.
 type Runner interface {
-	Run(ctx context.Context, argv []string) ([]byte, error)
+	Run(ctx context.Context, argv []string) ([]byte, error) // runs argv, honouring ctx
 }
 
 // ExitError is a command that exited with a non-zero status.
 type ExitError struct {
 	Command string // program and module/action, never the full argv
-	Code    int
+	Code    int    // the exit status
 	Stderr  string // last lines of standard error
 }
 
@@ -216,7 +217,8 @@ func describe(argv []string) string {
 
 // ErrHostKey is returned when the SSH server's host key is unknown or does
 // not match known_hosts.
-var ErrHostKey = errors.New("ssh host key not trusted")
+// It matches zxerrors.ErrAuth: the client refused the server's identity.
+var ErrHostKey = zxerrors.Mark(errors.New("ssh host key not trusted"), zxerrors.ErrAuth)
 
 // SSH runs commands on a remote host over SSH (golang.org/x/crypto/ssh).
 // The host key is checked against a known_hosts file; authentication uses
@@ -336,7 +338,7 @@ func (s *SSH) connect(ctx context.Context) (*ssh.Client, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", s.addr())
 	if err != nil {
-		return nil, fmt.Errorf("carbonio: ssh %s: %w", s.addr(), err)
+		return nil, fmt.Errorf("carbonio: ssh %s: %w", s.addr(), zxerrors.Connect(err))
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -348,7 +350,7 @@ func (s *SSH) connect(ctx context.Context) (*ssh.Client, error) {
 			return nil, hostKeyErr
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, fmt.Errorf("carbonio: ssh %s@%s: %w: %v", s.User, s.addr(), retry.ErrAuth, err)
+			return nil, fmt.Errorf("carbonio: ssh %s@%s: %w: %v", s.User, s.addr(), zxerrors.ErrAuth, err)
 		}
 		return nil, fmt.Errorf("carbonio: ssh %s: %w", s.addr(), err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // SOAPPath is the admin SOAP endpoint below Client.URL.
@@ -78,13 +79,13 @@ func (f *Fault) Error() string {
 	return fmt.Sprintf("carbonio: %s: %s: %s", f.Request, f.Code, f.Reason)
 }
 
-// Is matches the sentinel of the same code, and retry.ErrAuth for
+// Is matches the sentinel of the same code, and zxerrors.ErrAuth for
 // authentication failures.
 func (f *Fault) Is(target error) bool {
 	if s, ok := target.(*faultSentinel); ok {
 		return s.code == f.Code
 	}
-	if target == retry.ErrAuth {
+	if target == zxerrors.ErrAuth {
 		return f.Code == CodeAuthFailed
 	}
 	return false
@@ -101,8 +102,8 @@ func (f *Fault) RetryClass() retry.Class {
 
 // HTTPError is a non-SOAP HTTP answer.
 type HTTPError struct {
-	Request string
-	Status  int
+	Request string // the SOAP request, e.g. GetAccountRequest
+	Status  int    // the HTTP status code
 }
 
 // Error implements error.
@@ -317,6 +318,8 @@ func (c *Client) post(ctx context.Context, name, want, path string, payload []by
 	start := time.Now()
 	resp, err := c.httpClient().Do(hreq)
 	if err != nil {
+		// Marked whichever HTTPClient sent it: a caller's own client too.
+		err = zxerrors.Connect(err)
 		if isCertError(err) {
 			// Retrying cannot make an untrusted certificate trusted.
 			return nil, permanent{fmt.Errorf("carbonio: %s: %w", name, err)}
@@ -352,7 +355,7 @@ func (c *Client) adminToken(ctx context.Context) (secret.Secret, int, error) {
 		return c.token, c.tokenGen, nil
 	}
 	if c.Admin == "" || c.Password.IsZero() {
-		return secret.Secret{}, 0, fmt.Errorf("carbonio: AuthRequest: %w: no admin name or password configured", retry.ErrAuth)
+		return secret.Secret{}, 0, fmt.Errorf("carbonio: AuthRequest: %w: no admin name or password configured", zxerrors.ErrAuth)
 	}
 	var ans struct {
 		AuthToken text `json:"authToken"`
@@ -368,7 +371,7 @@ func (c *Client) adminToken(ctx context.Context) (secret.Secret, int, error) {
 	if err != nil {
 		var f *Fault
 		if errors.As(err, &f) && (f.Code == CodeAuthFailed || f.Code == CodePermDenied) {
-			return secret.Secret{}, 0, fmt.Errorf("%w (%w)", err, retry.ErrAuth)
+			return secret.Secret{}, 0, fmt.Errorf("%w (%w)", err, zxerrors.ErrAuth)
 		}
 		return secret.Secret{}, 0, err
 	}

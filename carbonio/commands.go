@@ -194,16 +194,16 @@ func LookupCLICommand(cliModule, action string) (CommandSpec, bool) {
 
 // Arg is one named argument of a Command (CLI name).
 type Arg struct {
-	Name  string
-	Value string
+	Name  string // the CLI parameter name, e.g. "deep"
+	Value string // its value as the command line takes it
 }
 
 // Command is one module command with its arguments, independent of the
 // transport.
 type Command struct {
 	Module string // SOAP module, e.g. "ZxBackup"
-	Action string
-	Args   []Arg
+	Action string // e.g. "doSmartScan"
+	Args   []Arg  // in the order the command line takes them
 }
 
 // Request names the command for errors, e.g. "ZxBackup doSmartScan".

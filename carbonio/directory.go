@@ -9,16 +9,16 @@ import (
 
 // Domain is a mail domain.
 type Domain struct {
-	Name  string
-	ID    string
-	Attrs map[string][]string
+	Name  string              // e.g. example.com
+	ID    string              // the directory id
+	Attrs map[string][]string // attributes by name, as the server sent them
 }
 
 // Account is a mailbox account.
 type Account struct {
-	Name  string
-	ID    string
-	Attrs map[string][]string
+	Name  string              // the primary address
+	ID    string              // the directory id
+	Attrs map[string][]string // attributes by name, as the server sent them
 }
 
 // Attr returns the first value of attribute name, "" when absent.
@@ -38,31 +38,31 @@ func (a Account) IsSystem() bool {
 
 // Alias is an alternative address of an account or list.
 type Alias struct {
-	Name   string
-	Target string
+	Name   string // the alias address
+	Target string // the account or list it points to
 }
 
 // DistributionList is a mailing list of the directory.
 type DistributionList struct {
-	Name    string
-	ID      string
-	Members []string
+	Name    string   // the list's address
+	ID      string   // the directory id
+	Members []string // member addresses
 }
 
 // Server is a server of the cluster.
 type Server struct {
-	Name  string
-	ID    string
-	Attrs map[string][]string
+	Name  string              // the server's host name
+	ID    string              // the directory id
+	Attrs map[string][]string // attributes by name, as the server sent them
 }
 
 // Volume is a mailstore volume.
 type Volume struct {
-	ID       string
-	Name     string
-	Type     int // 1 primary, 2 secondary, 10 index
-	RootPath string
-	Current  bool
+	ID       string // the volume id
+	Name     string // the volume's name
+	Type     int    // 1 primary, 2 secondary, 10 index
+	RootPath string // the directory holding the volume's files
+	Current  bool   // the volume new items go to
 }
 
 // Volume types of GetAllVolumesResponse.
@@ -77,7 +77,7 @@ type Folder struct {
 	// Path is the folder path below the root, "/"-separated, e.g.
 	// "Inbox/Projects" (Zimbra names: "Inbox", "Sent", not "INBOX").
 	Path string
-	ID   string
+	ID   string // the folder id ("l" of its items)
 	// View is the default item type: "message", "appointment", "task",
 	// "contact", "document", ...; "" for plain mail folders on old servers.
 	View string
@@ -85,10 +85,10 @@ type Folder struct {
 	// "search" (a saved search). Links and searches are virtual: their
 	// items belong to other folders.
 	Kind    string
-	Count   int64
-	Size    int64
-	UIDNext int64
-	ModSeq  int64
+	Count   int64 // items in the folder
+	Size    int64 // their size in bytes
+	UIDNext int64 // the IMAP UIDNEXT the server reports
+	ModSeq  int64 // the folder's last change sequence
 	// Grants are the folder's shares (its ACL): who else may see it.
 	Grants []Grant
 	// Color is the folder's color index (0-127; 0 when unset).

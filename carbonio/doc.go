@@ -29,6 +29,9 @@
 //	// ... Wait, then:
 //	rep, err := c.CheckProvisioning(ctx, expected)
 //
+// Example (in example_test.go) runs these steps against the fake server
+// of carboniotest.
+//
 // TLS verification is on unless HTTPClient says otherwise. Passwords and
 // tokens are secret.Secret values: they never reach logs or errors.
 //

@@ -19,14 +19,14 @@ import (
 // that `carbonio --json` prints. Implementations: the client's own SOAP
 // transport and *CLI.
 type ModuleTransport interface {
-	Module(ctx context.Context, cmd Command) (json.RawMessage, error)
+	Module(ctx context.Context, cmd Command) (json.RawMessage, error) // runs cmd and returns the module's answer object
 }
 
 // ModuleError is a module command that answered ok=false.
 type ModuleError struct {
 	Request string // e.g. "ZxBackup doSmartScan"
 	Server  string // "" when the answer was not per server
-	Message string
+	Message string // the module's error text
 }
 
 // Error implements error.
@@ -336,20 +336,20 @@ func OutcomeOf(state, typ string) Outcome {
 // apps/admin-ui-operations/src/types/operations.ts), which has no
 // progress, end time or error message.
 type Operation struct {
-	ID     string
+	ID     string // the operation id the module gave
 	Module string // e.g. "ZxBackup"
 	Name   string // e.g. "SmartScan", or the action that started it
 	// State and Type are the raw values the server sent.
 	State string
-	Type  string
+	Type  string // see State
 	// Outcome is computed from State and Type (OutcomeOf); an entry of the
 	// operation log is never running: it is then unknown.
 	Outcome  Outcome
-	Host     string
-	ServerID string
+	Host     string // the server that runs it
+	ServerID string // that server's directory id
 	// QueuedTime and StartTime are zero when not reported.
 	QueuedTime time.Time
-	StartTime  time.Time
+	StartTime  time.Time // see QueuedTime
 }
 
 // Done reports whether the operation is no longer running.
@@ -374,7 +374,9 @@ func (o Operation) label() string {
 
 // OperationError is an operation that ended without succeeding: its
 // outcome is failed or unknown.
-type OperationError struct{ Operation Operation }
+type OperationError struct {
+	Operation Operation // the operation as last seen
+}
 
 // Error implements error.
 func (e *OperationError) Error() string {
@@ -531,14 +533,14 @@ func (c *Client) start(ctx context.Context, cmd Command, name string) (Operation
 // SmartScanOptions are the parameters of SmartScan; zero values are the
 // server's defaults.
 type SmartScanOptions struct {
-	Deep               bool
-	Notifications      []string
-	ReadErrorThreshold int
+	Deep               bool     // deep scan: read every blob
+	Notifications      []string // addresses notified when the scan ends
+	ReadErrorThreshold int      // read errors tolerated before the scan fails; 0: server default
 	// RemoteMetadataUpload and CreateFakeBlob are documented options of
 	// `carbonio backup doSmartScan` (zextras/tech-doc
 	// source/carbonio/cli_commands/backup/doSmartScan.rst), default false.
 	RemoteMetadataUpload bool
-	CreateFakeBlob       bool
+	CreateFakeBlob       bool // see RemoteMetadataUpload
 }
 
 // SmartScan starts `backup doSmartScan start`.
@@ -579,11 +581,11 @@ type RestoreOptions struct {
 	SkipDomainProvisioning  bool     // default false
 	SkipAccountProvisioning bool     // default false
 	FilterDeleted           *bool    // default true
-	Notifications           []string
-	MaxFileSize             int   // 0: no limit
-	RestoreDatasource       *bool // default true
-	ForceAsExternalRestore  bool  // default false
-	BlobsArchive            string
+	Notifications           []string // addresses notified when the restore ends
+	MaxFileSize             int      // 0: no limit
+	RestoreDatasource       *bool    // default true
+	ForceAsExternalRestore  bool     // default false
+	BlobsArchive            string   // path of a blobs archive on the server; "": none
 }
 
 // Args returns the command arguments for o (without source_path).

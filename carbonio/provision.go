@@ -10,10 +10,10 @@ import (
 // Directory is the provisioning content of some domains: what a restore
 // must create, or what a server holds. Names are lower-case addresses.
 type Directory struct {
-	Domains           []string
-	Accounts          []string
-	Aliases           []Alias
-	DistributionLists []string
+	Domains           []string // domain names
+	Accounts          []string // account addresses
+	Aliases           []Alias  // aliases with their targets
+	DistributionLists []string // list addresses
 }
 
 // Directory reads the domains, accounts (without system accounts),
@@ -60,18 +60,18 @@ func (c *Client) Directory(ctx context.Context, domains ...string) (*Directory, 
 
 // Diff compares one kind of directory entry.
 type Diff struct {
-	Expected   int      `json:"expected"`
-	Found      int      `json:"found"`
-	Missing    []string `json:"missing,omitempty"`
-	Unexpected []string `json:"unexpected,omitempty"`
+	Expected   int      `json:"expected"`             // entries expected
+	Found      int      `json:"found"`                // of those, entries found
+	Missing    []string `json:"missing,omitempty"`    // expected entries not found
+	Unexpected []string `json:"unexpected,omitempty"` // entries found but not expected
 }
 
 // ProvisioningReport is the outcome of CheckProvisioning.
 type ProvisioningReport struct {
-	Domains           Diff `json:"domains"`
-	Accounts          Diff `json:"accounts"`
-	Aliases           Diff `json:"aliases"`
-	DistributionLists Diff `json:"distribution_lists"`
+	Domains           Diff `json:"domains"`            // domains compared
+	Accounts          Diff `json:"accounts"`           // accounts compared
+	Aliases           Diff `json:"aliases"`            // aliases compared
+	DistributionLists Diff `json:"distribution_lists"` // distribution lists compared
 }
 
 // OK reports whether nothing expected is missing. Unexpected entries (for

@@ -180,10 +180,10 @@ func (c *Client) CreateMountpoint(ctx context.Context, account string, m Mountpo
 
 // SearchFolder is a saved search.
 type SearchFolder struct {
-	Name string
+	Name string // the saved search's name
 	// ParentID is the parent folder's id ("l"); "" means RootFolderID.
 	ParentID string
-	Query    string
+	Query    string // the search query
 	// Types and SortBy are sent when set ("message", "dateDesc", ...).
 	Types, SortBy string
 	// Color is the color index (0-127; 0 is not sent).

@@ -17,7 +17,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/obs"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // XML namespaces.
@@ -120,9 +120,9 @@ func (e *HTTPError) Server() string {
 	return obs.HostPort(u)
 }
 
-// Is makes a 401 match retry.ErrAuth.
+// Is makes a 401 match zxerrors.ErrAuth.
 func (e *HTTPError) Is(target error) bool {
-	return target == retry.ErrAuth && e.Code == http.StatusUnauthorized
+	return target == zxerrors.ErrAuth && e.Code == http.StatusUnauthorized
 }
 
 // IsStatus reports whether err is an *HTTPError with the given code.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/httpx"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // TokenSource gives a Carbonio auth token for one user (admin
@@ -25,6 +25,7 @@ import (
 // also has a method ForgetUserToken(account string), a 401 drops the cached
 // token and the request is sent once more with a new one.
 type TokenSource interface {
+	// UserToken returns account's token.
 	UserToken(ctx context.Context, account string) (secret.Secret, error)
 }
 
@@ -133,14 +134,14 @@ type tokenFunc func(ctx context.Context) (secret.Secret, error)
 // cookieAuth returns an HTTP client that sends the token from tok as the
 // named cookie (ZM_AUTH_TOKEN for user ports, ZM_ADMIN_AUTH_TOKEN for the
 // admin port), to the origins of scope only (see httpx.Authorize). A token
-// error fails the request, wrapped with retry.ErrAuth. When the server
+// error fails the request, wrapped with zxerrors.ErrAuth. When the server
 // answers 401 and forget is not nil, forget drops the cached token and the
 // request is sent once more with a fresh one.
 func cookieAuth(hc webdav.HTTPClient, scope *httpx.Scope, name string, tok tokenFunc, forget func()) webdav.HTTPClient {
 	authed := httpx.Authorize(hc, scope, func(req *http.Request) error {
 		t, err := tok(req.Context())
 		if err != nil {
-			return fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, retry.ErrAuth, err)
+			return fmt.Errorf("dav: token for %s: %w: %w", req.URL.Host, zxerrors.ErrAuth, err)
 		}
 		req.AddCookie(&http.Cookie{Name: name, Value: t.Reveal()})
 		return nil

@@ -17,8 +17,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/imapappend"
 	"github.com/zxmigrate/zxmigrate/internal/obs"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // Security is how a connection is protected.
@@ -182,7 +182,7 @@ func (a *Account) String() string {
 func (a *Account) serverKey() string { return a.Addr }
 
 // Dial connects, secures and authenticates a connection. Authentication
-// failures wrap retry.ErrAuth. The connection enforces IdleTimeout and
+// failures wrap zxerrors.ErrAuth. The connection enforces IdleTimeout and
 // MaxLine; since its caller may fetch message bodies, it accepts literals
 // up to MaxDialLiteral (the Copier's own connections accept MaxLiteral
 // outside message bodies, and a body up to its announced size).
@@ -223,7 +223,7 @@ func (a *Account) dialGuarded(ctx context.Context) (cl *imapclient.Client, g *gu
 		tc := tls.Client(conn, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, nil, fmt.Errorf("imapcopy: tls %s: %w", a.Addr, err)
+			return nil, nil, fmt.Errorf("imapcopy: tls %s: %w", a.Addr, zxerrors.Connect(err))
 		}
 		g = a.guard(tc)
 	case StartTLS:
@@ -260,7 +260,8 @@ func (a *Account) dialGuarded(ctx context.Context) (cl *imapclient.Client, g *gu
 
 // ErrStartTLSRefused is wrapped by the error of a connection whose server
 // answered STARTTLS with anything but OK: it offers no TLS on that port.
-var ErrStartTLSRefused = errors.New("the server refused STARTTLS")
+// It matches zxerrors.ErrTLS.
+var ErrStartTLSRefused = zxerrors.Mark(errors.New("the server refused STARTTLS"), zxerrors.ErrTLS)
 
 // startTLS reads the greeting and runs STARTTLS (RFC 3501 §6.2.1) on the
 // plain connection, under the same line limit as everything else, and
@@ -324,7 +325,7 @@ func (a *Account) startTLS(ctx context.Context, conn net.Conn, tcfg *tls.Config)
 	}
 	tc := tls.Client(conn, tcfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, err
+		return nil, zxerrors.Connect(err)
 	}
 	return tc, nil
 }
@@ -368,7 +369,7 @@ func (a *Account) connect(ctx context.Context) (net.Conn, error) {
 	d := &net.Dialer{}
 	conn, err := d.DialContext(ctx, "tcp", a.Addr)
 	if err != nil {
-		return nil, obs.Mark(fmt.Errorf("imapcopy: connect %s: %w", a.Addr, err), a.Addr)
+		return nil, obs.Mark(fmt.Errorf("imapcopy: connect %s: %w", a.Addr, zxerrors.Connect(err)), a.Addr)
 	}
 	return obs.CountConn(ctx, conn, a.Addr, obs.Side(ctx, obs.SideIMAP)), nil
 }
@@ -419,7 +420,7 @@ func (a *Account) login(c *imapclient.Client) error {
 	var ie *imap.Error
 	if errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad) &&
 		ie.Code != imap.ResponseCodeUnavailable {
-		return fmt.Errorf("imapcopy: login to %s: %w: %w", a, retry.ErrAuth, err)
+		return fmt.Errorf("imapcopy: login to %s: %w: %w", a, zxerrors.ErrAuth, err)
 	}
 	return fmt.Errorf("imapcopy: login to %s: %w", a, err)
 }

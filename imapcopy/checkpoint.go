@@ -11,10 +11,10 @@ import (
 // FolderStatus is a snapshot of a mailbox's STATUS. Two equal snapshots with
 // a HighestModSeq mean nothing changed in between.
 type FolderStatus struct {
-	UIDValidity   uint32 `json:"uid_validity"`
-	UIDNext       uint32 `json:"uid_next"`
-	Messages      uint32 `json:"messages"`
-	HighestModSeq uint64 `json:"highest_modseq,omitempty"`
+	UIDValidity   uint32 `json:"uid_validity"`             // UIDVALIDITY
+	UIDNext       uint32 `json:"uid_next"`                 // UIDNEXT
+	Messages      uint32 `json:"messages"`                 // MESSAGES
+	HighestModSeq uint64 `json:"highest_modseq,omitempty"` // HIGHESTMODSEQ; 0 without CONDSTORE
 }
 
 // FolderState is what a Checkpoint keeps per source folder.
@@ -26,11 +26,11 @@ type FolderState struct {
 	// SourceUIDValidity and DestUIDValidity are the UIDVALIDITYs the UID
 	// map refers to. When either changes the map is void.
 	SourceUIDValidity uint32
-	DestUIDValidity   uint32
+	DestUIDValidity   uint32 // see SourceUIDValidity
 	// SourceStatus and DestStatus are the snapshots taken at the end of the
 	// last pass that copied and verified everything; zero otherwise.
 	SourceStatus FolderStatus
-	DestStatus   FolderStatus
+	DestStatus   FolderStatus // see SourceStatus
 	// KeywordIssues counts the messages whose flags were sanitised in that
 	// pass, so that a skipped unchanged folder still reports them.
 	KeywordIssues int
@@ -39,8 +39,8 @@ type FolderState struct {
 // Mapping pairs a source UID with the destination UID its copy got
 // (APPENDUID). Dst is 0 when the destination did not say (no UIDPLUS).
 type Mapping struct {
-	Src imap.UID
-	Dst imap.UID
+	Src imap.UID // the source UID
+	Dst imap.UID // the destination UID; 0 when unknown
 }
 
 // Checkpoint remembers what was copied so that a re-run or a resumed run

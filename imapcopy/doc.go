@@ -12,6 +12,9 @@
 //	if err != nil { ... }        // auth, cancelled, checkpoint unwritable
 //	if !stats.OK() { ... }       // per-message problems are in stats
 //
+// ExampleCopier_Copy runs a copy and a second pass against in-memory
+// servers.
+//
 // # What is copied
 //
 // Every message's BODY[] byte for byte (nothing injected), all system flags

@@ -49,7 +49,7 @@ func bodyAllowance(size int64) int64 {
 type LimitError struct {
 	What  string // "line", "literal", "message literal"
 	Size  int64  // what the server sent or announced (at least)
-	Limit int64
+	Limit int64  // the limit it broke
 }
 
 // Error implements error.
@@ -64,8 +64,8 @@ func (e *LimitError) RetryClass() retry.Class { return retry.Transient }
 // IdleTimeoutError reports that a server sent nothing for the idle timeout
 // while an answer was due, or that a write made no progress for as long.
 type IdleTimeoutError struct {
-	After time.Duration
-	Write bool
+	After time.Duration // the idle timeout
+	Write bool          // true: a write stalled; false: a read
 }
 
 // Error implements error.
@@ -144,7 +144,9 @@ type framer struct {
 
 // ProtocolError reports server output that go-imap cannot be trusted to
 // survive: the connection is dropped.
-type ProtocolError struct{ Why string }
+type ProtocolError struct {
+	Why string // what the server sent that is not trusted
+}
 
 // Error implements error.
 func (e *ProtocolError) Error() string { return "imapcopy: protocol error: " + e.Why }

@@ -11,7 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/termsafe"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 // listSide logs in, reads NAMESPACE, capabilities and one LIST (with

@@ -10,8 +10,8 @@ import (
 // reader or writers), recovered: it fails that folder alone, the others go
 // on, and the stack is logged. It is not retried.
 type PanicError struct {
-	Value any
-	Stack []byte
+	Value any    // what the worker panicked with
+	Stack []byte // the worker's stack at the panic
 }
 
 // Error implements error.

@@ -8,9 +8,9 @@ import (
 type Stats struct {
 	// Source and Destination name the two mailboxes.
 	Source      string        `json:"source"`
-	Destination string        `json:"destination"`
-	DryRun      bool          `json:"dry_run,omitempty"`
-	Folders     []FolderStats `json:"folders"`
+	Destination string        `json:"destination"`       // see Source
+	DryRun      bool          `json:"dry_run,omitempty"` // the Copier's DryRun: nothing was written
+	Folders     []FolderStats `json:"folders"`           // one entry per source folder
 }
 
 // FolderStats is what happened to one source folder.
@@ -18,7 +18,7 @@ type FolderStats struct {
 	// Source is the source folder (server name); Destination its
 	// destination name ("" when the folder was skipped).
 	Source      string `json:"source"`
-	Destination string `json:"destination,omitempty"`
+	Destination string `json:"destination,omitempty"` // see Source
 	// Renamed says why Destination differs from Source, when it does.
 	Renamed string `json:"renamed,omitempty"`
 	// Skipped is the reason the whole folder was not copied.
@@ -29,12 +29,12 @@ type FolderStats struct {
 	// the last verified pass, so the folder was not opened.
 	Unchanged bool `json:"unchanged,omitempty"`
 
-	SourceCount    int   `json:"source_count"`
-	DestCount      int   `json:"dest_count"`
-	Copied         int   `json:"copied"`
-	Bytes          int64 `json:"bytes"`
-	AlreadyPresent int   `json:"already_present"`
-	FlagUpdates    int   `json:"flag_updates"`
+	SourceCount    int   `json:"source_count"`    // messages in the source folder
+	DestCount      int   `json:"dest_count"`      // messages in the destination folder after the pass
+	Copied         int   `json:"copied"`          // messages appended in this pass
+	Bytes          int64 `json:"bytes"`           // their bytes
+	AlreadyPresent int   `json:"already_present"` // messages already on the destination
+	FlagUpdates    int   `json:"flag_updates"`    // destination messages whose flags were brought in line
 
 	// SkippedItems are messages deliberately not copied (too big, ...).
 	SkippedItems []ItemIssue `json:"skipped_items,omitempty"`
@@ -61,10 +61,10 @@ type FolderStats struct {
 
 // ItemIssue names one message and what went wrong with it.
 type ItemIssue struct {
-	UID       imap.UID        `json:"uid"`
-	MessageID string          `json:"message_id,omitempty"`
-	Reason    string          `json:"reason"`
-	Changes   []KeywordChange `json:"changes,omitempty"`
+	UID       imap.UID        `json:"uid"`                  // the source UID
+	MessageID string          `json:"message_id,omitempty"` // the Message-ID, when the message has one
+	Reason    string          `json:"reason"`               // what went wrong, or what was changed
+	Changes   []KeywordChange `json:"changes,omitempty"`    // the keywords sanitised, for a keyword issue
 }
 
 // Lost reports whether a keyword of the message was dropped rather than
@@ -94,12 +94,12 @@ type Verification struct {
 	// sides, and BodyMismatches those whose bytes differed (which fails
 	// the proof); BodyExamples names a few of their source UIDs.
 	Sampled        int        `json:"sampled,omitempty"`
-	BodyMismatches int        `json:"body_mismatches,omitempty"`
-	BodyExamples   []imap.UID `json:"body_examples,omitempty"`
+	BodyMismatches int        `json:"body_mismatches,omitempty"` // see Sampled
+	BodyExamples   []imap.UID `json:"body_examples,omitempty"`   // see Sampled
 	// SampleSeed reproduces the sample's choice (Copier.VerifySeed).
 	SampleSeed  uint64 `json:"sample_seed,omitempty"`
-	SourceCount int    `json:"source_count"`
-	DestCount   int    `json:"dest_count"`
+	SourceCount int    `json:"source_count"` // messages fingerprinted on the source
+	DestCount   int    `json:"dest_count"`   // messages fingerprinted on the destination
 	// Missing counts source messages without a destination counterpart.
 	Missing int `json:"missing"`
 	// Extra counts destination messages with no source counterpart (mail
@@ -182,42 +182,42 @@ type Event interface{ isEvent() }
 
 // FolderStarted is sent when work on a folder begins.
 type FolderStarted struct {
-	Folder, Destination string
+	Folder, Destination string // the source folder and its destination name
 	// ToCopy is how many messages are about to be appended.
 	ToCopy int
 }
 
 // MessageCopied is sent after each successful APPEND.
 type MessageCopied struct {
-	Folder string
-	UID    imap.UID
-	Bytes  int64
+	Folder string   // the source folder
+	UID    imap.UID // the source UID
+	Bytes  int64    // the message's size
 }
 
 // MessageSkipped is sent for a message deliberately not copied.
 type MessageSkipped struct {
-	Folder string
-	UID    imap.UID
-	Reason string
+	Folder string   // the source folder
+	UID    imap.UID // the source UID
+	Reason string   // why it was skipped
 }
 
 // MessageFailed is sent for a message that could not be copied.
 type MessageFailed struct {
-	Folder string
-	UID    imap.UID
-	Err    error
+	Folder string   // the source folder
+	UID    imap.UID // the source UID
+	Err    error    // why it failed
 }
 
 // KeywordsChanged is sent when flags of a message were sanitised.
 type KeywordsChanged struct {
-	Folder  string
-	UID     imap.UID
-	Changes []KeywordChange
+	Folder  string          // the source folder
+	UID     imap.UID        // the source UID
+	Changes []KeywordChange // what was changed
 }
 
 // FolderDone is sent when a folder is finished, with its statistics.
 type FolderDone struct {
-	Stats FolderStats
+	Stats FolderStats // the folder's statistics
 }
 
 func (FolderStarted) isEvent()   {}

@@ -36,6 +36,9 @@
 //		rep.WriteFiles(plan.ReportDir()) // report.json (version 1), a self-contained report.html, report.csv
 //	}
 //
+// Example (in example_test.go) runs a whole plan this way against
+// in-process servers; ExampleParsePlan shows a plan's YAML.
+//
 // Preflight checks servers, credentials and accounts and inventories what
 // will not migrate, writing nothing; Verify recomputes the
 // source-versus-destination proof at any time.

@@ -12,25 +12,25 @@ type Event interface{ isEvent() }
 
 // RunStarted opens a run.
 type RunStarted struct {
-	RunID    int64
-	Time     time.Time
+	RunID    int64         // the run's id in the state
+	Time     time.Time     // when the run started
 	Accounts []AccountPlan // in the order they start (largest first)
-	Phases   []Phase
+	Phases   []Phase       // the phases the run runs, in order
 }
 
 // PhaseStarted says a phase began. Account is "" for a global phase.
 type PhaseStarted struct {
-	Account string
-	Phase   Phase
-	Time    time.Time
+	Account string    // the source account; "" for a global phase
+	Phase   Phase     // the phase
+	Time    time.Time // when it started
 }
 
 // Progress reports work done in an account phase. Counts are cumulative for
 // the phase in this run; Total is 0 when unknown.
 type Progress struct {
-	Account string
-	Phase   Phase
-	Time    time.Time
+	Account string    // the source account
+	Phase   Phase     // the phase
+	Time    time.Time // when the counts were taken
 	// Items copied or found present (messages or DAV objects) so far, and
 	// how many the phase expects in all.
 	Items, Total int64
@@ -43,29 +43,29 @@ type Progress struct {
 
 // ItemProblem names one item that was skipped or failed, with the reason.
 type ItemProblem struct {
-	Account string
-	Phase   Phase
+	Account string // the source account
+	Phase   Phase  // the phase
 	// Item names the item, e.g. `INBOX UID 42` or `calendar/abc.ics`.
 	Item    string
-	Skipped bool // true: skipped on purpose; false: failed
-	Reason  string
+	Skipped bool   // true: skipped on purpose; false: failed
+	Reason  string // why, in the server's or the rule's words
 }
 
 // PhaseFinished closes a phase with its result.
 type PhaseFinished struct {
-	Account string
-	Result  PhaseResult
+	Account string      // the source account; "" for a global phase
+	Result  PhaseResult // the phase's outcome and counts
 }
 
 // AccountFinished closes one account.
 type AccountFinished struct {
-	Account string
-	Status  Status
+	Account string // the source account
+	Status  Status // done, partial or failed
 }
 
 // RunFinished closes the run.
 type RunFinished struct {
-	Report *Report
+	Report *Report // the run's report, as Run returns it
 }
 
 func (RunStarted) isEvent()      {}
@@ -78,8 +78,8 @@ func (RunFinished) isEvent()     {}
 
 // AccountPlan is one account to migrate.
 type AccountPlan struct {
-	Source      string `json:"source"`
-	Destination string `json:"destination"`
+	Source      string `json:"source"`      // the source address
+	Destination string `json:"destination"` // the destination address (after the domain map)
 	// Size is the account's size in bytes on the source (0 when unknown).
 	Size int64 `json:"size"`
 }

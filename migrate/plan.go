@@ -199,8 +199,8 @@ type CLIEndpoint struct {
 
 // SSHEndpoint is an SSH login. Host keys are always checked.
 type SSHEndpoint struct {
-	Address        string   `yaml:"address"` // host or host:port
-	User           string   `yaml:"user"`
+	Address        string   `yaml:"address"`          // host or host:port
+	User           string   `yaml:"user"`             // the SSH login
 	KnownHostsFile string   `yaml:"known_hosts_file"` // "" means ~/.ssh/known_hosts
 	KeyFiles       []string `yaml:"key_files"`        // empty means the agent, then ~/.ssh/id_*
 	RunAs          string   `yaml:"run_as"`           // e.g. zextras (through sudo -n)
@@ -220,8 +220,8 @@ type Credential struct {
 // AdminEndpoint is an admin SOAP endpoint, e.g.
 // https://mail.example.com:7071/service/admin/soap.
 type AdminEndpoint struct {
-	URL        string `yaml:"url"`
-	User       string `yaml:"user"`
+	URL        string `yaml:"url"`  // the admin SOAP endpoint, https://HOST:7071
+	User       string `yaml:"user"` // the admin account
 	Credential `yaml:",inline"`
 	// CAFile adds PEM certificates to the trusted roots. Verification is
 	// always on.
@@ -242,7 +242,7 @@ type IMAPEndpoint struct {
 	// Admin is the SASL PLAIN authcid; each account is the authzid.
 	Admin      string `yaml:"admin"`
 	Credential `yaml:",inline"`
-	CAFile     string `yaml:"ca_file"`
+	CAFile     string `yaml:"ca_file"` // PEM certificates added to the trusted roots
 	// IdleTimeout ends a connection on which the server sends nothing
 	// this long while an answer is due ("2m"; it moves with every byte);
 	// 0 means imapcopy.DefaultIdleTimeout, negative disables it.
@@ -251,7 +251,7 @@ type IMAPEndpoint struct {
 	// outside message bodies; 0 means imapcopy.DefaultMaxLine and
 	// imapcopy.DefaultMaxLiteral (1 MiB each).
 	MaxLineBytes    int64 `yaml:"max_line_bytes,omitempty"`
-	MaxLiteralBytes int64 `yaml:"max_literal_bytes,omitempty"`
+	MaxLiteralBytes int64 `yaml:"max_literal_bytes,omitempty"` // see MaxLineBytes
 }
 
 // DAVEndpoint is a CalDAV/CardDAV server.
@@ -263,9 +263,9 @@ type DAVEndpoint struct {
 	// the default) or "basic" (User and the credential, for servers whose
 	// admin may read every home).
 	Auth       string `yaml:"auth"`
-	User       string `yaml:"user"`
+	User       string `yaml:"user"` // the basic-auth user (Auth basic)
 	Credential `yaml:",inline"`
-	CAFile     string `yaml:"ca_file"`
+	CAFile     string `yaml:"ca_file"` // PEM certificates added to the trusted roots
 	// TrustedOrigins lists origins besides URL's that the server's hrefs
 	// and redirects may point to (https://host[:port]); requests to any
 	// other origin are refused and credentials never reach it.
@@ -278,8 +278,8 @@ type DAVEndpoint struct {
 	// listing or multiget answer, one object and one REST folder export;
 	// 0 means the defaults (64, 64 and 128 MiB).
 	MaxMultistatusMiB int64 `yaml:"max_multistatus_mib"`
-	MaxObjectMiB      int64 `yaml:"max_object_mib"`
-	MaxExportMiB      int64 `yaml:"max_export_mib"`
+	MaxObjectMiB      int64 `yaml:"max_object_mib"` // see MaxMultistatusMiB
+	MaxExportMiB      int64 `yaml:"max_export_mib"` // see MaxMultistatusMiB
 }
 
 // Selection picks accounts.
@@ -318,7 +318,7 @@ type Provisioning struct {
 	SkipDomainProvisioning bool `yaml:"skip_domain_provisioning"`
 	// SkipDistributionLists and SkipCOS skip those objects.
 	SkipDistributionLists bool `yaml:"skip_distribution_lists"`
-	SkipCOS               bool `yaml:"skip_cos"`
+	SkipCOS               bool `yaml:"skip_cos"` // see SkipDistributionLists
 	// DedupVolume is the volume the dedup phase deduplicates ("" lets the
 	// server pick the current primary).
 	DedupVolume string `yaml:"dedup_volume"`
@@ -329,7 +329,7 @@ type MailOptions struct {
 	// Include and Exclude select folders by name (path.Match on the
 	// '/'-separated name); empty Include keeps all.
 	Include []string `yaml:"include"`
-	Exclude []string `yaml:"exclude"`
+	Exclude []string `yaml:"exclude"` // see Include
 	// Folders renames folders: source name to destination name.
 	Folders map[string]string `yaml:"folders"`
 	// SkipDeleted leaves messages flagged \Deleted behind (reported).
@@ -351,7 +351,7 @@ type MailOptions struct {
 type DAVOptions struct {
 	// Include and Exclude select collections by name; empty Include keeps all.
 	Include []string `yaml:"include"`
-	Exclude []string `yaml:"exclude"`
+	Exclude []string `yaml:"exclude"` // see Include
 	// Delete deletes on the destination the objects this tool copied that
 	// the source no longer has (caldav/carddav Copier.Delete), unless they
 	// changed on the destination since.
@@ -400,9 +400,10 @@ type PlanError struct {
 	File string // the plan file, "" when parsed from memory
 	Line int    // 1-based, 0 when unknown
 	Key  string // dotted key path, e.g. "source.imap.password"
-	Msg  string
+	Msg  string // what is wrong
 }
 
+// Error names the file, line and key when known, then the problem.
 func (e *PlanError) Error() string {
 	var b strings.Builder
 	b.WriteString("migrate: plan")

@@ -17,7 +17,7 @@ const maxProblems = 1000
 type Inventory struct {
 	// SkipFolders maps a source folder name to the reason it is skipped.
 	SkipFolders map[string]string
-	NotMigrated []NotMigrated
+	NotMigrated []NotMigrated // what the procedure leaves behind for this account
 	// Error is set when the inventory could not be taken; the copy then
 	// runs without it.
 	Error string

@@ -33,12 +33,12 @@ const (
 // Report is the outcome of a run: data first, rendered by WriteHTML and
 // WriteText. It never holds a secret.
 type Report struct {
-	Version  int       `json:"version"`
-	Plan     string    `json:"plan,omitempty"`
-	PlanHash string    `json:"plan_hash,omitempty"`
-	RunID    int64     `json:"run_id"`
-	Started  time.Time `json:"started"`
-	Finished time.Time `json:"finished,omitzero"`
+	Version  int       `json:"version"`             // ReportVersion
+	Plan     string    `json:"plan,omitempty"`      // the plan's name
+	PlanHash string    `json:"plan_hash,omitempty"` // a hash of the plan, to tell runs of different plans apart
+	RunID    int64     `json:"run_id"`              // the run's id in the state
+	Started  time.Time `json:"started"`             // when the run started
+	Finished time.Time `json:"finished,omitzero"`   // when it ended; zero while it runs
 	// Outcome is done, partial, failed or interrupted; running for a run
 	// still in progress (read from the state of a live run).
 	Outcome Status `json:"outcome"`
@@ -48,7 +48,7 @@ type Report struct {
 	MTA *MTAStopped `json:"mta_stopped,omitempty"`
 	// Phases holds the global phases (provisioning and friends).
 	Phases   []PhaseResult   `json:"phases"`
-	Accounts []AccountReport `json:"accounts"`
+	Accounts []AccountReport `json:"accounts"` // one entry per account, in the plan's order
 	// NotMigrated lists what this procedure does not move (shares,
 	// Files/Briefcase items, mountpoints), so nobody is surprised.
 	NotMigrated []NotMigrated `json:"not_migrated"`
@@ -62,32 +62,32 @@ type Report struct {
 	Files []files.Item `json:"files,omitempty"`
 	// Throughput samples cumulative progress over the run.
 	Throughput []Sample `json:"throughput"`
-	Totals     Totals   `json:"totals"`
+	Totals     Totals   `json:"totals"` // sums over the accounts
 }
 
 // AccountReport is one account's outcome.
 type AccountReport struct {
-	Source      string        `json:"source"`
-	Destination string        `json:"destination"`
-	Size        int64         `json:"size"`
-	Status      Status        `json:"status"`
-	Error       string        `json:"error,omitempty"`
-	Phases      []PhaseResult `json:"phases"`
+	Source      string        `json:"source"`          // the source address
+	Destination string        `json:"destination"`     // the destination address
+	Size        int64         `json:"size"`            // bytes on the source, 0 when unknown
+	Status      Status        `json:"status"`          // done, partial, failed or pending
+	Error       string        `json:"error,omitempty"` // why the account failed, when it did
+	Phases      []PhaseResult `json:"phases"`          // the account's phases in run order
 }
 
 // PhaseResult is one phase's outcome, for an account or for the run.
 type PhaseResult struct {
-	Phase    Phase     `json:"phase"`
-	Status   Status    `json:"status"`
-	Reason   string    `json:"reason,omitempty"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
+	Phase    Phase     `json:"phase"`             // the phase
+	Status   Status    `json:"status"`            // the phase's outcome
+	Reason   string    `json:"reason,omitempty"`  // why the phase is not done, when it is not
+	Started  time.Time `json:"started,omitzero"`  // when it started
+	Finished time.Time `json:"finished,omitzero"` // when it ended
 	// Copied items were written in this run; Existing were already on the
 	// destination (an earlier run, or found by content).
 	Copied   int64 `json:"copied"`
-	Existing int64 `json:"existing"`
-	Skipped  int64 `json:"skipped"`
-	Failed   int64 `json:"failed"`
+	Existing int64 `json:"existing"` // see Copied
+	Skipped  int64 `json:"skipped"`  // items skipped on purpose (over a limit, refused)
+	Failed   int64 `json:"failed"`   // items that could not be copied
 	// Changed items arrived, but with information lost by a documented
 	// rule (a keyword the destination refuses, dropped): the phase ends
 	// partial, as `migrate mail` exits with the partial code.
@@ -100,8 +100,8 @@ type PhaseResult struct {
 	// source items (those not skipped on purpose), Verified were found
 	// equal on the destination.
 	ToVerify int64 `json:"to_verify,omitempty"`
-	Verified int64 `json:"verified,omitempty"`
-	Bytes    int64 `json:"bytes"`
+	Verified int64 `json:"verified,omitempty"` // see ToVerify
+	Bytes    int64 `json:"bytes"`              // bytes copied
 	// Deleted counts destination copies deleted because the source no
 	// longer has their items (mail.delete, calendars.delete,
 	// contacts.delete); in a dry run, how many would be.
@@ -128,75 +128,75 @@ type PhaseResult struct {
 
 // Detail is one folder or collection of a phase.
 type Detail struct {
-	Name        string `json:"name"`
-	Destination string `json:"destination,omitempty"`
+	Name        string `json:"name"`                  // the source folder or collection
+	Destination string `json:"destination,omitempty"` // its destination name when that differs
 	// SourceCount and DestCount are the item counts seen on each side
 	// (verification); -1 when not counted.
 	SourceCount int64 `json:"source_count"`
-	DestCount   int64 `json:"dest_count"`
-	Copied      int64 `json:"copied"`
-	Existing    int64 `json:"existing"`
-	Skipped     int64 `json:"skipped"`
-	Failed      int64 `json:"failed"`
+	DestCount   int64 `json:"dest_count"` // see SourceCount
+	Copied      int64 `json:"copied"`     // items copied in this run
+	Existing    int64 `json:"existing"`   // items already on the destination
+	Skipped     int64 `json:"skipped"`    // items skipped on purpose
+	Failed      int64 `json:"failed"`     // items that failed
 	// ToVerify and Verified: of ToVerify source items, Verified were
 	// found equal on the destination (verify phase).
 	ToVerify int64  `json:"to_verify,omitempty"`
-	Verified int64  `json:"verified,omitempty"`
-	Note     string `json:"note,omitempty"`
+	Verified int64  `json:"verified,omitempty"` // see ToVerify
+	Note     string `json:"note,omitempty"`     // why the row is special: skipped folder, rename, error
 }
 
 // Problem is a skipped, changed or failed item.
 type Problem struct {
-	Item    string `json:"item"`
-	Skipped bool   `json:"skipped"`
+	Item    string `json:"item"`    // the item, e.g. `INBOX UID 42`
+	Skipped bool   `json:"skipped"` // true: skipped on purpose; false: failed
 	// Changed marks an item that arrived with information lost by a
 	// documented rule (a keyword dropped; the reason says which).
 	Changed bool `json:"changed,omitempty"`
 	// Translated marks an item that arrived with a keyword renamed by the
 	// documented sanitising rule, nothing lost.
 	Translated bool   `json:"translated,omitempty"`
-	Reason     string `json:"reason"`
+	Reason     string `json:"reason"` // why
 }
 
 // NotMigrated is something the procedure leaves behind on purpose.
 type NotMigrated struct {
-	Account string `json:"account"`
-	Kind    string `json:"kind"` // "share", "mountpoint", "search", "files"
-	Name    string `json:"name"`
-	Reason  string `json:"reason"`
+	Account string `json:"account"` // the source account
+	Kind    string `json:"kind"`    // "share", "mountpoint", "search", "files"
+	Name    string `json:"name"`    // the folder, share or document
+	Reason  string `json:"reason"`  // why it is left behind
 }
 
 // Sample is cumulative progress at a moment of the run.
 type Sample struct {
 	// Seconds since the run started.
 	Seconds float64 `json:"seconds"`
-	Items   int64   `json:"items"`
-	Bytes   int64   `json:"bytes"`
+	Items   int64   `json:"items"` // items copied or found present by then
+	Bytes   int64   `json:"bytes"` // bytes copied by then
 }
 
 // Totals sums the accounts.
 type Totals struct {
-	Accounts int   `json:"accounts"`
-	Done     int   `json:"done"`
-	Partial  int   `json:"partial"`
-	Failed   int   `json:"failed"`
-	Pending  int   `json:"pending"`
-	Messages int64 `json:"messages"`
-	Events   int64 `json:"calendar_objects"`
-	Contacts int64 `json:"contacts"`
-	Existing int64 `json:"existing"`
-	Skipped  int64 `json:"skipped"`
-	Changed  int64 `json:"changed"`
+	Accounts int   `json:"accounts"`         // accounts in the run
+	Done     int   `json:"done"`             // accounts done
+	Partial  int   `json:"partial"`          // accounts partial
+	Failed   int   `json:"failed"`           // accounts failed
+	Pending  int   `json:"pending"`          // accounts not finished
+	Messages int64 `json:"messages"`         // messages copied or present
+	Events   int64 `json:"calendar_objects"` // calendar objects copied or present
+	Contacts int64 `json:"contacts"`         // contacts copied or present
+	Existing int64 `json:"existing"`         // items already on the destination
+	Skipped  int64 `json:"skipped"`          // items skipped on purpose
+	Changed  int64 `json:"changed"`          // items that arrived with information lost by a documented rule
 	// Translated counts items with keywords renamed by the documented
 	// rule (not a loss; not in Changed).
 	Translated int64 `json:"translated"`
-	FailedN    int64 `json:"failed_items"`
+	FailedN    int64 `json:"failed_items"` // items that failed
 	// ToVerify and Verified sum the verify phases: "Verified of ToVerify
 	// verified".
 	ToVerify int64 `json:"to_verify"`
-	Verified int64 `json:"verified"`
-	Bytes    int64 `json:"bytes"`
-	Deleted  int64 `json:"deleted,omitempty"`
+	Verified int64 `json:"verified"`          // see ToVerify
+	Bytes    int64 `json:"bytes"`             // bytes copied
+	Deleted  int64 `json:"deleted,omitempty"` // destination copies deleted
 }
 
 // Account returns the report of the account with source address src, or nil.

@@ -99,7 +99,7 @@ func TestReportHTMLScale5000(t *testing.T) {
 }
 
 // reportBrowser starts headless Chromium (the Debian package; see
-// internal/dashboard's browser tests). Without it the test skips, and fails
+// dashboard's browser tests). Without it the test skips, and fails
 // when CI is set.
 func reportBrowser(t *testing.T, w, h int) context.Context {
 	t.Helper()

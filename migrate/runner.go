@@ -17,6 +17,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/state"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // DefaultSampleInterval is how often a Runner samples throughput for the
@@ -83,10 +84,11 @@ func (r *Runner) Stop() { r.stopped.Store(true) }
 
 // AccountError names accounts that are missing on one side.
 type AccountError struct {
-	Side     string // "source" or "destination"
-	Accounts []string
+	Side     string   // "source" or "destination"
+	Accounts []string // the missing addresses
 }
 
+// Error names the side and the missing accounts.
 func (e *AccountError) Error() string {
 	return fmt.Sprintf("migrate: %d account(s) do not exist on the %s: %s", len(e.Accounts), e.Side, strings.Join(e.Accounts, ", "))
 }
@@ -95,23 +97,26 @@ func (e *AccountError) Error() string {
 // credentials. It names the server by plan key and address.
 type ServerError struct {
 	Key     string // e.g. "destination.imap"
-	Address string
-	Err     error
+	Address string // host:port or URL
+	Err     error  // the cause
 }
 
+// Error names the server by plan key and address, then the cause.
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("migrate: %s (%s): %v", e.Key, e.Address, e.Err)
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *ServerError) Unwrap() error { return e.Err }
 
-// Unreachable reports whether the server could not be reached at all (as
-// opposed to refusing the login or answering an error).
+// Unreachable reports whether the server could not be reached, or not
+// securely (as opposed to refusing the login or answering an error).
 func (e *ServerError) Unreachable() bool {
-	if errors.Is(e.Err, retry.ErrAuth) {
+	if errors.Is(e.Err, zxerrors.ErrAuth) {
 		return false
 	}
-	return retry.Classify(e.Err) == retry.Transient
+	return errors.Is(e.Err, zxerrors.ErrUnreachable) || errors.Is(e.Err, zxerrors.ErrTLS) ||
+		retry.Classify(e.Err) == retry.Transient
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -656,7 +661,7 @@ func (r *Runner) account(ctx context.Context, store state.Store, a AccountPlan) 
 
 // errAdminAuth marks an admin credential refused in the middle of a run:
 // every account would fail the same way, so the pool stops.
-var errAdminAuth = fmt.Errorf("admin credentials refused: %w", retry.ErrAuth)
+var errAdminAuth = fmt.Errorf("admin credentials refused: %w", zxerrors.ErrAuth)
 
 // buildReport assembles the report from the state store: earlier runs'
 // results for phases that did not run again are kept.

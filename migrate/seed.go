@@ -183,29 +183,37 @@ func (s *seedBackend) close() {
 	s.ssh = nil
 }
 
-// cliRunner returns the runner of a side's command line: the hook, else
-// the plan's cli (nil when none).
-func (b *serverBackend) cliRunner(side string, hook carbonio.Runner, c CLIEndpoint) carbonio.Runner {
-	switch {
-	case hook != nil:
-		return hook
-	case c.Mode == "local":
-		return carbonio.Local{}
-	case c.Mode == "ssh":
-		b.seed.mu.Lock()
-		defer b.seed.mu.Unlock()
-		if s, ok := b.seed.ssh[side]; ok {
-			return s
-		}
-		s := &carbonio.SSH{Addr: c.SSH.Address, User: c.SSH.User, KnownHostsFile: c.SSH.KnownHostsFile,
+// commandLine returns a side's command line: the hook (an embedder's
+// runner or a test double) when set, else the plan's cli (local, ssh, or
+// none). A side's SSH connection is made once, shared by its users, and
+// closed by Close.
+func (b *serverBackend) commandLine(side string, hook carbonio.Runner, c CLIEndpoint) carbonio.CommandLine {
+	cl := carbonio.CommandLine{Runner: hook, Local: c.Mode == "local", Program: c.Program}
+	if hook != nil || c.Mode != "ssh" {
+		return cl
+	}
+	b.seed.mu.Lock()
+	defer b.seed.mu.Unlock()
+	s, ok := b.seed.ssh[side]
+	if !ok {
+		s = &carbonio.SSH{Addr: c.SSH.Address, User: c.SSH.User, KnownHostsFile: c.SSH.KnownHostsFile,
 			KeyFiles: c.SSH.KeyFiles, RunAs: c.SSH.RunAs}
 		if b.seed.ssh == nil {
 			b.seed.ssh = map[string]*carbonio.SSH{}
 		}
 		b.seed.ssh[side] = s
-		return s
 	}
-	return nil
+	cl.SSH = s
+	return cl
+}
+
+// cliRunner returns the runner of a side's command line, nil when none.
+func (b *serverBackend) cliRunner(side string, hook carbonio.Runner, c CLIEndpoint) carbonio.Runner {
+	tr, err := b.commandLine(side, hook, c).Transport()
+	if err != nil || tr == nil {
+		return nil // a plan's cli has one mode: Transport cannot fail on it
+	}
+	return tr.Runner
 }
 
 // source returns the source's zxsuite command line.
@@ -221,11 +229,11 @@ func (b *serverBackend) source() *carbonio.Source {
 // destinationModules returns a client that runs module commands on the
 // destination's command line, or nil without one.
 func (b *serverBackend) destinationModules() *carbonio.Client {
-	run := b.cliRunner("destination", b.hooks.DestinationCLI, b.p.Destination.CLI)
-	if run == nil {
+	tr, err := b.commandLine("destination", b.hooks.DestinationCLI, b.p.Destination.CLI).Transport()
+	if err != nil || tr == nil {
 		return nil
 	}
-	return &carbonio.Client{Transport: &carbonio.CLI{Runner: run, Program: b.p.Destination.CLI.Program}, Logger: b.log}
+	return &carbonio.Client{Transport: tr, Logger: b.log}
 }
 
 // rsync returns the transfer's rsync settings.

@@ -30,8 +30,8 @@ type ShareItem struct {
 	Grantee string `json:"grantee,omitempty"`
 	// Perm is a grant's rights (r, w, i, d, a, x, p, f, c).
 	Perm    string       `json:"perm,omitempty"`
-	Outcome ShareOutcome `json:"outcome"`
-	Reason  string       `json:"reason,omitempty"`
+	Outcome ShareOutcome `json:"outcome"`          // what the phase did
+	Reason  string       `json:"reason,omitempty"` // why, for an item not created or updated
 }
 
 // ShareOutcome says what the shares phase did with an item.

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zxmigrate/zxmigrate/carbonio/files"
+	"github.com/zxmigrate/zxmigrate/dav"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 )
 
@@ -64,9 +66,9 @@ func (r *Runner) Verify(ctx context.Context) (*Report, error) {
 
 // PreflightReport is what Preflight found, before anything is written.
 type PreflightReport struct {
-	Plan     string             `json:"plan,omitempty"`
-	Checks   []Check            `json:"checks"`
-	Accounts []PreflightAccount `json:"accounts"`
+	Plan     string             `json:"plan,omitempty"` // the plan's name
+	Checks   []Check            `json:"checks"`         // servers, credentials and command lines checked
+	Accounts []PreflightAccount `json:"accounts"`       // one entry per selected account
 	// NotMigrated lists shares, mountpoints, saved searches and
 	// Files/Briefcase items the procedure leaves behind.
 	NotMigrated []NotMigrated `json:"not_migrated"`
@@ -80,27 +82,27 @@ type PreflightReport struct {
 
 // Check is one server or credential check.
 type Check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
+	Name   string `json:"name"`             // what was checked, e.g. destination.imap
+	OK     bool   `json:"ok"`               // whether it passed
+	Detail string `json:"detail,omitempty"` // what failed, or what was found
 }
 
 // PreflightAccount is one account as preflight sees it.
 type PreflightAccount struct {
-	Source      string `json:"source"`
-	Destination string `json:"destination"`
-	Size        int64  `json:"size"`
+	Source      string `json:"source"`      // the source address
+	Destination string `json:"destination"` // the destination address
+	Size        int64  `json:"size"`        // bytes on the source, 0 when unknown
 	// OnDestination reports whether the account exists on the destination
 	// (nil when not checked).
 	OnDestination *bool `json:"on_destination,omitempty"`
 	// Mail, Calendars and Contacts are dry runs: counts of what a run
 	// would copy, skip (e.g. over the size limit) or fail on.
 	Mail      *PhaseResult `json:"mail,omitempty"`
-	Calendars *PhaseResult `json:"calendars,omitempty"`
-	Contacts  *PhaseResult `json:"contacts,omitempty"`
+	Calendars *PhaseResult `json:"calendars,omitempty"` // see Mail
+	Contacts  *PhaseResult `json:"contacts,omitempty"`  // see Mail
 	// VirtualFolders maps skipped source folders to the reason.
 	VirtualFolders map[string]string `json:"virtual_folders,omitempty"`
-	Error          string            `json:"error,omitempty"`
+	Error          string            `json:"error,omitempty"` // why the account could not be checked
 }
 
 // OK reports whether preflight found nothing that needs attention.
@@ -332,4 +334,92 @@ func (p *PreflightReport) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)
+}
+
+func (b *serverBackend) verify(ctx context.Context, a AccountPlan, inv *Inventory, rec *recorder) error {
+	var errs []error
+	if b.p.HasPhase(PhaseMail) {
+		c := b.copier(a, inv, rec)
+		c.Checkpoint = nil // verification reads both sides only
+		dst, src := b.imapAccounts(a)
+		st, err := c.Verify(ctx, dst, src)
+		if st != nil {
+			mailResult(st, rec, true)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mail: %w", mailAuthError(err)))
+		}
+	}
+	for _, cal := range []bool{true, false} {
+		ph := PhaseContacts
+		if cal {
+			ph = PhaseCalendars
+		}
+		if !b.p.HasPhase(ph) {
+			continue
+		}
+		dst, src, err := b.davSides(a, cal)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		opts := b.p.Contacts
+		if cal {
+			opts = b.p.Calendars
+		}
+		filt := filteredSource{Source: src, include: opts.Include, exclude: opts.Exclude}
+		// Verification only reads the checkpoint: it finds there where an
+		// object was adopted (Carbonio's UID conflict named another href).
+		cp := b.davCheckpoint(rec, a, cal)
+		v, err := (&dav.Copier{Rules: davRules(cal), Concurrency: b.p.Concurrency.folders(), Checkpoint: cp}).Verify(ctx, dst, filt)
+		if v != nil {
+			rec.add(func(r *PhaseResult) {
+				for _, c := range v.Collections {
+					bad := int64(len(c.Missing) + len(c.Different) + len(c.Duplicates))
+					d := Detail{Name: string(ph) + ": " + c.Source, Destination: c.Destination, SourceCount: int64(c.Items),
+						DestCount: int64(c.Matched), Failed: bad, Skipped: int64(len(c.Invalid)),
+						ToVerify: int64(c.Items), Verified: int64(c.Matched)}
+					var notes []string
+					if len(c.Missing) > 0 {
+						notes = append(notes, fmt.Sprintf("%d missing", len(c.Missing)))
+					}
+					if len(c.Different) > 0 {
+						notes = append(notes, fmt.Sprintf("%d different", len(c.Different)))
+					}
+					if len(c.Duplicates) > 0 {
+						notes = append(notes, fmt.Sprintf("%d duplicated", len(c.Duplicates)))
+					}
+					if len(c.Invalid) > 0 {
+						notes = append(notes, fmt.Sprintf("%d invalid at the source (not copied)", len(c.Invalid)))
+					}
+					if len(c.Adopted) > 0 {
+						notes = append(notes, fmt.Sprintf("%d adopted in another collection", len(c.Adopted)))
+					}
+					d.Note = strings.Join(notes, "; ")
+					r.Details = append(r.Details, d)
+					r.Failed += bad
+					r.Skipped += d.Skipped
+					r.ToVerify += d.ToVerify
+					r.Verified += d.Verified
+					for _, u := range c.Missing {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "missing on the destination"})
+					}
+					for _, u := range c.Different {
+						reason := "different on the destination"
+						if w := c.ChangedIn(u); w != "" {
+							reason += ": " + w
+						}
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: reason})
+					}
+					for _, u := range c.Duplicates {
+						r.Problems = append(r.Problems, Problem{Item: c.Source + " UID " + u, Reason: "more than once on the destination"})
+					}
+				}
+			})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ph, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
 )
@@ -147,16 +146,16 @@ type cliRequest struct {
 
 // CLIAnswer is the answer of /fakecli.
 type CLIAnswer struct {
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
-	Code   int    `json:"code"`
+	Stdout string `json:"stdout"` // what the command prints
+	Stderr string `json:"stderr"` // its error output
+	Code   int    `json:"code"`   // its exit status
 }
 
 // CLIConfig is the file fakecli reads next to itself (fakecli.json).
 type CLIConfig struct {
-	URL    string `json:"url"`
-	Key    string `json:"key"`
-	CACert string `json:"ca_cert"`
+	URL    string `json:"url"`     // the fake server's URL
+	Key    string `json:"key"`     // the key fakecli presents to the server
+	CACert string `json:"ca_cert"` // the server's CA certificate, PEM
 }
 
 func (s *Server) serveCLI(w http.ResponseWriter, r *http.Request) {
@@ -197,10 +196,21 @@ func BuildFakeCLIBinary(dir string) (string, error) {
 	return bin, nil
 }
 
+// TB is the part of testing.TB that InstallFakeCLI and BuildFakeCLI use;
+// a *testing.T or *testing.B satisfies it. The package does not import
+// testing, so that programs linking it (the demo of cmd/migrate) do not
+// link the test framework.
+type TB interface {
+	Helper()                           // see testing.TB
+	TempDir() string                   // see testing.TB
+	Fatal(args ...any)                 // see testing.TB
+	Fatalf(format string, args ...any) // see testing.TB
+}
+
 // InstallFakeCLI makes a new temporary directory holding links to the
 // fakecli binary as "carbonio", "zxsuite" and "zmmtactl" and its
 // configuration for this server, and returns the directory.
-func (s *Server) InstallFakeCLI(t testing.TB, binary string) string {
+func (s *Server) InstallFakeCLI(t TB, binary string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, n := range []string{"carbonio", "zxsuite", "zmmtactl"} {
@@ -216,7 +226,7 @@ func (s *Server) InstallFakeCLI(t testing.TB, binary string) string {
 
 // BuildFakeCLI builds fakecli and installs it for this server (see
 // BuildFakeCLIBinary and InstallFakeCLI); it returns the directory.
-func (s *Server) BuildFakeCLI(t testing.TB) string {
+func (s *Server) BuildFakeCLI(t TB) string {
 	t.Helper()
 	bin, err := BuildFakeCLIBinary(t.TempDir())
 	if err != nil {

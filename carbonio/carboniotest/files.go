@@ -85,9 +85,9 @@ func (f *Files) DropReply(nth int) {
 
 // File is a stored file as a test sees it.
 type File struct {
-	ID       string
-	Path     string // from the home, e.g. "Briefcase/a.txt"
-	Versions [][]byte
+	ID       string   // the Files node id
+	Path     string   // from the home, e.g. "Briefcase/a.txt"
+	Versions [][]byte // the content of each version, oldest first
 }
 
 // Tree lists account's files, sorted by path.

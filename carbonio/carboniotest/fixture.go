@@ -10,46 +10,46 @@ import (
 // Fixture is directory content: of the fake server at start, or of a
 // backup that ExternalRestore provisions from. It loads from JSON.
 type Fixture struct {
-	Domains           []string         `json:"domains"`
-	Accounts          []FixtureAccount `json:"accounts"`
-	Aliases           []FixtureAlias   `json:"aliases,omitempty"`
-	DistributionLists []FixtureList    `json:"distribution_lists,omitempty"`
-	Servers           []FixtureServer  `json:"servers,omitempty"`
-	Volumes           []FixtureVolume  `json:"volumes,omitempty"`
+	Domains           []string         `json:"domains"`                      // domain names
+	Accounts          []FixtureAccount `json:"accounts"`                     // accounts with their folders
+	Aliases           []FixtureAlias   `json:"aliases,omitempty"`            // aliases
+	DistributionLists []FixtureList    `json:"distribution_lists,omitempty"` // distribution lists
+	Servers           []FixtureServer  `json:"servers,omitempty"`            // servers of the cluster
+	Volumes           []FixtureVolume  `json:"volumes,omitempty"`            // mailstore volumes
 }
 
 // FixtureAccount is an account. Folders nil means the default tree.
 type FixtureAccount struct {
-	Name    string              `json:"name"`
-	Attrs   map[string][]string `json:"attrs,omitempty"`
-	System  bool                `json:"system,omitempty"`
-	Folders []FixtureFolder     `json:"folders,omitempty"`
+	Name    string              `json:"name"`              // the primary address
+	Attrs   map[string][]string `json:"attrs,omitempty"`   // directory attributes
+	System  bool                `json:"system,omitempty"`  // a system account (GAL sync, spam training)
+	Folders []FixtureFolder     `json:"folders,omitempty"` // the top-level folders
 }
 
 // FixtureAlias is an alias of an account or list.
 type FixtureAlias struct {
-	Name   string `json:"name"`
-	Target string `json:"target"`
+	Name   string `json:"name"`   // the alias address
+	Target string `json:"target"` // the account or list it points to
 }
 
 // FixtureList is a distribution list.
 type FixtureList struct {
-	Name    string   `json:"name"`
-	Members []string `json:"members,omitempty"`
+	Name    string   `json:"name"`              // the list's address
+	Members []string `json:"members,omitempty"` // member addresses
 }
 
 // FixtureServer is a server; Services lists e.g. "mailbox", "mta".
 type FixtureServer struct {
-	Name     string   `json:"name"`
-	Services []string `json:"services"`
+	Name     string   `json:"name"`     // the host name
+	Services []string `json:"services"` // enabled services, e.g. mailbox, mta
 }
 
 // FixtureVolume is a mailstore volume; Type 1 primary, 2 secondary, 10 index.
 type FixtureVolume struct {
-	Name     string `json:"name"`
-	Type     int    `json:"type"`
-	Current  bool   `json:"current"`
-	RootPath string `json:"rootpath,omitempty"`
+	Name     string `json:"name"`               // the volume's name
+	Type     int    `json:"type"`               // carbonio.VolumePrimary, VolumeSecondary or VolumeIndex
+	Current  bool   `json:"current"`            // the volume new items go to
+	RootPath string `json:"rootpath,omitempty"` // its directory
 }
 
 // FixtureFolder is a folder; Kind is "folder" (default), "link" or "search".
@@ -57,14 +57,14 @@ type FixtureFolder struct {
 	// ID is the folder's id; empty ids are numbered when the account is
 	// added (the root is 1).
 	ID      string          `json:"id,omitempty"`
-	Name    string          `json:"name"`
-	View    string          `json:"view,omitempty"`
-	Kind    string          `json:"kind,omitempty"`
-	Count   int64           `json:"count,omitempty"`
-	Size    int64           `json:"size,omitempty"`
-	UIDNext int64           `json:"uidnext,omitempty"`
-	ModSeq  int64           `json:"modseq,omitempty"`
-	Folders []FixtureFolder `json:"folders,omitempty"`
+	Name    string          `json:"name"`              // the folder's name (not its path)
+	View    string          `json:"view,omitempty"`    // the default item type, e.g. message, appointment
+	Kind    string          `json:"kind,omitempty"`    // "" (a folder), "link" or "search"
+	Count   int64           `json:"count,omitempty"`   // items in the folder
+	Size    int64           `json:"size,omitempty"`    // their size in bytes
+	UIDNext int64           `json:"uidnext,omitempty"` // the IMAP UIDNEXT
+	ModSeq  int64           `json:"modseq,omitempty"`  // the last change sequence
+	Folders []FixtureFolder `json:"folders,omitempty"` // subfolders
 	// Grants are the folder's shares, served as its "acl".
 	Grants []FixtureGrant `json:"grants,omitempty"`
 	// Color is the folder's color index.
@@ -72,20 +72,20 @@ type FixtureFolder struct {
 	// Owner, OwnerID and RemoteID describe a link: the owner's address,
 	// account id and the shared folder's id.
 	Owner    string `json:"owner,omitempty"`
-	OwnerID  string `json:"owner_id,omitempty"`
-	RemoteID string `json:"remote_id,omitempty"`
+	OwnerID  string `json:"owner_id,omitempty"`  // see Owner
+	RemoteID string `json:"remote_id,omitempty"` // see Owner
 	// Query, Types and SortBy describe a saved search.
 	Query  string `json:"query,omitempty"`
-	Types  string `json:"types,omitempty"`
-	SortBy string `json:"sort_by,omitempty"`
+	Types  string `json:"types,omitempty"`   // see Query
+	SortBy string `json:"sort_by,omitempty"` // see Query
 }
 
 // FixtureGrant is one share of a folder: grantee type ("usr", "grp",
 // "dom", "all", "pub", ...), grantee name and rights ("r", "rwidx", ...).
 type FixtureGrant struct {
-	Type    string `json:"type"`
-	Grantee string `json:"grantee"`
-	Perm    string `json:"perm"`
+	Type    string `json:"type"`    // the grantee type: usr, grp, dom, cos, all, pub, guest
+	Grantee string `json:"grantee"` // the grantee's name
+	Perm    string `json:"perm"`    // the rights, e.g. r, rwidx
 	// ZID is the grantee's id; empty means a made-up one.
 	ZID string `json:"zid,omitempty"`
 }

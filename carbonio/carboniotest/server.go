@@ -45,7 +45,7 @@ type Options struct {
 	// Admin and Password are the admin credentials; "" means
 	// "admin@carbonio.local" and "admin-password".
 	Admin    string
-	Password string
+	Password string // see Admin
 	// Fixture is the initial directory; nil means DefaultFixture().
 	Fixture *Fixture
 	// Backups maps a backup path to its content, for ExternalRestore,
@@ -99,9 +99,9 @@ type Failure struct {
 
 // Started records a module command that started an operation.
 type Started struct {
-	ID     string
-	Action string
-	Args   map[string]string
+	ID     string            // the operation id
+	Action string            // the module action, e.g. doSmartScan
+	Args   map[string]string // the command's arguments by name
 }
 
 type account struct {

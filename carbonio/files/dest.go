@@ -35,6 +35,7 @@ import (
 // TokenSource returns a user's auth token (a DelegateAuth token, sent as
 // the ZM_AUTH_TOKEN cookie); *carbonio.Client satisfies it.
 type TokenSource interface {
+	// UserToken returns account's token.
 	UserToken(ctx context.Context, account string) (secret.Secret, error)
 }
 
@@ -44,7 +45,9 @@ const LocalRoot = "LOCAL_ROOT"
 
 // Node is a Files folder or file.
 type Node struct {
-	ID   string
+	// ID is the node id, LocalRoot for the home folder.
+	ID string
+	// Name is the folder's or file's name.
 	Name string
 	// Type is the schema's NodeType (FOLDER, TEXT, IMAGE, ...).
 	Type string
@@ -60,7 +63,8 @@ func (n Node) IsFolder() bool { return n.Type == "FOLDER" || n.Type == "ROOT" }
 // Error is an error answer of the Files API.
 type Error struct {
 	// Status is the HTTP status (200 for a GraphQL error list).
-	Status  int
+	Status int
+	// Message is the server's error text.
 	Message string
 }
 

@@ -12,7 +12,9 @@ import (
 // Mapping is what the state keeps of one migrated document: its Files node
 // and how many of its source revisions are uploaded.
 type Mapping struct {
-	NodeID   string
+	// NodeID is the Files node the document became.
+	NodeID string
+	// Versions is how many source revisions are uploaded.
 	Versions int
 }
 
@@ -67,15 +69,20 @@ const (
 
 // Item is one document the phase handled.
 type Item struct {
-	Account string  `json:"account"`
-	Folder  string  `json:"folder"`
-	Name    string  `json:"name"`
+	// Account is the source account.
+	Account string `json:"account"`
+	// Folder is the Briefcase folder path, e.g. "Briefcase/Projects".
+	Folder string `json:"folder"`
+	// Name is the document's name.
+	Name string `json:"name"`
+	// Outcome is what the phase did with it.
 	Outcome Outcome `json:"outcome"`
 	// Versions is the number of source revisions.
 	Versions int `json:"versions"`
 	// Uploaded is the number of versions this run uploaded.
-	Uploaded int    `json:"uploaded,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	Uploaded int `json:"uploaded,omitempty"`
+	// Reason says why an item failed, was skipped or does not match.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Limits bounds what is uploaded; an item over a limit is reported, not
@@ -98,9 +105,13 @@ var DefaultRefusedTypes = []string{"application/x-zimbra-doc"}
 // (LOCAL_ROOT). Set the fields before the first call; not safe for
 // concurrent use.
 type Migrator struct {
-	Src    *Source
-	Dst    *Dest
-	Store  Store
+	// Src reads the source's Briefcase.
+	Src *Source
+	// Dst writes the destination's Files.
+	Dst *Dest
+	// Store remembers what was uploaded, so that a second run resumes.
+	Store Store
+	// Limits bound what is uploaded.
 	Limits Limits
 
 	folders map[string]string // dstAccount + "\x00" + path → node id

@@ -21,18 +21,24 @@ import (
 // Document is one Briefcase document of the source.
 type Document struct {
 	// ID is the source item id.
-	ID   string
+	ID string
+	// Name is the document's name.
 	Name string
 	// Version is the current revision number.
-	Version     int
-	Size        int64
+	Version int
+	// Size is the current revision's size in bytes.
+	Size int64
+	// ContentType is the current revision's MIME type.
 	ContentType string
 }
 
 // Revision is one revision of a document.
 type Revision struct {
-	Version     int
-	Size        int64
+	// Version is the revision number, from 1.
+	Version int
+	// Size is the revision's size in bytes.
+	Size int64
+	// ContentType is the revision's MIME type.
 	ContentType string
 }
 

@@ -2,22 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
-	"github.com/zxmigrate/zxmigrate/internal/pace"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 // carbonioFlags are the flags shared by every `migrate carbonio` command.
@@ -100,9 +96,6 @@ func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
 	if f.verbose {
 		s.c.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	if f.ssh != "" && f.localCLI {
-		return nil, usageError{errors.New("carbonio: give --ssh or --local-cli, not both")}
-	}
 	if soap {
 		if f.url == "" || f.user == "" {
 			return nil, usageError{errors.New("carbonio: this command needs --url and --user")}
@@ -119,36 +112,26 @@ func (f *carbonioFlags) client(e *env, soap bool) (*session, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.c.HTTPClient = httpClientFor(tc)
+		s.c.HTTPClient = migrate.NewHTTPClient(migrate.HTTPOptions{TLSConfig: tc})
 	}
-	switch {
-	case f.ssh != "":
-		user, host, ok := strings.Cut(f.ssh, "@")
-		if !ok || user == "" || host == "" {
-			return nil, usageError{fmt.Errorf("carbonio: --ssh %q: want USER@HOST[:PORT]", f.ssh)}
+	cl := carbonio.CommandLine{Local: f.localCLI, RunAs: f.runAs, Program: f.program}
+	if f.ssh != "" {
+		r, err := carbonio.ParseSSH(f.ssh)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--ssh: %w", err)}
 		}
-		r := &carbonio.SSH{Addr: host, User: user, KnownHostsFile: f.knownHosts, KeyFiles: f.sshKeys, RunAs: f.runAs}
+		r.KnownHostsFile, r.KeyFiles = f.knownHosts, f.sshKeys
+		cl.SSH = r
 		s.close = func() { r.Close() }
-		s.c.Transport = &carbonio.CLI{Runner: r, Program: f.program, MTACtl: f.mtaCtl()}
-	case f.localCLI:
-		s.c.Transport = &carbonio.CLI{Runner: carbonio.Local{User: f.runAs}, Program: f.program, MTACtl: f.mtaCtl()}
+	}
+	tr, err := cl.Transport()
+	if err != nil {
+		return nil, usageError{fmt.Errorf("%w (give --ssh or --local-cli)", err)}
+	}
+	if tr != nil {
+		s.c.Transport = tr
 	}
 	return s, nil
-}
-
-func httpClientFor(tc *tls.Config) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	return &http.Client{Transport: pace.Default().Wrap(tr), Timeout: 5 * time.Minute}
-}
-
-// mtaCtl is zmmtactl next to --carbonio-path when that is a path (both
-// live in /opt/zextras/bin), else "zmmtactl" from PATH.
-func (f *carbonioFlags) mtaCtl() string {
-	if strings.Contains(f.program, "/") {
-		return path.Join(path.Dir(f.program), "zmmtactl")
-	}
-	return "zmmtactl"
 }
 
 // cliOnly reports whether a command line is configured.
@@ -158,36 +141,6 @@ func (f *carbonioFlags) cliOnly() bool { return f.ssh != "" || f.localCLI }
 // when there is no command line, or when --url is given (listing and
 // watching operations then go over SOAP).
 func (f *carbonioFlags) needSOAP() bool { return !f.cliOnly() || f.url != "" }
-
-// classifyCarbonio maps client errors to the CLI's exit classes.
-func classifyCarbonio(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	if errors.Is(err, carbonio.ErrHostKey) {
-		return fmt.Errorf("%w (%w)", err, retry.ErrAuth)
-	}
-	if errors.Is(err, retry.ErrAuth) {
-		return err
-	}
-	if errors.Is(err, carbonio.ErrNoTransport) {
-		return usageError{fmt.Errorf("%w (give --ssh USER@HOST or --local-cli, or --unverified-soap)", err)}
-	}
-	var oe *net.OpError
-	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	switch {
-	case errors.As(err, &certErr):
-		return unreachableError{fmt.Errorf("%w (trust the server's CA with --ca-file)", err)}
-	case errors.As(err, &oe), errors.As(err, &dnsErr):
-		return unreachableError{err}
-	}
-	return err
-}
 
 func (f *carbonioFlags) printJSON(e *env, v any) error {
 	enc := json.NewEncoder(e.stdout)
@@ -234,9 +187,9 @@ func orDash(s string) string {
 func (f *carbonioFlags) runOperation(e *env, ctx context.Context, s *session, noWait bool, start func() (carbonio.Operation, error)) error {
 	op, err := start()
 	if err != nil {
-		return classifyCarbonio(err)
+		return err
 	}
-	safeFprintf(e.stderr, "%s queued\n", progressText(op))
+	termsafe.Fprintf(e.stderr, "%s queued\n", progressText(op))
 	if noWait {
 		return f.printOutcome(e, op, nil)
 	}
@@ -245,10 +198,10 @@ func (f *carbonioFlags) runOperation(e *env, ctx context.Context, s *session, no
 
 // wait waits for op and prints its outcome.
 func (f *carbonioFlags) wait(e *env, ctx context.Context, s *session, op carbonio.Operation) error {
-	op, err := s.c.Wait(ctx, op, func(o carbonio.Operation) { safeFprintf(e.stderr, "%s\n", progressText(o)) })
+	op, err := s.c.Wait(ctx, op, func(o carbonio.Operation) { termsafe.Fprintf(e.stderr, "%s\n", progressText(o)) })
 	var oe *carbonio.OperationError
 	if err != nil && !errors.As(err, &oe) {
-		return classifyCarbonio(err)
+		return err
 	}
 	return f.printOutcome(e, op, err)
 }
@@ -264,10 +217,10 @@ func (f *carbonioFlags) printOutcome(e *env, op carbonio.Operation, opErr error)
 			return perr
 		}
 	} else {
-		safeFprintf(e.stdout, "%s\n", progressText(op))
+		termsafe.Fprintf(e.stdout, "%s\n", progressText(op))
 	}
 	if opErr != nil {
-		safeFprintf(e.stderr, "migrate: %v\n", opErr)
+		termsafe.Fprintf(e.stderr, "migrate: %v\n", opErr)
 		return errPartial
 	}
 	return nil
@@ -287,7 +240,7 @@ func carbonioAccountsCmd(e *env, f *carbonioFlags) *cobra.Command {
 			defer s.close()
 			accts, err := s.c.Accounts(c.Context(), domain, "zimbraMailHost", "zimbraIsSystemAccount")
 			if err != nil {
-				return classifyCarbonio(err)
+				return err
 			}
 			if f.json {
 				type view struct {
@@ -303,7 +256,7 @@ func carbonioAccountsCmd(e *env, f *carbonioFlags) *cobra.Command {
 				return f.printJSON(e, out)
 			}
 			for _, a := range accts {
-				safeFprintf(e.stdout, "%s\n", a.Name)
+				termsafe.Fprintf(e.stdout, "%s\n", a.Name)
 			}
 			return nil
 		},
@@ -325,7 +278,7 @@ func carbonioFoldersCmd(e *env, f *carbonioFlags) *cobra.Command {
 			defer s.close()
 			fs, err := s.c.Folders(c.Context(), args[0])
 			if err != nil {
-				return classifyCarbonio(err)
+				return err
 			}
 			if f.json {
 				return f.printJSON(e, fs)
@@ -338,7 +291,7 @@ func carbonioFoldersCmd(e *env, f *carbonioFlags) *cobra.Command {
 					}
 					shared += fmt.Sprintf(" %s:%s=%s", g.Type, g.Grantee, g.Perm)
 				}
-				safeFprintf(e.stdout, "%-40s %-7s %-12s %8d%s\n", x.Path, x.Kind, x.View, x.Count, shared)
+				termsafe.Fprintf(e.stdout, "%-40s %-7s %-12s %8d%s\n", x.Path, x.Kind, x.View, x.Count, shared)
 			}
 			return nil
 		},
@@ -409,7 +362,7 @@ func carbonioRestoreCmd(e *env, f *carbonioFlags) *cobra.Command {
 			}
 			accts, err := s.c.AvailableAccounts(ctx, args[0], o.Domains...)
 			if err != nil {
-				return classifyCarbonio(err)
+				return err
 			}
 			return f.report(e, ctx, s, carbonio.Directory{Domains: o.Domains, Accounts: accts})
 		},
@@ -480,12 +433,12 @@ running or unknown), and the raw "state" and "type" the server sent.`,
 			defer s.close()
 			ops, err := s.c.Operations(c.Context())
 			if err != nil {
-				return classifyCarbonio(err)
+				return err
 			}
 			if withLog {
 				done, err := s.c.OperationLog(c.Context())
 				if err != nil {
-					return classifyCarbonio(err)
+					return err
 				}
 				ops = append(ops, done...)
 			}
@@ -497,7 +450,7 @@ running or unknown), and the raw "state" and "type" the server sent.`,
 				return f.printJSON(e, out)
 			}
 			for _, o := range ops {
-				safeFprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Outcome, orDash(o.State), orDash(o.Type), orDash(o.Module), orDash(o.Name))
+				termsafe.Fprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", o.ID, o.Outcome, orDash(o.State), orDash(o.Type), orDash(o.Module), orDash(o.Name))
 			}
 			return nil
 		},
@@ -517,7 +470,7 @@ func carbonioStopCmd(e *env, f *carbonioFlags) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			return classifyCarbonio(s.c.StopOperation(c.Context(), args[0]))
+			return s.c.StopOperation(c.Context(), args[0])
 		},
 	}
 }
@@ -567,7 +520,7 @@ PATH, accounts only; a command on the server: --ssh or --local-cli, or
 			if fromBackup != "" {
 				accts, err := s.c.AvailableAccounts(ctx, fromBackup, domains...)
 				if err != nil {
-					return classifyCarbonio(err)
+					return err
 				}
 				want = &carbonio.Directory{Domains: domains, Accounts: accts}
 			} else {
@@ -582,9 +535,9 @@ PATH, accounts only; a command on the server: --ssh or --local-cli, or
 				if err != nil {
 					return err
 				}
-				src := &carbonio.Client{URL: fromURL, Admin: fromUser, Password: pw, HTTPClient: httpClientFor(tc), Logger: s.c.Logger}
+				src := &carbonio.Client{URL: fromURL, Admin: fromUser, Password: pw, HTTPClient: migrate.NewHTTPClient(migrate.HTTPOptions{TLSConfig: tc}), Logger: s.c.Logger}
 				if want, err = src.Directory(ctx, domains...); err != nil {
-					return classifyCarbonio(fmt.Errorf("source: %w", err))
+					return fmt.Errorf("source: %w", err)
 				}
 			}
 			return f.report(e, ctx, s, *want)
@@ -605,7 +558,7 @@ PATH, accounts only; a command on the server: --ssh or --local-cli, or
 func (f *carbonioFlags) report(e *env, ctx context.Context, s *session, want carbonio.Directory) error {
 	rep, err := s.c.CheckProvisioning(ctx, want)
 	if err != nil {
-		return classifyCarbonio(err)
+		return err
 	}
 	if f.json {
 		if err := f.printJSON(e, struct {
@@ -647,7 +600,7 @@ func carbonioMTACmd(e *env, f *carbonioFlags) *cobra.Command {
 			}
 			defer s.close()
 			if err := s.c.MTA(c.Context(), args[0] == "start"); err != nil {
-				return classifyCarbonio(err)
+				return err
 			}
 			fmt.Fprintf(e.stdout, "mta %s: done\n", args[0])
 			return nil

@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 
+	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/secret"
 	"github.com/zxmigrate/zxmigrate/state"
 )
@@ -24,24 +23,17 @@ func loadPassword(env, file, flagName string) (secret.Secret, error) {
 }
 
 // tlsConfig returns a TLS configuration with verification on, trusting the
-// system roots plus the PEM certificates in caFile when it is not empty.
+// system roots plus the PEM certificates in caFile when it is not empty
+// (migrate.LoadTLSConfig); a bad --ca-file is a usage error.
 func tlsConfig(caFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile == "" {
-		return cfg, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
+	cfg, err := migrate.LoadTLSConfig(caFile)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
 		return nil, usageError{fmt.Errorf("read --ca-file: %w", err)}
+	case err != nil:
+		return nil, usageError{fmt.Errorf("--ca-file %w", err)}
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, usageError{fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)}
-	}
-	cfg.RootCAs = pool
 	return cfg, nil
 }
 

@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zxmigrate/zxmigrate/internal/dashboard"
-	"github.com/zxmigrate/zxmigrate/internal/obs"
+	"github.com/zxmigrate/zxmigrate/dashboard"
 	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
@@ -72,7 +71,7 @@ func serveRun(ctx context.Context, w io.Writer, f *listenFlags, r *migrate.Runne
 		live.OnEvent(ev)
 	}
 	fmt.Fprintf(w, "Dashboard: %s  (Prometheus metrics: %smetrics)\n", s.URL(), s.URL())
-	return obs.With(ctx, live.Observer()), s.URL(), func() { _ = s.Close() }, nil
+	return live.Context(ctx), s.URL(), func() { _ = s.Close() }, nil
 }
 
 // hold keeps the dashboard up until ctx ends (Ctrl-C).

@@ -16,10 +16,10 @@ import (
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/carddav"
 	"github.com/zxmigrate/zxmigrate/dav"
-	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/pace"
+	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/secret"
 	"github.com/zxmigrate/zxmigrate/state"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 // davFlags are the flags `migrate calendars` and `migrate contacts` share.
@@ -72,7 +72,7 @@ func (f *davFlags) register(c *cobra.Command, kind string) {
 	fl.StringSliceVar(&f.folders, "from-folders", []string{def}, "with --from-rest-account: folders to export (nested ones like Work/Team are flattened)")
 	fl.BoolVar(&f.allowPlaintext, "allow-plaintext", false, "allow http:// URLs (credentials travel in clear)")
 	fl.StringSliceVar(&f.trustedOrigins, "trust-origin", nil, "also send credentials to this origin (https://host[:port]) when the server's hrefs or redirects point there; any other origin is refused")
-	fl.DurationVar(&f.idleTimeout, "idle-timeout", httpx.DefaultIdleTimeout, "fail a request when no byte moved on its connection for this long (a slow transfer that progresses is never cut)")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", migrate.DefaultIdleTimeout, "fail a request when no byte moved on its connection for this long (a slow transfer that progresses is never cut)")
 	fl.Int64Var(&f.maxMultistatusMiB, "max-multistatus-mib", dav.DefaultMaxMultistatus>>20, "refuse a DAV listing or multiget answer larger than this (MiB)")
 	fl.Int64Var(&f.maxObjectMiB, "max-object-mib", dav.DefaultMaxObject>>20, "refuse one calendar or contact object larger than this (MiB)")
 	fl.Int64Var(&f.maxExportMiB, "max-export-mib", dav.DefaultMaxExport>>20, "with --from-rest-account: refuse a folder export larger than this (MiB)")
@@ -120,14 +120,8 @@ func (f *davFlags) check() error {
 	if f.concurrency < 0 {
 		return usageError{errors.New("--concurrency must not be negative")}
 	}
-	for _, o := range f.trustedOrigins {
-		org, err := httpx.ParseOrigin(o, "https")
-		if err != nil {
-			return usageError{fmt.Errorf("--trust-origin: %w", err)}
-		}
-		if org.Scheme == "http" && !f.allowPlaintext {
-			return usageError{fmt.Errorf("--trust-origin %s is plain http: pass --allow-plaintext to send credentials in clear", org)}
-		}
+	if err := migrate.CheckTrustedOrigins(f.trustedOrigins, f.allowPlaintext); err != nil {
+		return usageError{fmt.Errorf("--trust-origin: %w (--allow-plaintext allows plain http)", err)}
 	}
 	if f.maxMultistatusMiB < 0 || f.maxObjectMiB < 0 || f.maxExportMiB < 0 {
 		return usageError{errors.New("--max-*-mib must not be negative")}
@@ -206,7 +200,7 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		return err
 	}
 	// One pacer for both sides: each host gets its own pace.
-	hc := httpx.NewClient(httpx.Options{TLSConfig: tlsCfg, IdleTimeout: f.idleTimeout, Wrap: pace.New(f.httpRate).Wrap})
+	hc := migrate.NewHTTPClient(migrate.HTTPOptions{TLSConfig: tlsCfg, IdleTimeout: f.idleTimeout, Rate: f.httpRate})
 	limits := dav.Limits{MaxMultistatus: f.maxMultistatusMiB << 20, MaxObject: f.maxObjectMiB << 20, MaxExport: f.maxExportMiB << 20}
 	var fromPw, toPw secret.Secret
 	if f.fromUser != "" {
@@ -232,9 +226,12 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 	}
 	onEvent := func(ev dav.Event) {
 		if d, ok := ev.(dav.CollectionDone); ok && e.g.progress != "none" {
-			s := d.Stats
-			safeFprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
-				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, deletions(s, f.delete))
+			s, del := d.Stats, ""
+			if f.delete {
+				del = s.DeletionsText()
+			}
+			termsafe.Fprintf(e.stderr, "%s: %s -> %s: %d objects, %d created, %d updated, %d unchanged, %d skipped, %d failed%s\n",
+				kind, s.Source, s.Destination, s.Objects, s.Created, s.Updated, s.Unchanged, s.Skipped, s.Failed, del)
 		}
 	}
 	log, err := operatorLogger(e.stderr, e.g)
@@ -306,7 +303,10 @@ func runDAV(ctx context.Context, e *env, f *davFlags, kind string) error {
 		rep.Error = err.Error()
 	}
 	if stats != nil {
-		printDAVSummary(e, kind, stats, rep.Verification, f.delete)
+		stats.WriteText(e.stdout, kind, f.delete)
+		if rep.Verification != nil {
+			rep.Verification.WriteText(e.stdout)
+		}
 	}
 	if werr := writeDAVReport(f.reportPath, rep); werr != nil && err == nil {
 		err = werr
@@ -349,80 +349,6 @@ func redact(u string) string {
 		return "(unparsable URL)"
 	}
 	return p.Redacted()
-}
-
-// maxNotes bounds the notes printed per collection; the report has all.
-const maxNotes = 20
-
-// deletions is the part of a summary line about --delete ("" without it).
-func deletions(s dav.CollectionStats, on bool) string {
-	if !on {
-		return ""
-	}
-	return fmt.Sprintf(", %d deleted, %d kept (changed on the destination), %d deletions held back", s.Deleted, s.Kept, s.HeldBack)
-}
-
-func printDAVSummary(e *env, kind string, s *dav.Stats, v *dav.Verification, deletes bool) {
-	t := s.Totals()
-	mode := ""
-	if len(s.Collections) > 0 && s.Collections[0].DryRun {
-		mode = " (dry run: nothing written)"
-	}
-	n := 0
-	for _, c := range s.Collections {
-		if !c.Gone {
-			n++
-		}
-	}
-	safeFprintf(e.stdout, "%s: %d collections, %d objects: %d created, %d updated, %d unchanged, %d skipped, %d failed, %d repaired%s%s\n",
-		kind, n, t.Objects, t.Created, t.Updated, t.Unchanged, t.Skipped, t.Failed, t.Repaired, deletions(t, deletes), mode)
-	for _, c := range s.Collections {
-		if c.Gone {
-			safeFprintf(e.stdout, "  %s: gone at the source; %s and its %d objects kept\n", c.Source, c.Destination, c.HeldBack)
-			continue
-		}
-		if c.Nested != "" {
-			safeFprintf(e.stdout, "  %s: nested collection %q flattened to %q\n", c.Source, c.Nested, c.Name)
-		}
-		for _, er := range c.Errors {
-			uid := ""
-			if er.UID != "" {
-				uid = " (UID " + er.UID + ")"
-			}
-			safeFprintf(e.stdout, "  FAILED %s%s: %s\n", er.Item, uid, er.Reason)
-		}
-		for i, n := range c.Notes {
-			if i == maxNotes {
-				safeFprintf(e.stdout, "  ... %d more notes (see --report)\n", len(c.Notes)-maxNotes)
-				break
-			}
-			safeFprintf(e.stdout, "  note %s: %s\n", n.Item, n.Note)
-		}
-	}
-	if v != nil {
-		ok, bad := 0, 0
-		for _, c := range v.Collections {
-			ok += c.Matched
-			bad += len(c.Missing) + len(c.Different) + len(c.Duplicates)
-			for _, a := range c.Adopted {
-				safeFprintf(e.stdout, "  equal, adopted from %s: %s (UID %s)\n", a.Href, c.Source, a.UID)
-			}
-			for _, u := range c.Missing {
-				safeFprintf(e.stdout, "  MISSING at destination: %s (UID %s)\n", c.Source, u)
-			}
-			for _, u := range c.Different {
-				what := ""
-				if w := c.ChangedIn(u); w != "" {
-					what = ": " + w
-				}
-				safeFprintf(e.stdout, "  DIFFERENT at destination: %s (UID %s)%s\n", c.Source, u, what)
-			}
-			for _, u := range c.Duplicates {
-				safeFprintf(e.stdout, "  DUPLICATE at destination: %s (UID %s)\n", c.Source, u)
-			}
-		}
-		safeFprintf(e.stdout, "verify: %d objects equal, %d problems\n", ok, bad)
-	}
 }
 
 func writeDAVReport(p string, rep *davReport) error {

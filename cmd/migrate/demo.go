@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
 )
 
@@ -35,8 +34,8 @@ func checkDemoSize(accounts, messages int) error {
 	if messages < 1 || messages > demoMaxMessages {
 		return usageError{fmt.Errorf("--messages %d: want 1 to %d per account", messages, demoMaxMessages)}
 	}
-	if total := int64(accounts) * int64(max(messages, corpus.MinMessages)); total > demoMaxTotalMessages {
-		return usageError{fmt.Errorf("--accounts %d × --messages %d is %d messages: want at most %d in all", accounts, max(messages, corpus.MinMessages), total, demoMaxTotalMessages)}
+	if total := int64(accounts) * int64(max(messages, migratetest.MinMessages)); total > demoMaxTotalMessages {
+		return usageError{fmt.Errorf("--accounts %d × --messages %d is %d messages: want at most %d in all", accounts, max(messages, migratetest.MinMessages), total, demoMaxTotalMessages)}
 	}
 	return nil
 }
@@ -142,8 +141,8 @@ connection reset. Ctrl-C or SIGTERM stops the seeding within a second or two.`,
 	fl := cmd.Flags()
 	fl.StringVar(&out, "out", "", "directory for the state file and the reports (default: a new temporary directory)")
 	fl.IntVar(&accounts, "accounts", migratetest.DefaultAccounts, fmt.Sprintf("accounts in the sample domain, 1 to %d", demoMaxAccounts))
-	fl.IntVar(&messages, "messages", corpus.MinMessages, fmt.Sprintf("messages per account, 1 to %d (smaller values are raised to %d, the corpus minimum that covers every folder and edge case); at most %d messages in all",
-		demoMaxMessages, corpus.MinMessages, demoMaxTotalMessages))
+	fl.IntVar(&messages, "messages", migratetest.MinMessages, fmt.Sprintf("messages per account, 1 to %d (smaller values are raised to %d, the corpus minimum that covers every folder and edge case); at most %d messages in all",
+		demoMaxMessages, migratetest.MinMessages, demoMaxTotalMessages))
 	fl.BoolVar(&faults, "with-faults", false, "seed a refused keyword, an oversize message, a broken vCard and a connection reset: the run ends partial")
 	fl.StringVar(&prog, "progress", "auto", "progress display: auto (bars on a terminal), bars, plain or none")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json (logs go to stderr)")

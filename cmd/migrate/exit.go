@@ -12,16 +12,16 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
 	"github.com/zxmigrate/zxmigrate/imapcopy"
-	"github.com/zxmigrate/zxmigrate/internal/httpx"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
-	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/state"
+	"github.com/zxmigrate/zxmigrate/termsafe"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // Exit codes. README.md documents them; keep the two in step.
@@ -56,17 +56,6 @@ func isReported(err error) bool {
 	return errors.As(err, &r)
 }
 
-// unreachableError marks a server that could not be reached at all.
-type unreachableError struct{ err error }
-
-func (u unreachableError) Error() string { return u.err.Error() }
-func (u unreachableError) Unwrap() error { return u.err }
-
-// classify returns err as it is: exitCode and describe read the whole error
-// chain, so no command needs to mark an SDK error for its exit code. It
-// stays for the callers that mark errors by habit.
-func classify(err error) error { return err }
-
 // exitCode maps the outcome of a command to the process exit code. It is the
 // only place that does so, for every command: it reads the error chain, so a
 // connection refused in `mail`, in `calendars` or in a plan run is the same 5.
@@ -79,7 +68,6 @@ func exitCode(ctx context.Context, err error) int {
 	}
 	var (
 		ue  usageError
-		un  unreachableError
 		pe  *migrate.PlanError
 		ae  *migrate.AccountError
 		se  *migrate.ServerError
@@ -88,13 +76,14 @@ func exitCode(ctx context.Context, err error) int {
 	)
 	switch {
 	case errors.As(err, &ue), errors.As(err, &pe), errors.As(err, &ae),
-		errors.As(err, &nse), errors.As(err, &le), isCobraUsage(err):
+		errors.As(err, &nse), errors.As(err, &le), errors.Is(err, carbonio.ErrNoTransport), isCobraUsage(err):
 		return exitUsage
-	case errors.Is(err, retry.ErrAuth), errors.Is(err, carbonio.ErrHostKey):
+	case errors.Is(err, zxerrors.ErrAuth): // carbonio.ErrHostKey too
 		return exitAuth
 	case errors.Is(err, errPartial):
 		return exitPartial
-	case errors.As(err, &un), errors.As(err, &se) && se.Unreachable(), connectionProblem(err) != nil:
+	case errors.Is(err, zxerrors.ErrUnreachable), errors.Is(err, zxerrors.ErrTLS),
+		errors.As(err, &se) && se.Unreachable(), connectionProblem(err) != nil:
 		return exitUnreachable
 	}
 	return exitInternal
@@ -120,7 +109,7 @@ func connectionProblem(err error) *problem {
 		invalid  x509.CertificateInvalidError
 		netError net.Error
 		se       *migrate.ServerError
-		idle     *httpx.IdleError
+		idle     idleError
 	)
 	// server names the server: by plan key in a plan run, else by address.
 	server := func(fallback string) string {
@@ -159,7 +148,7 @@ func connectionProblem(err error) *problem {
 		return &problem{"cannot reach " + server(addr) + ": connection refused",
 			"check the host and port, and that the server is running"}
 	case errors.As(err, &idle):
-		return &problem{fmt.Sprintf("no data from %s for %s (idle timeout)", server("the server"), idle.Idle),
+		return &problem{fmt.Sprintf("no data from %s for %s (idle timeout)", server("the server"), idle.IdleTimeout()),
 			"raise --idle-timeout if the server is slow but alive; run the same command again: it resumes"}
 	case errors.As(err, &opErr) && opErr.Op != "dial":
 		return &problem{"lost the connection to " + server("the server") + ": " + rootCause(err),
@@ -169,6 +158,13 @@ func connectionProblem(err error) *problem {
 			"check the address, the network and any firewall in between"}
 	}
 	return nil
+}
+
+// idleError is a request that failed because its connection moved no
+// byte for the idle timeout (the HTTP clients of migrate.NewHTTPClient).
+type idleError interface {
+	error
+	IdleTimeout() time.Duration
 }
 
 // startTLSRefused reports whether err is a STARTTLS upgrade the server
@@ -237,7 +233,9 @@ func describeOne(err error) problem {
 		return problem{what: strip(ae.Error())}
 	case errors.Is(err, carbonio.ErrHostKey):
 		return problem{what: strip(err.Error()), todo: "check the host key, then add it to the known_hosts file (--ssh-known-hosts)"}
-	case errors.Is(err, retry.ErrAuth):
+	case errors.Is(err, carbonio.ErrNoTransport):
+		return problem{what: strip(err.Error()), todo: "give --ssh USER@HOST or --local-cli, or --unverified-soap"}
+	case errors.Is(err, zxerrors.ErrAuth):
 		what := "a server refused the credentials: " + strip(err.Error())
 		if se := (*migrate.ServerError)(nil); errors.As(err, &se) {
 			what = fmt.Sprintf("%s (%s) refused the credentials: %s", se.Key, se.Address, strip(se.Err.Error()))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/state"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 func newLimitsCmd(e *env) *cobra.Command {
@@ -97,6 +98,6 @@ func printLimits(e *env, ls []state.Limit) {
 		if l.Max > 0 {
 			max = strconv.Itoa(l.Max)
 		}
-		safeFprintf(e.stdout, "%-40s %8d %8s\n", l.Key, l.InUse, max)
+		termsafe.Fprintf(e.stdout, "%-40s %8d %8s\n", l.Key, l.InUse, max)
 	}
 }

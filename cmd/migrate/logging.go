@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/migrate"
 )
 
 // operatorLogger is the logger of the commands that copy: newLogger's, with
@@ -86,7 +86,7 @@ func (h *retryLines) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if attempt > 0 {
 		// The record is logged after try number attempt failed.
-		line += fmt.Sprintf(" (attempt %d/%d)", attempt+1, retry.DefaultAttempts)
+		line += fmt.Sprintf(" (attempt %d/%d)", attempt+1, migrate.DefaultRetryAttempts)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -7,17 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zxmigrate/zxmigrate/imapcopy"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 // mailFlags are the flags of `migrate mail`.
@@ -240,7 +239,7 @@ func runMail(ctx context.Context, e *env, f *mailFlags) error {
 	stopProg()
 	// A run that failed before listing a folder has no table to show.
 	if stats != nil && (err == nil || len(stats.Folders) > 0) {
-		printMailSummary(e.stdout, stats, f.dryRun)
+		stats.WriteText(e.stdout)
 	}
 	ok := err == nil && stats != nil && mailOK(stats, f.dryRun)
 	if f.reportPath != "" && stats != nil {
@@ -337,7 +336,7 @@ func (p *mailProgress) event(ev imapcopy.Event) {
 func (p *mailProgress) line(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	safeFprintf(p.w, format+"\n", args...)
+	termsafe.Fprintf(p.w, format+"\n", args...)
 }
 
 func (p *mailProgress) start() (stop func()) {
@@ -361,111 +360,4 @@ func (p *mailProgress) start() (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// printMailSummary prints the per-folder table and every per-message issue.
-func printMailSummary(w io.Writer, s *imapcopy.Stats, dryRun bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	copied := "COPIED"
-	if dryRun {
-		copied = "TO COPY"
-	}
-	safeFprintf(tw, "FOLDER\tDESTINATION\tSOURCE\tDEST\t%s\tPRESENT\tFLAGS\tSKIPPED\tFAILED\tVERIFIED\n", copied)
-	// Folders the run stopped before they were done are summarised in one
-	// line: a stop must not print one row per folder of a huge account.
-	var folders []imapcopy.FolderStats
-	cancelled := 0
-	for _, f := range s.Folders {
-		if f.Cancelled {
-			cancelled++
-			continue
-		}
-		folders = append(folders, f)
-	}
-	sort.SliceStable(folders, func(i, j int) bool { return folders[i].Source < folders[j].Source })
-	for _, f := range folders {
-		verified := "-"
-		switch {
-		case f.Skipped != "":
-			verified = "skipped: " + f.Skipped
-		case f.NoSelect:
-			verified = "(\\Noselect)"
-		case f.Err != "":
-			verified = "ERROR"
-		case f.Unchanged:
-			verified = "unchanged"
-		case f.Verify != nil && f.Verify.OK():
-			verified = "yes"
-		case f.Verify != nil:
-			verified = fmt.Sprintf("NO: %d missing, %d duplicated, %d flag/date mismatches, %d body mismatches", f.Verify.Missing, f.Verify.Duplicated, f.Verify.FlagMismatches, f.Verify.BodyMismatches)
-		}
-		dest := f.Destination
-		if f.Renamed != "" {
-			dest += " *"
-		}
-		safeFprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Source, dest, f.SourceCount, f.DestCount,
-			f.Copied, f.AlreadyPresent, f.FlagUpdates, len(f.SkippedItems), len(f.Failed), verified)
-	}
-	t := s.Totals()
-	safeFprintf(tw, "TOTAL\t\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.SourceCount, t.DestCount, t.Copied, t.AlreadyPresent, t.FlagUpdates, len(t.SkippedItems), len(t.Failed))
-	tw.Flush()
-	proof, sampled := "", 0
-	for _, f := range folders {
-		if f.Verify != nil && f.Verify.Proof != "" {
-			proof = f.Verify.Proof
-			sampled += f.Verify.Sampled
-		}
-	}
-	if proof != "" {
-		if proof == imapcopy.ProofDeep {
-			safeFprintf(w, "proof: deep (every message read whole on both sides)\n")
-		} else {
-			safeFprintf(w, "proof: %s (%d messages read whole on both sides)\n", proof, sampled)
-		}
-	}
-	if cancelled > 0 {
-		safeFprintf(w, "cancelled: %d folders not copied or not finished (the run was stopped)\n", cancelled)
-	}
-	if t.Deleted > 0 {
-		verb := "deleted on the destination"
-		if dryRun {
-			verb = "would delete on the destination"
-		}
-		safeFprintf(w, "%s: %d copies of messages the source no longer has\n", verb, t.Deleted)
-	}
-	for _, f := range folders {
-		if f.Renamed != "" {
-			safeFprintf(w, "renamed: %s → %s (%s)\n", f.Source, f.Destination, f.Renamed)
-		}
-		if f.Err != "" {
-			safeFprintf(w, "error: %s: %s\n", f.Source, f.Err)
-		}
-		for _, it := range f.SkippedItems {
-			safeFprintf(w, "skipped: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
-		}
-		for _, it := range f.Failed {
-			safeFprintf(w, "failed: %s uid %d %s: %s\n", f.Source, it.UID, it.MessageID, it.Reason)
-		}
-		if f.Deleted > 0 {
-			safeFprintf(w, "deleted: %s: %d\n", f.Source, f.Deleted)
-		}
-		for _, it := range f.DeleteFailed {
-			safeFprintf(w, "not deleted: %s uid %d: %s\n", f.Source, it.UID, it.Reason)
-		}
-		for _, it := range f.Keywords {
-			for _, ch := range it.Changes {
-				to := "dropped"
-				if ch.To != "" {
-					to = "sent as " + strconv.Quote(ch.To)
-				}
-				safeFprintf(w, "keyword: %s uid %d %s: %s %s (%s)\n", f.Source, it.UID, it.MessageID, strconv.Quote(ch.From), to, ch.Reason)
-			}
-		}
-		if f.Verify != nil && len(f.Verify.Examples) > 0 {
-			safeFprintf(w, "missing: %s: source uids %v\n", f.Source, f.Verify.Examples)
-		}
-		if f.Verify != nil && len(f.Verify.BodyExamples) > 0 {
-			safeFprintf(w, "bytes differ: %s: source uids %v\n", f.Source, f.Verify.BodyExamples)
-		}
-	}
 }

@@ -13,34 +13,9 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/zxmigrate/zxmigrate/internal/termsafe"
 	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
-
-// safeFprintf is fmt.Fprintf with every string and error argument escaped
-// by termsafe: folder names, reasons and error texts come from servers and
-// must not reach a terminal or a text log raw.
-func safeFprintf(w io.Writer, format string, args ...any) {
-	fmt.Fprintf(w, format, safeArgs(args)...)
-}
-
-// safeArgs escapes the string, error and fmt.Stringer arguments.
-func safeArgs(args []any) []any {
-	out := make([]any, len(args))
-	for i, a := range args {
-		switch v := a.(type) {
-		case string:
-			out[i] = termsafe.String(v)
-		case error:
-			out[i] = termsafe.Error(v)
-		case fmt.Stringer:
-			out[i] = termsafe.String(v.String())
-		default:
-			out[i] = a
-		}
-	}
-	return out
-}
 
 // progress renders runner events: bars per account with ETA on a terminal,
 // plain lines otherwise. Its OnEvent is safe for concurrent use.
@@ -119,7 +94,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		for i, ph := range e.Phases {
 			phases[i] = string(ph)
 		}
-		safeFprintf(p.w, "%s run %d: %d accounts; phases: %s\n", p.since(), e.RunID, p.n, strings.Join(phases, ", "))
+		termsafe.Fprintf(p.w, "%s run %d: %d accounts; phases: %s\n", p.since(), e.RunID, p.n, strings.Join(phases, ", "))
 		for _, a := range e.Accounts {
 			p.acct[a.Source] = &acctBar{size: a.Size}
 		}
@@ -131,7 +106,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		}
 	case migrate.PhaseStarted:
 		if e.Account == "" {
-			safeFprintf(p.w, "%s %s ...\n", p.since(), e.Phase)
+			termsafe.Fprintf(p.w, "%s %s ...\n", p.since(), e.Phase)
 			return
 		}
 		a := p.acct[e.Account]
@@ -192,12 +167,12 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		if e.Skipped {
 			what = "skipped"
 		}
-		safeFprintf(p.w, "%s %s %s: %s %s: %s\n", p.since(), e.Account, e.Phase, what, e.Item, e.Reason)
+		termsafe.Fprintf(p.w, "%s %s %s: %s %s: %s\n", p.since(), e.Account, e.Phase, what, e.Item, e.Reason)
 	case migrate.PhaseFinished:
 		r := e.Result
 		who := e.Account
 		if who == "" {
-			safeFprintf(p.w, "%s %s: %s%s\n", p.since(), r.Phase, r.Status, reasonSuffix(r.Reason))
+			termsafe.Fprintf(p.w, "%s %s: %s%s\n", p.since(), r.Phase, r.Status, reasonSuffix(r.Reason))
 			return
 		}
 		if r.Phase != migrate.PhaseVerify {
@@ -209,14 +184,14 @@ func (p *progress) OnEvent(ev migrate.Event) {
 			if r.Deleted > 0 {
 				deleted = fmt.Sprintf(", %d deleted", r.Deleted)
 			}
-			safeFprintf(p.w, "%s %s %s: %s, %d copied, %d present, %d skipped, %d failed%s%s\n", p.since(), who, r.Phase,
+			termsafe.Fprintf(p.w, "%s %s %s: %s, %d copied, %d present, %d skipped, %d failed%s%s\n", p.since(), who, r.Phase,
 				r.Status, r.Copied, r.Existing, r.Skipped, r.Failed, deleted, reasonSuffix(r.Reason))
 		} else if r.Status == migrate.StatusFailed {
-			safeFprintf(p.w, "%s %s %s: failed%s\n", p.since(), who, r.Phase, reasonSuffix(r.Reason))
+			termsafe.Fprintf(p.w, "%s %s %s: failed%s\n", p.since(), who, r.Phase, reasonSuffix(r.Reason))
 		}
 		if time.Since(p.lastSum) > 10*time.Second && p.bars == nil {
 			p.lastSum = time.Now()
-			safeFprintf(p.w, "%s progress: %d/%d accounts, %d items copied (%.1f MB)\n", p.since(), p.done, p.n, p.items, float64(p.bytes)/1e6)
+			termsafe.Fprintf(p.w, "%s progress: %d/%d accounts, %d items copied (%.1f MB)\n", p.since(), p.done, p.n, p.items, float64(p.bytes)/1e6)
 		}
 	case migrate.AccountFinished:
 		p.done++
@@ -227,7 +202,7 @@ func (p *progress) OnEvent(ev migrate.Event) {
 		if p.total != nil {
 			p.total.Increment()
 		}
-		safeFprintf(p.w, "%s %s: %s (%d/%d)\n", p.since(), e.Account, e.Status, p.done, p.n)
+		termsafe.Fprintf(p.w, "%s %s: %s (%d/%d)\n", p.since(), e.Account, e.Status, p.done, p.n)
 	case migrate.RunFinished:
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zxmigrate/zxmigrate/internal/dashboard"
+	"github.com/zxmigrate/zxmigrate/dashboard"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/state"
 )
@@ -34,7 +34,7 @@ alone until Ctrl-C: counts, names and reasons from what the runners recorded. Re
 			if planFile != "" {
 				p, err := migrate.LoadPlan(planFile)
 				if err != nil {
-					return classify(err)
+					return err
 				}
 				plan = p
 				if statePath == "" {

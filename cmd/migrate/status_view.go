@@ -11,6 +11,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/state"
+	"github.com/zxmigrate/zxmigrate/termsafe"
 )
 
 // stateStatus is what `migrate status` shows of a state across its
@@ -191,7 +192,7 @@ func readStatus(ctx context.Context, st state.Store, prev *stateStatus) (*stateS
 }
 
 func (s *stateStatus) writeText(w io.Writer) {
-	safeFprintf(w, "State %s (%s): %s\n", s.State, s.Backend, s.Outcome)
+	termsafe.Fprintf(w, "State %s (%s): %s\n", s.State, s.Backend, s.Outcome)
 	keys := make([]string, 0, len(s.ByStatus))
 	for k := range s.ByStatus {
 		keys = append(keys, k)
@@ -199,16 +200,16 @@ func (s *stateStatus) writeText(w io.Writer) {
 	sort.Strings(keys)
 	fmt.Fprintf(w, "%d accounts\n", s.Accounts)
 	for _, k := range keys {
-		safeFprintf(w, "  %-12s %d\n", k, s.ByStatus[k])
+		termsafe.Fprintf(w, "  %-12s %d\n", k, s.ByStatus[k])
 	}
 	if len(s.Globals) > 0 {
 		fmt.Fprintln(w, "Global phases:")
 		for _, g := range s.Globals {
-			safeFprintf(w, "  %-20s %-8s %s (claims %d)\n", g.Name, orDash(g.Status), orDash(g.Runner), g.Claims)
+			termsafe.Fprintf(w, "  %-20s %-8s %s (claims %d)\n", g.Name, orDash(g.Status), orDash(g.Runner), g.Claims)
 		}
 	}
 	if len(s.Runners) > 0 {
-		safeFprintf(w, "Runners (%d): %s\n", len(s.Runners), strings.Join(s.Runners, ", "))
+		termsafe.Fprintf(w, "Runners (%d): %s\n", len(s.Runners), strings.Join(s.Runners, ", "))
 	}
 	if len(s.Running) > 0 {
 		fmt.Fprintln(w, "Running:")
@@ -218,7 +219,7 @@ func (s *stateStatus) writeText(w io.Writer) {
 			if !a.LeaseExpires.IsZero() {
 				lease = a.LeaseExpires.Sub(s.Time).Round(time.Second).String()
 			}
-			safeFprintf(w, "  %-32s %-28s %-9s %-12s %9d %10s\n", a.Account, orDash(a.Runner), lease, orDash(a.Phase), a.Messages, humanBytes(a.Bytes))
+			termsafe.Fprintf(w, "  %-32s %-28s %-9s %-12s %9d %10s\n", a.Account, orDash(a.Runner), lease, orDash(a.Phase), a.Messages, humanBytes(a.Bytes))
 		}
 	}
 	if len(s.Budgets) > 0 {
@@ -228,7 +229,7 @@ func (s *stateStatus) writeText(w io.Writer) {
 			if b.Max > 0 {
 				max = fmt.Sprint(b.Max)
 			}
-			safeFprintf(w, "  %-40s %d / %s\n", b.Key, b.InUse, max)
+			termsafe.Fprintf(w, "  %-40s %d / %s\n", b.Key, b.InUse, max)
 		}
 	}
 	fmt.Fprintf(w, "Copied: %d messages, %s of %s", s.Messages, humanBytes(s.Bytes), humanBytes(s.TotalBytes))
@@ -242,7 +243,7 @@ func (s *stateStatus) writeText(w io.Writer) {
 	if len(s.Stuck) > 0 {
 		fmt.Fprintln(w, "Stuck or retrying:")
 		for _, a := range s.Stuck {
-			safeFprintf(w, "  %-32s %s\n", a.Account, a.Reason)
+			termsafe.Fprintf(w, "  %-32s %s\n", a.Account, a.Reason)
 		}
 	}
 }

@@ -3,14 +3,17 @@ package httpx
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/zxmigrate/zxmigrate/internal/obs"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // Defaults of Options.
@@ -107,12 +110,33 @@ func NewTransport(o Options) http.RoundTripper {
 		t.IdleConnTimeout = idle / 2
 	}
 	// Under the pacer, the observer sees every attempt and every answer.
-	rt := obs.Transport(t, o.Side)
+	var rt http.RoundTripper = obs.Transport(connectErrors{t}, o.Side)
 	if o.Wrap != nil {
 		rt = o.Wrap(rt)
 	}
 	return rt
 }
+
+// connectErrors marks the errors of failed connections with
+// zxerrors.ErrUnreachable or zxerrors.ErrTLS (see zxerrors.Connect), so
+// that every HTTP caller of this module reports them alike.
+type connectErrors struct{ t *http.Transport }
+
+// RoundTrip implements http.RoundTripper.
+func (c connectErrors) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.t.RoundTrip(req)
+	// http.Client turns a TLS record header that reads "HTTP/" into
+	// http.ErrSchemeMismatch only when the transport's error is the bare
+	// tls.RecordHeaderError (net/http client.go, send): do it here, before
+	// the mark hides it.
+	if rh, ok := err.(tls.RecordHeaderError); ok && string(rh.RecordHeader[:]) == "HTTP/" {
+		err = http.ErrSchemeMismatch
+	}
+	return resp, zxerrors.Connect(err)
+}
+
+// CloseIdleConnections closes the transport's idle connections.
+func (c connectErrors) CloseIdleConnections() { c.t.CloseIdleConnections() }
 
 // NewClient returns an http.Client over NewTransport(o). It has no overall
 // timeout (the idle deadlines bound a stalled transfer without cutting a
@@ -207,3 +231,30 @@ func wrapTimeout(err error, idle time.Duration) error {
 	}
 	return err
 }
+
+// LoadTLSConfig returns a TLS configuration with verification on, TLS 1.2
+// or later, trusting the system roots plus the PEM certificates in caFile
+// when it is not empty. It is the one place that builds the TLS
+// configuration of a client from a CA file.
+func LoadTLSConfig(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// IdleTimeout returns how long the connection saw no data.
+func (e *IdleError) IdleTimeout() time.Duration { return e.Idle }

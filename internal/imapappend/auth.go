@@ -13,8 +13,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 	"github.com/zxmigrate/zxmigrate/internal/obs"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // Security is how a connection is protected.
@@ -71,7 +71,7 @@ type Config struct {
 // Dial connects, secures and logs in an append connection: TLS verified
 // as cfg.TLSConfig says, STARTTLS refused when the server does not offer
 // it or sends data before the handshake. A BYE greeting returns an
-// *imap.Error of type BYE; authentication failures wrap retry.ErrAuth.
+// *imap.Error of type BYE; authentication failures wrap zxerrors.ErrAuth.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	a := &cfg
 	timeout := cfg.DialTimeout
@@ -82,7 +82,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	defer cancel()
 	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("imapappend: connect %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("imapappend: connect %s: %w", cfg.Addr, zxerrors.Connect(err))
 	}
 	// In use, for the observer ctx carries, until closed.
 	nc = obs.CountConn(ctx, nc, cfg.Addr, obs.Side(ctx, obs.SideIMAP))
@@ -111,7 +111,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	case ImplicitTLS:
 		tc := tls.Client(nc, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fail(fmt.Errorf("imapappend: tls %s: %w", a.Addr, err))
+			return fail(fmt.Errorf("imapappend: tls %s: %w", a.Addr, zxerrors.Connect(err)))
 		}
 		nc = tc
 	case StartTLS, Plaintext:
@@ -143,10 +143,10 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			}
 		}
 		if !c.cs.startTLS {
-			return fail(fmt.Errorf("imapappend: starttls %s: the server does not offer STARTTLS", a.Addr))
+			return fail(zxerrors.Mark(fmt.Errorf("imapappend: starttls %s: the server does not offer STARTTLS", a.Addr), zxerrors.ErrTLS))
 		}
 		if _, err := c.simple(ctx, "STARTTLS"); err != nil {
-			return fail(fmt.Errorf("imapappend: starttls %s: %w", a.Addr, err))
+			return fail(fmt.Errorf("imapappend: starttls %s: %w", a.Addr, zxerrors.Mark(err, zxerrors.ErrTLS)))
 		}
 		if c.rr.br.Buffered() > 0 {
 			// Bytes sent before the handshake could be injected
@@ -155,7 +155,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		tc := tls.Client(nc, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fail(fmt.Errorf("imapappend: starttls %s: %w", a.Addr, err))
+			return fail(fmt.Errorf("imapappend: starttls %s: %w", a.Addr, zxerrors.Connect(err)))
 		}
 		nc = tc
 		c.setConn(tc)
@@ -211,7 +211,7 @@ func (c *Conn) login(ctx context.Context, a *Config) error {
 		if r.code == imap.ResponseCodeUnavailable {
 			return fmt.Errorf("imapappend: login to %s: %w", a.Name, r.err())
 		}
-		return fmt.Errorf("imapappend: login to %s: %w: %w", a.Name, retry.ErrAuth, r.err())
+		return fmt.Errorf("imapappend: login to %s: %w: %w", a.Name, zxerrors.ErrAuth, r.err())
 	default:
 		return c.fail(ctx, fmt.Errorf("imapappend: login to %s: unexpected %q", a.Name, r.status))
 	}

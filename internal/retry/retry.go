@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/internal/obs"
+	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
 // Class is what to do after an error.
@@ -48,8 +49,9 @@ type StatusCoder interface{ StatusCode() int }
 // Classifier lets an error decide its own class.
 type Classifier interface{ RetryClass() Class }
 
-// ErrAuth marks authentication failures; errors wrapping it are Fatal.
-var ErrAuth = errors.New("authentication failed")
+// ErrAuth is zxerrors.ErrAuth, the public mark of authentication
+// failures; errors wrapping it are Fatal.
+var ErrAuth = zxerrors.ErrAuth
 
 // Classify returns the class of err. nil is Permanent (there is nothing to retry).
 func Classify(err error) Class {
@@ -62,6 +64,9 @@ func Classify(err error) Class {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, ErrAuth) {
 		return Fatal
+	}
+	if errors.Is(err, zxerrors.ErrTLS) || zxerrors.IsTLS(err) {
+		return Permanent // a certificate or handshake failure does not heal by itself
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return Transient

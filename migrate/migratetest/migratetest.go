@@ -48,6 +48,11 @@ const (
 	ExportBlobBytes = 64 << 10
 )
 
+// MinMessages is the fewest messages an account gets: the generated corpus
+// needs that many to cover every folder and edge case, so a smaller
+// Options.Messages is raised to it.
+var MinMessages = corpus.MinMessages
+
 // Options shape the generated domain. Zero values mean the defaults.
 type Options struct {
 	// Accounts is the number of accounts (DefaultAccounts).
@@ -103,7 +108,8 @@ type Env struct {
 	// Messages, Objects and Bytes count what the source holds (copyable
 	// mail, calendar objects and vCards).
 	Messages, Objects int
-	Bytes             int64
+	// Bytes is the size of the source's copyable mail.
+	Bytes int64
 
 	srcIMAP, dstIMAP *memimap.Server
 	srcDAV, dstDAV   *memdav.Server

@@ -133,7 +133,7 @@ func TestServerMetricsDovecot(t *testing.T) {
 	srcDAVHost, dstDAVHost := strings.TrimPrefix(srcDAV.URL, "http://"), strings.TrimPrefix(dstDAV.URL, "http://")
 	done := make(chan *migrate.Report, 1)
 	go func() {
-		rep, err := r.Run(obs.With(ctx, live.Observer()))
+		rep, err := r.Run(live.Context(ctx))
 		if err != nil {
 			t.Errorf("run: %v", err)
 		}
@@ -329,7 +329,7 @@ func TestServersTable(t *testing.T) {
 	}
 	m := NewMetrics(nil)
 	live := NewLive(plan, m, nil)
-	o := live.Observer()
+	o := live.servers
 	for i := range 100 {
 		o.Op("dst.example.net:993", "APPEND", time.Duration(i+1)*time.Millisecond, nil) // 1..100 ms
 	}

@@ -13,6 +13,7 @@ package termsafe
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -59,6 +60,26 @@ func Error(err error) string {
 // where the format itself holds no intended control character.
 func Sprintf(format string, args ...any) string {
 	return String(fmt.Sprintf(format, args...))
+}
+
+// Fprintf formats like fmt.Fprintf with its string, error and fmt.Stringer
+// arguments escaped with String. The format is written as it is: its tabs
+// and newlines are the caller's, the arguments' are the server's.
+func Fprintf(w io.Writer, format string, args ...any) (int, error) {
+	safe := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			safe[i] = String(v)
+		case error:
+			safe[i] = Error(v)
+		case fmt.Stringer:
+			safe[i] = String(v.String())
+		default:
+			safe[i] = a
+		}
+	}
+	return fmt.Fprintf(w, format, safe...)
 }
 
 // clean reports whether s needs no escaping (the common case, no

@@ -67,14 +67,16 @@ func NewLive(plan *migrate.Plan, m *Metrics, counts func(context.Context) (map[s
 	return l
 }
 
-// Observer returns the observer of the run's server operations
-// (internal/obs): put it in the context given to the runner,
+// Context returns ctx carrying the live view's observer of server
+// operations: run the runner with it,
 //
-//	rep, err := r.Run(obs.With(ctx, live.Observer()))
+//	rep, err := r.Run(live.Context(ctx))
 //
-// and the dashboard's server table and the per-server metrics follow the
-// connections, operations, retries and throttle answers of every server.
-func (l *Live) Observer() obs.Observer { return l.servers }
+// and the server table and the per-server metrics follow the connections,
+// operations, retries and throttle answers of every server the run
+// reaches (the leaf packages report to an observer the context carries,
+// as net/http/httptrace hooks travel).
+func (l *Live) Context(ctx context.Context) context.Context { return obs.With(ctx, l.servers) }
 
 // OnEvent consumes one runner event. It is safe for concurrent use and
 // returns quickly.

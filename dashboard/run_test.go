@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/migrate"
 	"github.com/zxmigrate/zxmigrate/migrate/migratetest"
 	"github.com/zxmigrate/zxmigrate/secret"
@@ -80,7 +79,7 @@ func startEnv(t *testing.T, accounts, failEvery int, o Options) *runEnv {
 func (re *runEnv) run(t *testing.T) <-chan *migrate.Report {
 	ch := make(chan *migrate.Report, 1)
 	go func() {
-		rep, err := re.r.Run(obs.With(context.Background(), re.live.Observer()))
+		rep, err := re.r.Run(re.live.Context(context.Background()))
 		if err != nil {
 			t.Errorf("run: %v", err)
 		}
