@@ -11,7 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/zxmigrate/zxmigrate/internal/imapappend"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // DefaultConnsPerServer is the per-server connection budget when a Copier has

@@ -14,7 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // Defaults for zero Copier fields.

@@ -10,7 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/zxmigrate/zxmigrate/internal/imapappend"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // This file holds the write half of a folder's append step: writers take

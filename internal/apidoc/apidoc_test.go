@@ -34,6 +34,7 @@ var public = []struct {
 	{"state", true},
 	{"state/statetest", true},
 	{"zxerrors", true},
+	{"retry", true},
 	{"termsafe", true},
 	{"dashboard", true},
 }
