@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // ModuleTransport runs one module command and returns its JSON result: the

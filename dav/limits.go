@@ -11,7 +11,7 @@ import (
 
 	"github.com/emersion/go-webdav"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // Default limits on what a server may send. Real servers stay far below

@@ -10,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/zxmigrate/zxmigrate/internal/davtext"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // readObj is one source object as Read delivered it.

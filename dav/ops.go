@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // Protocol names the parts of CalDAV or CardDAV the raw calls need.

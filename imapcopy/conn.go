@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/zxmigrate/zxmigrate/internal/imapappend"
 	"github.com/zxmigrate/zxmigrate/internal/obs"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // DefaultConnsPerServer is the per-server connection budget when a Copier has

@@ -67,7 +67,7 @@
 // connections per server across Copiers. UID sets are chunked (command lines
 // stay far below 8 KB), a NOOP is interleaved after 20 identical commands in
 // a row, and a folder pass is retried with backoff after BYE, UNAVAILABLE,
-// LIMIT, INUSE or a dropped connection (internal/retry). Messages over the
+// LIMIT, INUSE or a dropped connection (package retry). Messages over the
 // destination's APPENDLIMIT or MaxSize are skipped and reported; an APPEND
 // refused with keywords is retried once without them and reported.
 // Message bodies are held in reused buffers within MemoryBudget; messages

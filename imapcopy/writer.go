@@ -11,7 +11,7 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/imapappend"
 	"github.com/zxmigrate/zxmigrate/internal/obs"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // This file holds the write half of a folder's append step: writers take

@@ -18,10 +18,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/carbonio/carboniotest"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/testssh"
 	"github.com/zxmigrate/zxmigrate/internal/transfer"
 	"github.com/zxmigrate/zxmigrate/migrate"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // fakeZxsuite is a stand-in for Zextras Suite's zxsuite command (the real

@@ -14,7 +14,7 @@ import (
 // NotStateError is returned for a state path that holds something other
 // than a zxmigrate state file. Nothing about the file was changed.
 type NotStateError struct {
-	Path   string
+	Path   string // the path given, left untouched
 	Reason string // e.g. "not a SQLite database"
 }
 

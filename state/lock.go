@@ -10,9 +10,9 @@ import (
 // the state's lock. PID and Host name that process, as it wrote them into
 // the lock file (0 and "" when it had not yet).
 type LockedError struct {
-	Path string
-	PID  int
-	Host string
+	Path string // the state the lock guards
+	PID  int    // the holder's process id, 0 when unknown
+	Host string // the holder's host name, "" when unknown
 }
 
 func (e *LockedError) Error() string {

@@ -17,14 +17,14 @@ const GlobalAccount = "*"
 
 // AccountRow is one account of the migration.
 type AccountRow struct {
-	Source      string
-	Destination string
+	Source      string // the account's address on the source, its key
+	Destination string // its address on the destination
 	// Phase is the last phase that started; Status the account's status.
 	Phase   string
 	Status  string
-	Error   string
-	Size    int64
-	Updated time.Time
+	Error   string    // the last failure's text, "" when none
+	Size    int64     // the source size in bytes as put; claims take the largest first
+	Updated time.Time // the last change
 	// Runner holds the account's live lease until LeaseExpires; both are
 	// zero while no runner works on it.
 	Runner       string
@@ -41,12 +41,12 @@ type AccountRow struct {
 
 // PhaseRow is the status of one phase of one account (or of GlobalAccount).
 type PhaseRow struct {
-	Account string
-	Phase   string
-	Status  string
+	Account string // the account's source address, or GlobalAccount
+	Phase   string // the phase's name, e.g. "mail"
+	Status  string // pending, running, done, failed, ...
 	// Detail is the phase's result as the orchestrator serialised it.
 	Detail  string
-	Updated time.Time
+	Updated time.Time // the last change
 }
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
@@ -79,11 +79,11 @@ func (s *sqlStore) FinishRun(ctx context.Context, id int64, outcome string) erro
 
 // RunInfo is one row of the runs table.
 type RunInfo struct {
-	ID       int64
-	PlanHash string
-	Started  time.Time
+	ID       int64     // the run's number in this state
+	PlanHash string    // a hash of the plan the run used
+	Started  time.Time // when the run began
 	Finished time.Time // zero while running or after a crash
-	Outcome  string
+	Outcome  string    // the run's end as FinishRun recorded it, "" while running
 }
 
 // Runs lists the runs, oldest first.

@@ -17,6 +17,7 @@ type Snapshot struct {
 	ByStatus map[string]int
 	// Running counts the accounts that hold a live lease.
 	Running int
+	// Globals are the run-once jobs as recorded.
 	Globals []GlobalJob
 	// Limits are the budgets and their slots in use, per server key.
 	Limits []Limit

@@ -188,12 +188,12 @@ const (
 // global job. Token is unique per claim: writes fenced by the lease carry
 // it, so that a runner that lost the lease cannot write any more.
 type Lease struct {
-	Kind LeaseKind
+	Kind LeaseKind // an account lease or a global job's
 	// Key is the account's source address or the global job's name.
 	Key     string
-	Runner  string
-	Token   int64
-	Expires time.Time
+	Runner  string    // the holder
+	Token   int64     // unique per claim; fenced writes carry it
+	Expires time.Time // on the store's clock; Renew and Heartbeat move it
 	// PrevRunner is, for a takeover, the runner whose lease ran out.
 	PrevRunner string
 	// Size is the account's size as put (account leases).
@@ -215,13 +215,13 @@ const (
 
 // GlobalJob is one run-once job as recorded.
 type GlobalJob struct {
-	Name   string
+	Name   string       // the job's name, e.g. "provisioning"
 	Status GlobalStatus // GlobalRunning, GlobalDone, GlobalFailed, or "" (open)
 	Runner string       // the holder, or the runner that finished it
 	// Expires is the holder's lease expiry while running.
 	Expires time.Time
-	Detail  string
-	Updated time.Time
+	Detail  string    // what FinishGlobal recorded
+	Updated time.Time // the last change
 	// Claims counts the claims of the job (more than one after a holder
 	// died).
 	Claims int
@@ -229,15 +229,15 @@ type GlobalJob struct {
 
 // Slot is one held unit of a budget.
 type Slot struct {
-	Key     string
-	Runner  string
-	Token   int64
-	Expires time.Time
+	Key     string    // the budget's key, e.g. "source.imap"
+	Runner  string    // the holder
+	Token   int64     // unique per acquisition
+	Expires time.Time // the slot dies with its holder after this unless renewed
 }
 
 // Limit is one budget and its live use.
 type Limit struct {
-	Key string
+	Key string // the budget's key, e.g. "source.imap"
 	// Max is the budget; 0 when key has live slots but no budget.
 	Max int
 	// InUse counts live slots; ByRunner splits them per runner.

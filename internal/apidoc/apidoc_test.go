@@ -31,9 +31,10 @@ var public = []struct {
 	{"carbonio/files", true},
 	{"carbonio/carboniotest", true},
 	{"secret", true},
-	{"state", false},
-	{"state/statetest", false},
+	{"state", true},
+	{"state/statetest", true},
 	{"zxerrors", true},
+	{"retry", true},
 	{"termsafe", true},
 	{"dashboard", true},
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
 	"github.com/zxmigrate/zxmigrate/state"
 )

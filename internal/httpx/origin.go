@@ -27,7 +27,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // Origin is a scheme, host and port (RFC 6454 section 4), lower case, the

@@ -204,7 +204,7 @@ func (c *idleConn) Write(b []byte) (int, error) {
 }
 
 // IdleError is a connection closed because nothing moved on it for the idle
-// timeout. It is a net.Error with Timeout true, so internal/retry treats it
+// timeout. It is a net.Error with Timeout true, so package retry treats it
 // as transient.
 type IdleError struct {
 	Idle time.Duration

@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 const (

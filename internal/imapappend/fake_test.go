@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/zxmigrate/zxmigrate/internal/imapscript"
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 	"github.com/zxmigrate/zxmigrate/secret"
 )
 

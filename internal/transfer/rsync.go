@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // Remote is the SSH login rsync uses to reach the source host. Host keys

@@ -16,8 +16,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/zxmigrate/zxmigrate/internal/retry"
 	"github.com/zxmigrate/zxmigrate/internal/testssh"
+	"github.com/zxmigrate/zxmigrate/retry"
 )
 
 // needRsync skips without rsync, or fails when CI is set.

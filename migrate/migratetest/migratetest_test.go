@@ -68,7 +68,7 @@ func TestRunAllPhases(t *testing.T) {
 		if a.Source == "user03@example.com" {
 			continue
 		}
-		wantMsgs += int64(len(env.SourceMail(a.Source).Messages))
+		wantMsgs += int64(env.SourceMessages(a.Source))
 		for _, ph := range a.Phases {
 			if ph.Status != migrate.StatusDone {
 				t.Errorf("%s %s = %s (%s) %+v", a.Source, ph.Phase, ph.Status, ph.Reason, ph.Problems)

@@ -157,7 +157,7 @@ func TestReportVerifiedCounts(t *testing.T) {
 	var sum int64
 	for _, a := range rep.Accounts {
 		v := a.Phase(migrate.PhaseVerify)
-		msgs := int64(len(env.SourceMail(a.Source).Messages))
+		msgs := int64(env.SourceMessages(a.Source))
 		objs := int64(env.DestinationObjects(a.Source))
 		if v == nil || v.ToVerify != msgs+objs || v.Verified != v.ToVerify {
 			t.Errorf("%s: verify %+v, want %d of %d verified (%d messages, %d objects)", a.Source, v, msgs+objs, msgs+objs, msgs, objs)

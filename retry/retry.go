@@ -44,10 +44,16 @@ func (c Class) String() string {
 }
 
 // StatusCoder is satisfied by HTTP errors that carry a status code.
-type StatusCoder interface{ StatusCode() int }
+type StatusCoder interface {
+	// StatusCode is the HTTP status of the answer.
+	StatusCode() int
+}
 
 // Classifier lets an error decide its own class.
-type Classifier interface{ RetryClass() Class }
+type Classifier interface {
+	// RetryClass is the class Classify gives the error.
+	RetryClass() Class
+}
 
 // ErrAuth is zxerrors.ErrAuth, the public mark of authentication
 // failures; errors wrapping it are Fatal.
