@@ -160,7 +160,8 @@ func (p Policy) Backoff(attempt int) time.Duration {
 // Do calls fn until it succeeds, returns a non-transient error, the attempts
 // run out or ctx ends. It returns fn's last error. onRetry, when not nil, is
 // called before each wait. Each retry of an error that names its server
-// (obs.ServerOf) is reported to the observer ctx carries.
+// (a *dav.HTTPError, a dial or IMAP command error, an HTTP transport
+// error) is reported to the observer of server operations ctx carries.
 func Do(ctx context.Context, p Policy, fn func(attempt int) error, onRetry func(attempt int, err error, wait time.Duration)) error {
 	p = p.norm()
 	var err error
