@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
 	"github.com/zxmigrate/zxmigrate/state"
 )
@@ -190,7 +191,20 @@ func (g *budgets) refresh(ctx context.Context) {
 	}
 	g.mu.Lock()
 	g.limits, g.live = m, live
+	servers := make(map[string]int, len(g.imap))
+	for addr, key := range g.imap {
+		servers[addr] = m[key]
+	}
 	g.mu.Unlock()
+	// The dashboard's budget gauge shows the budget shared by all runners,
+	// as the store holds it now; without one it keeps this runner's own
+	// connection limit.
+	o := obs.From(ctx)
+	for addr, n := range servers {
+		if n > 0 {
+			o.Budget(addr, n)
+		}
+	}
 }
 
 func (g *budgets) key(addr string) string {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/internal/obs"
 	"github.com/zxmigrate/zxmigrate/state"
 )
 
@@ -105,5 +106,54 @@ func TestBudgetTransportSQLite(t *testing.T) {
 		if l.InUse != 0 {
 			t.Errorf("budget %s: %d slots still held after every request ended", l.Key, l.InUse)
 		}
+	}
+}
+
+// budgetSpy records the budgets reported to the run's observer.
+type budgetSpy struct {
+	obs.Nop
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (b *budgetSpy) Budget(server string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.got[server] = n
+}
+
+// TestBudgetGaugeFollowsStore: the budget the dashboard shows for a server
+// is the one the store holds for all runners, and a live change reaches it
+// at the next refresh; a server without a global budget is not reported.
+func TestBudgetGaugeFollowsStore(t *testing.T) {
+	st, err := state.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	spy := &budgetSpy{got: map[string]int{}}
+	ctx := obs.With(context.Background(), spy)
+	p := &Plan{
+		Source:      Endpoint{IMAP: IMAPEndpoint{Address: "zimbra.example.com:993"}},
+		Destination: Endpoint{IMAP: IMAPEndpoint{Address: "carbonio.example.com:993"}},
+		Limits:      Limits{SourceIMAP: 4},
+	}
+	g := newBudgets(st, "runner-1", 10*time.Second, p)
+	if err := g.seed(ctx, p, false); err != nil {
+		t.Fatal(err)
+	}
+	g.refresh(ctx)
+	if n, ok := spy.got["zimbra.example.com:993"]; !ok || n != 4 {
+		t.Fatalf("source budget reported %d (%v), want 4", n, ok)
+	}
+	if n, ok := spy.got["carbonio.example.com:993"]; ok {
+		t.Fatalf("destination has no global budget but %d was reported", n)
+	}
+	if err := st.SetLimit(ctx, BudgetSourceIMAP, 2); err != nil {
+		t.Fatal(err)
+	}
+	g.refresh(ctx)
+	if n := spy.got["zimbra.example.com:993"]; n != 2 {
+		t.Fatalf("after a live change the source budget reported is %d, want 2", n)
 	}
 }
