@@ -26,7 +26,7 @@ the accounts per state; for each running account its runner, lease, phase, messa
 the global phases and who ran them; the budgets' slots in use; throughput and an ETA; and the
 accounts that are stuck (a lease ran out) or retrying. While a run goes on it says "running".
 --watch prints it again every interval (throughput then measured between two readings).
-With --serve, serve the live dashboard (/) and Prometheus metrics (/metrics) from the state file
+With --serve, serve the live dashboard (/) and Prometheus metrics (/metrics) from the state file or URL
 alone until Ctrl-C: counts, names and reasons from what the runners recorded. Read-only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,13 +47,22 @@ alone until Ctrl-C: counts, names and reasons from what the runners recorded. Re
 			if lf.addr == "" {
 				return showStatus(e, statePath, plan, watch, asJSON)
 			}
+			var view *dashboard.StoreView
 			if state.IsURL(statePath) {
-				return usageError{errors.New("--serve reads a state file; for a shared state use the status view without --serve")}
+				// A shared state stays open: the view reads it through the
+				// store interface, with every runner's accounts and budgets.
+				st, err := state.OpenURLReadOnly(e.ctx, statePath)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				view = dashboard.NewStoreView(st, plan)
+			} else {
+				if _, err := os.Stat(statePath); err != nil {
+					return usageError{fmt.Errorf("state file: %w", err)}
+				}
+				view = dashboard.NewStoreViewPath(statePath, plan)
 			}
-			if _, err := os.Stat(statePath); err != nil {
-				return usageError{fmt.Errorf("state file: %w", err)}
-			}
-			view := dashboard.NewStoreViewPath(statePath, plan)
 			s, err := lf.listen(lf.addr, view, dashboard.NewStoreMetrics(view.Counts))
 			if err != nil {
 				return err
