@@ -48,9 +48,16 @@ func NewStoreViewPath(path string, plan *migrate.Plan) *StoreView {
 	return v
 }
 
-// readStore opens path read-only for fn.
+// readStore opens path read-only for fn: a state file, or a shared
+// PostgreSQL state's URL, so that the counts are every runner's.
 func readStore(ctx context.Context, path string, fn func(state.Store) error) error {
-	st, err := state.OpenReadOnly(ctx, path)
+	var st state.Store
+	var err error
+	if state.IsURL(path) {
+		st, err = state.OpenURLReadOnly(ctx, path)
+	} else {
+		st, err = state.OpenReadOnly(ctx, path)
+	}
 	if err != nil {
 		return err
 	}
