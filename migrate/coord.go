@@ -335,24 +335,10 @@ func (r *Runner) runShared(ctx context.Context, store state.Store, accts []Accou
 		return nil
 	})
 	_ = g.Wait()
-	if fatal != nil {
-		return fatal
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if r.stopped.Load() {
-		return ErrStopped
-	}
-	for _, ph := range phases {
-		if !ph.closing() {
-			continue
-		}
-		if _, err := r.once(ctx, store, ph, accts); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.closeRun(ctx, fatal, phases, func(ph Phase) error {
+		_, err := r.once(ctx, store, ph, accts)
+		return err
+	})
 }
 
 func (co *coord) poll() time.Duration { return min(time.Second, co.ttl/4) }

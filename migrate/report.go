@@ -402,7 +402,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "Accounts: %d total, %d done, %d partial, %d failed, %d pending\n",
 		t.Accounts, t.Done, t.Partial, t.Failed, t.Pending)
 	fmt.Fprintf(&b, "Copied:   %d messages (%s), %d calendar objects, %d contacts; %d already present\n",
-		t.Messages, humanBytes(t.Bytes), t.Events, t.Contacts, t.Existing)
+		t.Messages, HumanBytes(t.Bytes), t.Events, t.Contacts, t.Existing)
 	if t.Deleted > 0 {
 		fmt.Fprintf(&b, "Deleted:  %d copies of items the source no longer has\n", t.Deleted)
 	}
@@ -498,7 +498,9 @@ func thousands(n int64) string {
 	return b.String()
 }
 
-func humanBytes(n int64) string {
+// HumanBytes prints n bytes in SI units (kB, MB, GB ...), as the reports
+// and the status view show sizes.
+func HumanBytes(n int64) string {
 	const unit = 1000
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -29,7 +29,7 @@ type htmlData struct {
 }
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"bytes": humanBytes,
+	"bytes": HumanBytes,
 	"num":   thousands,
 	"dur": func(r *Report) string {
 		if r.Finished.IsZero() {

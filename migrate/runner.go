@@ -440,6 +440,16 @@ func (r *Runner) run(ctx context.Context, store state.Store, accts []AccountPlan
 		})
 	}
 	_ = g.Wait()
+	return r.closeRun(ctx, fatal, phases, func(ph Phase) error {
+		_, err := r.globalPhase(ctx, store, ph, accts)
+		return err
+	})
+}
+
+// closeRun ends the account phases of a run: a fatal error, a cancelled
+// context or a stop ends it there; otherwise the closing global phases
+// (mta_start) run, through run, in order.
+func (r *Runner) closeRun(ctx context.Context, fatal error, phases []Phase, run func(Phase) error) error {
 	if fatal != nil {
 		return fatal
 	}
@@ -453,7 +463,7 @@ func (r *Runner) run(ctx context.Context, store state.Store, accts []AccountPlan
 		if !ph.closing() {
 			continue
 		}
-		if _, err := r.globalPhase(ctx, store, ph, accts); err != nil {
+		if err := run(ph); err != nil {
 			return err
 		}
 	}

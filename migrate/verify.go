@@ -274,7 +274,7 @@ func (p *PreflightReport) WriteText(w io.Writer) error {
 	var size int64
 	for _, a := range p.Accounts {
 		size += a.Size
-		line := fmt.Sprintf("  %-40s %10s", a.Source, humanBytes(a.Size))
+		line := fmt.Sprintf("  %-40s %10s", a.Source, HumanBytes(a.Size))
 		if a.Destination != a.Source {
 			line += " -> " + a.Destination
 		}
@@ -316,7 +316,7 @@ func (p *PreflightReport) WriteText(w io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "%d accounts, %s in all\n", len(p.Accounts), humanBytes(size))
+	fmt.Fprintf(&b, "%d accounts, %s in all\n", len(p.Accounts), HumanBytes(size))
 	writeShares(&b, p.Shares)
 	writeFiles(&b, p.Files)
 	if len(p.NotMigrated) > 0 {

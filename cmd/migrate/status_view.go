@@ -219,7 +219,7 @@ func (s *stateStatus) writeText(w io.Writer) {
 			if !a.LeaseExpires.IsZero() {
 				lease = a.LeaseExpires.Sub(s.Time).Round(time.Second).String()
 			}
-			termsafe.Fprintf(w, "  %-32s %-28s %-9s %-12s %9d %10s\n", a.Account, orDash(a.Runner), lease, orDash(a.Phase), a.Messages, humanBytes(a.Bytes))
+			termsafe.Fprintf(w, "  %-32s %-28s %-9s %-12s %9d %10s\n", a.Account, orDash(a.Runner), lease, orDash(a.Phase), a.Messages, migrate.HumanBytes(a.Bytes))
 		}
 	}
 	if len(s.Budgets) > 0 {
@@ -232,9 +232,9 @@ func (s *stateStatus) writeText(w io.Writer) {
 			termsafe.Fprintf(w, "  %-40s %d / %s\n", b.Key, b.InUse, max)
 		}
 	}
-	fmt.Fprintf(w, "Copied: %d messages, %s of %s", s.Messages, humanBytes(s.Bytes), humanBytes(s.TotalBytes))
+	fmt.Fprintf(w, "Copied: %d messages, %s of %s", s.Messages, migrate.HumanBytes(s.Bytes), migrate.HumanBytes(s.TotalBytes))
 	if s.BytesPerS > 0 {
-		fmt.Fprintf(w, "; %s/s, %.1f messages/s", humanBytes(int64(s.BytesPerS)), s.MsgsPerS)
+		fmt.Fprintf(w, "; %s/s, %.1f messages/s", migrate.HumanBytes(int64(s.BytesPerS)), s.MsgsPerS)
 	}
 	if s.ETASeconds > 0 {
 		fmt.Fprintf(w, "; ETA %s", (time.Duration(s.ETASeconds) * time.Second).Round(time.Second))
@@ -252,17 +252,4 @@ func (s *stateStatus) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -17,30 +17,16 @@ import (
 	"github.com/zxmigrate/zxmigrate/zxerrors"
 )
 
-// Security is how a connection is protected.
+// Security is how a connection is protected; imapcopy.Account.Security
+// maps onto it (imapcopy documents and prints the values).
 type Security int
 
+// The ways to protect a connection.
 const (
-	// ImplicitTLS opens TLS before IMAP (port 993).
-	ImplicitTLS Security = iota
-	// StartTLS upgrades a plain connection with STARTTLS and fails when
-	// the server does not offer it.
-	StartTLS
-	// Plaintext sends everything, the password included, in clear.
-	Plaintext
+	ImplicitTLS Security = iota // TLS before IMAP
+	StartTLS                    // STARTTLS, refused when not offered
+	Plaintext                   // nothing
 )
-
-// String returns "imaps", "starttls" or "plaintext".
-func (s Security) String() string {
-	switch s {
-	case StartTLS:
-		return "starttls"
-	case Plaintext:
-		return "plaintext"
-	default:
-		return "imaps"
-	}
-}
 
 // Config says how to reach and log in to one mailbox.
 type Config struct {

@@ -116,7 +116,7 @@ func TestAppendDialDovecot(t *testing.T) {
 	d := startAppendDovecot(t)
 	for _, sec := range []Security{Plaintext, StartTLS, ImplicitTLS} {
 		for _, admin := range []bool{false, true} {
-			name := sec.String()
+			name := secName[sec]
 			if admin {
 				name += "-admin"
 			}
@@ -381,7 +381,7 @@ func TestAppendMailboxesDovecot(t *testing.T) {
 func TestAppendKickedDovecot(t *testing.T) {
 	d := startAppendDovecot(t)
 	for _, sec := range []Security{ImplicitTLS, StartTLS, Plaintext} {
-		t.Run(sec.String(), func(t *testing.T) {
+		t.Run(secName[sec], func(t *testing.T) {
 			c := dialAppendT(t, dovecotAccount(t, d, false, sec))
 			body := testMessage(1, 100)
 			if _, _, err := c.Append(context.Background(), "INBOX", []Item{{Size: int64(len(body)), Body: bytes.NewReader(body)}}); err != nil {

@@ -50,3 +50,6 @@ func startFake(t *testing.T, script func(s *imapscript.Session)) *Config {
 	return &Config{Name: "user@fake", Addr: addr, Security: Plaintext, User: "user", Password: secret.New(`p"a\ss`),
 		DialTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 }
+
+// secName names a Security in subtest names.
+var secName = map[Security]string{ImplicitTLS: "imaps", StartTLS: "starttls", Plaintext: "plaintext"}
