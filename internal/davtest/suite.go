@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -99,10 +100,15 @@ func RunCalendars(t *testing.T, src, dst Side, o Options) {
 	// Change 5 events: exactly those are updated.
 	workHref := dav.DirHref(src.client(t, src.CalendarHome).Base().Path) + "work/"
 	changed := modify(t, src, dav.CalDAV, workHref, 5, caldav.Rules{})
-	var updated []string
+	var (
+		updMu   sync.Mutex // OnEvent may be called concurrently
+		updated []string
+	)
 	cop.OnEvent = func(ev dav.Event) {
 		if d, ok := ev.(dav.ObjectDone); ok && d.Action == dav.Updated {
+			updMu.Lock()
 			updated = append(updated, d.UID)
+			updMu.Unlock()
 		}
 	}
 	st, err = cop.Copy(ctx, newDst(), s)
