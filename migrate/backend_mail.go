@@ -95,12 +95,26 @@ func (b *serverBackend) mail(ctx context.Context, a AccountPlan, inv *Inventory,
 			rec.AddTotal(int64(e.ToCopy))
 		case imapcopy.MessageCopied:
 			rec.Step(1, e.Bytes)
-		case imapcopy.MessageSkipped:
-			rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), true, e.Reason)
-		case imapcopy.MessageFailed:
-			rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), false, errText(e.Err))
+		default:
+			recordMailProblem(rec, ev)
 		}
 	}
+	return b.copyMail(ctx, c, a, rec)
+}
+
+// recordMailProblem records a skipped or failed message on rec; other
+// events are ignored.
+func recordMailProblem(rec *recorder, ev imapcopy.Event) {
+	switch e := ev.(type) {
+	case imapcopy.MessageSkipped:
+		rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), true, e.Reason)
+	case imapcopy.MessageFailed:
+		rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), false, errText(e.Err))
+	}
+}
+
+// copyMail runs c for account a and records its result on rec.
+func (b *serverBackend) copyMail(ctx context.Context, c *imapcopy.Copier, a AccountPlan, rec *recorder) error {
 	dst, src := b.imapAccounts(a)
 	st, err := c.Copy(ctx, dst, src)
 	if st != nil {

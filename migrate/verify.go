@@ -237,20 +237,8 @@ func (b *serverBackend) dryRun(ctx context.Context, ph Phase, a AccountPlan, inv
 	case PhaseMail:
 		c := b.copier(a, inv, rec)
 		c.DryRun = true
-		c.OnEvent = func(ev imapcopy.Event) {
-			switch e := ev.(type) {
-			case imapcopy.MessageSkipped:
-				rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), true, e.Reason)
-			case imapcopy.MessageFailed:
-				rec.Problem(fmt.Sprintf("%s UID %d", e.Folder, e.UID), false, errText(e.Err))
-			}
-		}
-		dst, src := b.imapAccounts(a)
-		st, err := c.Copy(ctx, dst, src)
-		if st != nil {
-			mailResult(st, rec, false)
-		}
-		return mailAuthError(err)
+		c.OnEvent = func(ev imapcopy.Event) { recordMailProblem(rec, ev) }
+		return b.copyMail(ctx, c, a, rec)
 	case PhaseCalendars, PhaseContacts:
 		return b.davDry(ctx, a, rec, ph == PhaseCalendars)
 	}
