@@ -9,7 +9,7 @@
 #
 #   bench/wan.sh                                  # the 10,121-message reference corpus, 3 runs
 #   MESSAGES=2000 RTT=0,20 RUNS=1 bench/wan.sh
-#   IMAPSYNC=/work/scratch/imapsync/imapsync IMAPSYNC_CAP=120s bench/wan.sh
+#   IMAPSYNC=$HOME/imapsync/imapsync IMAPSYNC_CAP=120s bench/wan.sh
 #   MBSYNC= DEEP=false bench/wan.sh               # migrate only
 #
 # imapsync is not a Debian package: see bench/README.md for how to fetch it
