@@ -110,7 +110,7 @@ func NewMetrics(counts func(context.Context) (map[string]int, error)) *Metrics {
 	}, []string{"server", "side"})
 	m.budget = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "zxmigrate_server_budget",
-		Help: "Connections a server may have at once from this runner (its connection budget).",
+		Help: "Connections a server may have at once: the budget all runners share when the state holds one, else this runner's own limit.",
 	}, []string{"server"})
 	build := buildInfo()
 	m.reg.MustRegister(m.items, m.bytes, m.progressItems, m.progressBytes, m.problems, m.phaseResults,

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/bench/internal/benchutil"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memdav"
 	"github.com/zxmigrate/zxmigrate/internal/pace"
@@ -126,7 +127,7 @@ func wan(ne, nc int, rtts []time.Duration, concs []int, runs int) error {
 					}
 				}
 				fmt.Printf("rtt %v run %d %s: %v, %d objects (%d duplicated, want %d), %d PUT, %d requests at the destination, %.1f objects/s, load %s\n",
-					rtt, run+1, t.name, wall.Round(time.Millisecond), r.objects, r.dups, n, r.puts, r.reqs, float64(r.objects)/wall.Seconds(), loadavg())
+					rtt, run+1, t.name, wall.Round(time.Millisecond), r.objects, r.dups, n, r.puts, r.reqs, float64(r.objects)/wall.Seconds(), benchutil.LoadAvg())
 				rows = append(rows, r)
 			}
 		}
@@ -213,18 +214,6 @@ func tail(s string) string {
 		return s[len(s)-2000:]
 	}
 	return s
-}
-
-// loadavg is the 1-minute load average, for the log.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
 
 // parseList reads "a,b,c" with conv.

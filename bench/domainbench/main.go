@@ -17,11 +17,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/bench/internal/benchutil"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
@@ -150,7 +150,7 @@ func bench(o options) error {
 		if err != nil {
 			return fmt.Errorf("migrate run %d: %w", run+1, err)
 		}
-		n, err := count(ctx, dst, names)
+		n, err := dst.MessageCount(ctx, names...)
 		if err != nil {
 			return err
 		}
@@ -158,7 +158,7 @@ func bench(o options) error {
 			return fmt.Errorf("migrate run %d: report %d, destination %d of %d messages", run+1, rep.Totals.Messages, n, total)
 		}
 		ours = append(ours, d)
-		fmt.Printf("run %d migrate (mail phase, copy + default proof): %s, %.0f msg/s, load %s\n", run+1, d.Round(time.Millisecond), float64(total)/d.Seconds(), loadavg())
+		fmt.Printf("run %d migrate (mail phase, copy + default proof): %s, %.0f msg/s, load %s\n", run+1, d.Round(time.Millisecond), float64(total)/d.Seconds(), benchutil.LoadAvg())
 
 		if o.mbsync == "" {
 			continue
@@ -170,12 +170,12 @@ func bench(o options) error {
 		if err != nil {
 			return fmt.Errorf("mbsync run %d: %w", run+1, err)
 		}
-		if n, err = count(ctx, dst, names); err != nil {
+		if n, err = dst.MessageCount(ctx, names...); err != nil {
 			return err
 		}
 		theirs = append(theirs, d)
 		theirN = append(theirN, n)
-		fmt.Printf("run %d %d × mbsync (copy only): %s, %d messages, %.0f msg/s, load %s\n", run+1, o.parallel, d.Round(time.Millisecond), n, float64(n)/d.Seconds(), loadavg())
+		fmt.Printf("run %d %d × mbsync (copy only): %s, %d messages, %.0f msg/s, load %s\n", run+1, o.parallel, d.Round(time.Millisecond), n, float64(n)/d.Seconds(), benchutil.LoadAvg())
 	}
 	if fp != nil {
 		fmt.Printf("throttle proxy: %d FETCHes held back\n", fp.Stats().FetchWaits)
@@ -236,27 +236,6 @@ func mbsync(ctx context.Context, bin, dir, srcAddr, dstAddr string, users map[st
 	return d, nil
 }
 
-// count sums the messages of the accounts on d.
-func count(ctx context.Context, d *testserver.Dovecot, names []string) (int64, error) {
-	var n int64
-	for _, u := range names {
-		out, err := d.Doveadm(ctx, "-f", "flow", "mailbox", "status", "-u", u, "messages", "*")
-		if err != nil {
-			return 0, fmt.Errorf("doveadm mailbox status %s: %v: %s", u, err, out)
-		}
-		for _, f := range strings.Fields(string(out)) {
-			if v, ok := strings.CutPrefix(f, "messages="); ok {
-				c, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return 0, fmt.Errorf("doveadm mailbox status: %q", f)
-				}
-				n += c
-			}
-		}
-	}
-	return n, nil
-}
-
 func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -269,16 +248,4 @@ func list3(ds []time.Duration) string {
 		f = append(f, fmt.Sprintf("%.2f", d.Seconds()))
 	}
 	return strings.Join(f, " / ")
-}
-
-// loadavg is the 1-minute load average, for the log.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }

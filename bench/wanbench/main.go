@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/bench/internal/benchutil"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
@@ -202,7 +203,7 @@ func bench(o options) error {
 				r.tool, r.rtt = v.tool, rtt
 				r.srcRead, r.srcSent = s1.BytesToClient-s0.BytesToClient, s1.BytesToServer-s0.BytesToServer
 				r.dstRead, r.dstSent = d1.BytesToClient-d0.BytesToClient, d1.BytesToServer-d0.BytesToServer
-				if r.copied, err = countMessages(ctx, dst); err != nil {
+				if r.copied, err = dst.MessageCount(ctx, testserver.DefaultUser); err != nil {
 					return err
 				}
 				capped := ""
@@ -211,7 +212,7 @@ func bench(o options) error {
 				}
 				fmt.Printf("rtt %v run %d %s: %v%s, exit %d, %d messages on the destination (%.0f msg/s), client CPU %v, source link %.1f MB read / %.1f MB sent, destination link %.1f MB read / %.1f MB sent, load %s\n",
 					rtt, run+1, v.tool, r.wall.Round(time.Millisecond), capped, r.code, r.copied, r.rate(), r.cpu.Round(10*time.Millisecond),
-					mb(r.srcRead), mb(r.srcSent), mb(r.dstRead), mb(r.dstSent), loadavg())
+					mb(r.srcRead), mb(r.srcSent), mb(r.dstRead), mb(r.dstSent), benchutil.LoadAvg())
 				all = append(all, r)
 			}
 		}
@@ -282,37 +283,6 @@ func summary(all []result, rtts []time.Duration, nmsg int, total int64) {
 }
 
 func mb(n int64) float64 { return float64(n) / 1e6 }
-
-// countMessages sums the messages in every mailbox of the test user on d.
-func countMessages(ctx context.Context, d *testserver.Dovecot) (int64, error) {
-	out, err := d.Doveadm(ctx, "-f", "flow", "mailbox", "status", "-u", testserver.DefaultUser, "messages", "*")
-	if err != nil {
-		return 0, fmt.Errorf("doveadm mailbox status: %v: %s", err, out)
-	}
-	var n int64
-	for _, f := range strings.Fields(string(out)) {
-		if v, ok := strings.CutPrefix(f, "messages="); ok {
-			c, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("doveadm mailbox status: %q", f)
-			}
-			n += c
-		}
-	}
-	return n, nil
-}
-
-// loadavg is the 1-minute load average, for the log.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
-}
 
 // timed runs argv and measures its wall time and user+sys CPU. With a
 // positive limit the process is sent SIGTERM once limit has passed, and

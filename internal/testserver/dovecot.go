@@ -514,6 +514,28 @@ func (d *Dovecot) UserDir(user string) string {
 	return filepath.Join(d.Dir, "mail", user)
 }
 
+// MessageCount sums the messages in every mailbox of users on d, as
+// doveadm counts them.
+func (d *Dovecot) MessageCount(ctx context.Context, users ...string) (int64, error) {
+	var n int64
+	for _, u := range users {
+		out, err := d.Doveadm(ctx, "-f", "flow", "mailbox", "status", "-u", u, "messages", "*")
+		if err != nil {
+			return 0, fmt.Errorf("testserver: doveadm mailbox status %s: %v: %s", u, err, out)
+		}
+		for _, f := range strings.Fields(string(out)) {
+			if v, ok := strings.CutPrefix(f, "messages="); ok {
+				c, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("testserver: doveadm mailbox status %s: %q", u, f)
+				}
+				n += c
+			}
+		}
+	}
+	return n, nil
+}
+
 // ResetUser deletes all of user's mail, folders and subscriptions: it
 // kicks the user's sessions and removes the home directory. Close your own
 // connections of that user first.

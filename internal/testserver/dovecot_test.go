@@ -225,6 +225,12 @@ func TestDovecotSeedSnapshot(t *testing.T) {
 					t.Errorf("MaildirPath(%q) = %q, doveadm says %q", box, got, want)
 				}
 			}
+			if n, err := d.MessageCount(ctx, "user1"); err != nil || n != int64(len(want.Messages)) {
+				t.Errorf("MessageCount = %d (%v), want %d", n, err, len(want.Messages))
+			}
+			if _, err := d.MessageCount(ctx, "nobody-here"); err == nil || !strings.Contains(err.Error(), "nobody-here") {
+				t.Errorf("MessageCount of an unknown user: %v, want an error naming it", err)
+			}
 			got, err := d.Snapshot(ctx, "user1")
 			if err != nil {
 				t.Fatalf("snapshot: %v", err)
