@@ -11,6 +11,7 @@
 #   MESSAGES=2000 RTT=0,20 RUNS=1 bench/wan.sh
 #   IMAPSYNC=$HOME/imapsync/imapsync IMAPSYNC_CAP=120s bench/wan.sh
 #   MBSYNC= DEEP=false bench/wan.sh               # migrate only
+#   MIGRATE_ARGS="--log-level debug" LOGS=/tmp/l bench/wan.sh  # each run's stderr to /tmp/l
 #
 # imapsync is not a Debian package: see bench/README.md for how to fetch it
 # and its Perl dependencies; IMAPSYNC names the script. IMAPSYNC_RUNS (1)
@@ -36,4 +37,4 @@ go build -o "$W/migrate" ./cmd/migrate
 go build -o "$W/wanbench" ./bench/wanbench
 "$W/wanbench" -migrate "$W/migrate" -messages "${MESSAGES:-0}" -rtt "${RTT:-0,5,20,50}" -runs "${RUNS:-3}" \
   -deep="${DEEP:-true}" -mbsync "${MBSYNC-mbsync}" -imapsync "$imapsync" -imapsync-runs "${IMAPSYNC_RUNS:-1}" \
-  -imapsync-cap "${IMAPSYNC_CAP:-0}" -dir "$W" 2>&1 | tee bench/out/wan.log
+  -imapsync-cap "${IMAPSYNC_CAP:-0}" -migrate-args "${MIGRATE_ARGS:-}" -logs "${LOGS:-}" -dir "$W" 2>&1 | tee bench/out/wan.log

@@ -25,10 +25,46 @@ const DefaultConnsPerServer = 16
 //
 // A *ConnBudget is safe for concurrent use.
 type ConnBudget struct {
-	n    int
-	mu   sync.Mutex
-	m    map[string]chan struct{}
-	gate ConnGate
+	n      int
+	mu     sync.Mutex
+	m      map[string]chan struct{}
+	gate   ConnGate
+	idlers map[string][]idler // the pools that keep idle connections, by server key
+}
+
+// idler is a pool that keeps idle connections under a budget: dropIdle
+// closes one of them, freeing its slot, and reports whether there was one.
+type idler interface{ dropIdle() bool }
+
+// register adds a pool whose idle connections waiters may reclaim; the
+// returned function removes it.
+func (b *ConnBudget) register(key string, i idler) (unregister func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.idlers == nil {
+		b.idlers = map[string][]idler{}
+	}
+	b.idlers[key] = append(b.idlers[key], i)
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.idlers[key] = slices.DeleteFunc(b.idlers[key], func(j idler) bool { return j == i })
+	}
+}
+
+// reclaim closes one idle connection to key kept by any pool of b, so that
+// a waiting folder gets its slot: an idle connection of one account (or of
+// the append pool) must not keep a folder of another waiting for ever.
+func (b *ConnBudget) reclaim(key string) bool {
+	b.mu.Lock()
+	list := slices.Clone(b.idlers[key])
+	b.mu.Unlock()
+	for _, i := range list {
+		if i.dropIdle() {
+			return true
+		}
+	}
+	return false
 }
 
 // ConnGate is a second cap that every connection of a ConnBudget must also
@@ -66,19 +102,11 @@ func (b *ConnBudget) sem(key string) chan struct{} {
 	return s
 }
 
+// acquire takes a slot for key, waiting (see waitSlot) while there is
+// none.
 func (b *ConnBudget) acquire(ctx context.Context, key string) error {
-	select {
-	case b.sem(key) <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if b.gate != nil {
-		if err := b.gate.Acquire(ctx, key); err != nil {
-			<-b.sem(key)
-			return err
-		}
-	}
-	return nil
+	_, _, err := waitSlot[struct{}](ctx, b, key, nil)
+	return err
 }
 
 func (b *ConnBudget) release(key string) {
@@ -118,8 +146,9 @@ type pool struct {
 	budget *ConnBudget
 	key    string
 
-	mu   sync.Mutex
-	idle []*conn
+	mu         sync.Mutex
+	idle       []*conn
+	unregister func()
 }
 
 // conn is one connection with the bookkeeping our manners need.
@@ -134,7 +163,23 @@ type conn struct {
 }
 
 func newPool(d Dialer, b *ConnBudget) *pool {
-	return &pool{d: d, budget: b, key: dialerKey(d)}
+	p := &pool{d: d, budget: b, key: dialerKey(d)}
+	p.unregister = b.register(p.key, p)
+	return p
+}
+
+// dropIdle closes the pool's oldest idle connection, freeing its slot.
+func (p *pool) dropIdle() bool {
+	p.mu.Lock()
+	if len(p.idle) == 0 {
+		p.mu.Unlock()
+		return false
+	}
+	c := p.idle[0]
+	p.idle = p.idle[1:]
+	p.mu.Unlock()
+	c.discard()
+	return true
 }
 
 // busyDials is how many times get dials, with backoff, while the server
@@ -181,18 +226,14 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 		if c, ok := idle(); ok {
 			return c, nil
 		}
-		if b.gate != nil {
-			c, ok, err := waitGate(ctx, b, key, idle)
-			if err != nil {
-				return zero, err
-			}
-			if ok {
-				return c, nil
-			}
-		} else if err := b.acquire(ctx, key); err != nil {
+		c, ok, err := waitSlot(ctx, b, key, idle)
+		if err != nil {
 			return zero, err
 		}
-		c, err := dial(ctx)
+		if ok {
+			return c, nil
+		}
+		c, err = dial(ctx)
 		if err == nil {
 			return c, nil
 		}
@@ -215,25 +256,31 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 	}
 }
 
-// gatePoll is how often a connection waiting for a ConnGate's slot asks
-// again.
-const gatePoll = 200 * time.Millisecond
+// slotPoll is how often a connection waiting for a slot asks again; from
+// the second time on it also reclaims an idle connection of another pool.
+const slotPoll = 200 * time.Millisecond
 
-// waitGate takes a slot of b and its gate for key, or, when one is put back
-// meanwhile, an idle connection (ok true). It polls rather than blocks: a
-// pool's idle connections keep their slots, so a folder that waited for a
-// new slot while its account's idle connection held the last one would
-// wait forever.
-func waitGate[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool)) (T, bool, error) {
+// waitSlot takes a slot of b (and of its gate) for key, or, when one is
+// put back meanwhile, an idle connection of the caller's pool (ok true;
+// idle may be nil). It polls rather than blocks, and after its first wait
+// closes an idle connection of any pool sharing b: pools keep the slots of
+// their idle connections, so a folder blocked on a new slot while its own
+// account, or another, kept the last ones idle would wait for ever.
+func waitSlot[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool)) (T, bool, error) {
 	var zero T
-	for {
+	for waited := false; ; waited = true {
 		if b.tryAcquire(key) {
 			return zero, false, nil
 		}
-		if c, ok := idle(); ok {
-			return c, true, nil
+		if idle != nil {
+			if c, ok := idle(); ok {
+				return c, true, nil
+			}
 		}
-		t := time.NewTimer(gatePoll/2 + rand.N(gatePoll))
+		if waited && b.reclaim(key) {
+			continue
+		}
+		t := time.NewTimer(slotPoll/2 + rand.N(slotPoll))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -291,6 +338,7 @@ func (c *conn) discard() {
 
 // closeAll logs out and closes every idle connection.
 func (p *pool) closeAll() {
+	p.unregister()
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
@@ -425,12 +473,30 @@ type rawPool struct {
 	budget *ConnBudget
 	key    string
 
-	mu   sync.Mutex
-	idle []*rawConn
+	mu         sync.Mutex
+	idle       []*rawConn
+	unregister func()
 }
 
 func newRawPool(d appendDialer, b *ConnBudget, key string) *rawPool {
-	return &rawPool{d: d, budget: b, key: key}
+	p := &rawPool{d: d, budget: b, key: key}
+	p.unregister = b.register(key, p)
+	return p
+}
+
+// dropIdle closes the pool's oldest idle connection, freeing its slot.
+func (p *rawPool) dropIdle() bool {
+	p.mu.Lock()
+	if len(p.idle) == 0 {
+		p.mu.Unlock()
+		return false
+	}
+	c := p.idle[0]
+	p.idle = p.idle[1:]
+	p.mu.Unlock()
+	_ = c.Close()
+	p.budget.release(p.key)
+	return true
 }
 
 // idleConn returns an idle connection without dialing.
@@ -479,6 +545,7 @@ func (p *rawPool) put(c *rawConn) {
 
 // closeAll logs out every idle connection.
 func (p *rawPool) closeAll() {
+	p.unregister()
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil

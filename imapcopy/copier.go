@@ -362,6 +362,8 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	if n := budget.n / 2; conc > n {
 		conc = max(n, 1)
 	}
+	stats.FolderConcurrency = conc
+	stats.RoundTripMillis = float64(max(s.srcInfo.rtt, s.dstInfo.rtt).Microseconds()) / 1000
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(conc)
 	// A writer's commands in flight hold their messages in memory: each

@@ -10,6 +10,14 @@ type Stats struct {
 	Source      string        `json:"source"`
 	Destination string        `json:"destination"`       // see Source
 	DryRun      bool          `json:"dry_run,omitempty"` // the Copier's DryRun: nothing was written
+	// FolderConcurrency is how many folders were copied in parallel: the
+	// Copier's Concurrency, or the number it chose from the round trip it
+	// measured (DefaultConcurrency or WANConcurrency), cut to half the
+	// connection budget.
+	FolderConcurrency int `json:"folder_concurrency,omitempty"`
+	// RoundTripMillis is the longer of the two servers' round trips in
+	// milliseconds, timed with a NOOP after login.
+	RoundTripMillis float64 `json:"round_trip_ms,omitempty"`
 	Folders     []FolderStats `json:"folders"`           // one entry per source folder
 }
 

@@ -83,6 +83,9 @@ func (s *Stats) writeText(w io.Writer) {
 			termsafe.Fprintf(w, "proof: %s (%d messages read whole on both sides)\n", proof, sampled)
 		}
 	}
+	if s.FolderConcurrency > 0 {
+		termsafe.Fprintf(w, "folders in parallel: %d (round trip %.1f ms)\n", s.FolderConcurrency, s.RoundTripMillis)
+	}
 	if cancelled > 0 {
 		termsafe.Fprintf(w, "cancelled: %d folders not copied or not finished (the run was stopped)\n", cancelled)
 	}

@@ -19,7 +19,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/zxmigrate/zxmigrate/carbonio"
-	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/secret"
 	"github.com/zxmigrate/zxmigrate/state"
 )
@@ -364,9 +363,10 @@ type Concurrency struct {
 	// (0: DefaultConcurrentAccounts).
 	ConcurrentAccounts int `yaml:"concurrent_accounts"`
 	// FoldersPerAccount is how many folders or collections of one account
-	// copy at once (0: imapcopy.DefaultConcurrency for mail, measured
-	// against Zimbra's one-FETCH-per-account throttle; and
-	// DefaultFoldersPerAccount for calendars and contacts).
+	// copy at once (0: for mail imapcopy.DefaultConcurrency, measured
+	// against Zimbra's one-FETCH-per-account throttle, or
+	// imapcopy.WANConcurrency when a server is imapcopy.WANRoundTrip or
+	// more away; DefaultFoldersPerAccount for calendars and contacts).
 	FoldersPerAccount int `yaml:"folders_per_account"`
 	// ConnectionsPerServer caps IMAP connections per server across all
 	// accounts (0: DefaultConnectionsPerServer).
@@ -1014,12 +1014,10 @@ func (c Concurrency) folders() int {
 	return DefaultFoldersPerAccount
 }
 
-// mailFolders is FoldersPerAccount for the mail copy.
+// mailFolders is FoldersPerAccount for the mail copy: 0 leaves the choice
+// to imapcopy (DefaultConcurrency, or WANConcurrency over a slow link).
 func (c Concurrency) mailFolders() int {
-	if c.FoldersPerAccount > 0 {
-		return c.FoldersPerAccount
-	}
-	return imapcopy.DefaultConcurrency
+	return max(c.FoldersPerAccount, 0)
 }
 
 func (c Concurrency) connections() int {

@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/bench/internal/benchutil"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 	"github.com/zxmigrate/zxmigrate/state"
 )
@@ -121,7 +122,7 @@ func orchestrate(o options) error {
 	}
 	fmt.Printf("seeded %d accounts in %v\n", o.accounts, time.Since(t0).Round(time.Millisecond))
 
-	serverCPU0 := procCPU(serverPID)
+	serverCPU0 := benchutil.ProcCPU(serverPID)
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -191,7 +192,7 @@ func orchestrate(o options) error {
 		// The runners' backends have exited and been reaped by the
 		// postmaster, whose children's CPU now holds theirs.
 		time.Sleep(500 * time.Millisecond)
-		serverCPU = procCPU(serverPID) - serverCPU0
+		serverCPU = benchutil.ProcCPU(serverPID) - serverCPU0
 	}
 	if err := report(ctx, o, s, results, drain, killedAt); err != nil {
 		return err
@@ -207,24 +208,6 @@ func orchestrate(o options) error {
 // procCPU returns the CPU time of process pid and its reaped children
 // (/proc/PID/stat fields utime, stime, cutime, cstime, in clock ticks of
 // 1/100 s; proc(5)).
-func procCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which may hold spaces.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	var ticks int64
-	for _, i := range []int{11, 12, 13, 14} { // fields 14-17 counted from 1, less pid and comm
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
 func report(ctx context.Context, o options, s *state.Postgres, results []result, drain, killedAt time.Duration) error {
 	var claims, multi, closed, open int
 	err := s.DB().QueryRowContext(ctx, `SELECT coalesce(sum(claims),0), count(*) FILTER (WHERE claims > 1),

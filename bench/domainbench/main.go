@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func main() {
 	flag.DurationVar(&o.rtt, "rtt", 0, "round-trip time to each server (0: no delay line)")
 	flag.BoolVar(&o.throttle, "throttle", false, "one FETCH per account at a time on the source (Zimbra's ImapCommandThrottle)")
 	flag.StringVar(&o.mbsync, "mbsync", "mbsync", "path of mbsync (empty to skip)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the migrate runs (this process) to this file")
 	flag.IntVar(&o.conns, "conns", 0, "the plan's IMAP connections per server (0: migrate.DefaultConnectionsPerServer)")
 	flag.Parse()
 	if err := bench(o); err != nil {
@@ -49,6 +51,7 @@ func main() {
 type options struct {
 	accounts, messages, parallel, runs int
 	conns                              int
+	cpuprofile                         string
 	rtt                                time.Duration
 	throttle                           bool
 	mbsync                             string
@@ -130,6 +133,12 @@ func bench(o options) error {
 		return nil
 	}
 	master := migrate.Credential{Password: secret.New(src.MasterPassword)}
+	var prof *os.File
+	if o.cpuprofile != "" {
+		if prof, err = os.Create(o.cpuprofile); err != nil {
+			return err
+		}
+	}
 	var ours, theirs []time.Duration
 	var theirN []int64 // messages mbsync left on the destination, per run
 	for run := 0; run < o.runs; run++ {
@@ -144,9 +153,21 @@ func bench(o options) error {
 			Concurrency: migrate.Concurrency{ConcurrentAccounts: o.parallel, ConnectionsPerServer: o.conns},
 			State:       filepath.Join(dir, fmt.Sprintf("state-%d.db", run)),
 		}
+		c0 := cpuNow(src, dst)
+		if prof != nil {
+			if err := pprof.StartCPUProfile(prof); err != nil {
+				return err
+			}
+		}
 		t0 := time.Now()
 		rep, err := (&migrate.Runner{Plan: p}).Run(ctx)
 		d := time.Since(t0)
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+			prof = nil // one run's profile
+		}
+		c := cpuNow(src, dst).sub(c0, false)
 		if err != nil {
 			return fmt.Errorf("migrate run %d: %w", run+1, err)
 		}
@@ -158,7 +179,7 @@ func bench(o options) error {
 			return fmt.Errorf("migrate run %d: report %d, destination %d of %d messages", run+1, rep.Totals.Messages, n, total)
 		}
 		ours = append(ours, d)
-		fmt.Printf("run %d migrate (mail phase, copy + default proof): %s, %.0f msg/s, load %s\n", run+1, d.Round(time.Millisecond), float64(total)/d.Seconds(), benchutil.LoadAvg())
+		fmt.Printf("run %d migrate (mail phase, copy + default proof): %s, %.0f msg/s, %s, load %s\n", run+1, d.Round(time.Millisecond), float64(total)/d.Seconds(), c, benchutil.LoadAvg())
 
 		if o.mbsync == "" {
 			continue
@@ -166,7 +187,9 @@ func bench(o options) error {
 		if err := reset(); err != nil {
 			return err
 		}
+		c0 = cpuNow(src, dst)
 		d, err = mbsync(ctx, o.mbsync, dir, srcAddr, dstAddr, users, names, o.parallel, run)
+		c = cpuNow(src, dst).sub(c0, true)
 		if err != nil {
 			return fmt.Errorf("mbsync run %d: %w", run+1, err)
 		}
@@ -175,7 +198,7 @@ func bench(o options) error {
 		}
 		theirs = append(theirs, d)
 		theirN = append(theirN, n)
-		fmt.Printf("run %d %d × mbsync (copy only): %s, %d messages, %.0f msg/s, load %s\n", run+1, o.parallel, d.Round(time.Millisecond), n, float64(n)/d.Seconds(), benchutil.LoadAvg())
+		fmt.Printf("run %d %d × mbsync (copy only): %s, %d messages, %.0f msg/s, %s, load %s\n", run+1, o.parallel, d.Round(time.Millisecond), n, float64(n)/d.Seconds(), c, benchutil.LoadAvg())
 	}
 	if fp != nil {
 		fmt.Printf("throttle proxy: %d FETCHes held back\n", fp.Stats().FetchWaits)
@@ -195,6 +218,33 @@ func bench(o options) error {
 		fmt.Printf("ratio migrate/mbsync msg/s: %.2f\n", float64(total)/mo.Seconds()/rate)
 	}
 	return nil
+}
+
+// cpu is a reading of the CPU clocks a run is charged with: the
+// benchmark's own process (migrate runs in it), its reaped children
+// (mbsync), and each Dovecot's (its reaped imap processes: both tools
+// close their connections before a run ends).
+type cpu struct{ self, children, src, dst, idle time.Duration }
+
+func cpuNow(src, dst *testserver.Dovecot) cpu {
+	s, c := benchutil.SelfCPU()
+	return cpu{s, c, benchutil.ProcCPU(src.PID()), benchutil.ProcCPU(dst.PID()), benchutil.IdleCPU()}
+}
+
+// sub is the run's share: the client is this process, or its children
+// when child is set.
+func (c cpu) sub(c0 cpu, child bool) cpuRun {
+	r := cpuRun{client: c.self - c0.self, src: c.src - c0.src, dst: c.dst - c0.dst, idle: c.idle - c0.idle}
+	if child {
+		r.client = c.children - c0.children
+	}
+	return r
+}
+
+type cpuRun struct{ client, src, dst, idle time.Duration }
+
+func (r cpuRun) String() string {
+	return fmt.Sprintf("CPU client %.2f s, source %.2f s, destination %.2f s, machine idle %.2f s", r.client.Seconds(), r.src.Seconds(), r.dst.Seconds(), r.idle.Seconds())
 }
 
 // mbsync runs one mbsync per account, one-way with CopyArrivalDate, at

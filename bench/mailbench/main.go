@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zxmigrate/zxmigrate/bench/internal/benchutil"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 )
@@ -67,23 +68,11 @@ type result struct {
 // servers are the Dovecots whose CPU timed adds to each result.
 var servers []*testserver.Dovecot
 
-// serverCPU sums user+sys of the servers' reaped children (imap, auth...),
-// from fields 16 and 17 of /proc/PID/stat, in clock ticks of 10 ms; first
-// the source's alone (servers[0]), then all.
+// serverCPU sums user+sys of the servers (benchutil.ProcCPU), first the
+// source's alone (servers[0]), then all.
 func serverCPU() (src, all time.Duration) {
 	for k, d := range servers {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID()))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-			if i < len(f) {
-				n, _ := strconv.ParseInt(f[i], 10, 64)
-				all += time.Duration(n) * 10 * time.Millisecond
-			}
-		}
+		all += benchutil.ProcCPU(d.PID())
 		if k == 0 {
 			src = all
 		}

@@ -40,6 +40,8 @@ func main() {
 	flag.IntVar(&o.imapsyncRuns, "imapsync-runs", 1, "runs of imapsync per RTT")
 	flag.DurationVar(&o.imapsyncCap, "imapsync-cap", 0, "stop imapsync after this long and rate it on the messages it copied (0: no cap)")
 	flag.StringVar(&o.dir, "dir", "", "scratch directory (default: a temp dir)")
+	extra := flag.String("migrate-args", "", "extra arguments for migrate mail, space separated (e.g. \"--log-level debug\")")
+	flag.StringVar(&o.logs, "logs", "", "write each run's standard error to a file in this directory")
 	flag.Parse()
 	if o.migrate == "" {
 		fmt.Fprintln(os.Stderr, "wanbench: -migrate is required")
@@ -56,6 +58,7 @@ func main() {
 	if o.runs < 1 {
 		o.runs = 1
 	}
+	o.extra = strings.Fields(*extra)
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "wanbench:", err)
 		os.Exit(1)
@@ -70,6 +73,8 @@ type options struct {
 	runs, imapsyncRuns        int
 	imapsyncCap               time.Duration
 	dir                       string
+	extra                     []string // for migrate mail
+	logs                      string
 }
 
 // result is one timed run.
@@ -163,6 +168,7 @@ func bench(o options) error {
 		}
 		base := []string{o.migrate, "mail", "--from", "imap://" + testserver.DefaultUser + "@" + sl.Addr(),
 			"--to", "imap://" + testserver.DefaultUser + "@" + dl.Addr(), "--allow-plaintext", "--state", statePath}
+		base = append(base, o.extra...)
 		vs := []variant{{tool: toolMigrate, env: env, argv: base, runs: o.runs}}
 		if o.deep {
 			vs = append(vs, variant{tool: toolDeep, env: env, argv: append(append([]string{}, base...), "--deep-verify"), runs: 1})
@@ -193,7 +199,11 @@ func bench(o options) error {
 				os.MkdirAll(filepath.Join(dir, "mbsync"), 0o700)
 				os.MkdirAll(filepath.Join(dir, "imapsync"), 0o700)
 				s0, d0 := sl.Stats(), dl.Stats()
-				r, err := timed(v.env, v.cap, v.argv...)
+				var logf string
+				if o.logs != "" {
+					logf = filepath.Join(o.logs, fmt.Sprintf("%s-%v-%d.log", strings.ReplaceAll(v.tool, " ", "_"), rtt, run+1))
+				}
+				r, err := timed(v.env, v.cap, logf, v.argv...)
 				if err != nil {
 					sl.Close()
 					dl.Close()
@@ -284,11 +294,12 @@ func summary(all []result, rtts []time.Duration, nmsg int, total int64) {
 
 func mb(n int64) float64 { return float64(n) / 1e6 }
 
-// timed runs argv and measures its wall time and user+sys CPU. With a
+// timed runs argv and measures its wall time and user+sys CPU; its
+// standard error goes to the file logf when that is not "". With a
 // positive limit the process is sent SIGTERM once limit has passed, and
 // SIGKILL 5 s later (imapsync finishes its current folder and prints its
 // statistics on SIGTERM, which takes minutes over a slow link).
-func timed(env []string, limit time.Duration, argv ...string) (result, error) {
+func timed(env []string, limit time.Duration, logf string, argv ...string) (result, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if env != nil {
 		cmd.Env = env
@@ -312,6 +323,9 @@ func timed(env []string, limit time.Duration, argv ...string) (result, error) {
 	}
 	err := cmd.Wait()
 	r.wall = time.Since(start)
+	if logf != "" {
+		_ = os.WriteFile(logf, errb.Bytes(), 0o600)
+	}
 	r.capped = capped.Load()
 	if ps := cmd.ProcessState; ps != nil {
 		r.code = ps.ExitCode()

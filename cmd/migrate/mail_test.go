@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,7 +17,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/zxmigrate/zxmigrate/imapcopy"
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/faultproxy"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
 	"github.com/zxmigrate/zxmigrate/internal/testserver"
 )
@@ -277,6 +280,60 @@ func TestMailKill(t *testing.T) {
 				t.Fatalf("final run: exit %d (%v)\n%s", code, err, out)
 			}
 			check(kills)
+		})
+	}
+}
+
+// TestMailCLIFolderConcurrency: without --concurrency, migrate mail lets
+// the copier choose from the round trip it measures, so a server behind a
+// 10 ms delay line gets imapcopy.WANConcurrency folders at once, and a
+// loopback one DefaultConcurrency; --concurrency overrides both. The
+// choice is in the report and the summary.
+func TestMailCLIFolderConcurrency(t *testing.T) {
+	src := startMemimap(t, memimap.Options{})
+	if err := src.Seed("u", smallMailbox()); err != nil {
+		t.Fatal(err)
+	}
+	line, err := faultproxy.ListenDelay(src.Addr(), faultproxy.DelayOptions{Delay: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer line.Close()
+	t.Setenv("MIGRATE_FROM_PASSWORD", "p")
+	t.Setenv("MIGRATE_TO_PASSWORD", "p")
+	for _, tc := range []struct {
+		name string
+		from string
+		args []string
+		want int
+	}{
+		{"loopback", src.Addr(), nil, imapcopy.DefaultConcurrency},
+		{"delay line", line.Addr(), nil, imapcopy.WANConcurrency},
+		{"delay line, --concurrency 2", line.Addr(), []string{"--concurrency", "2"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := startMemimap(t, memimap.Options{})
+			report := filepath.Join(t.TempDir(), "r.json")
+			args := append([]string{"mail", "--from", "imap://u@" + tc.from, "--to", "imap://u@" + dst.Addr(),
+				"--allow-plaintext", "--report", report}, tc.args...)
+			code, out, errOut := runCLI(t, args...)
+			if code != exitOK {
+				t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			}
+			var rep mailReport
+			b, err := os.ReadFile(report)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Stats.FolderConcurrency != tc.want {
+				t.Errorf("report: %d folders in parallel (round trip %.1f ms), want %d", rep.Stats.FolderConcurrency, rep.Stats.RoundTripMillis, tc.want)
+			}
+			if want := fmt.Sprintf("folders in parallel: %d ", tc.want); !strings.Contains(out, want) {
+				t.Errorf("summary lacks %q:\n%s", want, out)
+			}
 		})
 	}
 }

@@ -1,0 +1,85 @@
+package imapcopy
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/zxmigrate/zxmigrate/internal/corpus"
+	"github.com/zxmigrate/zxmigrate/internal/memimap"
+)
+
+// TestSharedBudgetNoDeadlock: many accounts copy at once under one small
+// connection budget, as a plan's accounts do. Pools keep the slots of
+// their idle connections, so a folder waiting for a slot must take an idle
+// connection of its own pool when one comes back, and reclaim one that
+// another account (or the append pool) keeps idle; otherwise every account
+// ends up with one folder waiting while its own idle connections hold the
+// last slots, and the run hangs.
+func TestSharedBudgetNoDeadlock(t *testing.T) {
+	const accounts, folders, perFolder = 6, 8, 4
+	src := startMem(t, memimap.Options{})
+	dst := startMem(t, memimap.Options{})
+	mb := corpus.Mailbox{Folders: []corpus.Folder{{Name: "INBOX", Subscribed: true}}}
+	for f := 0; f < folders; f++ {
+		name := fmt.Sprintf("F%d", f)
+		if f > 0 {
+			mb.Folders = append(mb.Folders, corpus.Folder{Name: name, Subscribed: true})
+		} else {
+			name = "INBOX"
+		}
+		for m := 0; m < perFolder; m++ {
+			id := fmt.Sprintf("%s-%d", name, m)
+			mb.Messages = append(mb.Messages, corpus.Message{Folder: name,
+				Raw:          []byte("From: a@example.com\r\nMessage-ID: <" + id + "@x>\r\nSubject: " + id + "\r\n\r\nbody " + id + "\r\n"),
+				InternalDate: time.Date(2024, 1, 2, 3, 4, m, 0, time.UTC)})
+		}
+	}
+	for a := 0; a < accounts; a++ {
+		u := fmt.Sprintf("user%d", a)
+		src.AddUser(u, "p")
+		dst.AddUser(u, "p")
+		if err := src.Seed(u, mb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	budget := NewConnBudget(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	stats := make([]*Stats, accounts)
+	for a := 0; a < accounts; a++ {
+		u := fmt.Sprintf("user%d", a)
+		g.Go(func() error {
+			c := &Copier{Budget: budget, Concurrency: 4}
+			st, err := c.Copy(gctx, memAccount(dst, u, "", "p"), memAccount(src, u, "", "p"))
+			stats[a] = st
+			if err != nil {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("copy under a shared budget of 4 connections: %v (a hang ends at the 60 s deadline)", err)
+	}
+	for a, st := range stats {
+		tot := st.Totals()
+		if tot.Copied != folders*perFolder || tot.DestCount != folders*perFolder {
+			t.Errorf("user%d: copied %d, destination %d, want %d", a, tot.Copied, tot.DestCount, folders*perFolder)
+		}
+		for _, f := range st.Folders {
+			if f.Verify == nil || !f.Verify.OK() {
+				t.Errorf("user%d %s: proof %+v", a, f.Source, f.Verify)
+			}
+		}
+	}
+	for _, key := range []string{src.Addr(), dst.Addr()} {
+		if n := len(budget.sem(key)); n != 0 {
+			t.Errorf("%s: %d budget slots still held after every copy ended", key, n)
+		}
+	}
+}
