@@ -83,3 +83,90 @@ func TestSharedBudgetNoDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitSlotIdleAndReclaim: a folder waiting for a connection slot takes
+// the connection its own pool gets back, and reclaims the idle connection
+// another pool keeps, sooner when its own pool has none out.
+func TestWaitSlotIdleAndReclaim(t *testing.T) {
+	srv := startMem(t, memimap.Options{})
+	srv.AddUser("a", "p")
+	srv.AddUser("b", "p")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	t.Run("own connection back", func(t *testing.T) {
+		budget := NewConnBudget(1)
+		pa := newPool(memAccount(srv, "a", "", "p"), budget)
+		defer pa.closeAll()
+		c1, err := pa.get(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(300*time.Millisecond, func() { pa.put(c1, true) })
+		c2, err := pa.get(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2 != c1 {
+			t.Error("the waiting get dialled anew instead of taking the connection put back")
+		}
+		pa.put(c2, true)
+	})
+
+	t.Run("another pool's idle connection", func(t *testing.T) {
+		budget := NewConnBudget(1)
+		pa := newPool(memAccount(srv, "a", "", "p"), budget)
+		pb := newPool(memAccount(srv, "b", "", "p"), budget)
+		defer pa.closeAll()
+		defer pb.closeAll()
+		ca, err := pa.get(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pa.put(ca, true) // idle, and holding the only slot
+		t0 := time.Now()
+		cb, err := pb.get(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d >= reclaimAfter {
+			t.Errorf("a pool with nothing out waited %v for another pool's idle connection, want under %v", d, reclaimAfter)
+		}
+		if c := pa.idleConn(); c != nil {
+			t.Error("the other pool's idle connection was not closed")
+			c.discard()
+		}
+		pb.put(cb, true)
+	})
+
+	t.Run("own connections out first", func(t *testing.T) {
+		budget := NewConnBudget(2)
+		pa := newPool(memAccount(srv, "a", "", "p"), budget)
+		pb := newPool(memAccount(srv, "b", "", "p"), budget)
+		defer pa.closeAll()
+		defer pb.closeAll()
+		cb, err := pb.get(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pb.put(cb, true) // b: one idle
+		ca, err := pa.get(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(reclaimAfter/2, func() { pa.put(ca, true) })
+		ca2, err := pa.get(ctx, 0) // a has one out: it waits for it
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ca2 != ca {
+			t.Error("a took a new connection instead of its own one coming back")
+		}
+		if c := pb.idleConn(); c == nil {
+			t.Error("b's idle connection was reclaimed although a's own one was due back")
+		} else {
+			c.discard()
+		}
+		pa.put(ca2, true)
+	})
+}

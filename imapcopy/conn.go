@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -29,7 +30,36 @@ type ConnBudget struct {
 	mu     sync.Mutex
 	m      map[string]chan struct{}
 	gate   ConnGate
-	idlers map[string][]idler // the pools that keep idle connections, by server key
+	idlers   map[string][]idler // the pools that keep idle connections, by server key
+	sessions map[string]int     // Copy calls under way, by server key
+}
+
+// join counts a Copy under way against the servers keys, until leave is
+// called.
+func (b *ConnBudget) join(keys ...string) (leave func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sessions == nil {
+		b.sessions = map[string]int{}
+	}
+	for _, k := range keys {
+		b.sessions[k]++
+	}
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, k := range keys {
+			b.sessions[k]--
+		}
+	}
+}
+
+// share is a Copy's fair part of the budget of server key: its connections
+// divided by the Copy calls under way against it.
+func (b *ConnBudget) share(key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n / max(1, b.sessions[key])
 }
 
 // idler is a pool that keeps idle connections under a budget: dropIdle
@@ -105,7 +135,7 @@ func (b *ConnBudget) sem(key string) chan struct{} {
 // acquire takes a slot for key, waiting (see waitSlot) while there is
 // none.
 func (b *ConnBudget) acquire(ctx context.Context, key string) error {
-	_, _, err := waitSlot[struct{}](ctx, b, key, nil)
+	_, _, err := waitSlot[struct{}](ctx, b, key, nil, nil)
 	return err
 }
 
@@ -149,6 +179,7 @@ type pool struct {
 	mu         sync.Mutex
 	idle       []*conn
 	unregister func()
+	out        atomic.Int64 // connections handed out and not yet put back
 }
 
 // conn is one connection with the bookkeeping our manners need.
@@ -196,10 +227,10 @@ var busyBackoff = 200 * time.Millisecond
 
 // get returns an idle connection or dials a new one.
 func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
-	return getBusy(ctx, p.budget, p.key, func() (*conn, bool) {
+	c, err := getBusy(ctx, p.budget, p.key, func() (*conn, bool) {
 		c := p.idleConn()
 		return c, c != nil
-	}, func(ctx context.Context) (*conn, error) {
+	}, func() bool { return p.out.Load() > 0 }, func(ctx context.Context) (*conn, error) {
 		ctx = obs.WithSide(ctx, p.side)
 		if gd, ok := p.d.(guardedDialer); ok {
 			cl, g, err := gd.dialGuarded(ctx)
@@ -214,19 +245,23 @@ func (p *pool) get(ctx context.Context, maxRepeat int) (*conn, error) {
 		}
 		return &conn{Client: cl, p: p, maxRep: maxRepeat}, nil
 	})
+	if err == nil {
+		p.out.Add(1)
+	}
+	return c, err
 }
 
 // getBusy returns an idle connection or dials one within the budget. While
 // the server answers the greeting with BYE it backs off and tries again, up
 // to busyDials dials, taking any connection released meanwhile.
-func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool), dial func(context.Context) (T, error)) (T, error) {
+func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool), lent func() bool, dial func(context.Context) (T, error)) (T, error) {
 	var zero T
 	wait := busyBackoff
 	for attempt := 1; ; attempt++ {
 		if c, ok := idle(); ok {
 			return c, nil
 		}
-		c, ok, err := waitSlot(ctx, b, key, idle)
+		c, ok, err := waitSlot(ctx, b, key, idle, lent)
 		if err != nil {
 			return zero, err
 		}
@@ -256,18 +291,26 @@ func getBusy[T any](ctx context.Context, b *ConnBudget, key string, idle func() 
 	}
 }
 
-// slotPoll is how often a connection waiting for a slot asks again; from
-// the second time on it also reclaims an idle connection of another pool.
+// slotPoll is how often a connection waiting for a slot asks again.
 const slotPoll = 200 * time.Millisecond
+
+// reclaimAfter is how long a caller whose own pool has connections out
+// waits for one of them before it reclaims another pool's idle connection.
+const reclaimAfter = 2 * time.Second
 
 // waitSlot takes a slot of b (and of its gate) for key, or, when one is
 // put back meanwhile, an idle connection of the caller's pool (ok true;
-// idle may be nil). It polls rather than blocks, and after its first wait
-// closes an idle connection of any pool sharing b: pools keep the slots of
-// their idle connections, so a folder blocked on a new slot while its own
-// account, or another, kept the last ones idle would wait for ever.
-func waitSlot[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool)) (T, bool, error) {
+// idle may be nil). It polls rather than blocks, and closes an idle
+// connection of any pool sharing b once it has waited a poll and its own
+// pool has none out (lent false, or nil), or once it has waited
+// reclaimAfter: pools keep the slots of their idle connections, so a
+// folder blocked on a new slot while its own account, or another, kept the
+// last ones idle would wait for ever. A pool with connections out gets
+// them back as its folders end, so it leaves other accounts' connections
+// alone for a while rather than make them log in again.
+func waitSlot[T any](ctx context.Context, b *ConnBudget, key string, idle func() (T, bool), lent func() bool) (T, bool, error) {
 	var zero T
+	start := time.Now()
 	for waited := false; ; waited = true {
 		if b.tryAcquire(key) {
 			return zero, false, nil
@@ -277,7 +320,7 @@ func waitSlot[T any](ctx context.Context, b *ConnBudget, key string, idle func()
 				return c, true, nil
 			}
 		}
-		if waited && b.reclaim(key) {
+		if waited && (lent == nil || !lent() || time.Since(start) >= reclaimAfter) && b.reclaim(key) {
 			continue
 		}
 		t := time.NewTimer(slotPoll/2 + rand.N(slotPoll))
@@ -316,10 +359,13 @@ func (p *pool) idleConn() *conn {
 }
 
 // put returns a healthy connection to the pool; a broken one is closed.
+// Every connection handed out (get, session.imapWriters) comes back
+// through put.
 func (p *pool) put(c *conn, healthy bool) {
 	if c == nil {
 		return
 	}
+	p.out.Add(-1)
 	if !healthy {
 		c.discard()
 		return
@@ -515,6 +561,20 @@ func (p *rawPool) idleConn() (*rawConn, bool) {
 	return nil, false
 }
 
+// get returns an idle connection, or dials one within the budget, waiting
+// for a slot as pool.get does.
+func (p *rawPool) get(ctx context.Context) (*rawConn, error) {
+	return getBusy(ctx, p.budget, p.key, p.idleConn, nil, p.dial)
+}
+
+func (p *rawPool) dial(ctx context.Context) (*rawConn, error) {
+	ac, err := p.d.dialAppend(obs.WithSide(ctx, obs.SideDestination))
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{Conn: ac}, nil
+}
+
 // tryGet returns an idle connection, or dials one when the budget has room
 // at once; nil when neither.
 func (p *rawPool) tryGet(ctx context.Context) (*rawConn, error) {
@@ -524,12 +584,12 @@ func (p *rawPool) tryGet(ctx context.Context) (*rawConn, error) {
 	if !p.budget.tryAcquire(p.key) {
 		return nil, nil
 	}
-	ac, err := p.d.dialAppend(obs.WithSide(ctx, obs.SideDestination))
+	c, err := p.dial(ctx)
 	if err != nil {
 		p.budget.release(p.key)
 		return nil, err
 	}
-	return &rawConn{Conn: ac}, nil
+	return c, nil
 }
 
 // put keeps a usable connection for reuse; a closed one frees its slot.
@@ -570,18 +630,38 @@ func (c *rawConn) tick(ctx context.Context, maxRep int) error {
 	return c.Noop(ctx)
 }
 
-// rawWriters returns up to n append connections for one folder pass, idle
-// ones or new ones dialed while the budget has room, never waiting: the
-// pass already holds a go-imap connection to the destination, and a server
-// at its connection cap (Zimbra's busy greeting) must not leave folders
-// waiting for each other's connections. With none, the pass appends
+// rawWait bounds how long a folder pass waits for its first append
+// connection before it appends through its go-imap connection instead.
+const rawWait = 3 * time.Second
+
+// rawWriters returns up to n append connections for one folder pass. For
+// the first it waits up to rawWait for an idle one, or for a slot of the
+// budget (reclaiming other pools' idle connections): appends through
+// go-imap cost a round trip per message, which over a WAN is far slower
+// than a short wait. The others it takes only when the budget has room at
+// once. The wait is bounded because the pass already holds a go-imap
+// connection to the destination: with a budget of one or two connections,
+// or a server at its connection cap (Zimbra's busy greeting), folders
+// would otherwise wait for each other. With none, the pass appends
 // through go-imap. Only a fatal error (authentication) is returned.
 func (s *session) rawWriters(ctx context.Context, n int) ([]*rawConn, error) {
 	var out []*rawConn
 	for len(out) < n {
-		c, err := s.dstRaw.tryGet(ctx)
+		var c *rawConn
+		var err error
+		if len(out) == 0 {
+			wctx, cancel := context.WithTimeout(ctx, rawWait)
+			c, err = s.dstRaw.get(wctx)
+			cancel()
+			if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+				s.c.log().Debug("no append connection within the wait; appending through go-imap", "wait", rawWait)
+				break
+			}
+		} else {
+			c, err = s.dstRaw.tryGet(ctx)
+		}
 		if err != nil {
-			if retry.Classify(err) == retry.Fatal {
+			if retry.Classify(err) == retry.Fatal || ctx.Err() != nil {
 				for _, c := range out {
 					s.dstRaw.put(c)
 				}
@@ -604,6 +684,7 @@ func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *con
 	fc.writer(dstConn)
 	for len(conns) < n {
 		if cn := s.dst.idleConn(); cn != nil {
+			s.dst.out.Add(1)
 			fc.add(cn, s.dst)
 			fc.writer(cn)
 			conns = append(conns, cn)
@@ -621,6 +702,7 @@ func (s *session) imapWriters(ctx context.Context, fc *folderConns, dstConn *con
 			break // go on with fewer writers
 		}
 		cn := &conn{Client: cl, p: s.dst, maxRep: s.c.maxRepeat()}
+		s.dst.out.Add(1)
 		fc.add(cn, s.dst)
 		fc.writer(cn)
 		conns = append(conns, cn)

@@ -47,7 +47,10 @@ type Copier struct {
 	// and proof, which other folders' transfers then fill. Against Zimbra
 	// or Carbonio, whose ImapCommandThrottle runs one FETCH per account at
 	// a time, 3 was fastest on loopback in bench/fetch.sh: more readers
-	// mostly wait for the account's FETCH lock.
+	// mostly wait for the account's FETCH lock. It is cut to half of the
+	// Copy's share of Budget: the budget's connections per server divided
+	// by the Copy calls under way against that server when this one
+	// started.
 	Concurrency int
 	// MaxWriters caps APPEND connections per destination mailbox; 0 means
 	// DefaultMaxWriters. One writer is fastest into a local Dovecot (its
@@ -299,6 +302,7 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 	}
 	defer s.src.closeAll()
 	defer s.dst.closeAll()
+	defer budget.join(s.src.key, s.dst.key)()
 	if ad, ok := dst.(appendDialer); ok && !c.DryRun && !verifyOnly {
 		s.dstRaw = newRawPool(ad, budget, dialerKey(dst))
 		defer s.dstRaw.closeAll()
@@ -359,7 +363,11 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 		}
 		c.log().Debug("round trip over a WAN: more folders in parallel", "rtt", rtt, "folders", conc, "memory", memory)
 	}
-	if n := budget.n / 2; conc > n {
+	// Each folder holds a connection to each side and, on the
+	// destination, one to append: half of this Copy's share of the budget
+	// (the whole of it, or its part when other accounts' Copy calls share
+	// it), so that folders seldom wait for each other's connections.
+	if n := min(budget.share(s.src.key), budget.share(s.dst.key)) / 2; conc > n {
 		conc = max(n, 1)
 	}
 	stats.FolderConcurrency = conc
