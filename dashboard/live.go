@@ -54,10 +54,7 @@ func NewLive(plan *migrate.Plan, m *Metrics, counts func(context.Context) (map[s
 	if plan != nil {
 		// The in-process IMAP connection budget (imapcopy.ConnBudget):
 		// connections per server, whatever the side.
-		n := plan.Concurrency.ConnectionsPerServer
-		if n <= 0 {
-			n = migrate.DefaultConnectionsPerServer
-		}
+		n := plan.Concurrency.Connections()
 		for _, addr := range []string{plan.Source.IMAP.Address, plan.Destination.IMAP.Address} {
 			if addr != "" {
 				l.servers.Budget(addr, n)

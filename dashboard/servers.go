@@ -218,10 +218,7 @@ func planLoad(p *migrate.Plan, active map[migrate.Phase]int, srv *servers) []Loa
 		if budget <= 0 {
 			budget = migrate.DefaultConcurrentAccounts
 		}
-		conns := p.Concurrency.ConnectionsPerServer
-		if conns <= 0 {
-			conns = migrate.DefaultConnectionsPerServer
-		}
+		conns := p.Concurrency.Connections()
 		rate := p.Limits.HTTPRate
 		switch {
 		case rate == 0:

@@ -63,7 +63,7 @@ type serverBackend struct {
 }
 
 func newServerBackend(p *Plan, log *slog.Logger, hooks Hooks) (*serverBackend, error) {
-	b := &serverBackend{p: p, log: log, hooks: hooks, budget: imapcopy.NewConnBudget(p.Concurrency.connections())}
+	b := &serverBackend{p: p, log: log, hooks: hooks, budget: imapcopy.NewConnBudget(p.Concurrency.Connections())}
 	var err error
 	// One CA file per side: admin, IMAP and DAV usually share a certificate.
 	ca := func(ep *Endpoint) string {

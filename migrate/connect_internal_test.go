@@ -35,3 +35,23 @@ func TestMailFolderConcurrency(t *testing.T) {
 		t.Errorf("folders_per_account 5: Copier.Concurrency %d, want 5", got)
 	}
 }
+
+// TestConnectionsDefault: without connections_per_server the budget grows
+// with the accounts in flight, so that each gets the connections a folder
+// copy needs, and stays well under Zimbra's 200.
+func TestConnectionsDefault(t *testing.T) {
+	for _, tc := range []struct {
+		c    Concurrency
+		want int
+	}{
+		{Concurrency{}, DefaultConnectionsPerServer},
+		{Concurrency{ConcurrentAccounts: 8}, DefaultConnectionsPerServer},
+		{Concurrency{ConcurrentAccounts: 20}, 60},
+		{Concurrency{ConcurrentAccounts: 200}, MaxDefaultConnectionsPerServer},
+		{Concurrency{ConcurrentAccounts: 20, ConnectionsPerServer: 24}, 24},
+	} {
+		if got := tc.c.Connections(); got != tc.want {
+			t.Errorf("%+v: %d connections per server, want %d", tc.c, got, tc.want)
+		}
+	}
+}

@@ -80,6 +80,14 @@ const (
 	DefaultConcurrentAccounts   = 4
 	DefaultFoldersPerAccount    = 4
 	DefaultConnectionsPerServer = 32
+	// ConnectionsPerAccount is what one account's mail copy needs of each
+	// server to copy a folder without waiting: a connection to read or
+	// select, and on the destination a second one to append.
+	ConnectionsPerAccount = 3
+	// MaxDefaultConnectionsPerServer caps the budget derived from the
+	// accounts at once: half of Zimbra's and Carbonio's
+	// zimbraImapMaxConnections default of 200.
+	MaxDefaultConnectionsPerServer = 100
 	DefaultStatePath            = "zxmigrate.db"
 	DefaultReportDir            = "zxmigrate-report"
 )
@@ -369,7 +377,7 @@ type Concurrency struct {
 	// more away; DefaultFoldersPerAccount for calendars and contacts).
 	FoldersPerAccount int `yaml:"folders_per_account"`
 	// ConnectionsPerServer caps IMAP connections per server across all
-	// accounts (0: DefaultConnectionsPerServer).
+	// accounts (0: see Concurrency.Connections).
 	ConnectionsPerServer int `yaml:"connections_per_server"`
 }
 
@@ -1020,9 +1028,13 @@ func (c Concurrency) mailFolders() int {
 	return max(c.FoldersPerAccount, 0)
 }
 
-func (c Concurrency) connections() int {
+// Connections is the IMAP connection budget per server the plan gives:
+// ConnectionsPerServer, or when that is 0 DefaultConnectionsPerServer
+// raised to ConnectionsPerAccount for each account that runs at once, up
+// to MaxDefaultConnectionsPerServer.
+func (c Concurrency) Connections() int {
 	if c.ConnectionsPerServer > 0 {
 		return c.ConnectionsPerServer
 	}
-	return DefaultConnectionsPerServer
+	return min(MaxDefaultConnectionsPerServer, max(DefaultConnectionsPerServer, ConnectionsPerAccount*c.accounts()))
 }

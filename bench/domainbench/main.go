@@ -40,7 +40,7 @@ func main() {
 	flag.BoolVar(&o.throttle, "throttle", false, "one FETCH per account at a time on the source (Zimbra's ImapCommandThrottle)")
 	flag.StringVar(&o.mbsync, "mbsync", "mbsync", "path of mbsync (empty to skip)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the migrate runs (this process) to this file")
-	flag.IntVar(&o.conns, "conns", 0, "the plan's IMAP connections per server (0: migrate.DefaultConnectionsPerServer)")
+	flag.IntVar(&o.conns, "conns", 0, "the plan's IMAP connections per server (0: the plan's default, migrate.Concurrency.Connections)")
 	flag.Parse()
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "domainbench:", err)
