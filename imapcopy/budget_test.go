@@ -170,3 +170,42 @@ func TestWaitSlotIdleAndReclaim(t *testing.T) {
 		pa.put(ca2, true)
 	})
 }
+
+// TestConcurrencySharedAmongAccounts: a zero Concurrency is the folders in
+// flight per server, divided among the Copy calls under way against the
+// same servers; a set one is kept (within the budget's share).
+func TestConcurrencySharedAmongAccounts(t *testing.T) {
+	src := startMem(t, memimap.Options{})
+	dst := startMem(t, memimap.Options{})
+	src.AddUser("u", "p")
+	dst.AddUser("u", "p")
+	if err := src.Seed("u", corpus.Mailbox{Folders: []corpus.Folder{{Name: "INBOX", Subscribed: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		others, conc, want int
+	}{
+		{0, 0, DefaultConcurrency},
+		{1, 0, max(1, DefaultConcurrency/2)},
+		{3, 0, 1},
+		{3, 2, 2},
+	} {
+		budget := NewConnBudget(32)
+		leave := budget.join(src.Addr(), dst.Addr()) // others copying at once
+		for i := 1; i < tc.others; i++ {
+			defer budget.join(src.Addr(), dst.Addr())()
+		}
+		if tc.others == 0 {
+			leave()
+			leave = func() {}
+		}
+		st, err := (&Copier{Budget: budget, Concurrency: tc.conc}).Copy(context.Background(), memAccount(dst, "u", "", "p"), memAccount(src, "u", "", "p"))
+		leave()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.FolderConcurrency != tc.want {
+			t.Errorf("%d other accounts, Concurrency %d: %d folders in parallel, want %d", tc.others, tc.conc, st.FolderConcurrency, tc.want)
+		}
+	}
+}

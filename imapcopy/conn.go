@@ -54,6 +54,13 @@ func (b *ConnBudget) join(keys ...string) (leave func()) {
 	}
 }
 
+// sessionsOf is the number of Copy calls under way against server key.
+func (b *ConnBudget) sessionsOf(key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions[key]
+}
+
 // share is a Copy's fair part of the budget of server key: its connections
 // divided by the Copy calls under way against it.
 func (b *ConnBudget) share(key string) int {

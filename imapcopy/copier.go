@@ -47,10 +47,13 @@ type Copier struct {
 	// and proof, which other folders' transfers then fill. Against Zimbra
 	// or Carbonio, whose ImapCommandThrottle runs one FETCH per account at
 	// a time, 3 was fastest on loopback in bench/fetch.sh: more readers
-	// mostly wait for the account's FETCH lock. It is cut to half of the
-	// Copy's share of Budget: the budget's connections per server divided
-	// by the Copy calls under way against that server when this one
-	// started.
+	// mostly wait for the account's FETCH lock. With Budget shared by
+	// other Copy calls under way against the same servers (a plan's
+	// accounts), a zero Concurrency is divided among them: the default
+	// is what one server gets, not what one account does. Either is cut
+	// to half of the Copy's share of Budget: the budget's connections per
+	// server divided by the Copy calls under way against that server
+	// when this one started.
 	Concurrency int
 	// MaxWriters caps APPEND connections per destination mailbox; 0 means
 	// DefaultMaxWriters. One writer is fastest into a local Dovecot (its
@@ -362,6 +365,15 @@ func (c *Copier) run(ctx context.Context, dst, src Dialer, verifyOnly bool) (*St
 			s.mem = newMemBudget(memory)
 		}
 		c.log().Debug("round trip over a WAN: more folders in parallel", "rtt", rtt, "folders", conc, "memory", memory)
+	}
+	if c.Concurrency == 0 {
+		// Other accounts copying against the same servers already run in
+		// parallel with this one: the default is the folders in flight
+		// per server, shared among them. On two cores four accounts at
+		// one folder each beat three folders each (bench/domainwan.sh).
+		if n := max(budget.sessionsOf(s.src.key), budget.sessionsOf(s.dst.key)); n > 1 {
+			conc = max(1, conc/n)
+		}
 	}
 	// Each folder holds a connection to each side and, on the
 	// destination, one to append: half of this Copy's share of the budget

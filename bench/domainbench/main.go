@@ -39,6 +39,7 @@ func main() {
 	flag.DurationVar(&o.rtt, "rtt", 0, "round-trip time to each server (0: no delay line)")
 	flag.BoolVar(&o.throttle, "throttle", false, "one FETCH per account at a time on the source (Zimbra's ImapCommandThrottle)")
 	flag.StringVar(&o.mbsync, "mbsync", "mbsync", "path of mbsync (empty to skip)")
+	flag.IntVar(&o.folders, "folders", 0, "the plan's folders per account (0: the default)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the migrate runs (this process) to this file")
 	flag.IntVar(&o.conns, "conns", 0, "the plan's IMAP connections per server (0: the plan's default, migrate.Concurrency.Connections)")
 	flag.Parse()
@@ -52,6 +53,7 @@ type options struct {
 	accounts, messages, parallel, runs int
 	conns                              int
 	cpuprofile                         string
+	folders                            int
 	rtt                                time.Duration
 	throttle                           bool
 	mbsync                             string
@@ -150,7 +152,7 @@ func bench(o options) error {
 			Destination: migrate.Endpoint{Kind: "imap", IMAP: migrate.IMAPEndpoint{Address: dstAddr, Security: "none", Admin: dst.MasterUser, Credential: master}},
 			Accounts:    migrate.Selection{ListFile: list},
 			Phases:      []migrate.Phase{migrate.PhaseMail},
-			Concurrency: migrate.Concurrency{ConcurrentAccounts: o.parallel, ConnectionsPerServer: o.conns},
+			Concurrency: migrate.Concurrency{ConcurrentAccounts: o.parallel, ConnectionsPerServer: o.conns, FoldersPerAccount: o.folders},
 			State:       filepath.Join(dir, fmt.Sprintf("state-%d.db", run)),
 		}
 		c0 := cpuNow(src, dst)
