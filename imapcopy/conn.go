@@ -26,10 +26,10 @@ const DefaultConnsPerServer = 16
 //
 // A *ConnBudget is safe for concurrent use.
 type ConnBudget struct {
-	n      int
-	mu     sync.Mutex
-	m      map[string]chan struct{}
-	gate   ConnGate
+	n        int
+	mu       sync.Mutex
+	m        map[string]chan struct{}
+	gate     ConnGate
 	idlers   map[string][]idler // the pools that keep idle connections, by server key
 	sessions map[string]int     // Copy calls under way, by server key
 }

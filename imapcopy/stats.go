@@ -7,18 +7,19 @@ import (
 // Stats is the outcome of a Copy or Verify: one entry per source folder.
 type Stats struct {
 	// Source and Destination name the two mailboxes.
-	Source      string        `json:"source"`
-	Destination string        `json:"destination"`       // see Source
-	DryRun      bool          `json:"dry_run,omitempty"` // the Copier's DryRun: nothing was written
+	Source      string `json:"source"`
+	Destination string `json:"destination"`       // see Source
+	DryRun      bool   `json:"dry_run,omitempty"` // the Copier's DryRun: nothing was written
 	// FolderConcurrency is how many folders were copied in parallel: the
 	// Copier's Concurrency, or the number it chose from the round trip it
-	// measured (DefaultConcurrency or WANConcurrency), cut to half the
-	// connection budget.
+	// measured (DefaultConcurrency or WANConcurrency, divided among the
+	// Copy calls sharing its budget), cut to half its share of the
+	// connection budget (see Copier.Concurrency).
 	FolderConcurrency int `json:"folder_concurrency,omitempty"`
 	// RoundTripMillis is the longer of the two servers' round trips in
 	// milliseconds, timed with a NOOP after login.
-	RoundTripMillis float64 `json:"round_trip_ms,omitempty"`
-	Folders     []FolderStats `json:"folders"`           // one entry per source folder
+	RoundTripMillis float64       `json:"round_trip_ms,omitempty"`
+	Folders         []FolderStats `json:"folders"` // one entry per source folder
 }
 
 // FolderStats is what happened to one source folder.

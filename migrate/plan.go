@@ -88,8 +88,8 @@ const (
 	// accounts at once: half of Zimbra's and Carbonio's
 	// zimbraImapMaxConnections default of 200.
 	MaxDefaultConnectionsPerServer = 100
-	DefaultStatePath            = "zxmigrate.db"
-	DefaultReportDir            = "zxmigrate-report"
+	DefaultStatePath               = "zxmigrate.db"
+	DefaultReportDir               = "zxmigrate-report"
 )
 
 // Plan is a whole-domain migration: where from, where to, which accounts,
