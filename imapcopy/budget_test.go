@@ -113,17 +113,25 @@ func TestWaitSlotIdleAndReclaim(t *testing.T) {
 		pa.put(c2, true)
 	})
 
-	t.Run("another pool's idle connection", func(t *testing.T) {
-		budget := NewConnBudget(1)
-		pa := newPool(memAccount(srv, "a", "", "p"), budget)
-		pb := newPool(memAccount(srv, "b", "", "p"), budget)
-		defer pa.closeAll()
-		defer pb.closeAll()
-		ca, err := pa.get(ctx, 0)
+	// twoPools returns the pools of accounts a and b under one budget of
+	// n, with one connection of first put back idle.
+	twoPools := func(t *testing.T, n int, first string) (pa, pb *pool) {
+		budget := NewConnBudget(n)
+		pa = newPool(memAccount(srv, "a", "", "p"), budget)
+		pb = newPool(memAccount(srv, "b", "", "p"), budget)
+		t.Cleanup(pa.closeAll)
+		t.Cleanup(pb.closeAll)
+		p := map[string]*pool{"a": pa, "b": pb}[first]
+		c, err := p.get(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pa.put(ca, true) // idle, and holding the only slot
+		p.put(c, true)
+		return pa, pb
+	}
+
+	t.Run("another pool's idle connection", func(t *testing.T) {
+		pa, pb := twoPools(t, 1, "a") // a's idle connection holds the only slot
 		t0 := time.Now()
 		cb, err := pb.get(ctx, 0)
 		if err != nil {
@@ -140,16 +148,7 @@ func TestWaitSlotIdleAndReclaim(t *testing.T) {
 	})
 
 	t.Run("own connections out first", func(t *testing.T) {
-		budget := NewConnBudget(2)
-		pa := newPool(memAccount(srv, "a", "", "p"), budget)
-		pb := newPool(memAccount(srv, "b", "", "p"), budget)
-		defer pa.closeAll()
-		defer pb.closeAll()
-		cb, err := pb.get(ctx, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pb.put(cb, true) // b: one idle
+		pa, pb := twoPools(t, 2, "b") // b: one idle
 		ca, err := pa.get(ctx, 0)
 		if err != nil {
 			t.Fatal(err)

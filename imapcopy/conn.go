@@ -208,16 +208,24 @@ func newPool(d Dialer, b *ConnBudget) *pool {
 
 // dropIdle closes the pool's oldest idle connection, freeing its slot.
 func (p *pool) dropIdle() bool {
-	p.mu.Lock()
-	if len(p.idle) == 0 {
-		p.mu.Unlock()
-		return false
+	c, ok := popOldest(&p.mu, &p.idle)
+	if ok {
+		c.discard()
 	}
-	c := p.idle[0]
-	p.idle = p.idle[1:]
-	p.mu.Unlock()
-	c.discard()
-	return true
+	return ok
+}
+
+// popOldest takes the first of a pool's idle connections, under its lock.
+func popOldest[T any](mu *sync.Mutex, idle *[]T) (T, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	var zero T
+	if len(*idle) == 0 {
+		return zero, false
+	}
+	c := (*idle)[0]
+	*idle = (*idle)[1:]
+	return c, true
 }
 
 // busyDials is how many times get dials, with backoff, while the server
@@ -539,17 +547,12 @@ func newRawPool(d appendDialer, b *ConnBudget, key string) *rawPool {
 
 // dropIdle closes the pool's oldest idle connection, freeing its slot.
 func (p *rawPool) dropIdle() bool {
-	p.mu.Lock()
-	if len(p.idle) == 0 {
-		p.mu.Unlock()
-		return false
+	c, ok := popOldest(&p.mu, &p.idle)
+	if ok {
+		_ = c.Close()
+		p.budget.release(p.key)
 	}
-	c := p.idle[0]
-	p.idle = p.idle[1:]
-	p.mu.Unlock()
-	_ = c.Close()
-	p.budget.release(p.key)
-	return true
+	return ok
 }
 
 // idleConn returns an idle connection without dialing.

@@ -54,6 +54,21 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
+// readMailReport reads and decodes a --report file; it returns the bytes
+// too.
+func readMailReport(t *testing.T, path string) (mailReport, []byte) {
+	t.Helper()
+	var rep mailReport
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep, b
+}
+
 func TestMailCLI(t *testing.T) {
 	src := startMemimap(t, memimap.Options{})
 	dst := startMemimap(t, memimap.Options{})
@@ -75,14 +90,7 @@ func TestMailCLI(t *testing.T) {
 	if !strings.Contains(out, "TOTAL") || !strings.Contains(out, "Work/Sub") {
 		t.Errorf("summary table missing:\n%s", out)
 	}
-	var rep mailReport
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, b := readMailReport(t, report)
 	if !rep.OK || rep.Stats.Totals().Copied != 5 {
 		t.Errorf("report ok %v copied %d, want true, 5", rep.OK, rep.Stats.Totals().Copied)
 	}
@@ -320,14 +328,7 @@ func TestMailCLIFolderConcurrency(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 			}
-			var rep mailReport
-			b, err := os.ReadFile(report)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(b, &rep); err != nil {
-				t.Fatal(err)
-			}
+			rep, _ := readMailReport(t, report)
 			if rep.Stats.FolderConcurrency != tc.want {
 				t.Errorf("report: %d folders in parallel (round trip %.1f ms), want %d", rep.Stats.FolderConcurrency, rep.Stats.RoundTripMillis, tc.want)
 			}
