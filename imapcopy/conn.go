@@ -572,9 +572,22 @@ func (p *rawPool) idleConn() (*rawConn, bool) {
 }
 
 // get returns an idle connection, or dials one within the budget, waiting
-// for a slot as pool.get does.
+// for a slot (see waitSlot). It dials once: a server that answers busy is
+// at its connection cap, and waiting for an append connection there would
+// only keep the caller's other connection from other folders.
 func (p *rawPool) get(ctx context.Context) (*rawConn, error) {
-	return getBusy(ctx, p.budget, p.key, p.idleConn, nil, p.dial)
+	if c, ok := p.idleConn(); ok {
+		return c, nil
+	}
+	c, ok, err := waitSlot(ctx, p.budget, p.key, p.idleConn, nil)
+	if err != nil || ok {
+		return c, err
+	}
+	if c, err = p.dial(ctx); err != nil {
+		p.budget.release(p.key)
+		return nil, err
+	}
+	return c, nil
 }
 
 func (p *rawPool) dial(ctx context.Context) (*rawConn, error) {

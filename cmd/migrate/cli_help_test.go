@@ -84,7 +84,7 @@ func TestHelp(t *testing.T) {
 
 func TestHelpTexts(t *testing.T) {
 	_, mail, _ := runCLI(t, "mail", "--help")
-	for _, want := range []string{`--concurrency int +folders copied in parallel .*\(default ` + strconv.Itoa(imapcopy.DefaultConcurrency) + `\)`, `--append-batch int .*\(default 16\)`, "WITHOUT a shared state file"} {
+	for _, want := range []string{`--concurrency int +folders copied in parallel; 0 chooses ` + strconv.Itoa(imapcopy.DefaultConcurrency) + ` .*, or ` + strconv.Itoa(imapcopy.WANConcurrency) + ` when a server is 5ms or more away`, `--append-batch int .*\(default 16\)`, "WITHOUT a shared state file"} {
 		if !regexp.MustCompile(want).MatchString(mail) {
 			t.Errorf("mail --help lacks %q:\n%s", want, mail)
 		}

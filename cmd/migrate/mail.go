@@ -92,7 +92,8 @@ authentication failed; 2 usage; 5 server unreachable; 130 interrupted.`,
 	fl.StringVar(&f.statePath, "state", "", "state file (SQLite) for resume and fast re-runs")
 	fl.StringVar(&f.reportPath, "report", "", "write the JSON report to this file")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "read both sides and report what would be copied; write nothing")
-	fl.IntVar(&f.concurrency, "concurrency", 0, "folders copied in parallel; 0 chooses 3 (fastest against Zimbra's one-FETCH-per-account throttle on a LAN), or 8 when a server is 5 ms or more away")
+	fl.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("folders copied in parallel; 0 chooses %d (fastest against Zimbra's one-FETCH-per-account throttle on a LAN), or %d when a server is %v or more away",
+		imapcopy.DefaultConcurrency, imapcopy.WANConcurrency, imapcopy.WANRoundTrip))
 	fl.IntVar(&f.writers, "max-writers", imapcopy.DefaultMaxWriters, "APPEND connections per destination folder (up to 4 helps over a WAN into Carbonio)")
 	fl.IntVar(&f.appendBatch, "append-batch", imapcopy.DefaultAppendBatch, "messages per APPEND command when the destination offers MULTIAPPEND (1: one per command)")
 	fl.StringArrayVar(&f.include, "include", nil, "copy only folders matching this pattern ('/' separated; * and ? wildcards); repeatable")
