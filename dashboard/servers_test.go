@@ -93,7 +93,7 @@ func TestServerMetricsDovecot(t *testing.T) {
 		t.Fatal(err)
 	}
 	master := migrate.Credential{Password: secret.New(src.MasterPassword)}
-	const connsPerServer = 6
+	const connsPerServer = 12 // 4 per account: room for its 2 folders, beyond the destination's cap of 3
 	plan := &migrate.Plan{
 		Name: "obs",
 		Source: migrate.Endpoint{Kind: "imap",
