@@ -10,6 +10,8 @@ import (
 
 	"github.com/zxmigrate/zxmigrate/internal/corpus"
 	"github.com/zxmigrate/zxmigrate/internal/memimap"
+	"github.com/zxmigrate/zxmigrate/internal/testserver"
+	"github.com/zxmigrate/zxmigrate/secret"
 )
 
 // TestSharedBudgetNoDeadlock: many accounts copy at once under one small
@@ -20,9 +22,45 @@ import (
 // ends up with one folder waiting while its own idle connections hold the
 // last slots, and the run hangs.
 func TestSharedBudgetNoDeadlock(t *testing.T) {
-	const accounts, folders, perFolder = 6, 8, 4
-	src := startMem(t, memimap.Options{})
-	dst := startMem(t, memimap.Options{})
+	t.Run("memory", func(t *testing.T) {
+		src := startMem(t, memimap.Options{})
+		dst := startMem(t, memimap.Options{})
+		sharedBudgetCopy(t, func(u string, mb corpus.Mailbox) (dstA, srcA *Account) {
+			src.AddUser(u, "p")
+			dst.AddUser(u, "p")
+			if err := src.Seed(u, mb); err != nil {
+				t.Fatal(err)
+			}
+			return memAccount(dst, u, "", "p"), memAccount(src, u, "", "p")
+		})
+	})
+	t.Run("dovecot", func(t *testing.T) {
+		users := map[string]string{}
+		for a := 0; a < sharedAccounts; a++ {
+			users[fmt.Sprintf("user%d@example.com", a)] = "p"
+		}
+		src := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "budget-src", Users: users})
+		dst := testserver.StartDovecot(t, testserver.DovecotOptions{Name: "budget-dst", Users: users})
+		sharedBudgetCopy(t, func(u string, mb corpus.Mailbox) (dstA, srcA *Account) {
+			u += "@example.com"
+			if err := src.Seed(context.Background(), u, mb); err != nil {
+				t.Fatal(err)
+			}
+			acct := func(d *testserver.Dovecot) *Account {
+				return &Account{Addr: d.Addr, Security: Plaintext, User: u, Password: secret.New("p")}
+			}
+			return acct(dst), acct(src)
+		})
+	})
+}
+
+const sharedAccounts = 6
+
+// sharedBudgetCopy copies sharedAccounts mailboxes of 8 folders at once
+// under a budget of 4 connections per server; account seeds the source
+// mailbox of user u and returns its two Accounts.
+func sharedBudgetCopy(t *testing.T, account func(u string, mb corpus.Mailbox) (dst, src *Account)) {
+	const accounts, folders, perFolder = sharedAccounts, 8, 4
 	mb := corpus.Mailbox{Folders: []corpus.Folder{{Name: "INBOX", Subscribed: true}}}
 	for f := 0; f < folders; f++ {
 		name := fmt.Sprintf("F%d", f)
@@ -38,13 +76,9 @@ func TestSharedBudgetNoDeadlock(t *testing.T) {
 				InternalDate: time.Date(2024, 1, 2, 3, 4, m, 0, time.UTC)})
 		}
 	}
+	dsts, srcs := make([]*Account, accounts), make([]*Account, accounts)
 	for a := 0; a < accounts; a++ {
-		u := fmt.Sprintf("user%d", a)
-		src.AddUser(u, "p")
-		dst.AddUser(u, "p")
-		if err := src.Seed(u, mb); err != nil {
-			t.Fatal(err)
-		}
+		dsts[a], srcs[a] = account(fmt.Sprintf("user%d", a), mb)
 	}
 	budget := NewConnBudget(4)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -52,13 +86,12 @@ func TestSharedBudgetNoDeadlock(t *testing.T) {
 	g, gctx := errgroup.WithContext(ctx)
 	stats := make([]*Stats, accounts)
 	for a := 0; a < accounts; a++ {
-		u := fmt.Sprintf("user%d", a)
 		g.Go(func() error {
 			c := &Copier{Budget: budget, Concurrency: 4}
-			st, err := c.Copy(gctx, memAccount(dst, u, "", "p"), memAccount(src, u, "", "p"))
+			st, err := c.Copy(gctx, dsts[a], srcs[a])
 			stats[a] = st
 			if err != nil {
-				return fmt.Errorf("%s: %w", u, err)
+				return fmt.Errorf("%s: %w", srcs[a].User, err)
 			}
 			return nil
 		})
@@ -77,7 +110,7 @@ func TestSharedBudgetNoDeadlock(t *testing.T) {
 			}
 		}
 	}
-	for _, key := range []string{src.Addr(), dst.Addr()} {
+	for _, key := range []string{srcs[0].Addr, dsts[0].Addr} {
 		if n := len(budget.sem(key)); n != 0 {
 			t.Errorf("%s: %d budget slots still held after every copy ended", key, n)
 		}
@@ -206,5 +239,23 @@ func TestConcurrencySharedAmongAccounts(t *testing.T) {
 		if st.FolderConcurrency != tc.want {
 			t.Errorf("%d other accounts, Concurrency %d: %d folders in parallel, want %d", tc.others, tc.conc, st.FolderConcurrency, tc.want)
 		}
+	}
+}
+
+// TestConcurrencySameServer: a Copy between two mailboxes of one server is
+// one Copy against it, not two: it keeps the default folders in parallel.
+func TestConcurrencySameServer(t *testing.T) {
+	srv := startMem(t, memimap.Options{})
+	srv.AddUser("a", "p")
+	srv.AddUser("b", "p")
+	if err := srv.Seed("a", corpus.Mailbox{Folders: []corpus.Folder{{Name: "INBOX", Subscribed: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := (&Copier{Budget: NewConnBudget(32)}).Copy(context.Background(), memAccount(srv, "b", "", "p"), memAccount(srv, "a", "", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.FolderConcurrency != DefaultConcurrency {
+		t.Errorf("%d folders in parallel, want %d", st.FolderConcurrency, DefaultConcurrency)
 	}
 }

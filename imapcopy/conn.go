@@ -35,8 +35,10 @@ type ConnBudget struct {
 }
 
 // join counts a Copy under way against the servers keys, until leave is
-// called.
+// called. A server that is both source and destination counts once.
 func (b *ConnBudget) join(keys ...string) (leave func()) {
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.sessions == nil {
