@@ -296,7 +296,8 @@ func strip(s string) string {
 		}
 	}
 	if len(out) == 0 {
-		return s
+		// Nothing but prefixes ("migrate: migrate"): say the last once.
+		return parts[len(parts)-1]
 	}
 	return strings.Join(out, ": ")
 }
